@@ -1,0 +1,29 @@
+# syntax=docker/dockerfile:1
+# appflow as a container: the daemon (`appflow serve`) with helm and kustomize.
+# Stage 1 builds helm and kustomize from their Go modules with the same script
+# and pinned versions as `make tools`; stage 2 is a slim Python runtime.
+
+FROM golang:1.26-bookworm AS tools
+WORKDIR /src
+COPY tools/ tools/
+ENV APPFLOW_TOOLS_DIR=/opt/appflow-tools
+RUN bash tools/build-tools.sh helm kustomize
+
+FROM python:3.11-slim-bookworm AS runtime
+# git for git sources' SSH known_hosts tooling; ca-certificates for HTTPS sources.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends git=1:2.39.* ca-certificates=2023* \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=tools /opt/appflow-tools/bin/helm /opt/appflow-tools/bin/kustomize /usr/local/bin/
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY appflow/ appflow/
+RUN pip install --no-cache-dir . \
+    && useradd --create-home --uid 10001 appflow
+USER 10001
+ENV APPFLOW_HOME=/home/appflow/data
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=3s --retries=3 \
+    CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2).status == 200 else 1)"]
+ENTRYPOINT ["appflow"]
+CMD ["serve", "--listen", "0.0.0.0:8080"]

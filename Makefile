@@ -1,0 +1,53 @@
+# appflow's entry points. `make demo` and `make test` are the two commands the
+# README opens with; both work on a fresh machine with Go and Python 3.11.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+APPFLOW := $(BIN)/appflow
+PYTEST_ARGS ?=
+
+.PHONY: help tools install lint test unit integration demo demo-down bench clean
+
+help:
+	@echo "make demo      start 3 sandbox clusters, sync repos-example/plain, print the status"
+	@echo "make test      build tools, install, lint, run the whole test suite"
+	@echo "make tools     build helm, kustomize, kubectl and the sandbox control plane (cached)"
+	@echo "make install   create $(VENV) and install appflow with its dev tools"
+	@echo "make lint      ruff, mypy, import contracts, hadolint"
+	@echo "make bench     run the benchmarks in bench/"
+
+tools:
+	bash tools/build-tools.sh
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+
+lint: install
+	$(BIN)/ruff check appflow tests bench
+	$(BIN)/ruff format --check appflow tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/hadolint Dockerfile
+
+unit: install
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+test: tools install lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+demo: tools install
+	bash tools/demo.sh
+
+demo-down: install
+	$(APPFLOW) sandbox down
+
+bench: tools install
+	$(BIN)/python bench/sync_single.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,58 @@
+"""Printing results: rich tables for people, JSON and YAML for machines."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import click
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+OUTPUT_FORMATS = ("table", "json", "yaml")
+
+console = Console()
+err_console = Console(stderr=True)
+
+output_option = click.option(
+    "-o",
+    "--output",
+    type=click.Choice(OUTPUT_FORMATS),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+
+
+def emit(
+    data: Any,
+    *,
+    output: str,
+    columns: Sequence[str] = (),
+    rows: Callable[[Any], Sequence[Sequence[str]]] | None = None,
+    title: str | None = None,
+) -> None:
+    """Print DATA as JSON or YAML, or as a table of COLUMNS built by ROWS."""
+    if output == "json":
+        click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+        return
+    if output == "yaml":
+        click.echo(yaml.safe_dump(_plain(data), sort_keys=False), nl=False)
+        return
+    table = Table(title=title, header_style="bold", box=None, pad_edge=False)
+    for column in columns:
+        table.add_column(column)
+    for row in rows(data) if rows else ():
+        table.add_row(*row)
+    console.print(table)
+
+
+def _plain(data: Any) -> Any:
+    # yaml.safe_dump refuses tuples, Paths and the like: go through JSON.
+    return json.loads(json.dumps(data, default=str))
+
+
+def format_labels(labels: Mapping[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "-"

@@ -1,0 +1,144 @@
+"""`appflow sandbox`: start, list and stop local Kubernetes clusters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from appflow import sandbox as sb
+from appflow.cli.output import console, emit, format_labels, output_option
+from appflow.errors import ConfigError
+
+
+def parse_labels(values: tuple[str, ...], *, option: str = "-l") -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{option} {item!r}: expected key=value, for example -l env=prod")
+        labels[key.strip()] = value.strip()
+    return labels
+
+
+def _as_data(infos: list[sb.SandboxInfo]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": i.name,
+            "status": i.status,
+            "server": i.server,
+            "kubeconfig": str(i.kubeconfig),
+            "labels": dict(i.labels),
+            "processes": dict(i.processes),
+            "problem": i.problem,
+        }
+        for i in infos
+    ]
+
+
+def _rows(data: list[dict[str, Any]]) -> list[list[str]]:
+    return [
+        [d["name"], d["status"], d["server"] or "-", format_labels(d["labels"]), d["problem"] or ""]
+        for d in data
+    ]
+
+
+@click.group()
+def sandbox() -> None:
+    """A fleet of real Kubernetes clusters on this machine (etcd, kube-apiserver,
+    controller manager, scheduler, and kwok simulating nodes and pods)."""
+
+
+@sandbox.command()
+@click.option("--clusters", "count", type=click.IntRange(1, 50), default=3, show_default=True)
+@click.option(
+    "--prefix", default="sandbox", show_default=True, help="Cluster names are PREFIX-1..N."
+)
+@click.option("-l", "--label", "labels", multiple=True, help="Extra label k=v for every cluster.")
+@click.option(
+    "--nodes",
+    type=click.IntRange(1, 20),
+    default=3,
+    show_default=True,
+    help="Simulated nodes per cluster.",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=180.0,
+    show_default=True,
+    help="Seconds to wait for each cluster.",
+)
+@output_option
+def up(
+    count: int, prefix: str, labels: tuple[str, ...], nodes: int, timeout: float, output: str
+) -> None:
+    """Start clusters PREFIX-1..N (running ones are left alone)."""
+    extra = parse_labels(labels)
+    with console.status("starting sandbox clusters...") as status:
+
+        def progress(message: str) -> None:
+            status.update(message)
+            console.log(message)
+
+        infos = sb.up(
+            clusters=count,
+            prefix=prefix,
+            labels=extra,
+            nodes=nodes,
+            timeout=timeout,
+            progress=progress,
+        )
+    data = _as_data(infos)
+    emit(data, output=output, columns=("NAME", "STATUS", "SERVER", "LABELS", ""), rows=_rows)
+
+
+@sandbox.command("list")
+@output_option
+def list_command(output: str) -> None:
+    """Show the sandbox clusters and whether they run."""
+    data = _as_data(sb.list_sandbox())
+    emit(data, output=output, columns=("NAME", "STATUS", "SERVER", "LABELS", "PROBLEM"), rows=_rows)
+
+
+@sandbox.command()
+@click.argument("names", nargs=-1)
+def down(names: tuple[str, ...]) -> None:
+    """Stop clusters and delete their data (all of them when no NAME is given)."""
+    report = sb.down(names)
+    for name in report.removed:
+        console.print(f"removed {name}")
+    for problem in report.problems:
+        console.print(f"[yellow]warning:[/] {problem}")
+    if not report.removed and not report.problems:
+        console.print("no sandbox clusters")
+    if report.problems:
+        raise SystemExit(1)
+
+
+@sandbox.command()
+@click.argument("names", nargs=-1)
+def stop(names: tuple[str, ...]) -> None:
+    """Stop clusters but keep their data (all when no NAME is given)."""
+    for name in sb.stop(names):
+        console.print(f"stopped {name}")
+
+
+@sandbox.command()
+@click.argument("names", nargs=-1, required=True)
+@click.option("--timeout", type=float, default=180.0, show_default=True)
+def start(names: tuple[str, ...], timeout: float) -> None:
+    """Start stopped clusters again, with their data."""
+    for info in sb.start(names, timeout=timeout, progress=console.log):
+        console.print(f"{info.name}: {info.status}")
+
+
+@sandbox.command()
+@click.argument("name")
+@click.option(
+    "--path", "path_only", is_flag=True, help="Print the file's path instead of its content."
+)
+def kubeconfig(name: str, path_only: bool) -> None:
+    """Print the kubeconfig of cluster NAME (use: export KUBECONFIG=$(appflow sandbox kubeconfig NAME --path))."""
+    path = sb.kubeconfig(name)
+    click.echo(str(path) if path_only else path.read_text(), nl=path_only)

@@ -1,0 +1,148 @@
+"""One exception tree for appflow, translated at the adapter boundaries.
+
+Every error carries where it happened (app, cluster, object, file, line, field)
+and what to do about it, so that the CLI and the API can print one line a user
+can act on. Adapters map the errors of the systems they own (pygit2, helm, the
+Kubernetes API) to the most specific class here, always with ``raise ... from``.
+
+``retryable`` separates errors a later attempt may fix (a cluster that did not
+answer) from those it cannot (a YAML syntax error, an immutable field): the
+engine backs off and retries the first kind and reports the second kind without
+looping, as Fleet does for errors no retry can fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Where:
+    """The place an error is about; every part is optional."""
+
+    app: str | None = None
+    cluster: str | None = None
+    object: str | None = None
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+    field: str | None = None
+
+    def describe(self) -> str:
+        parts: list[str] = []
+        if self.app:
+            parts.append(f"app {self.app}")
+        if self.cluster:
+            parts.append(f"cluster {self.cluster}")
+        if self.object:
+            parts.append(self.object)
+        if self.file:
+            loc = self.file
+            if self.line is not None:
+                loc += f":{self.line}"
+                if self.column is not None:
+                    loc += f":{self.column}"
+            parts.append(loc)
+        if self.field:
+            parts.append(f"field {self.field}")
+        return ", ".join(parts)
+
+
+class AppflowError(Exception):
+    """Base of every error appflow raises on purpose."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, where: Where | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.where = where or Where()
+        self.hint = hint
+
+    def __str__(self) -> str:
+        place = self.where.describe()
+        text = f"{place}: {self.message}" if place else self.message
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+    def located(self, **where: str | int | None) -> AppflowError:
+        """Return this error with more of its place filled in (existing parts win)."""
+        current = {k: v for k, v in vars(self.where).items() if v is not None}
+        merged = {**{k: v for k, v in where.items() if v is not None}, **current}
+        self.where = Where(**merged)
+        return self
+
+
+class ConfigError(AppflowError):
+    """Input written by a user is malformed or invalid (YAML, schema, flags)."""
+
+
+class ToolMissingError(AppflowError):
+    """An external binary appflow drives (helm, kustomize, kube-apiserver...) is not installed."""
+
+
+class SourceError(AppflowError):
+    """Desired state could not be fetched from its source."""
+
+    retryable = True
+
+
+class GitAuthError(SourceError):
+    """The git server refused the credentials, or none were given where needed."""
+
+    retryable = False
+
+
+class GitRefNotFoundError(SourceError):
+    """The branch, tag, commit or semver range names nothing in the repository."""
+
+    retryable = False
+
+
+class RenderError(AppflowError):
+    """A chart, kustomization or manifest folder failed to render."""
+
+
+class ClusterError(AppflowError):
+    """A cluster could not be reached or answered with an unexpected error."""
+
+    retryable = True
+
+
+class ClusterUnreachableError(ClusterError):
+    """The cluster's API server did not answer within the timeout."""
+
+
+class ApplyError(AppflowError):
+    """The API server rejected an object (validation, admission, missing kind)."""
+
+
+class ConflictError(ApplyError):
+    """Server-side apply conflict: another field manager owns the fields."""
+
+
+class ImmutableFieldError(ApplyError):
+    """The object changes a field the API server does not allow to change."""
+
+
+class MissingKindError(ApplyError):
+    """The cluster does not serve the object's kind (its CRD is missing)."""
+
+
+class PruneError(AppflowError):
+    """An object could not be deleted, or deleting it was refused as unsafe."""
+
+    retryable = True
+
+
+class StoreError(AppflowError):
+    """The local state store could not be read or written."""
+
+
+class SandboxError(AppflowError):
+    """The local sandbox clusters could not be started, found or stopped."""
+
+
+class NotFoundError(AppflowError):
+    """A named cluster, app, revision or sandbox does not exist."""

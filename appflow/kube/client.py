@@ -1,0 +1,326 @@
+"""A connection to one cluster: discovery, server-side apply, get, list, delete.
+
+The only module family that imports the kubernetes client. Its calls block, so
+each public coroutine runs them with asyncio.to_thread; the engine never sees a
+blocking call. Every error leaves here translated by appflow.kube.errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.config.config_exception import ConfigException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import NotFoundError as DynNotFound
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+from appflow.errors import ConfigError, MissingKindError, Where
+from appflow.kube.errors import translate
+from appflow.model.objects import FIELD_MANAGER, Manifest, ObjectRef
+from appflow.paths import cache_dir
+
+
+@dataclass(frozen=True, kw_only=True)
+class Connection:
+    """How to reach a cluster: its kubeconfig file and context."""
+
+    name: str
+    kubeconfig: Path
+    context: str | None = None
+    timeout: float = 10.0
+    """Seconds for one request to the API server before it counts as unreachable."""
+    concurrency: int = 16
+    """Parallel requests at most (and HTTP connections kept)."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What helm's --kube-version and --api-versions need from a cluster."""
+
+    kube_version: str
+    api_versions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ResourceInfo:
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool
+
+
+class KubeCluster:
+    """One cluster's API, safe to use from many threads at once."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.name = connection.name
+        configuration = k8s.Configuration()
+        try:
+            k8s_config.load_kube_config(
+                config_file=str(connection.kubeconfig),
+                context=connection.context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+        except (ConfigException, OSError, ValueError, TypeError) as err:
+            raise ConfigError(
+                f"cannot use kubeconfig: {err}",
+                where=Where(cluster=connection.name, file=str(connection.kubeconfig)),
+                hint="check the file and --context",
+            ) from err
+        configuration.connection_pool_maxsize = max(4, connection.concurrency)
+        configuration.retries = 0
+        self._api = k8s.ApiClient(configuration)
+        self._dynamic: DynamicClient | None = None
+        self._lock = threading.Lock()
+        self.server = str(configuration.host)
+        # Our own pool bounds the requests in flight to one cluster; asyncio's
+        # default executor is shared and small (cores + 4 threads).
+        self._pool = ThreadPoolExecutor(
+            max_workers=connection.concurrency, thread_name_prefix=f"kube-{connection.name}"
+        )
+
+    # -- plumbing --------------------------------------------------------
+
+    @property
+    def timeout(self) -> float:
+        return self.connection.timeout
+
+    def _client(self) -> DynamicClient:
+        with self._lock:
+            if self._dynamic is None:
+                key = hashlib.sha256(f"{self.name}|{self.server}".encode()).hexdigest()[:16]
+                folder = cache_dir() / "kube"
+                folder.mkdir(parents=True, exist_ok=True)
+                try:
+                    self._dynamic = DynamicClient(
+                        self._api, cache_file=str(folder / f"discovery-{key}.json")
+                    )
+                except Exception as err:
+                    raise translate(err, cluster=self.name, action="discovery") from err
+            return self._dynamic
+
+    async def _run(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(func, *args, **kwargs))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._api.close()
+
+    # -- discovery -------------------------------------------------------
+
+    def resource_sync(self, api_version: str, kind: str) -> Any:
+        try:
+            return self._client().resources.get(api_version=api_version, kind=kind)
+        except ResourceNotFoundError as err:
+            raise MissingKindError(
+                f"the cluster does not serve {kind} in {api_version}",
+                where=Where(cluster=self.name),
+                hint="install its CustomResourceDefinition first, or add the CRD to the app",
+            ) from err
+        except Exception as err:
+            raise translate(err, cluster=self.name, action="discovery") from err
+
+    def invalidate_discovery(self) -> None:
+        """Forget cached discovery (after CRDs were created)."""
+        try:
+            self._client().resources.invalidate_cache()
+        except Exception as err:
+            raise translate(err, cluster=self.name, action="discovery") from err
+
+    def info_sync(self, api_version: str, kind: str) -> ResourceInfo:
+        resource = self.resource_sync(api_version, kind)
+        return ResourceInfo(
+            api_version=api_version,
+            kind=kind,
+            plural=str(resource.name),
+            namespaced=bool(resource.namespaced),
+        )
+
+    async def info(self, api_version: str, kind: str) -> ResourceInfo:
+        return await self._run(self.info_sync, api_version, kind)  # type: ignore[no-any-return]
+
+    def version_sync(self) -> str:
+        try:
+            info = k8s.VersionApi(self._api).get_code(_request_timeout=self.timeout)
+        except Exception as err:
+            raise translate(err, cluster=self.name, action="version") from err
+        return str(info.git_version)
+
+    async def version(self) -> str:
+        return await self._run(self.version_sync)  # type: ignore[no-any-return]
+
+    def capabilities_sync(self) -> Capabilities:
+        version = self.version_sync()
+        try:
+            groups = k8s.ApisApi(self._api).get_api_versions(_request_timeout=self.timeout)
+            core = k8s.CoreApi(self._api).get_api_versions(_request_timeout=self.timeout)
+        except Exception as err:
+            raise translate(err, cluster=self.name, action="discovery") from err
+        versions = {str(v) for v in core.versions}
+        for group in groups.groups:
+            for gv in group.versions:
+                versions.add(str(gv.group_version))
+        return Capabilities(kube_version=version, api_versions=tuple(sorted(versions)))
+
+    async def capabilities(self) -> Capabilities:
+        return await self._run(self.capabilities_sync)  # type: ignore[no-any-return]
+
+    # -- objects ---------------------------------------------------------
+
+    def apply_sync(
+        self,
+        manifest: Manifest,
+        *,
+        dry_run: bool = False,
+        force: bool = False,
+        field_manager: str = FIELD_MANAGER,
+    ) -> Manifest:
+        """Server-side apply MANIFEST; return the object as the server stored (or would store) it."""
+        ref = ObjectRef.of(manifest)
+        resource = self.resource_sync(str(manifest.get("apiVersion")), ref.kind)
+        namespace = ref.namespace or None
+        if resource.namespaced and not namespace:
+            raise ConfigError(
+                "namespaced object without a namespace",
+                where=Where(cluster=self.name, object=str(ref)),
+                hint="set metadata.namespace or the app's namespace",
+            )
+        try:
+            result = self._client().server_side_apply(
+                resource,
+                body=manifest,
+                name=ref.name,
+                namespace=namespace if resource.namespaced else None,
+                field_manager=field_manager,
+                force_conflicts=force or None,
+                dry_run="All" if dry_run else None,
+                _request_timeout=self.timeout,
+            )
+        except Exception as err:
+            raise translate(err, cluster=self.name, obj=str(ref)) from err
+        return result.to_dict()  # type: ignore[no-any-return]
+
+    async def apply(
+        self,
+        manifest: Manifest,
+        *,
+        dry_run: bool = False,
+        force: bool = False,
+        field_manager: str = FIELD_MANAGER,
+    ) -> Manifest:
+        return await self._run(  # type: ignore[no-any-return]
+            self.apply_sync, manifest, dry_run=dry_run, force=force, field_manager=field_manager
+        )
+
+    def get_sync(
+        self, api_version: str, kind: str, name: str, namespace: str = ""
+    ) -> Manifest | None:
+        resource = self.resource_sync(api_version, kind)
+        obj = f"{kind}/{namespace + '/' if namespace else ''}{name}"
+        try:
+            result = self._client().get(
+                resource,
+                name=name,
+                namespace=namespace or None if resource.namespaced else None,
+                _request_timeout=self.timeout,
+            )
+        except DynNotFound:
+            return None
+        except Exception as err:
+            raise translate(err, cluster=self.name, obj=obj, action="get") from err
+        return result.to_dict()  # type: ignore[no-any-return]
+
+    async def get(
+        self, api_version: str, kind: str, name: str, namespace: str = ""
+    ) -> Manifest | None:
+        return await self._run(self.get_sync, api_version, kind, name, namespace)  # type: ignore[no-any-return]
+
+    def list_sync(
+        self, api_version: str, kind: str, *, namespace: str = "", label_selector: str | None = None
+    ) -> list[Manifest]:
+        resource = self.resource_sync(api_version, kind)
+        try:
+            result = self._client().get(
+                resource,
+                namespace=namespace or None if resource.namespaced else None,
+                label_selector=label_selector,
+                _request_timeout=max(self.timeout, 30.0),
+            )
+        except DynNotFound:
+            return []
+        except Exception as err:
+            raise translate(err, cluster=self.name, obj=f"{kind} list", action="list") from err
+        items = result.to_dict().get("items") or []
+        for item in items:
+            # Items of a list carry no apiVersion/kind of their own.
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind)
+        return list(items)
+
+    async def list_objects(
+        self, api_version: str, kind: str, *, namespace: str = "", label_selector: str | None = None
+    ) -> list[Manifest]:
+        return await self._run(  # type: ignore[no-any-return]
+            self.list_sync, api_version, kind, namespace=namespace, label_selector=label_selector
+        )
+
+    def delete_sync(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str = "",
+        *,
+        propagation: str = "Background",
+    ) -> bool:
+        """Delete an object; False when it was already gone."""
+        resource = self.resource_sync(api_version, kind)
+        obj = f"{kind}/{namespace + '/' if namespace else ''}{name}"
+        try:
+            self._client().delete(
+                resource,
+                name=name,
+                namespace=namespace or None if resource.namespaced else None,
+                propagation_policy=propagation,
+                _request_timeout=self.timeout,
+            )
+        except DynNotFound:
+            return False
+        except Exception as err:
+            raise translate(err, cluster=self.name, obj=obj, action="delete") from err
+        return True
+
+    async def delete(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str = "",
+        *,
+        propagation: str = "Background",
+    ) -> bool:
+        return await self._run(  # type: ignore[no-any-return]
+            self.delete_sync, api_version, kind, name, namespace, propagation=propagation
+        )
+
+    async def get_many(self, manifests: Sequence[Manifest]) -> list[Manifest | None]:
+        """The live counterpart of each manifest (None where absent), fetched in parallel."""
+
+        async def one(m: Manifest) -> Manifest | None:
+            ref = ObjectRef.of(m)
+            return await self.get(str(m.get("apiVersion")), ref.kind, ref.name, ref.namespace)
+
+        return list(await asyncio.gather(*(one(m) for m in manifests)))

@@ -1,0 +1,117 @@
+"""Translate the kubernetes client's errors into appflow's, in one place.
+
+Low-level failures become the most specific class of appflow.errors, carrying
+the cluster and object they concern, and the API server's own words.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import urllib3.exceptions
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+from appflow.errors import (
+    AppflowError,
+    ApplyError,
+    ClusterError,
+    ClusterUnreachableError,
+    ConflictError,
+    ImmutableFieldError,
+    MissingKindError,
+    Where,
+)
+
+_MANAGER = re.compile(r'conflicts? with "([^"]+)"')
+
+
+def _status_body(err: ApiException) -> dict[str, Any]:
+    body = getattr(err, "body", None)
+    if isinstance(body, bytes):
+        body = body.decode(errors="replace")
+    if isinstance(body, str):
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            return {"message": body}
+        return parsed if isinstance(parsed, dict) else {}
+    return {}
+
+
+def conflicting_managers(message: str) -> list[str]:
+    """The field managers named in a server-side-apply conflict message."""
+    return sorted(set(_MANAGER.findall(message)))
+
+
+def translate(
+    err: BaseException, *, cluster: str, obj: str | None = None, action: str = "apply"
+) -> AppflowError:
+    """Map ERR (raised while talking to CLUSTER about OBJ) to an appflow error."""
+    where = Where(cluster=cluster, object=obj)
+    if isinstance(err, AppflowError):
+        return err.located(cluster=cluster, object=obj)
+    if isinstance(err, ResourceNotFoundError):
+        return MissingKindError(
+            f"the cluster does not serve this kind: {err}",
+            where=where,
+            hint="install its CustomResourceDefinition first, or add it to the app",
+        )
+    if isinstance(err, urllib3.exceptions.HTTPError | OSError | TimeoutError):
+        return ClusterUnreachableError(
+            f"the API server did not answer: {_short(err)}",
+            where=where,
+            hint="check that the cluster is up and reachable; appflow retries with backoff",
+        )
+    if isinstance(err, ApiException):
+        status = _status_body(err)
+        message = str(status.get("message") or err.reason or err)
+        code = int(err.status or 0)
+        if code == 409 and action == "apply":
+            managers = conflicting_managers(message)
+            owners = ", ".join(managers) or "another field manager"
+            return ConflictError(
+                f"server-side apply conflict with {owners}: {message}",
+                where=where,
+                hint="another tool owns these fields; use --force-conflicts to take them over",
+            )
+        if code == 422 or code == 400:
+            causes = (status.get("details") or {}).get("causes") or []
+            if (
+                any("immutable" in str(c.get("message", "")) for c in causes)
+                or "immutable" in message
+            ):
+                return ImmutableFieldError(
+                    message,
+                    where=where,
+                    hint="annotate the object with appflow.dev/replace-on-immutable=true to delete and re-create it",
+                )
+            return ApplyError(f"rejected by the API server: {message}", where=where)
+        if code == 404:
+            details = status.get("details") or {}
+            if details.get("kind") == "namespaces":
+                return ApplyError(
+                    f"namespace {details.get('name')!r} does not exist",
+                    where=where,
+                    hint="create it in the app (a Namespace object) or set the app's namespace",
+                )
+            return ApplyError(f"not found: {message}", where=where)
+        if code in (401, 403):
+            return ClusterError(
+                f"the API server refused appflow's credentials (HTTP {code}): {message}",
+                where=where,
+                hint="check the cluster's kubeconfig and its RBAC permissions",
+            )
+        if code in (429, 500, 502, 503, 504):
+            return ClusterError(
+                f"the API server is overloaded or failing (HTTP {code}): {message}", where=where
+            )
+        return ApplyError(f"HTTP {code}: {message}", where=where)
+    return ClusterError(f"{type(err).__name__}: {_short(err)}", where=where)
+
+
+def _short(err: BaseException) -> str:
+    text = str(err)
+    return text if len(text) < 300 else text[:297] + "..."

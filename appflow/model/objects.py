@@ -1,0 +1,75 @@
+"""Kubernetes objects as plain data: references, identities and ownership labels.
+
+Pure: no I/O. Everything else in appflow speaks of objects through these names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+Manifest = dict[str, Any]
+"""One Kubernetes object as parsed YAML/JSON (apiVersion, kind, metadata, ...)."""
+
+FIELD_MANAGER = "appflow"
+LABEL_APP = "appflow.dev/app"
+"""Label on every applied object: the AppFlow that owns it."""
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+ANNOTATION_OWNER = "appflow.dev/owner"
+"""Annotation on every applied object: '<appflow>/<inventory-id>', checked before prune."""
+ANNOTATION_SYNC_WAVE = "appflow.dev/sync-wave"
+ANNOTATION_PRUNE = "appflow.dev/prune"
+"""Set to 'false' to keep an object on the cluster when it leaves the desired state."""
+ANNOTATION_REPLACE = "appflow.dev/replace-on-immutable"
+"""Set to 'true' to allow delete-and-recreate when an immutable field changes."""
+INVENTORY_NAMESPACE = "appflow-system"
+
+
+def split_api_version(api_version: str) -> tuple[str, str]:
+    """'apps/v1' -> ('apps', 'v1'); 'v1' -> ('', 'v1')."""
+    if "/" in api_version:
+        group, version = api_version.split("/", 1)
+        return group, version
+    return "", api_version
+
+
+@dataclass(frozen=True, order=True)
+class ObjectRef:
+    """The identity of an object: group, kind, namespace and name (version-free)."""
+
+    group: str
+    kind: str
+    namespace: str
+    name: str
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> ObjectRef:
+        group, _ = split_api_version(str(manifest.get("apiVersion", "")))
+        meta = manifest.get("metadata") or {}
+        return cls(
+            group=group,
+            kind=str(manifest.get("kind", "")),
+            namespace=str(meta.get("namespace") or ""),
+            name=str(meta.get("name", "")),
+        )
+
+    @property
+    def group_kind(self) -> str:
+        return f"{self.kind}.{self.group}" if self.group else self.kind
+
+    def __str__(self) -> str:
+        if self.namespace:
+            return f"{self.group_kind}/{self.namespace}/{self.name}"
+        return f"{self.group_kind}/{self.name}"
+
+    def encode(self) -> str:
+        """Stable id for inventories: '<namespace>_<name>_<group>_<kind>' as Flux does."""
+        return f"{self.namespace}_{self.name}_{self.group}_{self.kind}"
+
+    @classmethod
+    def decode(cls, text: str) -> ObjectRef:
+        parts = text.split("_")
+        if len(parts) != 4:
+            raise ValueError(f"not an inventory id: {text!r}")
+        namespace, name, group, kind = parts
+        return cls(group=group, kind=kind, namespace=namespace, name=name)

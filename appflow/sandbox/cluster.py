@@ -1,0 +1,508 @@
+"""One sandbox cluster: a real Kubernetes control plane on 127.0.0.1.
+
+Processes, in start order: etcd (own data folder), kube-apiserver,
+kube-controller-manager, kube-scheduler, and kwok, which plays the kubelets of a
+few simulated nodes so that pods get scheduled, run and report Ready without
+containers. Everything a cluster owns lives in its folder:
+
+    <sandbox dir>/<name>/state.json   name, labels, ports, pids
+                         kubeconfig   admin credentials (0600)
+                         pki/         CA, serving and client certificates
+                         etcd/        etcd data
+                         logs/        one log per process
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from appflow.errors import SandboxError, Where
+from appflow.paths import tools_dir
+from appflow.sandbox import processes
+from appflow.sandbox.pki import ClusterPki, create_pki
+from appflow.tools import find_tool
+
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+PORT_NAMES = ("etcd", "etcd_peer", "apiserver", "controller_manager", "scheduler", "kwok")
+NODE_ANNOTATION = "kwok.x-k8s.io/node"
+SERVICE_CIDR = "10.96.0.0/16"
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ClusterState:
+    """What state.json records about one sandbox cluster."""
+
+    name: str
+    labels: dict[str, str]
+    nodes: int = 3
+    ports: dict[str, int] = field(default_factory=dict)
+    pids: dict[str, int] = field(default_factory=dict)
+    created_at: str = ""
+
+    @classmethod
+    def load(cls, path: Path) -> ClusterState:
+        data = json.loads(path.read_text())
+        return cls(
+            name=str(data["name"]),
+            labels={str(k): str(v) for k, v in data.get("labels", {}).items()},
+            nodes=int(data.get("nodes", 3)),
+            ports={str(k): int(v) for k, v in data.get("ports", {}).items()},
+            pids={str(k): int(v) for k, v in data.get("pids", {}).items()},
+            created_at=str(data.get("created_at", "")),
+        )
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True))
+        os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class SandboxCluster:
+    """A sandbox cluster's folder and the files in it."""
+
+    folder: Path
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    @property
+    def state_file(self) -> Path:
+        return self.folder / "state.json"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.folder / "kubeconfig"
+
+    @property
+    def logs(self) -> Path:
+        return self.folder / "logs"
+
+    @property
+    def pki(self) -> ClusterPki:
+        return ClusterPki(self.folder / "pki")
+
+    def log_file(self, component: str) -> Path:
+        return self.logs / f"{component}.log"
+
+    def state(self) -> ClusterState:
+        try:
+            return ClusterState.load(self.state_file)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise SandboxError(
+                f"state file is unreadable: {err}",
+                where=Where(cluster=self.name, file=str(self.state_file)),
+                hint="run 'appflow sandbox down' to clean up what is left",
+            ) from err
+
+    def running(self) -> list[processes.RunningProcess]:
+        """Live processes of this cluster, found by their command lines."""
+        return processes.find_processes(str(self.folder) + os.sep)
+
+    def server_url(self, state: ClusterState) -> str:
+        return f"https://127.0.0.1:{state.ports['apiserver']}"
+
+
+def _kubeconfig_document(cluster: SandboxCluster, state: ClusterState) -> dict[str, Any]:
+    import base64
+
+    def b64(path: Path) -> str:
+        return base64.b64encode(path.read_bytes()).decode()
+
+    pki = cluster.pki
+    user = f"{cluster.name}-admin"
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": cluster.name,
+                "cluster": {
+                    "server": cluster.server_url(state),
+                    "certificate-authority-data": b64(pki.ca_cert),
+                },
+            }
+        ],
+        "users": [
+            {
+                "name": user,
+                "user": {
+                    "client-certificate-data": b64(pki.admin_cert),
+                    "client-key-data": b64(pki.admin_key),
+                },
+            }
+        ],
+        "contexts": [{"name": cluster.name, "context": {"cluster": cluster.name, "user": user}}],
+        "current-context": cluster.name,
+    }
+
+
+def write_kubeconfig(cluster: SandboxCluster, state: ClusterState) -> None:
+    tmp = cluster.kubeconfig.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(_kubeconfig_document(cluster, state), sort_keys=False))
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, cluster.kubeconfig)
+
+
+def _argv(component: str, cluster: SandboxCluster, state: ClusterState) -> list[str]:
+    folder, pki, ports = cluster.folder, cluster.pki, state.ports
+    binary = str(find_tool(component))
+    kubeconfig = str(cluster.kubeconfig)
+    if component == "etcd":
+        client = f"http://127.0.0.1:{ports['etcd']}"
+        peer = f"http://127.0.0.1:{ports['etcd_peer']}"
+        return [
+            binary,
+            f"--name={cluster.name}",
+            f"--data-dir={folder / 'etcd'}",
+            f"--listen-client-urls={client}",
+            f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster={cluster.name}={peer}",
+            # A laptop sandbox trades durability on power loss for speed.
+            "--unsafe-no-fsync",
+            "--quota-backend-bytes=2147483648",
+            "--log-level=warn",
+        ]
+    if component == "kube-apiserver":
+        return [
+            binary,
+            f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={ports['apiserver']}",
+            f"--cert-dir={folder / 'pki'}",
+            f"--tls-cert-file={pki.serving_cert}",
+            f"--tls-private-key-file={pki.serving_key}",
+            f"--client-ca-file={pki.ca_cert}",
+            f"--service-account-key-file={pki.sa_pub}",
+            f"--service-account-signing-key-file={pki.sa_key}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--authorization-mode=Node,RBAC",
+            "--allow-privileged=true",
+            # Pods of simulated nodes need no service-account token, and the
+            # admission plugin would reject pods in a namespace whose default
+            # ServiceAccount the controller manager has not created yet.
+            "--disable-admission-plugins=ServiceAccount",
+            "--profiling=false",
+            "--v=1",
+        ]
+    if component == "kube-controller-manager":
+        return [
+            binary,
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={ports['controller_manager']}",
+            "--leader-elect=false",
+            "--use-service-account-credentials=false",
+            f"--service-account-private-key-file={pki.sa_key}",
+            f"--root-ca-file={pki.ca_cert}",
+            f"--cluster-signing-cert-file={pki.ca_cert}",
+            f"--cluster-signing-key-file={pki.ca_key}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--controllers=*,-nodeipam",
+            # The defaults (20 QPS) make bulk rollouts wait on the controller
+            # manager's own rate limiter rather than on the API server.
+            "--kube-api-qps=200",
+            "--kube-api-burst=400",
+            "--concurrent-deployment-syncs=10",
+            "--concurrent-replicaset-syncs=10",
+            "--profiling=false",
+            "--v=1",
+        ]
+    if component == "kube-scheduler":
+        return [
+            binary,
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={ports['scheduler']}",
+            "--leader-elect=false",
+            "--kube-api-qps=200",
+            "--kube-api-burst=400",
+            "--profiling=false",
+            "--v=1",
+        ]
+    if component == "kwok":
+        stages = kwok_stages()
+        return [
+            binary,
+            f"--kubeconfig={kubeconfig}",
+            f"--config={stages}",
+            "--manage-all-nodes=false",
+            f"--manage-nodes-with-annotation-selector={NODE_ANNOTATION}=fake",
+            "--cidr=10.244.0.1/16",
+            "--node-ip=10.0.0.1",
+            "--node-lease-duration-seconds=40",
+            f"--server-address=127.0.0.1:{ports['kwok']}",
+        ]
+    raise ValueError(component)
+
+
+def kwok_stages() -> Path:
+    path = tools_dir() / "share" / "kwok" / "stages.yaml"
+    if not path.is_file():
+        raise SandboxError(
+            f"kwok's node and pod stages are missing ({path})",
+            hint="build them with: make tools   (or: bash tools/build-tools.sh kwok)",
+        )
+    return path
+
+
+class ApiClient:
+    """A minimal HTTPS client for bootstrapping, with the cluster's admin certificate.
+
+    The sandbox needs only a handful of calls (readyz, create nodes, list
+    nodes); the kubernetes client library is reserved to appflow.kube.
+    """
+
+    def __init__(self, cluster: SandboxCluster, state: ClusterState) -> None:
+        pki = cluster.pki
+        context = ssl.create_default_context(cafile=str(pki.ca_cert))
+        context.load_cert_chain(str(pki.admin_cert), str(pki.admin_key))
+        self._client = httpx.Client(base_url=cluster.server_url(state), verify=context, timeout=5.0)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def get(self, path: str) -> httpx.Response:
+        return self._client.get(path)
+
+    def post(self, path: str, body: Mapping[str, Any]) -> httpx.Response:
+        return self._client.post(path, json=body)
+
+
+def _node(cluster: str, index: int, labels: Mapping[str, str]) -> dict[str, Any]:
+    name = f"{cluster}-node-{index}"
+    node_labels = {
+        "kubernetes.io/arch": "amd64",
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/hostname": name,
+        "type": "kwok",
+    }
+    if index == 1:
+        node_labels["node-role.kubernetes.io/control-plane"] = "true"
+        node_labels["node-role.kubernetes.io/master"] = "true"
+    if "region" in labels:
+        node_labels["topology.kubernetes.io/region"] = labels["region"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": node_labels, "annotations": {NODE_ANNOTATION: "fake"}},
+        "status": {
+            "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+            "allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+        },
+    }
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class _StartFailed(Exception):
+    def __init__(self, component: str, port_busy: bool, detail: str) -> None:
+        super().__init__(detail)
+        self.component = component
+        self.port_busy = port_busy
+
+
+def _check_alive(cluster: SandboxCluster, state: ClusterState) -> None:
+    for component, pid in state.pids.items():
+        if not processes.alive(pid):
+            log = cluster.log_file(component)
+            tail = _log_tail(log)
+            busy = "address already in use" in tail
+            raise _StartFailed(component, busy, f"{component} exited; last lines of {log}:\n{tail}")
+
+
+def _wait(
+    what: str,
+    check: Callable[[], bool],
+    *,
+    cluster: SandboxCluster,
+    state: ClusterState,
+    timeout: float,
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        _check_alive(cluster, state)
+        try:
+            if check():
+                return
+        except (httpx.HTTPError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise SandboxError(
+                f"timed out after {timeout:.0f}s waiting for {what}",
+                where=Where(cluster=cluster.name),
+                hint=f"see the logs in {cluster.logs}",
+            )
+        time.sleep(0.25)
+
+
+def _launch(cluster: SandboxCluster, state: ClusterState, component: str) -> None:
+    state.pids[component] = processes.start_detached(
+        _argv(component, cluster, state), log_file=cluster.log_file(component)
+    )
+    state.save(cluster.state_file)
+
+
+def _etcd_healthy(state: ClusterState) -> bool:
+    response = httpx.get(f"http://127.0.0.1:{state.ports['etcd']}/health", timeout=2.0)
+    return response.status_code == 200 and '"true"' in response.text
+
+
+def _boot(
+    cluster: SandboxCluster, state: ClusterState, *, timeout: float, progress: Progress
+) -> None:
+    _launch(cluster, state, "etcd")
+    _wait("etcd", lambda: _etcd_healthy(state), cluster=cluster, state=state, timeout=timeout)
+    _launch(cluster, state, "kube-apiserver")
+    api = ApiClient(cluster, state)
+    try:
+        _wait(
+            "kube-apiserver /readyz",
+            lambda: api.get("/readyz").status_code == 200,
+            cluster=cluster,
+            state=state,
+            timeout=timeout,
+        )
+        progress(f"{cluster.name}: API server ready at {cluster.server_url(state)}")
+        for component in ("kube-controller-manager", "kube-scheduler", "kwok"):
+            _launch(cluster, state, component)
+        for index in range(1, state.nodes + 1):
+            response = api.post("/api/v1/nodes", _node(cluster.name, index, state.labels))
+            if response.status_code not in (201, 409):
+                raise SandboxError(
+                    f"creating node {index} failed: HTTP {response.status_code} {response.text[:300]}",
+                    where=Where(cluster=cluster.name),
+                )
+
+        def nodes_ready() -> bool:
+            items = api.get("/api/v1/nodes").json().get("items", [])
+            ready = [
+                n
+                for n in items
+                if any(
+                    c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in n.get("status", {}).get("conditions", [])
+                )
+            ]
+            return len(ready) >= state.nodes
+
+        _wait("kwok nodes to be Ready", nodes_ready, cluster=cluster, state=state, timeout=timeout)
+        # The default ServiceAccount is made by the controller manager: its
+        # presence proves the controllers run.
+        _wait(
+            "the controller manager (default ServiceAccount)",
+            lambda: (
+                api.get("/api/v1/namespaces/default/serviceaccounts/default").status_code == 200
+            ),
+            cluster=cluster,
+            state=state,
+            timeout=timeout,
+        )
+    finally:
+        api.close()
+
+
+def start_cluster(
+    cluster: SandboxCluster,
+    state: ClusterState,
+    *,
+    timeout: float = 180.0,
+    attempts: int = 3,
+    progress: Progress = lambda _: None,
+) -> ClusterState:
+    """Start every process of CLUSTER and wait until it serves and its nodes are Ready.
+
+    Ports recorded in STATE are reused when free (kubeconfigs stay valid across
+    a stop and start); busy ones are replaced, and a start that loses a race
+    for a port is retried on new ports.
+    """
+    for component in COMPONENTS:
+        find_tool(component)  # fail before starting anything when a binary is missing
+    kwok_stages()
+    cluster.folder.mkdir(parents=True, exist_ok=True)
+    create_pki(cluster.folder / "pki", cluster=cluster.name)
+    for attempt in range(1, attempts + 1):
+        missing = [p for p in PORT_NAMES if p not in state.ports]
+        busy = [
+            p for p in PORT_NAMES if p in state.ports and not processes.port_is_free(state.ports[p])
+        ]
+        if missing or busy:
+            fresh = processes.free_ports(len(missing) + len(busy), avoid=set(state.ports.values()))
+            for port_name, port in zip(missing + busy, fresh, strict=True):
+                state.ports[port_name] = port
+        state.pids = {}
+        write_kubeconfig(cluster, state)
+        state.save(cluster.state_file)
+        try:
+            _boot(cluster, state, timeout=timeout, progress=progress)
+            return state
+        except _StartFailed as err:
+            stop_cluster(cluster)
+            if err.port_busy and attempt < attempts:
+                progress(f"{cluster.name}: {err.component} lost a port race, retrying on new ports")
+                state.ports = {}
+                continue
+            raise SandboxError(str(err), where=Where(cluster=cluster.name)) from err
+        except BaseException:
+            stop_cluster(cluster)
+            raise
+    raise AssertionError("unreachable")
+
+
+def stop_cluster(cluster: SandboxCluster, *, grace: float = 10.0) -> list[processes.RunningProcess]:
+    """Stop every process of CLUSTER, newest component first. Returns survivors."""
+    found = cluster.running()
+    rank = {name: i for i, name in enumerate(COMPONENTS)}
+    found.sort(key=lambda p: -rank.get(p.name, len(COMPONENTS)))
+    # Stop the clients of the API server before the API server, and etcd last,
+    # so no component logs a storm of connection errors on the way down.
+    survivors: list[int] = []
+    for group in (
+        [p for p in found if p.name not in ("kube-apiserver", "etcd")],
+        [p for p in found if p.name == "kube-apiserver"],
+        [p for p in found if p.name == "etcd"],
+    ):
+        survivors += processes.stop_processes([p.pid for p in group], grace=grace)
+    with contextlib.suppress(OSError, SandboxError):
+        state = cluster.state()
+        state.pids = {}
+        state.save(cluster.state_file)
+    return [p for p in found if p.pid in survivors]
+
+
+def new_state(name: str, labels: Mapping[str, str], *, nodes: int) -> ClusterState:
+    return ClusterState(
+        name=name,
+        labels=dict(labels),
+        nodes=nodes,
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
