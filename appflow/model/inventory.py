@@ -1,0 +1,144 @@
+"""The Inventory: the exact set of objects an AppFlow owns on one cluster.
+
+Prune works only from it: what was in the last inventory and is no longer
+desired is a prune candidate (:func:`prune_set`), and nothing outside it is
+ever considered for deletion. An object whose deletion failed goes back into
+the next inventory (:func:`with_failed_deletes`), so that a later sync tries
+again instead of forgetting it on the cluster.
+
+Stored form (:meth:`Inventory.to_data`), for the ``data`` of a ConfigMap::
+
+    format: "1"
+    entries: |
+      [
+      {"id": "_web_apps_Deployment", ...},
+      ...
+      ]
+
+One JSON document with one entry per line rather than one ConfigMap key per
+object, because ConfigMap keys only allow ``[-._a-zA-Z0-9]`` and object names
+may contain other characters (ClusterRoles named ``system:...``). Entries are
+sorted, so the same inventory always serialises to the same bytes and an
+unchanged inventory is never rewritten.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from appflow.errors import PruneError, StoreError, Where
+from appflow.model.objects import Manifest, ObjectRef
+from appflow.model.order import deletion_order
+
+INVENTORY_FORMAT = "1"
+
+
+@dataclass(frozen=True, order=True)
+class InventoryEntry:
+    """One owned object: its identity and the apiVersion it was applied with."""
+
+    ref: ObjectRef
+    api_version: str
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """The objects ``app`` owns on one cluster, sorted by identity, one entry per object.
+
+    Construction sorts the entries and keeps one per object; when an object
+    appears twice, the later entry wins (its apiVersion is the one applied last).
+    """
+
+    app: str
+    entries: tuple[InventoryEntry, ...]
+
+    def __post_init__(self) -> None:
+        by_ref = {entry.ref: entry for entry in self.entries}
+        object.__setattr__(self, "entries", tuple(sorted(by_ref.values())))
+
+    @classmethod
+    def from_manifests(cls, app: str, manifests: Iterable[Manifest]) -> Inventory:
+        entries = tuple(
+            InventoryEntry(ObjectRef.of(m), str(m.get("apiVersion", ""))) for m in manifests
+        )
+        return cls(app, entries)
+
+    def refs(self) -> tuple[ObjectRef, ...]:
+        return tuple(entry.ref for entry in self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def to_data(self) -> dict[str, str]:
+        """The inventory as ConfigMap data (see the module doc for the format)."""
+        lines = [
+            json.dumps({"id": e.ref.encode(), "v": e.api_version}, sort_keys=True)
+            for e in self.entries
+        ]
+        body = "[\n" + ",\n".join(lines) + "\n]\n" if lines else "[]\n"
+        return {"format": INVENTORY_FORMAT, "entries": body}
+
+    @classmethod
+    def from_data(cls, app: str, data: Mapping[str, str]) -> Inventory:
+        """Read back what :meth:`to_data` wrote; StoreError when it is not that."""
+        fmt = data.get("format")
+        if fmt != INVENTORY_FORMAT:
+            raise _unreadable(app, f"unknown inventory format {fmt!r}")
+        try:
+            raw: Any = json.loads(data.get("entries", ""))
+        except json.JSONDecodeError as err:
+            raise _unreadable(app, f"entries are not JSON: {err}") from err
+        if not isinstance(raw, list):
+            raise _unreadable(app, "entries are not a JSON list")
+        entries: list[InventoryEntry] = []
+        for index, item in enumerate(raw):
+            if not (
+                isinstance(item, dict)
+                and isinstance(item.get("id"), str)
+                and isinstance(item.get("v"), str)
+            ):
+                raise _unreadable(app, f"entry {index} is not {{'id': ..., 'v': ...}}: {item!r}")
+            try:
+                ref = ObjectRef.decode(item["id"])
+            except ValueError as err:
+                raise _unreadable(app, f"entry {index}: {err}") from err
+            entries.append(InventoryEntry(ref, item["v"]))
+        return cls(app, tuple(entries))
+
+
+def _unreadable(app: str, detail: str) -> StoreError:
+    return StoreError(
+        f"the inventory could not be read: {detail}",
+        where=Where(app=app),
+        hint="nothing is pruned until a sync writes a valid inventory",
+    )
+
+
+def prune_set(old: Inventory, new: Inventory) -> tuple[InventoryEntry, ...]:
+    """Entries of ``old`` whose object is not in ``new``, in deletion order.
+
+    Objects are compared by identity only: the same object applied with a new
+    apiVersion (autoscaling/v2beta2 -> v2) is not a prune candidate.
+    """
+    if old.app != new.app:
+        # Comparing two apps' inventories would offer one app's objects for deletion by another.
+        raise PruneError(
+            f"refusing to compare the inventory of app {old.app} with that of app {new.app}",
+            where=Where(app=new.app),
+        )
+    keep = set(new.refs())
+    gone = {entry.ref: entry for entry in old.entries if entry.ref not in keep}
+    return tuple(gone[ref] for ref in deletion_order(gone))
+
+
+def with_failed_deletes(new: Inventory, failed: Iterable[InventoryEntry]) -> Inventory:
+    """``new`` plus the entries whose deletion failed, so a later sync retries them.
+
+    An entry already in ``new`` keeps the apiVersion ``new`` has for it.
+    """
+    present = set(new.refs())
+    extra = tuple(entry for entry in failed if entry.ref not in present)
+    return Inventory(new.app, new.entries + extra)
