@@ -1,0 +1,282 @@
+"""The records appflow keeps about its fleet: clusters, sources, apps, revisions, history.
+
+Pure frozen dataclasses, no I/O. The embedded SQLite store (``appflow.store.sqlite``) and,
+later, the hub store (custom resources) both persist exactly these types, so nothing here
+may know how or where a record is kept. Nested data is plain dicts, lists of strings and
+tuples, so every record maps to JSON without a custom encoder.
+
+Enumerated fields are ``Literal`` types so mypy checks callers; ``__post_init__`` checks them
+again at run time because values also arrive from flags, JSON and the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, get_args
+
+from appflow.errors import ConfigError, Where
+from appflow.model.objects import Manifest
+
+ClusterKind = Literal["eve-k", "imported"]
+ClusterState = Literal["Online", "Init", "Suspect", "Offline", "Error"]
+AppSource = Literal["git", "local", "catalog"]
+DeploymentState = Literal[
+    "Ready",
+    "NotReady",
+    "WaitApplied",
+    "ErrApplied",
+    "OutOfSync",
+    "Modified",
+    "Missing",
+    "Orphaned",
+    "Unknown",
+]
+SyncTrigger = Literal["user", "poll", "webhook", "selfHeal", "rollback", "watch"]
+SyncOutcome = Literal["running", "succeeded", "failed", "interrupted"]
+"""``interrupted``: the process that ran the sync died before it finished (set on recovery)."""
+
+CLUSTER_KINDS: tuple[str, ...] = get_args(ClusterKind)
+CLUSTER_STATES: tuple[str, ...] = get_args(ClusterState)
+APP_SOURCES: tuple[str, ...] = get_args(AppSource)
+DEPLOYMENT_STATES: tuple[str, ...] = get_args(DeploymentState)
+SYNC_TRIGGERS: tuple[str, ...] = get_args(SyncTrigger)
+SYNC_OUTCOMES: tuple[str, ...] = get_args(SyncOutcome)
+
+RenderedObjects = dict[str, list[Manifest]]
+"""Rendered output of one revision: cluster name -> the objects applied to that cluster."""
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware in UTC (every record time is)."""
+    return datetime.now(UTC)
+
+
+def _check_name(value: str, what: str) -> None:
+    if not value or value != value.strip():
+        raise ConfigError(f"{what} name {value!r} is empty or has surrounding spaces")
+
+
+def _check_choice(value: str, choices: tuple[str, ...], *, field_name: str) -> None:
+    if value not in choices:
+        raise ConfigError(
+            f"{value!r} is not one of {', '.join(choices)}",
+            where=Where(field=field_name),
+        )
+
+
+def _check_aware(value: datetime | None, *, field_name: str) -> None:
+    # Naive datetimes are ambiguous once stored; every time in a record is UTC-aware.
+    if value is not None and value.tzinfo is None:
+        raise ConfigError(
+            "time has no timezone; use appflow.model.records.utc_now()",
+            where=Where(field=field_name),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterRecord:
+    """A sync target: an EVE-k cluster or an imported conformant cluster.
+
+    The kubeconfig itself lives in the data folder with mode 0600; the record keeps only its
+    path, so a dump of the store never contains credentials.
+    """
+
+    name: str
+    kind: ClusterKind
+    labels: dict[str, str] = field(default_factory=dict)
+    kubeconfig_path: str | None = None
+    context: str | None = None
+    state: ClusterState = "Init"
+    state_reason: str = ""
+    k8s_version: str | None = None
+    distribution: str | None = None
+    """Kubernetes distribution as detected, e.g. ``k3s``."""
+    mode: str | None = None
+    """Control-plane layout, e.g. ``single-node``, ``ha-3``, ``ha-2+tiebreaker``."""
+    node_count: int | None = None
+    last_seen: datetime | None = None
+    created_at: datetime = field(default_factory=utc_now)
+
+    def __post_init__(self) -> None:
+        _check_name(self.name, "cluster")
+        _check_choice(self.kind, CLUSTER_KINDS, field_name="kind")
+        _check_choice(self.state, CLUSTER_STATES, field_name="state")
+        _check_aware(self.last_seen, field_name="last_seen")
+        _check_aware(self.created_at, field_name="created_at")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterGroupRecord:
+    """A named label selector over clusters (kubectl selector syntax, e.g. ``region=eu,tier!=lab``)."""
+
+    name: str
+    selector: str
+
+    def __post_init__(self) -> None:
+        _check_name(self.name, "cluster group")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RepoRecord:
+    """A GitRepo source: where to fetch, which ref, which folders hold apps.
+
+    ``auth`` holds references only, never secrets: e.g. ``{"kind": "token",
+    "token_file": "..."}`` or ``{"kind": "ssh", "key_file": "..."}``.
+    """
+
+    name: str
+    url: str
+    ref: str = "main"
+    """Branch, tag, commit or semver range to follow."""
+    paths: tuple[str, ...] = ()
+    auth: dict[str, str] = field(default_factory=dict)
+    poll_interval_seconds: int = 60
+    webhook_secret_ref: str | None = None
+    last_commit: str | None = None
+    last_fetched: datetime | None = None
+    created_at: datetime = field(default_factory=utc_now)
+
+    def __post_init__(self) -> None:
+        _check_name(self.name, "repo")
+        if self.poll_interval_seconds < 0:
+            raise ConfigError(
+                "poll interval must not be negative", where=Where(field="poll_interval_seconds")
+            )
+        _check_aware(self.last_fetched, field_name="last_fetched")
+        _check_aware(self.created_at, field_name="created_at")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppRecord:
+    """An AppFlow: what to deploy (source, path, parsed definition), and whether it is paused.
+
+    ``repo`` names a RepoRecord when ``source`` is ``git``; ``local_path`` is the folder when
+    ``source`` is ``local``; ``path`` is the app folder inside the repo, or the catalog entry.
+    """
+
+    name: str
+    source: AppSource
+    repo: str | None = None
+    local_path: str | None = None
+    path: str = ""
+    definition: dict[str, Any] = field(default_factory=dict)
+    """The parsed app definition (appflow.yaml / fleet.yaml / catalog install) as JSON data."""
+    paused: bool = False
+    created_at: datetime = field(default_factory=utc_now)
+    updated_at: datetime = field(default_factory=utc_now)
+
+    def __post_init__(self) -> None:
+        _check_name(self.name, "app")
+        _check_choice(self.source, APP_SOURCES, field_name="source")
+        if self.source == "git" and not self.repo:
+            raise ConfigError(
+                "an app from git needs a repo", where=Where(app=self.name, field="repo")
+            )
+        if self.source == "local" and not self.local_path:
+            raise ConfigError(
+                "a local app needs a local path", where=Where(app=self.name, field="local_path")
+            )
+        _check_aware(self.created_at, field_name="created_at")
+        _check_aware(self.updated_at, field_name="updated_at")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RevisionRecord:
+    """One rendered state of an app: numbered per app by the store, identified by its digest.
+
+    ``rendered`` is exactly what was applied per cluster, so a rollback re-applies it without
+    fetching or rendering anything.
+    """
+
+    app: str
+    number: int
+    digest: str
+    source_ref: str
+    """The source commit, or the chart version for catalog apps."""
+    rendered: RenderedObjects = field(default_factory=dict)
+    message: str = ""
+    created_at: datetime = field(default_factory=utc_now)
+
+    def __post_init__(self) -> None:
+        if self.number < 1:
+            raise ConfigError(
+                "revision numbers start at 1", where=Where(app=self.app, field="number")
+            )
+        _check_aware(self.created_at, field_name="created_at")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FailingObject:
+    """One object of a deployment that failed to apply or is unhealthy, and why."""
+
+    object: str
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeploymentRecord:
+    """One AppFlow on one Cluster: which revision is wanted and applied, what it owns, its state."""
+
+    app: str
+    cluster: str
+    desired_revision: int | None = None
+    applied_revision: int | None = None
+    state: DeploymentState = "Unknown"
+    message: str = ""
+    inventory: tuple[str, ...] = ()
+    """Encoded ObjectRefs (``ObjectRef.encode()``) of every object this deployment owns."""
+    resource_counts: dict[str, int] = field(default_factory=dict)
+    """Objects per state, e.g. ``{"ready": 4, "notReady": 1}``."""
+    failing: tuple[FailingObject, ...] = ()
+    updated_at: datetime = field(default_factory=utc_now)
+
+    def __post_init__(self) -> None:
+        _check_choice(self.state, DEPLOYMENT_STATES, field_name="state")
+        _check_aware(self.updated_at, field_name="updated_at")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncRecord:
+    """One sync of an app to a cluster, from start to outcome (the app's history)."""
+
+    id: int
+    app: str
+    cluster: str
+    revision: int | None
+    """None when the sync failed before a revision existed (e.g. the render failed)."""
+    trigger: SyncTrigger
+    started_at: datetime
+    finished_at: datetime | None = None
+    outcome: SyncOutcome = "running"
+    counts: dict[str, int] = field(default_factory=dict)
+    """Objects per action: created, configured, unchanged, pruned."""
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        _check_choice(self.trigger, SYNC_TRIGGERS, field_name="trigger")
+        _check_choice(self.outcome, SYNC_OUTCOMES, field_name="outcome")
+        _check_aware(self.started_at, field_name="started_at")
+        _check_aware(self.finished_at, field_name="finished_at")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventRecord:
+    """Something that happened, for the event feed: a sync, a failure, drift, a prune...
+
+    ``app`` or ``cluster`` is None for events about only one of them (a cluster going
+    Offline). ``kind`` is an open set: sync, failure, drift, selfHeal, rollout, prune, ...
+    """
+
+    id: int
+    time: datetime
+    kind: str
+    message: str
+    app: str | None = None
+    cluster: str | None = None
+    trigger: str | None = None
+    commit: str | None = None
+    outcome: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_aware(self.time, field_name="time")

@@ -1,0 +1,136 @@
+"""The store: where appflow keeps its records, behind one interface.
+
+``Store`` is what the engine, the daemon and the CLI program against. The embedded default
+is ``SqliteStore`` (one SQLite file in the data folder, see ``open_store``); the hub mode will
+keep the same records (``appflow.model.records``) as custom resources behind the same
+Protocol. Methods are synchronous and thread-safe: async callers use ``asyncio.to_thread``.
+
+Errors: a missing record raises NotFoundError naming it and the command that lists what
+exists; anything else that goes wrong in the store raises StoreError.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+from appflow.model.records import (
+    AppRecord,
+    ClusterGroupRecord,
+    ClusterRecord,
+    DeploymentRecord,
+    EventRecord,
+    RenderedObjects,
+    RepoRecord,
+    RevisionRecord,
+    SyncOutcome,
+    SyncRecord,
+    SyncTrigger,
+)
+from appflow.store.sqlite import SqliteStore, default_store_path, open_store
+
+__all__ = ["SqliteStore", "Store", "default_store_path", "open_store"]
+
+
+class Store(Protocol):
+    """appflow's records: clusters, groups, repos, apps, revisions, deployments, history."""
+
+    def close(self) -> None: ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """All writes inside the block commit together or not at all."""
+        ...
+
+    # clusters
+    def put_cluster(self, cluster: ClusterRecord) -> ClusterRecord: ...
+    def get_cluster(self, name: str) -> ClusterRecord: ...
+    def list_clusters(self) -> list[ClusterRecord]: ...
+    def delete_cluster(self, name: str, *, with_deployments: bool = False) -> None: ...
+
+    # cluster groups
+    def put_group(self, group: ClusterGroupRecord) -> ClusterGroupRecord: ...
+    def get_group(self, name: str) -> ClusterGroupRecord: ...
+    def list_groups(self) -> list[ClusterGroupRecord]: ...
+    def delete_group(self, name: str) -> None: ...
+
+    # repos
+    def put_repo(self, repo: RepoRecord) -> RepoRecord: ...
+    def get_repo(self, name: str) -> RepoRecord: ...
+    def list_repos(self) -> list[RepoRecord]: ...
+    def delete_repo(self, name: str) -> None: ...
+
+    # apps
+    def put_app(self, app: AppRecord) -> AppRecord: ...
+    def get_app(self, name: str) -> AppRecord: ...
+    def list_apps(self) -> list[AppRecord]: ...
+    def delete_app(self, name: str, *, with_deployments: bool = False) -> None: ...
+
+    # revisions
+    def add_revision(
+        self,
+        app: str,
+        *,
+        digest: str,
+        source_ref: str,
+        rendered: RenderedObjects,
+        message: str = "",
+    ) -> RevisionRecord: ...
+    def get_revision(self, app: str, number: int) -> RevisionRecord: ...
+    def list_revisions(self, app: str, *, with_rendered: bool = False) -> list[RevisionRecord]: ...
+    def latest_revision(self, app: str) -> RevisionRecord | None: ...
+
+    # deployments
+    def put_deployment(self, deployment: DeploymentRecord) -> DeploymentRecord: ...
+    def get_deployment(self, app: str, cluster: str) -> DeploymentRecord: ...
+    def list_deployments(
+        self, *, app: str | None = None, cluster: str | None = None
+    ) -> list[DeploymentRecord]: ...
+    def delete_deployment(self, app: str, cluster: str) -> None: ...
+
+    # sync history
+    def start_sync(
+        self, app: str, cluster: str, *, revision: int | None, trigger: SyncTrigger
+    ) -> SyncRecord: ...
+    def finish_sync(
+        self,
+        sync_id: int,
+        *,
+        outcome: SyncOutcome,
+        counts: dict[str, int] | None = None,
+        message: str = "",
+    ) -> SyncRecord: ...
+    def get_sync(self, sync_id: int) -> SyncRecord: ...
+    def list_syncs(
+        self, app: str, *, cluster: str | None = None, limit: int = 50
+    ) -> list[SyncRecord]: ...
+    def running_syncs(self) -> list[SyncRecord]: ...
+    def recover_interrupted(self) -> list[SyncRecord]: ...
+
+    # events
+    def add_event(
+        self,
+        *,
+        kind: str,
+        message: str,
+        app: str | None = None,
+        cluster: str | None = None,
+        trigger: str | None = None,
+        commit: str | None = None,
+        outcome: str | None = None,
+        time: datetime | None = None,
+    ) -> EventRecord: ...
+    def list_events(
+        self,
+        *,
+        app: str | None = None,
+        cluster: str | None = None,
+        since_id: int | None = None,
+        limit: int = 100,
+    ) -> list[EventRecord]: ...
+
+
+if TYPE_CHECKING:
+    # mypy proves here that SqliteStore implements the whole Protocol.
+    def _sqlite_is_a_store(store: SqliteStore) -> Store:
+        return store
