@@ -1,0 +1,228 @@
+"""fleet.yaml: Fleet's documented fields are honoured, the rest is named clearly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from appflow.errors import ConfigError
+from appflow.model.appdef import (
+    AppDefinition,
+    ClusterTarget,
+    Dependency,
+    LabelSelector,
+    from_fleet_document,
+)
+from appflow.sources.appdef import load_app_definitions, load_yaml_with_positions
+
+DATA = Path(__file__).parent / "testdata" / "appdef"
+
+
+def fleet(text: str, *, default_kind: Any = "yaml") -> AppDefinition:
+    doc, positions = load_yaml_with_positions(text, file="site/fleet.yaml")
+    return from_fleet_document(
+        doc or {},
+        path="site",
+        file="site/fleet.yaml",
+        default_name="site",
+        default_kind=default_kind,
+        positions=positions,
+    )
+
+
+def test_fleet_yaml_with_target_customizations_is_read() -> None:
+    (app,) = load_app_definitions(DATA / "repo", paths=("apps/edge-agent",))
+    assert (app.name, app.kind, app.origin) == ("apps-edge-agent", "helm", "fleet.yaml")
+    assert app.namespace == "edge"
+    assert app.labels == {"role": "agent"}
+    assert app.helm is not None
+    assert (app.helm.repo, app.helm.chart, app.helm.version, app.helm.release_name) == (
+        "https://charts.example.com",
+        "edge-agent",
+        "~1.4",
+        "agent",
+    )
+    assert app.helm.values == {"clusterName": "${ .ClusterName }"}
+    eu, everything = app.customizations
+    assert eu.target == ClusterTarget(
+        name="eu", selector=LabelSelector(match_labels={"region": "eu"})
+    )
+    assert eu.helm_values == {"replicas": 2}
+    # Fleet: `clusterSelector: {}` matches every cluster.
+    assert everything.target.selector == LabelSelector()
+    assert everything.namespace == "edge-default"
+    assert app.depends_on == (Dependency(selector=LabelSelector(match_labels={"role": "base"})),)
+    # paused: changes wait for a manual sync.
+    assert app.sync_policy.auto is False
+    assert app.targets == ()  # no targets: every cluster
+
+
+def test_harmless_fleet_fields_become_warnings_with_line() -> None:
+    (app,) = load_app_definitions(DATA / "repo", paths=("apps/edge-agent",))
+    assert app.warnings == (
+        "apps/edge-agent/fleet.yaml:27: diff is ignored: appflow compares by server-side apply "
+        "field ownership, so compare patches are not needed",
+    )
+
+
+def test_unsupported_field_names_field_file_and_line() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_app_definitions(DATA / "unsupported-fleet")
+    err = info.value
+    assert (err.where.file, err.where.line, err.where.field) == (
+        "app/fleet.yaml",
+        4,
+        "helm.valuesFrom",
+    )
+    assert str(err).startswith(
+        "app/fleet.yaml:4:3, field helm.valuesFrom: fleet.yaml field helm.valuesFrom is not supported"
+    )
+    assert "put the values in Git" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "line"),
+    [
+        ("namespaceLabels:\n  a: b\n", "namespaceLabels", 1),
+        ("imageScans:\n  - image: x\n", "imageScans", 1),
+        ("helm:\n  chart: c\n  takeOwnership: true\n", "helm.takeOwnership", 3),
+        ("helm:\n  force: true\n", "helm.force", 2),
+        (
+            "targetCustomizations:\n  - name: a\n    clusterName: x\n    helm:\n      version: '2'\n",
+            "targetCustomizations[0].helm.version",
+            5,
+        ),
+        (
+            "targetCustomizations:\n  - clusterGroupSelector:\n      matchLabels: {a: b}\n",
+            "targetCustomizations[0].clusterGroupSelector",
+            2,
+        ),
+        (
+            "rolloutStrategy:\n  maxUnavailablePartitions: 1\n",
+            "rolloutStrategy.maxUnavailablePartitions",
+            2,
+        ),
+        ("helm:\n  chart: git::https://x/y\n", "helm.chart", 2),
+        (
+            "targetCustomizations:\n  - clusterName: a\n    helm:\n      valuesFrom: [x]\n",
+            "targetCustomizations[0].helm.valuesFrom",
+            4,
+        ),
+    ],
+)
+def test_each_rejected_field_is_named(text: str, field: str, line: int) -> None:
+    with pytest.raises(ConfigError) as info:
+        fleet(text)
+    assert info.value.where.field == field
+    assert info.value.where.line == line
+    assert "is not supported by appflow" in str(info.value)
+
+
+def test_rejected_fields_set_to_off_are_accepted() -> None:
+    app = fleet("helm:\n  chart: c\n  takeOwnership: false\n  force: false\nnamespaceLabels: {}\n")
+    assert app.kind == "helm"
+    assert app.warnings == ()
+
+
+def test_unknown_field_is_reported_as_such() -> None:
+    with pytest.raises(ConfigError) as info:
+        fleet("defaultNamespace: a\nhelmm:\n  chart: c\n")
+    assert str(info.value).startswith(
+        "site/fleet.yaml:2:1, field helmm: unknown field 'helmm' in fleet.yaml"
+    )
+
+
+def test_fleet_mappings_to_sync_policy_rollout_and_targets() -> None:
+    app = fleet(
+        """
+keepResources: true
+correctDrift:
+  enabled: true
+overrideTargets:
+  - name: prod
+    clusterSelector:
+      matchLabels: {env: prod}
+rolloutStrategy:
+  maxUnavailable: 15%
+  autoPartitionSize: 10%
+  partitions:
+    - name: canary
+      clusterGroup: canaries
+      maxUnavailable: 10%
+helm:
+  chart: ./chart
+  atomic: true
+  disablePreProcess: true
+  timeoutSeconds: 120
+"""
+    )
+    assert (app.sync_policy.auto, app.sync_policy.prune, app.sync_policy.self_heal) == (
+        True,
+        False,
+        True,
+    )
+    assert app.targets == (
+        ClusterTarget(name="prod", selector=LabelSelector(match_labels={"env": "prod"})),
+    )
+    assert app.rollout.max_unavailable == "15%"
+    assert app.rollout.auto_partition_size == "10%"
+    assert app.rollout.partitions[0].target.cluster_group == "canaries"
+    assert app.rollout.auto_rollback is True
+    assert app.helm is not None
+    assert (app.helm.chart, app.helm.templating, app.helm.timeout_seconds) == (
+        "./chart",
+        False,
+        120,
+    )
+
+
+def test_impossible_rollout_numbers_are_rejected() -> None:
+    with pytest.raises(ConfigError) as info:
+        fleet("rolloutStrategy:\n  maxUnavailable: 150%\n")
+    assert info.value.where.field == "rolloutStrategy.maxUnavailable"
+    assert "not '150%'" in str(info.value)
+
+
+def test_namespace_semantics_difference_is_warned() -> None:
+    app = fleet("namespace: shop\ndefaultNamespace: other\n")
+    assert app.namespace == "shop"
+    assert app.warnings == (
+        "site/fleet.yaml:1: namespace: Fleet forces every object into 'shop'; "
+        "appflow uses it as the namespace of objects that set none",
+    )
+
+
+def test_values_only_helm_section_does_not_make_a_chart() -> None:
+    assert fleet("helm:\n  values: {a: 1}\n").kind == "yaml"
+    assert fleet("helm:\n  values: {a: 1}\n", default_kind="helm").kind == "helm"
+    assert fleet("kustomize:\n  dir: overlays/prod\n").kind == "kustomize"
+
+
+def test_chart_with_kustomize_post_render_is_refused() -> None:
+    with pytest.raises(
+        ConfigError, match="kustomize post-rendering of a Helm chart is not supported"
+    ):
+        fleet("kustomize:\n  dir: k\n", default_kind="helm")
+
+
+def test_unquoted_numeric_version_asks_for_quotes() -> None:
+    with pytest.raises(ConfigError) as info:
+        fleet("helm:\n  chart: c\n  version: 1.10\n")
+    assert "must be a string, not the number 1.1" in str(info.value)
+    assert 'quote it: version: "1.10"' in str(info.value)
+
+
+def test_empty_fleet_yaml_is_a_plain_bundle(tmp_path: Path) -> None:
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "fleet.yaml").write_text("")
+    (app,) = load_app_definitions(tmp_path)
+    assert (app.name, app.kind, app.namespace, app.origin) == ("b", "yaml", "default", "fleet.yaml")
+
+
+def test_dependency_needs_exactly_one_of_name_or_selector() -> None:
+    with pytest.raises(ConfigError) as info:
+        fleet("dependsOn:\n  - {}\n")
+    assert info.value.where.field == "dependsOn[0]"
+    assert "give exactly one of name or selector" in str(info.value)
