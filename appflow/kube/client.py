@@ -26,6 +26,7 @@ from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from appflow.errors import ConfigError, MissingKindError, Where
 from appflow.kube.errors import translate
+from appflow.model.capabilities import Capabilities
 from appflow.model.objects import FIELD_MANAGER, Manifest, ObjectRef
 from appflow.paths import cache_dir
 
@@ -41,14 +42,6 @@ class Connection:
     """Seconds for one request to the API server before it counts as unreachable."""
     concurrency: int = 16
     """Parallel requests at most (and HTTP connections kept)."""
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What helm's --kube-version and --api-versions need from a cluster."""
-
-    kube_version: str
-    api_versions: tuple[str, ...]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,219 @@
+"""The render cache: unchanged inputs are never rendered twice, even across processes.
+
+A render is keyed by a digest of everything its output depends on (see
+``render_key``) and kept twice: in an in-memory LRU for the running process and
+as ``cache_dir()/render/<key>.json`` on disk (written atomically), so a restart
+or a second process finds it too. Entries are immutable by construction: the
+key names the inputs, so an entry is never updated, only added or evicted.
+
+Renders of the same key that run at the same time share one render.
+
+Not cached: server-side renders (``helm --dry-run=server``), because ``lookup``
+reads live cluster state that no key can name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from appflow.errors import RenderError
+from appflow.paths import cache_dir
+from appflow.render.types import Rendered, RenderRequest, canonical_json, revision_of, sha256_hex
+
+CACHE_FORMAT = 1
+"""Bump when what a render produces changes for the same inputs (new defaults, parser fixes)."""
+
+
+def _file_digest(path: Path) -> str:
+    try:
+        return sha256_hex(path.read_bytes())
+    except OSError as err:
+        raise RenderError(f"cannot read values file: {err.strerror or err}").located(
+            file=str(path)
+        ) from err
+
+
+def render_key(request: RenderRequest) -> str:
+    """The digest of every input the render of REQUEST depends on.
+
+    Only inputs that can change the output of the request's kind are included:
+    plain YAML and kustomize output depend neither on values nor on the cluster's
+    capabilities, so one entry serves every cluster. Values files count by
+    content, not by path. A repository chart's version must be exact here (the
+    dispatcher resolves constraints first), or a newly published version would
+    hide behind an old entry.
+    """
+    parts: dict[str, Any] = {
+        "format": CACHE_FORMAT,
+        "kind": request.kind,
+        "source": request.source_digest,
+        "namespace": request.namespace,
+    }
+    if request.kind == "helm":
+        chart = request.helm
+        parts["helm"] = {
+            "release": request.effective_release_name,
+            "chart": None
+            if chart is None
+            else {
+                "path": str(chart.path) if chart.path is not None else None,
+                "repo": chart.repo,
+                "name": chart.name,
+                "version": chart.version,
+            },
+            "values": request.values,
+            "values_files": [_file_digest(p) for p in request.values_files],
+            "capabilities": request.capabilities.digest(),
+            "include_crds": request.include_crds,
+        }
+    elif request.kind == "kustomize":
+        parts["kustomize_dir"] = request.kustomize_dir
+    else:
+        parts["overlays"] = list(request.yaml_overlays)
+    return sha256_hex(canonical_json(parts))
+
+
+def _encode(rendered: Rendered) -> str:
+    return canonical_json(
+        {
+            "format": CACHE_FORMAT,
+            "revision": rendered.revision,
+            "notes": list(rendered.notes),
+            "chart_version": rendered.chart_version,
+            "objects": list(rendered.objects),
+        }
+    )
+
+
+def _decode(text: str) -> Rendered | None:
+    """Rendered from its cache text, or None when the entry is foreign, old or corrupt."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
+        return None
+    objects = tuple(data.get("objects") or ())
+    # A torn or edited file must not pass for the render it claims to be.
+    if revision_of(objects) != data.get("revision"):
+        return None
+    return Rendered(
+        objects=objects,
+        revision=str(data["revision"]),
+        notes=tuple(data.get("notes") or ()),
+        chart_version=data.get("chart_version"),
+    )
+
+
+class RenderCache:
+    """Content-addressed store of renders: memory LRU in front of a folder of JSON files.
+
+    ``hits`` and ``misses`` count lookups served from the cache and renders
+    that had to run, for tests and metrics.
+    """
+
+    def __init__(
+        self,
+        *,
+        directory: Path | None = None,
+        max_entries: int = 512,
+        persist: bool = True,
+    ) -> None:
+        self.directory = directory if directory is not None else cache_dir() / "render"
+        self.max_entries = max_entries
+        self.persist = persist
+        self.hits = 0
+        self.misses = 0
+        self.disk_hits = 0
+        # Values are the encoded JSON text: every get hands out fresh objects, so a
+        # caller that edits what it received cannot corrupt the cache.
+        self._memory: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+        self._inflight: dict[str, asyncio.Future[Rendered]] = {}
+
+    def _path(self, key: str) -> Path:
+        return self.directory / f"{key}.json"
+
+    def get(self, key: str) -> Rendered | None:
+        """The cached render for KEY (memory first, then disk), without counting."""
+        with self._lock:
+            text = self._memory.get(key)
+            if text is not None:
+                self._memory.move_to_end(key)
+        if text is None and self.persist:
+            try:
+                text = self._path(key).read_text(encoding="utf-8")
+            except OSError:
+                return None
+            rendered = _decode(text)
+            if rendered is None:
+                return None
+            self.disk_hits += 1
+            self._remember(key, text)
+            return rendered
+        return _decode(text) if text is not None else None
+
+    def put(self, key: str, rendered: Rendered) -> None:
+        text = _encode(rendered)
+        self._remember(key, text)
+        if self.persist:
+            self._write(key, text)
+
+    def _remember(self, key: str, text: str) -> None:
+        with self._lock:
+            self._memory[key] = text
+            self._memory.move_to_end(key)
+            while len(self._memory) > self.max_entries:
+                self._memory.popitem(last=False)
+
+    def _write(self, key: str, text: str) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        # Write-then-rename: a reader sees the whole entry or none, even if we crash.
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{key[:12]}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, self._path(key))
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    async def get_or_render(self, key: str, render: Callable[[], Awaitable[Rendered]]) -> Rendered:
+        """The cached render for KEY, or RENDER()'s result, stored; one render per key at a time."""
+        cached = await asyncio.to_thread(self.get, key)
+        if cached is not None:
+            self.hits += 1
+            return cached
+        running = self._inflight.get(key)
+        if running is not None:
+            self.hits += 1
+            rendered = await asyncio.shield(running)
+            return _decode(_encode(rendered)) or rendered
+        future: asyncio.Future[Rendered] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        self.misses += 1
+        try:
+            rendered = await render()
+            await asyncio.to_thread(self.put, key, rendered)
+        except BaseException as err:
+            if not future.done():
+                if isinstance(err, asyncio.CancelledError):
+                    future.cancel()
+                else:
+                    future.set_exception(err)
+                    # Nobody may be waiting; do not log "exception never retrieved".
+                    future.exception()
+            raise
+        else:
+            future.set_result(rendered)
+            return rendered
+        finally:
+            self._inflight.pop(key, None)

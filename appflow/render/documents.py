@@ -1,0 +1,261 @@
+"""Turn rendered text into Kubernetes objects: parse, check, flatten, default namespaces.
+
+Every render path (helm output, kustomize output, plain YAML files) ends here, so
+that the rules are the same whatever produced the text: empty documents are
+dropped, ``List`` kinds are flattened, anything that is not an object (no kind,
+apiVersion or metadata.name) is a RenderError naming the file, the document and
+its line, and two objects with the same identity are refused rather than one
+silently winning.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from appflow.errors import RenderError
+from appflow.model.objects import Manifest, ObjectRef
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads YAML the way Kubernetes tooling does.
+
+    Timestamps stay strings (the API server receives JSON strings, and a Python
+    date would not survive canonical JSON), and a bare ``=`` is the string "="
+    rather than PyYAML's obsolete "value" tag.
+    """
+
+
+_Loader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _construct_value(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    assert isinstance(node, yaml.ScalarNode)
+    return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:value", _construct_value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Document:
+    """One parsed document and where it came from (for error messages)."""
+
+    data: Any
+    file: str
+    index: int
+    """0-based position of the document in its file."""
+    line: int | None = None
+    """1-based line where the document starts."""
+    origin: str | None = None
+    """What produced it, when not a file of the user's (e.g. a helm template name)."""
+
+
+def parse_yaml_documents(text: str, *, file: str, origin_of_line: Any = None) -> list[Document]:
+    """Parse multi-document YAML; YAML errors become RenderError with file, line and column.
+
+    ``origin_of_line`` (line -> str | None) names the producer of a document
+    starting at that line, e.g. helm's ``# Source:`` template.
+    """
+    docs: list[Document] = []
+    loader = _Loader(text)
+    try:
+        index = 0
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:  # pragma: no cover - check_node guards this
+                break
+            line = node.start_mark.line + 1
+            data = loader.construct_document(node)
+            origin = origin_of_line(line) if origin_of_line is not None else None
+            docs.append(Document(data=data, file=file, index=index, line=line, origin=origin))
+            index += 1
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        problem = err.problem or err.context or "invalid YAML"
+        raise _error(
+            f"invalid YAML: {problem}",
+            file=file,
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+        ) from err
+    except yaml.YAMLError as err:
+        raise _error(f"invalid YAML: {err}", file=file) from err
+    finally:
+        loader.dispose()
+    return docs
+
+
+def parse_json_documents(text: str, *, file: str) -> list[Document]:
+    """Parse a .json file: one object, or an array of objects."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise _error(
+            f"invalid JSON: {err.msg}", file=file, line=err.lineno, column=err.colno
+        ) from err
+    if isinstance(data, list):
+        return [Document(data=item, file=file, index=i) for i, item in enumerate(data)]
+    return [Document(data=data, file=file, index=0, line=1)]
+
+
+def _error(
+    message: str,
+    *,
+    file: str | None,
+    line: int | None = None,
+    column: int | None = None,
+    hint: str | None = None,
+) -> RenderError:
+    err = RenderError(message, hint=hint)
+    err.located(file=file, line=line, column=column)
+    return err
+
+
+def _describe(doc: Document, item: int | None = None) -> str:
+    text = f"document {doc.index + 1}"
+    if item is not None:
+        text += f", item {item + 1}"
+    if doc.origin:
+        text += f" (from {doc.origin})"
+    return text
+
+
+def to_objects(docs: Iterable[Document]) -> Iterator[tuple[Manifest, Document]]:
+    """Yield each object with its document: drop empty ones, flatten Lists, refuse non-objects."""
+    for doc in docs:
+        if doc.data is None:
+            continue
+        if not isinstance(doc.data, dict):
+            raise _error(
+                f"{_describe(doc)} is a {type(doc.data).__name__}, not a Kubernetes object",
+                file=doc.file,
+                line=doc.line,
+            )
+        if not doc.data:
+            continue
+        if _is_list(doc.data):
+            for i, item in enumerate(doc.data.get("items") or []):
+                if item is None:
+                    continue
+                _check_object(item, doc, item=i)
+                yield item, doc
+            continue
+        _check_object(doc.data, doc)
+        yield doc.data, doc
+
+
+def _is_list(data: dict[str, Any]) -> bool:
+    kind = data.get("kind")
+    # v1 List and typed lists (ConfigMapList...) both carry their members in items.
+    return isinstance(kind, str) and kind.endswith("List") and isinstance(data.get("items"), list)
+
+
+def _check_object(data: Any, doc: Document, *, item: int | None = None) -> None:
+    if not isinstance(data, dict):
+        raise _error(
+            f"{_describe(doc, item)} is not a Kubernetes object", file=doc.file, line=doc.line
+        )
+    missing = [
+        key for key in ("apiVersion", "kind") if not isinstance(data.get(key), str) or not data[key]
+    ]
+    meta = data.get("metadata")
+    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
+        missing.append("metadata.name")
+    if missing:
+        hint = None
+        if isinstance(meta, dict) and meta.get("generateName"):
+            hint = "objects must have a fixed metadata.name; generateName cannot be applied declaratively"
+        raise _error(
+            f"{_describe(doc, item)} is not a Kubernetes object: missing {', '.join(missing)}",
+            file=doc.file,
+            line=doc.line,
+            hint=hint,
+        )
+
+
+# Kinds the API server serves cluster-scoped. Custom kinds are namespaced unless a
+# CRD in the same render declares them cluster-scoped (see cluster_scoped_kinds).
+CLUSTER_SCOPED_KINDS = frozenset(
+    {
+        "APIService",
+        "CertificateSigningRequest",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ClusterTrustBundle",
+        "ComponentStatus",
+        "CSIDriver",
+        "CSINode",
+        "CustomResourceDefinition",
+        "DeviceClass",
+        "FlowSchema",
+        "IngressClass",
+        "IPAddress",
+        "MutatingAdmissionPolicy",
+        "MutatingAdmissionPolicyBinding",
+        "MutatingWebhookConfiguration",
+        "Namespace",
+        "Node",
+        "PersistentVolume",
+        "PriorityClass",
+        "PriorityLevelConfiguration",
+        "RuntimeClass",
+        "ServiceCIDR",
+        "StorageClass",
+        "StorageVersionMigration",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+        "ValidatingWebhookConfiguration",
+        "VolumeAttachment",
+        "VolumeAttributesClass",
+    }
+)
+
+
+def cluster_scoped_kinds(objects: Iterable[Manifest]) -> frozenset[str]:
+    """Built-in cluster-scoped kinds plus those that CRDs among OBJECTS declare Cluster-scoped."""
+    extra = {
+        str(obj.get("spec", {}).get("names", {}).get("kind"))
+        for obj in objects
+        if obj.get("kind") == "CustomResourceDefinition"
+        and isinstance(obj.get("spec"), dict)
+        and obj["spec"].get("scope") == "Cluster"
+    }
+    return CLUSTER_SCOPED_KINDS | extra
+
+
+def finish_objects(
+    pairs: Iterable[tuple[Manifest, Document]], *, namespace: str | None
+) -> tuple[Manifest, ...]:
+    """Default the namespace of namespaced objects and refuse duplicate identities.
+
+    Objects keep the order they were produced in (file order, then document order).
+    """
+    items = list(pairs)
+    scoped = cluster_scoped_kinds(obj for obj, _ in items)
+    seen: dict[ObjectRef, Document] = {}
+    out: list[Manifest] = []
+    for obj, doc in items:
+        if namespace and obj["kind"] not in scoped:
+            meta = obj["metadata"]
+            if not meta.get("namespace"):
+                meta["namespace"] = namespace
+        ref = ObjectRef.of(obj)
+        if ref in seen:
+            first = seen[ref]
+            raise _error(
+                f"{ref} is defined twice: in {first.file} ({_describe(first)}) and here ({_describe(doc)})",
+                file=doc.file,
+                line=doc.line,
+                hint="each object may appear once in an app's desired state",
+            )
+        seen[ref] = doc
+        out.append(obj)
+    return tuple(out)
