@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from appflow import sandbox as sb
-from appflow.cli.output import console, emit, format_labels, output_option
+from appflow.cli.output import console, emit, err_console, format_labels, output_option
 from appflow.errors import ConfigError
 
 
@@ -75,11 +75,12 @@ def up(
 ) -> None:
     """Start clusters PREFIX-1..N (running ones are left alone)."""
     extra = parse_labels(labels)
-    with console.status("starting sandbox clusters...") as status:
+    # Progress goes to stderr so that `-o json` output stays machine-readable.
+    with err_console.status("starting sandbox clusters...") as status:
 
         def progress(message: str) -> None:
             status.update(message)
-            console.log(message)
+            err_console.log(message)
 
         infos = sb.up(
             clusters=count,
@@ -129,7 +130,7 @@ def stop(names: tuple[str, ...]) -> None:
 @click.option("--timeout", type=float, default=180.0, show_default=True)
 def start(names: tuple[str, ...], timeout: float) -> None:
     """Start stopped clusters again, with their data."""
-    for info in sb.start(names, timeout=timeout, progress=console.log):
+    for info in sb.start(names, timeout=timeout, progress=err_console.log):
         console.print(f"{info.name}: {info.status}")
 
 

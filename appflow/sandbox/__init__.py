@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from appflow.errors import NotFoundError, SandboxError, Where
+from appflow.errors import AppflowError, NotFoundError, SandboxError, Where
 from appflow.paths import sandbox_dir
 from appflow.sandbox.cluster import (
     COMPONENTS,
@@ -190,7 +190,7 @@ def up(
             for c, _ in todo:
                 stop_cluster(c)
             first = errors[0]
-            if isinstance(first, SandboxError):
+            if isinstance(first, AppflowError):
                 raise first
             raise SandboxError(f"starting the sandbox failed: {first}") from first
     wanted = {f"{prefix}-{i}" for i in range(1, clusters + 1)}

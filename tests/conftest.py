@@ -1,0 +1,106 @@
+"""Shared fixtures: the sandbox fleet, a fresh namespace per test, control-plane logs on failure.
+
+Tests that touch Kubernetes take the `sandbox` fixture (three real clusters,
+started once per session, labelled env=dev|test|prod) and usually `namespace`
+(a namespace with a random suffix on the first cluster, deleted afterwards).
+When such a test fails, the tail of every control-plane log of the sandbox is
+attached to its report.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from appflow import sandbox as sb
+from tests.helpers import Sandbox
+
+SANDBOX_CLUSTERS = 3
+_LOG_LINES = 40
+
+
+_active_root: Path | None = None
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """Three real clusters for the whole session, torn down at its end.
+
+    APPFLOW_TEST_SANDBOX_DIR reuses a sandbox kept between runs (for local
+    iteration: it is started if needed and left running).
+    """
+    global _active_root
+    keep = os.environ.get("APPFLOW_TEST_SANDBOX_DIR")
+    root = Path(keep) if keep else tmp_path_factory.mktemp("sandbox")
+    _active_root = root
+    infos = sb.up(clusters=SANDBOX_CLUSTERS, prefix="test", root=root, timeout=240)
+    try:
+        yield Sandbox(root=root, clusters=tuple(infos))
+    finally:
+        _active_root = None
+        if not keep:
+            report = sb.down(root=root)
+            assert not report.problems, report.problems
+
+
+@pytest.fixture
+def namespace(sandbox: Sandbox) -> Iterator[str]:
+    """A fresh namespace on the first sandbox cluster, deleted after the test."""
+    name = f"t-{secrets.token_hex(4)}"
+    kube = sandbox.kube(0)
+    kube.apply_sync({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    try:
+        yield name
+    finally:
+        kube.delete_sync("v1", "Namespace", name)
+        kube.close()
+
+
+@pytest.fixture
+def appflow_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty appflow data and cache folder for this test."""
+    home = tmp_path / "appflow-home"
+    monkeypatch.setenv("APPFLOW_HOME", str(home))
+    monkeypatch.setenv("APPFLOW_CACHE_DIR", str(tmp_path / "appflow-cache"))
+    return home
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if (
+        report.failed
+        and _active_root is not None
+        and "sandbox" in getattr(item, "fixturenames", ())
+    ):
+        for log in sorted(_active_root.glob("*/logs/*.log")):
+            try:
+                lines = log.read_text(errors="replace").splitlines()[-_LOG_LINES:]
+            except OSError:
+                continue
+            report.sections.append(
+                (f"control-plane log {log.parent.parent.name}/{log.name}", "\n".join(lines))
+            )
+
+
+def have_tool(name: str) -> bool:
+    from appflow.errors import ToolMissingError
+    from appflow.tools import find_tool
+
+    try:
+        find_tool(name)
+    except ToolMissingError:
+        return False
+    return True
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    from appflow.paths import tools_dir
+
+    return [f"appflow tools: {tools_dir() / 'bin'} (git: {shutil.which('git')})"]

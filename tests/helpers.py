@@ -1,0 +1,35 @@
+"""Helpers shared by tests: the Sandbox handle and polling for eventual state."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from appflow import sandbox as sb
+from appflow.kube.client import Connection, KubeCluster
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    root: Path
+    clusters: tuple[sb.SandboxInfo, ...]
+
+    def kube(self, index: int = 0) -> KubeCluster:
+        info = self.clusters[index]
+        return KubeCluster(Connection(name=info.name, kubeconfig=info.kubeconfig))
+
+    def by_env(self, env: str) -> sb.SandboxInfo:
+        return next(c for c in self.clusters if c.labels.get("env") == env)
+
+
+def eventually(check: Callable[[], bool], *, timeout: float = 60.0, what: str) -> None:
+    """Poll CHECK until it holds; fail the test naming WHAT after TIMEOUT seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.2)
