@@ -7,6 +7,8 @@ import sys
 import click
 
 from appflow import __version__
+from appflow.cli.apps import app, repo, status, sync
+from appflow.cli.clusters import cluster, group
 from appflow.cli.output import err_console
 from appflow.cli.sandbox import sandbox
 from appflow.errors import AppflowError
@@ -29,7 +31,8 @@ def cli() -> None:
     """GitOps and Helm app flows for edge Kubernetes fleets."""
 
 
-cli.add_command(sandbox)
+for command in (sandbox, cluster, group, repo, app, sync, status):
+    cli.add_command(command)
 
 
 def main() -> None:

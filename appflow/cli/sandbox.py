@@ -7,18 +7,8 @@ from typing import Any
 import click
 
 from appflow import sandbox as sb
+from appflow.cli.common import parse_labels
 from appflow.cli.output import console, emit, err_console, format_labels, output_option
-from appflow.errors import ConfigError
-
-
-def parse_labels(values: tuple[str, ...], *, option: str = "-l") -> dict[str, str]:
-    labels: dict[str, str] = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"{option} {item!r}: expected key=value, for example -l env=prod")
-        labels[key.strip()] = value.strip()
-    return labels
 
 
 def _as_data(infos: list[sb.SandboxInfo]) -> list[dict[str, Any]]:

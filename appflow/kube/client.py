@@ -133,6 +133,9 @@ class KubeCluster:
         except Exception as err:
             raise translate(err, cluster=self.name, action="discovery") from err
 
+    async def refresh_discovery(self) -> None:
+        await self._run(self.invalidate_discovery)
+
     def info_sync(self, api_version: str, kind: str) -> ResourceInfo:
         resource = self.resource_sync(api_version, kind)
         return ResourceInfo(

@@ -81,6 +81,21 @@ class Inventory:
         body = "[\n" + ",\n".join(lines) + "\n]\n" if lines else "[]\n"
         return {"format": INVENTORY_FORMAT, "entries": body}
 
+    def to_lines(self) -> tuple[str, ...]:
+        """One '<apiVersion> <id>' line per entry: the store's mirror of the inventory."""
+        return tuple(f"{e.api_version} {e.ref.encode()}" for e in self.entries)
+
+    @classmethod
+    def from_lines(cls, app: str, lines: Iterable[str]) -> Inventory:
+        entries: list[InventoryEntry] = []
+        for line in lines:
+            api_version, _, encoded = line.partition(" ")
+            try:
+                entries.append(InventoryEntry(ObjectRef.decode(encoded), api_version))
+            except ValueError as err:
+                raise _unreadable(app, f"bad mirrored entry {line!r}") from err
+        return cls(app, tuple(entries))
+
     @classmethod
     def from_data(cls, app: str, data: Mapping[str, str]) -> Inventory:
         """Read back what :meth:`to_data` wrote; StoreError when it is not that."""

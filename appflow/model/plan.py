@@ -16,7 +16,7 @@ annotation and is not marked to be kept: nothing unowned is ever deleted.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from appflow.errors import ConfigError, PruneError, Where
@@ -119,6 +119,7 @@ def plan_sync(
     dry_run: Mapping[ObjectRef, Manifest | None],
     live: Mapping[ObjectRef, Manifest | None],
     old_inventory: Inventory | None,
+    with_diffs: bool = True,
 ) -> Plan:
     """Plan one sync of ``app``: desired objects in the given order, then prune candidates.
 
@@ -128,9 +129,13 @@ def plan_sync(
     safe either way); for a prune candidate a missing key means its state is
     unknown, and it is skipped rather than deleted blind.
 
+    ``with_diffs=False`` leaves ``Change.diff`` empty: a sync of hundreds of
+    objects needs the actions, and only ``diff`` shows the text.
+
     Raises ConfigError when an object appears twice in ``desired`` and
     PruneError when ``old_inventory`` belongs to another app.
     """
+    diff: _DiffFn = unified_diff if with_diffs else _no_diff
     changes: list[Change] = []
     seen: set[ObjectRef] = set()
     for manifest in desired:
@@ -142,7 +147,7 @@ def plan_sync(
                 hint="keep one definition; the renderer output must name each object once",
             )
         seen.add(ref)
-        changes.append(_plan_desired(ref, manifest, dry_run.get(ref), live.get(ref)))
+        changes.append(_plan_desired(ref, manifest, dry_run.get(ref), live.get(ref), diff))
 
     if old_inventory is not None:
         if old_inventory.app != app:
@@ -152,12 +157,23 @@ def plan_sync(
             )
         new_inventory = Inventory.from_manifests(app, desired)
         for entry in prune_set(old_inventory, new_inventory):
-            changes.append(_plan_prune(entry.ref, app, live))
+            changes.append(_plan_prune(entry.ref, app, live, diff))
     return Plan(tuple(changes))
 
 
+_DiffFn = Callable[[ObjectRef, Manifest | None, Manifest | None], str]
+
+
+def _no_diff(ref: ObjectRef, live: Manifest | None, desired: Manifest | None) -> str:
+    return ""
+
+
 def _plan_desired(
-    ref: ObjectRef, manifest: Manifest, dry: Manifest | None, current: Manifest | None
+    ref: ObjectRef,
+    manifest: Manifest,
+    dry: Manifest | None,
+    current: Manifest | None,
+    unified_diff: _DiffFn,
 ) -> Change:
     after = dry if dry is not None else manifest
     if current is None:
@@ -178,7 +194,9 @@ def _plan_desired(
     return Change(ref, Action.CONFIGURE, f"changed: {shown}", unified_diff(ref, current, dry))
 
 
-def _plan_prune(ref: ObjectRef, app: str, live: Mapping[ObjectRef, Manifest | None]) -> Change:
+def _plan_prune(
+    ref: ObjectRef, app: str, live: Mapping[ObjectRef, Manifest | None], unified_diff: _DiffFn
+) -> Change:
     if ref not in live:
         return Change(ref, Action.SKIP, "live state unknown; not deleted blind")
     current = live[ref]

@@ -226,6 +226,10 @@ class DeploymentRecord:
     message: str = ""
     inventory: tuple[str, ...] = ()
     """Encoded ObjectRefs (``ObjectRef.encode()``) of every object this deployment owns."""
+    applied: dict[str, str] = field(default_factory=dict)
+    """Per encoded ObjectRef, the fingerprint of what appflow last applied and saw
+    (desired digest, the digest of appflow's managed fields, uid): when the live
+    object still matches it, a re-sync skips the object without a dry run."""
     resource_counts: dict[str, int] = field(default_factory=dict)
     """Objects per state, e.g. ``{"ready": 4, "notReady": 1}``."""
     failing: tuple[FailingObject, ...] = ()

@@ -102,6 +102,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                 state TEXT NOT NULL,
                 message TEXT NOT NULL,
                 inventory TEXT NOT NULL,
+                applied TEXT NOT NULL DEFAULT '{}',
                 resource_counts TEXT NOT NULL,
                 failing TEXT NOT NULL,
                 updated_at TEXT NOT NULL,

@@ -590,14 +590,14 @@ class SqliteStore:
             self.get_cluster(deployment.cluster)
             conn.execute(
                 """INSERT INTO deployments (app, cluster, desired_revision, applied_revision,
-                       state, message, inventory, resource_counts, failing, updated_at)
+                       state, message, inventory, applied, resource_counts, failing, updated_at)
                    VALUES (:app, :cluster, :desired_revision, :applied_revision, :state,
-                       :message, :inventory, :resource_counts, :failing, :updated_at)
+                       :message, :inventory, :applied, :resource_counts, :failing, :updated_at)
                    ON CONFLICT (app, cluster) DO UPDATE SET
                        desired_revision = excluded.desired_revision,
                        applied_revision = excluded.applied_revision, state = excluded.state,
                        message = excluded.message, inventory = excluded.inventory,
-                       resource_counts = excluded.resource_counts, failing = excluded.failing,
+                       applied = excluded.applied, resource_counts = excluded.resource_counts, failing = excluded.failing,
                        updated_at = excluded.updated_at""",
                 {
                     "app": deployment.app,
@@ -607,6 +607,7 @@ class SqliteStore:
                     "state": deployment.state,
                     "message": deployment.message,
                     "inventory": _json_out(list(deployment.inventory)),
+                    "applied": _json_out(deployment.applied),
                     "resource_counts": _json_out(deployment.resource_counts),
                     "failing": _json_out(
                         [{"object": f.object, "message": f.message} for f in deployment.failing]
@@ -904,6 +905,7 @@ def _deployment_from(row: sqlite3.Row) -> DeploymentRecord:
         state=row["state"],
         message=row["message"],
         inventory=tuple(_json_in(row["inventory"])),
+        applied=_json_in(row["applied"]),
         resource_counts=_json_in(row["resource_counts"]),
         failing=tuple(
             FailingObject(object=f["object"], message=f["message"])

@@ -1,0 +1,569 @@
+"""`appflow repo`, `appflow app`, `appflow sync` and `appflow status`."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from appflow.cli.common import engine_session, run, store_session
+from appflow.cli.output import console, emit, err_console, output_option
+from appflow.engine.deployment import SyncBlocked, SyncOptions
+from appflow.engine.engine import AppSyncReport, Engine
+from appflow.errors import ConfigError, NotFoundError
+from appflow.model.plan import Action
+from appflow.model.records import AppRecord, RepoRecord
+from appflow.sources.appdef import load_app_definitions
+from appflow.store import Store
+
+STATE_STYLE = {
+    "Ready": "green",
+    "NotReady": "yellow",
+    "WaitApplied": "cyan",
+    "ErrApplied": "red",
+    "OutOfSync": "yellow",
+    "Modified": "magenta",
+    "Missing": "red",
+    "Orphaned": "yellow",
+    "Unknown": "dim",
+}
+
+
+def _is_url(text: str) -> bool:
+    return "://" in text or text.startswith("git@")
+
+
+def _register_apps(store: Store, repo: RepoRecord, root: Path) -> list[AppRecord]:
+    definitions = load_app_definitions(root, paths=repo.paths or ("",))
+    if not definitions:
+        raise ConfigError(
+            f"no apps found under {', '.join(repo.paths) or '.'} in {repo.url}",
+            hint="a folder needs an appflow.yaml, fleet.yaml, Chart.yaml, kustomization.yaml or manifests",
+        )
+    source = "git" if _is_url(repo.url) else "local"
+    added = []
+    for d in definitions:
+        added.append(
+            store.put_app(
+                AppRecord(
+                    name=d.name,
+                    source=source,  # type: ignore[arg-type]
+                    repo=repo.name,
+                    local_path=None if source == "git" else repo.url,
+                    path=d.path,
+                )
+            )
+        )
+    return added
+
+
+@click.group()
+def repo() -> None:
+    """Git repositories (or local folders) that hold apps."""
+
+
+@repo.command("add")
+@click.argument("name")
+@click.argument("url")
+@click.option(
+    "--branch",
+    "ref",
+    default="HEAD",
+    show_default=True,
+    help="Branch to follow (tag:T, semver:RANGE, commit:SHA also work).",
+)
+@click.option(
+    "--path", "paths", multiple=True, help="Folder(s) in the repository to look for apps in."
+)
+def repo_add(name: str, url: str, ref: str, paths: tuple[str, ...]) -> None:
+    """Register repository NAME at URL (or a local folder) and every app found under --path."""
+    with engine_session() as engine:
+        store = engine.store
+        if _is_url(url):
+            record = store.put_repo(RepoRecord(name=name, url=url, ref=ref, paths=paths))
+            from appflow.sources import git
+
+            fetched = run(git.fetch(git.GitSource(url=url, ref=_ref(ref))))
+            root = run(git.checkout(git.GitSource(url=url, ref=_ref(ref)), fetched.commit))
+        else:
+            root = Path(url).resolve()
+            if not root.is_dir():
+                raise ConfigError(f"{url} is neither a URL nor a folder")
+            record = store.put_repo(RepoRecord(name=name, url=str(root), ref="", paths=paths))
+        apps = _register_apps(store, record, root)
+    for app in apps:
+        console.print(f"app {app.name} ({app.path or '.'})")
+
+
+def _ref(ref: str) -> Any:
+    from appflow.engine.engine import _ref_spec
+
+    return _ref_spec(ref)
+
+
+@repo.command("list")
+@output_option
+def repo_list(output: str) -> None:
+    with store_session() as store:
+        data = [
+            {
+                "name": r.name,
+                "url": r.url,
+                "ref": r.ref,
+                "paths": list(r.paths),
+                "commit": r.last_commit,
+            }
+            for r in store.list_repos()
+        ]
+    emit(
+        data,
+        output=output,
+        columns=("NAME", "URL", "REF", "PATHS", "COMMIT"),
+        rows=lambda d: [
+            [
+                x["name"],
+                x["url"],
+                x["ref"] or "-",
+                ",".join(x["paths"]) or ".",
+                (x["commit"] or "-")[:12],
+            ]
+            for x in d
+        ],
+    )
+
+
+@click.group()
+def app() -> None:
+    """AppFlows: add, inspect, diff, sync, roll back, delete."""
+
+
+@app.command("add")
+@click.argument("name")
+@click.option(
+    "--local",
+    "local",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A local folder that holds the app.",
+)
+@click.option("--repo", "repo_name", help="A registered repository that holds the app.")
+@click.option("--path", default="", help="The app's folder inside the repository or local folder.")
+def app_add(name: str, local: Path | None, repo_name: str | None, path: str) -> None:
+    """Register app NAME from a local folder or a registered repository."""
+    if (local is None) == (repo_name is None):
+        raise ConfigError("give exactly one of --local DIR or --repo NAME")
+    with store_session() as store:
+        if local is not None:
+            root = local.resolve()
+            load_app_definitions(root, paths=(path,))  # fail now on a bad definition
+            store.put_app(
+                AppRecord(name=name, source="local", local_path=str(root), path=path.strip("/"))
+            )
+        else:
+            assert repo_name is not None
+            store.get_repo(repo_name)
+            store.put_app(AppRecord(name=name, source="git", repo=repo_name, path=path.strip("/")))
+    console.print(f"app {name} added")
+
+
+@app.command("list")
+@output_option
+def app_list(output: str) -> None:
+    """Show registered apps."""
+    with store_session() as store:
+        data = []
+        for a in store.list_apps():
+            deployments = store.list_deployments(app=a.name)
+            data.append(
+                {
+                    "name": a.name,
+                    "source": a.repo or a.local_path,
+                    "path": a.path,
+                    "paused": a.paused,
+                    "clusters": len(deployments),
+                    "ready": sum(1 for d in deployments if d.state == "Ready"),
+                }
+            )
+    emit(
+        data,
+        output=output,
+        columns=("NAME", "SOURCE", "PATH", "READY", "PAUSED"),
+        rows=lambda d: [
+            [
+                x["name"],
+                str(x["source"]),
+                x["path"] or ".",
+                f"{x['ready']}/{x['clusters']}",
+                "yes" if x["paused"] else "",
+            ]
+            for x in d
+        ],
+    )
+
+
+@app.command("show")
+@click.argument("name")
+@click.option(
+    "-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True
+)
+def app_show(name: str, output: str) -> None:
+    """Show app NAME: its source, deployments and their failing objects."""
+    with store_session() as store:
+        a = store.get_app(name)
+        latest = store.latest_revision(name)
+        data = {
+            "name": a.name,
+            "source": a.source,
+            "repo": a.repo,
+            "localPath": a.local_path,
+            "path": a.path,
+            "paused": a.paused,
+            "latestRevision": latest.number if latest else None,
+            "deployments": [
+                {
+                    "cluster": d.cluster,
+                    "state": d.state,
+                    "appliedRevision": d.applied_revision,
+                    "message": d.message,
+                    "resources": d.resource_counts,
+                    "failing": [{"object": f.object, "message": f.message} for f in d.failing],
+                }
+                for d in store.list_deployments(app=name)
+            ],
+        }
+    emit(data, output=output)
+
+
+def _print_report(report: AppSyncReport) -> None:
+    for warning in report.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}")
+    if report.blocked:
+        err_console.print(f"[bold red]sync of {report.app} refused before any change:[/]")
+        for err in report.blocked:
+            err_console.print(f"  - {err}", highlight=False)
+    for cluster, err in sorted(report.unreachable.items()):
+        err_console.print(f"[red]{cluster}:[/] {err}", highlight=False)
+    revision = f" revision {report.revision.number}" if report.revision else ""
+    for r in report.results:
+        counts = r.plan.counts()
+        style = STATE_STYLE.get(r.state, "")
+        summary = ", ".join(
+            f"{counts.get(a, 0)} {a.value}"
+            for a in (Action.CREATE, Action.CONFIGURE, Action.UNCHANGED, Action.PRUNE)
+        )
+        console.print(
+            f"{report.app}{revision} -> {r.cluster}: [{style}]{r.state}[/] ({summary}) in {r.seconds:.2f}s",
+            highlight=False,
+        )
+        for f in r.failing[:10]:
+            console.print(f"    {f.object}: {f.message}", highlight=False)
+        for skipped in r.plan.of(Action.SKIP):
+            console.print(f"    kept {skipped.ref}: {skipped.reason}", highlight=False)
+
+
+def _sync_names(engine: Engine, names: tuple[str, ...], all_apps: bool) -> list[str]:
+    if all_apps:
+        return [a.name for a in engine.store.list_apps()]
+    if not names:
+        raise ConfigError("name an app, or use --all")
+    return list(names)
+
+
+def _do_sync(
+    names: tuple[str, ...],
+    all_apps: bool,
+    clusters: tuple[str, ...],
+    force_conflicts: bool,
+    wait: bool,
+    timeout: float,
+    output: str,
+) -> None:
+    reports: list[AppSyncReport] = []
+    with engine_session() as engine, err_console.status("syncing...") as status:
+        for name in _sync_names(engine, names, all_apps):
+            app_record = engine.store.get_app(name)
+            source = run(engine.source(app_record))
+            definition = run(engine.definition(app_record, source))
+            options = SyncOptions(
+                prune=definition.sync_policy.prune,
+                force_conflicts=force_conflicts or definition.sync_policy.force_conflicts,
+                wait=wait,
+                wait_timeout=timeout,
+            )
+            reports.append(
+                run(engine.sync(name, clusters=clusters, options=options, progress=status.update))
+            )
+    if output == "table":
+        for report in reports:
+            _print_report(report)
+    else:
+        emit([_report_data(r) for r in reports], output=output)
+    if not all(r.ok for r in reports) or (wait and not all(r.ready for r in reports)):
+        sys.exit(1)
+
+
+def _report_data(report: AppSyncReport) -> dict[str, Any]:
+    return {
+        "app": report.app,
+        "revision": report.revision.number if report.revision else None,
+        "blocked": [str(e) for e in report.blocked],
+        "unreachable": {c: str(e) for c, e in report.unreachable.items()},
+        "warnings": report.warnings,
+        "clusters": [
+            {
+                "cluster": r.cluster,
+                "state": r.state,
+                "counts": {a.value: n for a, n in r.plan.counts().items()},
+                "health": f"{r.health.status.value}: {r.health.message}",
+                "errors": [str(e) for e in r.errors],
+                "seconds": round(r.seconds, 3),
+            }
+            for r in report.results
+        ],
+    }
+
+
+_sync_options = [
+    click.option(
+        "--cluster",
+        "clusters",
+        multiple=True,
+        help="Only these clusters (among the app's targets).",
+    ),
+    click.option(
+        "--force-conflicts", is_flag=True, help="Take over fields owned by other field managers."
+    ),
+    click.option(
+        "--wait", is_flag=True, help="Wait until Healthy; exit 1 if it is not within --timeout."
+    ),
+    click.option(
+        "--timeout", type=float, default=300.0, show_default=True, help="Seconds --wait waits."
+    ),
+    output_option,
+]
+
+
+def _with_sync_options(f: Any) -> Any:
+    for option in reversed(_sync_options):
+        f = option(f)
+    return f
+
+
+@app.command("sync")
+@click.argument("names", nargs=-1)
+@click.option("--all", "all_apps", is_flag=True, help="Sync every registered app.")
+@_with_sync_options
+def app_sync(
+    names: tuple[str, ...],
+    all_apps: bool,
+    clusters: tuple[str, ...],
+    force_conflicts: bool,
+    wait: bool,
+    timeout: float,
+    output: str,
+) -> None:
+    """Render, validate on every target, then apply app NAME(s)."""
+    _do_sync(names, all_apps, clusters, force_conflicts, wait, timeout, output)
+
+
+@click.command("sync")
+@click.argument("names", nargs=-1)
+@click.option("--all", "all_apps", is_flag=True, help="Sync every registered app.")
+@_with_sync_options
+def sync(
+    names: tuple[str, ...],
+    all_apps: bool,
+    clusters: tuple[str, ...],
+    force_conflicts: bool,
+    wait: bool,
+    timeout: float,
+    output: str,
+) -> None:
+    """Sync app NAME(s) (same as `appflow app sync`)."""
+    _do_sync(names, all_apps, clusters, force_conflicts, wait, timeout, output)
+
+
+@app.command("diff")
+@click.argument("name")
+@click.option("--cluster", "clusters", multiple=True, help="Only these clusters.")
+def app_diff(name: str, clusters: tuple[str, ...]) -> None:
+    """Show what a sync of app NAME would change, as unified YAML diffs. Exit 1 when it differs."""
+    with engine_session() as engine:
+        try:
+            plans = run(engine.diff(name, clusters=clusters))
+        except SyncBlocked as err:
+            raise ConfigError(str(err)) from None
+    differs = False
+    for cluster, plan in plans.items():
+        console.print(f"[bold]# {name} on {cluster}: {plan.summary()}[/]", highlight=False)
+        for change in plan.changes:
+            if change.action in (Action.UNCHANGED,):
+                continue
+            differs = True
+            if change.diff:
+                click.echo(change.diff.rstrip("\n"))
+            else:
+                click.echo(f"# {change.ref}: {change.action.value} ({change.reason})")
+    if differs:
+        sys.exit(1)
+
+
+@app.command("history")
+@click.argument("name")
+@click.option("--limit", type=int, default=20, show_default=True)
+@output_option
+def app_history(name: str, limit: int, output: str) -> None:
+    """Show the revisions of app NAME and the syncs of each."""
+    with store_session() as store:
+        store.get_app(name)
+        revisions = {r.number: r for r in store.list_revisions(name)}
+        data = [
+            {
+                "id": s.id,
+                "revision": s.revision,
+                "source": revisions[s.revision].source_ref[:12] if s.revision in revisions else "-",
+                "cluster": s.cluster,
+                "trigger": s.trigger,
+                "started": s.started_at.isoformat(timespec="seconds"),
+                "outcome": s.outcome,
+                "counts": s.counts,
+                "message": s.message,
+            }
+            for s in store.list_syncs(name, limit=limit)
+        ]
+    emit(
+        data,
+        output=output,
+        columns=("REVISION", "SOURCE", "CLUSTER", "TRIGGER", "STARTED", "OUTCOME", "MESSAGE"),
+        rows=lambda d: [
+            [
+                str(x["revision"] or "-"),
+                x["source"],
+                x["cluster"],
+                x["trigger"],
+                x["started"],
+                x["outcome"],
+                x["message"][:80],
+            ]
+            for x in d
+        ],
+    )
+
+
+@app.command("rollback")
+@click.argument("name")
+@click.option(
+    "--to", "to", type=int, required=True, help="Revision number (see `appflow app history`)."
+)
+@click.option("--wait", is_flag=True)
+@click.option("--timeout", type=float, default=300.0, show_default=True)
+def app_rollback(name: str, to: int, wait: bool, timeout: float) -> None:
+    """Re-apply revision --to of app NAME as it was rendered; pauses auto-sync."""
+    with engine_session() as engine, err_console.status("rolling back...") as status:
+        report = run(
+            engine.rollback(
+                name,
+                to=to,
+                options=SyncOptions(wait=wait, wait_timeout=timeout),
+                progress=status.update,
+            )
+        )
+    _print_report(report)
+    console.print(
+        f"auto-sync of {name} is paused; `appflow app sync {name}` returns to the source's revision"
+    )
+    if not report.ok or (wait and not report.ready):
+        sys.exit(1)
+
+
+@app.command("delete")
+@click.argument("name")
+@click.option(
+    "--keep-objects", is_flag=True, help="Forget the app but leave its objects on the clusters."
+)
+def app_delete(name: str, keep_objects: bool) -> None:
+    """Delete app NAME: prune everything it owns on every cluster, then forget it."""
+    with engine_session() as engine:
+        store = engine.store
+        store.get_app(name)
+        if not keep_objects:
+            reports = run(engine.uninstall(name))
+            _print_report(reports)
+            if not reports.ok:
+                raise ConfigError(
+                    f"app {name} was not deleted: some objects could not be pruned (see above)"
+                )
+        with contextlib.suppress(NotFoundError):
+            store.delete_app(name, with_deployments=True)
+    console.print(f"deleted app {name}")
+
+
+@click.command()
+@output_option
+def status(output: str) -> None:
+    """The apps x clusters grid: each Deployment's state."""
+    with store_session() as store:
+        apps = store.list_apps()
+        clusters = store.list_clusters()
+        deployments = {(d.app, d.cluster): d for d in store.list_deployments()}
+    data: dict[str, list[dict[str, Any]]] = {
+        "clusters": [
+            {"name": c.name, "state": c.state, "reason": c.state_reason} for c in clusters
+        ],
+        "apps": [
+            {
+                "name": a.name,
+                "counts": _counts(
+                    [d for (app_name, _), d in deployments.items() if app_name == a.name]
+                ),
+                "deployments": {
+                    c.name: {
+                        "state": deployments[(a.name, c.name)].state,
+                        "revision": deployments[(a.name, c.name)].applied_revision,
+                        "message": deployments[(a.name, c.name)].message,
+                        "failing": [
+                            f"{f.object}: {f.message}"
+                            for f in deployments[(a.name, c.name)].failing
+                        ],
+                    }
+                    for c in clusters
+                    if (a.name, c.name) in deployments
+                },
+            }
+            for a in apps
+        ],
+    }
+    if output != "table":
+        emit(data, output=output)
+        return
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    table.add_column("APP")
+    for c in clusters:
+        table.add_column(c.name + ("" if c.state == "Online" else f" ({c.state})"))
+    for a in data["apps"]:
+        row = [a["name"]]
+        for c in clusters:
+            d = a["deployments"].get(c.name)
+            if d is None:
+                row.append("-")
+            else:
+                style = STATE_STYLE.get(d["state"], "")
+                rev = f" r{d['revision']}" if d["revision"] else ""
+                row.append(f"[{style}]{d['state']}[/]{rev}")
+        table.add_row(*row)
+    console.print(table)
+    for a in data["apps"]:
+        for cluster_name, d in a["deployments"].items():
+            for line in d["failing"][:5]:
+                console.print(f"  {a['name']} on {cluster_name}: {line}", highlight=False)
+
+
+def _counts(deployments: list[Any]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for d in deployments:
+        out[d.state] = out.get(d.state, 0) + 1
+    return out

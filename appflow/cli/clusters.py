@@ -1,0 +1,250 @@
+"""`appflow cluster` and `appflow group`: the registry of sync targets."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import click
+
+from appflow import sandbox as sb
+from appflow.cli.common import parse_labels, run, store_session
+from appflow.cli.output import console, emit, format_labels, output_option
+from appflow.engine.clusters import add_cluster, check_cluster, remove_cluster
+from appflow.errors import ConfigError
+from appflow.model.records import ClusterGroupRecord, ClusterRecord
+from appflow.model.targeting import parse_selector, selector_matches
+
+
+def cluster_data(c: ClusterRecord) -> dict[str, Any]:
+    data = asdict(c)
+    data.pop("kubeconfig_path")  # credentials are never printed, nor where they are
+    return data
+
+
+def _rows(data: list[dict[str, Any]]) -> list[list[str]]:
+    return [
+        [
+            d["name"],
+            d["kind"],
+            d["state"] + (f" ({d['state_reason']})" if d["state_reason"] else ""),
+            d.get("k8s_version") or "-",
+            d.get("mode") or "-",
+            format_labels(
+                {k: v for k, v in d["labels"].items() if not k.startswith("appflow.dev/")}
+            ),
+        ]
+        for d in data
+    ]
+
+
+@click.group()
+def cluster() -> None:
+    """Register, inspect and remove clusters (sync targets)."""
+
+
+@cluster.command("add")
+@click.argument("name", required=False)
+@click.option(
+    "--kind", type=click.Choice(["eve-k", "imported"]), default="imported", show_default=True
+)
+@click.option("--kubeconfig", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--context", help="Context of the kubeconfig to use (default: its current context).")
+@click.option("-l", "--label", "labels", multiple=True, help="Label k=v (repeatable).")
+@click.option(
+    "--from-sandbox", is_flag=True, help="Register every running sandbox cluster with its labels."
+)
+@output_option
+def add(
+    name: str | None,
+    kind: str,
+    kubeconfig: Path | None,
+    context: str | None,
+    labels: tuple[str, ...],
+    from_sandbox: bool,
+    output: str,
+) -> None:
+    """Register cluster NAME after checking that appflow can reach it."""
+    extra = parse_labels(labels)
+    added: list[ClusterRecord] = []
+    with store_session() as store:
+        if from_sandbox:
+            running = [i for i in sb.list_sandbox() if i.status == "Running"]
+            if not running:
+                raise ConfigError(
+                    "no sandbox cluster is running", hint="start some: appflow sandbox up"
+                )
+            known = {c.name for c in store.list_clusters()}
+            for info in running:
+                if info.name in known:
+                    console.print(f"{info.name}: already registered")
+                    continue
+                added.append(
+                    run(
+                        add_cluster(
+                            store,
+                            name=info.name,
+                            kind=kind,  # type: ignore[arg-type]
+                            kubeconfig=info.kubeconfig,
+                            labels={**info.labels, **extra},
+                        )
+                    )
+                )
+        else:
+            if not name or kubeconfig is None:
+                raise ConfigError("give NAME and --kubeconfig FILE, or --from-sandbox")
+            added.append(
+                run(
+                    add_cluster(
+                        store,
+                        name=name,
+                        kind=kind,  # type: ignore[arg-type]
+                        kubeconfig=kubeconfig,
+                        context=context,
+                        labels=extra,
+                    )
+                )
+            )
+    data = [cluster_data(c) for c in added]
+    emit(
+        data,
+        output=output,
+        columns=("NAME", "KIND", "STATE", "VERSION", "MODE", "LABELS"),
+        rows=_rows,
+    )
+
+
+@cluster.command("list")
+@output_option
+def list_clusters(output: str) -> None:
+    """Show registered clusters with their state and labels."""
+    with store_session() as store:
+        data = [cluster_data(c) for c in store.list_clusters()]
+    emit(
+        data,
+        output=output,
+        columns=("NAME", "KIND", "STATE", "VERSION", "MODE", "LABELS"),
+        rows=_rows,
+    )
+
+
+@cluster.command("show")
+@click.argument("name")
+@click.option(
+    "-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True
+)
+def show(name: str, output: str) -> None:
+    """Show everything known about cluster NAME (never its credentials)."""
+    with store_session() as store:
+        record = store.get_cluster(name)
+        data = cluster_data(record)
+        data["deployments"] = [
+            {"app": d.app, "state": d.state, "revision": d.applied_revision, "message": d.message}
+            for d in store.list_deployments(cluster=name)
+        ]
+    emit(data, output=output)
+
+
+@cluster.command("check")
+@click.argument("names", nargs=-1)
+@output_option
+def check(names: tuple[str, ...], output: str) -> None:
+    """Probe reachability, version and node readiness; record what was seen."""
+    with store_session() as store:
+        records = [store.get_cluster(n) for n in names] if names else store.list_clusters()
+        checked = [run(check_cluster(store, r)) for r in records]
+    emit(
+        [cluster_data(c) for c in checked],
+        output=output,
+        columns=("NAME", "KIND", "STATE", "VERSION", "MODE", "LABELS"),
+        rows=_rows,
+    )
+
+
+@cluster.command("label")
+@click.argument("name")
+@click.argument("labels", nargs=-1, required=True)
+def label(name: str, labels: tuple[str, ...]) -> None:
+    """Set labels (k=v) or remove them (k-) on cluster NAME."""
+    with store_session() as store:
+        record = store.get_cluster(name)
+        current = dict(record.labels)
+        for item in labels:
+            if item.endswith("-") and "=" not in item:
+                current.pop(item[:-1], None)
+            else:
+                current.update(parse_labels((item,), option="label"))
+        store.put_cluster(replace(record, labels=current))
+    console.print(f"{name}: {format_labels(current)}")
+
+
+@cluster.command("remove")
+@click.argument("name")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Also forget the apps' deployments on it (objects stay on the cluster).",
+)
+def remove(name: str, force: bool) -> None:
+    """Unregister cluster NAME (its objects are left as they are)."""
+    with store_session() as store:
+        remove_cluster(store, name, force=force)
+    console.print(f"removed {name}")
+
+
+@click.group()
+def group() -> None:
+    """Cluster groups: named label selectors over clusters."""
+
+
+@group.command("add")
+@click.argument("name")
+@click.option(
+    "--selector",
+    "-l",
+    required=True,
+    help="kubectl-style selector, e.g. 'env=prod,region in (eu,us)'.",
+)
+def group_add(name: str, selector: str) -> None:
+    """Define group NAME as the clusters SELECTOR matches."""
+    parse_selector(selector)
+    with store_session() as store:
+        store.put_group(ClusterGroupRecord(name=name, selector=selector))
+        members = [c.name for c in store.list_clusters() if _matches(selector, c.labels)]
+    console.print(f"group {name}: {', '.join(members) or 'no cluster matches yet'}")
+
+
+def _matches(selector: str, labels: dict[str, str]) -> bool:
+    return selector_matches(parse_selector(selector), labels)
+
+
+@group.command("list")
+@output_option
+def group_list(output: str) -> None:
+    """Show cluster groups and their members."""
+    with store_session() as store:
+        clusters = store.list_clusters()
+        data = [
+            {
+                "name": g.name,
+                "selector": g.selector,
+                "clusters": [c.name for c in clusters if _matches(g.selector, c.labels)],
+            }
+            for g in store.list_groups()
+        ]
+    emit(
+        data,
+        output=output,
+        columns=("NAME", "SELECTOR", "CLUSTERS"),
+        rows=lambda d: [[x["name"], x["selector"], ", ".join(x["clusters"]) or "-"] for x in d],
+    )
+
+
+@group.command("remove")
+@click.argument("name")
+def group_remove(name: str) -> None:
+    """Delete group NAME (apps that target it then match no cluster through it)."""
+    with store_session() as store:
+        store.delete_group(name)
+    console.print(f"removed group {name}")

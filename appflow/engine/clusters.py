@@ -1,0 +1,236 @@
+"""The cluster registry: add, probe and remove sync targets.
+
+A cluster is registered only after appflow has reached it: a kubeconfig that
+is unreadable, expired or for the wrong server fails at `cluster add`, not at
+the first sync. Its credentials are copied into the data folder (0600) so the
+registry does not depend on a file elsewhere that may move or change.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import yaml
+
+from appflow.errors import AppflowError, ConfigError, NotFoundError, Where
+from appflow.kube.client import Connection, KubeCluster
+from appflow.model.objects import Manifest
+from appflow.model.records import ClusterKind, ClusterRecord, ClusterState, utc_now
+from appflow.paths import data_dir
+from appflow.store import Store
+
+LABEL_KIND = "appflow.dev/kind"
+LABEL_VERSION = "appflow.dev/k8s-version"
+LABEL_ARCH = "kubernetes.io/arch"
+LABEL_NODES = "appflow.dev/nodes"
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Probe:
+    """What a reachability check learned about a cluster."""
+
+    version: str
+    distribution: str
+    mode: str
+    node_count: int
+    ready_nodes: int
+    arch: str
+
+
+def credentials_dir() -> Path:
+    return data_dir() / "clusters"
+
+
+def _label_value(text: str) -> str:
+    # Label values allow [A-Za-z0-9_.-]; k3s versions carry a '+'.
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", text)[:63].strip("-_.")
+
+
+def _roles(node: Manifest) -> set[str]:
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    return {k.split("/", 1)[1] for k in labels if k.startswith("node-role.kubernetes.io/")}
+
+
+def _ready(node: Manifest) -> bool:
+    conditions = (node.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def describe_nodes(version: str, nodes: list[Manifest]) -> Probe:
+    """Distribution and EVE-k mode from the version string and the nodes' roles (pure)."""
+    distribution = "k3s" if "+k3s" in version else "kubernetes"
+    servers = [n for n in nodes if _roles(n) & {"control-plane", "master", "etcd"}]
+    if len(nodes) == 1:
+        mode = "single-node"
+    elif len(servers) >= 3:
+        mode = "ha-3"
+    elif len(servers) == 2 and len(nodes) >= 3:
+        # EVE-k's two-server HA keeps a third, agent-only node as tie-breaker.
+        mode = "ha-2+tiebreaker"
+    else:
+        mode = f"{len(nodes)}-nodes"
+    arches = Counter(
+        ((n.get("metadata") or {}).get("labels") or {}).get(LABEL_ARCH, "unknown") for n in nodes
+    )
+    arch = arches.most_common(1)[0][0] if arches else "unknown"
+    return Probe(
+        version=version,
+        distribution=distribution,
+        mode=mode,
+        node_count=len(nodes),
+        ready_nodes=sum(1 for n in nodes if _ready(n)),
+        arch=arch,
+    )
+
+
+async def probe(kube: KubeCluster) -> Probe:
+    version = await kube.version()
+    nodes = await kube.list_objects("v1", "Node")
+    return describe_nodes(version, nodes)
+
+
+def _store_kubeconfig(name: str, source: Path, context: str | None) -> Path:
+    try:
+        document = yaml.safe_load(source.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(
+            f"cannot read kubeconfig: {err}",
+            where=Where(cluster=name, file=str(source)),
+        ) from err
+    if not isinstance(document, dict) or "clusters" not in document:
+        raise ConfigError(
+            "this is not a kubeconfig file", where=Where(cluster=name, file=str(source))
+        )
+    if context:
+        known = [c.get("name") for c in document.get("contexts") or []]
+        if context not in known:
+            raise ConfigError(
+                f"context {context!r} is not in the kubeconfig (it has: {', '.join(map(str, known)) or 'none'})",
+                where=Where(cluster=name, file=str(source)),
+            )
+        document["current-context"] = context
+    folder = credentials_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    target = folder / f"{name}.kubeconfig"
+    tmp = target.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        yaml.safe_dump(document, out, sort_keys=False)
+    os.replace(tmp, target)
+    return target
+
+
+async def add_cluster(
+    store: Store,
+    *,
+    name: str,
+    kind: ClusterKind,
+    kubeconfig: Path,
+    context: str | None = None,
+    labels: dict[str, str] | None = None,
+    timeout: float = 10.0,
+) -> ClusterRecord:
+    """Probe the cluster through KUBECONFIG, then register it; refuse duplicates."""
+    if not _NAME.match(name) or len(name) > 63:
+        raise ConfigError(
+            f"cluster name {name!r} must be a DNS label (lowercase letters, digits, '-')",
+            where=Where(cluster=name),
+        )
+    try:
+        store.get_cluster(name)
+    except NotFoundError:
+        pass
+    else:
+        raise ConfigError(
+            "a cluster with this name is already registered",
+            where=Where(cluster=name),
+            hint="choose another name, or `appflow cluster remove` it first",
+        )
+    stored = _store_kubeconfig(name, kubeconfig, context)
+    kube = KubeCluster(Connection(name=name, kubeconfig=stored, context=context, timeout=timeout))
+    try:
+        found = await probe(kube)
+    except AppflowError as err:
+        stored.unlink(missing_ok=True)
+        raise err.located(cluster=name, file=str(kubeconfig)) from None
+    finally:
+        kube.close()
+    auto = {
+        LABEL_KIND: kind,
+        LABEL_VERSION: _label_value(found.version),
+        LABEL_ARCH: found.arch,
+        LABEL_NODES: str(found.node_count),
+    }
+    record = ClusterRecord(
+        name=name,
+        kind=kind,
+        labels={**auto, **(labels or {})},
+        kubeconfig_path=str(stored),
+        context=context,
+        state="Online" if found.ready_nodes else "Suspect",
+        state_reason="" if found.ready_nodes else "no node is Ready",
+        k8s_version=found.version,
+        distribution=found.distribution,
+        mode=found.mode,
+        node_count=found.node_count,
+        last_seen=utc_now(),
+    )
+    return store.put_cluster(record)
+
+
+async def check_cluster(
+    store: Store, record: ClusterRecord, *, timeout: float = 10.0
+) -> ClusterRecord:
+    """Probe a registered cluster and record what was seen (EVE's run states)."""
+    if not record.kubeconfig_path:
+        return store.put_cluster(replace(record, state="Error", state_reason="no kubeconfig"))
+    kube = KubeCluster(
+        Connection(
+            name=record.name,
+            kubeconfig=Path(record.kubeconfig_path),
+            context=record.context,
+            timeout=timeout,
+        )
+    )
+    try:
+        found = await probe(kube)
+    except AppflowError as err:
+        down: ClusterState = "Offline" if err.retryable else "Error"
+        return store.put_cluster(replace(record, state=down, state_reason=err.message))
+    finally:
+        kube.close()
+    state: ClusterState = "Online" if found.ready_nodes == found.node_count else "Suspect"
+    reason = (
+        "" if state == "Online" else f"{found.ready_nodes} of {found.node_count} nodes are Ready"
+    )
+    labels = {
+        **record.labels,
+        LABEL_VERSION: _label_value(found.version),
+        LABEL_NODES: str(found.node_count),
+    }
+    return store.put_cluster(
+        replace(
+            record,
+            labels=labels,
+            state=state,
+            state_reason=reason,
+            k8s_version=found.version,
+            distribution=found.distribution,
+            mode=found.mode,
+            node_count=found.node_count,
+            last_seen=utc_now(),
+        )
+    )
+
+
+def remove_cluster(store: Store, name: str, *, force: bool = False) -> None:
+    record = store.get_cluster(name)
+    store.delete_cluster(name, with_deployments=force)
+    if record.kubeconfig_path and Path(record.kubeconfig_path).parent == credentials_dir():
+        Path(record.kubeconfig_path).unlink(missing_ok=True)

@@ -1,0 +1,591 @@
+"""Sync one AppFlow onto one Cluster: plan, then apply, prune and assess health.
+
+The two halves are separate so that a fleet sync can plan every target first
+and touch no cluster when any target's revision does not validate:
+
+    prepared = await prepare(kube, desired, previous=..., options=...)   # reads only
+    result = await execute(kube, prepared, options=...)                  # writes
+
+prepare() reads the live objects appflow owns (one LIST per kind), skips the
+objects whose fingerprint says nothing changed on either side since the last
+apply, and dry-runs every other object with server-side apply. Any rejection
+there stops the sync before the first write.
+
+execute() writes the inventory ahead of the objects (so a crash mid-apply
+leaves every object it created tracked), applies in stages (CRDs, Namespaces,
+cluster-scoped, namespaced by wave), prunes what left the desired state and
+is owned by the app, and writes the final inventory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+from appflow.errors import (
+    AppflowError,
+    ApplyError,
+    ClusterError,
+    ConflictError,
+    ImmutableFieldError,
+    MissingKindError,
+    Where,
+)
+from appflow.kube.client import KubeCluster
+from appflow.kube.errors import conflicting_managers
+from appflow.model.health import Health, HealthStatus, aggregate, assess
+from appflow.model.inventory import Inventory, InventoryEntry, with_failed_deletes
+from appflow.model.objects import (
+    ANNOTATION_REPLACE,
+    INVENTORY_NAMESPACE,
+    LABEL_APP,
+    Manifest,
+    ObjectRef,
+    split_api_version,
+)
+from appflow.model.order import Stage, plan_stages
+from appflow.model.ownership import digest, fingerprint, only_imperative, stamp, unchanged_since
+from appflow.model.plan import Action, Plan, plan_sync
+from appflow.model.records import DeploymentState, FailingObject
+
+Progress = Callable[[str], None]
+_CRD_API = "apiextensions.k8s.io/v1"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncOptions:
+    """How one sync behaves; the app's syncPolicy fills the defaults."""
+
+    prune: bool = True
+    force_conflicts: bool = False
+    with_diffs: bool = False
+    wait: bool = False
+    wait_timeout: float = 300.0
+    crd_timeout: float = 60.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class DesiredState:
+    """The rendered objects of one AppFlow for one Cluster."""
+
+    app: str
+    cluster: str
+    objects: tuple[Manifest, ...]
+    revision: str
+    """Digest of the rendered objects."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Prepared:
+    """A planned sync: what will be applied, kept and pruned, and what is known of live state."""
+
+    desired: DesiredState
+    objects: tuple[Manifest, ...]
+    """Desired objects with appflow's ownership marks."""
+    digests: dict[ObjectRef, str]
+    plan: Plan
+    live: dict[ObjectRef, Manifest | None]
+    old_inventory: Inventory
+    namespaced: dict[tuple[str, str], bool]
+    deferred: tuple[ObjectRef, ...]
+    """Custom resources whose CRD this sync creates: dry-run once the CRD is Established."""
+    takeover: frozenset[ObjectRef] = frozenset()
+    """Objects whose fields appflow takes back from hand edits (applied with force)."""
+    fingerprints: dict[str, str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncResult:
+    """What a sync did on one cluster and where the Deployment stands."""
+
+    app: str
+    cluster: str
+    revision: str
+    plan: Plan
+    state: DeploymentState
+    health: Health
+    inventory: Inventory
+    fingerprints: dict[str, str]
+    errors: tuple[AppflowError, ...] = ()
+    failing: tuple[FailingObject, ...] = ()
+    resource_counts: dict[str, int] = field(default_factory=dict)
+    pruned: tuple[ObjectRef, ...] = ()
+    applied: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+class SyncBlocked(AppflowError):
+    """The planned sync was refused before any write: every error is listed."""
+
+    def __init__(self, errors: Sequence[AppflowError], *, app: str, cluster: str) -> None:
+        lines = "\n".join(f"  - {e}" for e in errors)
+        super().__init__(
+            f"{len(errors)} object(s) were rejected; nothing was changed on the cluster:\n{lines}",
+            where=Where(app=app, cluster=cluster),
+        )
+        self.errors = tuple(errors)
+
+
+# -- inventory on the cluster ---------------------------------------------------
+
+
+def inventory_name(app: str) -> str:
+    return f"appflow-inventory-{app}"
+
+
+async def read_inventory(kube: KubeCluster, app: str) -> Inventory | None:
+    """The inventory stored on the cluster, or None when there is none."""
+    try:
+        cm = await kube.get("v1", "ConfigMap", inventory_name(app), INVENTORY_NAMESPACE)
+    except MissingKindError:
+        return None
+    if cm is None:
+        return None
+    try:
+        return Inventory.from_data(app, cm.get("data") or {})
+    except AppflowError as err:
+        raise err.located(app=app, cluster=kube.name) from None
+
+
+async def write_inventory(kube: KubeCluster, inventory: Inventory) -> None:
+    await kube.apply(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": INVENTORY_NAMESPACE}}
+    )
+    await kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": inventory_name(inventory.app),
+                "namespace": INVENTORY_NAMESPACE,
+                "labels": {LABEL_APP: inventory.app, "app.kubernetes.io/component": "inventory"},
+            },
+            "data": inventory.to_data(),
+        },
+        force=True,
+    )
+
+
+async def delete_inventory(kube: KubeCluster, app: str) -> None:
+    await kube.delete("v1", "ConfigMap", inventory_name(app), INVENTORY_NAMESPACE)
+
+
+# -- live state -----------------------------------------------------------------
+
+
+def _kinds(objects: Iterable[Manifest], inventory: Inventory) -> set[tuple[str, str]]:
+    kinds = {(str(m.get("apiVersion")), str(m.get("kind"))) for m in objects}
+    kinds |= {(e.api_version, e.ref.kind) for e in inventory.entries}
+    return kinds
+
+
+def _crd_kinds(objects: Iterable[Manifest]) -> dict[tuple[str, str], bool]:
+    """(group, kind) -> namespaced, for every CRD among OBJECTS."""
+    out: dict[tuple[str, str], bool] = {}
+    for m in objects:
+        if m.get("kind") == "CustomResourceDefinition":
+            spec = m.get("spec") or {}
+            kind = str((spec.get("names") or {}).get("kind", ""))
+            out[(str(spec.get("group", "")), kind)] = (
+                spec.get("scope", "Namespaced") == "Namespaced"
+            )
+    return out
+
+
+async def read_live(
+    kube: KubeCluster, app: str, kinds: Iterable[tuple[str, str]]
+) -> tuple[dict[ObjectRef, Manifest], dict[tuple[str, str], bool]]:
+    """Every object of KINDS labelled as APP's (one LIST per kind), and which kinds are namespaced.
+
+    Kinds the cluster does not serve are left out of both results.
+    """
+    live: dict[ObjectRef, Manifest] = {}
+    namespaced: dict[tuple[str, str], bool] = {}
+
+    async def one(api_version: str, kind: str) -> None:
+        try:
+            info = await kube.info(api_version, kind)
+        except MissingKindError:
+            return
+        namespaced[(api_version, kind)] = info.namespaced
+        for item in await kube.list_objects(api_version, kind, label_selector=f"{LABEL_APP}={app}"):
+            live[ObjectRef.of(item)] = item
+
+    await asyncio.gather(*(one(v, k) for v, k in sorted(kinds)))
+    return live, namespaced
+
+
+# -- prepare --------------------------------------------------------------------
+
+
+async def prepare(
+    kube: KubeCluster,
+    desired: DesiredState,
+    *,
+    previous_inventory: Inventory | None,
+    fingerprints: dict[str, str],
+    options: SyncOptions,
+) -> Prepared:
+    """Plan the sync of DESIRED onto KUBE without changing anything on it."""
+    app = desired.app
+    objects = tuple(stamp(m, app=app) for m in desired.objects)
+    digests = {ObjectRef.of(m): digest(m) for m in objects}
+    on_cluster = await read_inventory(kube, app)
+    # The cluster's inventory is the truth; the store's mirror stands in when
+    # the cluster lost it (someone deleted the ConfigMap).
+    old_inventory = on_cluster or previous_inventory or Inventory(app, ())
+    labelled, namespaced = await read_live(kube, app, _kinds(objects, old_inventory))
+    crds = _crd_kinds(objects)
+    desired_namespaces = {
+        str(m["metadata"]["name"])
+        for m in objects
+        if m.get("kind") == "Namespace" and m.get("apiVersion") == "v1"
+    }
+
+    live: dict[ObjectRef, Manifest | None] = {}
+    dry_run: dict[ObjectRef, Manifest | None] = {}
+    deferred: list[ObjectRef] = []
+    to_check: list[Manifest] = []
+    for m in objects:
+        ref = ObjectRef.of(m)
+        current = labelled.get(ref)
+        live[ref] = current
+        if unchanged_since(fingerprints.get(ref.encode()), digests[ref], current):
+            dry_run[ref] = current
+        elif (str(m.get("apiVersion")), ref.kind) not in namespaced and (
+            ref.group,
+            ref.kind,
+        ) in crds:
+            deferred.append(ref)
+        else:
+            to_check.append(m)
+
+    errors: list[AppflowError] = []
+    takeover: set[ObjectRef] = set()
+
+    async def check(m: Manifest) -> None:
+        ref = ObjectRef.of(m)
+        try:
+            try:
+                result = await kube.apply(m, dry_run=True, force=options.force_conflicts)
+            except ConflictError as conflict:
+                current = labelled.get(ref) or await kube.get(
+                    str(m.get("apiVersion")), ref.kind, ref.name, ref.namespace
+                )
+                if current is None or not only_imperative(
+                    current, conflicting_managers(conflict.message)
+                ):
+                    raise
+                # A hand edit of appflow's fields is drift: take it back.
+                result = await kube.apply(m, dry_run=True, force=True)
+                takeover.add(ref)
+        except ApplyError as err:
+            if ref.namespace in desired_namespaces and "does not exist" in err.message:
+                # Its namespace is created by this very sync: validate the
+                # object in a namespace that exists; it will be created.
+                stand_in = {**m, "metadata": {**m["metadata"], "namespace": "default"}}
+                try:
+                    await kube.apply(stand_in, dry_run=True, force=options.force_conflicts)
+                except AppflowError as inner:
+                    errors.append(inner.located(app=app, cluster=kube.name, object=str(ref)))
+                return
+            errors.append(err.located(app=app, cluster=kube.name, object=str(ref)))
+            return
+        except ClusterError:
+            raise
+        except AppflowError as err:
+            errors.append(err.located(app=app, cluster=kube.name, object=str(ref)))
+            return
+        dry_run[ref] = result
+        if live[ref] is None and result.get("metadata", {}).get("resourceVersion"):
+            # It exists but without our label (made by hand or by another
+            # tool): the dry run shows it, so plan it as configured, not created.
+            live[ref] = await kube.get(str(m.get("apiVersion")), ref.kind, ref.name, ref.namespace)
+
+    await asyncio.gather(*(check(m) for m in to_check))
+    if errors:
+        raise SyncBlocked(sorted(errors, key=str), app=app, cluster=kube.name)
+
+    # Prune candidates without our label are looked up one by one, so the plan
+    # can say why they are kept rather than guess.
+    new_refs = set(digests)
+    for entry in old_inventory.entries:
+        if entry.ref in new_refs:
+            continue
+        current = labelled.get(entry.ref)
+        if current is None and (entry.api_version, entry.ref.kind) in namespaced:
+            current = await kube.get(
+                entry.api_version, entry.ref.kind, entry.ref.name, entry.ref.namespace
+            )
+        live[entry.ref] = current
+
+    plan = plan_sync(
+        app=app,
+        desired=objects,
+        dry_run=dry_run,
+        live=live,
+        old_inventory=old_inventory,
+        with_diffs=options.with_diffs,
+    )
+    for (group, kind), is_namespaced in crds.items():
+        for m in objects:
+            if (split_api_version(str(m.get("apiVersion")))[0], m.get("kind")) == (group, kind):
+                namespaced.setdefault((str(m.get("apiVersion")), kind), is_namespaced)
+    return Prepared(
+        desired=desired,
+        objects=objects,
+        digests=digests,
+        plan=plan,
+        live=live,
+        old_inventory=old_inventory,
+        namespaced=namespaced,
+        deferred=tuple(deferred),
+        takeover=frozenset(takeover),
+        fingerprints=dict(fingerprints),
+    )
+
+
+# -- execute --------------------------------------------------------------------
+
+
+async def _wait_established(kube: KubeCluster, names: Sequence[str], *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    pending = set(names)
+    while pending:
+        for name in sorted(pending):
+            crd = await kube.get(_CRD_API, "CustomResourceDefinition", name)
+            conditions = ((crd or {}).get("status") or {}).get("conditions") or []
+            if any(
+                c.get("type") == "Established" and c.get("status") == "True" for c in conditions
+            ):
+                pending.discard(name)
+        if not pending:
+            break
+        if time.monotonic() > deadline:
+            raise ApplyError(
+                f"CustomResourceDefinition(s) not Established after {timeout:.0f}s: {', '.join(sorted(pending))}",
+                where=Where(cluster=kube.name),
+            )
+        await asyncio.sleep(0.2)
+    await kube.refresh_discovery()
+
+
+async def _apply_one(kube: KubeCluster, m: Manifest, *, force: bool) -> Manifest:
+    try:
+        return await kube.apply(m, force=force)
+    except ImmutableFieldError:
+        annotations = (m.get("metadata") or {}).get("annotations") or {}
+        if str(annotations.get(ANNOTATION_REPLACE, "")).lower() != "true":
+            raise
+        # Opted in: delete and re-create the object with the new content.
+        ref = ObjectRef.of(m)
+        await kube.delete(
+            str(m.get("apiVersion")), ref.kind, ref.name, ref.namespace, propagation="Foreground"
+        )
+        deadline = time.monotonic() + 60
+        while (
+            await kube.get(str(m.get("apiVersion")), ref.kind, ref.name, ref.namespace) is not None
+        ):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+        return await kube.apply(m, force=force)
+
+
+async def execute(
+    kube: KubeCluster,
+    prepared: Prepared,
+    *,
+    options: SyncOptions,
+    progress: Progress = lambda _: None,
+) -> SyncResult:
+    """Carry out a prepared sync and assess the health of what it applied."""
+    started = time.monotonic()
+    desired = prepared.desired
+    app = desired.app
+    plan = prepared.plan
+    new_inventory = Inventory.from_manifests(app, prepared.objects)
+    fingerprints = {
+        ref.encode(): prepared.fingerprints[ref.encode()]
+        for ref in prepared.digests
+        if ref.encode() in prepared.fingerprints
+    }
+    errors: list[AppflowError] = []
+    applied = 0
+
+    to_apply = {c.ref for c in plan.of(Action.CREATE) + plan.of(Action.CONFIGURE)}
+    to_apply |= set(prepared.deferred)
+    to_prune = [c.ref for c in plan.of(Action.PRUNE)] if options.prune else []
+
+    if to_apply or to_prune or len(prepared.old_inventory) != len(new_inventory):
+        # Write-ahead: every object about to be created is tracked before it exists.
+        ahead = Inventory(app, prepared.old_inventory.entries + new_inventory.entries)
+        if ahead != prepared.old_inventory:
+            await write_inventory(kube, ahead)
+
+    def is_namespaced(ref: ObjectRef) -> bool:
+        for (api_version, kind), value in prepared.namespaced.items():
+            if kind == ref.kind and split_api_version(api_version)[0] == ref.group:
+                return value
+        return bool(ref.namespace)
+
+    manifests = [m for m in prepared.objects if ObjectRef.of(m) in to_apply]
+    stages: list[Stage] = plan_stages(manifests, is_namespaced=is_namespaced)
+    deferred = set(prepared.deferred)
+    for stage in stages:
+        if errors:
+            break
+        if deferred & set(stage.refs()):
+            # Custom resources of CRDs created above: validate before writing them.
+            checks = [m for m in stage.manifests if ObjectRef.of(m) in deferred]
+            results = await asyncio.gather(
+                *(kube.apply(m, dry_run=True, force=options.force_conflicts) for m in checks),
+                return_exceptions=True,
+            )
+            for m, result in zip(checks, results, strict=True):
+                if isinstance(result, AppflowError):
+                    errors.append(
+                        result.located(app=app, cluster=kube.name, object=str(ObjectRef.of(m)))
+                    )
+                elif isinstance(result, BaseException):
+                    raise result
+            if errors:
+                break
+        progress(f"{kube.name}: applying {stage.name} ({len(stage.manifests)} objects)")
+        results = await asyncio.gather(
+            *(
+                _apply_one(
+                    kube, m, force=options.force_conflicts or ObjectRef.of(m) in prepared.takeover
+                )
+                for m in stage.manifests
+            ),
+            return_exceptions=True,
+        )
+        for m, result in zip(stage.manifests, results, strict=True):
+            ref = ObjectRef.of(m)
+            if isinstance(result, AppflowError):
+                errors.append(result.located(app=app, cluster=kube.name, object=str(ref)))
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                applied += 1
+                fingerprints[ref.encode()] = fingerprint(prepared.digests[ref], result)
+        if stage.wait_established and not errors:
+            names = [str(m["metadata"]["name"]) for m in stage.manifests]
+            try:
+                await _wait_established(kube, names, timeout=options.crd_timeout)
+            except AppflowError as err:
+                errors.append(err.located(app=app))
+
+    pruned: list[ObjectRef] = []
+    failed_deletes: list[InventoryEntry] = []
+    if not errors and to_prune:
+        by_ref = {e.ref: e for e in prepared.old_inventory.entries}
+        progress(f"{kube.name}: pruning {len(to_prune)} objects")
+        for ref in to_prune:
+            entry = by_ref[ref]
+            try:
+                await kube.delete(entry.api_version, ref.kind, ref.name, ref.namespace)
+                pruned.append(ref)
+            except AppflowError as err:
+                errors.append(err.located(app=app, cluster=kube.name, object=str(ref)))
+                failed_deletes.append(entry)
+    elif to_prune:
+        # Objects not pruned stay owned: keep them in the inventory.
+        by_ref = {e.ref: e for e in prepared.old_inventory.entries}
+        failed_deletes = [by_ref[r] for r in to_prune]
+    if not options.prune:
+        kept = {e.ref: e for e in prepared.old_inventory.entries}
+        failed_deletes += [kept[c.ref] for c in plan.of(Action.PRUNE)]
+
+    final_inventory = with_failed_deletes(new_inventory, failed_deletes)
+    if errors:
+        # Keep tracking everything the write-ahead inventory named.
+        final_inventory = Inventory(app, prepared.old_inventory.entries + new_inventory.entries)
+    await write_inventory(kube, final_inventory)
+
+    health, failing, counts = await assess_health(
+        kube, app, prepared.objects, wait=options.wait and not errors, timeout=options.wait_timeout
+    )
+    failing = (
+        tuple(FailingObject(object=str(e.where.object or ""), message=e.message) for e in errors)
+        + failing
+    )
+    state: DeploymentState
+    if errors:
+        state = "ErrApplied"
+    elif health.status is HealthStatus.HEALTHY:
+        state = "Ready"
+    elif health.status is HealthStatus.MISSING:
+        state = "Missing"
+    else:
+        state = "NotReady"
+    return SyncResult(
+        app=app,
+        cluster=kube.name,
+        revision=desired.revision,
+        plan=plan,
+        state=state,
+        health=health,
+        inventory=final_inventory,
+        fingerprints=fingerprints,
+        errors=tuple(errors),
+        failing=failing,
+        resource_counts=counts,
+        pruned=tuple(pruned),
+        applied=applied,
+        seconds=time.monotonic() - started,
+    )
+
+
+async def assess_health(
+    kube: KubeCluster,
+    app: str,
+    objects: Sequence[Manifest],
+    *,
+    wait: bool = False,
+    timeout: float = 300.0,
+) -> tuple[Health, tuple[FailingObject, ...], dict[str, int]]:
+    """Health of APP's objects on KUBE; with WAIT, poll until Healthy or TIMEOUT.
+
+    Returns the aggregate, the objects that are not healthy with their
+    messages, and resource counts in Fleet's terms (ready, notReady, missing...).
+    """
+    deadline = time.monotonic() + timeout
+    refs = [ObjectRef.of(m) for m in objects]
+    while True:
+        live, _ = await read_live(
+            kube, app, {(str(m.get("apiVersion")), str(m.get("kind"))) for m in objects}
+        )
+        healths = {ref: assess(live.get(ref)) for ref in refs}
+        overall = aggregate(healths.values())
+        done = overall.status in (
+            HealthStatus.HEALTHY,
+            HealthStatus.DEGRADED,
+            HealthStatus.SUSPENDED,
+        )
+        if not wait or done or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    failing = tuple(
+        FailingObject(object=str(ref), message=f"{h.status.value}: {h.message}")
+        for ref, h in healths.items()
+        if h.status is not HealthStatus.HEALTHY
+    )
+    counts = {"desiredReady": len(refs), "ready": 0, "notReady": 0, "missing": 0, "unknown": 0}
+    for h in healths.values():
+        key = {
+            HealthStatus.HEALTHY: "ready",
+            HealthStatus.MISSING: "missing",
+            HealthStatus.UNKNOWN: "unknown",
+        }.get(h.status, "notReady")
+        counts[key] += 1
+    if wait and overall.status is HealthStatus.PROGRESSING:
+        overall = replace(overall, message=f"not healthy after {timeout:.0f}s: {overall.message}")
+    return overall, failing, counts

@@ -1,0 +1,598 @@
+"""The engine: one AppFlow onto its target Clusters, from source to recorded status.
+
+    source (git checkout or local folder) -> app definition -> per cluster:
+    render -> prepare (read live state, dry-run)    [every target, before any write]
+           -> execute (apply, prune, health)        [only when every target validated]
+    -> revision, deployment records, sync history and events in the store.
+
+A revision that fails to render or validate on any target touches no cluster.
+A cluster that cannot be reached is reported and skipped; it does not hold
+back the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from appflow.engine.deployment import (
+    DesiredState,
+    Prepared,
+    SyncBlocked,
+    SyncOptions,
+    SyncResult,
+    delete_inventory,
+    execute,
+    prepare,
+)
+from appflow.engine.desired import render_request
+from appflow.errors import AppflowError, ClusterError, ConfigError, NotFoundError, Where
+from appflow.kube.client import Connection, KubeCluster
+from appflow.model.appdef import AppDefinition
+from appflow.model.capabilities import Capabilities
+from appflow.model.inventory import Inventory
+from appflow.model.objects import Manifest
+from appflow.model.ownership import digest
+from appflow.model.plan import Plan
+from appflow.model.records import (
+    AppRecord,
+    ClusterRecord,
+    DeploymentRecord,
+    RepoRecord,
+    RevisionRecord,
+    SyncTrigger,
+    utc_now,
+)
+from appflow.model.targeting import ClusterGroup, ClusterInfo, parse_selector, select_clusters
+from appflow.render import render
+from appflow.render.cache import RenderCache
+from appflow.sources import git
+from appflow.sources.appdef import load_app_definitions
+from appflow.store import Store
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineOptions:
+    cluster_concurrency: int = 8
+    """Clusters worked on at once."""
+    request_timeout: float = 10.0
+    """Seconds one API request may take before its cluster counts as unreachable."""
+    requests_per_cluster: int = 16
+    """Parallel API requests to one cluster."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Source:
+    """An app's source as a local folder, and what identifies its content."""
+
+    root: Path
+    digest: str
+    ref: str
+    """The commit, or 'local:<digest>' for a folder that is not from git."""
+
+
+@dataclass(kw_only=True)
+class AppSyncReport:
+    """What one sync of an app across its targets did."""
+
+    app: str
+    revision: RevisionRecord | None = None
+    results: list[SyncResult] = field(default_factory=list)
+    unreachable: dict[str, AppflowError] = field(default_factory=dict)
+    blocked: list[AppflowError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.blocked and not self.unreachable and all(r.ok for r in self.results)
+
+    @property
+    def ready(self) -> bool:
+        return self.ok and all(r.state == "Ready" for r in self.results)
+
+
+def folder_digest(folder: Path) -> str:
+    """Content digest of every file under FOLDER (paths and bytes), for local sources."""
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            h.update(str(path.relative_to(folder)).encode() + b"\0")
+            h.update(path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+class Engine:
+    """Syncs AppFlows to Clusters, using the store for what it knows and remembers."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        options: EngineOptions | None = None,
+        render_cache: RenderCache | None = None,
+    ) -> None:
+        self.store = store
+        self.options = options or EngineOptions()
+        self.render_cache = render_cache or RenderCache()
+        self._kubes: dict[str, KubeCluster] = {}
+        self._capabilities: dict[str, Capabilities] = {}
+
+    def kube(self, cluster: ClusterRecord) -> KubeCluster:
+        current = self._kubes.get(cluster.name)
+        if current is None or str(current.connection.kubeconfig) != cluster.kubeconfig_path:
+            if not cluster.kubeconfig_path:
+                raise ConfigError(
+                    "has no kubeconfig",
+                    where=Where(cluster=cluster.name),
+                    hint="appflow cluster add",
+                )
+            current = KubeCluster(
+                Connection(
+                    name=cluster.name,
+                    kubeconfig=Path(cluster.kubeconfig_path),
+                    context=cluster.context,
+                    timeout=self.options.request_timeout,
+                    concurrency=self.options.requests_per_cluster,
+                )
+            )
+            self._kubes[cluster.name] = current
+        return current
+
+    def close(self) -> None:
+        for kube in self._kubes.values():
+            kube.close()
+        self._kubes.clear()
+
+    # -- sources and definitions -------------------------------------------
+
+    async def source(self, app: AppRecord) -> Source:
+        if app.source == "local":
+            if not app.local_path:
+                raise ConfigError("a local app needs a folder", where=Where(app=app.name))
+            root = Path(app.local_path)
+            if not root.is_dir():
+                raise ConfigError(
+                    f"the folder {root} does not exist",
+                    where=Where(app=app.name),
+                    hint="appflow app add NAME --local DIR",
+                )
+            app_dir = root / app.path if app.path else root
+            content = await asyncio.to_thread(folder_digest, app_dir)
+            return Source(
+                root=root, digest=f"local:{app.path}:{content}", ref=f"local:{content[:12]}"
+            )
+        if app.source == "git":
+            if not app.repo:
+                raise ConfigError("a git app needs a repository", where=Where(app=app.name))
+            repo = self.store.get_repo(app.repo)
+            spec = git.GitSource(url=repo.url, ref=_ref_spec(repo.ref))
+            fetched = await git.fetch(spec)
+            root = await git.checkout(spec, fetched.commit)
+            self.store.put_repo(_with_commit(repo, fetched.commit))
+            return Source(root=root, digest=f"git:{fetched.commit}:{app.path}", ref=fetched.commit)
+        raise ConfigError(
+            f"source kind {app.source!r} is not supported here", where=Where(app=app.name)
+        )
+
+    async def definition(self, app: AppRecord, source: Source) -> AppDefinition:
+        found = await asyncio.to_thread(load_app_definitions, source.root, paths=(app.path or "",))
+        for definition in found:
+            if definition.path == (app.path or "").strip("/"):
+                # The registered name wins over the folder's default name.
+                return _renamed(definition, app.name)
+        raise ConfigError(
+            f"no app definition found in folder {app.path or '.'!r} of {source.root}",
+            where=Where(app=app.name),
+            hint="the folder needs an appflow.yaml, a fleet.yaml, a Chart.yaml, a kustomization.yaml or manifests",
+        )
+
+    # -- targets --------------------------------------------------------------
+
+    def groups(self) -> dict[str, ClusterGroup]:
+        return {
+            g.name: ClusterGroup(name=g.name, selector=parse_selector(g.selector))
+            for g in self.store.list_groups()
+        }
+
+    def targets(self, definition: AppDefinition, only: Sequence[str] = ()) -> list[ClusterRecord]:
+        records = {c.name: c for c in self.store.list_clusters()}
+        for name in only:
+            if name not in records:
+                raise NotFoundError(f"no cluster named {name!r}", hint="see `appflow cluster list`")
+        infos = [ClusterInfo(name=c.name, labels=c.labels) for c in records.values()]
+        chosen = select_clusters(definition, infos, self.groups())
+        names = [c.name for c in chosen if not only or c.name in only]
+        return [records[n] for n in names]
+
+    async def capabilities(self, cluster: ClusterRecord) -> Capabilities:
+        known = self._capabilities.get(cluster.name)
+        if known is None:
+            known = await self.kube(cluster).capabilities()
+            self._capabilities[cluster.name] = known
+        return known
+
+    async def desired(
+        self, definition: AppDefinition, source: Source, cluster: ClusterRecord
+    ) -> DesiredState:
+        request = render_request(
+            definition,
+            repo_root=source.root,
+            source_digest=source.digest,
+            cluster=ClusterInfo(name=cluster.name, labels=cluster.labels),
+            groups=self.groups(),
+            capabilities=await self.capabilities(cluster),
+        )
+        rendered = await render(request, cache=self.render_cache)
+        return DesiredState(
+            app=definition.name,
+            cluster=cluster.name,
+            objects=rendered.objects,
+            revision=rendered.revision,
+        )
+
+    # -- sync -------------------------------------------------------------------
+
+    def _previous(self, app: str, cluster: str) -> DeploymentRecord | None:
+        try:
+            return self.store.get_deployment(app, cluster)
+        except NotFoundError:
+            return None
+
+    async def _prepare_all(
+        self,
+        desired: dict[str, DesiredState],
+        clusters: dict[str, ClusterRecord],
+        options: SyncOptions,
+        report: AppSyncReport,
+    ) -> dict[str, Prepared]:
+        limit = asyncio.Semaphore(self.options.cluster_concurrency)
+        prepared: dict[str, Prepared] = {}
+
+        async def one(name: str) -> None:
+            async with limit:
+                previous = self._previous(desired[name].app, name)
+                try:
+                    prepared[name] = await prepare(
+                        self.kube(clusters[name]),
+                        desired[name],
+                        previous_inventory=Inventory.from_lines(
+                            desired[name].app, previous.inventory
+                        )
+                        if previous
+                        else None,
+                        fingerprints=dict(previous.applied) if previous else {},
+                        options=options,
+                    )
+                except ClusterError as err:
+                    report.unreachable[name] = err.located(app=desired[name].app, cluster=name)
+                except SyncBlocked as err:
+                    report.blocked.extend(err.errors)
+                except AppflowError as err:
+                    report.blocked.append(err.located(app=desired[name].app, cluster=name))
+
+        await asyncio.gather(*(one(n) for n in desired))
+        return prepared
+
+    async def sync(
+        self,
+        name: str,
+        *,
+        clusters: Sequence[str] = (),
+        trigger: SyncTrigger = "user",
+        options: SyncOptions | None = None,
+        progress: Progress = lambda _: None,
+    ) -> AppSyncReport:
+        """Render, validate and apply app NAME on its targets (or the named CLUSTERS among them)."""
+        app = self.store.get_app(name)
+        source = await self.source(app)
+        definition = await self.definition(app, source)
+        policy = definition.sync_policy
+        options = options or SyncOptions(prune=policy.prune, force_conflicts=policy.force_conflicts)
+        report = AppSyncReport(app=name, warnings=list(definition.warnings))
+        targets = {c.name: c for c in self.targets(definition, clusters)}
+        if not targets:
+            report.warnings.append(
+                f"app {name}: its targets match no registered cluster; nothing to sync"
+            )
+        progress(f"{name}: rendering for {len(targets)} cluster(s)")
+        desired: dict[str, DesiredState] = {}
+
+        async def render_one(cluster: ClusterRecord) -> None:
+            try:
+                desired[cluster.name] = await self.desired(definition, source, cluster)
+            except ClusterError as err:
+                report.unreachable[cluster.name] = err.located(app=name, cluster=cluster.name)
+            except AppflowError as err:
+                report.blocked.append(err.located(app=name, cluster=cluster.name))
+
+        await asyncio.gather(*(render_one(c) for c in targets.values()))
+        # Clusters the app left (no longer targeted): everything it owns there is pruned.
+        if not clusters:
+            for record in self.store.list_deployments(app=name):
+                if record.cluster not in targets and record.cluster in {
+                    c.name for c in self.store.list_clusters()
+                }:
+                    desired[record.cluster] = DesiredState(
+                        app=name, cluster=record.cluster, objects=(), revision=""
+                    )
+                    targets[record.cluster] = self.store.get_cluster(record.cluster)
+        return await self._apply(report, desired, targets, source.ref, trigger, options, progress)
+
+    async def _apply(
+        self,
+        report: AppSyncReport,
+        desired: dict[str, DesiredState],
+        targets: dict[str, ClusterRecord],
+        source_ref: str,
+        trigger: SyncTrigger,
+        options: SyncOptions,
+        progress: Progress,
+        revision: RevisionRecord | None = None,
+    ) -> AppSyncReport:
+        name = report.app
+        prepared: dict[str, Prepared] = {}
+        if not report.blocked:
+            progress(f"{name}: validating on {len(desired)} cluster(s) (server-side dry run)")
+            prepared = await self._prepare_all(desired, targets, options, report)
+        if report.blocked:
+            self._record_blocked(report, desired, trigger)
+            return report
+        if revision is None and any(d.objects for d in desired.values()):
+            revision = self._revision(name, desired, source_ref)
+        report.revision = revision
+        limit = asyncio.Semaphore(self.options.cluster_concurrency)
+
+        async def one(cluster: str) -> None:
+            async with limit:
+                plan = prepared[cluster].plan
+                record = self.store.start_sync(
+                    name, cluster, revision=revision.number if revision else None, trigger=trigger
+                )
+                try:
+                    result = await execute(
+                        self.kube(targets[cluster]),
+                        prepared[cluster],
+                        options=options,
+                        progress=progress,
+                    )
+                except AppflowError as err:
+                    err = err.located(app=name, cluster=cluster)
+                    self.store.finish_sync(record.id, outcome="failed", message=str(err))
+                    self.store.add_event(
+                        kind="failure",
+                        app=name,
+                        cluster=cluster,
+                        trigger=trigger,
+                        message=str(err),
+                        outcome="failed",
+                        commit=source_ref,
+                    )
+                    report.unreachable[cluster] = err
+                    return
+                report.results.append(result)
+                counts = {a.value: n for a, n in plan.counts().items()}
+                message = "; ".join(str(e) for e in result.errors) or plan.summary()
+                self.store.finish_sync(
+                    record.id,
+                    outcome="succeeded" if result.ok else "failed",
+                    counts=counts,
+                    message=message,
+                )
+                self._record_deployment(result, revision)
+                self.store.add_event(
+                    kind="sync" if result.ok else "failure",
+                    app=name,
+                    cluster=cluster,
+                    trigger=trigger,
+                    commit=source_ref,
+                    outcome=result.state,
+                    message=message,
+                )
+
+        await asyncio.gather(*(one(c) for c in prepared))
+        for cluster, err in report.unreachable.items():
+            self._record_unreachable(name, cluster, err)
+        report.results.sort(key=lambda r: r.cluster)
+        return report
+
+    def _revision(self, name: str, desired: dict[str, DesiredState], source_ref: str) -> RevisionRecord:
+        """The revision these renders belong to: new, or the latest when nothing changed.
+
+        Its digest covers the distinct rendered contents, not which clusters got
+        them, so syncing a subset of clusters to the same content is not a new
+        revision; the renders of clusters not synced now are carried over.
+        """
+        latest = self.store.latest_revision(name)
+        rendered: dict[str, list[Manifest]] = {}
+        if latest is not None and latest.source_ref == source_ref:
+            rendered.update(latest.rendered)
+        rendered.update({c: list(d.objects) for c, d in desired.items() if d.objects})
+        contents = sorted({d.revision for d in desired.values() if d.objects})
+        return self.store.add_revision(
+            name, digest=digest([source_ref, contents]), source_ref=source_ref, rendered=rendered
+        )
+
+    def _record_deployment(self, result: SyncResult, revision: RevisionRecord | None) -> None:
+        if not result.inventory.entries and not result.plan.changes:
+            # Nothing owned and nothing desired: the app left this cluster.
+            with contextlib.suppress(NotFoundError):
+                self.store.delete_deployment(result.app, result.cluster)
+            return
+        self.store.put_deployment(
+            DeploymentRecord(
+                app=result.app,
+                cluster=result.cluster,
+                desired_revision=revision.number if revision else None,
+                applied_revision=revision.number if revision and result.ok else None,
+                state=result.state,
+                message="; ".join(str(e) for e in result.errors) or result.health.message,
+                inventory=result.inventory.to_lines(),
+                applied=result.fingerprints,
+                resource_counts=result.resource_counts,
+                failing=result.failing,
+            )
+        )
+
+    def _record_blocked(
+        self, report: AppSyncReport, desired: dict[str, DesiredState], trigger: SyncTrigger
+    ) -> None:
+        message = "; ".join(str(e) for e in report.blocked)
+        clusters: list[str | None] = list(desired) or [None]
+        for cluster in clusters:
+            self.store.add_event(
+                kind="failure",
+                app=report.app,
+                cluster=cluster,
+                trigger=trigger,
+                outcome="blocked",
+                message=message,
+            )
+
+    def _record_unreachable(self, app: str, cluster: str, err: AppflowError) -> None:
+        previous = self._previous(app, cluster)
+        if previous is None:
+            with contextlib.suppress(AppflowError):
+                self.store.put_deployment(
+                    DeploymentRecord(app=app, cluster=cluster, state="Unknown", message=str(err))
+                )
+            return
+        self.store.put_deployment(
+            DeploymentRecord(
+                app=app,
+                cluster=cluster,
+                desired_revision=previous.desired_revision,
+                applied_revision=previous.applied_revision,
+                state="Unknown",
+                message=str(err),
+                inventory=previous.inventory,
+                applied=previous.applied,
+                resource_counts=previous.resource_counts,
+                failing=previous.failing,
+            )
+        )
+
+    async def uninstall(self, name: str, *, progress: Progress = lambda _: None) -> AppSyncReport:
+        """Prune everything app NAME owns on every cluster it is deployed to."""
+        clusters = {c.name: c for c in self.store.list_clusters()}
+        deployed = [
+            d.cluster for d in self.store.list_deployments(app=name) if d.cluster in clusters
+        ]
+        desired = {c: DesiredState(app=name, cluster=c, objects=(), revision="") for c in deployed}
+        report = await self._apply(
+            AppSyncReport(app=name),
+            desired,
+            {c: clusters[c] for c in deployed},
+            "uninstall",
+            "user",
+            SyncOptions(prune=True),
+            progress,
+        )
+        for result in report.results:
+            if result.ok and not result.inventory.entries:
+                await delete_inventory(self.kube(clusters[result.cluster]), name)
+        return report
+
+    # -- diff and rollback --------------------------------------------------------
+
+    async def diff(self, name: str, *, clusters: Sequence[str] = ()) -> dict[str, Plan]:
+        """The plan, with diffs, of syncing app NAME now; changes nothing."""
+        app = self.store.get_app(name)
+        source = await self.source(app)
+        definition = await self.definition(app, source)
+        options = SyncOptions(with_diffs=True, prune=definition.sync_policy.prune)
+        plans: dict[str, Plan] = {}
+        errors: list[AppflowError] = []
+        for cluster in self.targets(definition, clusters):
+            desired = await self.desired(definition, source, cluster)
+            previous = self._previous(name, cluster.name)
+            try:
+                prepared = await prepare(
+                    self.kube(cluster),
+                    desired,
+                    previous_inventory=Inventory.from_lines(name, previous.inventory)
+                    if previous
+                    else None,
+                    # A diff compares with the live objects, never trusts fingerprints.
+                    fingerprints={},
+                    options=options,
+                )
+            except SyncBlocked as err:
+                errors.extend(err.errors)
+                continue
+            plans[cluster.name] = prepared.plan
+        if errors:
+            raise SyncBlocked(
+                errors, app=name, cluster=", ".join(sorted({str(e.where.cluster) for e in errors}))
+            )
+        return plans
+
+    async def rollback(
+        self,
+        name: str,
+        *,
+        to: int,
+        options: SyncOptions | None = None,
+        progress: Progress = lambda _: None,
+    ) -> AppSyncReport:
+        """Re-apply revision TO of app NAME exactly as it was rendered, and pause auto-sync."""
+        app = self.store.get_app(name)
+        revision = self.store.get_revision(name, to)
+        clusters = {c.name: c for c in self.store.list_clusters()}
+        desired: dict[str, DesiredState] = {}
+        for cluster, objects in revision.rendered.items():
+            if cluster in clusters:
+                desired[cluster] = DesiredState(
+                    app=name, cluster=cluster, objects=tuple(objects), revision=revision.digest
+                )
+        report = AppSyncReport(app=name)
+        missing = sorted(set(revision.rendered) - set(clusters))
+        if missing:
+            report.warnings.append(
+                f"revision {to} also targeted clusters no longer registered: {', '.join(missing)}"
+            )
+        report = await self._apply(
+            report,
+            desired,
+            {c: clusters[c] for c in desired},
+            revision.source_ref,
+            "rollback",
+            options or SyncOptions(),
+            progress,
+            revision=revision,
+        )
+        # As Argo CD does: a rollback would be undone by the next automatic sync.
+        self.store.put_app(_paused(app))
+        return report
+
+
+def _ref_spec(ref: str) -> git.RefSpec:
+    if not ref or ref == "HEAD":
+        return git.RefSpec.head()
+    if ref.startswith("refs/tags/") or ref.startswith("tag:"):
+        return git.RefSpec.tag(ref.removeprefix("tag:"))
+    if ref.startswith("semver:"):
+        return git.RefSpec.semver(ref.removeprefix("semver:"))
+    if ref.startswith("commit:"):
+        return git.RefSpec.commit(ref.removeprefix("commit:"))
+    return git.RefSpec.branch(ref)
+
+
+def _with_commit(repo: RepoRecord, commit: str) -> RepoRecord:
+    return replace(repo, last_commit=commit, last_fetched=utc_now())
+
+
+def _renamed(definition: AppDefinition, name: str) -> AppDefinition:
+    return definition if definition.name == name else replace(definition, name=name)
+
+
+def _paused(app: AppRecord) -> AppRecord:
+    return replace(app, paused=True)

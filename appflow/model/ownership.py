@@ -1,0 +1,80 @@
+"""Ownership marks and fingerprints of applied objects.
+
+Every object appflow applies carries the label ``appflow.dev/app`` and the
+annotation ``appflow.dev/owner``; prune deletes only objects that carry both
+(see plan.owned_by). A fingerprint records what appflow applied and what the
+API server kept of appflow's fields, so a later sync can tell, without a dry
+run, that nothing about an object changed on either side.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any
+
+from appflow.model.objects import ANNOTATION_OWNER, FIELD_MANAGER, LABEL_APP, Manifest
+
+
+def stamp(manifest: Manifest, *, app: str) -> Manifest:
+    """A copy of MANIFEST with APP's ownership label and annotation."""
+    out = copy.deepcopy(manifest)
+    meta = out.setdefault("metadata", {})
+    meta["labels"] = {**(meta.get("labels") or {}), LABEL_APP: app}
+    meta["annotations"] = {**(meta.get("annotations") or {}), ANNOTATION_OWNER: app}
+    return out
+
+
+def digest(data: Any) -> str:
+    """sha256 of the canonical JSON of DATA."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def managed_fields_digest(live: Manifest, *, manager: str = FIELD_MANAGER) -> str:
+    """Digest of the fields MANAGER owns by apply on LIVE.
+
+    When anyone else changes one of those fields, the API server moves its
+    ownership away from MANAGER, so this digest changes too; status updates and
+    fields of other managers leave it alone. That is what makes it a cheap and
+    exact drift signal.
+    """
+    entries = (live.get("metadata") or {}).get("managedFields") or []
+    owned = [
+        e.get("fieldsV1")
+        for e in entries
+        if e.get("manager") == manager and e.get("operation") == "Apply"
+    ]
+    return digest(owned)[:16]
+
+
+def fingerprint(desired_digest: str, live: Manifest) -> str:
+    """What to remember about an object after applying it."""
+    uid = str((live.get("metadata") or {}).get("uid", ""))
+    return f"{desired_digest[:16]}:{managed_fields_digest(live)}:{uid}"
+
+
+def unchanged_since(recorded: str | None, desired_digest: str, live: Manifest | None) -> bool:
+    """True when LIVE is the object appflow applied from the same desired content, untouched."""
+    return (
+        recorded is not None and live is not None and recorded == fingerprint(desired_digest, live)
+    )
+
+
+def only_imperative(live: Manifest, managers: list[str]) -> bool:
+    """True when every one of MANAGERS touched LIVE only by Update (never by Apply).
+
+    Update-only managers are hand edits (kubectl edit, scale, patch) and
+    imperative clients: GitOps takes their changes to appflow's fields back.
+    A manager that applies declaratively is another tool that claims the field;
+    taking it over silently would start a tug of war, so that is reported.
+    """
+    if not managers:
+        return False
+    entries = (live.get("metadata") or {}).get("managedFields") or []
+    for name in managers:
+        ops = {e.get("operation") for e in entries if e.get("manager") == name}
+        if not ops or ops != {"Update"}:
+            return False
+    return True
