@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
 from appflow import sandbox as sb
 from appflow.kube.client import Connection, KubeCluster
@@ -33,3 +34,10 @@ def eventually(check: Callable[[], bool], *, timeout: float = 60.0, what: str) -
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(0.2)
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> Result:
+    """Run the appflow CLI in-process, as a user would type ARGS."""
+    from appflow.cli.main import cli
+
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)

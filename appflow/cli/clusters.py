@@ -75,11 +75,9 @@ def add(
                 raise ConfigError(
                     "no sandbox cluster is running", hint="start some: appflow sandbox up"
                 )
-            known = {c.name for c in store.list_clusters()}
             for info in running:
-                if info.name in known:
-                    console.print(f"{info.name}: already registered")
-                    continue
+                # Re-registering refreshes credentials: a re-created sandbox
+                # cluster has new certificates and ports.
                 added.append(
                     run(
                         add_cluster(
@@ -88,6 +86,7 @@ def add(
                             kind=kind,  # type: ignore[arg-type]
                             kubeconfig=info.kubeconfig,
                             labels={**info.labels, **extra},
+                            refresh=True,
                         )
                     )
                 )

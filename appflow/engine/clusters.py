@@ -135,18 +135,26 @@ async def add_cluster(
     context: str | None = None,
     labels: dict[str, str] | None = None,
     timeout: float = 10.0,
+    refresh: bool = False,
 ) -> ClusterRecord:
-    """Probe the cluster through KUBECONFIG, then register it; refuse duplicates."""
+    """Probe the cluster through KUBECONFIG, then register it; refuse duplicates.
+
+    With REFRESH an existing registration is updated instead (new credentials,
+    labels merged): sandbox clusters get new certificates each time they are
+    re-created.
+    """
     if not _NAME.match(name) or len(name) > 63:
         raise ConfigError(
             f"cluster name {name!r} must be a DNS label (lowercase letters, digits, '-')",
             where=Where(cluster=name),
         )
     try:
-        store.get_cluster(name)
+        existing = store.get_cluster(name)
     except NotFoundError:
-        pass
-    else:
+        existing = None
+    if existing is not None and refresh:
+        labels = {**existing.labels, **(labels or {})}
+    elif existing is not None:
         raise ConfigError(
             "a cluster with this name is already registered",
             where=Where(cluster=name),
@@ -170,7 +178,7 @@ async def add_cluster(
     record = ClusterRecord(
         name=name,
         kind=kind,
-        labels={**auto, **(labels or {})},
+        labels={**(labels or {}), **auto},
         kubeconfig_path=str(stored),
         context=context,
         state="Online" if found.ready_nodes else "Suspect",
