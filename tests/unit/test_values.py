@@ -79,12 +79,17 @@ def test_later_layer_wins_on_scalar_keys(a: dict[str, Any], b: dict[str, Any]) -
 
 
 @given(value_maps, value_maps, value_maps)
-def test_merge_is_associative(a: dict[str, Any], b: dict[str, Any], c: dict[str, Any]) -> None:
-    assert (
-        merge_values(merge_values(a, b), c)
-        == merge_values(a, merge_values(b, c))
-        == merge_values(a, b, c)
-    )
+def test_layers_apply_one_after_another(
+    a: dict[str, Any], b: dict[str, Any], c: dict[str, Any]
+) -> None:
+    # Helm coalesces layer by layer, so merging is a left fold. It is not
+    # associative: a scalar in b replaced by a map in c differs from c's map
+    # merged into a's map first.
+    assert merge_values(a, b, c) == merge_values(merge_values(a, b), c)
+
+
+def test_a_map_replacing_a_scalar_starts_afresh() -> None:
+    assert merge_values({"a": {"x": 0}}, {"a": 0}, {"a": {}}) == {"a": {}}
 
 
 def test_templates_in_values_and_keys() -> None:
