@@ -13,6 +13,7 @@ from appflow.cli.common import engine_session, run, store_session
 from appflow.cli.output import console, emit, err_console, output_option
 from appflow.engine.deployment import SyncBlocked, SyncOptions
 from appflow.engine.engine import AppSyncReport, Engine
+from appflow.engine.release import HELM_REVISION
 from appflow.errors import ConfigError, NotFoundError
 from appflow.model.plan import Action
 from appflow.model.records import AppRecord, RepoRecord
@@ -253,6 +254,8 @@ def _print_report(report: AppSyncReport) -> None:
             f"{counts.get(a, 0)} {a.value}"
             for a in (Action.CREATE, Action.CONFIGURE, Action.UNCHANGED, Action.PRUNE)
         )
+        if HELM_REVISION in r.resource_counts:
+            summary = f"helm release revision {r.resource_counts[HELM_REVISION]}"
         console.print(
             f"{report.app}{revision} -> {r.cluster}: [{style}]{r.state}[/] ({summary}) in {r.seconds:.2f}s",
             highlight=False,

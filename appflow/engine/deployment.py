@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from appflow.errors import (
@@ -552,25 +552,59 @@ async def assess_health(
     wait: bool = False,
     timeout: float = 300.0,
 ) -> tuple[Health, tuple[FailingObject, ...], dict[str, int]]:
-    """Health of APP's objects on KUBE; with WAIT, poll until Healthy or TIMEOUT.
+    """Health of APP's objects on KUBE (read by its label); with WAIT, poll until settled.
 
     Returns the aggregate, the objects that are not healthy with their
     messages, and resource counts in Fleet's terms (ready, notReady, missing...).
     """
+    kinds = {(str(m.get("apiVersion")), str(m.get("kind"))) for m in objects}
+
+    async def fetch() -> dict[ObjectRef, Manifest]:
+        live, _ = await read_live(kube, app, kinds)
+        return live
+
+    return await _poll_health(fetch, objects, wait=wait, timeout=timeout)
+
+
+async def assess_objects(
+    kube: KubeCluster,
+    objects: Sequence[Manifest],
+    *,
+    wait: bool = False,
+    timeout: float = 300.0,
+) -> tuple[Health, tuple[FailingObject, ...], dict[str, int]]:
+    """Like assess_health, for objects that do not carry appflow's label (Helm releases)."""
+
+    async def fetch() -> dict[ObjectRef, Manifest]:
+        found = await kube.get_many(objects)
+        return {
+            ObjectRef.of(m): live
+            for m, live in zip(objects, found, strict=True)
+            if live is not None
+        }
+
+    return await _poll_health(fetch, objects, wait=wait, timeout=timeout)
+
+
+async def _poll_health(
+    fetch: Callable[[], Awaitable[dict[ObjectRef, Manifest]]],
+    objects: Sequence[Manifest],
+    *,
+    wait: bool,
+    timeout: float,
+) -> tuple[Health, tuple[FailingObject, ...], dict[str, int]]:
     deadline = time.monotonic() + timeout
     refs = [ObjectRef.of(m) for m in objects]
     while True:
-        live, _ = await read_live(
-            kube, app, {(str(m.get("apiVersion")), str(m.get("kind"))) for m in objects}
-        )
+        live = await fetch()
         healths = {ref: assess(live.get(ref)) for ref in refs}
         overall = aggregate(healths.values())
-        done = overall.status in (
+        settled = overall.status in (
             HealthStatus.HEALTHY,
             HealthStatus.DEGRADED,
             HealthStatus.SUSPENDED,
         )
-        if not wait or done or time.monotonic() > deadline:
+        if not wait or settled or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.5)
     failing = tuple(

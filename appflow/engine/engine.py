@@ -16,10 +16,11 @@ import asyncio
 import contextlib
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from appflow.engine import release
 from appflow.engine.deployment import (
     DesiredState,
     Prepared,
@@ -31,6 +32,7 @@ from appflow.engine.deployment import (
     prepare,
 )
 from appflow.engine.desired import render_request
+from appflow.engine.release import HELM_REVISION
 from appflow.errors import AppflowError, ClusterError, ConfigError, NotFoundError, Where
 from appflow.kube.client import Connection, KubeCluster
 from appflow.model.appdef import AppDefinition
@@ -51,6 +53,7 @@ from appflow.model.records import (
 from appflow.model.targeting import ClusterGroup, ClusterInfo, parse_selector, select_clusters
 from appflow.render import render
 from appflow.render.cache import RenderCache
+from appflow.render.types import RenderRequest
 from appflow.sources import git
 from appflow.sources.appdef import load_app_definitions
 from appflow.store import Store
@@ -220,10 +223,10 @@ class Engine:
             self._capabilities[cluster.name] = known
         return known
 
-    async def desired(
+    async def request_for(
         self, definition: AppDefinition, source: Source, cluster: ClusterRecord
-    ) -> DesiredState:
-        request = render_request(
+    ) -> RenderRequest:
+        return render_request(
             definition,
             repo_root=source.root,
             source_digest=source.digest,
@@ -231,6 +234,11 @@ class Engine:
             groups=self.groups(),
             capabilities=await self.capabilities(cluster),
         )
+
+    async def desired(
+        self, definition: AppDefinition, source: Source, cluster: ClusterRecord
+    ) -> DesiredState:
+        request = await self.request_for(definition, source, cluster)
         rendered = await render(request, cache=self.render_cache)
         return DesiredState(
             app=definition.name,
@@ -299,6 +307,10 @@ class Engine:
         options = options or SyncOptions(prune=policy.prune, force_conflicts=policy.force_conflicts)
         report = AppSyncReport(app=name, warnings=list(definition.warnings))
         targets = {c.name: c for c in self.targets(definition, clusters)}
+        if definition.helm is not None and definition.helm.mode == "release":
+            return await self._sync_release(
+                report, definition, source, targets, trigger, options, progress
+            )
         if not targets:
             report.warnings.append(
                 f"app {name}: its targets match no registered cluster; nothing to sync"
@@ -349,21 +361,42 @@ class Engine:
         if revision is None and any(d.objects for d in desired.values()):
             revision = self._revision(name, desired, source_ref)
         report.revision = revision
+        await self._run_on_clusters(
+            report,
+            list(prepared),
+            revision=revision,
+            trigger=trigger,
+            source_ref=source_ref,
+            action=lambda c: execute(
+                self.kube(targets[c]), prepared[c], options=options, progress=progress
+            ),
+        )
+        for cluster, err in report.unreachable.items():
+            self._record_unreachable(name, cluster, err)
+        report.results.sort(key=lambda r: r.cluster)
+        return report
+
+    async def _run_on_clusters(
+        self,
+        report: AppSyncReport,
+        clusters: Sequence[str],
+        *,
+        revision: RevisionRecord | None,
+        trigger: SyncTrigger,
+        source_ref: str,
+        action: Callable[[str], Awaitable[SyncResult]],
+    ) -> None:
+        """Run ACTION on each cluster (bounded), recording history, deployment and events."""
+        name = report.app
         limit = asyncio.Semaphore(self.options.cluster_concurrency)
 
         async def one(cluster: str) -> None:
             async with limit:
-                plan = prepared[cluster].plan
                 record = self.store.start_sync(
                     name, cluster, revision=revision.number if revision else None, trigger=trigger
                 )
                 try:
-                    result = await execute(
-                        self.kube(targets[cluster]),
-                        prepared[cluster],
-                        options=options,
-                        progress=progress,
-                    )
+                    result = await action(cluster)
                 except AppflowError as err:
                     err = err.located(app=name, cluster=cluster)
                     self.store.finish_sync(record.id, outcome="failed", message=str(err))
@@ -379,8 +412,12 @@ class Engine:
                     report.unreachable[cluster] = err
                     return
                 report.results.append(result)
-                counts = {a.value: n for a, n in plan.counts().items()}
-                message = "; ".join(str(e) for e in result.errors) or plan.summary()
+                counts = {a.value: n for a, n in result.plan.counts().items()}
+                if HELM_REVISION in result.resource_counts:
+                    counts[HELM_REVISION] = result.resource_counts[HELM_REVISION]
+                message = "; ".join(str(e) for e in result.errors) or (
+                    result.plan.summary() if result.plan.changes else result.health.message
+                )
                 self.store.finish_sync(
                     record.id,
                     outcome="succeeded" if result.ok else "failed",
@@ -398,13 +435,11 @@ class Engine:
                     message=message,
                 )
 
-        await asyncio.gather(*(one(c) for c in prepared))
-        for cluster, err in report.unreachable.items():
-            self._record_unreachable(name, cluster, err)
-        report.results.sort(key=lambda r: r.cluster)
-        return report
+        await asyncio.gather(*(one(c) for c in clusters))
 
-    def _revision(self, name: str, desired: dict[str, DesiredState], source_ref: str) -> RevisionRecord:
+    def _revision(
+        self, name: str, desired: dict[str, DesiredState], source_ref: str
+    ) -> RevisionRecord:
         """The revision these renders belong to: new, or the latest when nothing changed.
 
         Its digest covers the distinct rendered contents, not which clusters got
@@ -422,7 +457,7 @@ class Engine:
         )
 
     def _record_deployment(self, result: SyncResult, revision: RevisionRecord | None) -> None:
-        if not result.inventory.entries and not result.plan.changes:
+        if not result.inventory.entries and not result.plan.changes and not result.fingerprints:
             # Nothing owned and nothing desired: the app left this cluster.
             with contextlib.suppress(NotFoundError):
                 self.store.delete_deployment(result.app, result.cluster)
@@ -480,17 +515,86 @@ class Engine:
             )
         )
 
+    async def _sync_release(
+        self,
+        report: AppSyncReport,
+        definition: AppDefinition,
+        source: Source,
+        targets: dict[str, ClusterRecord],
+        trigger: SyncTrigger,
+        options: SyncOptions,
+        progress: Progress,
+    ) -> AppSyncReport:
+        """Helm release mode: template every target first, then helm upgrade --install each."""
+        requests: dict[str, RenderRequest] = {}
+        desired: dict[str, DesiredState] = {}
+
+        async def render_one(cluster: ClusterRecord) -> None:
+            try:
+                request = await self.request_for(definition, source, cluster)
+                rendered = await render(request, cache=self.render_cache)
+            except ClusterError as err:
+                report.unreachable[cluster.name] = err.located(app=report.app, cluster=cluster.name)
+                return
+            except AppflowError as err:
+                report.blocked.append(err.located(app=report.app, cluster=cluster.name))
+                return
+            requests[cluster.name] = request
+            desired[cluster.name] = DesiredState(
+                app=report.app,
+                cluster=cluster.name,
+                objects=rendered.objects,
+                revision=rendered.revision,
+            )
+
+        progress(f"{report.app}: rendering the chart for {len(targets)} cluster(s)")
+        await asyncio.gather(*(render_one(c) for c in targets.values()))
+        if report.blocked:
+            self._record_blocked(report, desired, trigger)
+            return report
+        revision = self._revision(report.app, desired, source.ref) if desired else None
+        report.revision = revision
+        progress(f"{report.app}: helm upgrade --install on {len(desired)} cluster(s)")
+        await self._run_on_clusters(
+            report,
+            list(desired),
+            revision=revision,
+            trigger=trigger,
+            source_ref=source.ref,
+            action=lambda c: release.install_or_upgrade(
+                self.kube(targets[c]), targets[c], requests[c], desired[c], options=options
+            ),
+        )
+        for cluster, err in report.unreachable.items():
+            self._record_unreachable(report.app, cluster, err)
+        report.results.sort(key=lambda r: r.cluster)
+        return report
+
     async def uninstall(self, name: str, *, progress: Progress = lambda _: None) -> AppSyncReport:
-        """Prune everything app NAME owns on every cluster it is deployed to."""
+        """Remove app NAME from every cluster it is deployed to.
+
+        Objects appflow applied are pruned from its inventory; Helm releases are
+        uninstalled with helm.
+        """
         clusters = {c.name: c for c in self.store.list_clusters()}
-        deployed = [
-            d.cluster for d in self.store.list_deployments(app=name) if d.cluster in clusters
-        ]
-        desired = {c: DesiredState(app=name, cluster=c, objects=(), revision="") for c in deployed}
+        deployed = [d for d in self.store.list_deployments(app=name) if d.cluster in clusters]
+        releases = {d.cluster: release.release_of(d.applied) for d in deployed}
+        report = AppSyncReport(app=name)
+        for cluster, found in releases.items():
+            if found is not None:
+                namespace, release_name = found
+                try:
+                    await release.uninstall(
+                        clusters[cluster], app=name, release=release_name, namespace=namespace
+                    )
+                except AppflowError as err:
+                    report.unreachable[cluster] = err
+        pruned = [d.cluster for d in deployed if releases[d.cluster] is None]
+        desired = {c: DesiredState(app=name, cluster=c, objects=(), revision="") for c in pruned}
         report = await self._apply(
-            AppSyncReport(app=name),
+            report,
             desired,
-            {c: clusters[c] for c in deployed},
+            {c: clusters[c] for c in pruned},
             "uninstall",
             "user",
             SyncOptions(prune=True),
@@ -500,6 +604,16 @@ class Engine:
             if result.ok and not result.inventory.entries:
                 await delete_inventory(self.kube(clusters[result.cluster]), name)
         return report
+
+    def _helm_revision_of(self, app: str, cluster: str, revision: int) -> int | None:
+        for sync in self.store.list_syncs(app, cluster=cluster, limit=500):
+            if (
+                sync.revision == revision
+                and sync.outcome == "succeeded"
+                and HELM_REVISION in sync.counts
+            ):
+                return sync.counts[HELM_REVISION]
+        return None
 
     # -- diff and rollback --------------------------------------------------------
 
@@ -559,13 +673,49 @@ class Engine:
             report.warnings.append(
                 f"revision {to} also targeted clusters no longer registered: {', '.join(missing)}"
             )
+        options = options or SyncOptions()
+        helm_revisions: dict[str, tuple[str, str, int]] = {}
+        for cluster in list(desired):
+            previous = self._previous(name, cluster)
+            found = release.release_of(previous.applied) if previous else None
+            if found is None:
+                continue
+            number = self._helm_revision_of(name, cluster, to)
+            if number is None:
+                report.blocked.append(
+                    NotFoundError(
+                        f"no successful sync of revision {to} recorded a Helm release revision",
+                        where=Where(app=name, cluster=cluster),
+                    )
+                )
+                continue
+            helm_revisions[cluster] = (*found, number)
+        if report.blocked:
+            return report
+        for_helm = {c: desired.pop(c) for c in helm_revisions}
+        await self._run_on_clusters(
+            report,
+            list(for_helm),
+            revision=revision,
+            trigger="rollback",
+            source_ref=revision.source_ref,
+            action=lambda c: release.rollback(
+                self.kube(clusters[c]),
+                clusters[c],
+                for_helm[c],
+                namespace=helm_revisions[c][0],
+                release=helm_revisions[c][1],
+                helm_revision=helm_revisions[c][2],
+                options=options,
+            ),
+        )
         report = await self._apply(
             report,
             desired,
             {c: clusters[c] for c in desired},
             revision.source_ref,
             "rollback",
-            options or SyncOptions(),
+            options,
             progress,
             revision=revision,
         )
