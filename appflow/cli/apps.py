@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -246,6 +247,14 @@ def _print_report(report: AppSyncReport) -> None:
             err_console.print(f"  - {err}", highlight=False)
     for cluster, err in sorted(report.unreachable.items()):
         err_console.print(f"[red]{cluster}:[/] {err}", highlight=False)
+    for cluster, why in sorted(report.waiting.items()):
+        err_console.print(f"[cyan]{cluster}:[/] WaitApplied: {why}", highlight=False)
+    if report.rollout_failed:
+        err_console.print(
+            f"[bold red]rollout of {report.app} failed:[/] {report.rollout_failed}", highlight=False
+        )
+    for r in report.rolled_back:
+        err_console.print(f"{r.cluster}: rolled back, {r.state}", highlight=False)
     revision = f" revision {report.revision.number}" if report.revision else ""
     for r in report.results:
         counts = r.plan.counts()
@@ -314,6 +323,8 @@ def _report_data(report: AppSyncReport) -> dict[str, Any]:
         "blocked": [str(e) for e in report.blocked],
         "unreachable": {c: str(e) for c, e in report.unreachable.items()},
         "warnings": report.warnings,
+        "waiting": report.waiting,
+        "rolloutFailed": report.rollout_failed,
         "clusters": [
             {
                 "cluster": r.cluster,
@@ -570,3 +581,79 @@ def _counts(deployments: list[Any]) -> dict[str, int]:
     for d in deployments:
         out[d.state] = out.get(d.state, 0) + 1
     return out
+
+
+@click.group()
+def rollout() -> None:
+    """Progressive rollouts across clusters: status, pause, resume."""
+
+
+@rollout.command("status")
+@click.argument("name")
+@output_option
+def rollout_status(name: str, output: str) -> None:
+    """Show the partitions of app NAME's current rollout and where it stands."""
+    with store_session() as store:
+        r = store.get_rollout(name)
+    data = {
+        "app": r.app,
+        "revision": r.revision,
+        "state": r.state,
+        "message": r.message,
+        "current": r.current,
+        "partitions": [
+            {
+                "name": p.name,
+                "clusters": list(p.clusters),
+                "maxUnavailable": p.max_unavailable,
+                "state": p.state,
+                "message": p.message,
+            }
+            for p in r.partitions
+        ],
+    }
+    if output != "table":
+        emit(data, output=output)
+        return
+    console.print(
+        f"rollout of {r.app} revision {r.revision}: [bold]{r.state}[/] {r.message}", highlight=False
+    )
+    emit(
+        data["partitions"],
+        output="table",
+        columns=("PARTITION", "CLUSTERS", "MAX UNAVAILABLE", "STATE", "MESSAGE"),
+        rows=lambda d: [
+            [
+                p["name"],
+                ", ".join(p["clusters"]),
+                str(p["maxUnavailable"]),
+                p["state"],
+                p["message"],
+            ]
+            for p in d
+        ],
+    )
+
+
+@rollout.command("pause")
+@click.argument("name")
+def rollout_pause(name: str) -> None:
+    """Stop app NAME's rollout before its next batch of clusters."""
+
+    with store_session() as store:
+        r = store.get_rollout(name)
+        store.put_rollout(replace(r, state="Paused", message="paused by user"))
+    console.print(f"rollout of {name} paused")
+
+
+@rollout.command("resume")
+@click.argument("name")
+@click.option("--wait", is_flag=True)
+@click.option("--timeout", type=float, default=300.0, show_default=True)
+def rollout_resume(name: str, wait: bool, timeout: float) -> None:
+    """Continue app NAME's rollout (clusters already updated re-sync as no-ops)."""
+
+    with store_session() as store:
+        r = store.get_rollout(name)
+        store.put_rollout(replace(r, state="Progressing", message="resumed by user"))
+    _do_sync((name,), False, (), False, wait, timeout, "table")

@@ -7,7 +7,7 @@ import sys
 import click
 
 from appflow import __version__
-from appflow.cli.apps import app, repo, status, sync
+from appflow.cli.apps import app, repo, rollout, status, sync
 from appflow.cli.clusters import cluster, group
 from appflow.cli.output import err_console
 from appflow.cli.sandbox import sandbox
@@ -31,7 +31,7 @@ def cli() -> None:
     """GitOps and Helm app flows for edge Kubernetes fleets."""
 
 
-for command in (sandbox, cluster, group, repo, app, sync, status):
+for command in (sandbox, cluster, group, repo, app, sync, status, rollout):
     cli.add_command(command)
 
 

@@ -27,6 +27,8 @@ from appflow.engine.deployment import (
     SyncBlocked,
     SyncOptions,
     SyncResult,
+    assess_health,
+    assess_objects,
     delete_inventory,
     execute,
     prepare,
@@ -35,22 +37,35 @@ from appflow.engine.desired import render_request
 from appflow.engine.release import HELM_REVISION
 from appflow.errors import AppflowError, ClusterError, ConfigError, NotFoundError, Where
 from appflow.kube.client import Connection, KubeCluster
-from appflow.model.appdef import AppDefinition
+from appflow.model.appdef import AppDefinition, RolloutSpec
 from appflow.model.capabilities import Capabilities
+from appflow.model.deps import resolve_dependencies
+from appflow.model.health import HealthStatus
 from appflow.model.inventory import Inventory
-from appflow.model.objects import Manifest
+from appflow.model.objects import ANNOTATION_PRUNE, Manifest
 from appflow.model.ownership import digest
 from appflow.model.plan import Plan
 from appflow.model.records import (
     AppRecord,
     ClusterRecord,
     DeploymentRecord,
+    DeploymentState,
     RepoRecord,
     RevisionRecord,
+    RolloutPartitionRecord,
+    RolloutRecord,
+    RolloutState,
     SyncTrigger,
     utc_now,
 )
-from appflow.model.targeting import ClusterGroup, ClusterInfo, parse_selector, select_clusters
+from appflow.model.rollout import Partition, is_progressive, plan_rollout
+from appflow.model.targeting import (
+    ClusterGroup,
+    ClusterInfo,
+    parse_selector,
+    select_clusters,
+    unmatched_targets,
+)
 from appflow.render import render
 from appflow.render.cache import RenderCache
 from appflow.render.types import RenderRequest
@@ -91,14 +106,23 @@ class AppSyncReport:
     unreachable: dict[str, AppflowError] = field(default_factory=dict)
     blocked: list[AppflowError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    waiting: dict[str, str] = field(default_factory=dict)
+    """Clusters skipped because a dependency is not Ready there, and why."""
+    rollout_failed: str = ""
+    rolled_back: list[SyncResult] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.blocked and not self.unreachable and all(r.ok for r in self.results)
+        return (
+            not self.blocked
+            and not self.unreachable
+            and not self.rollout_failed
+            and all(r.ok for r in self.results)
+        )
 
     @property
     def ready(self) -> bool:
-        return self.ok and all(r.state == "Ready" for r in self.results)
+        return self.ok and not self.waiting and all(r.state == "Ready" for r in self.results)
 
 
 def folder_digest(folder: Path) -> str:
@@ -240,11 +264,14 @@ class Engine:
     ) -> DesiredState:
         request = await self.request_for(definition, source, cluster)
         rendered = await render(request, cache=self.render_cache)
+        objects = with_app_namespace(rendered.objects, request.namespace)
         return DesiredState(
             app=definition.name,
             cluster=cluster.name,
-            objects=rendered.objects,
-            revision=rendered.revision,
+            objects=objects,
+            revision=rendered.revision
+            if objects == rendered.objects
+            else digest([rendered.revision, request.namespace]),
         )
 
     # -- sync -------------------------------------------------------------------
@@ -307,6 +334,17 @@ class Engine:
         options = options or SyncOptions(prune=policy.prune, force_conflicts=policy.force_conflicts)
         report = AppSyncReport(app=name, warnings=list(definition.warnings))
         targets = {c.name: c for c in self.targets(definition, clusters)}
+        infos = [ClusterInfo(name=c.name, labels=c.labels) for c in self.store.list_clusters()]
+        for target in unmatched_targets(definition, infos, self.groups()):
+            report.warnings.append(f"app {name}: target {target!r} matches no registered cluster")
+        if definition.depends_on:
+            dependencies = await self._dependencies(definition)
+            for cluster in list(targets):
+                waiting = await self._wait_for_dependencies(name, dependencies, cluster, options)
+                if waiting:
+                    report.waiting[cluster] = waiting
+                    self._record_waiting(name, cluster, waiting)
+                    del targets[cluster]
         if definition.helm is not None and definition.helm.mode == "release":
             return await self._sync_release(
                 report, definition, source, targets, trigger, options, progress
@@ -337,7 +375,27 @@ class Engine:
                         app=name, cluster=record.cluster, objects=(), revision=""
                     )
                     targets[record.cluster] = self.store.get_cluster(record.cluster)
-        return await self._apply(report, desired, targets, source.ref, trigger, options, progress)
+        partitions = None
+        if is_progressive(definition.rollout) and not clusters:
+            partitions = plan_rollout(
+                definition.rollout,
+                [
+                    ClusterInfo(name=c, labels=targets[c].labels)
+                    for c in desired
+                    if desired[c].objects
+                ],
+                self.groups(),
+            )
+        return await self._apply(
+            report,
+            desired,
+            targets,
+            source.ref,
+            trigger,
+            options,
+            progress,
+            rollout=(definition.rollout, partitions) if partitions else None,
+        )
 
     async def _apply(
         self,
@@ -349,6 +407,7 @@ class Engine:
         options: SyncOptions,
         progress: Progress,
         revision: RevisionRecord | None = None,
+        rollout: tuple[RolloutSpec, list[Partition]] | None = None,
     ) -> AppSyncReport:
         name = report.app
         prepared: dict[str, Prepared] = {}
@@ -361,20 +420,290 @@ class Engine:
         if revision is None and any(d.objects for d in desired.values()):
             revision = self._revision(name, desired, source_ref)
         report.revision = revision
-        await self._run_on_clusters(
-            report,
-            list(prepared),
-            revision=revision,
-            trigger=trigger,
-            source_ref=source_ref,
-            action=lambda c: execute(
-                self.kube(targets[c]), prepared[c], options=options, progress=progress
-            ),
-        )
+        previous_revisions = {
+            c: (p.applied_revision if (p := self._previous(name, c)) else None) for c in prepared
+        }
+        if rollout is None:
+            await self._run_on_clusters(
+                report,
+                list(prepared),
+                revision=revision,
+                trigger=trigger,
+                source_ref=source_ref,
+                action=lambda c: execute(
+                    self.kube(targets[c]), prepared[c], options=options, progress=progress
+                ),
+            )
+        else:
+            spec, partitions = rollout
+            empty = [c for c in prepared if not desired[c].objects]
+            await self._run_on_clusters(
+                report,
+                empty,
+                revision=revision,
+                trigger=trigger,
+                source_ref=source_ref,
+                action=lambda c: execute(
+                    self.kube(targets[c]), prepared[c], options=options, progress=progress
+                ),
+            )
+            await self._roll_out(
+                report,
+                spec,
+                partitions,
+                prepared,
+                targets,
+                revision=revision,
+                trigger=trigger,
+                source_ref=source_ref,
+                options=options,
+                progress=progress,
+                previous_revisions=previous_revisions,
+            )
         for cluster, err in report.unreachable.items():
             self._record_unreachable(name, cluster, err)
         report.results.sort(key=lambda r: r.cluster)
         return report
+
+    async def _roll_out(
+        self,
+        report: AppSyncReport,
+        spec: RolloutSpec,
+        partitions: list[Partition],
+        prepared: dict[str, Prepared],
+        targets: dict[str, ClusterRecord],
+        *,
+        revision: RevisionRecord | None,
+        trigger: SyncTrigger,
+        source_ref: str,
+        options: SyncOptions,
+        progress: Progress,
+        previous_revisions: dict[str, int | None],
+        start: int = 0,
+    ) -> None:
+        """Deliver partition after partition, each batch gated on health.
+
+        A batch whose clusters do not all become Ready within the health timeout
+        fails the rollout: later clusters keep their revision, and with
+        autoRollback the failed clusters return to their last Ready revision.
+        Unreachable clusters do not fail the gate: they keep their revision and
+        converge when they come back.
+        """
+        name = report.app
+        gate = replace(
+            options,
+            wait=True,
+            wait_timeout=float(spec.health_timeout_seconds or options.wait_timeout),
+        )
+        records = [
+            RolloutPartitionRecord(
+                name=p.name, clusters=p.clusters, max_unavailable=p.max_unavailable
+            )
+            for p in partitions
+        ]
+        state = RolloutRecord(
+            app=name,
+            revision=revision.number if revision else None,
+            state="Progressing",
+            partitions=tuple(records),
+            current=start,
+        )
+        self.store.put_rollout(state)
+        for index in range(start, len(partitions)):
+            partition = partitions[index]
+            records[index] = replace(records[index], state="Progressing")
+            state = self.store.put_rollout(replace(state, partitions=tuple(records), current=index))
+            for batch in partition.batches():
+                if self.store.get_rollout(name).state == "Paused":
+                    report.warnings.append(
+                        f"rollout of {name} is paused before partition {partition.name!r}"
+                    )
+                    return
+                batch = tuple(c for c in batch if c in prepared)
+                progress(f"{name}: rolling out to {', '.join(batch)} (partition {partition.name})")
+                await self._run_on_clusters(
+                    report,
+                    batch,
+                    revision=revision,
+                    trigger=trigger,
+                    source_ref=source_ref,
+                    action=lambda c: execute(
+                        self.kube(targets[c]), prepared[c], options=gate, progress=progress
+                    ),
+                )
+                failed = {
+                    r.cluster: r.failing[0].message if r.failing else r.state
+                    for r in report.results
+                    if r.cluster in batch and r.state != "Ready"
+                }
+                if failed:
+                    detail = "; ".join(f"{c}: {why}" for c, why in sorted(failed.items()))
+                    records[index] = replace(records[index], state="Failed", message=detail)
+                    message = f"partition {partition.name!r} did not become Ready: {detail}"
+                    report.rollout_failed = message
+                    final: RolloutState = "Failed"
+                    if spec.auto_rollback:
+                        await self._roll_back_clusters(
+                            report, sorted(failed), previous_revisions, progress
+                        )
+                        final = "RolledBack"
+                    self.store.put_rollout(
+                        replace(
+                            state,
+                            state=final,
+                            partitions=tuple(records),
+                            current=index,
+                            message=message,
+                        )
+                    )
+                    self.store.add_event(
+                        kind="rollout",
+                        app=name,
+                        trigger=trigger,
+                        outcome=final,
+                        message=message,
+                        commit=source_ref,
+                    )
+                    return
+            records[index] = replace(records[index], state="Ready")
+            self.store.add_event(
+                kind="rollout",
+                app=name,
+                trigger=trigger,
+                outcome="Ready",
+                commit=source_ref,
+                message=f"partition {partition.name!r} ({', '.join(partition.clusters)}) is Ready",
+            )
+        self.store.put_rollout(
+            replace(
+                state,
+                state="Complete",
+                partitions=tuple(records),
+                current=len(partitions),
+                message="",
+            )
+        )
+
+    async def _roll_back_clusters(
+        self,
+        report: AppSyncReport,
+        clusters: list[str],
+        previous_revisions: dict[str, int | None],
+        progress: Progress,
+        *,
+        timeout: float,
+    ) -> None:
+        """Return CLUSTERS to the revision each had applied before this rollout."""
+        name = report.app
+        for cluster in clusters:
+            number = previous_revisions.get(cluster)
+            if number is None:
+                report.warnings.append(f"{cluster}: no earlier revision to roll back to")
+                continue
+            progress(f"{name}: rolling {cluster} back to revision {number}")
+            old = self.store.get_revision(name, number)
+            back = AppSyncReport(app=name)
+            await self._apply(
+                back,
+                {
+                    cluster: DesiredState(
+                        app=name,
+                        cluster=cluster,
+                        objects=tuple(old.rendered.get(cluster, ())),
+                        revision=old.digest,
+                    )
+                },
+                {cluster: self.store.get_cluster(cluster)},
+                old.source_ref,
+                "rollback",
+                SyncOptions(wait=True, wait_timeout=timeout),
+                progress,
+                revision=old,
+            )
+            report.rolled_back.extend(back.results)
+
+    async def _dependencies(self, definition: AppDefinition) -> tuple[str, ...]:
+        """Names of the apps DEFINITION depends on (all registered apps are read for selectors and cycles)."""
+        definitions = [definition]
+        for other in self.store.list_apps():
+            if other.name == definition.name:
+                continue
+            try:
+                definitions.append(await self.definition(other, await self.source(other)))
+            except AppflowError as err:
+                raise ConfigError(
+                    f"cannot check dependencies: app {other.name} does not load: {err.message}",
+                    where=Where(app=definition.name),
+                ) from err
+        return resolve_dependencies(definitions)[definition.name]
+
+    async def _wait_for_dependencies(
+        self, name: str, dependencies: Sequence[str], cluster: str, options: SyncOptions
+    ) -> str:
+        """'' when every dependency is Ready on CLUSTER, else what is awaited."""
+        deadline = asyncio.get_running_loop().time() + (options.wait_timeout if options.wait else 0)
+        while True:
+            pending = []
+            for dep in dependencies:
+                record = await self.refresh_health(dep, cluster)
+                if record is None:
+                    pending.append(f"{dep} (not deployed on {cluster})")
+                elif record.state != "Ready":
+                    pending.append(f"{dep} ({record.state})")
+            if not pending:
+                return ""
+            if asyncio.get_running_loop().time() >= deadline:
+                return "waiting for " + ", ".join(pending) + f" to be Ready on {cluster}"
+            await asyncio.sleep(1.0)
+
+    async def refresh_health(self, app: str, cluster: str) -> DeploymentRecord | None:
+        """Re-assess the health of APP's applied revision on CLUSTER and record it."""
+        record = self._previous(app, cluster)
+        if (
+            record is None
+            or record.applied_revision is None
+            or record.state in ("ErrApplied", "WaitApplied")
+        ):
+            return record
+        objects = self.store.get_revision(app, record.applied_revision).rendered.get(cluster, [])
+        kube = self.kube(self.store.get_cluster(cluster))
+        try:
+            if release.release_of(record.applied):
+                health, failing, counts = await assess_objects(kube, objects)
+            else:
+                health, failing, counts = await assess_health(kube, app, objects)
+        except ClusterError as err:
+            return replace(record, state="Unknown", message=str(err))
+        state: DeploymentState = (
+            "Ready"
+            if health.status is HealthStatus.HEALTHY
+            else "Missing"
+            if health.status is HealthStatus.MISSING
+            else "NotReady"
+        )
+        if state != record.state or failing != record.failing:
+            record = self.store.put_deployment(
+                replace(
+                    record,
+                    state=state,
+                    message=health.message,
+                    failing=failing,
+                    resource_counts=counts,
+                )
+            )
+        return record
+
+    def _mark_online(self, cluster: str) -> None:
+        record = self.store.get_cluster(cluster)
+        if record.state != "Online":
+            self.store.put_cluster(
+                replace(record, state="Online", state_reason="", last_seen=utc_now())
+            )
+
+    def _record_waiting(self, app: str, cluster: str, message: str) -> None:
+        previous = self._previous(app, cluster)
+        base = previous or DeploymentRecord(app=app, cluster=cluster)
+        self.store.put_deployment(replace(base, state="WaitApplied", message=message))
 
     async def _run_on_clusters(
         self,
@@ -412,6 +741,7 @@ class Engine:
                     report.unreachable[cluster] = err
                     return
                 report.results.append(result)
+                self._mark_online(cluster)
                 counts = {a.value: n for a, n in result.plan.counts().items()}
                 if HELM_REVISION in result.resource_counts:
                     counts[HELM_REVISION] = result.resource_counts[HELM_REVISION]
@@ -493,6 +823,10 @@ class Engine:
             )
 
     def _record_unreachable(self, app: str, cluster: str, err: AppflowError) -> None:
+        if err.retryable:
+            record = self.store.get_cluster(cluster)
+            if record.state != "Offline" or record.state_reason != err.message:
+                self.store.put_cluster(replace(record, state="Offline", state_reason=err.message))
         previous = self._previous(app, cluster)
         if previous is None:
             with contextlib.suppress(AppflowError):
@@ -722,6 +1056,32 @@ class Engine:
         # As Argo CD does: a rollback would be undone by the next automatic sync.
         self.store.put_app(_paused(app))
         return report
+
+
+def with_app_namespace(
+    objects: tuple[Manifest, ...], namespace: str | None
+) -> tuple[Manifest, ...]:
+    """OBJECTS plus the app's namespace, when they use it and do not define it.
+
+    As Fleet does with defaultNamespace, the namespace is created for the app;
+    it is marked to be kept on prune, because deleting a namespace deletes
+    everything in it, including objects appflow does not own.
+    """
+    if not namespace or namespace in ("default", "kube-system"):
+        return objects
+    defined = any(
+        m.get("kind") == "Namespace" and (m.get("metadata") or {}).get("name") == namespace
+        for m in objects
+    )
+    used = any((m.get("metadata") or {}).get("namespace") == namespace for m in objects)
+    if defined or not used:
+        return objects
+    created: Manifest = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": namespace, "annotations": {ANNOTATION_PRUNE: "false"}},
+    }
+    return (created, *objects)
 
 
 def _ref_spec(ref: str) -> git.RefSpec:

@@ -77,6 +77,10 @@ class KubeCluster:
         self._api = k8s.ApiClient(configuration)
         self._dynamic: DynamicClient | None = None
         self._lock = threading.Lock()
+        # The client's discovery cache is not thread-safe: a lookup of a kind it
+        # does not know rebuilds the cache, and a lookup in another thread meanwhile
+        # fails with KeyError. Lookups are in-memory once warm; serialize them.
+        self._discovery_lock = threading.RLock()
         self.server = str(configuration.host)
         # Our own pool bounds the requests in flight to one cluster; asyncio's
         # default executor is shared and small (cores + 4 threads).
@@ -116,7 +120,8 @@ class KubeCluster:
 
     def resource_sync(self, api_version: str, kind: str) -> Any:
         try:
-            return self._client().resources.get(api_version=api_version, kind=kind)
+            with self._discovery_lock:
+                return self._client().resources.get(api_version=api_version, kind=kind)
         except ResourceNotFoundError as err:
             raise MissingKindError(
                 f"the cluster does not serve {kind} in {api_version}",
@@ -129,7 +134,8 @@ class KubeCluster:
     def invalidate_discovery(self) -> None:
         """Forget cached discovery (after CRDs were created)."""
         try:
-            self._client().resources.invalidate_cache()
+            with self._discovery_lock:
+                self._client().resources.invalidate_cache()
         except Exception as err:
             raise translate(err, cluster=self.name, action="discovery") from err
 

@@ -284,3 +284,37 @@ class EventRecord:
 
     def __post_init__(self) -> None:
         _check_aware(self.time, field_name="time")
+
+
+RolloutState = Literal["Progressing", "Paused", "Failed", "RolledBack", "Complete"]
+ROLLOUT_STATES: tuple[str, ...] = get_args(RolloutState)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RolloutPartitionRecord:
+    """One partition of a rollout and how far it got."""
+
+    name: str
+    clusters: tuple[str, ...]
+    max_unavailable: int
+    state: str = "Pending"
+    """Pending, Progressing, Ready, Failed."""
+    message: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RolloutRecord:
+    """Where an app's progressive rollout of a revision stands."""
+
+    app: str
+    revision: int | None
+    state: RolloutState
+    partitions: tuple[RolloutPartitionRecord, ...]
+    current: int = 0
+    """Index of the partition being delivered (len(partitions) when done)."""
+    message: str = ""
+    updated_at: datetime = field(default_factory=utc_now)
+
+    def __post_init__(self) -> None:
+        _check_choice(self.state, ROLLOUT_STATES, field_name="state")
+        _check_aware(self.updated_at, field_name="updated_at")

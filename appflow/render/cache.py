@@ -21,10 +21,11 @@ import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from appflow.errors import RenderError
+from appflow.errors import AppflowError, RenderError
 from appflow.paths import cache_dir
 from appflow.render.types import Rendered, RenderRequest, canonical_json, revision_of, sha256_hex
 
@@ -195,7 +196,13 @@ class RenderCache:
         running = self._inflight.get(key)
         if running is not None:
             self.hits += 1
-            rendered = await asyncio.shield(running)
+            try:
+                rendered = await asyncio.shield(running)
+            except AppflowError as err:
+                # One failure, many waiters (the clusters sharing this render):
+                # each gets its own copy, without the cluster of the caller that
+                # rendered, so render() names the waiter's own cluster.
+                raise _own_copy(err, cluster=None) from None
             return _decode(_encode(rendered)) or rendered
         future: asyncio.Future[Rendered] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
@@ -208,7 +215,9 @@ class RenderCache:
                 if isinstance(err, asyncio.CancelledError):
                     future.cancel()
                 else:
-                    future.set_exception(err)
+                    # Waiters get a copy made before this caller locates the
+                    # original in place (render() adds app and cluster).
+                    future.set_exception(_own_copy(err) if isinstance(err, AppflowError) else err)
                     # Nobody may be waiting; do not log "exception never retrieved".
                     future.exception()
             raise
@@ -217,3 +226,11 @@ class RenderCache:
             return rendered
         finally:
             self._inflight.pop(key, None)
+
+
+def _own_copy(err: AppflowError, **where: str | None) -> AppflowError:
+    """A separate instance of ERR (same class, message and hint), its place changed by WHERE."""
+    clone = type(err).__new__(type(err), *err.args)
+    clone.__dict__.update(err.__dict__)
+    clone.where = replace(err.where, **where)  # type: ignore[arg-type]
+    return clone

@@ -24,6 +24,7 @@ from appflow.model.records import (
     RenderedObjects,
     RepoRecord,
     RevisionRecord,
+    RolloutRecord,
     SyncOutcome,
     SyncRecord,
     SyncTrigger,
@@ -89,6 +90,10 @@ class Store(Protocol):
     def delete_deployment(self, app: str, cluster: str) -> None: ...
 
     # sync history
+    def put_rollout(self, rollout: RolloutRecord) -> RolloutRecord: ...
+
+    def get_rollout(self, app: str) -> RolloutRecord: ...
+
     def start_sync(
         self, app: str, cluster: str, *, revision: int | None, trigger: SyncTrigger
     ) -> SyncRecord: ...

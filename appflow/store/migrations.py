@@ -142,6 +142,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX events_by_cluster ON events(cluster, id)",
         ),
     ),
+    Migration(
+        version=2,
+        description="rollouts: progressive delivery state per app",
+        statements=(
+            """CREATE TABLE rollouts (
+                app TEXT PRIMARY KEY REFERENCES apps(name) ON DELETE CASCADE,
+                revision INTEGER,
+                state TEXT NOT NULL,
+                partitions TEXT NOT NULL,
+                current INTEGER NOT NULL,
+                message TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            )""",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -43,6 +43,8 @@ from appflow.model.records import (
     RenderedObjects,
     RepoRecord,
     RevisionRecord,
+    RolloutPartitionRecord,
+    RolloutRecord,
     SyncOutcome,
     SyncRecord,
     SyncTrigger,
@@ -649,6 +651,68 @@ class SqliteStore:
             conn.execute("DELETE FROM deployments WHERE app = ? AND cluster = ?", (app, cluster))
 
     # -- sync history -----------------------------------------------------------------------
+
+    def put_rollout(self, rollout: RolloutRecord) -> RolloutRecord:
+        """Add or replace the rollout state of an app; stamps ``updated_at``."""
+        with self._write(f"save rollout of app {rollout.app}") as conn:
+            self.get_app(rollout.app)
+            conn.execute(
+                """INSERT INTO rollouts (app, revision, state, partitions, current, message, updated_at)
+                   VALUES (:app, :revision, :state, :partitions, :current, :message, :updated_at)
+                   ON CONFLICT (app) DO UPDATE SET revision = excluded.revision,
+                       state = excluded.state, partitions = excluded.partitions,
+                       current = excluded.current, message = excluded.message,
+                       updated_at = excluded.updated_at""",
+                {
+                    "app": rollout.app,
+                    "revision": rollout.revision,
+                    "state": rollout.state,
+                    "partitions": _json_out(
+                        [
+                            {
+                                "name": p.name,
+                                "clusters": list(p.clusters),
+                                "maxUnavailable": p.max_unavailable,
+                                "state": p.state,
+                                "message": p.message,
+                            }
+                            for p in rollout.partitions
+                        ]
+                    ),
+                    "current": rollout.current,
+                    "message": rollout.message,
+                    "updated_at": _time_out(utc_now()),
+                },
+            )
+        return self.get_rollout(rollout.app)
+
+    def get_rollout(self, app: str) -> RolloutRecord:
+        with self._read(f"read rollout of app {app}") as conn:
+            row = conn.execute("SELECT * FROM rollouts WHERE app = ?", (app,)).fetchone()
+        if row is None:
+            raise NotFoundError(
+                "the app has no rollout",
+                where=Where(app=app),
+                hint="rollouts are made by syncs of apps with a rollout strategy",
+            )
+        return RolloutRecord(
+            app=row["app"],
+            revision=row["revision"],
+            state=row["state"],
+            partitions=tuple(
+                RolloutPartitionRecord(
+                    name=p["name"],
+                    clusters=tuple(p["clusters"]),
+                    max_unavailable=int(p["maxUnavailable"]),
+                    state=p["state"],
+                    message=p["message"],
+                )
+                for p in _json_in(row["partitions"])
+            ),
+            current=int(row["current"]),
+            message=row["message"],
+            updated_at=_time_in_required(row["updated_at"]),
+        )
 
     def start_sync(
         self, app: str, cluster: str, *, revision: int | None, trigger: SyncTrigger

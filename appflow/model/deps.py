@@ -1,0 +1,99 @@
+"""Dependencies between AppFlows (dependsOn): resolution, cycles, order (pure).
+
+An app may depend on others by name or by label selector. Resolution turns
+every dependsOn entry into app names; a dependency that names no app is an
+error (a typo must not silently drop an ordering). Cycles are rejected with
+the cycle spelled out, and apps are ordered so that each comes after what it
+depends on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from appflow.errors import ConfigError, Where
+from appflow.model.appdef import AppDefinition
+from appflow.model.targeting import format_selector, selector_matches
+
+
+def resolve_dependencies(apps: Sequence[AppDefinition]) -> dict[str, tuple[str, ...]]:
+    """Per app name, the names of the apps it depends on."""
+    by_name = {a.name: a for a in apps}
+    out: dict[str, tuple[str, ...]] = {}
+    for app in apps:
+        names: list[str] = []
+        for index, dep in enumerate(app.depends_on):
+            if dep.name is not None:
+                if dep.name not in by_name:
+                    raise ConfigError(
+                        f"depends on app {dep.name!r}, which does not exist",
+                        where=Where(
+                            app=app.name, file=app.definition_file, field=f"dependsOn[{index}].name"
+                        ),
+                        hint=f"known apps: {', '.join(sorted(by_name)) or 'none'}",
+                    )
+                names.append(dep.name)
+            elif dep.selector is not None:
+                matched = [
+                    other.name
+                    for other in apps
+                    if other.name != app.name and selector_matches(dep.selector, other.labels)
+                ]
+                if not matched:
+                    raise ConfigError(
+                        f"dependsOn selector {format_selector(dep.selector)!r} matches no app",
+                        where=Where(
+                            app=app.name,
+                            file=app.definition_file,
+                            field=f"dependsOn[{index}].selector",
+                        ),
+                    )
+                names.extend(matched)
+        out[app.name] = tuple(dict.fromkeys(names))
+    check_cycles(out)
+    return out
+
+
+def check_cycles(graph: Mapping[str, Sequence[str]]) -> None:
+    """Raise ConfigError naming a cycle, e.g. 'a -> b -> c -> a', if GRAPH has one."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    path: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        path.append(node)
+        for dep in graph.get(node, ()):
+            if state.get(dep) == 1:
+                cycle = [*path[path.index(dep) :], dep]
+                raise ConfigError(
+                    f"dependsOn forms a cycle: {' -> '.join(cycle)}",
+                    where=Where(app=node),
+                    hint="remove one of these dependencies",
+                )
+            if state.get(dep) is None:
+                visit(dep)
+        path.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if state.get(node) is None:
+            visit(node)
+
+
+def dependency_order(graph: Mapping[str, Sequence[str]]) -> list[str]:
+    """App names with every app after the apps it depends on (ties by name)."""
+    check_cycles(graph)
+    done: set[str] = set()
+    order: list[str] = []
+
+    def visit(node: str) -> None:
+        if node in done:
+            return
+        done.add(node)
+        for dep in sorted(graph.get(node, ())):
+            visit(dep)
+        order.append(node)
+
+    for node in sorted(graph):
+        visit(node)
+    return order
