@@ -544,7 +544,11 @@ class Engine:
                     final: RolloutState = "Failed"
                     if spec.auto_rollback:
                         await self._roll_back_clusters(
-                            report, sorted(failed), previous_revisions, progress
+                            report,
+                            sorted(failed),
+                            previous_revisions,
+                            progress,
+                            timeout=gate.wait_timeout,
                         )
                         final = "RolledBack"
                     self.store.put_rollout(
