@@ -28,8 +28,8 @@ install: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 
 lint: install
-	$(BIN)/ruff check appflow tests bench
-	$(BIN)/ruff format --check appflow tests bench
+	$(BIN)/ruff check appflow tests $(wildcard bench)
+	$(BIN)/ruff format --check appflow tests $(wildcard bench)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
