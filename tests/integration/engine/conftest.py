@@ -11,8 +11,10 @@ import pytest
 
 from appflow.engine.clusters import add_cluster
 from appflow.engine.engine import Engine
+from appflow.model.objects import INVENTORY_NAMESPACE
 from appflow.store import SqliteStore, open_store
 from tests.helpers import Sandbox
+from tests.integration.engine.support import Space, new_suffix
 
 
 @dataclass
@@ -48,3 +50,33 @@ def fleet(sandbox: Sandbox, appflow_home: Path) -> Iterator[Fleet]:
     finally:
         engine.close()
         store.close()
+
+
+@pytest.fixture
+def space(sandbox: Sandbox) -> Iterator[Space]:
+    """A namespace with a random suffix on every sandbox cluster; it and the apps' inventories
+    (app names carry the same suffix) are deleted afterwards."""
+    suffix = new_suffix()
+    created = Space(namespace=f"e-{suffix}", suffix=suffix)
+    for index in range(len(sandbox.clusters)):
+        kube = sandbox.kube(index)
+        try:
+            kube.apply_sync(
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": created.namespace}}
+            )
+        finally:
+            kube.close()
+    try:
+        yield created
+    finally:
+        for index in range(len(sandbox.clusters)):
+            kube = sandbox.kube(index)
+            try:
+                kube.delete_sync("v1", "Namespace", created.namespace)
+                for cm in kube.list_sync("v1", "ConfigMap", namespace=INVENTORY_NAMESPACE):
+                    if cm["metadata"]["name"].endswith(suffix):
+                        kube.delete_sync(
+                            "v1", "ConfigMap", cm["metadata"]["name"], INVENTORY_NAMESPACE
+                        )
+            finally:
+                kube.close()

@@ -164,3 +164,19 @@ async def test_missing_helm_on_a_miss_says_how_to_get_it(
     with pytest.raises(ToolMissingError) as caught:
         await render(request_, cache=RenderCache())
     assert caught.value.where.app == "caps"
+
+
+async def test_one_failed_render_shared_by_clusters_names_each_cluster(
+    request_: RenderRequest, failing_helm: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("APPFLOW_HELM_BIN", failing_helm)
+    cache = RenderCache(persist=False)
+    clusters = ["berlin-1", "paris-1", "rome-1"]
+    requests = [dataclasses.replace(request_, cluster=c) for c in clusters]
+    assert len({render_key(r) for r in requests}) == 1  # one render serves all three
+    results = await asyncio.gather(
+        *(render(r, cache=cache) for r in requests), return_exceptions=True
+    )
+    assert cache.misses == 1
+    assert all(isinstance(r, RenderError) for r in results), results
+    assert [r.where.cluster for r in results if isinstance(r, RenderError)] == clusters
