@@ -16,8 +16,10 @@ from appflow.engine.deployment import SyncBlocked, SyncOptions
 from appflow.engine.engine import AppSyncReport, Engine
 from appflow.engine.release import HELM_REVISION
 from appflow.errors import ConfigError, NotFoundError
+from appflow.model.deps import dependency_order, resolve_dependencies
 from appflow.model.plan import Action
 from appflow.model.records import AppRecord, RepoRecord
+from appflow.model.status import status_grid
 from appflow.sources.appdef import load_app_definitions
 from appflow.store import Store
 
@@ -277,7 +279,12 @@ def _print_report(report: AppSyncReport) -> None:
 
 def _sync_names(engine: Engine, names: tuple[str, ...], all_apps: bool) -> list[str]:
     if all_apps:
-        return [a.name for a in engine.store.list_apps()]
+        # Each app after the apps it depends on, so that one `sync --all` deploys
+        # a stack instead of leaving its dependents WaitApplied until the next.
+        definitions = [
+            run(engine.definition(a, run(engine.source(a)))) for a in engine.store.list_apps()
+        ]
+        return dependency_order(resolve_dependencies(definitions))
     if not names:
         raise ConfigError("name an app, or use --all")
     return list(names)
@@ -519,36 +526,8 @@ def app_delete(name: str, keep_objects: bool) -> None:
 def status(output: str) -> None:
     """The apps x clusters grid: each Deployment's state."""
     with store_session() as store:
-        apps = store.list_apps()
         clusters = store.list_clusters()
-        deployments = {(d.app, d.cluster): d for d in store.list_deployments()}
-    data: dict[str, list[dict[str, Any]]] = {
-        "clusters": [
-            {"name": c.name, "state": c.state, "reason": c.state_reason} for c in clusters
-        ],
-        "apps": [
-            {
-                "name": a.name,
-                "counts": _counts(
-                    [d for (app_name, _), d in deployments.items() if app_name == a.name]
-                ),
-                "deployments": {
-                    c.name: {
-                        "state": deployments[(a.name, c.name)].state,
-                        "revision": deployments[(a.name, c.name)].applied_revision,
-                        "message": deployments[(a.name, c.name)].message,
-                        "failing": [
-                            f"{f.object}: {f.message}"
-                            for f in deployments[(a.name, c.name)].failing
-                        ],
-                    }
-                    for c in clusters
-                    if (a.name, c.name) in deployments
-                },
-            }
-            for a in apps
-        ],
-    }
+        data = status_grid(store.list_apps(), clusters, store.list_deployments())
     if output != "table":
         emit(data, output=output)
         return
@@ -574,13 +553,6 @@ def status(output: str) -> None:
         for cluster_name, d in a["deployments"].items():
             for line in d["failing"][:5]:
                 console.print(f"  {a['name']} on {cluster_name}: {line}", highlight=False)
-
-
-def _counts(deployments: list[Any]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for d in deployments:
-        out[d.state] = out.get(d.state, 0) + 1
-    return out
 
 
 @click.group()

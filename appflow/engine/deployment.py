@@ -93,6 +93,8 @@ class Prepared:
     """Custom resources whose CRD this sync creates: dry-run once the CRD is Established."""
     takeover: frozenset[ObjectRef] = frozenset()
     """Objects whose fields appflow takes back from hand edits (applied with force)."""
+    inventory_on_cluster: bool = False
+    """old_inventory was read from the cluster (not the store's mirror standing in)."""
     fingerprints: dict[str, str]
 
 
@@ -248,6 +250,17 @@ async def prepare(
         if m.get("kind") == "Namespace" and m.get("apiVersion") == "v1"
     }
 
+    # Namespaces this sync creates: objects in them cannot be dry-run there
+    # yet, so they are validated in a stand-in namespace straight away rather
+    # than after a failed request each (a first sync of N objects into a new
+    # namespace would otherwise cost N extra round trips).
+    absent_namespaces = {
+        name
+        for name in desired_namespaces
+        if ObjectRef(group="", kind="Namespace", namespace="", name=name) not in labelled
+        and await kube.get("v1", "Namespace", name) is None
+    }
+
     live: dict[ObjectRef, Manifest | None] = {}
     dry_run: dict[ObjectRef, Manifest | None] = {}
     deferred: list[ObjectRef] = []
@@ -269,8 +282,22 @@ async def prepare(
     errors: list[AppflowError] = []
     takeover: set[ObjectRef] = set()
 
+    async def check_in_stand_in(m: Manifest, ref: ObjectRef) -> None:
+        # Its namespace is created by this very sync: validate the object in a
+        # namespace that exists; it will be created.
+        stand_in = {**m, "metadata": {**m["metadata"], "namespace": "default"}}
+        try:
+            await kube.apply(stand_in, dry_run=True, force=options.force_conflicts)
+        except ClusterError:
+            raise
+        except AppflowError as inner:
+            errors.append(inner.located(app=app, cluster=kube.name, object=str(ref)))
+
     async def check(m: Manifest) -> None:
         ref = ObjectRef.of(m)
+        if ref.namespace in absent_namespaces:
+            await check_in_stand_in(m, ref)
+            return
         try:
             try:
                 result = await kube.apply(m, dry_run=True, force=options.force_conflicts)
@@ -287,13 +314,8 @@ async def prepare(
                 takeover.add(ref)
         except ApplyError as err:
             if ref.namespace in desired_namespaces and "does not exist" in err.message:
-                # Its namespace is created by this very sync: validate the
-                # object in a namespace that exists; it will be created.
-                stand_in = {**m, "metadata": {**m["metadata"], "namespace": "default"}}
-                try:
-                    await kube.apply(stand_in, dry_run=True, force=options.force_conflicts)
-                except AppflowError as inner:
-                    errors.append(inner.located(app=app, cluster=kube.name, object=str(ref)))
+                # Deleted since we looked, or not visible to us.
+                await check_in_stand_in(m, ref)
                 return
             errors.append(err.located(app=app, cluster=kube.name, object=str(ref)))
             return
@@ -347,6 +369,7 @@ async def prepare(
         namespaced=namespaced,
         deferred=tuple(deferred),
         takeover=frozenset(takeover),
+        inventory_on_cluster=on_cluster is not None,
         fingerprints=dict(fingerprints),
     )
 
@@ -423,11 +446,15 @@ async def execute(
     to_apply |= set(prepared.deferred)
     to_prune = [c.ref for c in plan.of(Action.PRUNE)] if options.prune else []
 
+    # What the cluster's inventory holds now, when known: a sync that changes
+    # nothing need not write it again.
+    stored = prepared.old_inventory if prepared.inventory_on_cluster else None
     if to_apply or to_prune or len(prepared.old_inventory) != len(new_inventory):
         # Write-ahead: every object about to be created is tracked before it exists.
         ahead = Inventory(app, prepared.old_inventory.entries + new_inventory.entries)
         if ahead != prepared.old_inventory:
             await write_inventory(kube, ahead)
+            stored = ahead
 
     def is_namespaced(ref: ObjectRef) -> bool:
         for (api_version, kind), value in prepared.namespaced.items():
@@ -508,10 +535,16 @@ async def execute(
     if errors:
         # Keep tracking everything the write-ahead inventory named.
         final_inventory = Inventory(app, prepared.old_inventory.entries + new_inventory.entries)
-    await write_inventory(kube, final_inventory)
+    if final_inventory != stored:
+        await write_inventory(kube, final_inventory)
 
     health, failing, counts = await assess_health(
-        kube, app, prepared.objects, wait=options.wait and not errors, timeout=options.wait_timeout
+        kube,
+        app,
+        prepared.objects,
+        wait=options.wait and not errors,
+        timeout=options.wait_timeout,
+        seen=None if errors else await _live_after_apply(kube, prepared, to_apply),
     )
     failing = (
         tuple(FailingObject(object=str(e.where.object or ""), message=e.message) for e in errors)
@@ -544,6 +577,59 @@ async def execute(
     )
 
 
+# Up to this many applied objects are read back one by one for the health
+# check; beyond, one LIST per kind is cheaper.
+_READ_BACK_LIMIT = 32
+# How long the first health check waits for controllers to observe what was
+# just applied (metadata.generation ahead of status.observedGeneration).
+_OBSERVE_GRACE = 2.0
+
+
+def _unobserved(obj: Manifest | None) -> bool:
+    """True when OBJ's controller has not yet seen its latest spec."""
+    if obj is None:
+        return False
+    generation = (obj.get("metadata") or {}).get("generation")
+    observed = (obj.get("status") or {}).get("observedGeneration")
+    return isinstance(generation, int) and isinstance(observed, int) and observed < generation
+
+
+async def _live_after_apply(
+    kube: KubeCluster, prepared: Prepared, applied: set[ObjectRef]
+) -> dict[ObjectRef, Manifest]:
+    """APP's live objects once the apply settled, reading as little as possible.
+
+    prepare() read every live object moments ago; only the applied ones can
+    have changed since, so when few were applied only they are read again and
+    the rest is reused: a no-op sync reads the cluster once instead of twice.
+    Applied objects whose controller has not yet observed their new
+    generation are read again for a moment, so that a sync does not report
+    NotReady only because it looked a few milliseconds too soon.
+    """
+    app = prepared.desired.app
+    by_ref = {ObjectRef.of(m): m for m in prepared.objects}
+    if len(applied) > _READ_BACK_LIMIT:
+        kinds = {(str(m.get("apiVersion")), str(m.get("kind"))) for m in prepared.objects}
+        live, _ = await read_live(kube, app, kinds)
+    else:
+        live = {
+            ref: obj for ref, obj in prepared.live.items() if obj is not None and ref not in applied
+        }
+        reread = [by_ref[ref] for ref in sorted(applied) if ref in by_ref]
+        for m, obj in zip(reread, await kube.get_many(reread), strict=True):
+            if obj is not None:
+                live[ObjectRef.of(m)] = obj
+    deadline = time.monotonic() + _OBSERVE_GRACE
+    lagging = [by_ref[r] for r in sorted(applied) if r in by_ref and _unobserved(live.get(r))]
+    while lagging and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        for m, obj in zip(lagging, await kube.get_many(lagging), strict=True):
+            if obj is not None:
+                live[ObjectRef.of(m)] = obj
+        lagging = [m for m in lagging if _unobserved(live.get(ObjectRef.of(m)))]
+    return live
+
+
 async def assess_health(
     kube: KubeCluster,
     app: str,
@@ -551,15 +637,24 @@ async def assess_health(
     *,
     wait: bool = False,
     timeout: float = 300.0,
+    seen: dict[ObjectRef, Manifest] | None = None,
 ) -> tuple[Health, tuple[FailingObject, ...], dict[str, int]]:
     """Health of APP's objects on KUBE (read by its label); with WAIT, poll until settled.
+
+    SEEN, when given, is APP's live objects as just read: the first check uses
+    it instead of reading them again.
 
     Returns the aggregate, the objects that are not healthy with their
     messages, and resource counts in Fleet's terms (ready, notReady, missing...).
     """
     kinds = {(str(m.get("apiVersion")), str(m.get("kind"))) for m in objects}
+    first = seen
 
     async def fetch() -> dict[ObjectRef, Manifest]:
+        nonlocal first
+        if first is not None:
+            live, first = first, None
+            return live
         live, _ = await read_live(kube, app, kinds)
         return live
 

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from appflow.engine import release
+from appflow.engine import catalog, release
 from appflow.engine.deployment import (
     DesiredState,
     Prepared,
@@ -44,7 +44,7 @@ from appflow.model.health import HealthStatus
 from appflow.model.inventory import Inventory
 from appflow.model.objects import ANNOTATION_PRUNE, Manifest
 from appflow.model.ownership import digest
-from appflow.model.plan import Plan
+from appflow.model.plan import Action, Plan
 from appflow.model.records import (
     AppRecord,
     ClusterRecord,
@@ -204,14 +204,25 @@ class Engine:
             spec = git.GitSource(url=repo.url, ref=_ref_spec(repo.ref))
             fetched = await git.fetch(spec)
             root = await git.checkout(spec, fetched.commit)
-            self.store.put_repo(_with_commit(repo, fetched.commit))
             return Source(root=root, digest=f"git:{fetched.commit}:{app.path}", ref=fetched.commit)
+        if app.source == "catalog":
+            root, content, ref = await catalog.catalog_source(app)
+            return Source(root=root, digest=content, ref=ref)
         raise ConfigError(
             f"source kind {app.source!r} is not supported here", where=Where(app=app.name)
         )
 
     async def definition(self, app: AppRecord, source: Source) -> AppDefinition:
-        found = await asyncio.to_thread(load_app_definitions, source.root, paths=(app.path or "",))
+        if app.source == "catalog":
+            return catalog.catalog_definition(app)
+        try:
+            found = await asyncio.to_thread(
+                load_app_definitions, source.root, paths=(app.path or "",)
+            )
+        except AppflowError as err:
+            # A broken appflow.yaml is the app's problem: say which app.
+            err.located(app=app.name)
+            raise
         for definition in found:
             if definition.path == (app.path or "").strip("/"):
                 # The registered name wins over the folder's default name.
@@ -221,6 +232,57 @@ class Engine:
             where=Where(app=app.name),
             hint="the folder needs an appflow.yaml, a fleet.yaml, a Chart.yaml, a kustomization.yaml or manifests",
         )
+
+    def _remember_policy(self, app: AppRecord, definition: AppDefinition) -> None:
+        """Keep the app's sync policy in the store: the daemon reads it to decide self-heal."""
+        policy = definition.sync_policy
+        wanted = {
+            "syncPolicy": {
+                "auto": policy.auto,
+                "prune": policy.prune,
+                "selfHeal": policy.self_heal,
+                "forceConflicts": policy.force_conflicts,
+            },
+            "namespace": definition.namespace,
+            "kind": definition.kind,
+        }
+        if "catalog" in app.definition:
+            # A catalog install's record is its definition: keep it.
+            wanted["catalog"] = app.definition["catalog"]
+        if app.definition != wanted:
+            self.store.put_app(replace(app, definition=wanted))
+
+    async def refresh_repo(self, name: str) -> list[str]:
+        """Look at repository NAME's remote ref; return the apps a new commit touches.
+
+        No fetch happens when the ref has not moved. Apps are due when their
+        folder changed between the commit they were last synced from and the
+        new one (or when they were never synced).
+        """
+        repo = self.store.get_repo(name)
+        spec = git.GitSource(url=repo.url, ref=_ref_spec(repo.ref))
+        resolved = await git.resolve(spec)
+        if resolved.commit == repo.last_commit:
+            return []
+        fetched = await git.fetch(spec)
+        commit = fetched.commit
+        due: list[str] = []
+        for app in self.store.list_apps():
+            if app.repo != name or app.source != "git":
+                continue
+            latest = self.store.latest_revision(app.name)
+            old = latest.source_ref if latest is not None else None
+            if old is None or len(old) not in (40, 64):
+                due.append(app.name)
+                continue
+            if old == commit:
+                continue
+            changed = await git.changed_paths(repo.url, old, commit)
+            prefix = (app.path.strip("/") + "/") if app.path else ""
+            if any(p.startswith(prefix) for p in changed):
+                due.append(app.name)
+        self.store.put_repo(_with_commit(repo, commit))
+        return due
 
     # -- targets --------------------------------------------------------------
 
@@ -331,6 +393,7 @@ class Engine:
         source = await self.source(app)
         definition = await self.definition(app, source)
         policy = definition.sync_policy
+        self._remember_policy(app, definition)
         options = options or SyncOptions(prune=policy.prune, force_conflicts=policy.force_conflicts)
         report = AppSyncReport(app=name, warnings=list(definition.warnings))
         targets = {c.name: c for c in self.targets(definition, clusters)}
@@ -349,7 +412,7 @@ class Engine:
             return await self._sync_release(
                 report, definition, source, targets, trigger, options, progress
             )
-        if not targets:
+        if not targets and not report.waiting:
             report.warnings.append(
                 f"app {name}: its targets match no registered cluster; nothing to sync"
             )
@@ -366,8 +429,11 @@ class Engine:
 
         await asyncio.gather(*(render_one(c) for c in targets.values()))
         # Clusters the app left (no longer targeted): everything it owns there is pruned.
+        # A cluster waiting for a dependency is still a target: what the app has there stays.
         if not clusters:
             for record in self.store.list_deployments(app=name):
+                if record.cluster in report.waiting:
+                    continue
                 if record.cluster not in targets and record.cluster in {
                     c.name for c in self.store.list_clusters()
                 }:
@@ -791,7 +857,9 @@ class Engine:
         )
 
     def _record_deployment(self, result: SyncResult, revision: RevisionRecord | None) -> None:
-        if not result.inventory.entries and not result.plan.changes and not result.fingerprints:
+        # Prunes and kept objects are what left the desired state; anything else is desired.
+        desired = any(c.action not in (Action.PRUNE, Action.SKIP) for c in result.plan.changes)
+        if result.ok and not result.inventory.entries and not desired and not result.fingerprints:
             # Nothing owned and nothing desired: the app left this cluster.
             with contextlib.suppress(NotFoundError):
                 self.store.delete_deployment(result.app, result.cluster)

@@ -185,6 +185,9 @@ def _plan_desired(
             "no dry-run result to compare with",
             unified_diff(ref, current, manifest),
         )
+    if dry is current:
+        # The fingerprint vouched for the live object: nothing to compare.
+        return Change(ref, Action.UNCHANGED)
     paths = changed_paths(normalize(current), normalize(dry))
     if not paths:
         return Change(ref, Action.UNCHANGED)

@@ -561,3 +561,75 @@ async def helm_uninstall(
             err, app=app, cluster=cluster, release=release, action="uninstall"
         ) from err
     return True
+
+
+# --- catalog: lint, package, pull ---------------------------------------------------------------
+
+
+async def helm_lint(chart_dir: Path, *, values: Mapping[str, Any] | None = None) -> list[str]:
+    """helm lint of the chart folder; the findings helm reports ([] when it passes).
+
+    Findings are helm's '[ERROR]' and '[WARNING]' lines; INFO lines (a missing
+    icon) are left out.
+    """
+    command = HelmCommand()
+    args: list[Any] = ["lint", str(chart_dir), "--values", "-"]
+    try:
+        raw = await command.run(args, json.dumps(dict(values or {}), default=str).encode())
+    except pyhelm3.Error as err:
+        text = bytes(err.stdout or b"").decode(errors="replace")
+        findings = _lint_findings(text + "\n" + err.stderr.decode(errors="replace"))
+        return findings or [helm_message(err)]
+    return [f for f in _lint_findings(raw.decode(errors="replace")) if f.startswith("[ERROR]")]
+
+
+def _lint_findings(text: str) -> list[str]:
+    found = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        wanted = stripped.startswith(("[ERROR]", "[WARNING]"))
+        if wanted or (stripped.startswith("Error: ") and "linted" not in stripped):
+            found.append(stripped)
+    return found
+
+
+async def helm_package(chart_dir: Path, destination: Path) -> Path:
+    """helm package CHART_DIR into DESTINATION; the .tgz it wrote."""
+    destination.mkdir(parents=True, exist_ok=True)
+    command = HelmCommand()
+    try:
+        raw = await command.run(["package", str(chart_dir), "--destination", str(destination)])
+    except pyhelm3.Error as err:
+        raise RenderError(f"helm package of {chart_dir} failed: {helm_message(err)}").located(
+            file=str(chart_dir / "Chart.yaml")
+        ) from err
+    # "Successfully packaged chart and saved it to: /path/name-1.0.0.tgz"
+    text = raw.decode(errors="replace").strip()
+    path = Path(text.rsplit(": ", 1)[-1].strip())
+    if not path.is_file():
+        meta = _read_chart_yaml(chart_dir)
+        path = destination / f"{meta['name']}-{meta['version']}.tgz"
+    if not path.is_file():
+        raise RenderError(f"helm package of {chart_dir} wrote no archive: {text}")
+    return path
+
+
+async def helm_pull(reference: str, *, version: str, destination: Path) -> Path:
+    """helm pull an OCI (or repository) chart at VERSION, unpacked into DESTINATION; its folder.
+
+    Helm verifies OCI content by its manifest digest while pulling.
+    """
+    destination.mkdir(parents=True, exist_ok=True)
+    command = HelmCommand()
+    try:
+        await command.run(
+            ["pull", reference, "--version", version, "--untar", "--untardir", str(destination)]
+        )
+    except pyhelm3.Error as err:
+        raise _chart_error(
+            err, app=None, cluster=None, chart=f"{reference}@{version}", action="pull"
+        ) from err
+    for child in sorted(destination.iterdir()):
+        if (child / "Chart.yaml").is_file():
+            return child
+    raise RenderError(f"helm pull {reference} --version {version} left no chart folder")

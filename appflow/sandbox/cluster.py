@@ -201,6 +201,9 @@ def _argv(component: str, cluster: SandboxCluster, state: ClusterState) -> list[
             # admission plugin would reject pods in a namespace whose default
             # ServiceAccount the controller manager has not created yet.
             "--disable-admission-plugins=ServiceAccount",
+            # The kubernetes Service cannot point at a loopback address; nothing
+            # in the sandbox needs its endpoints.
+            "--endpoint-reconciler-type=none",
             "--profiling=false",
             "--v=1",
         ]

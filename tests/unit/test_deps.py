@@ -1,0 +1,150 @@
+"""dependsOn: resolution by name and selector, missing dependencies, cycles, order."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from appflow.errors import ConfigError
+from appflow.model.appdef import (
+    AppDefinition,
+    Dependency,
+    LabelRequirement,
+    LabelSelector,
+)
+from appflow.model.deps import check_cycles, dependency_order, resolve_dependencies
+
+
+def app(
+    name: str,
+    *needs: str,
+    labels: dict[str, str] | None = None,
+    selector: LabelSelector | None = None,
+) -> AppDefinition:
+    deps = tuple(Dependency(name=n) for n in needs)
+    if selector is not None:
+        deps += (Dependency(selector=selector),)
+    return AppDefinition(
+        name=name,
+        path=f"apps/{name}",
+        kind="yaml",
+        labels=labels or {},
+        depends_on=deps,
+        definition_file=f"apps/{name}/appflow.yaml",
+    )
+
+
+def test_dependencies_by_name() -> None:
+    graph = resolve_dependencies([app("web", "db", "cache"), app("db"), app("cache")])
+    assert graph == {"web": ("db", "cache"), "db": (), "cache": ()}
+
+
+def test_dependencies_by_selector_match_other_apps_labels_never_itself() -> None:
+    infra = LabelSelector(match_labels={"tier": "infra"})
+    graph = resolve_dependencies(
+        [
+            app("web", selector=infra, labels={"tier": "infra"}),
+            app("dns", labels={"tier": "infra"}),
+            app("certs", labels={"tier": "infra"}),
+            app("blog", labels={"tier": "frontend"}),
+        ]
+    )
+    assert graph["web"] == ("dns", "certs")
+    assert graph["blog"] == ()
+
+
+def test_a_dependency_named_and_selected_is_listed_once() -> None:
+    selector = LabelSelector(
+        match_expressions=(LabelRequirement(key="tier", operator="In", values=("db",)),)
+    )
+    graph = resolve_dependencies(
+        [app("web", "db", selector=selector), app("db", labels={"tier": "db"})]
+    )
+    assert graph["web"] == ("db",)
+
+
+def test_a_missing_dependency_is_an_error_naming_it_and_where_it_is_written() -> None:
+    with pytest.raises(ConfigError) as info:
+        resolve_dependencies([app("web", "db", "cahce"), app("db"), app("cache")])
+    err = info.value
+    assert "depends on app 'cahce', which does not exist" in str(err)
+    assert err.where.app == "web"
+    assert err.where.file == "apps/web/appflow.yaml"
+    assert err.where.field == "dependsOn[1].name"
+    assert err.hint == "known apps: cache, db, web"
+
+
+def test_a_selector_that_matches_no_app_is_an_error() -> None:
+    selector = LabelSelector(match_labels={"tier": "infra"})
+    with pytest.raises(ConfigError) as info:
+        resolve_dependencies([app("web", selector=selector), app("db", labels={"tier": "db"})])
+    assert "dependsOn selector 'tier=infra' matches no app" in str(info.value)
+    assert info.value.where.field == "dependsOn[0].selector"
+
+
+def test_a_cycle_of_two_is_rejected_and_named() -> None:
+    with pytest.raises(ConfigError) as info:
+        resolve_dependencies([app("a", "b"), app("b", "a")])
+    assert "dependsOn forms a cycle: a -> b -> a" in str(info.value)
+
+
+def test_a_longer_cycle_is_named_in_full_and_not_the_app_leading_to_it() -> None:
+    with pytest.raises(ConfigError) as info:
+        resolve_dependencies(
+            [app("edge", "web"), app("web", "api"), app("api", "db"), app("db", "web")]
+        )
+    # Apps are walked by name, so the cycle is spelled from its first app by name.
+    assert "dependsOn forms a cycle: api -> db -> web -> api" in str(info.value)
+    assert "edge" not in info.value.message
+
+
+def test_an_app_depending_on_itself_is_a_cycle() -> None:
+    with pytest.raises(ConfigError, match="cycle: solo -> solo"):
+        resolve_dependencies([app("solo", "solo")])
+
+
+def test_dependency_order_puts_each_app_after_what_it_depends_on() -> None:
+    graph = {"web": ("api", "cache"), "api": ("db",), "cache": (), "db": (), "blog": ()}
+    order = dependency_order(graph)
+    # Apps are taken by name, each preceded by what it still needs.
+    assert order == ["db", "api", "blog", "cache", "web"]
+    assert sorted(order) == sorted(graph)
+    for node, deps in graph.items():
+        for dep in deps:
+            assert order.index(dep) < order.index(node), (dep, node, order)
+
+
+def test_dependency_order_is_deterministic() -> None:
+    graph = {"web": ("db",), "db": (), "blog": (), "api": ("db",)}
+    assert dependency_order(graph) == ["db", "api", "blog", "web"]
+    assert dependency_order(dict(reversed(graph.items()))) == ["db", "api", "blog", "web"]
+
+
+def test_dependency_order_refuses_a_cycle() -> None:
+    with pytest.raises(ConfigError, match="cycle: a -> b -> a"):
+        dependency_order({"a": ("b",), "b": ("a",)})
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from("abcdefgh"),
+        st.lists(st.sampled_from("abcdefgh"), max_size=3),
+        max_size=8,
+    )
+)
+def test_order_respects_every_edge_or_a_cycle_is_named(graph: dict[str, list[str]]) -> None:
+    try:
+        order = dependency_order(graph)
+    except ConfigError as err:
+        cycle = err.message.removeprefix("dependsOn forms a cycle: ").split(" -> ")
+        assert cycle[0] == cycle[-1]
+        for node, dep in itertools.pairwise(cycle):
+            assert dep in graph.get(node, ()), (node, dep, graph)
+        return
+    check_cycles(graph)
+    for node, deps in graph.items():
+        for dep in deps:
+            assert order.index(dep) < order.index(node)
