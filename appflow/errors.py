@@ -146,3 +146,18 @@ class SandboxError(AppflowError):
 
 class NotFoundError(AppflowError):
     """A named cluster, app, revision or sandbox does not exist."""
+
+
+class AuthError(AppflowError):
+    """A request's credentials are missing or wrong: an API bearer token, a webhook secret."""
+
+
+class WebhookRejectedError(AuthError):
+    """A webhook delivery is unsigned, forged, stale or replayed; nothing is fetched for it."""
+
+    def __init__(
+        self, message: str, *, reason: str, where: Where | None = None, hint: str | None = None
+    ):
+        super().__init__(message, where=where, hint=hint)
+        self.reason = reason
+        """One word for metrics and logs: unsigned, forged, stale, replayed, no-secret."""

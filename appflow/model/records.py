@@ -318,3 +318,18 @@ class RolloutRecord:
     def __post_init__(self) -> None:
         _check_choice(self.state, ROLLOUT_STATES, field_name="state")
         _check_aware(self.updated_at, field_name="updated_at")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenRecord:
+    """An API bearer token, without the token: the store keeps only its SHA-256."""
+
+    id: int
+    name: str
+    created_at: datetime = field(default_factory=utc_now)
+    last_used: datetime | None = None
+
+    def __post_init__(self) -> None:
+        _check_name(self.name, "token")
+        _check_aware(self.created_at, field_name="created_at")
+        _check_aware(self.last_used, field_name="last_used")

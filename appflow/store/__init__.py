@@ -28,6 +28,7 @@ from appflow.model.records import (
     SyncOutcome,
     SyncRecord,
     SyncTrigger,
+    TokenRecord,
 )
 from appflow.store.sqlite import SqliteStore, default_store_path, open_store
 
@@ -133,6 +134,14 @@ class Store(Protocol):
         since_id: int | None = None,
         limit: int = 100,
     ) -> list[EventRecord]: ...
+
+    # API tokens (only their SHA-256 is kept; see appflow.model.tokens)
+    def add_token(self, name: str, *, token_hash: str) -> TokenRecord: ...
+    def list_tokens(self) -> list[TokenRecord]: ...
+    def delete_token(self, name: str) -> None: ...
+    def use_token(self, token_hash: str, *, now: datetime | None = None) -> TokenRecord | None:
+        """The token with this hash, or None; records its use."""
+        ...
 
 
 if TYPE_CHECKING:

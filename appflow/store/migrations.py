@@ -157,6 +157,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        version=3,
+        description="tokens: API bearer tokens, kept as their SHA-256",
+        statements=(
+            # Only the hash is kept: a copy of the store grants no API access.
+            """CREATE TABLE tokens (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                name TEXT NOT NULL UNIQUE,
+                hash TEXT NOT NULL UNIQUE,
+                created_at TEXT NOT NULL,
+                last_used TEXT
+            )""",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

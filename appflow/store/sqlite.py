@@ -32,7 +32,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from appflow.errors import NotFoundError, StoreError, Where
+from appflow.errors import ConfigError, NotFoundError, StoreError, Where
 from appflow.model.records import (
     AppRecord,
     ClusterGroupRecord,
@@ -48,6 +48,7 @@ from appflow.model.records import (
     SyncOutcome,
     SyncRecord,
     SyncTrigger,
+    TokenRecord,
     utc_now,
 )
 from appflow.paths import data_dir
@@ -55,6 +56,7 @@ from appflow.store.migrations import migrate
 
 STORE_FILE = "appflow.db"
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
+TOKEN_TOUCH_SECONDS = 60
 INTERRUPTED_MESSAGE = (
     "interrupted: the appflow process running this sync stopped before it finished"
 )
@@ -831,7 +833,23 @@ class SqliteStore:
                 )
                 # Another process may have recovered it between the read and the write.
                 if cursor.rowcount == 1:
-                    recovered.append(self._get_sync(conn, sync_id))
+                    sync = self._get_sync(conn, sync_id)
+                    recovered.append(sync)
+                    # Whoever notices an interruption records it, in the same transaction.
+                    conn.execute(
+                        """INSERT INTO events (time, app, cluster, kind, trigger, source_commit,
+                               outcome, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                        (
+                            finished_at,
+                            sync.app,
+                            sync.cluster,
+                            "failure",
+                            sync.trigger,
+                            None,
+                            "interrupted",
+                            f"sync {sync.id}: {INTERRUPTED_MESSAGE}",
+                        ),
+                    )
         return recovered
 
     # -- events -----------------------------------------------------------------------------
@@ -894,6 +912,62 @@ class SqliteStore:
                 ).fetchall()
                 rows.reverse()
         return [_event_from(row) for row in rows]
+
+    # -- API tokens -------------------------------------------------------------------------
+
+    def add_token(self, name: str, *, token_hash: str) -> TokenRecord:
+        """Keep a new API token by NAME, as the SHA-256 hex TOKEN_HASH (never the token)."""
+        record = TokenRecord(id=0, name=name)  # checks the name before the insert
+        if len(token_hash) != 64:
+            raise StoreError("a token is kept as its hex SHA-256", where=Where(field="hash"))
+        with self._write(f"save token {name}") as conn:
+            if conn.execute("SELECT 1 FROM tokens WHERE name = ?", (name,)).fetchone():
+                raise ConfigError(
+                    f"a token named {name!r} exists",
+                    hint=f"choose another name, or `appflow token revoke {name}` first",
+                )
+            cursor = conn.execute(
+                "INSERT INTO tokens (name, hash, created_at, last_used) VALUES (?, ?, ?, NULL)",
+                (name, token_hash, _time_out(record.created_at)),
+            )
+            assert cursor.lastrowid is not None  # an INSERT into a rowid table sets it
+            return replace(record, id=cursor.lastrowid)
+
+    def list_tokens(self) -> list[TokenRecord]:
+        """Every API token (names and times, no hashes), oldest first."""
+        with self._read("list tokens") as conn:
+            rows = conn.execute("SELECT * FROM tokens ORDER BY id").fetchall()
+        return [_token_from(row) for row in rows]
+
+    def delete_token(self, name: str) -> None:
+        """Revoke the API token NAME: requests carrying it are refused from now on."""
+        with self._write(f"revoke token {name}") as conn:
+            cursor = conn.execute("DELETE FROM tokens WHERE name = ?", (name,))
+            if cursor.rowcount == 0:
+                raise NotFoundError(f"no token named {name!r}", hint="see `appflow token list`")
+
+    def use_token(self, token_hash: str, *, now: datetime | None = None) -> TokenRecord | None:
+        """The token whose SHA-256 is TOKEN_HASH, or None; records when it was last used.
+
+        ``last_used`` is written at most once per TOKEN_TOUCH_SECONDS per token: every
+        API request passes here, and a write costs an fsync.
+        """
+        with self._read("look up a token") as conn:
+            row = conn.execute("SELECT * FROM tokens WHERE hash = ?", (token_hash,)).fetchone()
+        if row is None:
+            return None
+        token = _token_from(row)
+        when = now or utc_now()
+        stale = token.last_used is None or (
+            (when - token.last_used).total_seconds() >= TOKEN_TOUCH_SECONDS
+        )
+        if stale:
+            with self._write("record a token's use") as conn:
+                conn.execute(
+                    "UPDATE tokens SET last_used = ? WHERE id = ?", (_time_out(when), token.id)
+                )
+            token = replace(token, last_used=when)
+        return token
 
 
 # -- rows to records --------------------------------------------------------------------------
@@ -1005,6 +1079,15 @@ def _event_from(row: sqlite3.Row) -> EventRecord:
         trigger=row["trigger"],
         commit=row["source_commit"],
         outcome=row["outcome"],
+    )
+
+
+def _token_from(row: sqlite3.Row) -> TokenRecord:
+    return TokenRecord(
+        id=int(row["id"]),
+        name=row["name"],
+        created_at=_time_in_required(row["created_at"]),
+        last_used=_time_in(row["last_used"]),
     )
 
 

@@ -1,0 +1,139 @@
+"""`appflow token` (API bearer tokens) and `appflow repo set-webhook-secret`.
+
+Both manage credentials of the HTTP server (``appflow serve``) and both keep secrets
+out of the store: a token is kept as its SHA-256 and shown once; a webhook secret is
+kept as a reference (``file:/path`` or ``env:NAME``) that the server reads per delivery.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from appflow.cli.common import store_session
+from appflow.cli.output import console, emit, err_console, output_option
+from appflow.errors import ConfigError, Where
+from appflow.model.tokens import hash_token, new_token
+
+
+@click.group()
+def token() -> None:
+    """Bearer tokens for the HTTP API (`appflow serve`)."""
+
+
+@token.command("create")
+@click.argument("name")
+@output_option
+def token_create(name: str, output: str) -> None:
+    """Create API token NAME and print it once (only its hash is kept)."""
+    secret = new_token()
+    with store_session() as store:
+        record = store.add_token(name, token_hash=hash_token(secret))
+    if output != "table":
+        emit({"name": record.name, "token": secret}, output=output)
+        return
+    # The token alone on stdout, so that TOKEN=$(appflow token create ci) works.
+    click.echo(secret)
+    err_console.print(
+        f"token {name} created; it is not shown again. Send it as `Authorization: Bearer TOKEN`.",
+        highlight=False,
+    )
+
+
+@token.command("list")
+@output_option
+def token_list(output: str) -> None:
+    """Show API tokens: names and when they were made and last used (never the tokens)."""
+    with store_session() as store:
+        data = [
+            {
+                "name": t.name,
+                "created": t.created_at.isoformat(timespec="seconds"),
+                "lastUsed": t.last_used.isoformat(timespec="seconds") if t.last_used else None,
+            }
+            for t in store.list_tokens()
+        ]
+    emit(
+        data,
+        output=output,
+        columns=("NAME", "CREATED", "LAST USED"),
+        rows=lambda d: [[x["name"], x["created"], x["lastUsed"] or "never"] for x in d],
+    )
+
+
+@token.command("revoke")
+@click.argument("name")
+def token_revoke(name: str) -> None:
+    """Revoke API token NAME: requests carrying it are refused from now on."""
+    with store_session() as store:
+        store.delete_token(name)
+    console.print(f"token {name} revoked")
+
+
+@click.command("set-webhook-secret")
+@click.argument("name")
+@click.option(
+    "--secret-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File holding the secret (read at each delivery; keep it mode 0600).",
+)
+@click.option(
+    "--secret-env",
+    metavar="VAR",
+    help="Environment variable of the appflow server holding the secret.",
+)
+@click.option("--clear", is_flag=True, help="Remove the secret (webhooks are then refused).")
+def set_webhook_secret(
+    name: str, secret_file: Path | None, secret_env: str | None, clear: bool
+) -> None:
+    """Set where the webhook secret of repository NAME is read from.
+
+    Webhook deliveries for NAME must be signed with this secret (GitHub, Gitea and
+    Bitbucket sign with it, GitLab sends it as its token, the generic receiver signs
+    timestamp and body); only the reference is stored, never the secret.
+    """
+    if sum(x is not None and x is not False for x in (secret_file, secret_env, clear)) != 1:
+        raise ConfigError("give exactly one of --secret-file FILE, --secret-env VAR or --clear")
+    ref: str | None = None
+    if secret_file is not None:
+        ref = f"file:{_checked_secret_file(secret_file)}"
+    elif secret_env is not None:
+        if not secret_env.replace("_", "").isalnum():
+            raise ConfigError(f"{secret_env!r} is not an environment variable name")
+        ref = f"env:{secret_env}"
+        if not os.environ.get(secret_env):
+            err_console.print(
+                f"[yellow]warning:[/] {secret_env} is not set here; the appflow server "
+                "reads it from its own environment",
+                highlight=False,
+            )
+    with store_session() as store:
+        repo = store.get_repo(name)
+        store.put_repo(replace(repo, webhook_secret_ref=ref))
+    if ref is None:
+        console.print(f"repo {name}: webhook secret removed; its webhooks are now refused")
+    else:
+        console.print(f"repo {name}: webhook secret from {ref}", highlight=False)
+
+
+def _checked_secret_file(path: Path) -> Path:
+    resolved = path.expanduser().resolve()
+    try:
+        mode = resolved.stat().st_mode
+        empty = not resolved.read_bytes().strip()
+    except OSError as err:
+        raise ConfigError(
+            f"cannot read the secret file: {err.strerror}", where=Where(file=str(resolved))
+        ) from err
+    if empty:
+        raise ConfigError("the secret file is empty", where=Where(file=str(resolved)))
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        err_console.print(
+            f"[yellow]warning:[/] {resolved} can be read by other users; chmod 600 it",
+            highlight=False,
+        )
+    return resolved

@@ -1,0 +1,275 @@
+"""Webhook receivers: ``POST /hooks/{github,gitlab,gitea,bitbucket,generic}``.
+
+Each delivery is answered within milliseconds: the receiver reads the body (refusing
+more than the size limit while reading), finds the registered repositories the
+payload names, checks the signature with each one's secret, and hands the repositories
+to ``Triggers.trigger_repo``, which only enqueues. No git or cluster I/O happens in the
+request. The decisions themselves are pure and live in ``appflow.model.webhooks``.
+
+Answers: 202 ``queued`` (a fetch was enqueued), 202 ``ignored`` (not a push, a
+repository that is not registered, a branch that is not followed), 200 ``pong``, 400 (not
+JSON, not a push payload), 401 (unsigned, forged, stale, replayed, or no secret set for
+the repository), 413 (body over the limit). Only ``queued`` starts any work.
+
+Replays: the generic receiver remembers delivery ids and signatures (ReplayGuard) and
+refuses a repeat with 401. The git providers' deliveries carry no timestamp to bound a
+replay window, and GitHub's "Redeliver" button re-sends the same delivery id on
+purpose; a repeated push there costs one fetch that finds nothing new, so it is not
+refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from appflow.errors import AppflowError, ConfigError, WebhookRejectedError, Where
+from appflow.model.records import RepoRecord
+from appflow.model.webhooks import (
+    PROVIDERS,
+    Delivery,
+    PushEvent,
+    ReplayGuard,
+    generic_replay_keys,
+    lower_headers,
+    parse_delivery,
+    parse_secret_ref,
+    push_follows_ref,
+    repos_for,
+    verify_signature,
+)
+from appflow.server.metrics import Metrics
+from appflow.server.schemas import ErrorBody, WebhookResult
+from appflow.server.triggers import Triggers
+from appflow.store import Store
+
+log = logging.getLogger("appflow.server.webhooks")
+
+
+def read_webhook_secret(ref: str) -> bytes:
+    """Read the secret a ``file:/path`` or ``env:NAME`` reference points at, now.
+
+    Surrounding whitespace (the newline an editor adds to a file) is dropped. Raises
+    ConfigError when the reference is malformed, the file unreadable or the variable unset.
+    """
+    kind, target = parse_secret_ref(ref)
+    if kind == "env":
+        value = os.environ.get(target)
+        if not value:
+            raise ConfigError(f"environment variable {target} is not set or empty")
+        return value.strip().encode("utf-8")
+    try:
+        data = Path(target).read_bytes().strip()
+    except OSError as err:
+        raise ConfigError(
+            f"cannot read the webhook secret file: {err.strerror}", where=Where(file=target)
+        ) from err
+    if not data:
+        raise ConfigError("the webhook secret file is empty", where=Where(file=target))
+    return data
+
+
+class BodyTooLargeError(Exception):
+    """The request body is over the size limit (answered 413)."""
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with BodyTooLargeError as soon as it passes LIMIT bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLargeError
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLargeError
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@dataclass(kw_only=True)
+class WebhookReceiver:
+    """Everything the receivers share: where repositories are, whom to trigger, what to count."""
+
+    store: Store
+    triggers: Triggers
+    metrics: Metrics
+    max_body_bytes: int
+    replay_guard: ReplayGuard = field(default_factory=ReplayGuard)
+    clock: Callable[[], float] = time.time
+    read_secret: Callable[[str], bytes] = read_webhook_secret
+
+    async def receive(self, provider: str, request: Request) -> JSONResponse:
+        try:
+            result, status = await self._receive(provider, request)
+        except BodyTooLargeError:
+            return self._refuse(
+                provider,
+                "too_large",
+                413,
+                ErrorBody(
+                    error=f"the webhook payload is larger than {self.max_body_bytes} bytes",
+                    hint="send only push events to appflow",
+                ),
+            )
+        except WebhookRejectedError as err:
+            log.warning("%s webhook refused (%s): %s", provider, err.reason, err)
+            return self._refuse(
+                provider, err.reason, 401, ErrorBody(error=str(err.message), hint=err.hint)
+            )
+        except ConfigError as err:
+            return self._refuse(
+                provider, "invalid", 400, ErrorBody(error=err.message, hint=err.hint)
+            )
+        self.metrics.webhook_delivery(provider, result.result)
+        return JSONResponse(result.model_dump(), status_code=status)
+
+    def _refuse(self, provider: str, result: str, status: int, body: ErrorBody) -> JSONResponse:
+        self.metrics.webhook_delivery(provider, result)
+        return JSONResponse(body.model_dump(), status_code=status)
+
+    async def _receive(self, provider: str, request: Request) -> tuple[WebhookResult, int]:
+        body = await read_body(request, self.max_body_bytes)
+        headers = lower_headers(request.headers.items())
+        delivery = parse_delivery(provider, headers, body)
+        if delivery.kind == "ignored":
+            return WebhookResult(result="ignored", reason=delivery.reason), 202
+        repos = await asyncio.to_thread(self.store.list_repos)
+        matched = repos_for(delivery.repo_urls, repos, by_name=provider == "generic")
+        if not matched:
+            if delivery.kind == "ping":
+                return WebhookResult(result="pong"), 200
+            names = ", ".join(delivery.repo_urls)
+            return WebhookResult(
+                result="ignored", reason=f"no registered repository is {names}"
+            ), 202
+        verified = await self._verified(provider, delivery, headers, body, matched)
+        if provider == "generic" and self.replay_guard.is_replay(
+            generic_replay_keys(headers), now=self.clock()
+        ):
+            raise WebhookRejectedError(
+                f"delivery {delivery.delivery_id} was received before",
+                reason="replayed",
+                hint="send each delivery once, with a new X-Appflow-Delivery id and timestamp",
+            )
+        if delivery.kind == "ping":
+            return WebhookResult(result="pong", repos=[r.name for r in verified]), 200
+        return self._trigger(delivery, verified)
+
+    async def _verified(
+        self,
+        provider: str,
+        delivery: Delivery,
+        headers: dict[str, str],
+        body: bytes,
+        matched: list[RepoRecord],
+    ) -> list[RepoRecord]:
+        """The matched repositories whose secret signed this delivery; 401 if none did."""
+        verified: list[RepoRecord] = []
+        refusal: WebhookRejectedError | None = None
+        now = self.clock()
+        for repo in matched:
+            try:
+                secret = await self._secret(repo)
+                verify_signature(provider, secret=secret, headers=headers, body=body, now=now)
+            except WebhookRejectedError as err:
+                # A forged signature says more than a missing secret: report the worst.
+                if refusal is None or refusal.reason == "no-secret":
+                    refusal = err
+                continue
+            verified.append(repo)
+        if not verified:
+            assert refusal is not None  # matched is not empty
+            raise refusal
+        return verified
+
+    async def _secret(self, repo: RepoRecord) -> bytes:
+        if repo.webhook_secret_ref is None:
+            raise WebhookRejectedError(
+                f"repository {repo.name} has no webhook secret, so its deliveries cannot be "
+                "verified",
+                reason="no-secret",
+                hint=f"appflow repo set-webhook-secret {repo.name} --secret-file FILE",
+            )
+        try:
+            return await asyncio.to_thread(self.read_secret, repo.webhook_secret_ref)
+        except AppflowError as err:
+            log.error("webhook secret of repository %s cannot be read: %s", repo.name, err)
+            raise WebhookRejectedError(
+                f"the webhook secret of repository {repo.name} cannot be read on the "
+                "appflow server",
+                reason="no-secret",
+                hint="see the appflow server's log",
+            ) from err
+
+    def _trigger(self, delivery: Delivery, verified: list[RepoRecord]) -> tuple[WebhookResult, int]:
+        due: dict[str, PushEvent] = {}
+        skipped: list[str] = []
+        for repo in verified:
+            for push in delivery.pushes:
+                if not repos_for(push.repo_urls, [repo], by_name=delivery.provider == "generic"):
+                    continue
+                if push_follows_ref(push, repo.ref):
+                    due[repo.name] = push
+                else:
+                    pushed = f"branch {push.branch}" if push.branch else f"tag {push.tag}"
+                    skipped.append(
+                        f"repository {repo.name} follows {repo.ref or 'HEAD'}, not {pushed}"
+                    )
+        if not due:
+            return WebhookResult(result="ignored", reason="; ".join(skipped)), 202
+        for name, push in due.items():
+            # Enqueue only: the fetch and the syncs run in the daemon's workers.
+            self.triggers.trigger_repo(name, trigger="webhook", commit=push.commit)
+        return WebhookResult(result="queued", repos=sorted(due)), 202
+
+
+_WEBHOOK_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": WebhookResult, "description": "A ping, answered."},
+    202: {"model": WebhookResult, "description": "Queued, or ignored (see reason)."},
+    400: {"model": ErrorBody, "description": "Not JSON, or not a push payload."},
+    401: {"model": ErrorBody, "description": "Unsigned, forged, stale or replayed."},
+    413: {"model": ErrorBody, "description": "Body over the size limit."},
+}
+
+
+def webhook_router(receiver: WebhookReceiver) -> APIRouter:
+    """The ``/hooks/...`` routes; they authenticate by signature, not by bearer token."""
+    router = APIRouter(prefix="/hooks", tags=["webhooks"])
+
+    def add(provider: str) -> None:
+        async def hook(request: Request) -> JSONResponse:
+            return await receiver.receive(provider, request)
+
+        router.add_api_route(
+            f"/{provider}",
+            hook,
+            methods=["POST"],
+            name=f"{provider}_webhook",
+            summary=f"Receive a {provider} push webhook",
+            status_code=202,
+            responses=_RESPONSES,
+            openapi_extra=_WEBHOOK_BODY,
+            response_model=None,
+        )
+
+    for provider in PROVIDERS:
+        add(provider)
+    return router
