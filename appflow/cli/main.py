@@ -8,9 +8,12 @@ import click
 
 from appflow import __version__
 from appflow.cli.apps import app, repo, rollout, status, sync
+from appflow.cli.catalog import catalog
 from appflow.cli.clusters import cluster, group
 from appflow.cli.output import err_console
 from appflow.cli.sandbox import sandbox
+from appflow.cli.serve import events, serve, watch
+from appflow.cli.server_cli import set_webhook_secret, token
 from appflow.errors import AppflowError
 
 
@@ -31,8 +34,23 @@ def cli() -> None:
     """GitOps and Helm app flows for edge Kubernetes fleets."""
 
 
-for command in (sandbox, cluster, group, repo, app, sync, status, rollout):
+for command in (
+    sandbox,
+    cluster,
+    group,
+    repo,
+    app,
+    sync,
+    status,
+    rollout,
+    catalog,
+    serve,
+    watch,
+    events,
+):
     cli.add_command(command)
+cli.add_command(token)
+repo.add_command(set_webhook_secret)
 
 
 def main() -> None:

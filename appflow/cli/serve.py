@@ -1,0 +1,262 @@
+"""`appflow serve`, `appflow watch` and `appflow events`: appflow as a long-running service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+import jsonschema
+import yaml
+
+from appflow.cli.common import engine_session, store_session
+from appflow.cli.output import console, emit, err_console, output_option
+from appflow.engine.daemon import Daemon, DaemonOptions
+from appflow.engine.engine import AppSyncReport, Engine
+from appflow.errors import ConfigError, Where
+from appflow.model.records import AppRecord
+from appflow.sources.appdef import load_app_definitions
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServeConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    daemon: DaemonOptions = field(default_factory=DaemonOptions)
+    max_body_bytes: int = 1_048_576
+    require_token: bool = True
+
+
+def load_serve_config(path: Path | None, overrides: dict[str, Any]) -> ServeConfig:
+    """The file (validated against serve.schema.json: unknown keys are refused), then flags."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise ConfigError(
+                f"cannot read the configuration: {err}", where=Where(file=str(path))
+            ) from err
+        if not isinstance(loaded, dict):
+            raise ConfigError("the configuration must be a mapping", where=Where(file=str(path)))
+        schema = yaml.safe_load(
+            resources.files("appflow.schemas").joinpath("serve.schema.json").read_text()
+        )
+        errors = sorted(
+            jsonschema.Draft202012Validator(schema).iter_errors(loaded), key=lambda e: list(e.path)
+        )
+        if errors:
+            lines = "; ".join(
+                f"{'.'.join(map(str, e.path)) or '(top)'}: {e.message}" for e in errors
+            )
+            raise ConfigError(f"invalid configuration: {lines}", where=Where(file=str(path)))
+        data = loaded
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    host, _, port = str(data.get("listen", "127.0.0.1:8080")).rpartition(":")
+    return ServeConfig(
+        host=host or "127.0.0.1",
+        port=int(port),
+        daemon=DaemonOptions(
+            workers=int(data.get("workers", 4)),
+            resync_seconds=float(data.get("resyncSeconds", 600)),
+            poll_seconds=float(data["pollSeconds"]) if data.get("pollSeconds") else None,
+            drift=bool(data.get("drift", True)),
+            shutdown_grace=float(data.get("shutdownGraceSeconds", 60)),
+        ),
+        max_body_bytes=int(data.get("maxBodyBytes", 1_048_576)),
+        require_token=bool(data.get("requireToken", True)),
+    )
+
+
+async def _serve(engine: Engine, config: ServeConfig) -> None:
+    import uvicorn
+
+    from appflow.server.app import create_app
+    from appflow.server.metrics import Metrics
+
+    metrics = Metrics()
+    daemon = Daemon(engine, options=config.daemon, on_sync=metrics.observe_report)
+    app = create_app(
+        store=engine.store,
+        triggers=daemon,
+        max_body_bytes=config.max_body_bytes,
+        require_token=config.require_token,
+        metrics=metrics,
+    )
+
+    class Server(uvicorn.Server):
+        # The daemon owns SIGTERM/SIGINT: it stops the HTTP server itself.
+        def install_signal_handlers(self) -> None:
+            return None
+
+    server = Server(
+        uvicorn.Config(app, host=config.host, port=config.port, log_level="warning", lifespan="off")
+    )
+
+    async def http() -> None:
+        await server.serve()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, daemon.stop)
+    err_console.print(
+        f"appflow serve: listening on http://{config.host}:{config.port}", highlight=False
+    )
+    try:
+        await daemon.run(extra={"http": http})
+    finally:
+        server.should_exit = True
+
+
+@click.command()
+@click.option(
+    "--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--listen", help="host:port (default 127.0.0.1:8080).")
+@click.option("--workers", type=int)
+@click.option("--resync", "resync", type=float, help="Seconds between full resyncs (default 600).")
+@click.option(
+    "--poll",
+    "poll",
+    type=float,
+    help="Seconds between repository polls (overrides each repo's interval).",
+)
+def serve(
+    config_file: Path | None,
+    listen: str | None,
+    workers: int | None,
+    resync: float | None,
+    poll: float | None,
+) -> None:
+    """Run appflow as a service: poll and webhooks, drift and self-heal, HTTP API and metrics."""
+    config = load_serve_config(
+        config_file,
+        {"listen": listen, "workers": workers, "resyncSeconds": resync, "pollSeconds": poll},
+    )
+    with engine_session() as engine:
+        asyncio.run(_serve(engine, config))
+
+
+def _summary(report: AppSyncReport) -> str:
+    parts = []
+    for r in report.results:
+        counts = r.plan.counts()
+        changed = ", ".join(
+            f"{n} {a.value}" for a, n in counts.items() if n and a.value != "unchanged"
+        )
+        parts.append(f"{r.cluster}: {r.state}" + (f" ({changed})" if changed else ""))
+    for cluster, err in report.unreachable.items():
+        parts.append(f"{cluster}: unreachable ({err.message})")
+    for err in report.blocked:
+        parts.append(f"refused: {err}")
+    return "; ".join(parts) or "nothing to do"
+
+
+@click.command()
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--cluster",
+    "clusters",
+    multiple=True,
+    help="Only these clusters (default: each app's targets).",
+)
+@click.option(
+    "--debounce", type=float, default=0.5, show_default=True, help="Seconds of quiet before a sync."
+)
+def watch(path: Path, clusters: tuple[str, ...], debounce: float) -> None:
+    """Development mode: sync the apps under PATH each time a file in them is saved."""
+    import watchfiles
+
+    root = path.resolve()
+
+    async def loop() -> None:
+        with engine_session() as engine:
+            definitions = load_app_definitions(root)
+            for d in definitions:
+                engine.store.put_app(
+                    AppRecord(name=d.name, source="local", local_path=str(root), path=d.path)
+                )
+            console.print(
+                f"watching {root}: {', '.join(d.name for d in definitions)}", highlight=False
+            )
+            for d in definitions:
+                report = await engine.sync(d.name, clusters=clusters, trigger="watch")
+                console.print(
+                    f"{time.strftime('%H:%M:%S')} {d.name}: {_summary(report)}", highlight=False
+                )
+            async for changes in watchfiles.awatch(root, debounce=int(debounce * 1000), step=50):
+                touched = {Path(p).resolve() for _, p in changes}
+                for d in load_app_definitions(root):
+                    folder = (root / d.path).resolve()
+                    if not any(folder == t or folder in t.parents for t in touched):
+                        continue
+                    engine.store.put_app(
+                        AppRecord(name=d.name, source="local", local_path=str(root), path=d.path)
+                    )
+                    try:
+                        report = await engine.sync(d.name, clusters=clusters, trigger="watch")
+                        line = _summary(report)
+                    except ConfigError as err:
+                        line = f"refused: {err}"
+                    console.print(f"{time.strftime('%H:%M:%S')} {d.name}: {line}", highlight=False)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(loop())
+
+
+@click.command()
+@click.option("--app", "app")
+@click.option("--cluster", "cluster")
+@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new events.")
+@output_option
+def events(app: str | None, cluster: str | None, limit: int, follow: bool, output: str) -> None:
+    """What happened: syncs, failures, drift, self-heal, rollout steps."""
+
+    def rows(data: list[dict[str, Any]]) -> list[list[str]]:
+        return [
+            [
+                d["time"],
+                d["kind"],
+                d["app"] or "-",
+                d["cluster"] or "-",
+                d["trigger"] or "-",
+                d["outcome"] or "-",
+                d["message"],
+            ]
+            for d in data
+        ]
+
+    def as_data(records: list[Any]) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": e.id,
+                "time": e.time.isoformat(timespec="seconds"),
+                "kind": e.kind,
+                "app": e.app,
+                "cluster": e.cluster,
+                "trigger": e.trigger,
+                "commit": e.commit,
+                "outcome": e.outcome,
+                "message": e.message,
+            }
+            for e in records
+        ]
+
+    columns = ("TIME", "KIND", "APP", "CLUSTER", "TRIGGER", "OUTCOME", "MESSAGE")
+    with store_session() as store:
+        found = store.list_events(app=app, cluster=cluster, limit=100_000)[-limit:]
+        emit(as_data(found), output=output, columns=columns, rows=rows)
+        last = found[-1].id if found else 0
+        while follow:
+            time.sleep(1.0)
+            new = store.list_events(app=app, cluster=cluster, since_id=last, limit=1000)
+            if new:
+                emit(as_data(new), output=output, columns=columns, rows=rows)
+                last = new[-1].id

@@ -1,0 +1,410 @@
+"""`appflow serve`: one asyncio process of supervised, named tasks.
+
+    workers        take (app, cluster) keys from the work queue and sync them
+    poll:<repo>    look at each repository's remote ref at its interval (jittered)
+    resync         every app, every `resync_seconds` (the fallback for missed events)
+    drift:<cluster> one watch per kind in the inventories of that cluster; a change
+                   to appflow's fields marks the Deployment Modified, or, with
+                   selfHeal, queues a re-apply within seconds
+    http           webhooks, API, metrics (appflow.server), when mounted
+
+Every task is supervised: a crash is logged as an event and the task restarted
+after a backoff, so one failing repository or cluster never stops the others.
+SIGTERM stops taking new work, lets in-flight syncs finish (up to a grace
+period), then exits. On start, syncs left running by a killed process are
+marked interrupted and every app is queued: state is rebuilt from the store
+and the clusters, so a restart converges and duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from appflow.engine.engine import AppSyncReport, Engine
+from appflow.engine.queue import ALL, WorkKey, WorkQueue
+from appflow.errors import AppflowError, NotFoundError
+from appflow.model.diff import changed_paths, normalize
+from appflow.model.objects import LABEL_APP, Manifest, ObjectRef
+from appflow.model.ownership import managed_fields_digest, stamp
+from appflow.model.records import SyncTrigger
+
+log = logging.getLogger("appflow.daemon")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DaemonOptions:
+    workers: int = 4
+    resync_seconds: float = 600.0
+    poll_seconds: float | None = None
+    """Overrides every repository's poll interval (tests, `appflow serve --poll`)."""
+    drift: bool = True
+    shutdown_grace: float = 60.0
+    self_heal_delay: float = 1.0
+    health_seconds: float = 2.0
+    """How often Deployments that are not Ready yet are re-assessed."""
+
+
+SyncHook = Callable[[AppSyncReport, float], None]
+
+
+class Daemon:
+    """The long-running reconciler; implements appflow.server.triggers.Triggers."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        options: DaemonOptions | None = None,
+        on_sync: SyncHook | None = None,
+    ) -> None:
+        self.engine = engine
+        self.store = engine.store
+        self.options = options or DaemonOptions()
+        self.queue = WorkQueue()
+        self._repo_wakeups: dict[str, asyncio.Event] = {}
+        self._stopping = asyncio.Event()
+        self._ready = False
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._on_sync = on_sync
+        self._watched: dict[str, set[tuple[str, str]]] = {}
+        self._inventory_changed = asyncio.Event()
+        self._confirmations: set[asyncio.Task[None]] = set()
+        self._confirming: set[tuple[str, str, ObjectRef]] = set()
+
+    # -- Triggers ----------------------------------------------------------------
+
+    def trigger_repo(self, repo: str, *, trigger: SyncTrigger, commit: str | None = None) -> None:
+        event = self._repo_wakeups.get(repo)
+        if event is None:
+            self._repo_wakeups[repo] = event = asyncio.Event()
+            self._spawn(f"poll:{repo}", lambda: self._poll_repo(repo))
+        self._last_repo_trigger[repo] = trigger
+        event.set()
+
+    def trigger_app(self, app: str, *, trigger: SyncTrigger, cluster: str | None = None) -> None:
+        self.queue.add(WorkKey(app, cluster or ALL), trigger=trigger)
+
+    def queue_depth(self) -> int:
+        return len(self.queue)
+
+    def ready(self) -> bool:
+        return self._ready and not self._stopping.is_set()
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    _last_repo_trigger: dict[str, SyncTrigger]
+
+    async def run(self, *, extra: dict[str, Callable[[], Awaitable[None]]] | None = None) -> None:
+        """Run until stop() is called; EXTRA are more supervised tasks (the HTTP server)."""
+        self._last_repo_trigger = {}
+        # Syncs a killed process left running are marked interrupted (with an
+        # event); every app is queued below, which re-syncs them.
+        self.store.recover_interrupted()
+        for app in self.store.list_apps():
+            if not app.paused:
+                self.queue.add(WorkKey(app.name), trigger="poll")
+        for index in range(self.options.workers):
+            self._spawn(f"worker-{index}", self._worker)
+        for repo in self.store.list_repos():
+            if "://" in repo.url or repo.url.startswith("git@"):
+                self.trigger_repo(repo.name, trigger="poll")
+        self._spawn("resync", self._resync)
+        self._spawn("health", self._health)
+        if self.options.drift:
+            self._spawn("drift", self._drift_supervisor)
+        for name, factory in (extra or {}).items():
+            self._spawn(name, factory)
+        self._ready = True
+        self.store.add_event(kind="daemon", message="appflow serve started", outcome="started")
+        await self._stopping.wait()
+        await self._shutdown()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._inventory_changed.set()
+
+    async def _shutdown(self) -> None:
+        workers = [t for n, t in self._tasks.items() if n.startswith("worker-")]
+        others = [t for n, t in self._tasks.items() if not n.startswith("worker-")]
+        for task in others:
+            task.cancel()
+        # Workers check the stop flag between items: in-flight syncs finish.
+        if workers:
+            _, pending = await asyncio.wait(workers, timeout=self.options.shutdown_grace)
+            for task in pending:
+                task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        self.store.add_event(kind="daemon", message="appflow serve stopped", outcome="stopped")
+
+    def _spawn(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
+        async def supervised() -> None:
+            failures = 0
+            while not self._stopping.is_set():
+                try:
+                    await factory()
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception as err:
+                    failures += 1
+                    delay = min(60.0, 2.0**failures) * random.uniform(0.5, 1.0)
+                    log.exception("task %s failed; restarting in %.1fs", name, delay)
+                    self.store.add_event(
+                        kind="failure",
+                        outcome="task-restarted",
+                        message=f"task {name} failed: {err}; restarting",
+                    )
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+
+        self._tasks[name] = asyncio.create_task(supervised(), name=name)
+
+    # -- workers -------------------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        while not self._stopping.is_set():
+            getter = asyncio.ensure_future(self.queue.get())
+            stopper = asyncio.ensure_future(self._stopping.wait())
+            done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                return
+            stopper.cancel()
+            key, trigger = getter.result()
+            ok = False
+            try:
+                ok = await self._work(key, trigger)
+            finally:
+                delay = self.queue.done(key, ok=ok)
+                if not ok:
+                    self.store.add_event(
+                        kind="backoff",
+                        app=key.app,
+                        cluster=None if key.cluster == ALL else key.cluster,
+                        trigger=trigger,
+                        message=f"retrying in {delay:.0f}s (attempt {self.queue.failures(key)})",
+                    )
+
+    async def _work(self, key: WorkKey, trigger: SyncTrigger) -> bool:
+        try:
+            app = self.store.get_app(key.app)
+        except NotFoundError:
+            return True  # deleted meanwhile: nothing to do
+        if app.paused and trigger in ("poll", "webhook", "selfHeal"):
+            return True
+        policy = (app.definition or {}).get("syncPolicy") or {}
+        if policy.get("auto") is False and trigger in ("poll", "webhook"):
+            return True
+        started = time.monotonic()
+        try:
+            report = await self.engine.sync(
+                key.app, clusters=() if key.cluster == ALL else (key.cluster,), trigger=trigger
+            )
+        except AppflowError as err:
+            self.store.add_event(
+                kind="failure", app=key.app, trigger=trigger, outcome="failed", message=str(err)
+            )
+            return not err.retryable
+        if self._on_sync is not None:
+            self._on_sync(report, time.monotonic() - started)
+        self._inventory_changed.set()
+        # Unreachable clusters are retried with backoff; a refused revision is
+        # not retried until something changes (a new commit, a user's sync).
+        return not report.unreachable
+
+    # -- repositories ----------------------------------------------------------------------
+
+    async def _poll_repo(self, name: str) -> None:
+        wakeup = self._repo_wakeups[name]
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                repo = self.store.get_repo(name)
+            except NotFoundError:
+                return
+            interval = self.options.poll_seconds or float(repo.poll_interval_seconds)
+            trigger = self._last_repo_trigger.pop(name, "poll")
+            wakeup.clear()
+            try:
+                due = await self.engine.refresh_repo(name)
+                failures = 0
+            except AppflowError as err:
+                failures += 1
+                self.store.add_event(
+                    kind="failure",
+                    trigger=trigger,
+                    outcome="fetch-failed",
+                    message=f"repository {name}: {err}",
+                )
+                interval = min(600.0, interval * (2 ** min(failures, 4)))
+                due = []
+            for app in due:
+                self.queue.add(WorkKey(app), trigger=trigger)
+            # Jitter spreads the polls of many repositories over the interval.
+            sleep = interval * random.uniform(0.8, 1.2)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wakeup.wait(), timeout=sleep)
+
+    async def _resync(self) -> None:
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.options.resync_seconds)
+            if self._stopping.is_set():
+                return
+            for app in self.store.list_apps():
+                if not app.paused:
+                    self.queue.add(WorkKey(app.name), trigger="poll")
+
+    async def _health(self) -> None:
+        """Re-assess Deployments that are not Ready yet, so status follows the cluster."""
+        while not self._stopping.is_set():
+            for d in self.store.list_deployments():
+                if d.state in ("NotReady", "Missing") and d.applied_revision is not None:
+                    try:
+                        await self.engine.refresh_health(d.app, d.cluster)
+                    except AppflowError as err:
+                        log.debug("health of %s on %s: %s", d.app, d.cluster, err)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.options.health_seconds)
+
+    # -- drift -----------------------------------------------------------------------------
+
+    def _inventory_kinds(self) -> dict[str, set[tuple[str, str]]]:
+        kinds: dict[str, set[tuple[str, str]]] = {}
+        for d in self.store.list_deployments():
+            for line in d.inventory:
+                api_version, _, encoded = line.partition(" ")
+                kinds.setdefault(d.cluster, set()).add(
+                    (api_version, ObjectRef.decode(encoded).kind)
+                )
+        return kinds
+
+    async def _drift_supervisor(self) -> None:
+        """Keep one watch per (cluster, kind) in the inventories; re-check every 30 s."""
+        while not self._stopping.is_set():
+            for cluster, kinds in self._inventory_kinds().items():
+                have = self._watched.setdefault(cluster, set())
+                for api_version, kind in sorted(kinds - have):
+                    have.add((api_version, kind))
+                    self._spawn(
+                        f"drift:{cluster}:{api_version}/{kind}",
+                        functools.partial(self._watch, cluster, api_version, kind),
+                    )
+            self._inventory_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._inventory_changed.wait(), timeout=30.0)
+
+    async def _watch(self, cluster: str, api_version: str, kind: str) -> None:
+        try:
+            record = self.store.get_cluster(cluster)
+        except NotFoundError:
+            return
+        kube = self.engine.kube(record)
+        async for event_type, obj in kube.watch(
+            api_version, kind, label_selector=LABEL_APP, stop=self._stopping
+        ):
+            if event_type in ("MODIFIED", "DELETED"):
+                self._check_drift(cluster, event_type, obj)
+
+    def _check_drift(self, cluster: str, event_type: str, live: Manifest) -> None:
+        meta = live.get("metadata") or {}
+        app = (meta.get("labels") or {}).get(LABEL_APP)
+        if not app:
+            return
+        ref = ObjectRef.of(live)
+        if not self._suspect(app, cluster, ref, None if event_type == "DELETED" else live):
+            return
+        task = asyncio.create_task(
+            self._confirm_drift(app, cluster, ref, str(live.get("apiVersion")))
+        )
+        self._confirmations.add(task)
+        task.add_done_callback(self._confirmations.discard)
+
+    def _suspect(self, app: str, cluster: str, ref: ObjectRef, live: Manifest | None) -> bool:
+        """Whether LIVE (None: deleted) no longer matches what appflow last applied."""
+        try:
+            deployment = self.store.get_deployment(app, cluster)
+        except NotFoundError:
+            return False
+        recorded = deployment.applied.get(ref.encode())
+        if recorded is None:
+            return False  # not (or no longer) applied by appflow
+        if live is None:
+            return True
+        _, fields_digest, uid = recorded.split(":", 2)
+        meta = live.get("metadata") or {}
+        # Status writes and fields of other managers leave appflow's digest alone.
+        return managed_fields_digest(live) != fields_digest or str(meta.get("uid")) != uid
+
+    async def _confirm_drift(
+        self, app: str, cluster: str, ref: ObjectRef, api_version: str
+    ) -> None:
+        """Look again after a moment: appflow's own apply also sends events, and its
+        fingerprint reaches the store only when the sync records it."""
+        await asyncio.sleep(self.options.self_heal_delay)
+        if self.queue.busy(app, cluster):
+            return  # a sync of this app is due or running: it settles the object
+        kube = self.engine.kube(self.store.get_cluster(cluster))
+        live = await kube.get(api_version, ref.kind, ref.name, ref.namespace)
+        if not self._suspect(app, cluster, ref, live):
+            return
+        if live is None:
+            what, state = f"{ref} was deleted", "Missing"
+        else:
+            paths = self._drifted_paths(app, cluster, ref, live)
+            what, state = f"{ref} changed: {', '.join(paths) or 'fields appflow owns'}", "Modified"
+        policy = self._app_definition(app).get("syncPolicy") or {}
+        if policy.get("selfHeal"):
+            self.store.add_event(
+                kind="drift",
+                app=app,
+                cluster=cluster,
+                trigger="selfHeal",
+                message=f"{what}; self-healing",
+            )
+            self.queue.add(WorkKey(app, cluster), trigger="selfHeal")
+            return
+        deployment = self.store.get_deployment(app, cluster)
+        if deployment.state != state or deployment.message != what:
+            self.store.put_deployment(replace(deployment, state=state, message=what))  # type: ignore[arg-type]
+            self.store.add_event(
+                kind="drift", app=app, cluster=cluster, outcome=state, message=what
+            )
+
+    def _app_definition(self, app: str) -> dict[str, Any]:
+        try:
+            return dict(self.store.get_app(app).definition or {})
+        except NotFoundError:
+            return {}
+
+    def _drifted_paths(self, app: str, cluster: str, ref: ObjectRef, live: Manifest) -> list[str]:
+        """Field paths where LIVE differs from what appflow applied (only fields appflow sets)."""
+        deployment = self.store.get_deployment(app, cluster)
+        if deployment.applied_revision is None:
+            return []
+        rendered = self.store.get_revision(app, deployment.applied_revision).rendered.get(
+            cluster, []
+        )
+        for desired in rendered:
+            if ObjectRef.of(desired) == ref:
+                mine = normalize(stamp(desired, app=app))
+                theirs = _project(normalize(live), mine)
+                return changed_paths(mine, theirs)
+        return []
+
+
+def _project(live: Any, shape: Any) -> Any:
+    """LIVE restricted to the keys present in SHAPE (what appflow set), recursively."""
+    if isinstance(shape, dict) and isinstance(live, dict):
+        return {k: _project(live[k], v) for k, v in shape.items() if k in live}
+    if isinstance(shape, list) and isinstance(live, list) and len(shape) == len(live):
+        return [_project(lv, sv) for lv, sv in zip(live, shape, strict=True)]
+    return live
