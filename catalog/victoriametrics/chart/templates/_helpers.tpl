@@ -1,0 +1,95 @@
+{{/*
+Names and labels shared by every object of the chart. Objects are named after
+the release, or "<release>-victoriametrics" when the release name does not already say
+victoriametrics; selector labels never change after install, the others may.
+*/}}
+
+{{- define "victoriametrics.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "victoriametrics.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := include "victoriametrics.name" . }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "victoriametrics.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "victoriametrics.name" . | quote }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
+{{- end }}
+
+{{- define "victoriametrics.labels" -}}
+{{ include "victoriametrics.selectorLabels" . }}
+app.kubernetes.io/version: {{ include "victoriametrics.imageTag" . | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/component: database
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end }}
+
+{{- define "victoriametrics.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "victoriametrics.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The image tag: image.tag, else the chart's appVersion. */}}
+{{- define "victoriametrics.imageTag" -}}
+{{- default .Chart.AppVersion .Values.image.tag }}
+{{- end }}
+
+{{- define "victoriametrics.image" -}}
+{{- printf "%s:%s" .Values.image.repository (include "victoriametrics.imageTag" .) }}
+{{- end }}
+
+{{/*
+The pod-level securityContext: never root, the runtime's default seccomp
+profile; only the user and group ids come from values.
+*/}}
+{{- define "victoriametrics.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.podSecurityContext.runAsUser }}
+runAsGroup: {{ .Values.podSecurityContext.runAsGroup }}
+fsGroup: {{ .Values.podSecurityContext.fsGroup }}
+fsGroupChangePolicy: OnRootMismatch
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* The container-level securityContext: no privilege, no capability, read-only root. */}}
+{{- define "victoriametrics.containerSecurityContext" -}}
+runAsNonRoot: true
+allowPrivilegeEscalation: false
+privileged: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* The PersistentVolumeClaim the data volume uses, when persistence is on. */}}
+{{- define "victoriametrics.claimName" -}}
+{{- default (printf "%s-data" (include "victoriametrics.fullname" .)) .Values.persistence.existingClaim }}
+{{- end }}
+
+{{/* The data volume: the claim when persistence is on, else an emptyDir that lives as long as the pod. */}}
+{{- define "victoriametrics.dataVolume" -}}
+- name: data
+  {{- if .Values.persistence.enabled }}
+  persistentVolumeClaim:
+    claimName: {{ include "victoriametrics.claimName" . }}
+  {{- else }}
+  emptyDir:
+    sizeLimit: {{ .Values.persistence.size }}
+  {{- end }}
+{{- end }}
