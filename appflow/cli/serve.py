@@ -21,6 +21,7 @@ from appflow.engine.daemon import Daemon, DaemonOptions
 from appflow.engine.engine import AppSyncReport, Engine
 from appflow.errors import ConfigError, Where
 from appflow.model.records import AppRecord
+from appflow.paths import cache_dir
 from appflow.sources.appdef import load_app_definitions
 
 
@@ -77,8 +78,11 @@ def load_serve_config(path: Path | None, overrides: dict[str, Any]) -> ServeConf
 async def _serve(engine: Engine, config: ServeConfig) -> None:
     import uvicorn
 
+    from appflow.engine.catalog import CatalogPublisher, poll_catalog_repos, watch_catalog
     from appflow.server.app import create_app
+    from appflow.server.catalog_repo import catalog_router
     from appflow.server.metrics import Metrics
+    from appflow.sources.catalog import default_catalog_dir
 
     metrics = Metrics()
     daemon = Daemon(engine, options=config.daemon, on_sync=metrics.observe_report)
@@ -95,12 +99,24 @@ async def _serve(engine: Engine, config: ServeConfig) -> None:
         def install_signal_handlers(self) -> None:
             return None
 
+    # The catalog, served as a Helm repository at /catalog and kept live:
+    # edits under catalog/ and new versions in remote repositories reach the
+    # installs whose upgrade policy is auto.
+    catalog_dir = default_catalog_dir()
+    publisher = CatalogPublisher(catalog_dir, cache_dir() / "catalog" / "published")
+    app.include_router(catalog_router(publisher), prefix="/catalog")
     server = Server(
         uvicorn.Config(app, host=config.host, port=config.port, log_level="warning", lifespan="off")
     )
 
     async def http() -> None:
         await server.serve()
+
+    async def catalog_files() -> None:
+        await watch_catalog(engine, catalog_dir, stop=daemon.stopping)
+
+    async def catalog_repos() -> None:
+        await poll_catalog_repos(engine, catalog_dir, stop=daemon.stopping)
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -109,7 +125,9 @@ async def _serve(engine: Engine, config: ServeConfig) -> None:
         f"appflow serve: listening on http://{config.host}:{config.port}", highlight=False
     )
     try:
-        await daemon.run(extra={"http": http})
+        await daemon.run(
+            extra={"http": http, "catalog-watch": catalog_files, "catalog-poll": catalog_repos}
+        )
     finally:
         server.should_exit = True
 

@@ -127,6 +127,11 @@ class Daemon:
         await self._stopping.wait()
         await self._shutdown()
 
+    @property
+    def stopping(self) -> asyncio.Event:
+        """Set when the daemon is asked to stop: long-running extra tasks end on it."""
+        return self._stopping
+
     def stop(self) -> None:
         self._stopping.set()
         self._inventory_changed.set()

@@ -98,10 +98,6 @@ class KubeCluster:
         self._pool = ThreadPoolExecutor(
             max_workers=connection.concurrency, thread_name_prefix=f"kube-{connection.name}"
         )
-        # Watches hold a thread each for minutes: keep them off the request pool.
-        self._watch_pool = ThreadPoolExecutor(
-            max_workers=32, thread_name_prefix=f"watch-{connection.name}"
-        )
 
     # -- plumbing --------------------------------------------------------
 
@@ -129,7 +125,6 @@ class KubeCluster:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._watch_pool.shutdown(wait=False, cancel_futures=True)
         self._api.close()
 
     # -- discovery -------------------------------------------------------
@@ -349,7 +344,7 @@ class KubeCluster:
         """Yield (event type, object) for changes to objects of one kind, until STOP is set.
 
         One watch per kind and cluster, across namespaces. The blocking stream
-        runs in a thread of this cluster's pool and is re-opened every WINDOW
+        runs in a thread of its own and is re-opened every WINDOW
         seconds (and after errors), from the last resourceVersion seen, so that
         a dropped connection loses no event the server still remembers.
         """
@@ -388,7 +383,10 @@ class KubeCluster:
                     )
                     halt.wait(2.0)
 
-        future = loop.run_in_executor(self._watch_pool, pump)
+        # A daemon thread: a stream blocked in a read must not hold the
+        # process open at exit (executor threads are joined then).
+        thread = threading.Thread(target=pump, name=f"watch-{self.name}-{kind}", daemon=True)
+        thread.start()
         try:
             while not stop.is_set():
                 getter = asyncio.ensure_future(events.get())
@@ -404,7 +402,6 @@ class KubeCluster:
                 yield item
         finally:
             halt.set()
-            future.cancel()
 
     async def get_many(self, manifests: Sequence[Manifest]) -> list[Manifest | None]:
         """The live counterpart of each manifest (None where absent), fetched in parallel."""

@@ -1,0 +1,1 @@
+"""Benchmarks of appflow against kubectl and helm, each run against its baseline in one invocation."""
