@@ -37,6 +37,7 @@ def render_request(
     cluster: ClusterInfo,
     groups: dict[str, ClusterGroup],
     capabilities: Capabilities,
+    kubeconfig: Path | None = None,
 ) -> RenderRequest:
     """The RenderRequest of APP for CLUSTER (pure apart from resolving paths)."""
     app_dir = repo_root / PurePosixPath(app.path) if app.path else repo_root
@@ -87,6 +88,7 @@ def render_request(
             release_name=helm.release_name,
             values=values,
             values_files=values_files,
+            server_render_kubeconfig=kubeconfig if helm.lookup else None,
         )
     if app.kind == "kustomize":
         base = app.kustomize.dir if app.kustomize else "."

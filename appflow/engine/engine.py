@@ -319,6 +319,7 @@ class Engine:
             cluster=ClusterInfo(name=cluster.name, labels=cluster.labels),
             groups=self.groups(),
             capabilities=await self.capabilities(cluster),
+            kubeconfig=Path(cluster.kubeconfig_path) if cluster.kubeconfig_path else None,
         )
 
     async def desired(

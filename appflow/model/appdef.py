@@ -97,6 +97,8 @@ class HelmSpec:
     timeout_seconds: int | None = None
     templating: bool = True
     """Whether ``${ }`` templates in values are rendered per cluster (fleet.yaml disablePreProcess)."""
+    lookup: bool = False
+    """Render with helm's --dry-run=server against the target, so `lookup` sees live objects."""
 
 
 @dataclass(frozen=True)
@@ -459,6 +461,7 @@ def from_appflow_document(
         values_files=r.strings(helm_doc.get("valuesFiles"), ("helm", "valuesFiles")),
         mode=cast(HelmMode, helm_doc.get("mode") or "template"),
         timeout_seconds=r.positive_int(helm_doc.get("timeoutSeconds"), ("helm", "timeoutSeconds")),
+        lookup=r.boolean(helm_doc.get("lookup"), ("helm", "lookup"), default=False),
     )
     if helm.repo and helm.chart == ".":
         raise r.error(

@@ -258,6 +258,8 @@ def _argv(component: str, cluster: SandboxCluster, state: ClusterState) -> list[
             "--node-ip=10.0.0.1",
             "--node-lease-duration-seconds=40",
             f"--server-address=127.0.0.1:{ports['kwok']}",
+            # INFO logs every node lease renewal; keep the log for what matters.
+            "--v=WARN",
         ]
     raise ValueError(component)
 
