@@ -6,11 +6,15 @@
 # and the Go module proxy is, so this is the one path that works offline of
 # them.
 #
+# Opt-in, not built by default: registry (the CNCF distribution OCI registry
+# that tests/integration/oci pushes charts to). It adds 2.5 min to a cold build
+# here and needs a newer Go than the rest; those tests skip without it.
+#
 # Output goes to a per-user cache outside the checkout, so a fresh clone reuses
 # it:   ${APPFLOW_TOOLS_DIR:-${XDG_CACHE_HOME:-~/.cache}/appflow/tools}/bin
 # A tool is rebuilt only when its pinned version (tools/versions.env) changes.
 #
-# Usage: tools/build-tools.sh [TOOL ...]   (default: all)
+# Usage: tools/build-tools.sh [TOOL ...]   (default: all of them)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -50,6 +54,20 @@ go_fetch() {
     local missing
     missing="$(printf '%s\n' "$out" | grep -Eo '[a-z0-9.-]+\.[a-z]+/[^ :@]+@v[^ :]+' | head -1 || true)"
     die "the Go module proxy did not serve ${missing:-a required module} (see above); check GOPROXY ($(go env GOPROXY)) and tools/versions.env"
+  fi
+}
+
+# need_go_for MODULE VERSION : stop with a clear message when MODULE@VERSION
+# declares a newer Go than this one and Go may not fetch that toolchain itself.
+need_go_for() {
+  local gomod need
+  gomod="$(go mod download -json "$1@$2" 2>/dev/null | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')" \
+    || die "the Go module proxy did not serve $1@$2"
+  need="$(sed -n 's/^go \([0-9.]*\).*/\1/p' "$gomod" | head -1)"
+  [ -n "$need" ] || return 0
+  if [ "$(printf '%s\n%s\n' "$need" "$go_version" | sort -V | head -1)" != "$need" ] \
+    && [ "$(go env GOTOOLCHAIN)" = local ]; then
+    die "$1@$2 needs Go >= $need and this is Go $go_version with GOTOOLCHAIN=local; install a newer Go or pin an older version in tools/versions.env"
   fi
 }
 
@@ -144,6 +162,22 @@ build_kubernetes() {
   done
 }
 
+# The CNCF distribution registry: the OCI registry the integration tests push
+# charts to and render them from (tests/integration/oci).
+build_registry() {
+  is_built registry "$DISTRIBUTION_VERSION" && { log "registry $DISTRIBUTION_VERSION: cached"; return; }
+  log "registry $DISTRIBUTION_VERSION: building github.com/distribution/distribution/v3/cmd/registry"
+  local dir="$src_dir/registry" mod="github.com/distribution/distribution/v3"
+  new_module "$dir" registry
+  (cd "$dir" && need_go_for "$mod" "$DISTRIBUTION_VERSION")
+  printf '//go:build tools\n\npackage tools\n\nimport _ "%s/cmd/registry"\n' "$mod" > "$dir/tools.go"
+  (cd "$dir" && go get "$mod@$DISTRIBUTION_VERSION") >&2 || die "the Go module proxy did not serve $mod@$DISTRIBUTION_VERSION"
+  go_fetch "$dir"
+  (cd "$dir" && go build -trimpath -o "$bin_dir/registry" \
+    -ldflags "$ldflags_base -X $mod/version.version=$DISTRIBUTION_VERSION" "$mod/cmd/registry")
+  mark_built registry "$DISTRIBUTION_VERSION"
+}
+
 # kwok simulates nodes and pods through "stages"; the binary needs them in its
 # config. The module ships its default "fast" stages as YAML: take them from the
 # module cache rather than keeping a copy of them here.
@@ -176,13 +210,15 @@ build_kwok() {
   export_kwok_stages
 }
 
-all_tools=(helm kustomize etcd kwok kubernetes)
+# registry (the OCI tests' registry) adds about 2.5 minutes to a cold build;
+# without it the OCI tests would only skip, so it is built by default.
+all_tools=(helm kustomize etcd kwok kubernetes registry)
 wanted=("$@")
 [ ${#wanted[@]} -eq 0 ] && wanted=("${all_tools[@]}")
 start=$SECONDS
 for t in "${wanted[@]}"; do
   case "$t" in
-    helm|kustomize|etcd|kwok|kubernetes) "build_$t" ;;
+    helm|kustomize|etcd|kwok|kubernetes|registry) "build_$t" ;;
     kubectl|kube-apiserver|kube-controller-manager|kube-scheduler) build_kubernetes ;;
     *) die "unknown tool '$t'; known: ${all_tools[*]}" ;;
   esac

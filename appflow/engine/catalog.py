@@ -428,8 +428,14 @@ async def catalog_source(app: AppRecord) -> tuple[Path, str, str]:
             source.download_chart, repo, chart["url"], digest=digest, chart=ref
         )
         return folder, f"catalog:{digest}", ref
+    # The entry must say OCI: a bare CatalogEntry defaults to a local chart folder.
     resolution = Resolution(
-        entry=CatalogEntry(name=data["entry"], display_name="", description=""),
+        entry=CatalogEntry(
+            name=data["entry"],
+            display_name="",
+            description="",
+            chart=ChartSource(oci=chart["oci"]),
+        ),
         version=data["version"],
         constraint=None,
         oci=chart["oci"],

@@ -14,6 +14,12 @@ and read-only.
 
 Helm's repository index and chart downloads are kept under appflow's cache
 folder (``cache_dir()/helm``) so that they move with ``APPFLOW_CACHE_DIR``.
+
+OCI registries are spoken to over HTTPS. A registry without TLS (one on the
+edge site's LAN, or a test registry) is named in ``APPFLOW_HELM_PLAIN_HTTP``, a
+comma-separated list of registry hosts (``host:port``, as in the oci://
+reference); helm then gets ``--plain-http`` for charts from those hosts only,
+so that no other registry is ever asked without TLS.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -64,6 +71,24 @@ _UNREACHABLE = re.compile(
 _REPO_UNREACHABLE = re.compile(
     r"is not a valid chart repository or cannot be reached", re.IGNORECASE
 )
+_HTTP_REGISTRY = re.compile(r"server gave HTTP response to HTTPS client", re.IGNORECASE)
+
+
+PLAIN_HTTP_ENV = "APPFLOW_HELM_PLAIN_HTTP"
+
+
+def plain_http_hosts() -> frozenset[str]:
+    """The OCI registry hosts (host:port) named in APPFLOW_HELM_PLAIN_HTTP."""
+    raw = os.environ.get(PLAIN_HTTP_ENV, "")
+    return frozenset(h.strip().lower() for h in raw.split(",") if h.strip())
+
+
+def oci_flags(reference: str) -> list[str]:
+    """['--plain-http'] when REFERENCE is oci:// on a host in APPFLOW_HELM_PLAIN_HTTP."""
+    if not reference.startswith("oci://"):
+        return []
+    host = reference.removeprefix("oci://").split("/", 1)[0].lower()
+    return ["--plain-http"] if host in plain_http_hosts() else []
 
 
 def is_exact_version(version: str | None) -> bool:
@@ -134,6 +159,11 @@ def _chart_error(
         return ClusterUnreachableError(f"helm {action} of chart {chart}: {message}").located(
             **where
         )
+    if _HTTP_REGISTRY.search(message):
+        return SourceError(
+            f"helm {action} of chart {chart}: {message}",
+            hint=f"the registry speaks plain HTTP; if that is intended, add its host:port to {PLAIN_HTTP_ENV}",
+        ).located(**where)
     if _REPO_UNREACHABLE.search(message):
         return SourceError(
             f"helm {action} of chart {chart}: {message}",
@@ -166,6 +196,7 @@ def _chart_args(chart: HelmChartRef, chart_dir: Path | None) -> tuple[str, list[
             ref = base.rstrip("/")
         else:
             ref = f"{base.rstrip('/')}/{name}"
+        flags += oci_flags(ref)
     else:
         if not chart.name:
             raise RenderError("a chart from a Helm repository needs a chart name")
@@ -623,7 +654,16 @@ async def helm_pull(reference: str, *, version: str, destination: Path) -> Path:
     command = HelmCommand()
     try:
         await command.run(
-            ["pull", reference, "--version", version, "--untar", "--untardir", str(destination)]
+            [
+                "pull",
+                reference,
+                "--version",
+                version,
+                "--untar",
+                "--untardir",
+                str(destination),
+                *oci_flags(reference),
+            ]
         )
     except pyhelm3.Error as err:
         raise _chart_error(
