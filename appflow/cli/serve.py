@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,9 @@ from appflow.cli.common import engine_session, store_session
 from appflow.cli.output import console, emit, err_console, output_option
 from appflow.engine.daemon import Daemon, DaemonOptions
 from appflow.engine.engine import AppSyncReport, Engine
-from appflow.errors import ConfigError, Where
+from appflow.errors import AppflowError, ConfigError, Where
+from appflow.model.appdef import AppDefinition
+from appflow.model.plan import Action
 from appflow.model.records import AppRecord
 from appflow.paths import cache_dir
 from appflow.sources.appdef import load_app_definitions
@@ -53,9 +56,7 @@ def load_serve_config(path: Path | None, overrides: dict[str, Any]) -> ServeConf
             jsonschema.Draft202012Validator(schema).iter_errors(loaded), key=lambda e: list(e.path)
         )
         if errors:
-            lines = "; ".join(
-                f"{'.'.join(map(str, e.path)) or '(top)'}: {e.message}" for e in errors
-            )
+            lines = "; ".join(line for e in errors for line in _schema_problems(e))
             raise ConfigError(f"invalid configuration: {lines}", where=Where(file=str(path)))
         data = loaded
     data.update({k: v for k, v in overrides.items() if v is not None})
@@ -73,6 +74,21 @@ def load_serve_config(path: Path | None, overrides: dict[str, Any]) -> ServeConf
         max_body_bytes=int(data.get("maxBodyBytes", 1_048_576)),
         require_token=bool(data.get("requireToken", True)),
     )
+
+
+def _schema_problems(error: jsonschema.ValidationError) -> list[str]:
+    """One `field.path: problem` line per problem; an unknown key is named by its own path
+    (jsonschema reports it at its parent, which says nothing about which key it was)."""
+    where = ".".join(map(str, error.path))
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        schema = error.schema if isinstance(error.schema, dict) else {}
+        known = sorted(schema.get("properties") or {})
+        return [
+            f"{where + '.' if where else ''}{key}: unknown key (known: {', '.join(known)})"
+            for key in sorted(error.instance)
+            if key not in known
+        ]
+    return [f"{where or '(top)'}: {error.message}"]
 
 
 async def _serve(engine: Engine, config: ServeConfig) -> None:
@@ -161,14 +177,26 @@ def serve(
         asyncio.run(_serve(engine, config))
 
 
+NAMED_CHANGES = 3
+"""Up to this many objects of one action are named in a watch line; more are counted."""
+
+
 def _summary(report: AppSyncReport) -> str:
+    """One line per sync for `appflow watch`: per cluster its state and what changed, e.g.
+    `dev-1: Ready (configured ConfigMap/web/settings)`; unchanged objects are left out."""
     parts = []
     for r in report.results:
-        counts = r.plan.counts()
-        changed = ", ".join(
-            f"{n} {a.value}" for a, n in counts.items() if n and a.value != "unchanged"
-        )
-        parts.append(f"{r.cluster}: {r.state}" + (f" ({changed})" if changed else ""))
+        changed = []
+        for action in Action:
+            if action is Action.UNCHANGED:
+                continue
+            refs = [str(c.ref) for c in r.plan.of(action)]
+            if len(refs) > NAMED_CHANGES:
+                changed.append(f"{len(refs)} {action.value}")
+            elif refs:
+                changed.append(f"{action.value} {', '.join(refs)}")
+        text = "; ".join(changed)
+        parts.append(f"{r.cluster}: {r.state}" + (f" ({text})" if text else ""))
     for cluster, err in report.unreachable.items():
         parts.append(f"{cluster}: unreachable ({err.message})")
     for err in report.blocked:
@@ -193,36 +221,55 @@ def watch(path: Path, clusters: tuple[str, ...], debounce: float) -> None:
 
     root = path.resolve()
 
+    async def sync(engine: Engine, d: AppDefinition) -> None:
+        engine.store.put_app(
+            AppRecord(name=d.name, source="local", local_path=str(root), path=d.path)
+        )
+        try:
+            line = _summary(await engine.sync(d.name, clusters=clusters, trigger="watch"))
+        except AppflowError as err:
+            # A broken file or an unreachable cluster is reported; the next save retries.
+            line = f"refused: {err}" if isinstance(err, ConfigError) else f"failed: {err}"
+        console.print(f"{time.strftime('%H:%M:%S')} {d.name}: {line}", highlight=False)
+
     async def loop() -> None:
+        saved: asyncio.Queue[set[tuple[Any, str]]] = asyncio.Queue()
+
+        async def watch_files() -> None:
+            async for changes in watchfiles.awatch(root, debounce=int(debounce * 1000), step=50):
+                saved.put_nowait(changes)
+
+        # The watch starts before the first syncs (awatch sets it up before its first
+        # await): a file saved while they run is not missed.
+        watcher = asyncio.create_task(watch_files(), name="watch-files")
+        await asyncio.sleep(0)
         with engine_session() as engine:
             definitions = load_app_definitions(root)
-            for d in definitions:
-                engine.store.put_app(
-                    AppRecord(name=d.name, source="local", local_path=str(root), path=d.path)
-                )
             console.print(
                 f"watching {root}: {', '.join(d.name for d in definitions)}", highlight=False
             )
             for d in definitions:
-                report = await engine.sync(d.name, clusters=clusters, trigger="watch")
-                console.print(
-                    f"{time.strftime('%H:%M:%S')} {d.name}: {_summary(report)}", highlight=False
-                )
-            async for changes in watchfiles.awatch(root, debounce=int(debounce * 1000), step=50):
+                await sync(engine, d)
+            while True:
+                getter = asyncio.ensure_future(saved.get())
+                await asyncio.wait({getter, watcher}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    watcher.result()  # the watch ended: raise why
+                    return
+                changes = getter.result()
+                while not saved.empty():  # saves made during the last sync: one sync for all
+                    changes |= saved.get_nowait()
                 touched = {Path(p).resolve() for _, p in changes}
-                for d in load_app_definitions(root):
+                try:
+                    definitions = load_app_definitions(root)
+                except AppflowError as err:
+                    console.print(f"{time.strftime('%H:%M:%S')} refused: {err}", highlight=False)
+                    continue
+                for d in definitions:
                     folder = (root / d.path).resolve()
-                    if not any(folder == t or folder in t.parents for t in touched):
-                        continue
-                    engine.store.put_app(
-                        AppRecord(name=d.name, source="local", local_path=str(root), path=d.path)
-                    )
-                    try:
-                        report = await engine.sync(d.name, clusters=clusters, trigger="watch")
-                        line = _summary(report)
-                    except ConfigError as err:
-                        line = f"refused: {err}"
-                    console.print(f"{time.strftime('%H:%M:%S')} {d.name}: {line}", highlight=False)
+                    if any(folder == t or folder in t.parents for t in touched):
+                        await sync(engine, d)
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(loop())
@@ -232,7 +279,12 @@ def watch(path: Path, clusters: tuple[str, ...], debounce: float) -> None:
 @click.option("--app", "app")
 @click.option("--cluster", "cluster")
 @click.option("--limit", type=int, default=50, show_default=True)
-@click.option("-f", "--follow", is_flag=True, help="Keep printing new events.")
+@click.option(
+    "-f",
+    "--follow",
+    is_flag=True,
+    help="Keep printing new events (with -o json: one JSON object per line).",
+)
 @output_option
 def events(app: str | None, cluster: str | None, limit: int, follow: bool, output: str) -> None:
     """What happened: syncs, failures, drift, self-heal, rollout steps."""
@@ -268,13 +320,23 @@ def events(app: str | None, cluster: str | None, limit: int, follow: bool, outpu
         ]
 
     columns = ("TIME", "KIND", "APP", "CLUSTER", "TRIGGER", "OUTCOME", "MESSAGE")
+
+    def show(records: list[Any]) -> None:
+        if follow and output == "json":
+            # A stream of arrays cannot be parsed as it comes: one event per line (JSON Lines).
+            for item in as_data(records):
+                click.echo(json.dumps(item, default=str))
+        else:
+            emit(as_data(records), output=output, columns=columns, rows=rows)
+
     with store_session() as store:
         found = store.list_events(app=app, cluster=cluster, limit=100_000)[-limit:]
-        emit(as_data(found), output=output, columns=columns, rows=rows)
+        show(found)
         last = found[-1].id if found else 0
-        while follow:
-            time.sleep(1.0)
-            new = store.list_events(app=app, cluster=cluster, since_id=last, limit=1000)
-            if new:
-                emit(as_data(new), output=output, columns=columns, rows=rows)
-                last = new[-1].id
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends --follow, as kubectl -w
+            while follow:
+                time.sleep(1.0)
+                new = store.list_events(app=app, cluster=cluster, since_id=last, limit=1000)
+                if new:
+                    show(new)
+                    last = new[-1].id

@@ -238,23 +238,25 @@ class Daemon:
             interval = self.options.poll_seconds or float(repo.poll_interval_seconds)
             trigger = self._last_repo_trigger.pop(name, "poll")
             wakeup.clear()
+            # Jitter spreads the polls of many repositories over the interval.
+            jitter = random.uniform(0.8, 1.2)
             try:
                 due = await self.engine.refresh_repo(name)
                 failures = 0
             except AppflowError as err:
                 failures += 1
+                interval = min(600.0, interval * (2 ** min(failures, 4)))
                 self.store.add_event(
                     kind="failure",
                     trigger=trigger,
                     outcome="fetch-failed",
-                    message=f"repository {name}: {err}",
+                    message=f"repository {name}: {err}; next attempt in "
+                    f"{interval * jitter:.0f}s (failure {failures})",
                 )
-                interval = min(600.0, interval * (2 ** min(failures, 4)))
                 due = []
             for app in due:
                 self.queue.add(WorkKey(app), trigger=trigger)
-            # Jitter spreads the polls of many repositories over the interval.
-            sleep = interval * random.uniform(0.8, 1.2)
+            sleep = interval * jitter
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wakeup.wait(), timeout=sleep)
 
@@ -373,6 +375,7 @@ class Daemon:
                 app=app,
                 cluster=cluster,
                 trigger="selfHeal",
+                outcome=state,
                 message=f"{what}; self-healing",
             )
             self.queue.add(WorkKey(app, cluster), trigger="selfHeal")

@@ -6,14 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -21,73 +14,13 @@ import pytest
 import yaml
 
 from appflow.store import open_store
+from tests.e2e.support import serving
+from tests.e2e.support import until as _until
 from tests.integration.engine.conftest import Fleet
 from tests.integration.engine.support import Space, cli, configmap, deployment
 from tests.integration.git.gitservers import GitHttpServer, Origin, serve_http
 
 pytestmark = pytest.mark.cluster
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def serving(fleet: Fleet, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "APPFLOW_HOME": str(fleet.home),
-        "APPFLOW_CACHE_DIR": os.environ["APPFLOW_CACHE_DIR"],
-    }
-    with open(log, "ab") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "appflow",
-                "serve",
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--poll",
-                "3600",
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _until(lambda: _ready(base), timeout=30, what="appflow serve to be ready", log=log)
-        yield process, base
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-def _ready(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def _until(
-    check: Callable[[], bool], *, timeout: float, what: str, log: Path | None = None
-) -> float:
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > timeout:
-            tail = log.read_text()[-3000:] if log and log.exists() else ""
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{tail}")
-        time.sleep(0.1)
-    return time.monotonic() - started
 
 
 def _docs(*objects: dict[str, object]) -> str:

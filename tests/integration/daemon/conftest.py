@@ -1,3 +1,3 @@
-"""Daemon tests reuse the engine tests' `fleet` fixture."""
+"""Daemon tests reuse the engine tests' `fleet` and `space` fixtures."""
 
-from tests.integration.engine.conftest import fleet  # noqa: F401
+from tests.integration.engine.conftest import fleet, space  # noqa: F401
