@@ -53,6 +53,7 @@ from appflow.model.values import has_templates, merge_values, render_templated_v
 from appflow.render import helm as render_helm
 from appflow.render.types import HelmChartRef
 from appflow.sources import catalog as source
+from appflow.sources.folders import folder_digest
 from appflow.store import Store
 
 if TYPE_CHECKING:
@@ -249,7 +250,7 @@ async def fetch_chart(resolution: Resolution) -> tuple[Path, str]:
             resolution.oci, version=resolution.version, destination=target
         )
     )
-    return chart_dir, await asyncio.to_thread(source.folder_digest, chart_dir)
+    return chart_dir, await asyncio.to_thread(folder_digest, chart_dir)
 
 
 # --- values -------------------------------------------------------------------------------------
@@ -404,10 +405,7 @@ async def catalog_source(app: AppRecord) -> tuple[Path, str, str]:
         if not (folder / "Chart.yaml").is_file():
             # The cache was cleared: the entry folder still holds it if unchanged.
             original = Path(chart["folder"])
-            if (
-                original.is_dir()
-                and await asyncio.to_thread(source.folder_digest, original) == digest
-            ):
+            if original.is_dir() and await asyncio.to_thread(folder_digest, original) == digest:
                 folder, _ = await asyncio.to_thread(source.snapshot_chart, original)
             else:
                 raise SourceError(
@@ -705,7 +703,7 @@ def available_version(app: AppRecord, catalog_dir: Path) -> str | None:
     if data["chart"].get("kind") == "local" and data.get("folder"):
         # Same version, edited chart: an upgrade picks up the new content.
         folder = Path(data["chart"]["folder"])
-        if folder.is_dir() and source.folder_digest(folder) != data["chart"].get("digest"):
+        if folder.is_dir() and folder_digest(folder) != data["chart"].get("digest"):
             return f"{data['version']} (changed)"
     return None
 
@@ -855,7 +853,7 @@ class CatalogPublisher:
                 continue
             folder = Path(entry.folder) / entry.chart.path
             meta = source.chart_meta(folder)
-            digest = await asyncio.to_thread(source.folder_digest, folder)
+            digest = await asyncio.to_thread(folder_digest, folder)
             archive = self.out_dir / f"{meta['name']}-{meta['version']}.tgz"
             stamp = self.out_dir / f".{entry.name}.digest"
             if not archive.is_file() or not stamp.is_file() or stamp.read_text() != digest:

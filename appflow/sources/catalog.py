@@ -54,6 +54,7 @@ from appflow.model.catalog import (
     schema_validator,
 )
 from appflow.paths import cache_dir, data_dir
+from appflow.sources.folders import folder_digest
 
 MAX_INDEX_BYTES = 50 * 1024 * 1024
 MAX_CHART_BYTES = 100 * 1024 * 1024
@@ -610,17 +611,6 @@ def _corrupt(chart: str, why: str) -> SourceError:
     error = SourceError(f"chart {chart}: the archive is not a valid chart archive: {why}")
     error.retryable = False
     return error
-
-
-def folder_digest(folder: Path) -> str:
-    h = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            h.update(str(path.relative_to(folder)).encode() + b"\0")
-            h.update(path.read_bytes() + b"\0")
-    return h.hexdigest()
 
 
 def snapshot_chart(folder: Path) -> tuple[Path, str]:
