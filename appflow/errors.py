@@ -130,6 +130,10 @@ class MissingKindError(ApplyError):
     """The cluster does not serve the object's kind (its CRD is missing)."""
 
 
+class MissingNamespaceError(ApplyError):
+    """The object's namespace does not exist on the cluster."""
+
+
 class PruneError(AppflowError):
     """An object could not be deleted, or deleting it was refused as unsafe."""
 

@@ -13,9 +13,10 @@ import click
 from appflow.cli.common import engine_session, run, store_session
 from appflow.cli.output import console, emit, err_console, output_option
 from appflow.engine.deployment import SyncBlocked, SyncOptions
-from appflow.engine.engine import AppSyncReport, Engine
+from appflow.engine.engine import AppSyncReport, Engine, Progress
 from appflow.engine.release import HELM_REVISION
 from appflow.errors import ConfigError, NotFoundError
+from appflow.model.appdef import SyncPolicy
 from appflow.model.deps import dependency_order, resolve_dependencies
 from appflow.model.plan import Action
 from appflow.model.records import AppRecord, RepoRecord
@@ -299,21 +300,26 @@ def _do_sync(
     timeout: float,
     output: str,
 ) -> None:
+    def options(policy: SyncPolicy) -> SyncOptions:
+        return SyncOptions(
+            prune=policy.prune,
+            force_conflicts=force_conflicts or policy.force_conflicts,
+            wait=wait,
+            wait_timeout=timeout,
+        )
+
+    async def sync_all(engine: Engine, ordered: list[str], progress: Progress) -> None:
+        # One event loop for every app; each app's source is read once, by the engine.
+        for name in ordered:
+            reports.append(
+                await engine.sync(
+                    name, clusters=clusters, options_from_policy=options, progress=progress
+                )
+            )
+
     reports: list[AppSyncReport] = []
     with engine_session() as engine, err_console.status("syncing...") as status:
-        for name in _sync_names(engine, names, all_apps):
-            app_record = engine.store.get_app(name)
-            source = run(engine.source(app_record))
-            definition = run(engine.definition(app_record, source))
-            options = SyncOptions(
-                prune=definition.sync_policy.prune,
-                force_conflicts=force_conflicts or definition.sync_policy.force_conflicts,
-                wait=wait,
-                wait_timeout=timeout,
-            )
-            reports.append(
-                run(engine.sync(name, clusters=clusters, options=options, progress=status.update))
-            )
+        run(sync_all(engine, _sync_names(engine, names, all_apps), status.update))
     if output == "table":
         for report in reports:
             _print_report(report)

@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from appflow.engine.engine import Engine
 from appflow.errors import ConfigError
-from appflow.store import SqliteStore, open_store
+
+if TYPE_CHECKING:
+    from appflow.engine.engine import Engine
+    from appflow.store import SqliteStore
 
 T = TypeVar("T")
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
+    import asyncio
+
     return asyncio.run(coro)
 
 
 @contextmanager
 def store_session() -> Iterator[SqliteStore]:
+    from appflow.store import open_store
+
     store = open_store()
     try:
         yield store
@@ -29,6 +34,9 @@ def store_session() -> Iterator[SqliteStore]:
 
 @contextmanager
 def engine_session() -> Iterator[Engine]:
+    # The engine pulls in the Kubernetes client: only commands that sync pay for it.
+    from appflow.engine.engine import Engine
+
     with store_session() as store:
         engine = Engine(store)
         try:

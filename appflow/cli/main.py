@@ -1,29 +1,133 @@
-"""The `appflow` command: a root group, error translation, and its subcommands."""
+"""The `appflow` command: a root group, error translation, and its subcommands.
+
+Subcommands are imported when they are invoked, not when `appflow` starts: the
+engine, the Kubernetes client, git, helm and the sandbox's cryptography cost a
+fresh process most of a second, and `appflow --help` or `appflow status` need
+none of them. `--help` lists the commands from the table below, so it imports
+no command module either (a unit test keeps the table's help in step with the
+commands' own).
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from appflow import __version__
-from appflow.cli.apps import app, repo, rollout, status, sync
-from appflow.cli.catalog import catalog
-from appflow.cli.clusters import cluster, group
-from appflow.cli.output import err_console
-from appflow.cli.sandbox import sandbox
-from appflow.cli.serve import events, serve, watch
-from appflow.cli.server_cli import set_webhook_secret, token
 from appflow.errors import AppflowError
+
+LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
+    # name: (module, attribute, the command's short help)
+    "app": ("appflow.cli.apps", "app", "AppFlows: add, inspect, diff, sync, roll back, delete."),
+    "catalog": (
+        "appflow.cli.catalog",
+        "catalog",
+        "The marketplace catalog of Helm charts: browse, install, upgrade, serve.",
+    ),
+    "cluster": (
+        "appflow.cli.clusters",
+        "cluster",
+        "Register, inspect and remove clusters (sync targets).",
+    ),
+    "events": (
+        "appflow.cli.serve",
+        "events",
+        "What happened: syncs, failures, drift, self-heal, rollout steps.",
+    ),
+    "group": (
+        "appflow.cli.clusters",
+        "group",
+        "Cluster groups: named label selectors over clusters.",
+    ),
+    "repo": ("appflow.cli.apps", "repo", "Git repositories (or local folders) that hold apps."),
+    "rollout": (
+        "appflow.cli.apps",
+        "rollout",
+        "Progressive rollouts across clusters: status, pause, resume.",
+    ),
+    "sandbox": (
+        "appflow.cli.sandbox",
+        "sandbox",
+        "A fleet of real Kubernetes clusters on this machine (etcd, kube-apiserver,"
+        " controller manager, scheduler, and kwok simulating nodes and pods).",
+    ),
+    "serve": (
+        "appflow.cli.serve",
+        "serve",
+        "Run appflow as a service: poll and webhooks, drift and self-heal, HTTP API and metrics.",
+    ),
+    "status": ("appflow.cli.apps", "status", "The apps x clusters grid: each Deployment's state."),
+    "sync": ("appflow.cli.apps", "sync", "Sync app NAME(s) (same as `appflow app sync`)."),
+    "token": (
+        "appflow.cli.server_cli",
+        "token",
+        "Bearer tokens for the HTTP API (`appflow serve`).",
+    ),
+    "watch": (
+        "appflow.cli.serve",
+        "watch",
+        "Development mode: sync the apps under PATH each time a file in them is saved.",
+    ),
+}
+
+
+def load_command(name: str) -> click.Command:
+    """Import subcommand NAME of `appflow` (with the subcommands other modules add to it)."""
+    module, attribute = LAZY_COMMANDS[name][:2]
+    command: object = getattr(importlib.import_module(module), attribute)
+    if not isinstance(command, click.Command):
+        raise TypeError(f"{module}.{attribute} is not a click command")
+    if name == "repo" and isinstance(command, click.Group):
+        # The webhook secret is a server credential: its command lives with the tokens.
+        from appflow.cli.server_cli import set_webhook_secret
+
+        command.add_command(set_webhook_secret)
+    return command
 
 
 class AppflowGroup(click.Group):
-    """Prints appflow's own errors as one clear line and exits non-zero, without a traceback."""
+    """Prints appflow's own errors as one clear line and exits non-zero, without a traceback.
+
+    Its subcommands are imported on first use (see the module's docstring).
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in LAZY_COMMANDS:
+            command = load_command(cmd_name)
+            self.add_command(command, cmd_name)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # As click's own, but from the table: listing the commands imports none of them.
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows = []
+        for name in names:
+            if name in LAZY_COMMANDS and name not in self.commands:
+                # A stand-in command shortens the text exactly as the real one would.
+                stand_in = click.Command(name, help=LAZY_COMMANDS[name][2])
+                text = stand_in.get_short_help_str(limit)
+            else:
+                command = self.get_command(ctx, name)
+                if command is None or command.hidden:
+                    continue
+                text = command.get_short_help_str(limit)
+            rows.append((name, text))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except AppflowError as err:
+            from appflow.cli.output import err_console
+
             err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
             sys.exit(1)
 
@@ -32,25 +136,6 @@ class AppflowGroup(click.Group):
 @click.version_option(__version__, prog_name="appflow")
 def cli() -> None:
     """GitOps and Helm app flows for edge Kubernetes fleets."""
-
-
-for command in (
-    sandbox,
-    cluster,
-    group,
-    repo,
-    app,
-    sync,
-    status,
-    rollout,
-    catalog,
-    serve,
-    watch,
-    events,
-):
-    cli.add_command(command)
-cli.add_command(token)
-repo.add_command(set_webhook_secret)
 
 
 def main() -> None:

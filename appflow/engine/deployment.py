@@ -9,12 +9,15 @@ and touch no cluster when any target's revision does not validate:
 prepare() reads the live objects appflow owns (one LIST per kind), skips the
 objects whose fingerprint says nothing changed on either side since the last
 apply, and dry-runs every other object with server-side apply. Any rejection
-there stops the sync before the first write.
+there stops the sync before the first write. On an app's first sync to a
+cluster every object is dry-run anyway, and the dry runs say what exists: no
+LIST is needed unless the cluster holds an inventory of the app.
 
 execute() writes the inventory ahead of the objects (so a crash mid-apply
 leaves every object it created tracked), applies in stages (CRDs, Namespaces,
 cluster-scoped, namespaced by wave), prunes what left the desired state and
-is owned by the app, and writes the final inventory.
+is owned by the app, and writes the final inventory when it differs from the
+one ahead. Health is assessed on the apply responses and what prepare() read.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from appflow.errors import (
     ConflictError,
     ImmutableFieldError,
     MissingKindError,
+    MissingNamespaceError,
     Where,
 )
 from appflow.kube.client import KubeCluster
@@ -141,37 +145,48 @@ def inventory_name(app: str) -> str:
     return f"appflow-inventory-{app}"
 
 
-async def read_inventory(kube: KubeCluster, app: str) -> Inventory | None:
-    """The inventory stored on the cluster, or None when there is none."""
-    try:
-        cm = await kube.get("v1", "ConfigMap", inventory_name(app), INVENTORY_NAMESPACE)
-    except MissingKindError:
-        return None
-    if cm is None:
-        return None
+def inventory_ref(app: str) -> ObjectRef:
+    return ObjectRef(
+        group="", kind="ConfigMap", namespace=INVENTORY_NAMESPACE, name=inventory_name(app)
+    )
+
+
+def _inventory_of(kube: KubeCluster, app: str, cm: Manifest) -> Inventory:
     try:
         return Inventory.from_data(app, cm.get("data") or {})
     except AppflowError as err:
         raise err.located(app=app, cluster=kube.name) from None
 
 
+async def read_inventory(kube: KubeCluster, app: str) -> Inventory | None:
+    """The inventory stored on the cluster, or None when there is none."""
+    try:
+        cm = await kube.get("v1", "ConfigMap", inventory_name(app), INVENTORY_NAMESPACE)
+    except MissingKindError:
+        return None
+    return None if cm is None else _inventory_of(kube, app, cm)
+
+
 async def write_inventory(kube: KubeCluster, inventory: Inventory) -> None:
-    await kube.apply(
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": INVENTORY_NAMESPACE}}
-    )
-    await kube.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": inventory_name(inventory.app),
-                "namespace": INVENTORY_NAMESPACE,
-                "labels": {LABEL_APP: inventory.app, "app.kubernetes.io/component": "inventory"},
-            },
-            "data": inventory.to_data(),
+    cm: Manifest = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": inventory_name(inventory.app),
+            "namespace": INVENTORY_NAMESPACE,
+            "labels": {LABEL_APP: inventory.app, "app.kubernetes.io/component": "inventory"},
         },
-        force=True,
-    )
+        "data": inventory.to_data(),
+    }
+    try:
+        await kube.apply(cm, force=True)
+    except MissingNamespaceError:
+        # The cluster's first inventory. Creating the namespace only when the
+        # write says it is missing saves a request on every other write.
+        await kube.apply(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": INVENTORY_NAMESPACE}}
+        )
+        await kube.apply(cm, force=True)
 
 
 async def delete_inventory(kube: KubeCluster, app: str) -> None:
@@ -223,6 +238,19 @@ async def read_live(
     return live, namespaced
 
 
+async def served_kinds(
+    kube: KubeCluster, kinds: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], bool]:
+    """Which of KINDS are namespaced, from discovery alone; kinds not served are left out."""
+    namespaced: dict[tuple[str, str], bool] = {}
+    for api_version, kind in sorted(kinds):
+        try:
+            namespaced[(api_version, kind)] = (await kube.info(api_version, kind)).namespaced
+        except MissingKindError:
+            continue
+    return namespaced
+
+
 # -- prepare --------------------------------------------------------------------
 
 
@@ -238,11 +266,76 @@ async def prepare(
     app = desired.app
     objects = tuple(stamp(m, app=app) for m in desired.objects)
     digests = {ObjectRef.of(m): digest(m) for m in objects}
-    on_cluster = await read_inventory(kube, app)
+    on_cluster: Inventory | None = None
+    if previous_inventory is None and not fingerprints:
+        # The first sync of APP here, as far as the store knows. With no
+        # fingerprints every object is dry-run, and each dry run says whether
+        # its object exists: listing every kind only pays when the cluster has
+        # an inventory of APP after all (the store was reset).
+        on_cluster = await read_inventory(kube, app)
+        if on_cluster is None:
+            return await _plan(
+                kube,
+                desired,
+                objects,
+                digests,
+                labelled={},
+                namespaced=await served_kinds(kube, _kinds(objects, Inventory(app, ()))),
+                old_inventory=Inventory(app, ()),
+                inventory_on_cluster=False,
+                fingerprints=fingerprints,
+                options=options,
+            )
+    # The inventory ConfigMap carries the app's label, so the LIST of
+    # ConfigMaps that reads live state brings it along: no GET of its own,
+    # and no round trip before the LISTs. The store's mirror of the inventory
+    # says which other kinds to list.
+    known = on_cluster or previous_inventory or Inventory(app, ())
+    listed = _kinds(objects, known) | {("v1", "ConfigMap")}
+    labelled, namespaced = await read_live(kube, app, listed)
+    found = labelled.pop(inventory_ref(app), None)
+    if found is not None:
+        on_cluster = _inventory_of(kube, app, found)
+    elif on_cluster is None and previous_inventory is not None and len(previous_inventory):
+        # Expected but not listed (its label edited away?): look it up by name.
+        on_cluster = await read_inventory(kube, app)
     # The cluster's inventory is the truth; the store's mirror stands in when
     # the cluster lost it (someone deleted the ConfigMap).
     old_inventory = on_cluster or previous_inventory or Inventory(app, ())
-    labelled, namespaced = await read_live(kube, app, _kinds(objects, old_inventory))
+    unlisted = _kinds((), old_inventory) - listed
+    if unlisted:
+        more, more_namespaced = await read_live(kube, app, unlisted)
+        labelled.update(more)
+        namespaced.update(more_namespaced)
+    return await _plan(
+        kube,
+        desired,
+        objects,
+        digests,
+        labelled=labelled,
+        namespaced=namespaced,
+        old_inventory=old_inventory,
+        inventory_on_cluster=on_cluster is not None,
+        fingerprints=fingerprints,
+        options=options,
+    )
+
+
+async def _plan(
+    kube: KubeCluster,
+    desired: DesiredState,
+    objects: tuple[Manifest, ...],
+    digests: dict[ObjectRef, str],
+    *,
+    labelled: dict[ObjectRef, Manifest],
+    namespaced: dict[tuple[str, str], bool],
+    old_inventory: Inventory,
+    inventory_on_cluster: bool,
+    fingerprints: dict[str, str],
+    options: SyncOptions,
+) -> Prepared:
+    """The rest of prepare(), once live state is read: dry runs and the plan."""
+    app = desired.app
     crds = _crd_kinds(objects)
     desired_namespaces = {
         str(m["metadata"]["name"])
@@ -253,13 +346,16 @@ async def prepare(
     # Namespaces this sync creates: objects in them cannot be dry-run there
     # yet, so they are validated in a stand-in namespace straight away rather
     # than after a failed request each (a first sync of N objects into a new
-    # namespace would otherwise cost N extra round trips).
-    absent_namespaces = {
+    # namespace would otherwise cost N extra round trips). A namespace we
+    # labelled exists; of the others, the Namespace's own dry run (needed
+    # anyway) tells: the server gives an existing object its resourceVersion,
+    # a would-be-created one none.
+    unknown_namespaces = {
         name
         for name in desired_namespaces
         if ObjectRef(group="", kind="Namespace", namespace="", name=name) not in labelled
-        and await kube.get("v1", "Namespace", name) is None
     }
+    absent_namespaces: set[str] = set()
 
     live: dict[ObjectRef, Manifest | None] = {}
     dry_run: dict[ObjectRef, Manifest | None] = {}
@@ -330,7 +426,20 @@ async def prepare(
             # tool): the dry run shows it, so plan it as configured, not created.
             live[ref] = await kube.get(str(m.get("apiVersion")), ref.kind, ref.name, ref.namespace)
 
-    await asyncio.gather(*(check(m) for m in to_check))
+    def is_unknown_namespace(m: Manifest) -> bool:
+        return (
+            m.get("kind") == "Namespace"
+            and m.get("apiVersion") == "v1"
+            and str(m["metadata"]["name"]) in unknown_namespaces
+        )
+
+    first = [m for m in to_check if is_unknown_namespace(m)]
+    await asyncio.gather(*(check(m) for m in first))
+    for name in unknown_namespaces:
+        result = dry_run.get(ObjectRef(group="", kind="Namespace", namespace="", name=name))
+        if not (result or {}).get("metadata", {}).get("resourceVersion"):
+            absent_namespaces.add(name)
+    await asyncio.gather(*(check(m) for m in to_check if not is_unknown_namespace(m)))
     if errors:
         raise SyncBlocked(sorted(errors, key=str), app=app, cluster=kube.name)
 
@@ -369,7 +478,7 @@ async def prepare(
         namespaced=namespaced,
         deferred=tuple(deferred),
         takeover=frozenset(takeover),
-        inventory_on_cluster=on_cluster is not None,
+        inventory_on_cluster=inventory_on_cluster,
         fingerprints=dict(fingerprints),
     )
 
@@ -377,17 +486,22 @@ async def prepare(
 # -- execute --------------------------------------------------------------------
 
 
-async def _wait_established(kube: KubeCluster, names: Sequence[str], *, timeout: float) -> None:
+async def _wait_established(
+    kube: KubeCluster, names: Sequence[str], *, timeout: float
+) -> dict[str, Manifest]:
+    """Wait until the CRDs NAMES are Established; return them as last read."""
     deadline = time.monotonic() + timeout
     pending = set(names)
+    established: dict[str, Manifest] = {}
     while pending:
         for name in sorted(pending):
             crd = await kube.get(_CRD_API, "CustomResourceDefinition", name)
             conditions = ((crd or {}).get("status") or {}).get("conditions") or []
-            if any(
+            if crd is not None and any(
                 c.get("type") == "Established" and c.get("status") == "True" for c in conditions
             ):
                 pending.discard(name)
+                established[name] = crd
         if not pending:
             break
         if time.monotonic() > deadline:
@@ -397,6 +511,7 @@ async def _wait_established(kube: KubeCluster, names: Sequence[str], *, timeout:
             )
         await asyncio.sleep(0.2)
     await kube.refresh_discovery()
+    return established
 
 
 async def _apply_one(kube: KubeCluster, m: Manifest, *, force: bool) -> Manifest:
@@ -441,6 +556,8 @@ async def execute(
     }
     errors: list[AppflowError] = []
     applied = 0
+    applied_objects: dict[ObjectRef, Manifest] = {}
+    """What the API server answered to each apply: the object as stored."""
 
     to_apply = {c.ref for c in plan.of(Action.CREATE) + plan.of(Action.CONFIGURE)}
     to_apply |= set(prepared.deferred)
@@ -502,13 +619,18 @@ async def execute(
                 raise result
             else:
                 applied += 1
+                applied_objects[ref] = result
                 fingerprints[ref.encode()] = fingerprint(prepared.digests[ref], result)
         if stage.wait_established and not errors:
             names = [str(m["metadata"]["name"]) for m in stage.manifests]
             try:
-                await _wait_established(kube, names, timeout=options.crd_timeout)
+                established = await _wait_established(kube, names, timeout=options.crd_timeout)
             except AppflowError as err:
                 errors.append(err.located(app=app))
+            else:
+                # Newer than the apply's answer: health sees them Established.
+                for m in stage.manifests:
+                    applied_objects[ObjectRef.of(m)] = established[str(m["metadata"]["name"])]
 
     pruned: list[ObjectRef] = []
     failed_deletes: list[InventoryEntry] = []
@@ -544,7 +666,7 @@ async def execute(
         prepared.objects,
         wait=options.wait and not errors,
         timeout=options.wait_timeout,
-        seen=None if errors else await _live_after_apply(kube, prepared, to_apply),
+        seen=None if errors else await _live_after_apply(kube, prepared, applied_objects),
     )
     failing = (
         tuple(FailingObject(object=str(e.where.object or ""), message=e.message) for e in errors)
@@ -577,9 +699,6 @@ async def execute(
     )
 
 
-# Up to this many applied objects are read back one by one for the health
-# check; beyond, one LIST per kind is cheaper.
-_READ_BACK_LIMIT = 32
 # How long the first health check waits for controllers to observe what was
 # just applied (metadata.generation ahead of status.observedGeneration).
 _OBSERVE_GRACE = 2.0
@@ -595,30 +714,21 @@ def _unobserved(obj: Manifest | None) -> bool:
 
 
 async def _live_after_apply(
-    kube: KubeCluster, prepared: Prepared, applied: set[ObjectRef]
+    kube: KubeCluster, prepared: Prepared, applied: dict[ObjectRef, Manifest]
 ) -> dict[ObjectRef, Manifest]:
     """APP's live objects once the apply settled, reading as little as possible.
 
-    prepare() read every live object moments ago; only the applied ones can
-    have changed since, so when few were applied only they are read again and
-    the rest is reused: a no-op sync reads the cluster once instead of twice.
-    Applied objects whose controller has not yet observed their new
-    generation are read again for a moment, so that a sync does not report
-    NotReady only because it looked a few milliseconds too soon.
+    prepare() read every live object moments ago, and each apply's response
+    is the object as the server stored it: nothing is read again, except
+    applied objects whose controller has not yet observed their new
+    generation. Those are read again for a moment, so that a sync does not
+    report NotReady only because it looked a few milliseconds too soon.
     """
-    app = prepared.desired.app
     by_ref = {ObjectRef.of(m): m for m in prepared.objects}
-    if len(applied) > _READ_BACK_LIMIT:
-        kinds = {(str(m.get("apiVersion")), str(m.get("kind"))) for m in prepared.objects}
-        live, _ = await read_live(kube, app, kinds)
-    else:
-        live = {
-            ref: obj for ref, obj in prepared.live.items() if obj is not None and ref not in applied
-        }
-        reread = [by_ref[ref] for ref in sorted(applied) if ref in by_ref]
-        for m, obj in zip(reread, await kube.get_many(reread), strict=True):
-            if obj is not None:
-                live[ObjectRef.of(m)] = obj
+    live = {
+        ref: obj for ref, obj in prepared.live.items() if obj is not None and ref not in applied
+    }
+    live.update(applied)
     deadline = time.monotonic() + _OBSERVE_GRACE
     lagging = [by_ref[r] for r in sorted(applied) if r in by_ref and _unobserved(live.get(r))]
     while lagging and time.monotonic() < deadline:

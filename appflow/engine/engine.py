@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from appflow.engine import catalog, release
+from appflow.engine import release
 from appflow.engine.deployment import (
     DesiredState,
     Prepared,
@@ -37,7 +36,7 @@ from appflow.engine.desired import render_request
 from appflow.engine.release import HELM_REVISION
 from appflow.errors import AppflowError, ClusterError, ConfigError, NotFoundError, Where
 from appflow.kube.client import Connection, KubeCluster
-from appflow.model.appdef import AppDefinition, RolloutSpec
+from appflow.model.appdef import AppDefinition, RolloutSpec, SyncPolicy
 from appflow.model.capabilities import Capabilities
 from appflow.model.deps import resolve_dependencies
 from appflow.model.health import HealthStatus
@@ -69,11 +68,20 @@ from appflow.model.targeting import (
 from appflow.render import render
 from appflow.render.cache import RenderCache
 from appflow.render.types import RenderRequest
-from appflow.sources import git
 from appflow.sources.appdef import load_app_definitions
+from appflow.sources.folders import folder_digest
 from appflow.store import Store
 
+if TYPE_CHECKING:
+    from appflow.sources import git
+
+# Git sources (pygit2) and the catalog (jsonschema, httpx, helm) are imported
+# where an app needs them: a fresh `appflow sync` of a folder of YAML would
+# otherwise spend a third of its time importing what it never uses.
+
 Progress = Callable[[str], None]
+_NOT_DISCOVERED = Capabilities(kube_version="")
+"""Stands in for the capabilities of renders that do not use them."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,14 +110,17 @@ class AppSyncReport:
 
     app: str
     revision: RevisionRecord | None = None
-    results: list[SyncResult] = field(default_factory=list)
+    """The revision synced (its ``rendered`` may be left empty when it is not new)."""
+    results: list[SyncResult] = field(default_factory=list, repr=False)
+    """Left out of repr: asyncio.run's SIGINT handling formats the finished task's
+    result, and thousands of planned changes took a no-op sync 20 ms to print."""
     unreachable: dict[str, AppflowError] = field(default_factory=dict)
     blocked: list[AppflowError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     waiting: dict[str, str] = field(default_factory=dict)
     """Clusters skipped because a dependency is not Ready there, and why."""
     rollout_failed: str = ""
-    rolled_back: list[SyncResult] = field(default_factory=list)
+    rolled_back: list[SyncResult] = field(default_factory=list, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -123,18 +134,6 @@ class AppSyncReport:
     @property
     def ready(self) -> bool:
         return self.ok and not self.waiting and all(r.state == "Ready" for r in self.results)
-
-
-def folder_digest(folder: Path) -> str:
-    """Content digest of every file under FOLDER (paths and bytes), for local sources."""
-    h = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            h.update(str(path.relative_to(folder)).encode() + b"\0")
-            h.update(path.read_bytes() + b"\0")
-    return h.hexdigest()
 
 
 class Engine:
@@ -200,12 +199,16 @@ class Engine:
         if app.source == "git":
             if not app.repo:
                 raise ConfigError("a git app needs a repository", where=Where(app=app.name))
+            from appflow.sources import git
+
             repo = self.store.get_repo(app.repo)
             spec = git.GitSource(url=repo.url, ref=_ref_spec(repo.ref))
             fetched = await git.fetch(spec)
             root = await git.checkout(spec, fetched.commit)
             return Source(root=root, digest=f"git:{fetched.commit}:{app.path}", ref=fetched.commit)
         if app.source == "catalog":
+            from appflow.engine import catalog
+
             root, content, ref = await catalog.catalog_source(app)
             return Source(root=root, digest=content, ref=ref)
         raise ConfigError(
@@ -214,6 +217,8 @@ class Engine:
 
     async def definition(self, app: AppRecord, source: Source) -> AppDefinition:
         if app.source == "catalog":
+            from appflow.engine import catalog
+
             return catalog.catalog_definition(app)
         try:
             found = await asyncio.to_thread(
@@ -259,6 +264,8 @@ class Engine:
         folder changed between the commit they were last synced from and the
         new one (or when they were never synced).
         """
+        from appflow.sources import git
+
         repo = self.store.get_repo(name)
         spec = git.GitSource(url=repo.url, ref=_ref_spec(repo.ref))
         resolved = await git.resolve(spec)
@@ -312,13 +319,18 @@ class Engine:
     async def request_for(
         self, definition: AppDefinition, source: Source, cluster: ClusterRecord
     ) -> RenderRequest:
+        # Only helm renders use the cluster's capabilities (.Capabilities, and the
+        # render cache's key); plain YAML and kustomize do not wait for discovery.
+        capabilities = (
+            await self.capabilities(cluster) if definition.kind == "helm" else _NOT_DISCOVERED
+        )
         return render_request(
             definition,
             repo_root=source.root,
             source_digest=source.digest,
             cluster=ClusterInfo(name=cluster.name, labels=cluster.labels),
             groups=self.groups(),
-            capabilities=await self.capabilities(cluster),
+            capabilities=capabilities,
             kubeconfig=Path(cluster.kubeconfig_path) if cluster.kubeconfig_path else None,
         )
 
@@ -387,14 +399,22 @@ class Engine:
         clusters: Sequence[str] = (),
         trigger: SyncTrigger = "user",
         options: SyncOptions | None = None,
+        options_from_policy: Callable[[SyncPolicy], SyncOptions] | None = None,
         progress: Progress = lambda _: None,
     ) -> AppSyncReport:
-        """Render, validate and apply app NAME on its targets (or the named CLUSTERS among them)."""
+        """Render, validate and apply app NAME on its targets (or the named CLUSTERS among them).
+
+        Without OPTIONS, the app's syncPolicy decides them, through
+        OPTIONS_FROM_POLICY when given (for flags that add to the policy: the
+        caller need not load the app's definition a second time to read it).
+        """
         app = self.store.get_app(name)
         source = await self.source(app)
         definition = await self.definition(app, source)
         policy = definition.sync_policy
         self._remember_policy(app, definition)
+        if options is None and options_from_policy is not None:
+            options = options_from_policy(policy)
         options = options or SyncOptions(prune=policy.prune, force_conflicts=policy.force_conflicts)
         report = AppSyncReport(app=name, warnings=list(definition.warnings))
         targets = {c.name: c for c in self.targets(definition, clusters)}
@@ -485,7 +505,7 @@ class Engine:
             self._record_blocked(report, desired, trigger)
             return report
         if revision is None and any(d.objects for d in desired.values()):
-            revision = self._revision(name, desired, source_ref)
+            revision = await asyncio.to_thread(self._revision, name, desired, source_ref)
         report.revision = revision
         previous_revisions = {
             c: (p.applied_revision if (p := self._previous(name, c)) else None) for c in prepared
@@ -790,37 +810,35 @@ class Engine:
         name = report.app
         limit = asyncio.Semaphore(self.options.cluster_concurrency)
 
-        async def one(cluster: str) -> None:
-            async with limit:
-                record = self.store.start_sync(
-                    name, cluster, revision=revision.number if revision else None, trigger=trigger
+        # Store writes run in a worker thread: each commit waits for the disk
+        # (synchronous=FULL), and a fleet sync makes hundreds of them while
+        # other clusters' requests are in flight. What one cluster's finished
+        # sync records is written as one transaction: one wait, not four.
+
+        def failed(record_id: int, cluster: str, err: AppflowError) -> None:
+            with self.store.transaction():
+                self.store.finish_sync(record_id, outcome="failed", message=str(err))
+                self.store.add_event(
+                    kind="failure",
+                    app=name,
+                    cluster=cluster,
+                    trigger=trigger,
+                    message=str(err),
+                    outcome="failed",
+                    commit=source_ref,
                 )
-                try:
-                    result = await action(cluster)
-                except AppflowError as err:
-                    err = err.located(app=name, cluster=cluster)
-                    self.store.finish_sync(record.id, outcome="failed", message=str(err))
-                    self.store.add_event(
-                        kind="failure",
-                        app=name,
-                        cluster=cluster,
-                        trigger=trigger,
-                        message=str(err),
-                        outcome="failed",
-                        commit=source_ref,
-                    )
-                    report.unreachable[cluster] = err
-                    return
-                report.results.append(result)
-                self._mark_online(cluster)
-                counts = {a.value: n for a, n in result.plan.counts().items()}
-                if HELM_REVISION in result.resource_counts:
-                    counts[HELM_REVISION] = result.resource_counts[HELM_REVISION]
-                message = "; ".join(str(e) for e in result.errors) or (
-                    result.plan.summary() if result.plan.changes else result.health.message
-                )
+
+        def finished(record_id: int, result: SyncResult) -> None:
+            counts = {a.value: n for a, n in result.plan.counts().items()}
+            if HELM_REVISION in result.resource_counts:
+                counts[HELM_REVISION] = result.resource_counts[HELM_REVISION]
+            message = "; ".join(str(e) for e in result.errors) or (
+                result.plan.summary() if result.plan.changes else result.health.message
+            )
+            with self.store.transaction():
+                self._mark_online(result.cluster)
                 self.store.finish_sync(
-                    record.id,
+                    record_id,
                     outcome="succeeded" if result.ok else "failed",
                     counts=counts,
                     message=message,
@@ -829,12 +847,31 @@ class Engine:
                 self.store.add_event(
                     kind="sync" if result.ok else "failure",
                     app=name,
-                    cluster=cluster,
+                    cluster=result.cluster,
                     trigger=trigger,
                     commit=source_ref,
                     outcome=result.state,
                     message=message,
                 )
+
+        async def one(cluster: str) -> None:
+            async with limit:
+                record = await asyncio.to_thread(
+                    self.store.start_sync,
+                    name,
+                    cluster,
+                    revision=revision.number if revision else None,
+                    trigger=trigger,
+                )
+                try:
+                    result = await action(cluster)
+                except AppflowError as err:
+                    err = err.located(app=name, cluster=cluster)
+                    await asyncio.to_thread(failed, record.id, cluster, err)
+                    report.unreachable[cluster] = err
+                    return
+                report.results.append(result)
+                await asyncio.to_thread(finished, record.id, result)
 
         await asyncio.gather(*(one(c) for c in clusters))
 
@@ -847,14 +884,20 @@ class Engine:
         them, so syncing a subset of clusters to the same content is not a new
         revision; the renders of clusters not synced now are carried over.
         """
-        latest = self.store.latest_revision(name)
+        contents = sorted({d.revision for d in desired.values() if d.objects})
+        wanted = digest([source_ref, contents])
+        latest = self.store.latest_revision(name, with_rendered=False)
+        if latest is not None and latest.digest == wanted:
+            # The common case of a re-sync: nothing new, and the stored renders
+            # (hundreds of objects to decompress and parse) are not read.
+            # The record comes without them, as store.list_revisions gives it.
+            return latest
         rendered: dict[str, list[Manifest]] = {}
         if latest is not None and latest.source_ref == source_ref:
-            rendered.update(latest.rendered)
+            rendered.update(self.store.get_revision(name, latest.number).rendered)
         rendered.update({c: list(d.objects) for c, d in desired.items() if d.objects})
-        contents = sorted({d.revision for d in desired.values() if d.objects})
         return self.store.add_revision(
-            name, digest=digest([source_ref, contents]), source_ref=source_ref, rendered=rendered
+            name, digest=wanted, source_ref=source_ref, rendered=rendered
         )
 
     def _record_deployment(self, result: SyncResult, revision: RevisionRecord | None) -> None:
@@ -884,7 +927,10 @@ class Engine:
         self, report: AppSyncReport, desired: dict[str, DesiredState], trigger: SyncTrigger
     ) -> None:
         message = "; ".join(str(e) for e in report.blocked)
-        clusters: list[str | None] = list(desired) or [None]
+        # A render that failed leaves no desired state: the errors still name their clusters,
+        # so `appflow events --cluster` finds them.
+        named = sorted({e.where.cluster for e in report.blocked if e.where.cluster})
+        clusters: list[str | None] = [*desired] or [*named] or [None]
         for cluster in clusters:
             self.store.add_event(
                 kind="failure",
@@ -1158,6 +1204,8 @@ def with_app_namespace(
 
 
 def _ref_spec(ref: str) -> git.RefSpec:
+    from appflow.sources import git
+
     if not ref or ref == "HEAD":
         return git.RefSpec.head()
     if ref.startswith("refs/tags/") or ref.startswith("tag:"):

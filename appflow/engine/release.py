@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from appflow.engine.deployment import DesiredState, SyncOptions, SyncResult, assess_objects
 from appflow.errors import AppflowError
@@ -21,8 +22,13 @@ from appflow.model.health import HealthStatus
 from appflow.model.inventory import Inventory
 from appflow.model.plan import Plan
 from appflow.model.records import ClusterRecord, DeploymentState
-from appflow.render.helm import HelmRelease, helm_install_or_upgrade, helm_rollback, helm_uninstall
 from appflow.render.types import RenderRequest
+
+if TYPE_CHECKING:
+    from appflow.render.helm import HelmRelease
+
+# render.helm (and pyhelm3, pydantic) is imported by the functions that drive
+# helm: an engine that never meets a release-mode app does not pay for it.
 
 HELM_REVISION = "helmRevision"
 """Key of the Helm release revision in a sync's counts."""
@@ -88,6 +94,8 @@ async def install_or_upgrade(
     """`helm upgrade --install` the app's release on one cluster, then assess its objects."""
     started = time.monotonic()
     assert request.helm is not None, "release mode is for helm apps"
+    from appflow.render.helm import helm_install_or_upgrade
+
     release = await helm_install_or_upgrade(
         release=request.effective_release_name,
         namespace=request.namespace or "default",
@@ -118,6 +126,8 @@ async def rollback(
 ) -> SyncResult:
     """`helm rollback` the release to HELM_REVISION on one cluster."""
     started = time.monotonic()
+    from appflow.render.helm import helm_rollback
+
     result = await helm_rollback(
         release=release,
         namespace=namespace,
@@ -133,6 +143,8 @@ async def rollback(
 
 
 async def uninstall(cluster: ClusterRecord, *, app: str, release: str, namespace: str) -> None:
+    from appflow.render.helm import helm_uninstall
+
     try:
         await helm_uninstall(
             release=release,

@@ -22,6 +22,7 @@ from appflow.errors import (
     ConflictError,
     ImmutableFieldError,
     MissingKindError,
+    MissingNamespaceError,
     Where,
 )
 
@@ -92,7 +93,7 @@ def translate(
         if code == 404:
             details = status.get("details") or {}
             if details.get("kind") == "namespaces":
-                return ApplyError(
+                return MissingNamespaceError(
                     f"namespace {details.get('name')!r} does not exist",
                     where=where,
                     hint="create it in the app (a Namespace object) or set the app's namespace",

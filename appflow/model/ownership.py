@@ -9,7 +9,6 @@ run, that nothing about an object changed on either side.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from typing import Any
@@ -18,12 +17,17 @@ from appflow.model.objects import ANNOTATION_OWNER, FIELD_MANAGER, LABEL_APP, Ma
 
 
 def stamp(manifest: Manifest, *, app: str) -> Manifest:
-    """A copy of MANIFEST with APP's ownership label and annotation."""
-    out = copy.deepcopy(manifest)
-    meta = out.setdefault("metadata", {})
+    """MANIFEST with APP's ownership label and annotation, as a new object.
+
+    Only the top level and ``metadata`` are copied; ``spec``, ``data`` and the
+    rest are shared with MANIFEST (neither is ever modified in place). Every
+    sync stamps every object: a deep copy of 500 objects cost a no-op sync a
+    sixth of its time.
+    """
+    meta = dict(manifest.get("metadata") or {})
     meta["labels"] = {**(meta.get("labels") or {}), LABEL_APP: app}
     meta["annotations"] = {**(meta.get("annotations") or {}), ANNOTATION_OWNER: app}
-    return out
+    return {**manifest, "metadata": meta}
 
 
 def digest(data: Any) -> str:

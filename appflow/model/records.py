@@ -194,7 +194,7 @@ class RevisionRecord:
     digest: str
     source_ref: str
     """The source commit, or the chart version for catalog apps."""
-    rendered: RenderedObjects = field(default_factory=dict)
+    rendered: RenderedObjects = field(default_factory=dict, repr=False)
     message: str = ""
     created_at: datetime = field(default_factory=utc_now)
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 from appflow.errors import AppflowError
-from appflow.render import helm as _helm
 from appflow.render.cache import RenderCache, render_key
 from appflow.render.kustomize import render_kustomize
 from appflow.render.plain import render_plain
@@ -64,6 +63,10 @@ async def _pin_chart_version(request: RenderRequest) -> RenderRequest:
     chart = request.helm
     if request.kind != "helm" or chart is None or chart.path is not None:
         return request
+    # Imported here: pyhelm3 and pydantic cost a fresh process a tenth of a
+    # second, and apps of plain YAML or kustomize never need them.
+    from appflow.render import helm as _helm
+
     if _helm.is_exact_version(chart.version):
         return request
     version = await _helm.resolve_chart_version(chart)
@@ -72,6 +75,8 @@ async def _pin_chart_version(request: RenderRequest) -> RenderRequest:
 
 async def _render(request: RenderRequest) -> Rendered:
     if request.kind == "helm":
+        from appflow.render import helm as _helm
+
         out = await _helm.helm_template(request)
         notes = [f"chart {out.chart_name} {out.chart_version}".rstrip()]
         if request.server_render_kubeconfig is not None:

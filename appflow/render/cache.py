@@ -94,8 +94,12 @@ def _encode(rendered: Rendered) -> str:
     )
 
 
-def _decode(text: str) -> Rendered | None:
-    """Rendered from its cache text, or None when the entry is foreign, old or corrupt."""
+def _decode(text: str, *, verify: bool = True) -> Rendered | None:
+    """Rendered from its cache text, or None when the entry is foreign, old or corrupt.
+
+    VERIFY re-computes the revision from the objects: needed for text read
+    from disk, not for text this process encoded itself.
+    """
     try:
         data = json.loads(text)
     except ValueError:
@@ -104,7 +108,7 @@ def _decode(text: str) -> Rendered | None:
         return None
     objects = tuple(data.get("objects") or ())
     # A torn or edited file must not pass for the render it claims to be.
-    if revision_of(objects) != data.get("revision"):
+    if verify and revision_of(objects) != data.get("revision"):
         return None
     return Rendered(
         objects=objects,
@@ -160,7 +164,9 @@ class RenderCache:
             self.disk_hits += 1
             self._remember(key, text)
             return rendered
-        return _decode(text) if text is not None else None
+        # Memory holds only what _encode wrote here: decoding hands out fresh
+        # objects; re-hashing hundreds of them on every warm sync proves nothing.
+        return _decode(text, verify=False) if text is not None else None
 
     def put(self, key: str, rendered: Rendered) -> None:
         text = _encode(rendered)

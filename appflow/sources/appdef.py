@@ -31,9 +31,8 @@ from dataclasses import replace
 from functools import cache
 from importlib import resources
 from pathlib import Path, PurePosixPath
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import jsonschema
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -50,6 +49,9 @@ from appflow.model.appdef import (
     from_fleet_document,
     locate,
 )
+
+if TYPE_CHECKING:
+    import jsonschema
 
 APPFLOW_FILE = "appflow.yaml"
 FLEET_FILE = "fleet.yaml"
@@ -149,6 +151,10 @@ def validate_appflow_document(
     The ConfigError's place is the first violation (by line); its message lists
     all of them, each as ``file:line: field: problem``.
     """
+    # jsonschema costs a fresh process a tenth of a second: only apps with an
+    # appflow.yaml pay for it.
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(load_schema())
     problems: list[tuple[int, str, JsonPath, str]] = []
     for error in validator.iter_errors(doc):
@@ -192,6 +198,8 @@ def _explain(error: jsonschema.ValidationError) -> Iterator[tuple[JsonPath, str]
     if error.validator in ("oneOf", "anyOf") and error.context:
         # Report the alternative of the right type: its complaint is the real one.
         relevant = [e for e in error.context if e.validator != "type"] or list(error.context)
+        import jsonschema
+
         best = jsonschema.exceptions.best_match(relevant)
         if best is not None:
             yield from _explain(best)

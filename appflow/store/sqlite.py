@@ -555,13 +555,18 @@ class SqliteStore:
             ).fetchall()
         return [self._revision_from(row, with_rendered=with_rendered) for row in rows]
 
-    def latest_revision(self, app: str) -> RevisionRecord | None:
-        """The newest revision of ``app``, or None when it has none yet."""
+    def latest_revision(self, app: str, *, with_rendered: bool = True) -> RevisionRecord | None:
+        """The newest revision of ``app``, or None when it has none yet.
+
+        Without ``with_rendered`` its ``rendered`` is left empty (nothing is decompressed).
+        """
+        columns = "*" if with_rendered else "app, number, digest, source_ref, message, created_at"
         with self._read(f"read the latest revision of app {app}") as conn:
             row = conn.execute(
-                "SELECT * FROM revisions WHERE app = ? ORDER BY number DESC LIMIT 1", (app,)
+                f"SELECT {columns} FROM revisions WHERE app = ? ORDER BY number DESC LIMIT 1",
+                (app,),
             ).fetchone()
-        return None if row is None else self._revision_from(row, with_rendered=True)
+        return None if row is None else self._revision_from(row, with_rendered=with_rendered)
 
     def _revision_from(self, row: sqlite3.Row, *, with_rendered: bool) -> RevisionRecord:
         rendered: RenderedObjects = {}
