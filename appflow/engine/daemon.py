@@ -26,7 +26,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 from appflow.engine.engine import AppSyncReport, Engine
 from appflow.engine.queue import ALL, WorkKey, WorkQueue
@@ -34,7 +34,7 @@ from appflow.errors import AppflowError, NotFoundError
 from appflow.model.diff import changed_paths, normalize
 from appflow.model.objects import LABEL_APP, Manifest, ObjectRef
 from appflow.model.ownership import managed_fields_digest, stamp
-from appflow.model.records import SyncTrigger
+from appflow.model.records import DeploymentState, SyncTrigger
 
 log = logging.getLogger("appflow.daemon")
 
@@ -382,7 +382,17 @@ class Daemon:
             return
         deployment = self.store.get_deployment(app, cluster)
         if deployment.state != state or deployment.message != what:
-            self.store.put_deployment(replace(deployment, state=state, message=what))  # type: ignore[arg-type]
+            counts = dict(deployment.resource_counts)
+            key = "modified" if state == "Modified" else "missing"
+            counts[key] = counts.get(key, 0) + 1
+            self.store.put_deployment(
+                replace(
+                    deployment,
+                    state=cast(DeploymentState, state),
+                    message=what,
+                    resource_counts=counts,
+                )
+            )
             self.store.add_event(
                 kind="drift", app=app, cluster=cluster, outcome=state, message=what
             )

@@ -681,6 +681,10 @@ async def execute(
         state = "Missing"
     else:
         state = "NotReady"
+    counts["orphaned"] = len(plan.of(Action.SKIP))
+    if errors:
+        # Objects of stages that never ran are still waiting to be applied.
+        counts["waitApplied"] = max(0, len(to_apply) - applied - len(errors))
     return SyncResult(
         app=app,
         cluster=kube.name,
@@ -817,7 +821,18 @@ async def _poll_health(
         for ref, h in healths.items()
         if h.status is not HealthStatus.HEALTHY
     )
-    counts = {"desiredReady": len(refs), "ready": 0, "notReady": 0, "missing": 0, "unknown": 0}
+    # Fleet's and ZEDEDA's resource counts; modified is set by drift detection,
+    # orphaned (kept on prune) and waitApplied by the sync that knows them.
+    counts = {
+        "desiredReady": len(refs),
+        "ready": 0,
+        "notReady": 0,
+        "missing": 0,
+        "unknown": 0,
+        "modified": 0,
+        "orphaned": 0,
+        "waitApplied": 0,
+    }
     for h in healths.values():
         key = {
             HealthStatus.HEALTHY: "ready",

@@ -20,6 +20,16 @@ def state_counts(deployments: Iterable[DeploymentRecord]) -> dict[str, int]:
     return out
 
 
+def resource_totals(deployments: Iterable[DeploymentRecord]) -> dict[str, int]:
+    """Objects per state summed over an app's Deployments (ready, desiredReady, missing, ...)."""
+    out: dict[str, int] = {}
+    for d in deployments:
+        for key, value in d.resource_counts.items():
+            if key != "helmRevision":
+                out[key] = out.get(key, 0) + int(value)
+    return out
+
+
 def status_grid(
     apps: Sequence[AppRecord],
     clusters: Sequence[ClusterRecord],
@@ -35,11 +45,13 @@ def status_grid(
             {
                 "name": a.name,
                 "counts": state_counts(d for (app, _), d in by_key.items() if app == a.name),
+                "resources": resource_totals(d for (app, _), d in by_key.items() if app == a.name),
                 "deployments": {
                     c.name: {
                         "state": by_key[(a.name, c.name)].state,
                         "revision": by_key[(a.name, c.name)].applied_revision,
                         "message": by_key[(a.name, c.name)].message,
+                        "resources": dict(by_key[(a.name, c.name)].resource_counts),
                         "failing": [
                             f"{f.object}: {f.message}" for f in by_key[(a.name, c.name)].failing
                         ],

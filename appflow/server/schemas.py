@@ -212,11 +212,17 @@ class StatusDeployment(BaseModel):
     revision: int | None
     message: str
     failing: list[str]
+    resources: dict[str, int] = Field(
+        description="Objects per state: ready, desiredReady, notReady, missing, modified, orphaned, unknown, waitApplied."
+    )
 
 
 class StatusApp(BaseModel):
     name: str
     counts: dict[str, int] = Field(description="Deployments per state.")
+    resources: dict[str, int] = Field(
+        description="Objects per state, summed over the app's clusters."
+    )
     deployments: dict[str, StatusDeployment] = Field(description="Per cluster name.")
 
 
