@@ -395,21 +395,8 @@ def app_sync(
     _do_sync(names, all_apps, clusters, force_conflicts, wait, timeout, output)
 
 
-@click.command("sync")
-@click.argument("names", nargs=-1)
-@click.option("--all", "all_apps", is_flag=True, help="Sync every registered app.")
-@_with_sync_options
-def sync(
-    names: tuple[str, ...],
-    all_apps: bool,
-    clusters: tuple[str, ...],
-    force_conflicts: bool,
-    wait: bool,
-    timeout: float,
-    output: str,
-) -> None:
-    """Sync app NAME(s) (same as `appflow app sync`)."""
-    _do_sync(names, all_apps, clusters, force_conflicts, wait, timeout, output)
+# `appflow sync` is the same command as `appflow app sync`, at the top level.
+sync = app_sync
 
 
 @app.command("diff")

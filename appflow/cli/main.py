@@ -59,7 +59,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "Run appflow as a service: poll and webhooks, drift and self-heal, HTTP API and metrics.",
     ),
     "status": ("appflow.cli.apps", "status", "The apps x clusters grid: each Deployment's state."),
-    "sync": ("appflow.cli.apps", "sync", "Sync app NAME(s) (same as `appflow app sync`)."),
+    "sync": (
+        "appflow.cli.apps",
+        "sync",
+        "Render, validate on every target, then apply app NAME(s).",
+    ),
     "token": (
         "appflow.cli.server_cli",
         "token",
