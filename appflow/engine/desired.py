@@ -8,6 +8,7 @@ per cluster after merging.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path, PurePosixPath
 
 from appflow.errors import ConfigError, Where
@@ -43,6 +44,16 @@ def render_request(
     app_dir = repo_root / PurePosixPath(app.path) if app.path else repo_root
     custom = customization_for(app, cluster, groups)
     namespace = (custom.namespace if custom and custom.namespace else None) or app.namespace
+    # What every kind of request shares.
+    request = functools.partial(
+        RenderRequest,
+        app=app.name,
+        cluster=cluster.name,
+        source_dir=app_dir,
+        source_digest=source_digest,
+        capabilities=capabilities,
+        namespace=namespace,
+    )
     if app.kind == "helm":
         helm = app.helm
         assert helm is not None, "a helm app has a helm spec"
@@ -76,14 +87,8 @@ def render_request(
                 ),
                 version=helm.version,
             )
-        return RenderRequest(
-            app=app.name,
-            cluster=cluster.name,
+        return request(
             kind="helm",
-            source_dir=app_dir,
-            source_digest=source_digest,
-            capabilities=capabilities,
-            namespace=namespace,
             helm=chart,
             release_name=helm.release_name,
             values=values,
@@ -93,26 +98,8 @@ def render_request(
     if app.kind == "kustomize":
         base = app.kustomize.dir if app.kustomize else "."
         chosen = custom.kustomize_dir if custom and custom.kustomize_dir else base
-        return RenderRequest(
-            app=app.name,
-            cluster=cluster.name,
-            kind="kustomize",
-            source_dir=app_dir,
-            source_digest=source_digest,
-            capabilities=capabilities,
-            namespace=namespace,
-            kustomize_dir=chosen,
-        )
+        return request(kind="kustomize", kustomize_dir=chosen)
     overlays = app.yaml.overlays if app.yaml else ()
     if custom and custom.yaml_overlays:
         overlays = custom.yaml_overlays
-    return RenderRequest(
-        app=app.name,
-        cluster=cluster.name,
-        kind="yaml",
-        source_dir=app_dir,
-        source_digest=source_digest,
-        capabilities=capabilities,
-        namespace=namespace,
-        yaml_overlays=tuple(overlays),
-    )
+    return request(kind="yaml", yaml_overlays=tuple(overlays))
