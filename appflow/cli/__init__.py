@@ -1,1 +1,1 @@
-"""cli"""
+"""The `appflow` command line."""

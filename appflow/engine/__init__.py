@@ -1,1 +1,1 @@
-"""engine"""
+"""Wiring: syncs, rollouts, dependencies, the daemon and its work queue, catalog installs."""

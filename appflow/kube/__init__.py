@@ -1,1 +1,1 @@
-"""kube"""
+"""The only package that talks to Kubernetes API servers (through the official client)."""

@@ -1,1 +1,1 @@
-"""server"""
+"""The HTTP side of `appflow serve`: webhooks, the API, metrics, the catalog repository."""

@@ -1,1 +1,1 @@
-"""sources"""
+"""Where desired state comes from: git repositories, app definitions in them, local folders, the catalog."""
