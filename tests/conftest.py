@@ -27,6 +27,30 @@ _LOG_LINES = 40
 _active_root: Path | None = None
 
 
+def _sweep_orphans() -> None:
+    """Stop control planes left by a test run killed from outside.
+
+    pytest removes old temporary folders, so `sandbox down` can no longer find
+    such clusters by folder; their processes are found by the folder named in
+    their command line, which no longer exists.
+    """
+    from appflow.sandbox.cluster import COMPONENTS
+    from appflow.sandbox.processes import find_processes, stop_processes
+
+    orphans = []
+    for proc in find_processes("/pytest-of-"):
+        if proc.name not in COMPONENTS:
+            continue
+        paths = [
+            a.split("=", 1)[1]
+            for a in proc.argv
+            if a.startswith(("--data-dir=", "--cert-dir=", "--kubeconfig="))
+        ]
+        if paths and not any(Path(p).parent.exists() for p in paths):
+            orphans.append(proc.pid)
+    stop_processes(orphans, grace=5)
+
+
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     """Three real clusters for the whole session, torn down at its end.
@@ -35,6 +59,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     iteration: it is started if needed and left running).
     """
     global _active_root
+    _sweep_orphans()
     keep = os.environ.get("APPFLOW_TEST_SANDBOX_DIR")
     root = Path(keep) if keep else tmp_path_factory.mktemp("sandbox")
     _active_root = root
