@@ -114,17 +114,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             )
 
 
-def have_tool(name: str) -> bool:
-    from appflow.errors import ToolMissingError
-    from appflow.tools import find_tool
-
-    try:
-        find_tool(name)
-    except ToolMissingError:
-        return False
-    return True
-
-
 def pytest_report_header(config: pytest.Config) -> list[str]:
     from appflow.paths import tools_dir
 

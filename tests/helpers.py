@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from click.testing import CliRunner, Result
@@ -41,3 +43,25 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> Result:
     from appflow.cli.main import cli
 
     return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip a test whose prerequisite is missing on this machine; fail under CI.
+
+    `.ci/run` installs and builds every prerequisite, so in CI a missing one is
+    a broken setup, and skipping would hide the test it guards.
+    """
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI provides every prerequisite, so this is a failure)")
+    pytest.skip(reason)
+
+
+def built_tool(name: str, *, how: str = "make tools") -> Path:
+    """The path of tool NAME, or unavailable() saying how to build it."""
+    from appflow.errors import ToolMissingError
+    from appflow.tools import find_tool
+
+    try:
+        return find_tool(name)
+    except ToolMissingError:
+        unavailable(f"the '{name}' binary is not built; build it with: {how}")

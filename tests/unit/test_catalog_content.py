@@ -18,9 +18,8 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from appflow.errors import ToolMissingError
 from appflow.model.semver import parse_constraint, parse_version
-from appflow.tools import find_tool
+from tests.helpers import built_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = ROOT / "catalog"
@@ -380,10 +379,7 @@ def test_questions_match_the_values_schema(entry: str) -> None:
 
 @pytest.fixture(scope="module")
 def helm() -> str:
-    try:
-        return str(find_tool("helm"))
-    except ToolMissingError as err:
-        pytest.skip(f"helm is not built, so charts cannot be rendered: {err}")
+    return str(built_tool("helm"))
 
 
 def render(

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from appflow.errors import ToolMissingError
-from appflow.tools import find_tool
+from tests.helpers import built_tool
 from tests.integration.engine.conftest import fleet, space  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -25,10 +24,7 @@ CATALOG = ROOT / "catalog"
 
 
 def helm_binary() -> Path:
-    try:
-        return find_tool("helm")
-    except ToolMissingError as err:
-        pytest.skip(f"helm is not built: {err}")
+    return built_tool("helm")
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ import pygit2
 import pytest
 from gitservers import SSHD, GitHttpServer, Origin, SshServer, serve_http, start_sshd
 
+from tests.helpers import unavailable
+
 
 @pytest.fixture(autouse=True)
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -56,10 +58,8 @@ def private_http_server(origin: Origin) -> Iterator[GitHttpServer]:
 def ssh_server(tmp_path: Path, origin: Origin) -> Iterator[SshServer]:
     """sshd on loopback serving the origin by path; skipped without openssh-server."""
     if not os.path.exists(SSHD):
-        pytest.skip(
-            f"{SSHD} is not installed (Debian package openssh-server): SSH transport not tested"
-        )
+        unavailable(f"{SSHD} is not installed (Debian package openssh-server)")
     if not pygit2.features & pygit2.enums.Feature.SSH:
-        pytest.skip("this pygit2 build has no SSH support")
+        unavailable("this pygit2 build has no SSH support")
     with start_sshd(tmp_path / "sshd") as server:
         yield server

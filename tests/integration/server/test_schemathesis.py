@@ -12,11 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
+from tests.helpers import unavailable
 from tests.integration.server.conftest import Served
-
-pytest.importorskip("schemathesis")
 
 
 def _schemathesis() -> list[str]:
@@ -25,7 +22,7 @@ def _schemathesis() -> list[str]:
         return [str(beside)]
     found = shutil.which("schemathesis")
     if found is None:
-        pytest.skip("the schemathesis command is not installed")
+        unavailable("the schemathesis command is not installed (pip install -e '.[dev]')")
     return [found]
 
 
