@@ -330,7 +330,7 @@ def events(app: str | None, cluster: str | None, limit: int, follow: bool, outpu
             emit(as_data(records), output=output, columns=columns, rows=rows)
 
     with store_session() as store:
-        found = store.list_events(app=app, cluster=cluster, limit=100_000)[-limit:]
+        found = store.list_events(app=app, cluster=cluster, limit=limit)
         show(found)
         last = found[-1].id if found else 0
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends --follow, as kubectl -w

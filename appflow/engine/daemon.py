@@ -33,7 +33,7 @@ from appflow.engine.queue import ALL, WorkKey, WorkQueue
 from appflow.errors import AppflowError, NotFoundError
 from appflow.model.diff import changed_paths, normalize
 from appflow.model.objects import LABEL_APP, Manifest, ObjectRef
-from appflow.model.ownership import managed_fields_digest, stamp
+from appflow.model.ownership import stamp, untouched_since
 from appflow.model.records import DeploymentState, SyncTrigger
 
 log = logging.getLogger("appflow.daemon")
@@ -344,12 +344,8 @@ class Daemon:
         recorded = deployment.applied.get(ref.encode())
         if recorded is None:
             return False  # not (or no longer) applied by appflow
-        if live is None:
-            return True
-        _, fields_digest, uid = recorded.split(":", 2)
-        meta = live.get("metadata") or {}
-        # Status writes and fields of other managers leave appflow's digest alone.
-        return managed_fields_digest(live) != fields_digest or str(meta.get("uid")) != uid
+        # Status writes and fields of other managers leave the fingerprint alone.
+        return live is None or not untouched_since(recorded, live)
 
     async def _confirm_drift(
         self, app: str, cluster: str, ref: ObjectRef, api_version: str

@@ -66,6 +66,16 @@ def unchanged_since(recorded: str | None, desired_digest: str, live: Manifest | 
     )
 
 
+def untouched_since(recorded: str, live: Manifest) -> bool:
+    """True when nobody changed appflow's fields of LIVE since RECORDED was taken.
+
+    Unlike unchanged_since, the desired content is not compared: drift
+    detection asks only whether the live object moved.
+    """
+    desired_part = recorded.split(":", 1)[0]
+    return recorded == fingerprint(desired_part, live)
+
+
 def only_imperative(live: Manifest, managers: list[str]) -> bool:
     """True when every one of MANAGERS touched LIVE only by Update (never by Apply).
 

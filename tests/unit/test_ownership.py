@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 from appflow.model.objects import ANNOTATION_OWNER, LABEL_APP, Manifest
-from appflow.model.ownership import stamp
+from appflow.model.ownership import fingerprint, stamp, untouched_since
 
 
 def _config_map() -> Manifest:
@@ -42,3 +42,28 @@ def test_stamp_of_an_object_without_metadata() -> None:
         "labels": {LABEL_APP: "shop"},
         "annotations": {ANNOTATION_OWNER: "shop"},
     }
+
+
+def test_untouched_since_ignores_the_desired_content_but_not_appflows_fields() -> None:
+    live = {
+        "metadata": {
+            "uid": "u-1",
+            "managedFields": [
+                {"manager": "appflow", "operation": "Apply", "fieldsV1": {"f:spec": {}}}
+            ],
+        }
+    }
+    recorded = fingerprint("a" * 64, live)
+    assert untouched_since(recorded, live)
+    moved = {
+        "metadata": {
+            "uid": "u-1",
+            "managedFields": [
+                {"manager": "appflow", "operation": "Apply", "fieldsV1": {}},
+                {"manager": "kubectl", "operation": "Update", "fieldsV1": {"f:spec": {}}},
+            ],
+        }
+    }
+    assert not untouched_since(recorded, moved)
+    recreated = {"metadata": {**live["metadata"], "uid": "u-2"}}
+    assert not untouched_since(recorded, recreated)
