@@ -35,6 +35,11 @@ SNAPSHOT_KINDS = (
 # Kinds whose status a controller updates on its own (a new resourceVersion each time).
 CONTROLLED_KINDS = frozenset({"Deployment"})
 
+# Objects the controller manager creates in every namespace, some time after the
+# namespace itself: a snapshot taken before they appear must still equal one
+# taken after, so they are never part of it.
+KUBERNETES_CREATED = frozenset({("ConfigMap", "kube-root-ca.crt"), ("ServiceAccount", "default")})
+
 Snapshot = dict[str, dict[str, str]]
 """cluster -> 'Kind/name' -> version (see _version), for one namespace (plus the app inventories)."""
 
@@ -161,7 +166,8 @@ def snapshot(sandbox: Sandbox, space: Space, *, kinds: Iterable[tuple[str, str]]
             seen: dict[str, str] = {}
             for api_version, kind in (*SNAPSHOT_KINDS, *kinds):
                 for item in kube.list_sync(api_version, kind, namespace=space.namespace):
-                    seen[f"{kind}/{item['metadata']['name']}"] = _version(item)
+                    if not _created_by_kubernetes(item):
+                        seen[f"{kind}/{item['metadata']['name']}"] = _version(item)
             for item in kube.list_sync(
                 "v1", "ConfigMap", namespace=INVENTORY_NAMESPACE, label_selector="appflow.dev/app"
             ):
@@ -172,6 +178,12 @@ def snapshot(sandbox: Sandbox, space: Space, *, kinds: Iterable[tuple[str, str]]
         finally:
             kube.close()
     return out
+
+
+def _created_by_kubernetes(item: Manifest) -> bool:
+    if (item.get("kind"), item["metadata"]["name"]) in KUBERNETES_CREATED:
+        return True
+    return item.get("type") == "kubernetes.io/service-account-token"
 
 
 def _version(item: Manifest) -> str:
