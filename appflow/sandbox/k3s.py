@@ -71,7 +71,9 @@ def is_sandbox_ingress_class(live: dict[str, Any]) -> bool:
 
 
 def _status_patch(addresses: Sequence[str]) -> str:
-    return yaml.safe_dump({"loadBalancer": {"ingress": [{"ip": ip} for ip in addresses]}})
+    # One line (flow style), so that the stages file reads well.
+    status = {"loadBalancer": {"ingress": [{"ip": ip} for ip in addresses]}}
+    return yaml.safe_dump(status, default_flow_style=True).strip()
 
 
 def _stage(name: str, kind: str, api_group: str, select: list[dict[str, Any]], patch: str) -> Any:

@@ -186,6 +186,7 @@ def test_app_keeps_waiting_for_addresses_on_a_cluster_that_is_not_k3s_like(
     assert synced.exit_code != 0, synced.output
     out = one_line(synced.output)
     assert f"web revision 1 -> {plain.name}: NotReady" in out, synced.output
+    assert "Service/shop/web: Progressing: waiting for an address" in out, synced.output
     shown = one_line(cli("app", "show", "web", "-o", "json").stdout)
     assert "waiting for an address from the cluster's load balancer" in shown, shown
     assert "it never comes on a cluster without one" in shown, shown
