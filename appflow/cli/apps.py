@@ -11,15 +11,15 @@ from typing import Any
 import click
 
 from appflow.cli.common import engine_session, run, store_session
-from appflow.cli.output import console, emit, err_console, output_option
+from appflow.cli.output import console, emit, err_console, new_table, output_option
 from appflow.engine.deployment import SyncBlocked, SyncOptions
 from appflow.engine.engine import AppSyncReport, Engine, Progress
 from appflow.engine.release import HELM_REVISION
-from appflow.errors import ConfigError, NotFoundError
+from appflow.errors import ConfigError, NotFoundError, Where
 from appflow.model.appdef import SyncPolicy
 from appflow.model.deps import dependency_order, resolve_dependencies
 from appflow.model.plan import Action
-from appflow.model.records import AppRecord, RepoRecord
+from appflow.model.records import AppRecord, RepoRecord, utc_now
 from appflow.model.status import status_grid
 from appflow.sources.appdef import load_app_definitions
 from appflow.store import Store
@@ -41,17 +41,44 @@ def _is_url(text: str) -> bool:
     return "://" in text or text.startswith("git@")
 
 
+def _source_of(app: AppRecord) -> str:
+    if app.repo:
+        return f"repository {app.repo}" + (f" (folder {app.path})" if app.path else "")
+    if app.source == "catalog":
+        return "the catalog"
+    return f"the local folder {app.local_path}"
+
+
 def _register_apps(store: Store, repo: RepoRecord, root: Path) -> list[AppRecord]:
+    """Register REPO and every app found in ROOT, all or nothing.
+
+    Everything that can fail (reading the definitions, an app name another source already
+    uses) is checked before the first write, and the writes are one transaction: a failed
+    `repo add` leaves the store as it was.
+    """
     definitions = load_app_definitions(root, paths=repo.paths or ("",))
     if not definitions:
         raise ConfigError(
             f"no apps found under {', '.join(repo.paths) or '.'} in {repo.url}",
             hint="a folder needs an appflow.yaml, fleet.yaml, Chart.yaml, kustomization.yaml or manifests",
         )
-    source = "git" if _is_url(repo.url) else "local"
-    added = []
+    existing = {a.name: a for a in store.list_apps()}
     for d in definitions:
-        added.append(
+        other = existing.get(d.name)
+        # Re-adding the same repository updates its apps; taking one over from another
+        # source would silently change what the app deploys.
+        if other is not None and other.repo != repo.name:
+            raise ConfigError(
+                f"an app named {d.name} already comes from {_source_of(other)}; "
+                f"repository {repo.name} cannot take it over",
+                where=Where(app=d.name, file=d.definition_file or d.path or None),
+                hint=f"give one of them another name (name: in its appflow.yaml or fleet.yaml), "
+                f"or delete the other first: appflow app delete {d.name}",
+            )
+    source = "git" if _is_url(repo.url) else "local"
+    with store.transaction():
+        store.put_repo(repo)
+        return [
             store.put_app(
                 AppRecord(
                     name=d.name,
@@ -61,8 +88,8 @@ def _register_apps(store: Store, repo: RepoRecord, root: Path) -> list[AppRecord
                     path=d.path,
                 )
             )
-        )
-    return added
+            for d in definitions
+        ]
 
 
 @click.group()
@@ -85,19 +112,26 @@ def repo() -> None:
 )
 def repo_add(name: str, url: str, ref: str, paths: tuple[str, ...]) -> None:
     """Register repository NAME at URL (or a local folder) and every app found under --path."""
-    with engine_session() as engine:
-        store = engine.store
-        if _is_url(url):
-            record = store.put_repo(RepoRecord(name=name, url=url, ref=ref, paths=paths))
-            from appflow.sources import git
+    if _is_url(url):
+        from appflow.sources import git
 
-            fetched = run(git.fetch(git.GitSource(url=url, ref=_ref(ref))))
-            root = run(git.checkout(git.GitSource(url=url, ref=_ref(ref)), fetched.commit))
-        else:
-            root = Path(url).resolve()
-            if not root.is_dir():
-                raise ConfigError(f"{url} is neither a URL nor a folder")
-            record = store.put_repo(RepoRecord(name=name, url=str(root), ref="", paths=paths))
+        spec = git.GitSource(url=url, ref=_ref(ref))
+        fetched = run(git.fetch(spec))
+        root = run(git.checkout(spec, fetched.commit))
+        record = RepoRecord(
+            name=name,
+            url=url,
+            ref=ref,
+            paths=paths,
+            last_commit=fetched.commit,
+            last_fetched=utc_now(),
+        )
+    else:
+        root = Path(url).resolve()
+        if not root.is_dir():
+            raise ConfigError(f"{url} is neither a URL nor a folder")
+        record = RepoRecord(name=name, url=str(root), ref="", paths=paths)
+    with store_session() as store:
         apps = _register_apps(store, record, root)
     for app in apps:
         console.print(f"app {app.name} ({app.path or '.'})")
@@ -524,12 +558,9 @@ def status(output: str) -> None:
     if output != "table":
         emit(data, output=output)
         return
-    from rich.table import Table
-
-    table = Table(box=None, header_style="bold")
-    table.add_column("APP")
-    for c in clusters:
-        table.add_column(c.name + ("" if c.state == "Online" else f" ({c.state})"))
+    table = new_table(
+        ["APP", *(c.name + ("" if c.state == "Online" else f" ({c.state})") for c in clusters)]
+    )
     for a in data["apps"]:
         row = [a["name"]]
         for c in clusters:

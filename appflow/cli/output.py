@@ -41,12 +41,23 @@ def emit(
     if output == "yaml":
         click.echo(yaml.safe_dump(_plain(data), sort_keys=False), nl=False)
         return
-    table = Table(title=title, header_style="bold", box=None, pad_edge=False)
-    for column in columns:
-        table.add_column(column)
+    table = new_table(columns, title=title)
     for row in rows(data) if rows else ():
         table.add_row(*row)
     console.print(table)
+
+
+def new_table(columns: Sequence[str], *, title: str | None = None) -> Table:
+    """A table whose cells wrap rather than end in "…" when the terminal is narrow.
+
+    Names are single words to rich (no spaces), so by default it cuts them at the end,
+    and two apps that differ only there ("shop-eu-west", "shop-eu-east") would print
+    the same. Folding keeps every character.
+    """
+    table = Table(title=title, header_style="bold", box=None, pad_edge=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
 
 
 def _plain(data: Any) -> Any:

@@ -20,6 +20,7 @@ def _as_data(infos: list[sb.SandboxInfo]) -> list[dict[str, Any]]:
             "kubeconfig": str(i.kubeconfig),
             "labels": dict(i.labels),
             "processes": dict(i.processes),
+            "k3sLike": i.k3s_like,
             "problem": i.problem,
         }
         for i in infos
@@ -28,7 +29,14 @@ def _as_data(infos: list[sb.SandboxInfo]) -> list[dict[str, Any]]:
 
 def _rows(data: list[dict[str, Any]]) -> list[list[str]]:
     return [
-        [d["name"], d["status"], d["server"] or "-", format_labels(d["labels"]), d["problem"] or ""]
+        [
+            d["name"],
+            d["status"],
+            d["server"] or "-",
+            "yes" if d["k3sLike"] else "no",
+            format_labels(d["labels"]),
+            d["problem"] or "",
+        ]
         for d in data
     ]
 
@@ -53,6 +61,16 @@ def sandbox() -> None:
     help="Simulated nodes per cluster.",
 )
 @click.option(
+    "--k3s-like",
+    "k3s_like",
+    type=click.BOOL,
+    default=None,
+    metavar="true|false",
+    help="Give what K3s (EVE-k's base) gives: LoadBalancer Services get the node addresses "
+    "(ServiceLB) and Ingresses of the default IngressClass 'traefik' get them too (Traefik). "
+    "New clusters: true. Existing clusters keep their setting unless this is given.",
+)
+@click.option(
     "--timeout",
     type=float,
     default=180.0,
@@ -61,7 +79,13 @@ def sandbox() -> None:
 )
 @output_option
 def up(
-    count: int, prefix: str, labels: tuple[str, ...], nodes: int, timeout: float, output: str
+    count: int,
+    prefix: str,
+    labels: tuple[str, ...],
+    nodes: int,
+    k3s_like: bool | None,
+    timeout: float,
+    output: str,
 ) -> None:
     """Start clusters PREFIX-1..N (running ones are left alone)."""
     extra = parse_labels(labels)
@@ -77,11 +101,17 @@ def up(
             prefix=prefix,
             labels=extra,
             nodes=nodes,
+            k3s_like=k3s_like,
             timeout=timeout,
             progress=progress,
         )
     data = _as_data(infos)
-    emit(data, output=output, columns=("NAME", "STATUS", "SERVER", "LABELS", ""), rows=_rows)
+    emit(
+        data,
+        output=output,
+        columns=("NAME", "STATUS", "SERVER", "K3S-LIKE", "LABELS", ""),
+        rows=_rows,
+    )
 
 
 @sandbox.command("list")
@@ -89,7 +119,12 @@ def up(
 def list_command(output: str) -> None:
     """Show the sandbox clusters and whether they run."""
     data = _as_data(sb.list_sandbox())
-    emit(data, output=output, columns=("NAME", "STATUS", "SERVER", "LABELS", "PROBLEM"), rows=_rows)
+    emit(
+        data,
+        output=output,
+        columns=("NAME", "STATUS", "SERVER", "K3S-LIKE", "LABELS", "PROBLEM"),
+        rows=_rows,
+    )
 
 
 @sandbox.command()

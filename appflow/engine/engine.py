@@ -49,7 +49,6 @@ from appflow.model.records import (
     ClusterRecord,
     DeploymentRecord,
     DeploymentState,
-    RepoRecord,
     RevisionRecord,
     RolloutPartitionRecord,
     RolloutRecord,
@@ -151,6 +150,10 @@ class Engine:
         self.render_cache = render_cache or RenderCache()
         self._kubes: dict[str, KubeCluster] = {}
         self._capabilities: dict[str, Capabilities] = {}
+        # repo -> the commit refresh_repo last worked out due apps for. Kept here, not in
+        # the store: a sync records the commit it fetched too, and must not hide a push's
+        # other apps from the next poll.
+        self._polled_commits: dict[str, str] = {}
 
     def kube(self, cluster: ClusterRecord) -> KubeCluster:
         current = self._kubes.get(cluster.name)
@@ -204,6 +207,8 @@ class Engine:
             repo = self.store.get_repo(app.repo)
             spec = git.GitSource(url=repo.url, ref=_ref_spec(repo.ref))
             fetched = await git.fetch(spec)
+            if fetched.commit != repo.last_commit:
+                await asyncio.to_thread(self.store.record_fetch, repo.name, commit=fetched.commit)
             root = await git.checkout(spec, fetched.commit)
             return Source(root=root, digest=f"git:{fetched.commit}:{app.path}", ref=fetched.commit)
         if app.source == "catalog":
@@ -260,7 +265,7 @@ class Engine:
     async def refresh_repo(self, name: str) -> list[str]:
         """Look at repository NAME's remote ref; return the apps a new commit touches.
 
-        No fetch happens when the ref has not moved. Apps are due when their
+        No fetch happens when the ref has not moved since the last call. Apps are due when their
         folder changed between the commit they were last synced from and the
         new one (or when they were never synced).
         """
@@ -269,7 +274,7 @@ class Engine:
         repo = self.store.get_repo(name)
         spec = git.GitSource(url=repo.url, ref=_ref_spec(repo.ref))
         resolved = await git.resolve(spec)
-        if resolved.commit == repo.last_commit:
+        if resolved.commit == self._polled_commits.get(name):
             return []
         fetched = await git.fetch(spec)
         commit = fetched.commit
@@ -288,7 +293,8 @@ class Engine:
             prefix = (app.path.strip("/") + "/") if app.path else ""
             if any(p.startswith(prefix) for p in changed):
                 due.append(app.name)
-        self.store.put_repo(_with_commit(repo, commit))
+        self.store.record_fetch(name, commit=commit)
+        self._polled_commits[name] = commit
         return due
 
     # -- targets --------------------------------------------------------------
@@ -1215,10 +1221,6 @@ def _ref_spec(ref: str) -> git.RefSpec:
     if ref.startswith("commit:"):
         return git.RefSpec.commit(ref.removeprefix("commit:"))
     return git.RefSpec.branch(ref)
-
-
-def _with_commit(repo: RepoRecord, commit: str) -> RepoRecord:
-    return replace(repo, last_commit=commit, last_fetched=utc_now())
 
 
 def _renamed(definition: AppDefinition, name: str) -> AppDefinition:

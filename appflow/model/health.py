@@ -473,6 +473,12 @@ def _lb_addresses(status: dict[str, Any]) -> list[str]:
     return addresses
 
 
+# No address is what a cluster without the right controller shows forever (a bare control
+# plane, K3s started with --disable servicelb or --disable traefik), so the message says
+# which controller is awaited rather than only "waiting".
+_NO_ADDRESS = "status.loadBalancer.ingress is empty"
+
+
 def _service(view: _View) -> Health:
     service_type = _str(view.spec.get("type")) or "ClusterIP"
     if service_type != "LoadBalancer":
@@ -480,14 +486,39 @@ def _service(view: _View) -> Health:
     addresses = _lb_addresses(view.status)
     if addresses:
         return _healthy(f"load balancer at {', '.join(addresses)}")
-    return _progressing("waiting for the load balancer to be assigned an external IP or hostname")
+    lb_class = _str(view.spec.get("loadBalancerClass"))
+    if lb_class:
+        return _progressing(
+            f"waiting for an address from load-balancer class {lb_class!r} ({_NO_ADDRESS}); "
+            "it never comes on a cluster without a controller for that class"
+        )
+    return _progressing(
+        f"waiting for an address from the cluster's load balancer ({_NO_ADDRESS}); "
+        "it never comes on a cluster without one (K3s's ServiceLB, MetalLB, a cloud provider)"
+    )
+
+
+def _ingress_class(view: _View) -> str:
+    annotations = _map(view.meta.get("annotations"))
+    return _str(view.spec.get("ingressClassName")) or _str(
+        annotations.get("kubernetes.io/ingress.class")
+    )
 
 
 def _ingress(view: _View) -> Health:
     addresses = _lb_addresses(view.status)
     if addresses:
         return _healthy(f"ingress address {', '.join(addresses)}")
-    return _progressing("waiting for the ingress controller to assign an address")
+    ingress_class = _ingress_class(view)
+    if ingress_class:
+        return _progressing(
+            f"waiting for an address from the ingress controller of class {ingress_class!r} "
+            f"({_NO_ADDRESS}); it never comes on a cluster without a controller for that class"
+        )
+    return _progressing(
+        f"waiting for an address from the default ingress controller ({_NO_ADDRESS}; the "
+        "Ingress names no class); it never comes on a cluster without one (K3s's Traefik is one)"
+    )
 
 
 def _namespace(view: _View) -> Health:

@@ -22,7 +22,10 @@ from appflow.sandbox.cluster import (
     ClusterState,
     Progress,
     SandboxCluster,
+    kwok_configured,
+    locked,
     new_state,
+    reconfigure_kwok,
     start_cluster,
     stop_cluster,
 )
@@ -43,6 +46,7 @@ class SandboxInfo:
     labels: Mapping[str, str]
     processes: Mapping[str, int]
     problem: str = ""
+    k3s_like: bool = False  # ServiceLB and Traefik's default IngressClass, as on K3s
 
 
 @dataclass
@@ -125,6 +129,7 @@ def _info(c: SandboxCluster) -> SandboxInfo:
         labels=state.labels,
         processes=running,
         problem=problem,
+        k3s_like=state.k3s_like,
     )
 
 
@@ -138,15 +143,18 @@ def up(
     prefix: str = "sandbox",
     labels: Mapping[str, str] | None = None,
     nodes: int = 3,
+    k3s_like: bool | None = None,
     root: Path | None = None,
     timeout: float = 180.0,
     progress: Progress = lambda _: None,
 ) -> list[SandboxInfo]:
     """Make sure clusters PREFIX-1..PREFIX-N run; start the missing or stopped ones.
 
-    Running clusters are left alone, so `up` twice is harmless. Clusters start
-    in parallel; if any fails, the ones this call started are stopped again and
-    the error names the cluster and its logs.
+    K3S_LIKE (None: new clusters are, existing ones keep their record) says whether
+    they give what K3s gives. Running clusters are left alone, so `up` twice is
+    harmless, except that one whose kwok plays another K3s setting gets kwok
+    restarted. Clusters start in parallel; if any fails, the ones this call
+    started are stopped again and the error names the cluster and its logs.
     """
     if clusters < 1:
         raise SandboxError(f"--clusters must be at least 1, not {clusters}")
@@ -157,7 +165,7 @@ def up(
         c = SandboxCluster(base / f"{prefix}-{index}")
         info = _info(c) if c.folder.is_dir() else None
         if info is not None and info.status == "Running":
-            progress(f"{c.name}: already running")
+            _keep_running(c, k3s_like, timeout=timeout, progress=progress)
             continue
         if info is not None and info.status in ("Degraded", "Broken"):
             progress(f"{c.name}: {info.status.lower()}, restarting it")
@@ -166,17 +174,27 @@ def up(
             state = c.state()
             if labels:
                 state.labels.update(labels)
+            if k3s_like is not None:
+                state.k3s_like = k3s_like
         else:
             if info is not None:
                 shutil.rmtree(c.folder, ignore_errors=True)
-            state = new_state(c.name, default_labels(index, labels or {}), nodes=nodes)
+            state = new_state(
+                c.name,
+                default_labels(index, labels or {}),
+                nodes=nodes,
+                k3s_like=True if k3s_like is None else k3s_like,
+            )
         todo.append((c, state))
 
     def start(item: tuple[SandboxCluster, ClusterState]) -> None:
         c, state = item
         progress(f"{c.name}: starting")
         start_cluster(c, state, timeout=timeout, progress=progress)
-        progress(f"{c.name}: ready ({state.nodes} nodes, labels {_format_labels(state.labels)})")
+        progress(
+            f"{c.name}: ready ({state.nodes} nodes, {_k3s_word(state.k3s_like)}, "
+            f"labels {_format_labels(state.labels)})"
+        )
 
     if todo:
         errors: list[BaseException] = []
@@ -195,6 +213,24 @@ def up(
             raise SandboxError(f"starting the sandbox failed: {first}") from first
     wanted = {f"{prefix}-{i}" for i in range(1, clusters + 1)}
     return [i for i in list_sandbox(root=base) if i.name in wanted]
+
+
+def _keep_running(
+    c: SandboxCluster, k3s_like: bool | None, *, timeout: float, progress: Progress
+) -> None:
+    with locked(c):
+        state = c.state()
+        if k3s_like is not None:
+            state.k3s_like = k3s_like
+        if kwok_configured(c, state):
+            progress(f"{c.name}: already running")
+            return
+        progress(f"{c.name}: running; restarting kwok to make it {_k3s_word(state.k3s_like)}")
+        reconfigure_kwok(c, state, timeout=timeout)
+
+
+def _k3s_word(k3s_like: bool) -> str:
+    return "K3s-like" if k3s_like else "plain Kubernetes (not K3s-like)"
 
 
 def _format_labels(labels: Mapping[str, str]) -> str:

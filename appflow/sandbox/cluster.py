@@ -3,24 +3,27 @@
 Processes, in start order: etcd (own data folder), kube-apiserver,
 kube-controller-manager, kube-scheduler, and kwok, which plays the kubelets of a
 few simulated nodes so that pods get scheduled, run and report Ready without
-containers. Everything a cluster owns lives in its folder:
+containers. A K3s-like cluster (the default) also has what K3s adds: kwok plays
+ServiceLB and Traefik too (see k3s.py). Everything a cluster owns lives in its folder:
 
-    <sandbox dir>/<name>/state.json   name, labels, ports, pids
-                         kubeconfig   admin credentials (0600)
-                         pki/         CA, serving and client certificates
-                         etcd/        etcd data
-                         logs/        one log per process
+    <sandbox dir>/<name>/state.json        name, labels, ports, pids, k3s_like
+                         kubeconfig        admin credentials (0600)
+                         k3s-stages.yaml   kwok's ServiceLB and Traefik stages (K3s-like only)
+                         pki/              CA, serving and client certificates
+                         etcd/             etcd data
+                         logs/             one log per process
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import json
 import os
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +33,7 @@ import yaml
 
 from appflow.errors import SandboxError, Where
 from appflow.paths import tools_dir
-from appflow.sandbox import processes
+from appflow.sandbox import k3s, processes
 from appflow.sandbox.pki import ClusterPki, create_pki
 from appflow.tools import find_tool
 
@@ -52,6 +55,8 @@ class ClusterState:
     ports: dict[str, int] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
     created_at: str = ""
+    # Whether the cluster gives what K3s gives (ServiceLB, Traefik's default IngressClass).
+    k3s_like: bool = True
 
     @classmethod
     def load(cls, path: Path) -> ClusterState:
@@ -63,6 +68,8 @@ class ClusterState:
             ports={str(k): int(v) for k, v in data.get("ports", {}).items()},
             pids={str(k): int(v) for k, v in data.get("pids", {}).items()},
             created_at=str(data.get("created_at", "")),
+            # Clusters recorded before the setting existed get the default.
+            k3s_like=bool(data.get("k3s_like", True)),
         )
 
     def save(self, path: Path) -> None:
@@ -92,6 +99,10 @@ class SandboxCluster:
     @property
     def logs(self) -> Path:
         return self.folder / "logs"
+
+    @property
+    def k3s_stages(self) -> Path:
+        return self.folder / "k3s-stages.yaml"
 
     @property
     def pki(self) -> ClusterPki:
@@ -247,11 +258,10 @@ def _argv(component: str, cluster: SandboxCluster, state: ClusterState) -> list[
             "--v=1",
         ]
     if component == "kwok":
-        stages = kwok_stages()
         return [
             binary,
             f"--kubeconfig={kubeconfig}",
-            f"--config={stages}",
+            *_kwok_configs(cluster, state),
             "--manage-all-nodes=false",
             f"--manage-nodes-with-annotation-selector={NODE_ANNOTATION}=fake",
             "--cidr=10.244.0.1/16",
@@ -262,6 +272,11 @@ def _argv(component: str, cluster: SandboxCluster, state: ClusterState) -> list[
             "--v=WARN",
         ]
     raise ValueError(component)
+
+
+def _kwok_configs(cluster: SandboxCluster, state: ClusterState) -> list[str]:
+    configs = [kwok_stages()] + ([cluster.k3s_stages] if state.k3s_like else [])
+    return [f"--config={path}" for path in configs]
 
 
 def kwok_stages() -> Path:
@@ -278,7 +293,8 @@ class ApiClient:
     """A minimal HTTPS client for bootstrapping, with the cluster's admin certificate.
 
     The sandbox needs only a handful of calls (readyz, create nodes, list
-    nodes); the kubernetes client library is reserved to appflow.kube.
+    nodes, the default IngressClass); the kubernetes client library is reserved
+    to appflow.kube.
     """
 
     def __init__(self, cluster: SandboxCluster, state: ClusterState) -> None:
@@ -296,8 +312,12 @@ class ApiClient:
     def post(self, path: str, body: Mapping[str, Any]) -> httpx.Response:
         return self._client.post(path, json=body)
 
+    def delete(self, path: str) -> httpx.Response:
+        return self._client.delete(path)
+
 
 def _node(cluster: str, index: int, labels: Mapping[str, str]) -> dict[str, Any]:
+    """The INDEX-th (1-based) simulated node; kwok keeps the status given here and adds the rest."""
     name = f"{cluster}-node-{index}"
     node_labels = {
         "kubernetes.io/arch": "amd64",
@@ -317,6 +337,12 @@ def _node(cluster: str, index: int, labels: Mapping[str, str]) -> dict[str, Any]
         "status": {
             "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"},
             "allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+            # One address per node, as on a real multi-node site; it is what ServiceLB
+            # publishes for LoadBalancer Services (see k3s.py).
+            "addresses": [
+                {"type": "InternalIP", "address": f"10.0.0.{index}"},
+                {"type": "Hostname", "address": name},
+            ],
         },
     }
 
@@ -382,6 +408,47 @@ def _etcd_healthy(state: ClusterState) -> bool:
     return response.status_code == 200 and '"true"' in response.text
 
 
+def _require(response: httpx.Response, what: str, *, cluster: SandboxCluster) -> httpx.Response:
+    if response.status_code >= 300:
+        raise SandboxError(
+            f"{what} failed: HTTP {response.status_code} {response.text[:300]}",
+            where=Where(cluster=cluster.name),
+            hint=f"see the logs in {cluster.logs}",
+        )
+    return response
+
+
+def _create_nodes(api: ApiClient, cluster: SandboxCluster, state: ClusterState) -> None:
+    for index in range(1, state.nodes + 1):
+        response = api.post("/api/v1/nodes", _node(cluster.name, index, state.labels))
+        if response.status_code != 409:  # a restarted cluster keeps its nodes
+            _require(response, f"creating node {index}", cluster=cluster)
+
+
+def _set_up_k3s(api: ApiClient, cluster: SandboxCluster, state: ClusterState) -> None:
+    """Give the cluster what K3s gives, or take it away, as STATE says (before kwok starts)."""
+    path = f"{k3s.INGRESS_CLASSES_PATH}/{k3s.INGRESS_CLASS}"
+    if not state.k3s_like:
+        cluster.k3s_stages.unlink(missing_ok=True)
+        live = api.get(path)
+        # Only the class the sandbox made goes; one a user made stays.
+        if live.status_code == 200 and k3s.is_sandbox_ingress_class(live.json()):
+            _require(api.delete(path), "removing the IngressClass traefik", cluster=cluster)
+        return
+    nodes = _require(api.get("/api/v1/nodes"), "listing nodes", cluster=cluster).json()
+    addresses = k3s.node_addresses(nodes.get("items", []))
+    if not addresses:
+        raise SandboxError(
+            "its nodes have no InternalIP or ExternalIP for ServiceLB to publish",
+            where=Where(cluster=cluster.name),
+            hint=f"recreate it: appflow sandbox down {cluster.name}, then appflow sandbox up",
+        )
+    k3s.write_stages(cluster.k3s_stages, addresses)
+    response = api.post(k3s.INGRESS_CLASSES_PATH, k3s.ingress_class())
+    if response.status_code != 409:
+        _require(response, "creating the IngressClass traefik", cluster=cluster)
+
+
 def _boot(
     cluster: SandboxCluster, state: ClusterState, *, timeout: float, progress: Progress
 ) -> None:
@@ -398,15 +465,11 @@ def _boot(
             timeout=timeout,
         )
         progress(f"{cluster.name}: API server ready at {cluster.server_url(state)}")
+        # Nodes first: kwok's K3s stages carry their addresses.
+        _create_nodes(api, cluster, state)
+        _set_up_k3s(api, cluster, state)
         for component in ("kube-controller-manager", "kube-scheduler", "kwok"):
             _launch(cluster, state, component)
-        for index in range(1, state.nodes + 1):
-            response = api.post("/api/v1/nodes", _node(cluster.name, index, state.labels))
-            if response.status_code not in (201, 409):
-                raise SandboxError(
-                    f"creating node {index} failed: HTTP {response.status_code} {response.text[:300]}",
-                    where=Where(cluster=cluster.name),
-                )
 
         def nodes_ready() -> bool:
             items = api.get("/api/v1/nodes").json().get("items", [])
@@ -434,6 +497,51 @@ def _boot(
         )
     finally:
         api.close()
+
+
+def kwok_configured(cluster: SandboxCluster, state: ClusterState) -> bool:
+    """Whether CLUSTER's running kwok plays what STATE asks for (K3s-like or not).
+
+    kwok reads its stages only when it starts, so its command line says what it plays.
+    """
+    wanted = set(_kwok_configs(cluster, state))
+    return any(
+        p.name == "kwok" and {a for a in p.argv if a.startswith("--config=")} == wanted
+        for p in cluster.running()
+    )
+
+
+def reconfigure_kwok(cluster: SandboxCluster, state: ClusterState, *, timeout: float) -> None:
+    """Make running CLUSTER K3s-like or not, as STATE says, by restarting kwok alone.
+
+    The control plane and its data stay; simulated pods keep their status while
+    kwok is away for the second it takes.
+    """
+    api = ApiClient(cluster, state)
+    try:
+        _set_up_k3s(api, cluster, state)
+    finally:
+        api.close()
+    processes.stop_processes([p.pid for p in cluster.running() if p.name == "kwok"])
+    _launch(cluster, state, "kwok")
+    _wait(
+        "kwok to serve",
+        lambda: httpx.get(f"http://127.0.0.1:{state.ports['kwok']}/healthz").status_code == 200,
+        cluster=cluster,
+        state=state,
+        timeout=timeout,
+    )
+
+
+@contextlib.contextmanager
+def locked(cluster: SandboxCluster) -> Iterator[None]:
+    """Hold CLUSTER's lock: two `sandbox up` at once must not both restart its processes."""
+    with open(cluster.folder / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def start_cluster(
@@ -504,10 +612,13 @@ def stop_cluster(cluster: SandboxCluster, *, grace: float = 10.0) -> list[proces
     return [p for p in found if p.pid in survivors]
 
 
-def new_state(name: str, labels: Mapping[str, str], *, nodes: int) -> ClusterState:
+def new_state(
+    name: str, labels: Mapping[str, str], *, nodes: int, k3s_like: bool = True
+) -> ClusterState:
     return ClusterState(
         name=name,
         labels=dict(labels),
         nodes=nodes,
+        k3s_like=k3s_like,
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )

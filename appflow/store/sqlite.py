@@ -400,6 +400,17 @@ class SqliteStore:
             raise _repo_not_found(name)
         return _repo_from(row)
 
+    def record_fetch(self, name: str, *, commit: str) -> None:
+        """Note that repo NAME was just fetched at COMMIT (what `repo list` shows)."""
+        # Two columns only: a whole-record put from a stale read could undo a concurrent
+        # change of the repo's other settings.
+        with self._write(f"save the commit of repo {name}") as conn:
+            self.get_repo(name)
+            conn.execute(
+                "UPDATE repos SET last_commit = ?, last_fetched = ? WHERE name = ?",
+                (commit, _time_out(utc_now()), name),
+            )
+
     def list_repos(self) -> list[RepoRecord]:
         with self._read("list repos") as conn:
             rows = conn.execute("SELECT * FROM repos ORDER BY name").fetchall()
