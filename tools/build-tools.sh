@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the external tools appflow drives (helm, kustomize, kubectl) and the
+# Build the external tools appflow drives (helm, kustomize, sops, kubectl) and the
 # control-plane binaries its sandbox runs (etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler, kwok) from their published Go
 # modules. Release download sites are not reachable everywhere appflow runs,
@@ -162,6 +162,23 @@ build_kubernetes() {
   done
 }
 
+# sops: the engine pipes SOPS-encrypted app files through it to decrypt them
+# in memory (appflow/secrets). Its own go.mod has no replace lines, so a
+# throw-away module pinning it builds the published command as is.
+build_sops() {
+  is_built sops "$SOPS_VERSION" && { log "sops $SOPS_VERSION: cached"; return; }
+  log "sops $SOPS_VERSION: building github.com/getsops/sops/v3/cmd/sops"
+  local dir="$src_dir/sops" mod="github.com/getsops/sops/v3"
+  new_module "$dir" sops
+  (cd "$dir" && need_go_for "$mod" "$SOPS_VERSION")
+  printf '//go:build tools\n\npackage tools\n\nimport _ "%s/cmd/sops"\n' "$mod" > "$dir/tools.go"
+  (cd "$dir" && go get "$mod@$SOPS_VERSION") >&2 || die "the Go module proxy did not serve $mod@$SOPS_VERSION"
+  go_fetch "$dir"
+  (cd "$dir" && go build -trimpath -o "$bin_dir/sops" \
+    -ldflags "$ldflags_base -X $mod/version.Version=${SOPS_VERSION#v}" "$mod/cmd/sops")
+  mark_built sops "$SOPS_VERSION"
+}
+
 # The CNCF distribution registry: the OCI registry the integration tests push
 # charts to and render them from (tests/integration/oci).
 build_registry() {
@@ -212,13 +229,13 @@ build_kwok() {
 
 # registry (the OCI tests' registry) adds about 2.5 minutes to a cold build;
 # without it the OCI tests would only skip, so it is built by default.
-all_tools=(helm kustomize etcd kwok kubernetes registry)
+all_tools=(helm kustomize sops etcd kwok kubernetes registry)
 wanted=("$@")
 [ ${#wanted[@]} -eq 0 ] && wanted=("${all_tools[@]}")
 start=$SECONDS
 for t in "${wanted[@]}"; do
   case "$t" in
-    helm|kustomize|etcd|kwok|kubernetes|registry) "build_$t" ;;
+    helm|kustomize|sops|etcd|kwok|kubernetes|registry) "build_$t" ;;
     kubectl|kube-apiserver|kube-controller-manager|kube-scheduler) build_kubernetes ;;
     *) die "unknown tool '$t'; known: ${all_tools[*]}" ;;
   esac

@@ -53,6 +53,7 @@ from appflow.model.order import Stage, plan_stages
 from appflow.model.ownership import digest, fingerprint, only_imperative, stamp, unchanged_since
 from appflow.model.plan import Action, Plan, plan_sync
 from appflow.model.records import DeploymentState, FailingObject
+from appflow.model.redact import Redactor
 
 Progress = Callable[[str], None]
 _CRD_API = "apiextensions.k8s.io/v1"
@@ -79,6 +80,20 @@ class DesiredState:
     objects: tuple[Manifest, ...]
     revision: str
     """Digest of the rendered objects."""
+    redactor: Redactor | None = None
+    """What hides Secret data in diffs and, when it knows secret values (decrypted, or marked
+    sensitive), in everything recorded of these objects (see engine.secrets)."""
+
+    @property
+    def sensitive(self) -> bool:
+        return self.redactor is not None and self.redactor.sensitive
+
+    @property
+    def recorded(self) -> tuple[Manifest, ...]:
+        """The objects as the store may keep them."""
+        if self.redactor is None or not self.redactor.sensitive:
+            return self.objects
+        return tuple(self.redactor.redact(m) for m in self.objects)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -265,7 +280,9 @@ async def prepare(
     """Plan the sync of DESIRED onto KUBE without changing anything on it."""
     app = desired.app
     objects = tuple(stamp(m, app=app) for m in desired.objects)
-    digests = {ObjectRef.of(m): digest(m) for m in objects}
+    # A fingerprint is recorded: of secret values it holds only their keyed digests.
+    hide = desired.redactor.redact if desired.sensitive and desired.redactor else None
+    digests = {ObjectRef.of(m): digest(hide(m) if hide else m) for m in objects}
     on_cluster: Inventory | None = None
     if previous_inventory is None and not fingerprints:
         # The first sync of APP here, as far as the store knows. With no
@@ -463,6 +480,7 @@ async def _plan(
         live=live,
         old_inventory=old_inventory,
         with_diffs=options.with_diffs,
+        redactor=desired.redactor,
     )
     for (group, kind), is_namespaced in crds.items():
         for m in objects:
