@@ -27,6 +27,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
+from appflow import redaction
 from appflow.errors import (
     AppflowError,
     ApplyError,
@@ -53,7 +54,7 @@ from appflow.model.order import Stage, plan_stages
 from appflow.model.ownership import digest, fingerprint, only_imperative, stamp, unchanged_since
 from appflow.model.plan import Action, Plan, plan_sync
 from appflow.model.records import DeploymentState, FailingObject
-from appflow.model.redact import Redactor
+from appflow.model.redact import Redactor, content_digest, is_secret
 
 Progress = Callable[[str], None]
 _CRD_API = "apiextensions.k8s.io/v1"
@@ -151,6 +152,11 @@ class SyncBlocked(AppflowError):
             where=Where(app=app, cluster=cluster),
         )
         self.errors = tuple(errors)
+
+
+def secret_content(live: Manifest | None) -> str:
+    """What a Secret's fingerprint adds: a keyed digest of its data (see model.ownership)."""
+    return content_digest(live, key=redaction.key()) if live is not None and is_secret(live) else ""
 
 
 # -- inventory on the cluster ---------------------------------------------------
@@ -382,7 +388,9 @@ async def _plan(
         ref = ObjectRef.of(m)
         current = labelled.get(ref)
         live[ref] = current
-        if unchanged_since(fingerprints.get(ref.encode()), digests[ref], current):
+        if unchanged_since(
+            fingerprints.get(ref.encode()), digests[ref], current, content=secret_content(current)
+        ):
             dry_run[ref] = current
         elif (str(m.get("apiVersion")), ref.kind) not in namespaced and (
             ref.group,
@@ -638,7 +646,9 @@ async def execute(
             else:
                 applied += 1
                 applied_objects[ref] = result
-                fingerprints[ref.encode()] = fingerprint(prepared.digests[ref], result)
+                fingerprints[ref.encode()] = fingerprint(
+                    prepared.digests[ref], result, content=secret_content(result)
+                )
         if stage.wait_established and not errors:
             names = [str(m["metadata"]["name"]) for m in stage.manifests]
             try:

@@ -47,7 +47,7 @@ import yaml
 
 from appflow import redaction
 from appflow.errors import AppflowError, ConfigError, DecryptionError, NotFoundError, Where
-from appflow.model.appdef import AppDefinition
+from appflow.model.appdef import AppDefinition, EncryptedValues
 from appflow.model.objects import Manifest, ObjectRef
 from appflow.model.records import ClusterRecord, RevisionRecord
 from appflow.model.redact import Redactor, is_redacted, sensitive_paths, values_at
@@ -62,7 +62,14 @@ from appflow.model.sops import (
 from appflow.model.targeting import ClusterGroup, selector_matches
 from appflow.render.types import RenderRequest, canonical_json
 from appflow.secrets.age import Identity
-from appflow.secrets.decrypt import Scan, SopsFile, decrypt_file, read_sops_file, scan_folder
+from appflow.secrets.decrypt import (
+    Scan,
+    SopsFile,
+    decrypt_file,
+    parse_sops_content,
+    read_sops_file,
+    scan_folder,
+)
 from appflow.secrets.keys import KeyRing
 
 if TYPE_CHECKING:
@@ -133,28 +140,26 @@ class SecretsStage:
         problems = _mark_problems(definition, files, marks)
         if problems:
             raise _combined(problems, app=definition.name, cluster=cluster.name)
-        decrypted: list[Decrypted] = []
         encrypted = [f for f in files.encrypted if _marked(f.path, marks)]
-        if encrypted:
-            identities = self.identities(cluster, groups)
-            results = await asyncio.gather(
-                *(self._decrypt(f, identities, cluster.name) for f in encrypted),
-                return_exceptions=True,
-            )
-            errors = [r for r in results if isinstance(r, AppflowError)]
-            if errors:
-                raise _combined(errors, app=definition.name, cluster=cluster.name)
-            for r in results:
-                if isinstance(r, BaseException):
-                    raise r
-                decrypted.append(r)
+        held = definition.decryption.values if definition.decryption else ()
+        inline = [parse_sops_content(v.content.encode(), name=v.name) for v in held]
+        decrypted = await self.decrypt_all(
+            [*encrypted, *inline], cluster=cluster, groups=groups, app=definition.name
+        )
+        from_files, from_record = decrypted[: len(encrypted)], decrypted[len(encrypted) :]
         secret_values: list[Any] = [v for d in decrypted for v in d.tokens.values()]
         secret_values += [d.documents[0] for d in decrypted if d.format in ("dotenv", "binary")]
         opened_request, cacheable, sensitive = request, True, list[Any]()
         if request.kind == "helm":
             opened_request, sensitive = await asyncio.to_thread(
-                _helm_request, request, decrypted, app=definition.name
+                _helm_request, request, from_files, app=definition.name
             )
+            if from_record:
+                # A catalog install's encrypted values files, over its other values.
+                layers = [values_of(d, app=definition.name) for d in from_record]
+                opened_request = replace(
+                    opened_request, values=merge_helm_values(opened_request.values, *layers)
+                )
             cacheable = not decrypted and not sensitive
         secret_values += sensitive
         # Before anything renders or applies with them: no error may quote them.
@@ -181,6 +186,31 @@ class SecretsStage:
                 _remember(self._scans, key, found, _SCANS)
             return found
         return await asyncio.to_thread(_helm_inputs, definition, request)
+
+    async def decrypt_all(
+        self,
+        files: Sequence[SopsFile],
+        *,
+        cluster: ClusterRecord,
+        groups: Mapping[str, ClusterGroup],
+        app: str,
+    ) -> list[Decrypted]:
+        """FILES decrypted for CLUSTER, in order; every failure reported at once."""
+        if not files:
+            return []
+        identities = self.identities(cluster, groups)
+        results = await asyncio.gather(
+            *(self._decrypt(f, identities, cluster.name) for f in files), return_exceptions=True
+        )
+        errors = [r for r in results if isinstance(r, AppflowError)]
+        if errors:
+            raise _combined(errors, app=app, cluster=cluster.name)
+        decrypted: list[Decrypted] = []
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+            decrypted.append(r)
+        return decrypted
 
     async def _decrypt(self, file: SopsFile, identities: list[Identity], cluster: str) -> Decrypted:
         usable = sorted(i.recipient for i in identities if i.recipient in file.recipients)
@@ -370,6 +400,17 @@ def _values_document(doc: Any, *, name: str, app: str) -> Mapping[str, Any]:
     return doc
 
 
+def values_of(decrypted: Decrypted, *, app: str) -> Mapping[str, Any]:
+    """The values of a decrypted values file (one YAML or JSON document holding a mapping)."""
+    if len(decrypted.documents) > 1 or decrypted.format not in ("yaml", "json"):
+        raise ConfigError(
+            "an encrypted values file must hold one YAML or JSON document",
+            where=Where(app=app, file=decrypted.file),
+        )
+    first = decrypted.documents[0] if decrypted.documents else None
+    return _values_document(first, name=decrypted.file, app=app)
+
+
 def _helm_request(
     request: RenderRequest, decrypted: Sequence[Decrypted], *, app: str
 ) -> tuple[RenderRequest, list[Any]]:
@@ -383,16 +424,7 @@ def _helm_request(
             name = _app_relative(request, path)
             found = by_name.get(name)
             if found is not None:
-                if len(found.documents) > 1:
-                    raise ConfigError(
-                        "an encrypted values file must hold one document",
-                        where=Where(app=app, file=name),
-                    )
-                layers.append(
-                    _values_document(
-                        found.documents[0] if found.documents else None, name=name, app=app
-                    )
-                )
+                layers.append(values_of(found, app=app))
                 continue
             try:
                 doc = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -494,3 +526,51 @@ async def _source_at(engine: Engine, app: str, revision: RevisionRecord) -> Any:
         where=Where(app=app),
         hint="sync the app from its current source instead",
     )
+
+
+# --- catalog installs ----------------------------------------------------------------------------
+
+
+def split_encrypted(files: Sequence[Path]) -> tuple[tuple[Path, ...], tuple[EncryptedValues, ...]]:
+    """A catalog install's --values files: the plain ones, and the SOPS-encrypted ones as
+    ciphertext (the record keeps that, never their plaintext)."""
+    plain: list[Path] = []
+    encrypted: list[EncryptedValues] = []
+    for path in files:
+        found = read_sops_file(path, path.name)
+        if found is None:
+            plain.append(path)
+        else:
+            encrypted.append(EncryptedValues(name=path.name, content=found.content.decode()))
+    return tuple(plain), tuple(encrypted)
+
+
+def plain_sensitive_paths(schema: Any, values: Mapping[str, Any]) -> list[str]:
+    """Paths of VALUES (given in plain text) that SCHEMA marks sensitive, e.g. ``auth.password``."""
+    return [
+        ".".join("*" if part is None else part for part in path)
+        for path in sensitive_paths(schema)
+        if values_at(values, [path])
+    ]
+
+
+async def decrypted_values(
+    stage: SecretsStage,
+    encrypted: Sequence[EncryptedValues],
+    *,
+    app: str,
+    targets: Sequence[ClusterRecord],
+    groups: Mapping[str, ClusterGroup],
+) -> list[dict[str, Any]]:
+    """ENCRYPTED values files decrypted for every target (each must hold a key), merged in
+    order; the distinct results (targets holding different keys decrypt the same values)."""
+    if not encrypted:
+        return []
+    files = [parse_sops_content(v.content.encode(), name=v.name) for v in encrypted]
+    distinct: dict[str, dict[str, Any]] = {}
+    for cluster in targets:
+        found = await stage.decrypt_all(files, cluster=cluster, groups=groups, app=app)
+        merged = merge_helm_values(*(values_of(d, app=app) for d in found))
+        redaction.remember(v for d in found for v in d.tokens.values())
+        distinct.setdefault(canonical_json(merged), merged)
+    return list(distinct.values())

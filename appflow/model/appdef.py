@@ -128,16 +128,26 @@ class TargetCustomization:
 
 
 @dataclass(frozen=True)
+class EncryptedValues:
+    """A SOPS-encrypted Helm values file kept as its ciphertext (a catalog install's --values)."""
+
+    name: str
+    content: str
+
+
+@dataclass(frozen=True)
 class DecryptionSpec:
-    """Which files of the app folder are SOPS-encrypted and decrypted for each cluster.
+    """Which inputs of the app are SOPS-encrypted and decrypted for each cluster.
 
     ``paths`` are globs or folders (ending in '/') relative to the app folder.
     Every SOPS-encrypted input must be named here and every file named here
-    must be encrypted (see engine.secrets).
+    must be encrypted (see engine.secrets). ``values`` are encrypted values
+    files held as ciphertext (catalog installs), applied over the other values.
     """
 
     provider: Literal["sops"] = "sops"
     paths: tuple[str, ...] = ()
+    values: tuple[EncryptedValues, ...] = ()
 
 
 @dataclass(frozen=True)

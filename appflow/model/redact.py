@@ -172,6 +172,19 @@ class Redactor:
         return result
 
 
+def content_digest(live: Manifest | None, *, key: bytes) -> str:
+    """For a Secret, a keyed digest of its data as the API server stores it, else "".
+
+    Part of a Secret's fingerprint (see model.ownership): a hand edit of a value
+    changes it, while the store keeps nothing a value could be guessed from.
+    """
+    if live is None or not is_secret(live):
+        return ""
+    data = live.get("data") or {}
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()[:DIGEST_LENGTH]
+
+
 def _decoded(value: Any) -> Any:
     """A Secret data value decoded from base64 (as the digest of its stringData would be)."""
     if not isinstance(value, str):
