@@ -147,8 +147,7 @@ class SecretsStage:
             [*encrypted, *inline], cluster=cluster, groups=groups, app=definition.name
         )
         from_files, from_record = decrypted[: len(encrypted)], decrypted[len(encrypted) :]
-        secret_values: list[Any] = [v for d in decrypted for v in d.tokens.values()]
-        secret_values += [d.documents[0] for d in decrypted if d.format in ("dotenv", "binary")]
+        secret_values: list[Any] = [v for d in decrypted for v in d.secrets]
         opened_request, cacheable, sensitive = request, True, list[Any]()
         if request.kind == "helm":
             opened_request, sensitive = await asyncio.to_thread(
@@ -571,6 +570,6 @@ async def decrypted_values(
     for cluster in targets:
         found = await stage.decrypt_all(files, cluster=cluster, groups=groups, app=app)
         merged = merge_helm_values(*(values_of(d, app=app) for d in found))
-        redaction.remember(v for d in found for v in d.tokens.values())
+        redaction.remember(v for d in found for v in d.secrets)
         distinct.setdefault(canonical_json(merged), merged)
     return list(distinct.values())

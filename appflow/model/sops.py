@@ -61,12 +61,13 @@ def format_of(name: str) -> SopsFormat:
 
 
 def looks_encrypted(content: bytes, fmt: SopsFormat) -> bool:
-    """True when CONTENT carries the encrypted MAC sops writes in format FMT.
+    """True when CONTENT carries the encrypted MAC sops writes in format FMT, or any value
+    sops encrypted (a file whose metadata was cut off is a broken SOPS file, not a plain one).
 
     A binary file is stored by sops as a JSON envelope, so it carries the JSON marker.
     """
     markers = _MARKERS["json"] if fmt == "binary" else _MARKERS[fmt]
-    return any(marker in content for marker in markers)
+    return TOKEN_PREFIX.encode() in content or any(marker in content for marker in markers)
 
 
 def is_sops_metadata(value: Any) -> bool:
@@ -141,6 +142,8 @@ class Decrypted:
     """The decrypted documents (YAML/JSON); for dotenv and binary, the text as one str."""
     tokens: Mapping[str, Any]
     """Every ENC[...] token of the ciphertext -> its plaintext value."""
+    secrets: tuple[Any, ...] = ()
+    """The plaintext values that are secret (see :func:`secret_values`): what redaction hides."""
     ciphertext_text: str = ""
     """The encrypted file as text (dotenv and binary: a generator may carry it whole)."""
 
@@ -168,6 +171,28 @@ def _pair(cipher: Any, plain: Any, out: dict[str, Any]) -> None:
             _pair(a, b, out)
     elif isinstance(cipher, str) and TOKEN.fullmatch(cipher):
         out[cipher] = plain
+
+
+_IDENTITY_FIELDS = frozenset({"apiVersion", "kind", "metadata", "type"})
+
+
+def secret_values(cipher: Any, plain: Any) -> list[Any]:
+    """The decrypted values of a document that are secrets.
+
+    Every encrypted value of a values file is. Of a Kubernetes object
+    encrypted whole, its identity (apiVersion, kind, metadata, a Secret's
+    type) is not: hiding "Secret" or a namespace's name wherever they appear
+    would hide what every message is about.
+    """
+    if (
+        isinstance(plain, Mapping)
+        and isinstance(cipher, Mapping)
+        and "kind" in plain
+        and "apiVersion" in plain
+    ):
+        cipher = {k: v for k, v in cipher.items() if k not in _IDENTITY_FIELDS}
+        plain = {k: v for k, v in plain.items() if k not in _IDENTITY_FIELDS}
+    return list(token_values(cipher, plain).values())
 
 
 def dotenv_tokens(cipher: str, plain: str) -> dict[str, Any]:
@@ -243,7 +268,8 @@ def _decoded(encoded: Any) -> str | None:
     if not isinstance(encoded, str):
         return None
     try:
-        return base64.b64decode(encoded, validate=True).decode()
+        # kustomize wraps long base64 over several lines.
+        return base64.b64decode("".join(encoded.split()), validate=True).decode()
     except (ValueError, UnicodeDecodeError):
         return None
 

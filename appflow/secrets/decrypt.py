@@ -35,6 +35,7 @@ from appflow.model.sops import (
     is_sops_metadata,
     looks_encrypted,
     recipients,
+    secret_values,
     strip_metadata,
     token_values,
 )
@@ -229,22 +230,27 @@ def _decrypted(file: SopsFile, plain: bytes) -> Decrypted:
     else:
         documents = (text,)
     tokens: dict[str, Any] = {}
+    hidden: list[Any] = []
     if file.format == "dotenv":
         tokens = dotenv_tokens(str(file.parsed[0]), text)
+        hidden = [*tokens.values(), text]
     elif file.format == "binary":
         envelope = file.parsed[0]
         data = envelope.get("data") if isinstance(envelope, dict) else None
         if isinstance(data, str):
             tokens = {data: text}
+        hidden = [text]
     else:
         for cipher, decrypted in zip(file.parsed, documents, strict=False):
             tokens.update(token_values(cipher, decrypted))
+            hidden += secret_values(cipher, decrypted)
     return Decrypted(
         file=file.path,
         format=file.format,
         recipients=file.recipients,
         documents=documents,
         tokens=tokens,
+        secrets=tuple(hidden),
         ciphertext_text=file.content.decode(),
     )
 
