@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from appflow import redaction
-from appflow.errors import AppflowError, ConfigError, DecryptionError, NotFoundError, Where
+from appflow.errors import AppflowError, ConfigError, DecryptionError, Where
 from appflow.model.appdef import AppDefinition, EncryptedValues
 from appflow.model.objects import Manifest, ObjectRef
 from appflow.model.records import ClusterRecord, RevisionRecord
@@ -486,10 +486,11 @@ async def restore_revision(
         fresh = await engine.desired(definition, source, engine.store.get_cluster(cluster))
         if _recorded_form(fresh) != _recorded_form_of(desired[cluster].objects):
             raise DecryptionError(
-                f"revision {revision.number} holds redacted secret values, and rendering its "
-                f"source ({revision.source_ref[:12]}) again gives other content",
+                f"revision {revision.number} holds redacted secret values, and rendering "
+                f"{'its commit' if source.ref == revision.source_ref else 'the current source'} "
+                "again gives other content: the values cannot be restored",
                 where=Where(app=app, cluster=cluster),
-                hint="sync the app instead, or roll back to a revision of the current source",
+                hint="sync the app instead, or roll back to a revision whose source is still there",
             )
         restored[cluster] = replace(fresh, revision=desired[cluster].revision)
     return restored
@@ -504,27 +505,19 @@ def _recorded_form_of(objects: Sequence[Manifest]) -> list[str]:
 
 
 async def _source_at(engine: Engine, app: str, revision: RevisionRecord) -> Any:
+    """The source to render REVISION again from: its commit for a git app, else the current
+    source (a local folder or catalog install has no history; the comparison of what it
+    renders with what was recorded decides whether it still serves)."""
     record = engine.store.get_app(app)
     current = await engine.source(record)
-    if current.ref == revision.source_ref:
+    if current.ref == revision.source_ref or record.source != "git" or not record.repo:
         return current
-    if record.source == "git" and record.repo and len(revision.source_ref) in (40, 64):
-        from appflow.sources import git
+    from appflow.sources import git
 
-        repo = engine.store.get_repo(record.repo)
-        root = await git.checkout(git.GitSource(url=repo.url), revision.source_ref)
-        return replace(
-            current,
-            root=root,
-            ref=revision.source_ref,
-            digest=f"git:{revision.source_ref}:{record.path}",
-        )
-    raise NotFoundError(
-        f"revision {revision.number} holds redacted secret values and its source "
-        f"({revision.source_ref}) is no longer available to render them again",
-        where=Where(app=app),
-        hint="sync the app from its current source instead",
-    )
+    repo = engine.store.get_repo(record.repo)
+    root = await git.checkout(git.GitSource(url=repo.url), revision.source_ref)
+    digest = f"git:{revision.source_ref}:{record.path}"
+    return replace(current, root=root, ref=revision.source_ref, digest=digest)
 
 
 # --- catalog installs ----------------------------------------------------------------------------

@@ -195,6 +195,22 @@ def _decoded(value: Any) -> Any:
         return value
 
 
+def shown_secrets(
+    rendered: Mapping[str, Iterable[Manifest]], redactor: Redactor
+) -> list[dict[str, Any]]:
+    """The Secrets of a revision's objects (cluster -> objects), their values as digests:
+    what `appflow app show` lists, so that which value changed where stays visible."""
+    shown: list[dict[str, Any]] = []
+    for cluster in sorted(rendered):
+        for obj in rendered[cluster]:
+            if not is_secret(obj):
+                continue
+            hidden = redactor.redact(obj)
+            values = {**(hidden.get("data") or {}), **(hidden.get("stringData") or {})}
+            shown.append({"cluster": cluster, "object": str(ObjectRef.of(obj)), "data": values})
+    return shown
+
+
 def is_secret(obj: Manifest) -> bool:
     ref = ObjectRef.of(obj)
     return ref.group == "" and ref.kind == "Secret"

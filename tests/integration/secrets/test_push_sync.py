@@ -186,6 +186,13 @@ def test_encrypted_manifests_sync_and_their_values_appear_nowhere_else(
     for value in (password, token):
         assert leaks(fleet, value, texts) == []
 
+    # `app show` lists the Secrets with a digest per value: the same everywhere, no value.
+    show = json.loads(texts[f"app show {app} -o json"])
+    shown = {(s["cluster"], s["object"]): s["data"] for s in show["secrets"]}
+    digests = {shown[(c, f"Secret/{ns}/db")]["password"] for c in fleet.cluster_names}
+    assert len(digests) == 1
+    assert next(iter(digests)).startswith("<redacted digest:")
+
 
 # --- keys ----------------------------------------------------------------------------------------
 
@@ -408,7 +415,9 @@ def test_kustomize_decrypts_after_the_build_resources_and_generated_secrets(
                 encrypted_regex=SECRET_FIELDS,
             ),
             "creds.sops.env": sops_encrypt(
-                f"USER=sensor-gw\nPASSWORD={user_password}\n", recipients=[key.recipient], fmt="dotenv"
+                f"USER=sensor-gw\nPASSWORD={user_password}\n",
+                recipients=[key.recipient],
+                fmt="dotenv",
             ),
         },
     )
