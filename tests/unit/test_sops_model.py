@@ -131,3 +131,9 @@ def test_secret_generator_data_is_revealed_and_sops_lines_dropped() -> None:
     }
     shown = reveal_secret_data(generated, {T1: "edge"}, {envelope: "-----BEGIN KEY-----"})
     assert shown["data"] == {"USER": b64("edge"), "cert.pem": b64("-----BEGIN KEY-----")}
+
+
+def test_base64_that_kustomize_wrapped_over_lines_is_read() -> None:
+    wrapped = "\n".join(b64(T1)[i : i + 40] for i in range(0, len(b64(T1)), 40)) + "\n"
+    shown = reveal_secret_data({"kind": "Secret", "data": {"A": wrapped}}, {T1: "edge"}, {})
+    assert shown["data"] == {"A": b64("edge")}
