@@ -351,9 +351,8 @@ class Engine:
         rendered = await render(
             opened.request, cache=self.render_cache if opened.cacheable else None
         )
-        objects = with_app_namespace(
-            self.secrets.reveal(opened, rendered.objects), request.namespace
-        )
+        revealed = await self.secrets.reveal(opened, rendered.objects, definition=definition)
+        objects = with_app_namespace(revealed, request.namespace)
         revision = (
             rendered.revision
             if objects == rendered.objects

@@ -36,6 +36,7 @@ decrypted is ever written to disk.
 from __future__ import annotations
 
 import asyncio
+import base64
 import fnmatch
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -52,6 +53,7 @@ from appflow.model.objects import Manifest, ObjectRef
 from appflow.model.records import ClusterRecord, RevisionRecord
 from appflow.model.redact import Redactor, is_redacted, sensitive_paths, values_at
 from appflow.model.sops import (
+    TOKEN_PREFIX,
     Decrypted,
     is_sops_metadata,
     leftover_tokens,
@@ -96,6 +98,9 @@ class Opened:
     """The files decrypted, relative to the app folder."""
     tokens: Mapping[str, Any] = field(default_factory=dict, repr=False)
     envelopes: Mapping[str, str] = field(default_factory=dict, repr=False)
+    unsearched: Path | None = None
+    """The app folder, when it was not searched for SOPS files (the app marks none for
+    decryption): the render is checked for ciphertext instead, which costs no file reads."""
 
     def revision(self, objects: Sequence[Manifest], fallback: str) -> str:
         """The Revision of OBJECTS: FALLBACK, or for sensitive ones the digest of what is
@@ -135,6 +140,11 @@ class SecretsStage:
     ) -> Opened:
         """Find, check and decrypt REQUEST's secret inputs for CLUSTER."""
         base = redaction.redactor()
+        if request.kind != "helm" and definition.decryption is None:
+            # Nothing to decrypt: reveal() looks for ciphertext in the render instead.
+            return Opened(
+                request=request, cacheable=True, redactor=base, unsearched=request.source_dir
+            )
         files = await self._inputs(definition, request)
         marks = definition.decryption.paths if definition.decryption else ()
         problems = _mark_problems(definition, files, marks)
@@ -220,9 +230,23 @@ class SecretsStage:
             _remember(self._decrypted, key, found, _MEMORY)
         return found
 
-    def reveal(self, opened: Opened, objects: Sequence[Manifest]) -> tuple[Manifest, ...]:
+    async def reveal(
+        self, opened: Opened, objects: Sequence[Manifest], *, definition: AppDefinition
+    ) -> tuple[Manifest, ...]:
         """OBJECTS (rendered from ciphertext) with the plaintext of OPENED put back."""
         if not opened.tokens and not opened.envelopes:
+            if opened.unsearched is not None and any(_encrypted(o) for o in objects):
+                # Ciphertext in an app that marks nothing for decryption: name its files.
+                found = await asyncio.to_thread(scan_folder, opened.unsearched)
+                unmarked = _mark_problems(definition, found, ())
+                if unmarked:
+                    raise _combined(unmarked, app=definition.name, cluster=None)
+                raise DecryptionError(
+                    "the rendered objects hold SOPS-encrypted values from outside the app folder",
+                    where=Where(app=definition.name),
+                    hint="move the encrypted file into the app folder and list it under "
+                    "decryption.paths",
+                )
             return tuple(objects)
         out: list[Manifest] = []
         problems: list[str] = []
@@ -253,6 +277,30 @@ class SecretsStage:
                 raise DecryptionError(f"{ref} is defined twice once decrypted")
             seen.add(ref)
         return tuple(out)
+
+
+def _encrypted(value: Any) -> bool:
+    """True when VALUE (a rendered object) holds anything sops wrote: a token, including
+    base64-encoded in a Secret's data (kustomize's secretGenerator), or sops metadata."""
+    if isinstance(value, Mapping):
+        if is_sops_metadata(value.get("sops")):
+            return True
+        data = value.get("data") if value.get("kind") == "Secret" else None
+        if isinstance(data, Mapping) and any(_decoded_token(v) for v in data.values()):
+            return True
+        return any(_encrypted(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_encrypted(v) for v in value)
+    return isinstance(value, str) and TOKEN_PREFIX in value
+
+
+def _decoded_token(encoded: Any) -> bool:
+    if not isinstance(encoded, str):
+        return False
+    try:
+        return TOKEN_PREFIX in base64.b64decode("".join(encoded.split()), validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        return False
 
 
 def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any, limit: int) -> None:
@@ -309,7 +357,7 @@ def _mark_problems(
     return problems
 
 
-def _combined(errors: Sequence[AppflowError], *, app: str, cluster: str) -> AppflowError:
+def _combined(errors: Sequence[AppflowError], *, app: str, cluster: str | None) -> AppflowError:
     if len(errors) == 1:
         return errors[0].located(app=app, cluster=cluster)
     lines = "\n".join(f"  - {e}" for e in errors)

@@ -256,6 +256,7 @@ def test_a_cluster_without_the_key_blocks_the_revision_on_every_cluster(
     [
         ("tampered", "does not match its MAC"),
         ("not-marked", "SOPS-encrypted but not marked for decryption"),
+        ("no-decryption", "SOPS-encrypted but not marked for decryption"),
         ("plain-but-marked", "marked for decryption but is not SOPS-encrypted"),
         ("malformed", "malformed SOPS file"),
     ],
@@ -280,6 +281,10 @@ def test_bad_input_is_refused_before_any_cluster_is_touched(
         files["secrets/db.yaml"] = good.replace("name: db", "name: db2")
     elif problem == "not-marked":
         files["db.sops.yaml"] = good
+    elif problem == "no-decryption":
+        # An app that marks nothing: its render is checked for ciphertext, and the file named.
+        files["appflow.yaml"] = f"name: {app}\nnamespace: {ns}\n"
+        files["db.sops.yaml"] = good
     elif problem == "plain-but-marked":
         files["secrets/db.yaml"] = secret_yaml("db", ns, password=password)
     else:
@@ -291,7 +296,8 @@ def test_bad_input_is_refused_before_any_cluster_is_touched(
     assert result.exit_code == 1
     text = one_line(result.output)
     assert expected in text, result.output
-    assert ("db.sops.yaml" if problem == "not-marked" else "secrets/db.yaml") in text
+    named = "db.sops.yaml" if problem in ("not-marked", "no-decryption") else "secrets/db.yaml"
+    assert f"{named}:" in text
     assert password not in result.output
     assert snapshot(fleet.sandbox, space) == before
 
