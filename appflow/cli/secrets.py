@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,11 +14,16 @@ from appflow.cli.common import run, store_session
 from appflow.cli.output import console, emit, err_console, output_option
 from appflow.errors import ConfigError, Where
 
+if TYPE_CHECKING:
+    from appflow.secrets.keys import Scope
 
-def _scope(cluster: str | None, group: str | None) -> tuple[str, str]:
-    if bool(cluster) == bool(group):
-        raise ConfigError("give exactly one of --cluster or --group")
-    return ("cluster", cluster) if cluster else ("group", group)  # type: ignore[return-value]
+
+def _scope(cluster: str | None, group: str | None) -> tuple[Scope, str]:
+    if cluster and not group:
+        return "cluster", cluster
+    if group and not cluster:
+        return "group", group
+    raise ConfigError("give exactly one of --cluster or --group")
 
 
 def _write_atomically(path: Path, content: bytes) -> None:
@@ -83,7 +89,7 @@ def key_add(
     else:
         identity = age.generate()
     with store_session() as store:
-        held = add_key(store, name=name, scope=scope, owner=owner, identity=identity)  # type: ignore[arg-type]
+        held = add_key(store, name=name, scope=scope, owner=owner, identity=identity)
     console.print(f"{held.scope} {held.owner}: key {held.name} added", highlight=False)
     console.print(f"recipient: {held.recipient}", highlight=False)
 
@@ -123,7 +129,7 @@ def key_remove(name: str, cluster: str | None, group: str | None) -> None:
     from appflow.secrets.keys import KeyRing
 
     scope, owner = _scope(cluster, group)
-    held = KeyRing().remove(name, scope=scope, owner=owner)  # type: ignore[arg-type]
+    held = KeyRing().remove(name, scope=scope, owner=owner)
     console.print(
         f"{held.scope} {held.owner}: key {held.name} ({held.recipient}) removed", highlight=False
     )

@@ -56,15 +56,16 @@ def recipients_for(
     """The recipients of the keys held for CLUSTERS (their own) and GROUPS, each once."""
     keys = ring or KeyRing()
     found: list[str] = []
-    for scope, owners in (("cluster", clusters), ("group", groups)):
-        for owner in owners:
-            held = keys.held(scope=scope, owner=owner)  # type: ignore[arg-type]
-            if not held:
-                raise ConfigError(
-                    f"{scope} {owner} holds no age key to encrypt for",
-                    hint=f"appflow secret key add NAME --{scope} {owner} --age-key-file FILE (or --generate)",
-                )
-            found += [k.recipient for k in held]
+    wanted: list[tuple[Scope, str]] = [("cluster", c) for c in clusters]
+    wanted += [("group", g) for g in groups]
+    for scope, owner in wanted:
+        held = keys.held(scope=scope, owner=owner)
+        if not held:
+            raise ConfigError(
+                f"{scope} {owner} holds no age key to encrypt for",
+                hint=f"appflow secret key add NAME --{scope} {owner} --age-key-file FILE (or --generate)",
+            )
+        found += [k.recipient for k in held]
     return list(dict.fromkeys(found))
 
 

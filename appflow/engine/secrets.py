@@ -62,7 +62,7 @@ from appflow.model.sops import (
     strip_metadata,
 )
 from appflow.model.targeting import ClusterGroup, selector_matches
-from appflow.render.types import RenderRequest, canonical_json
+from appflow.render.types import RenderRequest, canonical_json, revision_of
 from appflow.secrets.age import Identity
 from appflow.secrets.decrypt import (
     Scan,
@@ -107,8 +107,6 @@ class Opened:
         recorded, so that re-encrypting the same values (new recipients) is no new revision."""
         if not self.redactor.sensitive:
             return fallback
-        from appflow.render.types import revision_of
-
         return revision_of(self.redactor.redact(o) for o in objects)
 
 

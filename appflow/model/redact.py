@@ -165,10 +165,12 @@ class Redactor:
         if isinstance(string_data, Mapping):
             result["stringData"] = {k: self.mask(v) for k, v in string_data.items()}
         meta = obj.get("metadata")
-        annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
+        if not isinstance(meta, Mapping):
+            return result
+        annotations = meta.get("annotations")
         if isinstance(annotations, Mapping) and LAST_APPLIED in annotations:
             hidden = {**annotations, LAST_APPLIED: self.mask(annotations[LAST_APPLIED])}
-            result["metadata"] = {**meta, "annotations": hidden}  # type: ignore[dict-item]
+            result["metadata"] = {**meta, "annotations": hidden}
         return result
 
 

@@ -32,7 +32,6 @@ from appflow.tools import find_tool
 TIMEOUT = 60.0
 
 # cmd/sops/codes in github.com/getsops/sops/v3.
-_READ_FAILED = 2
 _DECRYPT_TREE = (24, 25)
 _MAC_MISMATCH = 51
 _MAC_NOT_FOUND = 52
@@ -210,8 +209,3 @@ async def rotate(
     if code == 0:
         return out
     raise _decrypt_error(code, err, file=file, recipients=recipients, holder=holder)
-
-
-async def version() -> str:
-    code, out, _ = await _run(["--version", "--disable-version-check"], b"")
-    return out.decode().split("\n", 1)[0].strip() if code == 0 else ""

@@ -202,7 +202,7 @@ def container(deployment: Manifest) -> dict[str, Any]:
 
 
 def test_every_example_folder_has_a_test() -> None:
-    covered = {"plain", "helm-web", "kustomize-telemetry", "fleet-mqtt", "edge-site"}
+    covered = {"plain", "helm-web", "kustomize-telemetry", "fleet-mqtt", "edge-site", "secure-mqtt"}
     folders = {p.name for p in EXAMPLES.iterdir() if p.is_dir() and not p.name.startswith(".")}
     assert folders == covered
     readme = (EXAMPLES / "README.md").read_text()
