@@ -5,10 +5,15 @@ For each cluster, before anything is rendered (so before anything is applied,
 on any cluster: a failure here blocks the revision everywhere):
 
 1. **Find** the SOPS files among the app's inputs: every file of the app folder
-   for plain YAML and kustomize apps, the values files for a Helm app. Each must
-   be marked for decryption in ``appflow.yaml`` (``decryption.paths``), and each
-   file a mark names must be encrypted: a mistake either way is an error naming
-   the file, never a silent apply of ciphertext or of an unencrypted secret.
+   for plain YAML and kustomize apps that have a ``decryption`` section, the
+   values files for a Helm app (and a catalog install's encrypted values). Each
+   must be marked for decryption in ``appflow.yaml`` (``decryption.paths``), and
+   each file a mark names must be encrypted: a mistake either way is an error
+   naming the file, never a silent apply of ciphertext or of an unencrypted
+   secret. An app without a ``decryption`` section is not searched (no file is
+   read twice for the apps that have no secrets); its render is checked for
+   ciphertext instead, and only when some is found is the folder searched, to
+   name the file.
 2. **Decrypt** them with the identities the cluster holds (its own keys and its
    groups'), in memory. A cluster without a key for a file fails with the file
    and its recipients named.
@@ -94,8 +99,6 @@ class Opened:
     cacheable: bool
     """False when the render sees plaintext: it must not reach the render cache."""
     redactor: Redactor
-    files: tuple[str, ...] = ()
-    """The files decrypted, relative to the app folder."""
     tokens: Mapping[str, Any] = field(default_factory=dict, repr=False)
     envelopes: Mapping[str, str] = field(default_factory=dict, repr=False)
     unsearched: Path | None = None
@@ -175,7 +178,6 @@ class SecretsStage:
             request=opened_request,
             cacheable=cacheable,
             redactor=base.with_values(secret_values),
-            files=tuple(d.file for d in decrypted),
             tokens={t: v for d in decrypted for t, v in d.tokens.items()},
             envelopes={
                 d.ciphertext_text: str(d.documents[0])
