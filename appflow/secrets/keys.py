@@ -1,7 +1,7 @@
 """The age identities appflow holds for clusters and cluster groups (push mode).
 
 Kept as the cluster credentials are: under the data folder
-(``secrets/age/<cluster|group>/<owner>/<name>.agekey``), folders 0700, files
+(``age-keys/<cluster|group>/<owner>/<name>.agekey``), folders 0700, files
 0600, written atomically, never printed. A listing shows names and public
 recipients only. A cluster can use its own keys and the keys of every group
 whose selector matches it (the engine decides membership).
@@ -41,7 +41,7 @@ class HeldKey:
 
 
 def keys_dir() -> Path:
-    return data_dir() / "secrets" / "age"
+    return data_dir() / "age-keys"
 
 
 class KeyRing:
