@@ -120,6 +120,7 @@ class SecretsStage:
         self.keys = keys or KeyRing()
         self._scans: OrderedDict[str, Scan] = OrderedDict()
         self._decrypted: OrderedDict[tuple[str, str], Decrypted] = OrderedDict()
+        self._decrypting: dict[tuple[str, str], asyncio.Lock] = {}
 
     def identities(
         self, cluster: ClusterRecord, groups: Mapping[str, ClusterGroup]
@@ -223,11 +224,19 @@ class SecretsStage:
 
     async def _decrypt(self, file: SopsFile, identities: list[Identity], cluster: str) -> Decrypted:
         usable = sorted(i.recipient for i in identities if i.recipient in file.recipients)
+        if not usable:
+            # Refused before sops runs, naming this cluster and the file's recipients.
+            return await decrypt_file(file, identities=identities, holder=f"cluster {cluster}")
         key = (file.digest, ",".join(usable))
-        found = self._decrypted.get(key) if usable else None
-        if found is None:
-            found = await decrypt_file(file, identities=identities, holder=f"cluster {cluster}")
-            _remember(self._decrypted, key, found, _MEMORY)
+        # Clusters sharing a key (a group's) render at once: one sops run, the others wait.
+        lock = self._decrypting.setdefault(key, asyncio.Lock())
+        async with lock:
+            found = self._decrypted.get(key)
+            if found is None:
+                found = await decrypt_file(file, identities=identities, holder=f"cluster {cluster}")
+                _remember(self._decrypted, key, found, _MEMORY)
+        if not lock.locked():
+            self._decrypting.pop(key, None)
         return found
 
     async def reveal(
