@@ -1,20 +1,20 @@
 # syntax=docker/dockerfile:1
-# appflow as a container: the daemon (`appflow serve`) with helm and kustomize.
-# Stage 1 builds helm and kustomize from their Go modules with the same script
-# and pinned versions as `make tools`; stage 2 is a slim Python runtime.
+# appflow as a container: the daemon (`appflow serve`) with helm, kustomize and sops.
+# Stage 1 builds them from their Go modules with the same script and pinned
+# versions as `make tools`; stage 2 is a slim Python runtime.
 
 FROM golang:1.26-bookworm AS tools
 WORKDIR /src
 COPY tools/ tools/
 ENV APPFLOW_TOOLS_DIR=/opt/appflow-tools
-RUN bash tools/build-tools.sh helm kustomize
+RUN bash tools/build-tools.sh helm kustomize sops
 
 FROM python:3.11-slim-bookworm AS runtime
 # git for git sources' SSH known_hosts tooling; ca-certificates for HTTPS sources.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends git=1:2.39.* ca-certificates=2023* \
     && rm -rf /var/lib/apt/lists/*
-COPY --from=tools /opt/appflow-tools/bin/helm /opt/appflow-tools/bin/kustomize /usr/local/bin/
+COPY --from=tools /opt/appflow-tools/bin/helm /opt/appflow-tools/bin/kustomize /opt/appflow-tools/bin/sops /usr/local/bin/
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY appflow/ appflow/

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from appflow.redaction import scrub
+
 
 @dataclass(frozen=True, kw_only=True)
 class Where:
@@ -54,10 +56,13 @@ class AppflowError(Exception):
     retryable = False
 
     def __init__(self, message: str, *, where: Where | None = None, hint: str | None = None):
+        # Messages quote what other systems said (helm, the API server), and
+        # those may quote a decrypted value: no message keeps one.
+        message = scrub(message)
         super().__init__(message)
         self.message = message
         self.where = where or Where()
-        self.hint = hint
+        self.hint = scrub(hint) if hint else hint
 
     def __str__(self) -> str:
         place = self.where.describe()
@@ -102,6 +107,11 @@ class GitRefNotFoundError(SourceError):
 
 class RenderError(AppflowError):
     """A chart, kustomization or manifest folder failed to render."""
+
+
+class DecryptionError(AppflowError):
+    """A SOPS-encrypted file could not be decrypted: no key for it, tampered, malformed, or not
+    encrypted where it must be. Never carries plaintext."""
 
 
 class ClusterError(AppflowError):

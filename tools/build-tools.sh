@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the external tools appflow drives (helm, kustomize, kubectl) and the
+# Build the external tools appflow drives (helm, kustomize, sops, kubectl) and the
 # control-plane binaries its sandbox runs (etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler, kwok) from their published Go
 # modules. Release download sites are not reachable everywhere appflow runs,
@@ -162,20 +162,37 @@ build_kubernetes() {
   done
 }
 
+# build_command NAME MODULE VERSION PACKAGE LDFLAGS : the command PACKAGE of the
+# published MODULE@VERSION, built in a throw-away module that pins it (for modules
+# whose own go.mod has no replace lines that a consumer would miss).
+build_command() {
+  local name="$1" mod="$2" version="$3" pkg="$4" flags="$5" dir="$src_dir/$1"
+  new_module "$dir" "$name"
+  (cd "$dir" && need_go_for "$mod" "$version")
+  printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$pkg" > "$dir/tools.go"
+  (cd "$dir" && go get "$mod@$version") >&2 || die "the Go module proxy did not serve $mod@$version"
+  go_fetch "$dir"
+  (cd "$dir" && go build -trimpath -o "$bin_dir/$name" -ldflags "$ldflags_base $flags" "$pkg")
+  mark_built "$name" "$version"
+}
+
+# sops: the engine pipes SOPS-encrypted app files through it to decrypt them
+# in memory (appflow/secrets).
+build_sops() {
+  is_built sops "$SOPS_VERSION" && { log "sops $SOPS_VERSION: cached"; return; }
+  log "sops $SOPS_VERSION: building github.com/getsops/sops/v3/cmd/sops"
+  local mod="github.com/getsops/sops/v3"
+  build_command sops "$mod" "$SOPS_VERSION" "$mod/cmd/sops" "-X $mod/version.Version=${SOPS_VERSION#v}"
+}
+
 # The CNCF distribution registry: the OCI registry the integration tests push
 # charts to and render them from (tests/integration/oci).
 build_registry() {
   is_built registry "$DISTRIBUTION_VERSION" && { log "registry $DISTRIBUTION_VERSION: cached"; return; }
   log "registry $DISTRIBUTION_VERSION: building github.com/distribution/distribution/v3/cmd/registry"
-  local dir="$src_dir/registry" mod="github.com/distribution/distribution/v3"
-  new_module "$dir" registry
-  (cd "$dir" && need_go_for "$mod" "$DISTRIBUTION_VERSION")
-  printf '//go:build tools\n\npackage tools\n\nimport _ "%s/cmd/registry"\n' "$mod" > "$dir/tools.go"
-  (cd "$dir" && go get "$mod@$DISTRIBUTION_VERSION") >&2 || die "the Go module proxy did not serve $mod@$DISTRIBUTION_VERSION"
-  go_fetch "$dir"
-  (cd "$dir" && go build -trimpath -o "$bin_dir/registry" \
-    -ldflags "$ldflags_base -X $mod/version.version=$DISTRIBUTION_VERSION" "$mod/cmd/registry")
-  mark_built registry "$DISTRIBUTION_VERSION"
+  local mod="github.com/distribution/distribution/v3"
+  build_command registry "$mod" "$DISTRIBUTION_VERSION" "$mod/cmd/registry" \
+    "-X $mod/version.version=$DISTRIBUTION_VERSION"
 }
 
 # kwok simulates nodes and pods through "stages"; the binary needs them in its
@@ -212,13 +229,13 @@ build_kwok() {
 
 # registry (the OCI tests' registry) adds about 2.5 minutes to a cold build;
 # without it the OCI tests would only skip, so it is built by default.
-all_tools=(helm kustomize etcd kwok kubernetes registry)
+all_tools=(helm kustomize sops etcd kwok kubernetes registry)
 wanted=("$@")
 [ ${#wanted[@]} -eq 0 ] && wanted=("${all_tools[@]}")
 start=$SECONDS
 for t in "${wanted[@]}"; do
   case "$t" in
-    helm|kustomize|etcd|kwok|kubernetes|registry) "build_$t" ;;
+    helm|kustomize|sops|etcd|kwok|kubernetes|registry) "build_$t" ;;
     kubectl|kube-apiserver|kube-controller-manager|kube-scheduler) build_kubernetes ;;
     *) die "unknown tool '$t'; known: ${all_tools[*]}" ;;
   esac

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from appflow import redaction
 from appflow.cli.common import engine_session, run, store_session
 from appflow.cli.output import console, emit, err_console, new_table, output_option
 from appflow.engine.deployment import SyncBlocked, SyncOptions
@@ -20,6 +21,7 @@ from appflow.model.appdef import SyncPolicy
 from appflow.model.deps import dependency_order, resolve_dependencies
 from appflow.model.plan import Action
 from appflow.model.records import AppRecord, RepoRecord, utc_now
+from appflow.model.redact import shown_secrets
 from appflow.model.status import status_grid
 from appflow.sources.appdef import load_app_definitions
 from appflow.store import Store
@@ -271,6 +273,8 @@ def app_show(name: str, output: str) -> None:
                 }
                 for d in store.list_deployments(app=name)
             ],
+            # Secret values of the latest revision as digests: a change shows, a value never.
+            "secrets": shown_secrets(latest.rendered, redaction.redactor()) if latest else [],
         }
     emit(data, output=output)
 

@@ -244,6 +244,9 @@ def group_list(output: str) -> None:
 @click.argument("name")
 def group_remove(name: str) -> None:
     """Delete group NAME (apps that target it then match no cluster through it)."""
+    from appflow.secrets.keys import KeyRing
+
     with store_session() as store:
         store.delete_group(name)
+    KeyRing().remove_owner(scope="group", owner=name)
     console.print(f"removed group {name}")

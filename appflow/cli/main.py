@@ -53,6 +53,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "A fleet of real Kubernetes clusters on this machine (etcd, kube-apiserver,"
         " controller manager, scheduler, and kwok simulating nodes and pods).",
     ),
+    "secret": (
+        "appflow.cli.secrets",
+        "secret",
+        "SOPS secrets: age keys held for clusters and groups, encrypt, rotate.",
+    ),
     "serve": (
         "appflow.cli.serve",
         "serve",
@@ -88,6 +93,11 @@ def load_command(name: str) -> click.Command:
         from appflow.cli.server_cli import set_webhook_secret
 
         command.add_command(set_webhook_secret)
+    if name == "cluster" and isinstance(command, click.Group):
+        # What a cluster can decrypt with is a secrets matter: its command lives with them.
+        from appflow.cli.secrets import cluster_recipients
+
+        command.add_command(cluster_recipients)
     return command
 
 
@@ -138,8 +148,16 @@ class AppflowGroup(click.Group):
 
 @click.group(cls=AppflowGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="appflow")
-def cli() -> None:
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="Log everything to stderr (secret values are scrubbed from every line).",
+)
+def cli(debug: bool) -> None:
     """GitOps and Helm app flows for edge Kubernetes fleets."""
+    from appflow.cli.logs import configure_logging
+
+    configure_logging(debug=debug)
 
 
 def main() -> None:

@@ -21,13 +21,20 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from appflow.engine.deployment import SyncOptions
+from appflow.engine.secrets import decrypted_values, plain_sensitive_paths, split_encrypted
 from appflow.errors import AppflowError, ConfigError, NotFoundError, SourceError, Where
-from appflow.model.appdef import AppDefinition, ClusterTarget, HelmSpec
+from appflow.model.appdef import (
+    AppDefinition,
+    ClusterTarget,
+    DecryptionSpec,
+    EncryptedValues,
+    HelmSpec,
+)
 from appflow.model.catalog import (
     CHART_DEFAULT,
     ENTRY_DEFAULT,
@@ -265,6 +272,8 @@ class ValuesInput:
     set_strings: tuple[str, ...] = ()
     previous: Mapping[str, Any] | None = None
     """An upgrade's earlier values (reused unless --reset-values)."""
+    previous_encrypted: tuple[EncryptedValues, ...] = ()
+    """An upgrade's earlier SOPS-encrypted values files, as ciphertext."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -273,6 +282,8 @@ class Values:
     """What the record keeps: entry defaults < previous < files < --set (no chart defaults)."""
     chart: dict[str, Any]
     origins: dict[Any, str] = field(default_factory=dict)
+    encrypted: tuple[EncryptedValues, ...] = ()
+    """SOPS-encrypted values files, as ciphertext: applied over ``user`` for each cluster."""
 
 
 def gather_values(entry: CatalogEntry, chart_dir: Path, given: ValuesInput) -> Values:
@@ -281,7 +292,8 @@ def gather_values(entry: CatalogEntry, chart_dir: Path, given: ValuesInput) -> V
     ]
     if given.previous:
         layers.append((given.previous, PREVIOUS))
-    layers.extend(source.file_values(given.files))
+    plain_files, encrypted = split_encrypted(given.files)
+    layers.extend(source.file_values(plain_files))
     if given.set_values:
         layers.append((parse_set(given.set_values), FROM_SET))
     if given.set_strings:
@@ -291,6 +303,7 @@ def gather_values(entry: CatalogEntry, chart_dir: Path, given: ValuesInput) -> V
         user=merge_values(*(values for values, _ in layers)),
         chart=chart,
         origins=layer_origins((chart, CHART_DEFAULT), *layers),
+        encrypted=(*given.previous_encrypted, *encrypted),
     )
 
 
@@ -371,6 +384,13 @@ def catalog_data(app: AppRecord) -> dict[str, Any]:
     return data
 
 
+def encrypted_values(data: Mapping[str, Any]) -> tuple[EncryptedValues, ...]:
+    return tuple(
+        EncryptedValues(name=str(e["name"]), content=str(e["content"]))
+        for e in data.get("encryptedValues") or []
+    )
+
+
 def catalog_definition(app: AppRecord) -> AppDefinition:
     """The AppDefinition of a catalog install, rebuilt from its record."""
     data = catalog_data(app)
@@ -388,6 +408,9 @@ def catalog_definition(app: AppRecord) -> AppDefinition:
             values=data.get("values") or {},
         ),
         targets=targets_of(TargetChoice.from_data(data.get("targets") or {})),
+        decryption=DecryptionSpec(values=encrypted)
+        if (encrypted := encrypted_values(data))
+        else None,
         origin="defaults",
         definition_file=f"catalog:{data['entry']}",
     )
@@ -478,6 +501,7 @@ def _record(
     namespace: str,
     policy: str,
     existing: AppRecord | None,
+    encrypted: Sequence[EncryptedValues] = (),
 ) -> AppRecord:
     entry = resolution.entry
     chart: dict[str, Any] = {"kind": resolution.kind, "digest": digest}
@@ -506,14 +530,17 @@ def _record(
             "targets": targets.to_data(),
             "namespace": namespace,
             "upgradePolicy": policy,
+            **(
+                {"encryptedValues": [{"name": e.name, "content": e.content} for e in encrypted]}
+                if encrypted
+                else {}
+            ),
         },
         "syncPolicy": {"auto": True, "prune": True, "selfHeal": False, "forceConflicts": False},
         "namespace": namespace,
         "kind": "helm",
     }
     if existing is not None:
-        from dataclasses import replace
-
         from appflow.model.records import utc_now
 
         # An upgrade is the user's new desired state: it ends a rollback's pause.
@@ -546,6 +573,7 @@ async def _plan(
         namespace=namespace,
         policy=policy,
         existing=existing,
+        encrypted=values.encrypted,
     )
     chosen = engine.targets(catalog_definition(record))
     if not chosen:
@@ -554,7 +582,20 @@ async def _plan(
             where=Where(app=name),
             hint="see `appflow cluster list`",
         )
-    problems = check_values(entry, chart_dir, values, chosen)
+    problems = [
+        f"{path} is marked sensitive in the values schema: give it in a SOPS-encrypted values "
+        "file (appflow secret encrypt), never in plain text, which the install record would keep"
+        for path in plain_sensitive_paths(values_schema(entry, chart_dir), values.user)
+    ]
+    # Encrypted values are decrypted on every target now: a target without the key fails here.
+    secret = await decrypted_values(
+        engine.secrets, values.encrypted, app=name, targets=chosen, groups=engine.groups()
+    )
+    for plain in secret or [{}]:
+        with_secret = replace(values, user=merge_values(values.user, plain))
+        problems += [
+            p for p in check_values(entry, chart_dir, with_secret, chosen) if p not in problems
+        ]
     if problems:
         raise ValuesRejected(name, problems)
     return Planned(record=record, resolution=resolution, targets=chosen)
@@ -630,6 +671,7 @@ async def upgrade(
             set_values=given.set_values,
             set_strings=given.set_strings,
             previous=data.get("values") or {},
+            previous_encrypted=encrypted_values(data),
         )
     progress(f"{request.name}: resolving {entry_name}")
     planned = await _plan(

@@ -21,6 +21,7 @@ from appflow.kube.client import Connection, KubeCluster
 from appflow.model.objects import Manifest
 from appflow.model.records import ClusterKind, ClusterRecord, ClusterState, utc_now
 from appflow.paths import data_dir
+from appflow.secrets.keys import KeyRing
 from appflow.store import Store
 
 LABEL_KIND = "appflow.dev/kind"
@@ -242,3 +243,5 @@ def remove_cluster(store: Store, name: str, *, force: bool = False) -> None:
     store.delete_cluster(name, with_deployments=force)
     if record.kubeconfig_path and Path(record.kubeconfig_path).parent == credentials_dir():
         Path(record.kubeconfig_path).unlink(missing_ok=True)
+    # Its age keys are credentials too: they go with it.
+    KeyRing().remove_owner(scope="cluster", owner=name)

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
+from appflow.engine.deployment import secret_content
 from appflow.engine.engine import AppSyncReport, Engine
 from appflow.engine.queue import ALL, WorkKey, WorkQueue
 from appflow.errors import AppflowError, NotFoundError
@@ -345,7 +346,7 @@ class Daemon:
         if recorded is None:
             return False  # not (or no longer) applied by appflow
         # Status writes and fields of other managers leave the fingerprint alone.
-        return live is None or not untouched_since(recorded, live)
+        return live is None or not untouched_since(recorded, live, content=secret_content(live))
 
     async def _confirm_drift(
         self, app: str, cluster: str, ref: ObjectRef, api_version: str

@@ -27,6 +27,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
+from appflow import redaction
 from appflow.errors import (
     AppflowError,
     ApplyError,
@@ -53,6 +54,7 @@ from appflow.model.order import Stage, plan_stages
 from appflow.model.ownership import digest, fingerprint, only_imperative, stamp, unchanged_since
 from appflow.model.plan import Action, Plan, plan_sync
 from appflow.model.records import DeploymentState, FailingObject
+from appflow.model.redact import Redactor, content_digest, is_secret
 
 Progress = Callable[[str], None]
 _CRD_API = "apiextensions.k8s.io/v1"
@@ -79,6 +81,20 @@ class DesiredState:
     objects: tuple[Manifest, ...]
     revision: str
     """Digest of the rendered objects."""
+    redactor: Redactor | None = None
+    """What hides Secret data in diffs and, when it knows secret values (decrypted, or marked
+    sensitive), in everything recorded of these objects (see engine.secrets)."""
+
+    @property
+    def sensitive(self) -> bool:
+        return self.redactor is not None and self.redactor.sensitive
+
+    @property
+    def recorded(self) -> tuple[Manifest, ...]:
+        """The objects as the store may keep them."""
+        if self.redactor is None or not self.redactor.sensitive:
+            return self.objects
+        return tuple(self.redactor.redact(m) for m in self.objects)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,6 +152,11 @@ class SyncBlocked(AppflowError):
             where=Where(app=app, cluster=cluster),
         )
         self.errors = tuple(errors)
+
+
+def secret_content(live: Manifest | None) -> str:
+    """What a Secret's fingerprint adds: a keyed digest of its data (see model.ownership)."""
+    return content_digest(live, key=redaction.key()) if live is not None and is_secret(live) else ""
 
 
 # -- inventory on the cluster ---------------------------------------------------
@@ -265,7 +286,9 @@ async def prepare(
     """Plan the sync of DESIRED onto KUBE without changing anything on it."""
     app = desired.app
     objects = tuple(stamp(m, app=app) for m in desired.objects)
-    digests = {ObjectRef.of(m): digest(m) for m in objects}
+    # A fingerprint is recorded: of secret values it holds only their keyed digests.
+    hide = desired.redactor.redact if desired.sensitive and desired.redactor else None
+    digests = {ObjectRef.of(m): digest(hide(m) if hide else m) for m in objects}
     on_cluster: Inventory | None = None
     if previous_inventory is None and not fingerprints:
         # The first sync of APP here, as far as the store knows. With no
@@ -365,7 +388,9 @@ async def _plan(
         ref = ObjectRef.of(m)
         current = labelled.get(ref)
         live[ref] = current
-        if unchanged_since(fingerprints.get(ref.encode()), digests[ref], current):
+        if unchanged_since(
+            fingerprints.get(ref.encode()), digests[ref], current, content=secret_content(current)
+        ):
             dry_run[ref] = current
         elif (str(m.get("apiVersion")), ref.kind) not in namespaced and (
             ref.group,
@@ -463,6 +488,7 @@ async def _plan(
         live=live,
         old_inventory=old_inventory,
         with_diffs=options.with_diffs,
+        redactor=desired.redactor,
     )
     for (group, kind), is_namespaced in crds.items():
         for m in objects:
@@ -620,7 +646,9 @@ async def execute(
             else:
                 applied += 1
                 applied_objects[ref] = result
-                fingerprints[ref.encode()] = fingerprint(prepared.digests[ref], result)
+                fingerprints[ref.encode()] = fingerprint(
+                    prepared.digests[ref], result, content=secret_content(result)
+                )
         if stage.wait_established and not errors:
             names = [str(m["metadata"]["name"]) for m in stage.manifests]
             try:

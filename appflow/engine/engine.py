@@ -34,6 +34,7 @@ from appflow.engine.deployment import (
 )
 from appflow.engine.desired import render_request
 from appflow.engine.release import HELM_REVISION
+from appflow.engine.secrets import SecretsStage, restore_revision
 from appflow.errors import AppflowError, ClusterError, ConfigError, NotFoundError, Where
 from appflow.kube.client import Connection, KubeCluster
 from appflow.model.appdef import AppDefinition, RolloutSpec, SyncPolicy
@@ -148,6 +149,7 @@ class Engine:
         self.store = store
         self.options = options or EngineOptions()
         self.render_cache = render_cache or RenderCache()
+        self.secrets = SecretsStage()
         self._kubes: dict[str, KubeCluster] = {}
         self._capabilities: dict[str, Capabilities] = {}
         # repo -> the commit refresh_repo last worked out due apps for. Kept here, not in
@@ -344,15 +346,24 @@ class Engine:
         self, definition: AppDefinition, source: Source, cluster: ClusterRecord
     ) -> DesiredState:
         request = await self.request_for(definition, source, cluster)
-        rendered = await render(request, cache=self.render_cache)
-        objects = with_app_namespace(rendered.objects, request.namespace)
+        # Secret inputs decrypted for this cluster (engine.secrets); renders of plaintext skip the cache.
+        opened = await self.secrets.open(definition, request, cluster=cluster, groups=self.groups())
+        rendered = await render(
+            opened.request, cache=self.render_cache if opened.cacheable else None
+        )
+        revealed = await self.secrets.reveal(opened, rendered.objects, definition=definition)
+        objects = with_app_namespace(revealed, request.namespace)
+        revision = (
+            rendered.revision
+            if objects == rendered.objects
+            else digest([rendered.revision, request.namespace])
+        )
         return DesiredState(
             app=definition.name,
             cluster=cluster.name,
             objects=objects,
-            revision=rendered.revision
-            if objects == rendered.objects
-            else digest([rendered.revision, request.namespace]),
+            revision=opened.revision(objects, revision),
+            redactor=opened.redactor,
         )
 
     # -- sync -------------------------------------------------------------------
@@ -700,16 +711,20 @@ class Engine:
             progress(f"{name}: rolling {cluster} back to revision {number}")
             old = self.store.get_revision(name, number)
             back = AppSyncReport(app=name)
+            recorded = DesiredState(
+                app=name,
+                cluster=cluster,
+                objects=tuple(old.rendered.get(cluster, ())),
+                revision=old.digest,
+            )
+            try:
+                restored = await restore_revision(self, name, old, {cluster: recorded})
+            except AppflowError as err:
+                report.warnings.append(f"{cluster}: cannot roll back: {err}")
+                continue
             await self._apply(
                 back,
-                {
-                    cluster: DesiredState(
-                        app=name,
-                        cluster=cluster,
-                        objects=tuple(old.rendered.get(cluster, ())),
-                        revision=old.digest,
-                    )
-                },
+                restored,
                 {cluster: self.store.get_cluster(cluster)},
                 old.source_ref,
                 "rollback",
@@ -901,7 +916,7 @@ class Engine:
         rendered: dict[str, list[Manifest]] = {}
         if latest is not None and latest.source_ref == source_ref:
             rendered.update(self.store.get_revision(name, latest.number).rendered)
-        rendered.update({c: list(d.objects) for c, d in desired.items() if d.objects})
+        rendered.update({c: list(d.recorded) for c, d in desired.items() if d.objects})
         return self.store.add_revision(
             name, digest=wanted, source_ref=source_ref, rendered=rendered
         )
@@ -991,7 +1006,13 @@ class Engine:
         async def render_one(cluster: ClusterRecord) -> None:
             try:
                 request = await self.request_for(definition, source, cluster)
-                rendered = await render(request, cache=self.render_cache)
+                opened = await self.secrets.open(
+                    definition, request, cluster=cluster, groups=self.groups()
+                )
+                request = opened.request
+                rendered = await render(
+                    request, cache=self.render_cache if opened.cacheable else None
+                )
             except ClusterError as err:
                 report.unreachable[cluster.name] = err.located(app=report.app, cluster=cluster.name)
                 return
@@ -1003,7 +1024,8 @@ class Engine:
                 app=report.app,
                 cluster=cluster.name,
                 objects=rendered.objects,
-                revision=rendered.revision,
+                revision=opened.revision(rendered.objects, rendered.revision),
+                redactor=opened.redactor,
             )
 
         progress(f"{report.app}: rendering the chart for {len(targets)} cluster(s)")
@@ -1127,6 +1149,11 @@ class Engine:
                     app=name, cluster=cluster, objects=tuple(objects), revision=revision.digest
                 )
         report = AppSyncReport(app=name)
+        try:
+            desired = await restore_revision(self, name, revision, desired)
+        except AppflowError as err:
+            report.blocked.append(err.located(app=name))
+            return report
         missing = sorted(set(revision.rendered) - set(clusters))
         if missing:
             report.warnings.append(

@@ -128,6 +128,29 @@ class TargetCustomization:
 
 
 @dataclass(frozen=True)
+class EncryptedValues:
+    """A SOPS-encrypted Helm values file kept as its ciphertext (a catalog install's --values)."""
+
+    name: str
+    content: str
+
+
+@dataclass(frozen=True)
+class DecryptionSpec:
+    """Which inputs of the app are SOPS-encrypted and decrypted for each cluster.
+
+    ``paths`` are globs or folders (ending in '/') relative to the app folder.
+    Every SOPS-encrypted input must be named here and every file named here
+    must be encrypted (see engine.secrets). ``values`` are encrypted values
+    files held as ciphertext (catalog installs), applied over the other values.
+    """
+
+    provider: Literal["sops"] = "sops"
+    paths: tuple[str, ...] = ()
+    values: tuple[EncryptedValues, ...] = ()
+
+
+@dataclass(frozen=True)
 class SyncPolicy:
     """When and how changes reach clusters."""
 
@@ -183,6 +206,7 @@ class AppDefinition:
     depends_on: tuple[Dependency, ...] = ()
     sync_policy: SyncPolicy = SyncPolicy()
     rollout: RolloutSpec = RolloutSpec()
+    decryption: DecryptionSpec | None = None
     origin: Origin = "defaults"
     definition_file: str | None = None
     """The appflow.yaml or fleet.yaml read, relative to the repository root."""
@@ -508,6 +532,12 @@ def from_appflow_document(
         ),
     )
     rollout = _rollout(r, r.mapping(doc.get("rollout"), ("rollout",)), ("rollout",))
+    decryption_doc = r.mapping(doc.get("decryption"), ("decryption",))
+    decryption = (
+        DecryptionSpec(paths=r.strings(decryption_doc.get("paths"), ("decryption", "paths")))
+        if decryption_doc
+        else None
+    )
 
     name = r.string(doc.get("name"), ("name",)) or default_name
     if not name:
@@ -524,6 +554,7 @@ def from_appflow_document(
         depends_on=r.dependencies(doc.get("dependsOn"), ("dependsOn",)),
         sync_policy=sync,
         rollout=rollout,
+        decryption=decryption,
         origin="appflow.yaml",
         definition_file=file,
         warnings=tuple(r.warnings),

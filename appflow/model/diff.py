@@ -12,12 +12,12 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
 from appflow.model.objects import Manifest, ObjectRef
+from appflow.model.redact import Redactor
 
 LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
 
@@ -33,7 +33,6 @@ _SERVER_METADATA = (
 _NOISE_ANNOTATIONS = (LAST_APPLIED_ANNOTATION,)
 _TOP_KEYS = ("apiVersion", "kind", "metadata")
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
-_REDACTED = "<redacted>"
 
 
 def normalize(obj: Manifest) -> Manifest:
@@ -113,6 +112,7 @@ def unified_diff(
     desired: Manifest | None,
     *,
     context: int = 3,
+    redactor: Redactor | None = None,
 ) -> str:
     """A unified YAML diff from ``live`` to ``desired``; empty when they normalize equal.
 
@@ -121,15 +121,17 @@ def unified_diff(
 
     Headers are ``--- live/<ref>`` and ``+++ desired/<ref>``; an absent side is
     ``/dev/null``, as git shows it. Values of a Secret's ``data`` and
-    ``stringData`` are never shown: each is replaced by ``<redacted>``, and a
-    changed value shows as a changed ``<redacted>`` line.
+    ``stringData``, and every value ``redactor`` knows as secret, are never
+    shown: each is replaced by ``<redacted digest:...>``, the same value by the
+    same digest, so a changed value shows as a changed digest (see model.redact).
     """
     old = normalize(live) if live is not None else None
     new = normalize(desired) if desired is not None else None
     if old is None and new is None:
         return ""
-    if any(_is_secret(r) for r in (ref, *(ObjectRef.of(o) for o in (old, new) if o))):
-        old, new = _redact_secret(old, new)
+    hide = (redactor or Redactor()).redact
+    old = hide(old) if old is not None else None
+    new = hide(new) if new is not None else None
     old_lines = _to_yaml(old).splitlines(keepends=True) if old is not None else []
     new_lines = _to_yaml(new).splitlines(keepends=True) if new is not None else []
     lines = difflib.unified_diff(
@@ -140,36 +142,6 @@ def unified_diff(
         n=context,
     )
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
-
-
-def _is_secret(ref: ObjectRef) -> bool:
-    return ref.group == "" and ref.kind == "Secret"
-
-
-def _redact_secret(
-    old: Manifest | None, new: Manifest | None
-) -> tuple[Manifest | None, Manifest | None]:
-    """Both sides with secret values hidden; a changed value is marked on the desired side."""
-
-    def section(obj: Manifest | None, field: str) -> Mapping[str, Any]:
-        found = (obj or {}).get(field)
-        return found if isinstance(found, dict) else {}
-
-    def hide(obj: Manifest | None, other: Manifest | None, mark: str) -> Manifest | None:
-        if obj is None:
-            return None
-        result = dict(obj)
-        for field in ("data", "stringData"):
-            if not isinstance(obj.get(field), dict):
-                continue
-            theirs = section(other, field)
-            result[field] = {
-                key: mark if key in theirs and theirs[key] != value else _REDACTED
-                for key, value in section(obj, field).items()
-            }
-        return result
-
-    return hide(old, new, _REDACTED), hide(new, old, f"{_REDACTED} (changed)")
 
 
 class _DiffDumper(yaml.SafeDumper):

@@ -36,13 +36,18 @@ def digest(data: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def managed_fields_digest(live: Manifest, *, manager: str = FIELD_MANAGER) -> str:
-    """Digest of the fields MANAGER owns by apply on LIVE.
+def managed_fields_digest(
+    live: Manifest, *, manager: str = FIELD_MANAGER, content: str = ""
+) -> str:
+    """Digest of the fields MANAGER owns by apply on LIVE (and of CONTENT, when given).
 
     When anyone else changes one of those fields, the API server moves its
     ownership away from MANAGER, so this digest changes too; status updates and
     fields of other managers leave it alone. That is what makes it a cheap and
-    exact drift signal.
+    exact drift signal. A Secret's ``stringData`` is the exception: it is
+    write-only, so a hand edit of the ``data`` it became moves nothing away
+    from MANAGER; for Secrets the caller passes CONTENT, a keyed digest of
+    their data (``model.redact.content_digest``).
     """
     entries = (live.get("metadata") or {}).get("managedFields") or []
     owned = [
@@ -50,30 +55,34 @@ def managed_fields_digest(live: Manifest, *, manager: str = FIELD_MANAGER) -> st
         for e in entries
         if e.get("manager") == manager and e.get("operation") == "Apply"
     ]
-    return digest(owned)[:16]
+    return digest([owned, content] if content else owned)[:16]
 
 
-def fingerprint(desired_digest: str, live: Manifest) -> str:
+def fingerprint(desired_digest: str, live: Manifest, *, content: str = "") -> str:
     """What to remember about an object after applying it."""
     uid = str((live.get("metadata") or {}).get("uid", ""))
-    return f"{desired_digest[:16]}:{managed_fields_digest(live)}:{uid}"
+    return f"{desired_digest[:16]}:{managed_fields_digest(live, content=content)}:{uid}"
 
 
-def unchanged_since(recorded: str | None, desired_digest: str, live: Manifest | None) -> bool:
+def unchanged_since(
+    recorded: str | None, desired_digest: str, live: Manifest | None, *, content: str = ""
+) -> bool:
     """True when LIVE is the object appflow applied from the same desired content, untouched."""
     return (
-        recorded is not None and live is not None and recorded == fingerprint(desired_digest, live)
+        recorded is not None
+        and live is not None
+        and recorded == fingerprint(desired_digest, live, content=content)
     )
 
 
-def untouched_since(recorded: str, live: Manifest) -> bool:
+def untouched_since(recorded: str, live: Manifest, *, content: str = "") -> bool:
     """True when nobody changed appflow's fields of LIVE since RECORDED was taken.
 
     Unlike unchanged_since, the desired content is not compared: drift
     detection asks only whether the live object moved.
     """
     desired_part = recorded.split(":", 1)[0]
-    return recorded == fingerprint(desired_part, live)
+    return recorded == fingerprint(desired_part, live, content=content)
 
 
 def only_imperative(live: Manifest, managers: list[str]) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from appflow.errors import ConfigError, PruneError, Where
 from appflow.model.diff import changed_paths, normalize, unified_diff
@@ -29,6 +30,7 @@ from appflow.model.objects import (
     Manifest,
     ObjectRef,
 )
+from appflow.model.redact import Redactor
 
 _SHOWN_PATHS = 5
 
@@ -120,6 +122,7 @@ def plan_sync(
     live: Mapping[ObjectRef, Manifest | None],
     old_inventory: Inventory | None,
     with_diffs: bool = True,
+    redactor: Redactor | None = None,
 ) -> Plan:
     """Plan one sync of ``app``: desired objects in the given order, then prune candidates.
 
@@ -130,12 +133,13 @@ def plan_sync(
     unknown, and it is skipped rather than deleted blind.
 
     ``with_diffs=False`` leaves ``Change.diff`` empty: a sync of hundreds of
-    objects needs the actions, and only ``diff`` shows the text.
+    objects needs the actions, and only ``diff`` shows the text. Diffs hide
+    secret values as ``redactor`` says (Secret data always).
 
     Raises ConfigError when an object appears twice in ``desired`` and
     PruneError when ``old_inventory`` belongs to another app.
     """
-    diff: _DiffFn = unified_diff if with_diffs else _no_diff
+    diff: _DiffFn = partial(unified_diff, redactor=redactor) if with_diffs else _no_diff
     changes: list[Change] = []
     seen: set[ObjectRef] = set()
     for manifest in desired:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from appflow.model.diff import changed_paths, normalize, unified_diff
 from appflow.model.objects import Manifest, ObjectRef
+from appflow.model.redact import Redactor
 
 TESTDATA = Path(__file__).parent / "testdata" / "plan"
 
@@ -162,15 +163,37 @@ def test_unified_diff_never_shows_secret_values() -> None:
 
     live = secret({"user": "YWRtaW4=", "password": "aHVudGVyMg=="})
     desired = secret({"user": "YWRtaW4=", "password": "czNjcjN0", "token": "dG9r"})
-    text = unified_diff(ObjectRef.of(live), live, desired)
-    for value in ("YWRtaW4=", "aHVudGVyMg==", "czNjcjN0", "dG9r"):
+    redactor = Redactor(key=b"k")
+    text = unified_diff(ObjectRef.of(live), live, desired, redactor=redactor)
+    for value in ("YWRtaW4=", "aHVudGVyMg==", "czNjcjN0", "dG9r", "admin", "hunter2", "s3cr3t"):
         assert value not in text
     changed = [line for line in text.splitlines()[2:] if line[:1] in "+-"]
+    # The same value shows the same digest (of its decoded bytes): a change is visible.
     assert changed == [
-        "-  password: <redacted>",
-        "+  password: <redacted> (changed)",
-        "+  token: <redacted>",
+        f"-  password: {redactor.mask(b'hunter2')}",
+        f"+  password: {redactor.mask(b's3cr3t')}",
+        f"+  token: {redactor.mask(b'tok')}",
     ]
+    assert f"   user: {redactor.mask(b'admin')}" in text.splitlines()
+
+
+def test_unified_diff_hides_known_secret_values_in_any_object() -> None:
+    def config(password: str) -> Manifest:
+        return {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "conf", "namespace": "shop"},
+            "data": {"broker.conf": f"user edge\npassword {password}\n"},
+        }
+
+    redactor = Redactor(key=b"k").with_values(["old-pass-1", "new-pass-2"])
+    text = unified_diff(
+        ObjectRef.of(config("x")), config("old-pass-1"), config("new-pass-2"), redactor=redactor
+    )
+    assert "old-pass-1" not in text
+    assert "new-pass-2" not in text
+    assert f"-    password {redactor.mask('old-pass-1')}" in text
+    assert f"+    password {redactor.mask('new-pass-2')}" in text
 
 
 def test_unified_diff_of_removed_object_is_all_minus() -> None:

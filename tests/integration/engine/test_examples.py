@@ -13,6 +13,7 @@ gone: the three sandbox clusters are shared by every test.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -201,7 +202,7 @@ def container(deployment: Manifest) -> dict[str, Any]:
 
 
 def test_every_example_folder_has_a_test() -> None:
-    covered = {"plain", "helm-web", "kustomize-telemetry", "fleet-mqtt", "edge-site"}
+    covered = {"plain", "helm-web", "kustomize-telemetry", "fleet-mqtt", "edge-site", "secure-mqtt"}
     folders = {p.name for p in EXAMPLES.iterdir() if p.is_dir() and not p.name.startswith(".")}
     assert folders == covered
     readme = (EXAMPLES / "README.md").read_text()
@@ -401,3 +402,36 @@ def test_edge_site_syncs_its_apps_in_dependency_order(examples: Examples) -> Non
         assert collector["data"]["MQTT_URL"] == url
         dashboard = examples.live(i, "v1", "ConfigMap", "dashboard-settings", "site-dashboard")
         assert dashboard["data"]["MQTT_URL"] == url
+
+
+def test_secure_mqtt_decrypts_its_password_file_and_values_with_the_test_key(
+    examples: Examples,
+) -> None:
+    folder = EXAMPLES / "secure-mqtt"
+    assert cli("group", "add", "sites", "-l", "appflow.dev/sandbox=true").exit_code == 0
+    added = cli(
+        "secret", "key", "add", "test-only", "--group", "sites",
+        "--age-key-file", str(folder / "TEST-ONLY-age-key.txt"),
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    apps = ("secure-broker", "secure-bridge")
+    names = examples.add(EXAMPLES, "secure-mqtt", namespaces=("secure-mqtt", "secure-mqtt-bridge"))
+    assert names == sorted(apps)
+    for report in examples.sync(*apps):
+        assert_synced_clusters(report, examples, ALL)
+    for app in apps:
+        assert_status_ready(examples, app, ALL)
+        assert_no_diff(examples, app, ALL)
+    for i in ALL:
+        passwords = examples.live(i, "v1", "Secret", "mosquitto-passwords", "secure-mqtt")
+        text = base64.b64decode(passwords["data"]["passwords"]).decode()
+        assert text.startswith("sensor-01:$7$101$TESTONLYsalt0001$")
+        bridge = examples.live(i, "v1", "Secret", "secure-bridge-config", "secure-mqtt-bridge")
+        conf = base64.b64decode(bridge["data"]["mosquitto.conf"]).decode()
+        assert "remote_password bridge-pw-TESTONLY-5b1c9e" in conf
+        assert_all_deployments_ready(examples, i, "secure-mqtt")
+    # What the user sees of them holds digests, never the values.
+    for app in apps:
+        shown = cli("app", "show", app, "-o", "json")
+        assert "TESTONLY" not in shown.output
+        assert "<redacted digest:" in shown.output
