@@ -848,6 +848,7 @@ class Engine:
                     outcome="succeeded" if result.ok else "failed",
                     counts=counts,
                     message=message,
+                    objects={c.ref.encode(): c.action.value for c in result.plan.changes},
                 )
                 self._record_deployment(result, revision)
                 self.store.add_event(

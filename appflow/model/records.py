@@ -241,6 +241,33 @@ class DeploymentRecord:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DeploymentSummary:
+    """What a status grid shows of a Deployment, without its inventory and fingerprints:
+    a fleet of 50,000 Deployments is listed in a tenth of the time full records take."""
+
+    app: str
+    cluster: str
+    state: DeploymentState
+    applied_revision: int | None
+    message: str
+    resource_counts: dict[str, int]
+    failing: int
+    """How many objects fail (their messages are in the full record)."""
+
+    @classmethod
+    def of(cls, d: DeploymentRecord) -> DeploymentSummary:
+        return cls(
+            app=d.app,
+            cluster=d.cluster,
+            state=d.state,
+            applied_revision=d.applied_revision,
+            message=d.message,
+            resource_counts=dict(d.resource_counts),
+            failing=len(d.failing),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class SyncRecord:
     """One sync of an app to a cluster, from start to outcome (the app's history)."""
 
@@ -256,6 +283,8 @@ class SyncRecord:
     counts: dict[str, int] = field(default_factory=dict)
     """Objects per action: created, configured, unchanged, pruned."""
     message: str = ""
+    objects: dict[str, str] = field(default_factory=dict)
+    """Per encoded ObjectRef, the action this sync took on it (created, configured, ...)."""
 
     def __post_init__(self) -> None:
         _check_choice(self.trigger, SYNC_TRIGGERS, field_name="trigger")
@@ -320,16 +349,27 @@ class RolloutRecord:
         _check_aware(self.updated_at, field_name="updated_at")
 
 
+TokenScope = Literal["admin", "read-only"]
+"""``read-only`` tokens may read everything the API and the dashboard show, and change nothing."""
+TOKEN_SCOPES: tuple[str, ...] = get_args(TokenScope)
+
+
 @dataclass(frozen=True, kw_only=True)
 class TokenRecord:
     """An API bearer token, without the token: the store keeps only its SHA-256."""
 
     id: int
     name: str
+    scope: TokenScope = "admin"
     created_at: datetime = field(default_factory=utc_now)
     last_used: datetime | None = None
 
+    @property
+    def read_only(self) -> bool:
+        return self.scope == "read-only"
+
     def __post_init__(self) -> None:
         _check_name(self.name, "token")
+        _check_choice(self.scope, TOKEN_SCOPES, field_name="scope")
         _check_aware(self.created_at, field_name="created_at")
         _check_aware(self.last_used, field_name="last_used")

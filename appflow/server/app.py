@@ -20,7 +20,14 @@ from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from appflow import __version__
-from appflow.errors import AppflowError, AuthError, ConfigError, NotFoundError, StoreError
+from appflow.errors import (
+    AppflowError,
+    AuthError,
+    ConfigError,
+    ForbiddenError,
+    NotFoundError,
+    StoreError,
+)
 from appflow.model.webhooks import ReplayGuard
 from appflow.server.api import api_router
 from appflow.server.metrics import Metrics
@@ -43,6 +50,8 @@ def _status_of(err: AppflowError) -> int:
         return 400
     if isinstance(err, AuthError):
         return 401
+    if isinstance(err, ForbiddenError):
+        return 403
     if isinstance(err, StoreError):
         return 503
     return 500
