@@ -69,9 +69,7 @@ def token_list(output: str) -> None:
         data,
         output=output,
         columns=("NAME", "SCOPE", "CREATED", "LAST USED"),
-        rows=lambda d: [
-            [x["name"], x["scope"], x["created"], x["lastUsed"] or "never"] for x in d
-        ],
+        rows=lambda d: [[x["name"], x["scope"], x["created"], x["lastUsed"] or "never"] for x in d],
     )
 
 

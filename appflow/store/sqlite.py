@@ -974,9 +974,7 @@ class SqliteStore:
 
     # -- API tokens -------------------------------------------------------------------------
 
-    def add_token(
-        self, name: str, *, token_hash: str, scope: TokenScope = "admin"
-    ) -> TokenRecord:
+    def add_token(self, name: str, *, token_hash: str, scope: TokenScope = "admin") -> TokenRecord:
         """Keep a new API token by NAME, as the SHA-256 hex TOKEN_HASH (never the token)."""
         record = TokenRecord(id=0, name=name, scope=scope)  # checks name and scope first
         if len(token_hash) != 64:
