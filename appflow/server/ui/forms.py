@@ -49,6 +49,11 @@ class FormField:
     def dotted(self) -> str:
         return ".".join(self.path)
 
+    def choices(self) -> list[tuple[str, str]]:
+        """(form value, label) of each option of a choice: the value is the option as JSON,
+        so that 1 and "1" stay apart."""
+        return [(json.dumps(o), str(o)) for o in self.options]
+
     def shown_default(self) -> str:
         """The default as the input shows it."""
         return shown_value(self, self.default)

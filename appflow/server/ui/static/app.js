@@ -8,10 +8,10 @@
 
   const STATE_CLASS = /^s-/;
 
-  function setCell(td, cell) {
+  function setCell(td, cell, withRevision) {
     for (const c of Array.from(td.classList)) if (STATE_CLASS.test(c) || c === "none") td.classList.remove(c);
     td.classList.add("s-" + cell.state);
-    td.textContent = cell.state + (cell.revision ? " r" + cell.revision : "");
+    td.textContent = cell.state + (withRevision && cell.revision ? " r" + cell.revision : "");
     if (cell.message) td.title = cell.message; else td.removeAttribute("title");
     td.classList.add("changed");
     setTimeout(() => td.classList.remove("changed"), 1500);
@@ -27,10 +27,10 @@
     for (const cell of cells) {
       if (grid && columns[cell.cluster] !== undefined) {
         const row = grid.querySelector('tbody tr[data-app="' + CSS.escape(cell.app) + '"]');
-        if (row && row.children[columns[cell.cluster]]) setCell(row.children[columns[cell.cluster]], cell);
+        if (row && row.children[columns[cell.cluster]]) setCell(row.children[columns[cell.cluster]], cell, true);
       }
       const line = document.querySelector('#deployments tr[data-app="' + CSS.escape(cell.app) + '"][data-cluster="' + CSS.escape(cell.cluster) + '"] td.state');
-      if (line) setCell(line, cell);
+      if (line) setCell(line, cell, false);
     }
   }
 
