@@ -590,23 +590,7 @@ def rollout_status(name: str, output: str) -> None:
     """Show the partitions of app NAME's current rollout and where it stands."""
     with store_session() as store:
         r = store.get_rollout(name)
-    data = {
-        "app": r.app,
-        "revision": r.revision,
-        "state": r.state,
-        "message": r.message,
-        "current": r.current,
-        "partitions": [
-            {
-                "name": p.name,
-                "clusters": list(p.clusters),
-                "maxUnavailable": p.max_unavailable,
-                "state": p.state,
-                "message": p.message,
-            }
-            for p in r.partitions
-        ],
-    }
+    data = r.to_data()
     if output != "table":
         emit(data, output=output)
         return

@@ -318,20 +318,7 @@ def events(app: str | None, cluster: str | None, limit: int, follow: bool, outpu
         ]
 
     def as_data(records: list[Any]) -> list[dict[str, Any]]:
-        return [
-            {
-                "id": e.id,
-                "time": e.time.isoformat(timespec="seconds"),
-                "kind": e.kind,
-                "app": e.app,
-                "cluster": e.cluster,
-                "trigger": e.trigger,
-                "commit": e.commit,
-                "outcome": e.outcome,
-                "message": e.message,
-            }
-            for e in records
-        ]
+        return [e.to_data() for e in records]
 
     columns = ("TIME", "KIND", "APP", "CLUSTER", "TRIGGER", "OUTCOME", "MESSAGE")
 

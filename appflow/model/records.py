@@ -314,6 +314,20 @@ class EventRecord:
     def __post_init__(self) -> None:
         _check_aware(self.time, field_name="time")
 
+    def to_data(self) -> dict[str, Any]:
+        """As `appflow events -o json` and the dashboard's event stream show it."""
+        return {
+            "id": self.id,
+            "time": self.time.isoformat(timespec="seconds"),
+            "kind": self.kind,
+            "app": self.app,
+            "cluster": self.cluster,
+            "trigger": self.trigger,
+            "commit": self.commit,
+            "outcome": self.outcome,
+            "message": self.message,
+        }
+
 
 RolloutState = Literal["Progressing", "Paused", "Failed", "RolledBack", "Complete"]
 ROLLOUT_STATES: tuple[str, ...] = get_args(RolloutState)
@@ -347,6 +361,26 @@ class RolloutRecord:
     def __post_init__(self) -> None:
         _check_choice(self.state, ROLLOUT_STATES, field_name="state")
         _check_aware(self.updated_at, field_name="updated_at")
+
+    def to_data(self) -> dict[str, Any]:
+        """As `appflow rollout status -o json` and the API show it."""
+        return {
+            "app": self.app,
+            "revision": self.revision,
+            "state": self.state,
+            "message": self.message,
+            "current": self.current,
+            "partitions": [
+                {
+                    "name": p.name,
+                    "clusters": list(p.clusters),
+                    "maxUnavailable": p.max_unavailable,
+                    "state": p.state,
+                    "message": p.message,
+                }
+                for p in self.partitions
+            ],
+        }
 
 
 TokenScope = Literal["admin", "read-only"]

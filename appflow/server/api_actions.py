@@ -8,6 +8,7 @@ need a token that is not read-only (403 otherwise) and are recorded as events.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -16,6 +17,7 @@ from pydantic import BaseModel, Field
 from appflow.model.catalog import TargetChoice
 from appflow.model.overview import MAX_PER_PAGE, OverviewQuery
 from appflow.model.plan import Action, Plan
+from appflow.model.records import RolloutRecord
 from appflow.server.api import ERROR_RESPONSES
 from appflow.server.auth import actor_of, bearer_authorization
 from appflow.server.service import FleetService, report_problems
@@ -293,22 +295,5 @@ def actions_router(*, service: FleetService, require_token: bool) -> APIRouter:
     return router
 
 
-def _rollout(r: Any, states: dict[str, str] | Any) -> Rollout:
-    return Rollout(
-        app=r.app,
-        revision=r.revision,
-        state=r.state,
-        message=r.message,
-        current=r.current,
-        partitions=[
-            {
-                "name": p.name,
-                "clusters": list(p.clusters),
-                "maxUnavailable": p.max_unavailable,
-                "state": p.state,
-                "message": p.message,
-            }
-            for p in r.partitions
-        ],
-        states=dict(states),
-    )
+def _rollout(r: RolloutRecord, states: Mapping[str, str]) -> Rollout:
+    return Rollout(**r.to_data(), states=dict(states))

@@ -20,24 +20,13 @@ import pytest
 from appflow.model.tokens import hash_token, new_token
 from appflow.store import open_store
 from tests.e2e.support import appflow_env, serving
-from tests.helpers import unavailable
+from tests.helpers import BROWSER_ARGS, CHROMIUM, unavailable
 from tests.integration.engine.conftest import Fleet
 from tests.integration.engine.support import Space, kubectl
 
 pytestmark = pytest.mark.cluster
 
-CHROMIUM = os.environ.get("APPFLOW_CHROMIUM", "/usr/bin/chromium")
-BROWSER_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-PLAIN = Path(__file__).resolve().parents[2] / "repos-example" / "plain"
+EXAMPLES = Path(__file__).resolve().parents[2] / "repos-example"
 WAIT_MS = 120_000
 """Bounds of the waits for the fleet (syncs, drift, health), not timing asserts."""
 
@@ -65,16 +54,34 @@ def _shot(page: object, name: str) -> None:
         page.screenshot(path=str(Path(folder) / f"{name}.png"))  # type: ignore[attr-defined]
 
 
-def _example(tmp_path: Path, space: Space) -> tuple[Path, str]:
-    """repos-example/plain, renamed into the test's space (the sandbox is shared)."""
-    app = space.app("hello")
-    folder = tmp_path / "examples" / "plain"
-    shutil.copytree(PLAIN, folder)
-    (folder / "namespace.yaml").unlink()  # the space's namespace exists on every cluster
-    for path in folder.glob("*.yaml"):
-        text = path.read_text().replace("name: hello-edge", f"name: {app}")
-        path.write_text(text.replace("hello-edge", space.namespace))
-    return folder, app
+def _examples(tmp_path: Path, space: Space) -> tuple[Path, list[str]]:
+    """repos-example's plain, helm-web and kustomize-telemetry apps, renamed into the test's
+    space: the sandbox is shared, and the examples' names and namespaces are fixed."""
+    root = tmp_path / "examples"
+    for folder in ("plain", "helm-web", "kustomize-telemetry"):
+        shutil.copytree(EXAMPLES / folder, root / folder)
+    ns = space.namespace
+    (root / "plain" / "namespace.yaml").unlink()  # the space's namespace is on every cluster
+    for path in (root / "plain").glob("*.yaml"):
+        text = path.read_text().replace("name: hello-edge", f"name: {space.app('hello')}")
+        path.write_text(text.replace("hello-edge", ns))
+    web = root / "helm-web" / "appflow.yaml"
+    text = web.read_text().replace("name: edge-web", f"name: {space.app('web')}")
+    text = text.replace("namespace: edge-web", f"namespace: {ns}")
+    text = text.replace("releaseName: edge-web", f"releaseName: {space.app('web')}")
+    web.write_text(text.replace("  values:\n", "  values:\n    createNamespace: false\n", 1))
+    telemetry = root / "kustomize-telemetry"
+    (telemetry / "base" / "namespace.yaml").unlink()
+    base = telemetry / "base" / "kustomization.yaml"
+    base.write_text(
+        base.read_text()
+        .replace("namespace: telemetry", f"namespace: {ns}")
+        .replace("  - namespace.yaml\n", "")
+    )
+    definition = telemetry / "appflow.yaml"
+    text = definition.read_text().replace("name: telemetry", f"name: {space.app('telemetry')}")
+    definition.write_text(text.replace("namespace: telemetry", f"namespace: {ns}"))
+    return root, [space.app("hello"), space.app("web"), space.app("telemetry")]
 
 
 def _cli(fleet: Fleet, *args: str) -> None:
@@ -102,12 +109,14 @@ def test_dashboard_journeys(fleet: Fleet, space: Space, tmp_path: Path, browser:
 
     assert isinstance(browser, Browser)
     expect.set_options(timeout=WAIT_MS)
-    folder, app = _example(tmp_path, space)
+    root, apps = _examples(tmp_path, space)
+    folder, app = root / "plain", apps[0]
     clusters = fleet.cluster_names
     group = f"edge-{space.suffix}"
     mqtt = space.app("mqtt")
-    _cli(fleet, "repo", "add", f"examples-{space.suffix}", str(folder.parent), "--path", "plain")
-    _cli(fleet, "sync", app, "--wait")
+    paths = ("--path", "plain", "--path", "helm-web", "--path", "kustomize-telemetry")
+    _cli(fleet, "repo", "add", f"examples-{space.suffix}", str(root), *paths)
+    _cli(fleet, "sync", *apps, "--wait")
     _cli(fleet, "group", "add", group, "-l", "env in (dev,prod)")
     admin, viewer = new_token(), new_token()
     fleet.store.add_token("ops", token_hash=hash_token(admin))
@@ -124,8 +133,13 @@ def test_dashboard_journeys(fleet: Fleet, space: Space, tmp_path: Path, browser:
         grid = page.locator("#grid")
         for name in clusters:
             expect(grid.locator(f'thead th[data-cluster="{name}"]')).to_be_visible()
+        for name in apps[:2]:
+            expect(grid.locator(f'tbody tr[data-app="{name}"] td.s-Ready')).to_have_count(3)
+        # telemetry targets env in (dev, prod): Ready there, nothing on the test cluster.
+        telemetry = grid.locator(f'tbody tr[data-app="{apps[2]}"]')
+        expect(telemetry.locator("td.s-Ready")).to_have_count(2)
+        expect(telemetry.locator("td.none")).to_have_count(1)
         row = grid.locator(f'tbody tr[data-app="{app}"]')
-        expect(row.locator("td.s-Ready")).to_have_count(3)
         expect(page.locator("#live")).to_have_text("● live")
         _shot(page, "overview")
 
@@ -207,6 +221,7 @@ def test_dashboard_journeys(fleet: Fleet, space: Space, tmp_path: Path, browser:
         error = page.locator('.field[data-field="v:/mqtt/port"] .field-error')
         expect(error).to_have_text(re.compile(r"mqtt\.port: 80 is less than the minimum of 1024"))
         assert page.url.endswith("/ui/install?entry=mosquitto"), "the form was sent"
+        error.scroll_into_view_if_needed()
         _shot(page, "install-form")
 
         # The server checks again (a form sent past the browser's check): same field, same

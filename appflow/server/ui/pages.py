@@ -40,7 +40,14 @@ from appflow.model.records import DEPLOYMENT_STATES, TokenRecord
 from appflow.model.tokens import hash_token
 from appflow.paths import data_dir
 from appflow.server.auth import find_token
-from appflow.server.service import Actor, FleetService, describe, problem_paths, report_problems
+from appflow.server.service import (
+    Actor,
+    ChartView,
+    FleetService,
+    describe,
+    problem_paths,
+    report_problems,
+)
 from appflow.server.ui import forms
 from appflow.server.ui.session import (
     COOKIE,
@@ -556,6 +563,12 @@ def mount_dashboard(app: FastAPI, *, service: FleetService, require_token: bool)
             installs=installs,
         )
 
+    async def chart_form(
+        entry: str, version: str | None
+    ) -> tuple[ChartView, list[forms.FormField]]:
+        view = await service.chart(entry, version=version)
+        return view, forms.form_fields(view.schema, view.entry.questions, view.defaults)
+
     async def install_form(
         request: Request,
         session: Session,
@@ -568,9 +581,8 @@ def mount_dashboard(app: FastAPI, *, service: FleetService, require_token: bool)
         general: list[str] | None = None,
         status: int = 200,
     ) -> HTMLResponse:
-        view = await service.chart(entry, version=version)
+        view, fields = await chart_form(entry, version)
         defaults = view.defaults
-        fields = forms.form_fields(view.schema, view.entry.questions, defaults)
         shown: dict[str, str] = {f.name: f.shown_default() for f in fields}
         if upgrade_of is not None:
             for f in fields:
@@ -621,8 +633,7 @@ def mount_dashboard(app: FastAPI, *, service: FleetService, require_token: bool)
         upgrade_of: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
         """The form's values, or the form again with the fields it could not read."""
-        view = await service.chart(entry, version=version)
-        fields = forms.form_fields(view.schema, view.entry.questions, view.defaults)
+        _, fields = await chart_form(entry, version)
         submitted = forms.parse(fields, form)
         if submitted.errors:
             raise _Page(
@@ -649,8 +660,7 @@ def mount_dashboard(app: FastAPI, *, service: FleetService, require_token: bool)
         version: str | None,
         upgrade_of: Mapping[str, Any] | None,
     ) -> HTMLResponse:
-        view = await service.chart(entry, version=version)
-        fields = forms.form_fields(view.schema, view.entry.questions, view.defaults)
+        _, fields = await chart_form(entry, version)
         errors: dict[str, str] = {}
         general: list[str] = []
         for path, message in problem_paths(err):
@@ -871,19 +881,7 @@ async def _events(
         touched = sorted({e.app for e in new if e.app and (not shown or e.app in shown)})
         for e in new:
             last_id = max(last_id, e.id)
-            yield _sse(
-                "appflow",
-                {
-                    "id": e.id,
-                    "time": e.time.isoformat(timespec="seconds"),
-                    "kind": e.kind,
-                    "app": e.app,
-                    "cluster": e.cluster,
-                    "trigger": e.trigger,
-                    "outcome": e.outcome,
-                    "message": e.message,
-                },
-            )
+            yield _sse("appflow", e.to_data())
         refresh = now - last_refresh > STREAM_REFRESH
         if refresh:
             last_refresh = now
