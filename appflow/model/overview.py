@@ -156,6 +156,8 @@ class Cell:
     revision: int | None
     message: str
     failing: int
+    offline: bool = False
+    """The cluster is Offline: STATE is only the last known one, never taken as current."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -192,7 +194,11 @@ def grid(selection: Selection, summaries: Iterable[DeploymentSummary]) -> list[R
                 None
                 if d is None
                 else Cell(
-                    state=d.state, revision=d.applied_revision, message=d.message, failing=d.failing
+                    state=d.state,
+                    revision=d.applied_revision,
+                    message=d.message,
+                    failing=d.failing,
+                    offline=cluster.state == "Offline",
                 )
             )
         rows.append(Row(app=app, cells=cells, counts=counts, resources=resources))

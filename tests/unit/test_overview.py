@@ -108,3 +108,14 @@ def test_bad_queries_name_their_field() -> None:
     assert err.value.where.field == "per_page"
     with pytest.raises(ConfigError, match="no cluster group named 'nope'"):
         select(apps=APPS, clusters=CLUSTERS, groups=GROUPS, query=OverviewQuery(group="nope"))
+
+
+def test_a_cell_on_an_offline_cluster_is_never_current() -> None:
+    clusters = [
+        ClusterRecord(name="up", kind="eve-k", state="Online"),
+        ClusterRecord(name="gone", kind="eve-k", state="Offline"),
+    ]
+    chosen = select(apps=APPS[:1], clusters=clusters, groups=[], query=OverviewQuery())
+    (row,) = grid(chosen, [summary("app-00", "up"), summary("app-00", "gone")])
+    assert [c.offline if c else None for c in row.cells] == [True, False]  # "gone" sorts first
+    assert [c.state if c else None for c in row.cells] == ["Ready", "Ready"]

@@ -842,12 +842,13 @@ async def _events(
     started = last_check = last_refresh = loop.time()
     latest = await asyncio.to_thread(store.list_events, app=app_name, limit=1)
     last_id = latest[-1].id if latest else 0
-    sent: dict[tuple[str, str], tuple[str, int | None, str]] = {}
+    sent: dict[tuple[str, str], tuple[str, int | None, str, bool]] = {}
 
     def cells(apps: list[str]) -> list[dict[str, Any]]:
+        offline = {c.name for c in store.list_clusters() if c.state == "Offline"}
         out = []
         for s in store.list_deployment_summaries(apps=apps):
-            now = (s.state, s.applied_revision, s.message)
+            now = (s.state, s.applied_revision, s.message, s.cluster in offline)
             if sent.get((s.app, s.cluster)) != now:
                 sent[(s.app, s.cluster)] = now
                 out.append(
@@ -857,6 +858,7 @@ async def _events(
                         "state": s.state,
                         "revision": s.applied_revision,
                         "message": s.message,
+                        "offline": s.cluster in offline,
                     }
                 )
         return out

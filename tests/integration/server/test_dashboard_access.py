@@ -186,6 +186,12 @@ def test_the_grid_is_paginated_and_filtered_on_the_server(served: Served) -> Non
     assert re.findall(r'<tr data-app="([^"]+)">', modified.text) == [
         f"a-{i:02d}" for i in range(0, 60, 3)
     ]
+    offline = served.store.get_cluster("berlin-1")
+    served.store.put_cluster(type(offline)(**{**offline.__dict__, "state": "Offline"}))
+    silent = client.get("/ui/?q=a-01")
+    assert '<td class="s-Offline"' in silent.text
+    assert "Offline (last known: Ready)" in silent.text
+    assert '<td class="s-Ready"' not in silent.text, "a silent cluster is never shown Ready"
     columns = client.get("/ui/?selector=env%3Ddev")
     assert re.findall(r'data-cluster="([^"]+)"', columns.text) == ["lab-1"]
     api = served.api().get(

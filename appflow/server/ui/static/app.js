@@ -10,9 +10,17 @@
 
   function setCell(td, cell, withRevision) {
     for (const c of Array.from(td.classList)) if (STATE_CLASS.test(c) || c === "none") td.classList.remove(c);
-    td.classList.add("s-" + cell.state);
-    td.textContent = cell.state + (withRevision && cell.revision ? " r" + cell.revision : "");
-    if (cell.message) td.title = cell.message; else td.removeAttribute("title");
+    const shown = cell.state + (withRevision && cell.revision ? " r" + cell.revision : "");
+    if (cell.offline) {
+      // A silent cluster is never shown as Ready: its state is only the last one known.
+      td.classList.add("s-Offline");
+      td.textContent = "Offline (last known: " + shown + ")";
+      td.title = "the cluster is offline; last known state";
+    } else {
+      td.classList.add("s-" + cell.state);
+      td.textContent = shown;
+      if (cell.message) td.title = cell.message; else td.removeAttribute("title");
+    }
     td.classList.add("changed");
     setTimeout(() => td.classList.remove("changed"), 1500);
   }
@@ -335,8 +343,11 @@
     if (diff && diff.dataset.src) {
       diff.innerHTML = '<p class="muted">Comparing with the clusters…</p>';
       fetch(diff.dataset.src, { credentials: "same-origin" })
-        .then((r) => r.text())
-        .then((html) => { diff.innerHTML = html; })
+        .then((r) => {
+          if (r.redirected && r.url.indexOf("/ui/login") !== -1) { window.location.assign(r.url); return ""; }
+          return r.text();
+        })
+        .then((html) => { if (html) diff.innerHTML = html; })
         .catch(() => { diff.innerHTML = '<p class="error">Could not load the diff; reload the page.</p>'; });
     }
   });
