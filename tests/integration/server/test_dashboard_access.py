@@ -230,3 +230,61 @@ def test_the_event_stream_sends_new_events_and_changed_cells(served: Served) -> 
     assert "appflow" in kinds
     cells = next(d for e, d in seen if e == "cells")
     assert {"app": "web", "cluster": "berlin-1", "state": "Modified"}.items() <= cells[0].items()  # type: ignore[index]
+
+
+def test_a_rollout_is_paused_and_resumed_from_its_page(served: Served) -> None:
+    from appflow.model.records import RolloutPartitionRecord, RolloutRecord
+
+    served.store.put_rollout(
+        RolloutRecord(
+            app="web",
+            revision=3,
+            state="Progressing",
+            current=1,
+            partitions=(
+                RolloutPartitionRecord(
+                    name="canary", clusters=("lab-1",), max_unavailable=1, state="Ready"
+                ),
+                RolloutPartitionRecord(
+                    name="rest",
+                    clusters=("berlin-1", "lab-1"),
+                    max_unavailable=1,
+                    state="Progressing",
+                ),
+            ),
+        )
+    )
+    client = _signed_in(served, served.token)
+    page = client.get("/ui/rollouts")
+    assert "canary" in page.text
+    assert "batch 2: " in page.text, "the rest partition is cut into batches of max unavailable"
+    paused = client.post(
+        "/ui/apps/web/rollout/pause", data={"_csrf": _csrf(client), "back": "/ui/rollouts"}
+    )
+    assert paused.status_code == 303
+    assert paused.headers["location"] == "/ui/rollouts"
+    assert served.store.get_rollout("web").state == "Paused"
+    assert served.store.get_rollout("web").message == "paused by token tests"
+    resumed = client.post("/ui/apps/web/rollout/resume", data={"_csrf": _csrf(client)})
+    assert resumed.status_code == 303
+    assert served.store.get_rollout("web").state == "Progressing"
+    assert served.triggers.apps == [("web", "user", None)], "resuming syncs the app"
+    api = served.api().get("/api/v1/rollouts").json()
+    assert [(r["app"], r["state"], r["states"]) for r in api] == [
+        ("web", "Progressing", {"berlin-1": "ErrApplied"})
+    ]
+
+
+def test_the_api_serves_what_the_dashboard_shows(served: Served) -> None:
+    api = served.api()
+    objects = api.get("/api/v1/apps/web/objects")
+    assert objects.status_code == 200
+    assert objects.json()["berlin-1"] == []  # its one inventory line is not a valid ref
+    match = api.get("/api/v1/catalog/match", params={"selector": "env=prod"})
+    assert match.json() == ["berlin-1"]
+    refused = api.get("/api/v1/catalog/match", params={"selector": "env=prod", "all": "true"})
+    assert refused.status_code == 400
+    assert "exactly one of" in refused.json()["error"]
+    no_engine = api.get("/api/v1/apps/web/diff")
+    assert no_engine.status_code == 400
+    assert "runs without the engine" in no_engine.json()["error"]
