@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import statistics
 import sys
@@ -178,6 +179,7 @@ def main() -> int:
         server.should_exit = True
         thread.join(timeout=10)
         store.close()
+        shutil.rmtree(work, ignore_errors=True)
     ok = True
     baseline = results.pop("baseline: whole grid (/api/v1/status)")
     base_time = statistics.median(t for t, _ in baseline)
