@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 APPFLOW := $(BIN)/appflow
 PYTEST_ARGS ?=
 
-.PHONY: help tools install lint test unit integration demo demo-down bench clean
+.PHONY: help tools install lint test unit integration demo demo-down bench screenshots clean
 
 help:
 	@echo "make demo      start 3 sandbox clusters, sync repos-example/plain, print the status"
@@ -16,6 +16,7 @@ help:
 	@echo "make install   create $(VENV) and install appflow with its dev tools"
 	@echo "make lint      ruff, mypy, import contracts, hadolint"
 	@echo "make bench     run the benchmarks in bench/"
+	@echo "make screenshots  regenerate the dashboard screenshots in docs/screenshots/"
 
 tools:
 	bash tools/build-tools.sh
@@ -48,6 +49,11 @@ demo-down: install
 
 bench: tools install
 	$(BIN)/python bench/sync_single.py
+
+# The browser journey of the dashboard (tests/e2e/test_dashboard.py) saves the README's
+# screenshots on its way; it starts its own sandbox clusters (Debian's chromium needed).
+screenshots: tools install
+	APPFLOW_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/pytest tests/e2e/test_dashboard.py -p no:cacheprovider $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -166,6 +166,10 @@ class AuthError(AppflowError):
     """A request's credentials are missing or wrong: an API bearer token, a webhook secret."""
 
 
+class ForbiddenError(AppflowError):
+    """The credential is valid but may not do this: a read-only token asking for a change."""
+
+
 class WebhookRejectedError(AuthError):
     """A webhook delivery is unsigned, forged, stale or replayed; nothing is fetched for it."""
 

@@ -65,3 +65,17 @@ def built_tool(name: str, *, how: str = "make tools") -> Path:
         return find_tool(name)
     except ToolMissingError:
         unavailable(f"the '{name}' binary is not built; build it with: {how}")
+
+
+CHROMIUM = os.environ.get("APPFLOW_CHROMIUM", "/usr/bin/chromium")
+"""Debian's Chromium: the browser tests and bench/ui.py drive it; nothing downloads one."""
+BROWSER_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]

@@ -29,4 +29,7 @@ cat <<'TXT'
 Next: `appflow app diff hello-edge`, `appflow app history hello-edge`,
 `appflow sandbox kubeconfig sandbox-1 --path` for kubectl, and
 `make demo-down` (appflow sandbox down) to stop the clusters.
+
+The dashboard: `.venv/bin/appflow token create me` (copy the token), then
+`.venv/bin/appflow serve` and open http://127.0.0.1:8080/ to sign in.
 TXT

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -595,23 +594,7 @@ def rollout_status(name: str, output: str) -> None:
     """Show the partitions of app NAME's current rollout and where it stands."""
     with store_session() as store:
         r = store.get_rollout(name)
-    data = {
-        "app": r.app,
-        "revision": r.revision,
-        "state": r.state,
-        "message": r.message,
-        "current": r.current,
-        "partitions": [
-            {
-                "name": p.name,
-                "clusters": list(p.clusters),
-                "maxUnavailable": p.max_unavailable,
-                "state": p.state,
-                "message": p.message,
-            }
-            for p in r.partitions
-        ],
-    }
+    data = r.to_data()
     if output != "table":
         emit(data, output=output)
         return
@@ -640,9 +623,10 @@ def rollout_status(name: str, output: str) -> None:
 def rollout_pause(name: str) -> None:
     """Stop app NAME's rollout before its next batch of clusters."""
 
+    from appflow.engine.rollouts import pause_rollout
+
     with store_session() as store:
-        r = store.get_rollout(name)
-        store.put_rollout(replace(r, state="Paused", message="paused by user"))
+        pause_rollout(store, name)
     console.print(f"rollout of {name} paused")
 
 
@@ -653,7 +637,8 @@ def rollout_pause(name: str) -> None:
 def rollout_resume(name: str, wait: bool, timeout: float) -> None:
     """Continue app NAME's rollout (clusters already updated re-sync as no-ops)."""
 
+    from appflow.engine.rollouts import resume_rollout
+
     with store_session() as store:
-        r = store.get_rollout(name)
-        store.put_rollout(replace(r, state="Progressing", message="resumed by user"))
+        resume_rollout(store, name)
     _do_sync((name,), False, (), False, wait, timeout, "table")

@@ -102,13 +102,18 @@ async def _serve(engine: Engine, config: ServeConfig) -> None:
 
     metrics = Metrics()
     daemon = Daemon(engine, options=config.daemon, on_sync=metrics.observe_report)
+    catalog_dir = default_catalog_dir()
     app = create_app(
         store=engine.store,
         triggers=daemon,
         max_body_bytes=config.max_body_bytes,
         require_token=config.require_token,
         metrics=metrics,
+        engine=engine,
+        catalog_dir=catalog_dir,
     )
+    # The dashboard's event streams end when the daemon stops.
+    app.state.stopping = daemon.stopping
 
     class Server(uvicorn.Server):
         # The daemon owns SIGTERM/SIGINT: it stops the HTTP server itself.
@@ -118,11 +123,18 @@ async def _serve(engine: Engine, config: ServeConfig) -> None:
     # The catalog, served as a Helm repository at /catalog and kept live:
     # edits under catalog/ and new versions in remote repositories reach the
     # installs whose upgrade policy is auto.
-    catalog_dir = default_catalog_dir()
     publisher = CatalogPublisher(catalog_dir, cache_dir() / "catalog" / "published")
     app.include_router(catalog_router(publisher), prefix="/catalog")
     server = Server(
-        uvicorn.Config(app, host=config.host, port=config.port, log_level="warning", lifespan="off")
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            log_level="warning",
+            lifespan="off",
+            # Open dashboard streams must not hold a SIGTERM up.
+            timeout_graceful_shutdown=5,
+        )
     )
 
     async def http() -> None:
@@ -138,7 +150,9 @@ async def _serve(engine: Engine, config: ServeConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.stop)
     err_console.print(
-        f"appflow serve: listening on http://{config.host}:{config.port}", highlight=False
+        f"appflow serve: listening on http://{config.host}:{config.port} "
+        f"(dashboard: http://{config.host}:{config.port}/ui/)",
+        highlight=False,
     )
     try:
         await daemon.run(
@@ -304,20 +318,7 @@ def events(app: str | None, cluster: str | None, limit: int, follow: bool, outpu
         ]
 
     def as_data(records: list[Any]) -> list[dict[str, Any]]:
-        return [
-            {
-                "id": e.id,
-                "time": e.time.isoformat(timespec="seconds"),
-                "kind": e.kind,
-                "app": e.app,
-                "cluster": e.cluster,
-                "trigger": e.trigger,
-                "commit": e.commit,
-                "outcome": e.outcome,
-                "message": e.message,
-            }
-            for e in records
-        ]
+        return [e.to_data() for e in records]
 
     columns = ("TIME", "KIND", "APP", "CLUSTER", "TRIGGER", "OUTCOME", "MESSAGE")
 

@@ -27,14 +27,21 @@ def token() -> None:
 
 @token.command("create")
 @click.argument("name")
+@click.option(
+    "--read-only",
+    is_flag=True,
+    help="May read the API and the dashboard, and change nothing (no sync, install, rollback).",
+)
 @output_option
-def token_create(name: str, output: str) -> None:
+def token_create(name: str, read_only: bool, output: str) -> None:
     """Create API token NAME and print it once (only its hash is kept)."""
     secret = new_token()
     with store_session() as store:
-        record = store.add_token(name, token_hash=hash_token(secret))
+        record = store.add_token(
+            name, token_hash=hash_token(secret), scope="read-only" if read_only else "admin"
+        )
     if output != "table":
-        emit({"name": record.name, "token": secret}, output=output)
+        emit({"name": record.name, "scope": record.scope, "token": secret}, output=output)
         return
     # The token alone on stdout, so that TOKEN=$(appflow token create ci) works.
     click.echo(secret)
@@ -52,6 +59,7 @@ def token_list(output: str) -> None:
         data = [
             {
                 "name": t.name,
+                "scope": t.scope,
                 "created": t.created_at.isoformat(timespec="seconds"),
                 "lastUsed": t.last_used.isoformat(timespec="seconds") if t.last_used else None,
             }
@@ -60,8 +68,8 @@ def token_list(output: str) -> None:
     emit(
         data,
         output=output,
-        columns=("NAME", "CREATED", "LAST USED"),
-        rows=lambda d: [[x["name"], x["created"], x["lastUsed"] or "never"] for x in d],
+        columns=("NAME", "SCOPE", "CREATED", "LAST USED"),
+        rows=lambda d: [[x["name"], x["scope"], x["created"], x["lastUsed"] or "never"] for x in d],
     )
 
 

@@ -34,10 +34,12 @@ from appflow.model.appdef import (
     DecryptionSpec,
     EncryptedValues,
     HelmSpec,
+    JsonPath,
 )
 from appflow.model.catalog import (
     CHART_DEFAULT,
     ENTRY_DEFAULT,
+    FROM_FORM,
     FROM_SET,
     PREVIOUS,
     CatalogEntry,
@@ -51,7 +53,7 @@ from appflow.model.catalog import (
     question_defaults,
     questions_to_schema,
     resolve_version,
-    validate_values,
+    value_problems,
 )
 from appflow.model.records import AppRecord, ClusterRecord
 from appflow.model.semver import parse_version, sort_versions
@@ -72,8 +74,10 @@ log = logging.getLogger("appflow.catalog")
 class ValuesRejected(ConfigError):
     """The install's values break the chart's schema; nothing was changed."""
 
-    def __init__(self, app: str, messages: Sequence[str]) -> None:
-        self.messages = list(messages)
+    def __init__(self, app: str, problems: Sequence[tuple[JsonPath, str]]) -> None:
+        self.problems = list(problems)
+        """Each message with the path of the value it is about (() for the whole install)."""
+        self.messages = [m for _, m in self.problems]
         text = "\n".join(f"  - {m}" for m in self.messages)
         super().__init__(
             f"values rejected before any cluster was touched:\n{text}", where=Where(app=app)
@@ -274,6 +278,8 @@ class ValuesInput:
     """An upgrade's earlier values (reused unless --reset-values)."""
     previous_encrypted: tuple[EncryptedValues, ...] = ()
     """An upgrade's earlier SOPS-encrypted values files, as ciphertext."""
+    form: Mapping[str, Any] | None = None
+    """Values as data, from the dashboard's install form; they win over everything else."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -298,6 +304,8 @@ def gather_values(entry: CatalogEntry, chart_dir: Path, given: ValuesInput) -> V
         layers.append((parse_set(given.set_values), FROM_SET))
     if given.set_strings:
         layers.append((parse_set(given.set_strings, strings=True), "from --set-string"))
+    if given.form:
+        layers.append((given.form, FROM_FORM))
     chart = source.chart_values(chart_dir)
     return Values(
         user=merge_values(*(values for values, _ in layers)),
@@ -326,36 +334,49 @@ def check_values(
     targets: Sequence[ClusterRecord],
 ) -> list[str]:
     """Every schema violation of VALUES, per target (cluster templating differs per target)."""
+    return [m for _, m in value_problems_on(entry, chart_dir, values, targets)]
+
+
+def value_problems_on(
+    entry: CatalogEntry,
+    chart_dir: Path,
+    values: Values,
+    targets: Sequence[ClusterRecord],
+) -> list[tuple[JsonPath, str]]:
+    """As ``check_values``, each message with the path of the value it is about."""
     schema = values_schema(entry, chart_dir)
-    problems: list[str] = []
+    problems: list[tuple[JsonPath, str]] = []
     if entry.min_kube_version:
         floor = parse_version(entry.min_kube_version)
         for cluster in targets:
             have = parse_version(cluster.k8s_version or "")
             if floor is not None and have is not None and have.core < floor.core:
                 problems.append(
-                    f"cluster {cluster.name} runs Kubernetes {cluster.k8s_version}; "
-                    f"{entry.name} needs {entry.min_kube_version} or newer"
+                    (
+                        (),
+                        f"cluster {cluster.name} runs Kubernetes {cluster.k8s_version}; "
+                        f"{entry.name} needs {entry.min_kube_version} or newer",
+                    )
                 )
     if schema is None:
         return problems
     merged = merge_values(values.chart, values.user)
-    per_cluster: dict[str, list[str]] = {}
+    per_cluster: dict[str, list[tuple[JsonPath, str]]] = {}
     if has_templates(values.user):
         for cluster in targets:
             rendered = render_templated_values(
                 merged, cluster_name=cluster.name, cluster_labels=cluster.labels
             )
-            per_cluster[cluster.name] = validate_values(rendered, schema, origins=values.origins)
+            per_cluster[cluster.name] = value_problems(rendered, schema, origins=values.origins)
     else:
-        found = validate_values(merged, schema, origins=values.origins)
+        found = value_problems(merged, schema, origins=values.origins)
         per_cluster = {c.name: found for c in targets} or {"": found}
     distinct = {tuple(v) for v in per_cluster.values()}
     if len(distinct) <= 1:
         problems.extend(next(iter(per_cluster.values()), []))
     else:
         for target, found in sorted(per_cluster.items()):
-            problems.extend(f"on cluster {target}: {m}" for m in found)
+            problems.extend((path, f"on cluster {target}: {m}") for path, m in found)
     return problems
 
 
@@ -582,9 +603,12 @@ async def _plan(
             where=Where(app=name),
             hint="see `appflow cluster list`",
         )
-    problems = [
-        f"{path} is marked sensitive in the values schema: give it in a SOPS-encrypted values "
-        "file (appflow secret encrypt), never in plain text, which the install record would keep"
+    problems: list[tuple[JsonPath, str]] = [
+        (
+            tuple(path.split(".")),
+            f"{path} is marked sensitive in the values schema: give it in a SOPS-encrypted values "
+            "file (appflow secret encrypt), never in plain text, which the install record would keep",
+        )
         for path in plain_sensitive_paths(values_schema(entry, chart_dir), values.user)
     ]
     # Encrypted values are decrypted on every target now: a target without the key fails here.
@@ -594,7 +618,7 @@ async def _plan(
     for plain in secret or [{}]:
         with_secret = replace(values, user=merge_values(values.user, plain))
         problems += [
-            p for p in check_values(entry, chart_dir, with_secret, chosen) if p not in problems
+            p for p in value_problems_on(entry, chart_dir, with_secret, chosen) if p not in problems
         ]
     if problems:
         raise ValuesRejected(name, problems)

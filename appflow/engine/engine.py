@@ -863,6 +863,7 @@ class Engine:
                     outcome="succeeded" if result.ok else "failed",
                     counts=counts,
                     message=message,
+                    objects={c.ref.encode(): c.action.value for c in result.plan.changes},
                 )
                 self._record_deployment(result, revision)
                 self.store.add_event(
@@ -1103,16 +1104,39 @@ class Engine:
         app = self.store.get_app(name)
         source = await self.source(app)
         definition = await self.definition(app, source)
-        options = SyncOptions(with_diffs=True, prune=definition.sync_policy.prune)
+        targets = self.targets(definition, clusters)
+        desired = [(c, await self.desired(definition, source, c)) for c in targets]
+        return await self._plans(name, desired, prune=definition.sync_policy.prune)
+
+    async def diff_revision(self, name: str, *, to: int) -> dict[str, Plan]:
+        """The plan, with diffs, of rolling app NAME back to revision TO; changes nothing."""
+        revision = self.store.get_revision(name, to)
+        clusters = {c.name: c for c in self.store.list_clusters()}
+        desired = [
+            (
+                clusters[cluster],
+                DesiredState(
+                    app=name, cluster=cluster, objects=tuple(objects), revision=revision.digest
+                ),
+            )
+            for cluster, objects in sorted(revision.rendered.items())
+            if cluster in clusters
+        ]
+        # A rollback prunes what came later, as `rollback` does.
+        return await self._plans(name, desired, prune=True)
+
+    async def _plans(
+        self, name: str, desired: Sequence[tuple[ClusterRecord, DesiredState]], *, prune: bool
+    ) -> dict[str, Plan]:
+        options = SyncOptions(with_diffs=True, prune=prune)
         plans: dict[str, Plan] = {}
         errors: list[AppflowError] = []
-        for cluster in self.targets(definition, clusters):
-            desired = await self.desired(definition, source, cluster)
+        for cluster, state in desired:
             previous = self._previous(name, cluster.name)
             try:
                 prepared = await prepare(
                     self.kube(cluster),
-                    desired,
+                    state,
                     previous_inventory=Inventory.from_lines(name, previous.inventory)
                     if previous
                     else None,

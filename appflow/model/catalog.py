@@ -39,6 +39,7 @@ CHART_DEFAULT = "chart default"
 ENTRY_DEFAULT = "catalog default (questions.yaml)"
 FROM_SET = "from --set"
 PREVIOUS = "from the previous install"
+FROM_FORM = "from the install form"
 
 _LISTED_VERSIONS = 20
 
@@ -425,6 +426,14 @@ def validate_values(
     ``persistence.size: '10X' does not match '^[0-9]+(Mi|Gi)$' (from --set)``.
     Keys that ``additionalProperties: false`` refuses come with the allowed keys.
     """
+    return [text for _, text in value_problems(values, schema, origins=origins)]
+
+
+def value_problems(
+    values: Mapping[str, Any], schema: Mapping[str, Any], *, origins: Mapping[JsonPath, str]
+) -> list[tuple[JsonPath, str]]:
+    """As ``validate_values``, each message with the path of the value it is about
+    (the dashboard shows it next to that field)."""
     validator = schema_validator(schema)
     messages: list[tuple[JsonPath, str]] = []
     for error in validator.iter_errors(dict(values)):
@@ -432,10 +441,10 @@ def validate_values(
     messages.sort(key=lambda pair: [str(p) for p in pair[0]])
     seen: set[str] = set()
     unique = []
-    for _, text in messages:
+    for path, text in messages:
         if text not in seen:
             seen.add(text)
-            unique.append(text)
+            unique.append((path, text))
     return unique
 
 

@@ -241,6 +241,33 @@ class DeploymentRecord:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DeploymentSummary:
+    """What a status grid shows of a Deployment, without its inventory and fingerprints:
+    a fleet of 50,000 Deployments is listed in a tenth of the time full records take."""
+
+    app: str
+    cluster: str
+    state: DeploymentState
+    applied_revision: int | None
+    message: str
+    resource_counts: dict[str, int]
+    failing: int
+    """How many objects fail (their messages are in the full record)."""
+
+    @classmethod
+    def of(cls, d: DeploymentRecord) -> DeploymentSummary:
+        return cls(
+            app=d.app,
+            cluster=d.cluster,
+            state=d.state,
+            applied_revision=d.applied_revision,
+            message=d.message,
+            resource_counts=dict(d.resource_counts),
+            failing=len(d.failing),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class SyncRecord:
     """One sync of an app to a cluster, from start to outcome (the app's history)."""
 
@@ -256,6 +283,8 @@ class SyncRecord:
     counts: dict[str, int] = field(default_factory=dict)
     """Objects per action: created, configured, unchanged, pruned."""
     message: str = ""
+    objects: dict[str, str] = field(default_factory=dict)
+    """Per encoded ObjectRef, the action this sync took on it (created, configured, ...)."""
 
     def __post_init__(self) -> None:
         _check_choice(self.trigger, SYNC_TRIGGERS, field_name="trigger")
@@ -284,6 +313,20 @@ class EventRecord:
 
     def __post_init__(self) -> None:
         _check_aware(self.time, field_name="time")
+
+    def to_data(self) -> dict[str, Any]:
+        """As `appflow events -o json` and the dashboard's event stream show it."""
+        return {
+            "id": self.id,
+            "time": self.time.isoformat(timespec="seconds"),
+            "kind": self.kind,
+            "app": self.app,
+            "cluster": self.cluster,
+            "trigger": self.trigger,
+            "commit": self.commit,
+            "outcome": self.outcome,
+            "message": self.message,
+        }
 
 
 RolloutState = Literal["Progressing", "Paused", "Failed", "RolledBack", "Complete"]
@@ -319,6 +362,31 @@ class RolloutRecord:
         _check_choice(self.state, ROLLOUT_STATES, field_name="state")
         _check_aware(self.updated_at, field_name="updated_at")
 
+    def to_data(self) -> dict[str, Any]:
+        """As `appflow rollout status -o json` and the API show it."""
+        return {
+            "app": self.app,
+            "revision": self.revision,
+            "state": self.state,
+            "message": self.message,
+            "current": self.current,
+            "partitions": [
+                {
+                    "name": p.name,
+                    "clusters": list(p.clusters),
+                    "maxUnavailable": p.max_unavailable,
+                    "state": p.state,
+                    "message": p.message,
+                }
+                for p in self.partitions
+            ],
+        }
+
+
+TokenScope = Literal["admin", "read-only"]
+"""``read-only`` tokens may read everything the API and the dashboard show, and change nothing."""
+TOKEN_SCOPES: tuple[str, ...] = get_args(TokenScope)
+
 
 @dataclass(frozen=True, kw_only=True)
 class TokenRecord:
@@ -326,10 +394,16 @@ class TokenRecord:
 
     id: int
     name: str
+    scope: TokenScope = "admin"
     created_at: datetime = field(default_factory=utc_now)
     last_used: datetime | None = None
 
+    @property
+    def read_only(self) -> bool:
+        return self.scope == "read-only"
+
     def __post_init__(self) -> None:
         _check_name(self.name, "token")
+        _check_choice(self.scope, TOKEN_SCOPES, field_name="scope")
         _check_aware(self.created_at, field_name="created_at")
         _check_aware(self.last_used, field_name="last_used")

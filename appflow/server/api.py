@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Security
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, Depends, Query, Request
 
-from appflow.errors import AuthError, ConfigError
+from appflow.errors import ConfigError
 from appflow.model.status import status_grid
 from appflow.model.targeting import parse_selector, selector_matches
-from appflow.model.tokens import hash_token, looks_like_token
+from appflow.server.auth import actor_of, bearer_authorization
 from appflow.server.schemas import (
     AppDeployment,
     AppDetail,
@@ -34,46 +33,29 @@ from appflow.server.schemas import (
     Status,
     SyncEntry,
 )
-from appflow.server.triggers import Triggers
-from appflow.store import Store
+from appflow.server.service import FleetService
 
 SQLITE_MAX_INT = 2**63 - 1
 
-bearer = HTTPBearer(
-    auto_error=False,
-    scheme_name="token",
-    description="An API token from `appflow token create NAME`.",
-)
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Bad input."},
     401: {"model": ErrorBody, "description": "No token, or not a valid one."},
+    403: {"model": ErrorBody, "description": "A read-only token asked for a change."},
     404: {"model": ErrorBody, "description": "No such record."},
     422: {"model": ErrorBody, "description": "A parameter is malformed."},
 }
 
 
-def _unauthorized(message: str) -> AuthError:
-    return AuthError(message, hint="send Authorization: Bearer TOKEN (`appflow token create`)")
-
-
-def api_router(*, store: Store, triggers: Triggers, require_token: bool) -> APIRouter:
-    """The ``/api/v1`` routes over STORE, queuing work on TRIGGERS."""
-
-    def authorize(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
-    ) -> None:
-        if credentials is None:
-            raise _unauthorized("this API needs a bearer token")
-        token = credentials.credentials.strip()
-        # Shape first: a malformed token never reaches the store.
-        if not looks_like_token(token) or store.use_token(hash_token(token)) is None:
-            raise _unauthorized("the bearer token is not valid (revoked, or never issued)")
+def api_router(*, service: FleetService, require_token: bool) -> APIRouter:
+    """The ``/api/v1`` routes over SERVICE's store, queuing work on its triggers."""
+    store = service.store
+    triggers = service.triggers
+    authorize = bearer_authorization(store)
 
     router = APIRouter(
         prefix="/api/v1",
         dependencies=[Depends(authorize)] if require_token else [],
-        responses=_ERRORS,
+        responses=ERROR_RESPONSES,
     )
 
     # -- clusters and groups ----------------------------------------------------------------
@@ -111,7 +93,8 @@ def api_router(*, store: Store, triggers: Triggers, require_token: bool) -> APIR
         status_code=202,
         summary="Fetch a repository now and sync the apps it changed",
     )
-    async def refresh_repo(name: str) -> Queued:
+    async def refresh_repo(request: Request, name: str) -> Queued:
+        actor_of(request).require_write("fetch repositories")
         await asyncio.to_thread(store.get_repo, name)
         triggers.trigger_repo(name, trigger="user")
         return Queued(repo=name)
@@ -188,11 +171,8 @@ def api_router(*, store: Store, triggers: Triggers, require_token: bool) -> APIR
         status_code=202,
         summary="Sync an app now (on one cluster, or on all its targets)",
     )
-    async def sync_app(name: str, cluster: str | None = None) -> Queued:
-        await asyncio.to_thread(store.get_app, name)
-        if cluster is not None:
-            await asyncio.to_thread(store.get_cluster, cluster)
-        triggers.trigger_app(name, trigger="user", cluster=cluster)
+    async def sync_app(request: Request, name: str, cluster: str | None = None) -> Queued:
+        await service.sync(actor_of(request), name, cluster=cluster)
         return Queued(app=name, cluster=cluster)
 
     # -- deployments, status, events --------------------------------------------------------

@@ -12,6 +12,8 @@ malformed parameter, 503 when the store is busy. A 500 means a bug in appflow.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,14 +22,27 @@ from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from appflow import __version__
-from appflow.errors import AppflowError, AuthError, ConfigError, NotFoundError, StoreError
+from appflow.errors import (
+    AppflowError,
+    AuthError,
+    ConfigError,
+    ForbiddenError,
+    NotFoundError,
+    StoreError,
+)
 from appflow.model.webhooks import ReplayGuard
 from appflow.server.api import api_router
+from appflow.server.api_actions import actions_router
 from appflow.server.metrics import Metrics
 from appflow.server.schemas import ErrorBody, Health, Readiness
+from appflow.server.service import FleetService
 from appflow.server.triggers import Triggers
+from appflow.server.ui import mount_dashboard
 from appflow.server.webhooks import WebhookReceiver, webhook_router
 from appflow.store import Store
+
+if TYPE_CHECKING:
+    from appflow.engine.engine import Engine
 
 log = logging.getLogger("appflow.server")
 
@@ -43,6 +58,8 @@ def _status_of(err: AppflowError) -> int:
         return 400
     if isinstance(err, AuthError):
         return 401
+    if isinstance(err, ForbiddenError):
+        return 403
     if isinstance(err, StoreError):
         return 503
     return 500
@@ -64,13 +81,16 @@ def create_app(
     registry: CollectorRegistry | None = None,
     metrics: Metrics | None = None,
     replay_guard: ReplayGuard | None = None,
+    engine: Engine | None = None,
+    catalog_dir: Path | None = None,
 ) -> FastAPI:
     """The appflow HTTP app over STORE, queuing work on TRIGGERS.
 
     METRICS is the object the daemon also feeds (``observe_sync``...); without it one is
     made on REGISTRY (or a fresh registry) with the queue depth read from TRIGGERS. It is
     available as ``app.state.metrics`` either way. REQUIRE_TOKEN=False serves the API
-    without bearer tokens (only for a server bound to loopback, or tests).
+    without bearer tokens (only for a server bound to loopback, or tests). ENGINE, when
+    given, lets the API and the dashboard diff, roll back and install (``appflow serve``).
     """
     if max_body_bytes <= 0:
         raise ConfigError("the webhook body limit must be positive")
@@ -146,5 +166,9 @@ def create_app(
         replay_guard=replay_guard or ReplayGuard(),
     )
     app.include_router(webhook_router(receiver))
-    app.include_router(api_router(store=store, triggers=triggers, require_token=require_token))
+    service = FleetService(store=store, triggers=triggers, engine=engine, catalog_dir=catalog_dir)
+    app.state.service = service
+    app.include_router(api_router(service=service, require_token=require_token))
+    app.include_router(actions_router(service=service, require_token=require_token))
+    mount_dashboard(app, service=service, require_token=require_token)
     return app

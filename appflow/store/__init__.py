@@ -11,6 +11,7 @@ exists; anything else that goes wrong in the store raises StoreError.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -20,6 +21,7 @@ from appflow.model.records import (
     ClusterGroupRecord,
     ClusterRecord,
     DeploymentRecord,
+    DeploymentSummary,
     EventRecord,
     RenderedObjects,
     RepoRecord,
@@ -29,6 +31,7 @@ from appflow.model.records import (
     SyncRecord,
     SyncTrigger,
     TokenRecord,
+    TokenScope,
 )
 from appflow.store.sqlite import SqliteStore, default_store_path, open_store
 
@@ -89,6 +92,13 @@ class Store(Protocol):
     def list_deployments(
         self, *, app: str | None = None, cluster: str | None = None
     ) -> list[DeploymentRecord]: ...
+    def list_deployment_summaries(
+        self, *, apps: Sequence[str] | None = None, states: Sequence[str] | None = None
+    ) -> list[DeploymentSummary]:
+        """The grid's view of deployments (of APPS and in STATES, or all), ordered by app,
+        cluster; a store without a cheaper query returns ``DeploymentSummary.of`` of each."""
+        ...
+
     def delete_deployment(self, app: str, cluster: str) -> None: ...
 
     # sync history
@@ -106,6 +116,7 @@ class Store(Protocol):
         outcome: SyncOutcome,
         counts: dict[str, int] | None = None,
         message: str = "",
+        objects: dict[str, str] | None = None,
     ) -> SyncRecord: ...
     def get_sync(self, sync_id: int) -> SyncRecord: ...
     def list_syncs(
@@ -137,7 +148,9 @@ class Store(Protocol):
     ) -> list[EventRecord]: ...
 
     # API tokens (only their SHA-256 is kept; see appflow.model.tokens)
-    def add_token(self, name: str, *, token_hash: str) -> TokenRecord: ...
+    def add_token(
+        self, name: str, *, token_hash: str, scope: TokenScope = "admin"
+    ) -> TokenRecord: ...
     def list_tokens(self) -> list[TokenRecord]: ...
     def delete_token(self, name: str) -> None: ...
     def use_token(self, token_hash: str, *, now: datetime | None = None) -> TokenRecord | None:

@@ -171,6 +171,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        version=4,
+        description="dashboard: read-only tokens, each sync's action per object",
+        statements=(
+            # 'admin' keeps every token made before read-only ones existed as it was.
+            "ALTER TABLE tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'admin'",
+            # {"<encoded ObjectRef>": "created"|"configured"|...}: the app page's object tree.
+            "ALTER TABLE syncs ADD COLUMN objects TEXT NOT NULL DEFAULT '{}'",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

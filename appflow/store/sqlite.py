@@ -24,7 +24,7 @@ import socket
 import sqlite3
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -38,6 +38,7 @@ from appflow.model.records import (
     ClusterGroupRecord,
     ClusterRecord,
     DeploymentRecord,
+    DeploymentSummary,
     EventRecord,
     FailingObject,
     RenderedObjects,
@@ -49,6 +50,7 @@ from appflow.model.records import (
     SyncRecord,
     SyncTrigger,
     TokenRecord,
+    TokenScope,
     utc_now,
 )
 from appflow.paths import data_dir
@@ -663,6 +665,37 @@ class SqliteStore:
             ).fetchall()
         return [_deployment_from(row) for row in rows]
 
+    def list_deployment_summaries(
+        self, *, apps: Sequence[str] | None = None, states: Sequence[str] | None = None
+    ) -> list[DeploymentSummary]:
+        """The grid's view of deployments (of APPS and in STATES, or all): no inventory or
+        fingerprints are read or decoded, which is most of the cost of a full record."""
+        where: list[str] = []
+        params: list[str] = []
+        for column, chosen in (("app", apps), ("state", states)):
+            if chosen is not None:
+                where.append(f"{column} IN ({', '.join('?' * len(chosen))})" if chosen else "0")
+                params.extend(chosen)
+        query = """SELECT app, cluster, state, applied_revision, message, resource_counts,
+                       json_array_length(failing) AS failing
+                   FROM deployments"""
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        with self._read("list deployment summaries") as conn:
+            rows = conn.execute(query + " ORDER BY app, cluster", params).fetchall()
+        return [
+            DeploymentSummary(
+                app=row["app"],
+                cluster=row["cluster"],
+                state=row["state"],
+                applied_revision=row["applied_revision"],
+                message=row["message"],
+                resource_counts=_json_in(row["resource_counts"]),
+                failing=int(row["failing"] or 0),
+            )
+            for row in rows
+        ]
+
     def delete_deployment(self, app: str, cluster: str) -> None:
         with self._write(f"delete deployment of app {app} on cluster {cluster}") as conn:
             self.get_deployment(app, cluster)
@@ -770,8 +803,10 @@ class SqliteStore:
         outcome: SyncOutcome,
         counts: dict[str, int] | None = None,
         message: str = "",
+        objects: dict[str, str] | None = None,
     ) -> SyncRecord:
-        """Record how a running sync ended (``succeeded`` or ``failed``) and return it."""
+        """Record how a running sync ended (``succeeded`` or ``failed``) and return it;
+        OBJECTS is the action it took per encoded ObjectRef."""
         if outcome not in ("succeeded", "failed"):
             raise StoreError(f"a sync finishes as succeeded or failed, not {outcome!r}")
         with self._write(f"finish sync {sync_id}") as conn:
@@ -782,9 +817,17 @@ class SqliteStore:
                     where=Where(app=current.app, cluster=current.cluster),
                 )
             conn.execute(
-                """UPDATE syncs SET finished_at = ?, outcome = ?, counts = ?, message = ?
+                """UPDATE syncs SET finished_at = ?, outcome = ?, counts = ?, message = ?,
+                       objects = ?
                    WHERE id = ?""",
-                (_time_out(utc_now()), outcome, _json_out(counts or {}), message, sync_id),
+                (
+                    _time_out(utc_now()),
+                    outcome,
+                    _json_out(counts or {}),
+                    message,
+                    _json_out(objects or {}),
+                    sync_id,
+                ),
             )
             return self._get_sync(conn, sync_id)
 
@@ -931,9 +974,9 @@ class SqliteStore:
 
     # -- API tokens -------------------------------------------------------------------------
 
-    def add_token(self, name: str, *, token_hash: str) -> TokenRecord:
+    def add_token(self, name: str, *, token_hash: str, scope: TokenScope = "admin") -> TokenRecord:
         """Keep a new API token by NAME, as the SHA-256 hex TOKEN_HASH (never the token)."""
-        record = TokenRecord(id=0, name=name)  # checks the name before the insert
+        record = TokenRecord(id=0, name=name, scope=scope)  # checks name and scope first
         if len(token_hash) != 64:
             raise StoreError("a token is kept as its hex SHA-256", where=Where(field="hash"))
         with self._write(f"save token {name}") as conn:
@@ -943,8 +986,9 @@ class SqliteStore:
                     hint=f"choose another name, or `appflow token revoke {name}` first",
                 )
             cursor = conn.execute(
-                "INSERT INTO tokens (name, hash, created_at, last_used) VALUES (?, ?, ?, NULL)",
-                (name, token_hash, _time_out(record.created_at)),
+                """INSERT INTO tokens (name, hash, scope, created_at, last_used)
+                   VALUES (?, ?, ?, ?, NULL)""",
+                (name, token_hash, scope, _time_out(record.created_at)),
             )
             assert cursor.lastrowid is not None  # an INSERT into a rowid table sets it
             return replace(record, id=cursor.lastrowid)
@@ -1081,6 +1125,7 @@ def _sync_from(row: sqlite3.Row) -> SyncRecord:
         outcome=row["outcome"],
         counts=_json_in(row["counts"]),
         message=row["message"],
+        objects=_json_in(row["objects"]),
     )
 
 
@@ -1102,6 +1147,7 @@ def _token_from(row: sqlite3.Row) -> TokenRecord:
     return TokenRecord(
         id=int(row["id"]),
         name=row["name"],
+        scope=row["scope"],
         created_at=_time_in_required(row["created_at"]),
         last_used=_time_in(row["last_used"]),
     )

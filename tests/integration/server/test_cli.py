@@ -94,3 +94,19 @@ def test_set_webhook_secret_refuses_bad_input(served: Served, tmp_path: Path) ->
     assert missing_repo.exit_code == 1
     assert "no repo named 'nothing'" in missing_repo.output
     assert served.store.get_repo("retail").webhook_secret_ref == f"file:{served.secret_file}"
+
+
+def test_a_read_only_token_reads_the_api_and_changes_nothing(served: Served) -> None:
+    runner = CliRunner()
+    created = runner.invoke(cli, ["token", "create", "wall", "--read-only"])
+    assert created.exit_code == 0, created.output
+    token = created.stdout.strip()
+    listed = runner.invoke(cli, ["token", "list", "-o", "json"])
+    scopes = {t["name"]: t["scope"] for t in json.loads(listed.stdout)}
+    assert scopes == {"tests": "admin", "wall": "read-only"}
+    with served.client(token=token) as client:
+        assert client.get("/api/v1/status").status_code == 200
+        refused = client.post("/api/v1/apps/web/sync")
+        assert refused.status_code == 403
+        assert refused.json()["error"] == "token wall is read-only: it may not sync apps"
+    assert served.triggers.apps == []
