@@ -69,9 +69,11 @@ def _established(kube: KubeCluster, name: str) -> bool:
     return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def hub_crds(hub: Hub) -> Hub:
-    """The hub with appflow's CRDs applied (as generated now) and established."""
+    """The hub with appflow's CRDs applied (as generated now) and established.
+
+    Per test: applying unchanged CRDs is cheap, and the uninstall test removes them."""
     kube = hub.kube()
     try:
         for crd in crd_manifests():
