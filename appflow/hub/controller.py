@@ -70,26 +70,54 @@ class Shard:
             log.info("took %s", key)
 
 
+RESYNC_SECONDS = 300.0
+"""A full list this often: a watch that had to restart from scratch does not report what was
+deleted meanwhile (client-go's informers resync for the same reason)."""
+
+
 async def _follow_appflows(
     kube: KubeCluster, options: ControllerOptions, keys: set[str], stop: asyncio.Event
 ) -> None:
-    """Keep KEYS equal to the AppFlows of the workspace (list+watch, resumed on errors)."""
+    """Keep KEYS equal to the AppFlows of the workspace: a list, then a watch, again every
+    RESYNC_SECONDS and after errors."""
+
+    def key_of(obj: dict[str, object]) -> str | None:
+        meta = obj.get("metadata")
+        if not isinstance(meta, dict):
+            return None
+        namespace = str(meta.get("namespace", ""))
+        if options.workspace and namespace != options.workspace:
+            return None
+        return app_key(namespace, str(meta.get("name", "")))
+
     while not stop.is_set():
+        round_over = asyncio.Event()
+        timer = asyncio.get_running_loop().call_later(RESYNC_SECONDS, round_over.set)
+        relay = asyncio.create_task(_relay(stop, round_over))
         try:
-            async for event, obj in kube.watch(API_VERSION, "AppFlow", stop=stop):
-                meta = obj.get("metadata") or {}
-                namespace = str(meta.get("namespace", ""))
-                if options.workspace and namespace != options.workspace:
+            listed = await kube.list_objects(API_VERSION, "AppFlow")
+            keys.clear()
+            keys.update(k for k in map(key_of, listed) if k)
+            async for event, obj in kube.watch(API_VERSION, "AppFlow", stop=round_over):
+                key = key_of(obj)
+                if key is None:
                     continue
-                key = app_key(namespace, str(meta.get("name", "")))
                 if event == "DELETED":
                     keys.discard(key)
                 else:
                     keys.add(key)
         except AppflowError as err:
-            log.warning("watching AppFlows: %s", err)
+            log.warning("following AppFlows: %s", err)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 2.0)
+        finally:
+            timer.cancel()
+            relay.cancel()
+
+
+async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
+    await source.wait()
+    target.set()
 
 
 async def _serve_health(listen: str, ready: Callable[[], bool], stop: asyncio.Event) -> None:

@@ -10,7 +10,6 @@ APPFLOW_TEST_SANDBOX_DIR does for the fleet.
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ import pytest
 from appflow import sandbox as sb
 from appflow.hub.crds import crd_manifests
 from appflow.kube.client import Connection, KubeCluster
-from tests.helpers import built_tool, eventually
+from tests.helpers import built_tool, eventually, fresh_namespace
 
 
 @dataclass(frozen=True)
@@ -90,11 +89,5 @@ def hub_crds(hub: Hub) -> Hub:
 @pytest.fixture
 def hub_namespace(hub: Hub) -> Iterator[str]:
     """A fresh namespace on the hub, deleted after the test."""
-    name = f"h-{secrets.token_hex(4)}"
-    kube = hub.kube()
-    kube.apply_sync({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    try:
+    with fresh_namespace(hub.kube(), prefix="h") as name:
         yield name
-    finally:
-        kube.delete_sync("v1", "Namespace", name)
-        kube.close()
