@@ -185,7 +185,11 @@ def controller(
 
     from appflow.hub.controller import ControllerOptions, run_controller
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # A replica says what it takes and releases (the root handler, set up by the `appflow`
+    # group, scrubs every line); --debug still shows everything.
+    appflow_log = logging.getLogger("appflow")
+    if appflow_log.getEffectiveLevel() > logging.INFO:
+        appflow_log.setLevel(logging.INFO)
     options = ControllerOptions(
         kubeconfig=kubeconfig,
         context=context,

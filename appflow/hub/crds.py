@@ -19,9 +19,10 @@ from appflow.model.hub import KINDS, Kind, crd_manifest
 
 SCHEMA_FILES = ("appflow.schema.json", "hub.schema.json")
 HUB_SCHEMA = "hub.schema.json"
-CONTROLLER_CHECKED = frozenset({"propertyNames"})
-"""Keywords the API server cannot afford (a regular expression per key of label maps inside
-lists is over its CEL cost budget): the controller checks them with the same JSON Schema."""
+CONTROLLER_CHECKED = frozenset({"propertyNames", "pattern"})
+"""Checks the API server cannot make: a regular expression per key of label maps inside lists
+is over its CEL cost budget, and RE2 cannot run patterns with lookaround. The controller checks
+them with the same JSON Schema (``pattern``: only the patterns RE2 cannot run)."""
 
 
 @cache

@@ -22,10 +22,11 @@ the same files the standalone formats use:
   set.
 
 The API server estimates every CEL rule's cost and refuses a CRD over budget; a regular
-expression per key of a map inside a list is over it. The caller may therefore *defer* named
-keywords: they are left out, the field's description says that appflow checks them when it
-reads the resource, and their paths are reported, so the controller checks them against the
-same JSON Schema. Any other keyword without a structural form is refused with its path
+expression per key of a map inside a list is over it. And it evaluates ``pattern`` with Go's
+RE2, which has no lookaround or backreferences. The caller may therefore *defer* keywords:
+``propertyNames``, or ``pattern`` (only patterns RE2 cannot run are deferred). A deferred
+check is left out, the field's description says that appflow checks it when it reads the
+resource, and its path is reported, so the controller checks it against the same JSON Schema. Any other keyword without a structural form is refused with its path
 (``CrdSchemaError``): a check is never dropped silently. Pure: the caller loads the files.
 """
 
@@ -143,7 +144,18 @@ def _literal(value: Any) -> str:
     return json.dumps(value)
 
 
-DEFERRED_NOTE = "Its keys are checked by appflow when it reads the resource."
+DEFERRED_NOTE = {
+    "propertyNames": "Its keys are checked by appflow when it reads the resource.",
+    "pattern": "Its pattern is checked by appflow when it reads the resource.",
+}
+# What Python's re (and JSON Schema's ECMA-262) accepts but RE2 refuses.
+_NOT_RE2 = re.compile(r"\(\?<?[=!]|\(\?>|\\[1-9]")
+
+
+def re2_unsupported(pattern: str) -> str | None:
+    """The construct of PATTERN that Go's RE2 (the API server's) cannot run, if any."""
+    found = _NOT_RE2.search(pattern)
+    return found.group(0) if found else None
 
 
 class _Converter:
@@ -173,7 +185,17 @@ class _Converter:
         for key, value in node.items():
             if key in _DROP or key == "x-kubernetes-validations":
                 continue
-            if key in _PASS or key.startswith("x-kubernetes-"):
+            if key == "pattern" and re2_unsupported(value):
+                if key not in self.defer:
+                    raise self.fail(
+                        path,
+                        f"pattern {value!r} uses {re2_unsupported(value)!r}, which the API"
+                        " server's RE2 cannot run",
+                        file,
+                    )
+                self.deferred.append(f"{path}:{key}")
+                notes.append(DEFERRED_NOTE[key])
+            elif key in _PASS or key.startswith("x-kubernetes-"):
                 out[key] = value
             elif key == "const":
                 out["enum"] = [value]
@@ -197,7 +219,7 @@ class _Converter:
                 # False: pruning and strict field validation refuse unknown fields.
             elif key == "propertyNames" and key in self.defer:
                 self.deferred.append(f"{path}:{key}")
-                notes.append(DEFERRED_NOTE)
+                notes.append(DEFERRED_NOTE[key])
             elif key == "propertyNames":
                 rules.append(self.key_rule(value, file=file, path=path))
             elif key in ("oneOf", "anyOf"):

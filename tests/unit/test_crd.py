@@ -157,6 +157,43 @@ def test_an_untranslatable_keyword_is_refused_with_its_path() -> None:
         )
 
 
+def test_a_pattern_re2_cannot_run_is_refused_or_left_to_the_controller() -> None:
+    schema = {"type": "string", "description": "A path.", "pattern": "^(?!/).+$"}
+    with pytest.raises(CrdSchemaError, match=r"'\(\?!', which the API server's RE2 cannot run"):
+        _convert(schema)
+    deferred: list[str] = []
+    out = structural(
+        schema,
+        file="t.json",
+        resolve=registry_resolver({}),
+        path="spec.x",
+        defer=frozenset({"pattern"}),
+        deferred=deferred,
+    )
+    assert "pattern" not in out
+    assert (
+        out["description"]
+        == "A path. Its pattern is checked by appflow when it reads the resource."
+    )
+    assert deferred == ["spec.x:pattern"]
+    plain = structural(
+        {"type": "string", "pattern": "^[a-z]+$"},
+        file="t.json",
+        resolve=registry_resolver({}),
+        defer=frozenset({"pattern"}),
+    )
+    assert plain["pattern"] == "^[a-z]+$"
+
+
+def test_what_the_api_server_cannot_check_is_listed() -> None:
+    deferred: list[str] = []
+    for kind in KINDS:
+        crd_manifest_of(kind, deferred=deferred)
+    checks = {item.rsplit(":", 1)[1] for item in deferred}
+    assert checks <= {"propertyNames", "pattern"}
+    assert any(item.endswith("matchLabels:propertyNames") for item in deferred)
+
+
 def test_a_recursive_ref_is_refused() -> None:
     schema = {
         "$defs": {"node": {"type": "object", "properties": {"child": {"$ref": "#/$defs/node"}}}}

@@ -89,7 +89,12 @@ def test_two_controllers_share_the_appflows_of_their_workspace(
             held = [_holding(log) for _, log, _ in processes]
             return all(held) and sorted(held[0] | held[1]) == names and not held[0] & held[1]
 
-        eventually(shared, timeout=90, what="the 12 AppFlows held once each by the 2 controllers")
+        try:
+            eventually(shared, timeout=90, what="the 12 AppFlows held once each by 2 controllers")
+        except BaseException:
+            for _, log, _ in processes:
+                print(f"--- {log.name}\n{log.read_text()[-3000:]}")
+            raise
         for _, _, port in processes:
             assert _ready(port)
     finally:
