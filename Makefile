@@ -7,7 +7,8 @@ BIN := $(VENV)/bin
 APPFLOW := $(BIN)/appflow
 PYTEST_ARGS ?=
 
-.PHONY: help tools install lint test unit integration demo demo-down bench screenshots clean
+.PHONY: help tools install lint test unit integration demo demo-down bench screenshots clean crds image image-push
+REGISTRY ?= localhost:5000
 
 help:
 	@echo "make demo      start 3 sandbox clusters, sync repos-example/plain, print the status"
@@ -17,6 +18,9 @@ help:
 	@echo "make lint      ruff, mypy, import contracts, hadolint"
 	@echo "make bench     run the benchmarks in bench/"
 	@echo "make screenshots  regenerate the dashboard screenshots in docs/screenshots/"
+	@echo "make crds      regenerate the hub chart's CRDs from appflow/schemas"
+	@echo "make image     build appflow's container image with buildah (tools/build-image.sh)"
+	@echo "make image-push REGISTRY=host:port   push it (default localhost:5000)"
 
 tools:
 	bash tools/build-tools.sh
@@ -46,6 +50,15 @@ demo: tools install
 
 demo-down: install
 	$(APPFLOW) sandbox down
+
+crds: install
+	$(APPFLOW) hub crds --output-dir appflow/charts/appflow-hub/crds
+
+image: tools
+	bash tools/build-image.sh
+
+image-push:
+	bash tools/build-image.sh --push-only $(REGISTRY)
 
 bench: tools install
 	$(BIN)/python bench/sync_single.py

@@ -154,6 +154,16 @@ class StoreError(AppflowError):
     """The local state store could not be read or written."""
 
 
+class ContentError(StoreError):
+    """Content on the hub is missing, corrupt (its digest does not match), or too large."""
+
+
+class FencedError(AppflowError):
+    """This hub controller replica no longer holds its membership Lease, so it must not write."""
+
+    retryable = True
+
+
 class SandboxError(AppflowError):
     """The local sandbox clusters could not be started, found or stopped."""
 

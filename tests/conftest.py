@@ -10,7 +10,6 @@ attached to its report.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from appflow import sandbox as sb
-from tests.helpers import Sandbox
+from tests.helpers import Sandbox, fresh_namespace
 
 SANDBOX_CLUSTERS = 3
 _LOG_LINES = 40
@@ -76,14 +75,8 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 @pytest.fixture
 def namespace(sandbox: Sandbox) -> Iterator[str]:
     """A fresh namespace on the first sandbox cluster, deleted after the test."""
-    name = f"t-{secrets.token_hex(4)}"
-    kube = sandbox.kube(0)
-    kube.apply_sync({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    try:
+    with fresh_namespace(sandbox.kube(0), prefix="t") as name:
         yield name
-    finally:
-        kube.delete_sync("v1", "Namespace", name)
-        kube.close()
 
 
 @pytest.fixture

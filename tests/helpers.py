@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -27,6 +29,18 @@ class Sandbox:
 
     def by_env(self, env: str) -> sb.SandboxInfo:
         return next(c for c in self.clusters if c.labels.get("env") == env)
+
+
+@contextmanager
+def fresh_namespace(kube: KubeCluster, *, prefix: str) -> Iterator[str]:
+    """A namespace PREFIX-<random> on KUBE, deleted (and KUBE closed) when the block ends."""
+    name = f"{prefix}-{secrets.token_hex(4)}"
+    kube.apply_sync({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    try:
+        yield name
+    finally:
+        kube.delete_sync("v1", "Namespace", name)
+        kube.close()
 
 
 def eventually(check: Callable[[], bool], *, timeout: float = 60.0, what: str) -> None:

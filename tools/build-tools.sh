@@ -29,11 +29,17 @@ mkdir -p "$bin_dir" "$src_dir"
 log() { printf '[tools %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '[tools] error: %s\n' "$*" >&2; exit 1; }
 
-command -v go >/dev/null 2>&1 || die "the Go toolchain (go >= $GO_MIN_VERSION) is not on PATH; install Go (Debian: apt-get install golang-go, or https://go.dev/dl) and run 'make tools' again"
-go_version="$(go env GOVERSION | sed 's/^go//')"
-if [ "$(printf '%s\n%s\n' "$GO_MIN_VERSION" "$go_version" | sort -V | head -1)" != "$GO_MIN_VERSION" ]; then
-  die "Go $go_version is older than the $GO_MIN_VERSION these tools need"
-fi
+# Go is needed only to build: a tool already built at its pinned version is
+# reused without it (the image build seeds its tools stage that way).
+go_version=""
+need_go() {
+  [ -n "$go_version" ] && return
+  command -v go >/dev/null 2>&1 || die "the Go toolchain (go >= $GO_MIN_VERSION) is not on PATH; install Go (Debian: apt-get install golang-go, or https://go.dev/dl) and run 'make tools' again"
+  go_version="$(go env GOVERSION | sed 's/^go//')"
+  if [ "$(printf '%s\n%s\n' "$GO_MIN_VERSION" "$go_version" | sort -V | head -1)" != "$GO_MIN_VERSION" ]; then
+    die "Go $go_version is older than the $GO_MIN_VERSION these tools need"
+  fi
+}
 
 export CGO_ENABLED=0 GOFLAGS="${GOFLAGS:--buildvcs=false}"
 ldflags_base="-s -w"
@@ -81,6 +87,7 @@ new_module() {
 build_helm() {
   is_built helm "$HELM_VERSION" && { log "helm $HELM_VERSION: cached"; return; }
   log "helm $HELM_VERSION: building helm.sh/helm/v4/cmd/helm"
+  need_go
   local dir="$src_dir/helm"
   new_module "$dir" helm
   printf '//go:build tools\n\npackage tools\n\nimport _ "helm.sh/helm/v4/cmd/helm"\n' > "$dir/tools.go"
@@ -95,6 +102,7 @@ build_helm() {
 build_kustomize() {
   is_built kustomize "$KUSTOMIZE_VERSION" && { log "kustomize $KUSTOMIZE_VERSION: cached"; return; }
   log "kustomize $KUSTOMIZE_VERSION: building sigs.k8s.io/kustomize/kustomize/v5"
+  need_go
   GOBIN="$bin_dir" go install -trimpath \
     -ldflags "$ldflags_base -X sigs.k8s.io/kustomize/api/provenance.version=$KUSTOMIZE_VERSION" \
     "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION" \
@@ -105,6 +113,7 @@ build_kustomize() {
 build_etcd() {
   is_built etcd "$ETCD_VERSION" && { log "etcd $ETCD_VERSION: cached"; return; }
   log "etcd $ETCD_VERSION: building a main over go.etcd.io/etcd/server/v3/etcdmain"
+  need_go
   local dir="$src_dir/etcd"
   new_module "$dir" etcd
   cat > "$dir/main.go" <<'GO'
@@ -131,6 +140,7 @@ build_kubernetes() {
   for n in "${names[@]}"; do is_built "$n" "$KUBERNETES_VERSION" || all=0; done
   [ "$all" = 1 ] && { log "kubernetes $KUBERNETES_VERSION: cached"; return; }
   log "kubernetes $KUBERNETES_VERSION: building ${names[*]} from k8s.io/kubernetes (slow: 15-30 min cold on 2 cores)"
+  need_go
   local dir="$src_dir/kubernetes" staging
   new_module "$dir" kubernetes
   printf '//go:build tools\n\npackage tools\n\nimport (\n' > "$dir/tools.go"
@@ -167,6 +177,7 @@ build_kubernetes() {
 # whose own go.mod has no replace lines that a consumer would miss).
 build_command() {
   local name="$1" mod="$2" version="$3" pkg="$4" flags="$5" dir="$src_dir/$1"
+  need_go
   new_module "$dir" "$name"
   (cd "$dir" && need_go_for "$mod" "$version")
   printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$pkg" > "$dir/tools.go"
@@ -201,6 +212,7 @@ build_registry() {
 export_kwok_stages() {
   local dir="$src_dir/kwok" moddir out="$tools_dir/share/kwok/stages.yaml" f
   [ -s "$out" ] && [ "$(cat "$out.version" 2>/dev/null)" = "$KWOK_VERSION" ] && return
+  need_go
   moddir="$(cd "$dir" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)"
   mkdir -p "$(dirname "$out")"
   : > "$out.tmp"
@@ -216,6 +228,7 @@ export_kwok_stages() {
 build_kwok() {
   is_built kwok "$KWOK_VERSION" && { log "kwok $KWOK_VERSION: cached"; export_kwok_stages; return; }
   log "kwok $KWOK_VERSION: building sigs.k8s.io/kwok/cmd/kwok"
+  need_go
   local dir="$src_dir/kwok"
   new_module "$dir" kwok
   printf '//go:build tools\n\npackage tools\n\nimport _ "sigs.k8s.io/kwok/cmd/kwok"\n' > "$dir/tools.go"

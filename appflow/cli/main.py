@@ -26,6 +26,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "catalog",
         "The marketplace catalog of Helm charts: browse, install, upgrade, serve.",
     ),
+    "controller": (
+        "appflow.cli.hub",
+        "controller",
+        "Run one replica of the hub controller; run several, they share the AppFlows by Leases.",
+    ),
     "cluster": (
         "appflow.cli.clusters",
         "cluster",
@@ -40,6 +45,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "appflow.cli.clusters",
         "group",
         "Cluster groups: named label selectors over clusters.",
+    ),
+    "hub": (
+        "appflow.cli.hub",
+        "hub",
+        "Hub mode: appflow's state as custom resources in a management cluster.",
     ),
     "repo": ("appflow.cli.apps", "repo", "Git repositories (or local folders) that hold apps."),
     "rollout": (

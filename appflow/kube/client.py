@@ -11,7 +11,7 @@ import asyncio
 import functools
 import hashlib
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +22,11 @@ from kubernetes import config as k8s_config
 from kubernetes import watch as k8s_watch
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import ConflictError as DynConflict
 from kubernetes.dynamic.exceptions import NotFoundError as DynNotFound
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
-from appflow.errors import ConfigError, MissingKindError, Where
+from appflow.errors import ConfigError, FencedError, MissingKindError, Where
 from appflow.kube.errors import translate
 from appflow.model.capabilities import Capabilities
 from appflow.model.objects import FIELD_MANAGER, Manifest, ObjectRef
@@ -47,7 +48,8 @@ class Connection:
     """How to reach a cluster: its kubeconfig file and context."""
 
     name: str
-    kubeconfig: Path
+    kubeconfig: Path | None
+    """None: the pod's own ServiceAccount (in-cluster configuration)."""
     context: str | None = None
     timeout: float = 10.0
     """Seconds for one request to the API server before it counts as unreachable."""
@@ -63,21 +65,40 @@ class ResourceInfo:
     namespaced: bool
 
 
-class KubeCluster:
-    """One cluster's API, safe to use from many threads at once."""
+WriteGuard = Callable[[], float]
+"""Seconds this process may still write (<= 0: it must not); see ``KubeCluster``."""
 
-    def __init__(self, connection: Connection) -> None:
+
+class KubeCluster:
+    """One cluster's API, safe to use from many threads at once.
+
+    WRITE_GUARD, when given, is asked before every write (apply, create, delete): a hub
+    controller replica passes its membership fence, so that it stops writing the moment it
+    no longer holds its Lease, and no write outlives the time it had left.
+    """
+
+    def __init__(self, connection: Connection, *, write_guard: WriteGuard | None = None) -> None:
         self.connection = connection
         self.name = connection.name
+        self._write_guard = write_guard
         configuration = k8s.Configuration()
         try:
-            k8s_config.load_kube_config(
-                config_file=str(connection.kubeconfig),
-                context=connection.context,
-                client_configuration=configuration,
-                persist_config=False,
-            )
+            if connection.kubeconfig is None:
+                k8s_config.load_incluster_config(client_configuration=configuration)
+            else:
+                k8s_config.load_kube_config(
+                    config_file=str(connection.kubeconfig),
+                    context=connection.context,
+                    client_configuration=configuration,
+                    persist_config=False,
+                )
         except (ConfigException, OSError, ValueError, TypeError) as err:
+            if connection.kubeconfig is None:
+                raise ConfigError(
+                    f"no in-cluster credentials: {err}",
+                    where=Where(cluster=connection.name),
+                    hint="outside a pod, pass --kubeconfig",
+                ) from err
             raise ConfigError(
                 f"cannot use kubeconfig: {err}",
                 where=Where(cluster=connection.name, file=str(connection.kubeconfig)),
@@ -104,6 +125,21 @@ class KubeCluster:
     @property
     def timeout(self) -> float:
         return self.connection.timeout
+
+    def write_timeout(self, obj: str, *, base: float | None = None) -> float:
+        """The timeout of a write about OBJ (BASE, default the connection's), cut to what the
+        write guard allows; FencedError when the guard says stop."""
+        base = base or self.timeout
+        if self._write_guard is None:
+            return base
+        left = self._write_guard()
+        if left <= 0:
+            raise FencedError(
+                "this controller replica no longer holds its membership Lease; it writes nothing",
+                where=Where(cluster=self.name, object=obj),
+                hint="it rejoins by itself once it reaches the hub's API server again",
+            )
+        return min(base, left)
 
     def _client(self) -> DynamicClient:
         with self._lock:
@@ -200,8 +236,11 @@ class KubeCluster:
         dry_run: bool = False,
         force: bool = False,
         field_manager: str = FIELD_MANAGER,
+        timeout: float | None = None,
     ) -> Manifest:
-        """Server-side apply MANIFEST; return the object as the server stored (or would store) it."""
+        """Server-side apply MANIFEST; return the object as the server stored (or would store) it.
+
+        TIMEOUT (seconds) replaces the connection's for this request."""
         ref = ObjectRef.of(manifest)
         resource = self.resource_sync(str(manifest.get("apiVersion")), ref.kind)
         namespace = ref.namespace or None
@@ -220,7 +259,9 @@ class KubeCluster:
                 field_manager=field_manager,
                 force_conflicts=force or None,
                 dry_run="All" if dry_run else None,
-                _request_timeout=self.timeout,
+                _request_timeout=(timeout or self.timeout)
+                if dry_run
+                else self.write_timeout(str(ref), base=timeout),
                 serializer=_plain,
             )
         except Exception as err:
@@ -234,10 +275,38 @@ class KubeCluster:
         dry_run: bool = False,
         force: bool = False,
         field_manager: str = FIELD_MANAGER,
+        timeout: float | None = None,
     ) -> Manifest:
         return await self._run(  # type: ignore[no-any-return]
-            self.apply_sync, manifest, dry_run=dry_run, force=force, field_manager=field_manager
+            self.apply_sync,
+            manifest,
+            dry_run=dry_run,
+            force=force,
+            field_manager=field_manager,
+            timeout=timeout,
         )
+
+    def create_sync(self, manifest: Manifest) -> Manifest | None:
+        """Create MANIFEST; None when an object of that name exists already (it is not read)."""
+        ref = ObjectRef.of(manifest)
+        resource = self.resource_sync(str(manifest.get("apiVersion")), ref.kind)
+        try:
+            result = self._client().create(
+                resource,
+                body=manifest,
+                namespace=ref.namespace or None if resource.namespaced else None,
+                field_manager=FIELD_MANAGER,
+                _request_timeout=self.write_timeout(str(ref)),
+                serializer=_plain,
+            )
+        except DynConflict:
+            return None
+        except Exception as err:
+            raise translate(err, cluster=self.name, obj=str(ref), action="create") from err
+        return result  # type: ignore[no-any-return]
+
+    async def create(self, manifest: Manifest) -> Manifest | None:
+        return await self._run(self.create_sync, manifest)  # type: ignore[no-any-return]
 
     def get_sync(
         self, api_version: str, kind: str, name: str, namespace: str = ""
@@ -264,15 +333,23 @@ class KubeCluster:
         return await self._run(self.get_sync, api_version, kind, name, namespace)  # type: ignore[no-any-return]
 
     def list_sync(
-        self, api_version: str, kind: str, *, namespace: str = "", label_selector: str | None = None
+        self,
+        api_version: str,
+        kind: str,
+        *,
+        namespace: str = "",
+        label_selector: str | None = None,
+        timeout: float | None = None,
     ) -> list[Manifest]:
+        """Objects of a kind (a consistent read). TIMEOUT: seconds, default at least 30 (a list
+        of many large objects takes time; a caller with a deadline passes its own)."""
         resource = self.resource_sync(api_version, kind)
         try:
             result = self._client().get(
                 resource,
                 namespace=namespace or None if resource.namespaced else None,
                 label_selector=label_selector,
-                _request_timeout=max(self.timeout, 30.0),
+                _request_timeout=timeout if timeout is not None else max(self.timeout, 30.0),
                 serializer=_plain,
             )
         except DynNotFound:
@@ -287,10 +364,21 @@ class KubeCluster:
         return list(items)
 
     async def list_objects(
-        self, api_version: str, kind: str, *, namespace: str = "", label_selector: str | None = None
+        self,
+        api_version: str,
+        kind: str,
+        *,
+        namespace: str = "",
+        label_selector: str | None = None,
+        timeout: float | None = None,
     ) -> list[Manifest]:
         return await self._run(  # type: ignore[no-any-return]
-            self.list_sync, api_version, kind, namespace=namespace, label_selector=label_selector
+            self.list_sync,
+            api_version,
+            kind,
+            namespace=namespace,
+            label_selector=label_selector,
+            timeout=timeout,
         )
 
     def delete_sync(
@@ -311,7 +399,7 @@ class KubeCluster:
                 name=name,
                 namespace=namespace or None if resource.namespaced else None,
                 propagation_policy=propagation,
-                _request_timeout=self.timeout,
+                _request_timeout=self.write_timeout(obj),
             )
         except DynNotFound:
             return False

@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,11 +120,10 @@ def push_chart(registry: Registry, version: str, work: Path, env: dict[str, str]
         assert done.returncode == 0, f"helm {' '.join(args)} failed: {done.stderr}"
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """A registry holding chart 'greeter' at PUSHED_VERSIONS under oci://HOST/charts."""
+@contextmanager
+def running_registry(root: Path) -> Iterator[Registry]:
+    """A registry on 127.0.0.1 with its files under ROOT, stopped when the block ends."""
     binary = registry_binary()
-    root = tmp_path_factory.mktemp("oci-registry")
     port = _free_port()
     storage = root / "storage"
     config = root / "config.yml"
@@ -142,11 +142,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
         )
     try:
         _wait_ready(process, f"http://127.0.0.1:{port}/v2/", log)
-        found = Registry(host=f"127.0.0.1:{port}", storage=storage)
-        helm_home = root / "helm-home"
-        for version in PUSHED_VERSIONS:
-            push_chart(found, version, root / "charts", helm_env(helm_home))
-        yield found
+        yield Registry(host=f"127.0.0.1:{port}", storage=storage)
     finally:
         process.terminate()
         try:
@@ -154,6 +150,17 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A registry holding chart 'greeter' at PUSHED_VERSIONS under oci://HOST/charts."""
+    root = tmp_path_factory.mktemp("oci-registry")
+    with running_registry(root) as found:
+        helm_home = root / "helm-home"
+        for version in PUSHED_VERSIONS:
+            push_chart(found, version, root / "charts", helm_env(helm_home))
+        yield found
 
 
 @pytest.fixture

@@ -1,0 +1,93 @@
+"""Fixtures for hub tests: a sandbox cluster playing the hub, with appflow's CRDs.
+
+The hub is a cluster of its own (prefix ``hub``), started for the session in pytest's tmp
+folder and removed afterwards, because hub tests install cluster-wide objects (CRDs) and
+``hub uninstall`` removes them again, which must never touch the shared sandbox.
+APPFLOW_TEST_HUB_DIR keeps a hub between runs (for local iteration), as
+APPFLOW_TEST_SANDBOX_DIR does for the fleet.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from appflow import sandbox as sb
+from appflow.hub.crds import crd_manifests
+from appflow.kube.client import Connection, KubeCluster
+from tests.helpers import built_tool, eventually, fresh_namespace
+
+
+@dataclass(frozen=True)
+class Hub:
+    """The hub cluster: its kubeconfig and a way to run kubectl against it."""
+
+    name: str
+    kubeconfig: Path
+
+    def kube(self, *, timeout: float = 10.0) -> KubeCluster:
+        return KubeCluster(Connection(name=self.name, kubeconfig=self.kubeconfig, timeout=timeout))
+
+    def kubectl(
+        self, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [str(built_tool("kubectl")), "--kubeconfig", str(self.kubeconfig), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if check and done.returncode != 0:
+            pytest.fail(f"kubectl {' '.join(args)} failed: {done.stderr}")
+        return done
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    keep = os.environ.get("APPFLOW_TEST_HUB_DIR")
+    root = Path(keep) if keep else tmp_path_factory.mktemp("hub")
+    (info,) = sb.up(clusters=1, prefix="hub", root=root, timeout=240)
+    try:
+        yield Hub(name=info.name, kubeconfig=info.kubeconfig)
+    finally:
+        if not keep:
+            report = sb.down(root=root)
+            assert not report.problems, report.problems
+
+
+def _established(kube: KubeCluster, name: str) -> bool:
+    crd = kube.get_sync("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
+    conditions = ((crd or {}).get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+
+
+@pytest.fixture
+def hub_crds(hub: Hub) -> Hub:
+    """The hub with appflow's CRDs applied (as generated now) and established.
+
+    Per test: applying unchanged CRDs is cheap, and the uninstall test removes them."""
+    kube = hub.kube()
+    try:
+        for crd in crd_manifests():
+            kube.apply_sync(crd, force=True)
+        for crd in crd_manifests():
+            name = crd["metadata"]["name"]
+            eventually(lambda n=name: _established(kube, n), timeout=60, what=f"{name} established")
+        kube.invalidate_discovery()
+    finally:
+        kube.close()
+    return hub
+
+
+@pytest.fixture
+def hub_namespace(hub: Hub) -> Iterator[str]:
+    """A fresh namespace on the hub, deleted after the test."""
+    with fresh_namespace(hub.kube(), prefix="h") as name:
+        yield name
