@@ -259,8 +259,9 @@ def test_an_unreachable_chart_repository_fails_the_app_not_the_clusters(
     assert "repository" in message
     clusters = json.loads(cli("cluster", "list", "-o", "json").stdout)
     assert {c["name"]: c["state"] for c in clusters} == dict.fromkeys(fleet.cluster_names, "Online")
-    events = json.loads(cli("events", "--app", app, "-o", "json").stdout)
-    assert any(UNREACHABLE_REPO in e["message"] for e in events), events
+    shown = json.loads(cli("app", "show", app, "-o", "json").stdout)
+    assert shown["lastSync"]["outcome"] == "blocked", shown
+    assert UNREACHABLE_REPO in shown["lastSync"]["message"], shown
 
 
 # -- item 4: a chart given by the URL of its archive ----------------------------------------------
@@ -409,7 +410,7 @@ def test_timeout_seconds_says_how_long_a_sync_waits(
         },
     )
     added(app, folder)
-    result = cli("sync", app, "--wait", "--timeout", "600", "-o", "json")
+    result = cli("sync", app, "--wait", "--timeout", "120", "-o", "json")
     assert result.exit_code == 1, result.output  # it is not Ready, and says so
     [report] = json.loads(result.stdout)
     healths = {c["state"]: c["health"] for c in report["clusters"]}
@@ -878,7 +879,8 @@ def test_a_kustomization_or_chart_dependency_reaching_out_is_refused(
         tmp_path / "repo",
         {
             "fleet.yaml": yaml.safe_dump({"kustomize": {"dir": "overlay"}}),
-            "overlay/kustomization.yaml": f"resources:\n  - {host}\n",
+            # Relative, as an overlay names its base: kustomize itself would build it.
+            "overlay/kustomization.yaml": f"resources:\n  - ../../{host.name}\n",
         },
     )
     app = space.app("kreach")
