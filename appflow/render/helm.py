@@ -320,7 +320,8 @@ def _local_chart_dir(chart: HelmChartRef, source_dir: Path, *, root: Path) -> Pa
         return None
     folder = chart.path if chart.path.is_absolute() else source_dir / chart.path
     resolved = folder.resolve()
-    if not _inside(root.resolve(), resolved) and not _inside(cache_dir().resolve(), resolved):
+    # A chart archive downloaded by URL lives in the cache, not in the source.
+    if not _inside(root.resolve(), resolved) and not _inside(archives_dir().resolve(), resolved):
         raise RenderError(
             f"chart {folder} is outside the source ({resolved})",
             hint="helm.chart must name a chart inside the repository or registered folder",

@@ -20,7 +20,6 @@ from appflow.model.appdef import (
     LabelSelector,
     RolloutSpec,
     ValuesFrom,
-    from_fleet_document,
     named_paths,
 )
 from appflow.model.capabilities import Capabilities
@@ -30,25 +29,14 @@ from appflow.model.rollout import partitions_allowed_to_fail
 from appflow.model.targeting import ClusterInfo, select_clusters
 from appflow.render.documents import force_namespace
 from appflow.render.kustomize import kustomization_folders
-from appflow.sources.appdef import load_app_definitions, load_yaml_with_positions
+from appflow.sources.appdef import load_app_definitions
+from tests.unit.test_fleet_yaml import fleet
 
 CLUSTERS = [
     ClusterInfo(name="dev-1", labels={"env": "dev"}),
     ClusterInfo(name="test-1", labels={"env": "test"}),
     ClusterInfo(name="prod-1", labels={"env": "prod"}),
 ]
-
-
-def fleet(text: str, *, default_kind: Any = "yaml") -> AppDefinition:
-    doc, positions = load_yaml_with_positions(text, file="site/fleet.yaml")
-    return from_fleet_document(
-        doc or {},
-        path="site",
-        file="site/fleet.yaml",
-        default_name="site",
-        default_kind=default_kind,
-        positions=positions,
-    )
 
 
 def request_for(app: AppDefinition, cluster: ClusterInfo, root: Path, **extra: Any) -> Any:
@@ -444,3 +432,31 @@ def test_a_folder_without_kustomization_is_named(tmp_path: Path) -> None:
         load_app_definitions(root)
     assert "kustomize folder app/plain has no kustomization.yaml" in str(info.value)
     assert info.value.where.line == 2
+
+
+def test_fleet_targets_are_target_customizations_before_the_others(tmp_path: Path) -> None:
+    # Fleet appends targetCustomizations to fleet.yaml's older `targets` and reads
+    # both as customizations (fleet-examples' multi-cluster repositories use `targets`).
+    app = fleet(
+        """
+targets:
+  - name: dev
+    clusterSelector: {matchLabels: {env: dev}}
+    kustomize: {dir: overlays/dev}
+targetCustomizations:
+  - name: everything
+    clusterSelector: {}
+    kustomize: {dir: overlays/all}
+"""
+    )
+    assert [c.target.name for c in app.customizations] == ["dev", "everything"]
+    assert [p.field for p in named_paths(app)] == [
+        ("targets", 0, "kustomize", "dir"),
+        ("targetCustomizations", 0, "kustomize", "dir"),
+    ]
+    dev, test, _ = (request_for(app, c, tmp_path) for c in CLUSTERS)
+    assert (dev.kustomize_dir, test.kustomize_dir) == ("overlays/dev", "overlays/all")
+    with pytest.raises(ConfigError) as info:
+        fleet("targets:\n  - clusterName: a\n    helm:\n      chart: x\n")
+    assert info.value.where.field == "targets[0].helm.chart"
+    assert "per-cluster charts are not supported" in str(info.value)

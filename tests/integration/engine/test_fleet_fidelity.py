@@ -57,6 +57,19 @@ def fixture_copy(name: str, into: Path, space: Space, **substitutes: str) -> Pat
     return target
 
 
+def fleet_folder(
+    folder: Path, fleet_yaml: dict[str, Any], files: dict[str, Any] | None = None
+) -> Path:
+    """FOLDER with a fleet.yaml of FLEET_YAML and FILES (as write_files takes them)."""
+    return write_files(folder, {"fleet.yaml": yaml.safe_dump(fleet_yaml), **(files or {})})
+
+
+def shop_chart(**dependency: str) -> str:
+    """Chart.yaml of chart 'shop' 1.0.0 with one DEPENDENCY (name, version, repository)."""
+    meta = {"apiVersion": "v2", "name": "shop", "version": "1.0.0", "dependencies": [dependency]}
+    return yaml.safe_dump(meta)
+
+
 def added(app: str, folder: Path) -> None:
     result = cli("app", "add", app, "--local", str(folder))
     assert result.exit_code == 0, result.output
@@ -242,15 +255,11 @@ def test_an_unreachable_chart_repository_fails_the_app_not_the_clusters(
     fleet: Fleet, space: Space, tmp_path: Path
 ) -> None:
     app = space.app("norepo")
-    folder = write_files(
+    folder = fleet_folder(
         tmp_path / "norepo",
         {
-            "fleet.yaml": yaml.safe_dump(
-                {
-                    "defaultNamespace": space.namespace,
-                    "helm": {"repo": UNREACHABLE_REPO, "chart": "web", "version": "1.0.0"},
-                }
-            )
+            "defaultNamespace": space.namespace,
+            "helm": {"repo": UNREACHABLE_REPO, "chart": "web", "version": "1.0.0"},
         },
     )
     added(app, folder)
@@ -275,15 +284,11 @@ def test_a_chart_archive_url_is_downloaded_and_kept_by_digest(
 ) -> None:
     app = space.app("byurl")
     url = f"{chart_repo.url}/web-1.0.0.tgz"
-    folder = write_files(
+    folder = fleet_folder(
         tmp_path / "byurl",
         {
-            "fleet.yaml": yaml.safe_dump(
-                {
-                    "defaultNamespace": space.namespace,
-                    "helm": {"chart": url, "values": {"fullnameOverride": "by-url"}},
-                }
-            )
+            "defaultNamespace": space.namespace,
+            "helm": {"chart": url, "values": {"fullnameOverride": "by-url"}},
         },
     )
     added(app, folder)
@@ -308,18 +313,14 @@ def test_a_chart_archive_url_is_downloaded_and_kept_by_digest(
 
     # A go-getter checksum that does not match refuses the archive.
     bad = space.app("badsum")
-    folder = write_files(
+    folder = fleet_folder(
         tmp_path / "badsum",
         {
-            "fleet.yaml": yaml.safe_dump(
-                {
-                    "defaultNamespace": space.namespace,
-                    "helm": {
-                        "chart": f"{chart_repo.url}/web-1.1.0.tgz?checksum=sha256:{'0' * 64}",
-                        "values": {"fullnameOverride": "bad-sum"},
-                    },
-                }
-            )
+            "defaultNamespace": space.namespace,
+            "helm": {
+                "chart": f"{chart_repo.url}/web-1.1.0.tgz?checksum=sha256:{'0' * 64}",
+                "values": {"fullnameOverride": "bad-sum"},
+            },
         },
     )
     added(bad, folder)
@@ -341,15 +342,11 @@ def test_an_oci_repo_naming_the_chart_deploys_it(
 ) -> None:
     monkeypatch.setenv("APPFLOW_HELM_PLAIN_HTTP", registry.host)
     app = space.app("ocirepo")
-    folder = write_files(
+    folder = fleet_folder(
         tmp_path / "ocirepo",
         {
-            "fleet.yaml": yaml.safe_dump(
-                {
-                    "defaultNamespace": space.namespace,
-                    "helm": {"repo": f"{registry.charts}/greeter", "version": "1.2.0"},
-                }
-            )
+            "defaultNamespace": space.namespace,
+            "helm": {"repo": f"{registry.charts}/greeter", "version": "1.2.0"},
         },
     )
     added(app, folder)
@@ -364,18 +361,14 @@ def test_an_app_that_renders_no_objects_is_an_error_never_ready(
     fleet: Fleet, space: Space, tmp_path: Path
 ) -> None:
     app = space.app("empty")
-    folder = write_files(
+    folder = fleet_folder(
         tmp_path / "empty",
+        {"defaultNamespace": space.namespace, "helm": {"chart": "./chart"}},
         {
-            "fleet.yaml": yaml.safe_dump(
-                {"defaultNamespace": space.namespace, "helm": {"chart": "./chart"}}
-            ),
             "chart/Chart.yaml": "apiVersion: v2\nname: empty\nversion: 1.0.0\n",
             "chart/values.yaml": "enabled: false\n",
-            "chart/templates/cm.yaml": (
-                "{{- if .Values.enabled }}\napiVersion: v1\nkind: ConfigMap\n"
-                "metadata: {name: maybe}\n{{- end }}\n"
-            ),
+            "chart/templates/cm.yaml": "{{- if .Values.enabled }}\napiVersion: v1\nkind: ConfigMap\n"
+            "metadata: {name: maybe}\n{{- end }}\n",
         },
     )
     added(app, folder)
@@ -400,14 +393,10 @@ def test_timeout_seconds_says_how_long_a_sync_waits(
     fleet: Fleet, space: Space, tmp_path: Path, seconds: int, waits: bool
 ) -> None:
     app = space.app(f"timeout{seconds + 1}")
-    folder = write_files(
+    folder = fleet_folder(
         tmp_path / "timeout",
-        {
-            "fleet.yaml": yaml.safe_dump(
-                {"defaultNamespace": space.namespace, "helm": {"timeoutSeconds": seconds}}
-            ),
-            "stuck.yaml": [_unschedulable(f"stuck{seconds + 1}", space.namespace)],
-        },
+        {"defaultNamespace": space.namespace, "helm": {"timeoutSeconds": seconds}},
+        {"stuck.yaml": [_unschedulable(f"stuck{seconds + 1}", space.namespace)]},
     )
     added(app, folder)
     result = cli("sync", app, "--wait", "--timeout", "120", "-o", "json")
@@ -429,27 +418,18 @@ def test_disable_dependency_update_fetches_nothing_and_uses_what_is_vendored(
     chart_repo: ChartRepo,  # noqa: F811
 ) -> None:
     app = space.app("vendored")
-    chart_yaml = yaml.safe_dump(
-        {
-            "apiVersion": "v2",
-            "name": "shop",
-            "version": "1.0.0",
-            "dependencies": [{"name": "web", "version": "1.0.0", "repository": chart_repo.url}],
-        }
-    )
-    folder = write_files(
+    chart_yaml = shop_chart(name="web", version="1.0.0", repository=chart_repo.url)
+    folder = fleet_folder(
         tmp_path / "vendored",
         {
-            "fleet.yaml": yaml.safe_dump(
-                {
-                    "defaultNamespace": space.namespace,
-                    "helm": {
-                        "chart": "./shop",
-                        "disableDependencyUpdate": True,
-                        "values": {"web": {"fullnameOverride": "vendored-web"}},
-                    },
-                }
-            ),
+            "defaultNamespace": space.namespace,
+            "helm": {
+                "chart": "./shop",
+                "disableDependencyUpdate": True,
+                "values": {"web": {"fullnameOverride": "vendored-web"}},
+            },
+        },
+        {
             "shop/Chart.yaml": chart_yaml,
             "shop/templates/cm.yaml": [configmap("shop", space.namespace, {"a": "b"})],
         },
@@ -477,20 +457,11 @@ def test_helm_errors_show_the_cause_not_the_command_line(
     fleet: Fleet, space: Space, tmp_path: Path
 ) -> None:
     app = space.app("deperr")
-    chart_yaml = yaml.safe_dump(
-        {
-            "apiVersion": "v2",
-            "name": "shop",
-            "version": "1.0.0",
-            "dependencies": [{"name": "redis", "version": "1.x", "repository": UNREACHABLE_REPO}],
-        }
-    )
-    folder = write_files(
+    chart_yaml = shop_chart(name="redis", version="1.x", repository=UNREACHABLE_REPO)
+    folder = fleet_folder(
         tmp_path / "deperr",
+        {"defaultNamespace": space.namespace, "helm": {"chart": "./shop"}},
         {
-            "fleet.yaml": yaml.safe_dump(
-                {"defaultNamespace": space.namespace, "helm": {"chart": "./shop"}}
-            ),
             "shop/Chart.yaml": chart_yaml,
             "shop/templates/cm.yaml": [configmap("shop", space.namespace, {"a": "b"})],
         },
@@ -538,24 +509,20 @@ def test_values_from_reads_config_maps_and_secrets_on_each_cluster(
             )
         finally:
             kube.close()
-    folder = write_files(
+    folder = fleet_folder(
         tmp_path / "valfrom",
         {
-            **VALUES_CHART,
-            "fleet.yaml": yaml.safe_dump(
-                {
-                    "defaultNamespace": ns,
-                    "helm": {
-                        "chart": "./chart",
-                        "values": {"greeting": "from-git", "site": "from-git"},
-                        "valuesFrom": [
-                            {"configMapKeyRef": {"name": "site-values"}},
-                            {"secretKeyRef": {"name": "site-secret", "key": "extra.yaml"}},
-                        ],
-                    },
-                }
-            ),
+            "defaultNamespace": ns,
+            "helm": {
+                "chart": "./chart",
+                "values": {"greeting": "from-git", "site": "from-git"},
+                "valuesFrom": [
+                    {"configMapKeyRef": {"name": "site-values"}},
+                    {"secretKeyRef": {"name": "site-secret", "key": "extra.yaml"}},
+                ],
+            },
         },
+        {**VALUES_CHART},
     )
     added(app, folder)
     synced(app, "--wait", "--timeout", "120")
@@ -585,37 +552,31 @@ def test_namespace_labels_do_not_deploy_and_accepted_states(
     base, web = space.app("base"), space.app("web")
     added(
         base,
-        write_files(
+        fleet_folder(
             tmp_path / "base",
-            {
-                "fleet.yaml": yaml.safe_dump({"defaultNamespace": ns}),
-                "stuck.yaml": [_unschedulable("base-db", ns)],
-            },
+            {"defaultNamespace": ns},
+            {"stuck.yaml": [_unschedulable("base-db", ns)]},
         ),
     )
     added(
         web,
-        write_files(
+        fleet_folder(
             tmp_path / "web",
             {
-                "fleet.yaml": yaml.safe_dump(
+                "defaultNamespace": ns,
+                "namespaceLabels": {"team": "shop"},
+                "namespaceAnnotations": {"owner": "shop-team@example.com"},
+                # base never becomes Ready; Fleet's acceptedStates lets web go on.
+                "dependsOn": [{"name": base, "acceptedStates": ["Ready", "NotReady"]}],
+                "targetCustomizations": [
                     {
-                        "defaultNamespace": ns,
-                        "namespaceLabels": {"team": "shop"},
-                        "namespaceAnnotations": {"owner": "shop-team@example.com"},
-                        # base never becomes Ready; Fleet's acceptedStates lets web go on.
-                        "dependsOn": [{"name": base, "acceptedStates": ["Ready", "NotReady"]}],
-                        "targetCustomizations": [
-                            {
-                                "name": "not-prod",
-                                "clusterSelector": {"matchLabels": {"env": "prod"}},
-                                "doNotDeploy": True,
-                            }
-                        ],
+                        "name": "not-prod",
+                        "clusterSelector": {"matchLabels": {"env": "prod"}},
+                        "doNotDeploy": True,
                     }
-                ),
-                "cm.yaml": [configmap("web-settings", ns, {"a": "b"})],
+                ],
             },
+            {"cm.yaml": [configmap("web-settings", ns, {"a": "b"})]},
         ),
     )
     result = cli("sync", base)
@@ -645,39 +606,33 @@ def test_skip_schema_validation_force_and_take_ownership(
     strict = space.app("strict")
     added(
         strict,
-        write_files(
+        fleet_folder(
             tmp_path / "strict",
             {
-                **files,
-                "fleet.yaml": yaml.safe_dump(
-                    {
-                        "defaultNamespace": ns,
-                        "helm": {"chart": "./chart", "values": {"replicas": 0}},
-                    }
-                ),
+                "defaultNamespace": ns,
+                "helm": {"chart": "./chart", "values": {"replicas": 0}},
             },
+            {**files},
         ),
     )
     assert "minimum" in failed("sync", strict)  # the schema is real
     lax = space.app("lax")
     added(
         lax,
-        write_files(
+        fleet_folder(
             tmp_path / "lax",
+            {
+                "defaultNamespace": ns,
+                "helm": {
+                    "chart": "./chart",
+                    "values": {"replicas": 0},
+                    "skipSchemaValidation": True,
+                },
+            },
             {
                 **files,
                 "chart/templates/cm.yaml": files["chart/templates/cm.yaml"].replace(
                     "site-info", "lax-info"
-                ),
-                "fleet.yaml": yaml.safe_dump(
-                    {
-                        "defaultNamespace": ns,
-                        "helm": {
-                            "chart": "./chart",
-                            "values": {"replicas": 0},
-                            "skipSchemaValidation": True,
-                        },
-                    }
                 ),
             },
         ),
@@ -689,14 +644,10 @@ def test_skip_schema_validation_force_and_take_ownership(
     # field that changes replaces the object instead of failing the sync.
     forced = space.app("forced")
     web = deployment("forced-web", ns)
-    folder = write_files(
+    folder = fleet_folder(
         tmp_path / "forced",
-        {
-            "fleet.yaml": yaml.safe_dump(
-                {"defaultNamespace": ns, "helm": {"force": True, "takeOwnership": True}}
-            ),
-            "web.yaml": [web],
-        },
+        {"defaultNamespace": ns, "helm": {"force": True, "takeOwnership": True}},
+        {"web.yaml": [web]},
     )
     added(forced, folder)
     synced(forced)
@@ -720,25 +671,20 @@ def test_max_unavailable_partitions_lets_the_rollout_go_on(
     app = space.app("parts")
     partitions = [{"name": env, "clusterSelector": {"matchLabels": {"env": env}}} for env in ENVS]
     stuck = _unschedulable("parts-web", ns)
-    folder = write_files(
+    folder = fleet_folder(
         tmp_path / "parts",
         {
-            "fleet.yaml": yaml.safe_dump(
+            "defaultNamespace": ns,
+            "rolloutStrategy": {"partitions": partitions, "maxUnavailablePartitions": 1},
+            "targetCustomizations": [
                 {
-                    "defaultNamespace": ns,
-                    "rolloutStrategy": {"partitions": partitions, "maxUnavailablePartitions": 1},
-                    "targetCustomizations": [
-                        {
-                            "name": "dev",
-                            "clusterSelector": {"matchLabels": {"env": "dev"}},
-                            "yaml": {"overlays": ["stuck"]},
-                        }
-                    ],
+                    "name": "dev",
+                    "clusterSelector": {"matchLabels": {"env": "dev"}},
+                    "yaml": {"overlays": ["stuck"]},
                 }
-            ),
-            "web.yaml": [deployment("parts-web", ns)],
-            "overlays/stuck/web.yaml": [stuck],
+            ],
         },
+        {"web.yaml": [deployment("parts-web", ns)], "overlays/stuck/web.yaml": [stuck]},
     )
     added(app, folder)
     result = cli("sync", app, "--timeout", "10")
@@ -763,12 +709,10 @@ def test_max_unavailable_partitions_lets_the_rollout_go_on(
 def test_known_but_unsupported_fields_are_named_not_taken_for_typos(
     fleet: Fleet, space: Space, tmp_path: Path, extra: dict[str, Any], field: str
 ) -> None:
-    folder = write_files(
+    folder = fleet_folder(
         tmp_path / "unsupported",
-        {
-            "fleet.yaml": yaml.safe_dump({"defaultNamespace": space.namespace, **extra}),
-            "cm.yaml": [configmap("c", space.namespace, {"a": "b"})],
-        },
+        {"defaultNamespace": space.namespace, **extra},
+        {"cm.yaml": [configmap("c", space.namespace, {"a": "b"})]},
     )
     message = failed("app", "add", space.app("unsup"), "--local", str(folder))
     assert f"fleet.yaml field {field} is not supported by appflow" in message, message
@@ -783,14 +727,14 @@ def test_fleet_namespace_forces_every_object_and_refuses_cluster_scoped_ones(
 ) -> None:
     ns = space.namespace
     app = space.app("forcedns")
-    folder = write_files(
+    folder = fleet_folder(
         tmp_path / "forcedns",
+        {"namespace": ns},
         {
-            "fleet.yaml": yaml.safe_dump({"namespace": ns}),
             "cm.yaml": [
                 configmap("forced-cm", "default", {"v": "1"}),
                 unplaced_configmap("plain-cm", {"v": "1"}),
-            ],
+            ]
         },
     )
     added(app, folder)
@@ -875,13 +819,11 @@ def test_a_kustomization_or_chart_dependency_reaching_out_is_refused(
     fleet: Fleet, space: Space, tmp_path: Path
 ) -> None:
     host = _host_folder(tmp_path, space)
-    repo = write_files(
+    # Relative, as an overlay names its base: kustomize itself would build it.
+    repo = fleet_folder(
         tmp_path / "repo",
-        {
-            "fleet.yaml": yaml.safe_dump({"kustomize": {"dir": "overlay"}}),
-            # Relative, as an overlay names its base: kustomize itself would build it.
-            "overlay/kustomization.yaml": f"resources:\n  - ../../{host.name}\n",
-        },
+        {"kustomize": {"dir": "overlay"}},
+        {"overlay/kustomization.yaml": f"resources:\n  - ../../{host.name}\n"},
     )
     app = space.app("kreach")
     added(app, repo)
@@ -896,26 +838,13 @@ def test_a_kustomization_or_chart_dependency_reaching_out_is_refused(
             "templates/cm.yaml": [configmap("host-secret", space.namespace, {"p": "x"})],
         },
     )
-    charted = write_files(
+    charted = fleet_folder(
         tmp_path / "charted",
+        {"defaultNamespace": space.namespace, "helm": {"chart": "./shop"}},
         {
-            "fleet.yaml": yaml.safe_dump(
-                {"defaultNamespace": space.namespace, "helm": {"chart": "./shop"}}
-            ),
-            "shop/Chart.yaml": yaml.safe_dump(
-                {
-                    "apiVersion": "v2",
-                    "name": "shop",
-                    "version": "1.0.0",
-                    "dependencies": [
-                        {
-                            "name": "outside",
-                            "version": "1.0.0",
-                            "repository": f"file://{outside_chart}",
-                        }
-                    ],
-                }
-            ),
+            "shop/Chart.yaml": shop_chart(
+                name="outside", version="1.0.0", repository=f"file://{outside_chart}"
+            )
         },
     )
     app = space.app("dreach")
