@@ -727,12 +727,14 @@ def test_fleet_namespace_forces_every_object_and_refuses_cluster_scoped_ones(
 ) -> None:
     ns = space.namespace
     app = space.app("forcedns")
+    in_default_namespace.append(app)  # where its objects would land without the forcing
+    forced = f"forced-{space.suffix}"
     folder = fleet_folder(
         tmp_path / "forcedns",
         {"namespace": ns},
         {
             "cm.yaml": [
-                configmap("forced-cm", "default", {"v": "1"}),
+                configmap(forced, "default", {"v": "1"}),
                 unplaced_configmap("plain-cm", {"v": "1"}),
             ]
         },
@@ -740,8 +742,8 @@ def test_fleet_namespace_forces_every_object_and_refuses_cluster_scoped_ones(
     added(app, folder)
     synced(app)
     for env in ENVS:
-        assert set(objects_of(fleet, env, app, ns)) == {"ConfigMap/forced-cm", "ConfigMap/plain-cm"}
-        assert live_object(fleet, env, "v1", "ConfigMap", "forced-cm", "default") is None
+        assert set(objects_of(fleet, env, app, ns)) == {f"ConfigMap/{forced}", "ConfigMap/plain-cm"}
+        assert live_object(fleet, env, "v1", "ConfigMap", forced, "default") is None
 
     # A cluster-scoped object cannot be forced into a namespace: nothing is applied anywhere.
     role = {
@@ -752,7 +754,7 @@ def test_fleet_namespace_forces_every_object_and_refuses_cluster_scoped_ones(
     }
     write_files(
         folder,
-        {"cm.yaml": [configmap("forced-cm", "default", {"v": "2"})], "role.yaml": [role]},
+        {"cm.yaml": [configmap(forced, "default", {"v": "2"})], "role.yaml": [role]},
     )
     before = snapshot(fleet.sandbox, space)
     message = failed("sync", app)
