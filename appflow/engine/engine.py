@@ -343,13 +343,14 @@ class Engine:
             await self.capabilities(cluster) if definition.kind == "helm" else _NOT_DISCOVERED
         )
         info = ClusterInfo(name=cluster.name, labels=cluster.labels)
-        refs, namespace = values_from_refs(definition, info, self.groups())
+        groups = self.groups()
+        refs, namespace = values_from_refs(definition, info, groups)
         return render_request(
             definition,
             repo_root=source.root,
             source_digest=source.digest,
             cluster=info,
-            groups=self.groups(),
+            groups=groups,
             capabilities=capabilities,
             kubeconfig=Path(cluster.kubeconfig_path) if cluster.kubeconfig_path else None,
             values_from=await read_values_from(

@@ -93,7 +93,7 @@ _REPO_UNREACHABLE = re.compile(
 _HTTP_REGISTRY = re.compile(r"server gave HTTP response to HTTPS client", re.IGNORECASE)
 _URL = re.compile(r"(?:https?|oci)://[^\s\"'()]+")
 # Lines helm prints on stdout that are the cause of a failure printed on stderr.
-_CAUSE_ON_STDOUT = re.compile(r"unable to get an update|error|failed", re.IGNORECASE)
+_CAUSE_ON_STDOUT = re.compile(r"^(\.*)(unable to get an update|error: )", re.IGNORECASE)
 
 
 class _DebugOnly(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -211,23 +211,29 @@ HelmFailure = str
 """One of: 'cluster', 'plain-http-registry', 'repository', 'not-found', 'render'."""
 
 
-def classify_failure(message: str, *, talks_to_cluster: bool) -> HelmFailure:
+def classify_failure(
+    message: str, *, talks_to_cluster: bool, repositories: Sequence[str] = ()
+) -> HelmFailure:
     """What a failed helm call's MESSAGE says went wrong (pure).
 
     Only a command that talks to a cluster (release mode, a server-side render)
-    can fail because the cluster is unreachable, and helm says so in words; a
-    dial error anywhere else is a chart repository or registry that cannot be
-    reached, never the cluster (a template render never dials the cluster).
+    can fail because the cluster is unreachable. A dial error from a command
+    that does not (a template render, a dependency update) is a chart
+    repository or registry that cannot be reached, never the cluster; from one
+    that does, it is the repository's only when helm says so or names one of
+    REPOSITORIES (the chart's), else the cluster's.
     """
     if talks_to_cluster and _CLUSTER_UNREACHABLE.search(message):
         return "cluster"
     if _HTTP_REGISTRY.search(message):
         return "plain-http-registry"
-    if _REPO_UNREACHABLE.search(message) or _DIAL_FAILED.search(message):
-        if talks_to_cluster and not _URL.search(message) and _DIAL_FAILED.search(message):
-            # A dial error naming no repository, from a command that talks to the cluster.
-            return "cluster"
+    if _REPO_UNREACHABLE.search(message):
         return "repository"
+    if _DIAL_FAILED.search(message):
+        hosts = [urllib.parse.urlsplit(r).netloc for r in repositories]
+        if not talks_to_cluster or any(h and h in message for h in hosts):
+            return "repository"
+        return "cluster"
     lowered = message.lower()
     if "not found" in lowered and "chart" in lowered:
         return "not-found"
@@ -260,8 +266,9 @@ def _chart_error(
     """Map a failed helm call to the most specific appflow error."""
     message = helm_message(err)
     where: dict[str, Any] = {"app": app, "cluster": cluster}
-    kind = classify_failure(message, talks_to_cluster=talks_to_cluster)
-    repositories = _repositories(message, ref)
+    known = _repositories("", ref)
+    kind = classify_failure(message, talks_to_cluster=talks_to_cluster, repositories=known)
+    repositories = _repositories(message, ref) if kind != "cluster" else known
     from_repo = f" (repository {', '.join(repositories)})" if repositories else ""
     text = f"helm {action} of chart {chart}{from_repo} failed: {message}"
     if kind == "cluster":
@@ -750,13 +757,21 @@ class HelmRelease:
 
 
 def _release_error(
-    err: pyhelm3.Error, *, app: str | None, cluster: str | None, release: str, action: str
+    err: pyhelm3.Error,
+    *,
+    app: str | None,
+    cluster: str | None,
+    release: str,
+    action: str,
+    chart: HelmChartRef | None = None,
 ) -> AppflowError:
     message = helm_message(err)
     where: dict[str, Any] = {"app": app, "cluster": cluster, "object": f"helm release {release}"}
     if isinstance(err, pyhelm3.ReleaseNotFoundError):
         return NotFoundError(f"helm {action}: {message}").located(**where)
-    failure = classify_failure(message, talks_to_cluster=True)
+    failure = classify_failure(
+        message, talks_to_cluster=True, repositories=_repositories("", chart)
+    )
     if failure == "cluster" or (
         isinstance(err, pyhelm3.ConnectionError) and failure != "repository"
     ):
@@ -850,7 +865,12 @@ async def helm_install_or_upgrade(
             raw = await command.run(args, json.dumps(dict(values or {}), default=str).encode())
         except pyhelm3.Error as err:
             raise _release_error(
-                err, app=app, cluster=cluster, release=release, action="upgrade --install"
+                err,
+                app=app,
+                cluster=cluster,
+                release=release,
+                action="upgrade --install",
+                chart=chart,
             ) from err
     return HelmRelease.from_helm(_json_from(raw))
 

@@ -49,7 +49,11 @@ def test_helm_message_puts_the_cause_printed_on_stdout_first() -> None:
         (REPO_STDERR.decode(), True, "repository"),
         ('Get "https://h.invalid/x-1.0.0.tgz": dial tcp: no such host', False, "repository"),
         ("Kubernetes cluster unreachable: Get https://10.0.0.1:6443/version", True, "cluster"),
-        ("dial tcp 10.0.0.1:6443: connect: connection refused", True, "cluster"),
+        (
+            'Get "https://10.0.0.1:6443/api/v1/secrets": dial tcp: connection refused',
+            True,
+            "cluster",
+        ),
         ("dial tcp 10.0.0.1:6443: connect: connection refused", False, "repository"),
         ("http: server gave HTTP response to HTTPS client", False, "plain-http-registry"),
         (
@@ -62,6 +66,14 @@ def test_helm_message_puts_the_cause_printed_on_stdout_first() -> None:
 )
 def test_classify_failure(message: str, talks_to_cluster: bool, kind: str) -> None:
     assert classify_failure(message, talks_to_cluster=talks_to_cluster) == kind
+
+
+def test_a_dial_error_naming_the_charts_registry_is_the_registry_even_in_release_mode() -> None:
+    message = 'failed to do request: Head "https://r.example:5000/v2/c/manifests/1.0": dial tcp: i/o timeout'
+    assert classify_failure(
+        message, talks_to_cluster=True, repositories=("oci://r.example:5000/c",)
+    ) == ("repository")
+    assert classify_failure(message, talks_to_cluster=True) == "cluster"
 
 
 def test_an_unreachable_repository_is_a_source_error_naming_chart_and_repository() -> None:
