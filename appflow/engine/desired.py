@@ -1,11 +1,13 @@
 """From an AppDefinition and a Cluster to a RenderRequest: customization, values, namespace.
 
-Values precedence, lowest first: chart defaults < valuesFiles (app's, then the
-target customization's) < inline values < the customization's inline values
-< valuesFrom (ConfigMaps and Secrets read from the target cluster, the app's
-entries then the customization's, as Fleet layers them last). Fleet's
-`${ .ClusterName }` / `${ .ClusterLabels.x }` templates are resolved per
-cluster after merging the inline values; valuesFrom content is taken as it is.
+Values precedence, lowest first. appflow.yaml: chart defaults < valuesFiles
+(app's, then the target customization's) < inline values < the customization's
+inline values, as helm's -f < --set. fleet.yaml, as Fleet merges them: chart
+defaults < inline values < valuesFiles < the customization's inline values <
+its valuesFiles. Then, for both, valuesFrom (ConfigMaps and Secrets read from
+the target cluster, the app's entries then the customization's, which Fleet
+layers last). `${ .ClusterName }` / `${ .ClusterLabels.x }` templates are
+resolved per cluster after merging; valuesFrom content is taken as it is.
 
 What is rendered follows Fleet's per-cluster choice: a chart (post-rendered by
 the kustomize dir when one applies), else a kustomization (the customization's
