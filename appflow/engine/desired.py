@@ -201,6 +201,15 @@ def _read_values(files: Sequence[Path], root: Path, app: str) -> list[Mapping[st
             raise ConfigError(
                 "a values file must hold a mapping of values", where=Where(app=app, file=shown)
             )
+        if "sops" in data:
+            # Merged here, ciphertext would reach the chart as values.
+            raise ConfigError(
+                "the values file is SOPS-encrypted, and a fleet.yaml app cannot name files to "
+                "decrypt",
+                where=Where(app=app, file=shown),
+                hint="decrypt it with sops before committing, or define the app in an "
+                "appflow.yaml with decryption.paths",
+            )
         layers.append(data)
     return layers
 

@@ -460,3 +460,22 @@ targetCustomizations:
         fleet("targets:\n  - clusterName: a\n    helm:\n      chart: x\n")
     assert info.value.where.field == "targets[0].helm.chart"
     assert "per-cluster charts are not supported" in str(info.value)
+
+
+def test_fleet_values_files_merge_over_inline_values_and_ciphertext_is_refused(
+    tmp_path: Path,
+) -> None:
+    site = tmp_path / "site"
+    (site / "c").mkdir(parents=True)
+    (site / "prod.yaml").write_text("replicas: 5\ntier: large\n")
+    app = fleet(
+        "helm:\n  chart: c\n  values: {replicas: 3, tier: small}\n  valuesFiles: [prod.yaml]\n"
+    )
+    request = request_for(app, CLUSTERS[0], tmp_path)
+    # Fleet merges valuesFiles over the inline values; helm gets one merged layer.
+    assert dict(request.values) == {"replicas": 5, "tier": "large"}
+    assert request.values_files == ()
+    (site / "prod.yaml").write_text("replicas: ENC[AES256_GCM,data:x]\nsops: {version: 3.9.0}\n")
+    with pytest.raises(ConfigError, match="SOPS-encrypted") as info:
+        request_for(app, CLUSTERS[0], tmp_path)
+    assert info.value.where.file == "site/prod.yaml"
