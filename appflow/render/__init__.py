@@ -102,7 +102,6 @@ async def _render(request: RenderRequest) -> Rendered:
         from appflow.render import helm as _helm
 
         out = await _helm.helm_template(request)
-        chart = request.helm.describe() if request.helm else "?"
         notes.append(f"chart {out.chart_name} {out.chart_version}".rstrip())
         if request.server_render_kubeconfig is not None:
             notes.append("rendered against the cluster (helm --dry-run=server); not cached")
@@ -116,7 +115,7 @@ async def _render(request: RenderRequest) -> Rendered:
             )
             notes.append(f"post-rendered by kustomize build {request.kustomize_dir}")
         else:
-            objects = out.objects(chart=chart, namespace=request.namespace)
+            objects = out.objects
         chart_version = out.chart_version or None
     elif request.kind == "kustomize":
         objects = await render_kustomize(

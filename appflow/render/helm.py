@@ -475,14 +475,16 @@ async def resolve_chart_version(chart: HelmChartRef) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class HelmTemplate:
-    """What helm template produced for one request: its text, and the chart rendered."""
+    """What helm template produced for one request: its text, its objects, the chart rendered.
+
+    ``objects`` is empty when the request post-renders the text with kustomize,
+    which parses what the kustomization makes of it instead.
+    """
 
     text: str
+    objects: tuple[Manifest, ...]
     chart_name: str
     chart_version: str
-
-    def objects(self, *, chart: str, namespace: str | None) -> tuple[Manifest, ...]:
-        return _objects_from_output(self.text, chart=chart, namespace=namespace)
 
 
 def _values_flags(values_files: Sequence[Path]) -> list[str]:
@@ -570,7 +572,13 @@ async def helm_template(request: RenderRequest) -> HelmTemplate:
             name, version = str(meta.get("name", chart_dir.name)), str(meta.get("version", ""))
         else:
             name, version = chart.name or chart.describe(), chart.version or ""
-    return HelmTemplate(text=raw.decode(), chart_name=name, chart_version=version)
+    text = raw.decode()
+    objects = (
+        ()
+        if request.kustomize_dir
+        else _objects_from_output(text, chart=chart.describe(), namespace=request.namespace)
+    )
+    return HelmTemplate(text=text, objects=objects, chart_name=name, chart_version=version)
 
 
 def _objects_from_output(text: str, *, chart: str, namespace: str | None) -> tuple[Manifest, ...]:
