@@ -253,6 +253,16 @@ def app_show(name: str, output: str) -> None:
     with store_session() as store:
         a = store.get_app(name)
         latest = store.latest_revision(name)
+        # A sync refused before any change (a chart repository out of reach, a
+        # render error) leaves no deployment record: its outcome is shown here.
+        last = next(
+            (
+                e
+                for e in reversed(store.list_events(app=name, limit=20))
+                if e.kind in ("sync", "failure")
+            ),
+            None,
+        )
         data = {
             "name": a.name,
             "source": a.source,
@@ -274,6 +284,14 @@ def app_show(name: str, output: str) -> None:
             ],
             # Secret values of the latest revision as digests: a change shows, a value never.
             "secrets": shown_secrets(latest.rendered, redaction.redactor()) if latest else [],
+            "lastSync": None
+            if last is None
+            else {
+                "time": last.time.isoformat(),
+                "cluster": last.cluster,
+                "outcome": last.outcome,
+                "message": last.message,
+            },
         }
     emit(data, output=output)
 

@@ -433,6 +433,13 @@ async def _plan(
                 # A hand edit of appflow's fields is drift: take it back.
                 result = await kube.apply(m, dry_run=True, force=True)
                 takeover.add(ref)
+        except ImmutableFieldError as err:
+            if not _replace_opted_in(m):
+                errors.append(err.located(app=app, cluster=kube.name, object=str(ref)))
+                return
+            # Opted in to delete-and-recreate: the apply replaces it (see _apply_one).
+            dry_run[ref] = m
+            return
         except ApplyError as err:
             if ref.namespace in desired_namespaces and "does not exist" in err.message:
                 # Deleted since we looked, or not visible to us.
@@ -540,12 +547,16 @@ async def _wait_established(
     return established
 
 
+def _replace_opted_in(m: Manifest) -> bool:
+    annotations = (m.get("metadata") or {}).get("annotations") or {}
+    return str(annotations.get(ANNOTATION_REPLACE, "")).lower() == "true"
+
+
 async def _apply_one(kube: KubeCluster, m: Manifest, *, force: bool) -> Manifest:
     try:
         return await kube.apply(m, force=force)
     except ImmutableFieldError:
-        annotations = (m.get("metadata") or {}).get("annotations") or {}
-        if str(annotations.get(ANNOTATION_REPLACE, "")).lower() != "true":
+        if not _replace_opted_in(m):
             raise
         # Opted in: delete and re-create the object with the new content.
         ref = ObjectRef.of(m)

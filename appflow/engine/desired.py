@@ -1,22 +1,43 @@
 """From an AppDefinition and a Cluster to a RenderRequest: customization, values, namespace.
 
-Values precedence, lowest first: chart defaults < valuesFiles (app's, then the
-target customization's) < inline values < the customization's inline values.
-Fleet's `${ .ClusterName }` / `${ .ClusterLabels.x }` templates are resolved
-per cluster after merging.
+Values precedence, lowest first. appflow.yaml: chart defaults < valuesFiles
+(app's, then the target customization's) < inline values < the customization's
+inline values, as helm's -f < --set. fleet.yaml, as Fleet merges them: chart
+defaults < inline values < valuesFiles < the customization's inline values <
+its valuesFiles. Then, for both, valuesFrom (ConfigMaps and Secrets read from
+the target cluster, the app's entries then the customization's, which Fleet
+layers last). `${ .ClusterName }` / `${ .ClusterLabels.x }` templates are
+resolved per cluster after merging; valuesFrom content is taken as it is.
+
+What is rendered follows Fleet's per-cluster choice: a chart (post-rendered by
+the kustomize dir when one applies), else a kustomization (the customization's
+dir over the app's), else the folder's manifests with overlays. Namespaces:
+fleet.yaml's ``namespace`` (the customization's over the app's) forces every
+object into it; otherwise the customization's default namespace over the app's.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+import yaml
 
 from appflow.errors import ConfigError, Where
-from appflow.model.appdef import AppDefinition
+from appflow.model.appdef import AppDefinition, TargetCustomization, ValuesFrom, is_chart_url
 from appflow.model.capabilities import Capabilities
+from appflow.model.objects import ANNOTATION_REPLACE, ANNOTATION_TAKE_OWNERSHIP
 from appflow.model.targeting import ClusterGroup, ClusterInfo, customization_for
 from appflow.model.values import merge_values, render_templated_values
 from appflow.render.types import HelmChartRef, RenderRequest
+
+if TYPE_CHECKING:
+    from appflow.engine.deployment import SyncOptions
+    from appflow.kube.client import KubeCluster
 
 
 def _inside(root: Path, relative: str, *, app: str, field: str) -> Path:
@@ -30,6 +51,24 @@ def _inside(root: Path, relative: str, *, app: str, field: str) -> Path:
     return path
 
 
+def _namespaces(app: AppDefinition, custom: TargetCustomization | None) -> tuple[str, bool]:
+    """The app's namespace on a cluster, and whether every object is forced into it."""
+    forced = (custom.force_namespace if custom else None) or app.force_namespace
+    if forced:
+        return forced, True
+    return (custom.namespace if custom and custom.namespace else None) or app.namespace, False
+
+
+def _object_annotations(app: AppDefinition) -> dict[str, str]:
+    """What the app's sync policy asks to be marked on each of its objects."""
+    marks: dict[str, str] = {}
+    if app.sync_policy.replace_immutable:
+        marks[ANNOTATION_REPLACE] = "true"
+    if app.sync_policy.take_ownership:
+        marks[ANNOTATION_TAKE_OWNERSHIP] = "true"
+    return marks
+
+
 def render_request(
     app: AppDefinition,
     *,
@@ -39,11 +78,18 @@ def render_request(
     groups: dict[str, ClusterGroup],
     capabilities: Capabilities,
     kubeconfig: Path | None = None,
+    values_from: Sequence[Mapping[str, Any]] = (),
 ) -> RenderRequest:
-    """The RenderRequest of APP for CLUSTER (pure apart from resolving paths)."""
+    """The RenderRequest of APP for CLUSTER (pure apart from resolving paths).
+
+    VALUES_FROM are the values read for the cluster by ``read_values_from``.
+    """
     app_dir = repo_root / PurePosixPath(app.path) if app.path else repo_root
     custom = customization_for(app, cluster, groups)
-    namespace = (custom.namespace if custom and custom.namespace else None) or app.namespace
+    namespace, forced = _namespaces(app, custom)
+    kustomize_dir = (custom.kustomize_dir if custom else None) or (
+        app.kustomize.dir if app.kustomize else None
+    )
     # What every kind of request shares.
     request = functools.partial(
         RenderRequest,
@@ -53,30 +99,55 @@ def render_request(
         source_digest=source_digest,
         capabilities=capabilities,
         namespace=namespace,
+        source_root=repo_root,
+        force_namespace=forced,
+        object_annotations=_object_annotations(app),
     )
     if app.kind == "helm":
         helm = app.helm
         assert helm is not None, "a helm app has a helm spec"
-        values = merge_values(helm.values, custom.helm_values if custom else None)
+
+        def files_of(names: Sequence[str]) -> tuple[Path, ...]:
+            found = tuple(
+                _inside(
+                    repo_root,
+                    str(PurePosixPath(app.path) / f),
+                    app=app.name,
+                    field="helm.valuesFiles",
+                )
+                for f in names
+            )
+            for f in found:
+                if not f.is_file():
+                    raise ConfigError(
+                        f"values file {f.relative_to(repo_root.resolve())} does not exist",
+                        where=Where(app=app.name, cluster=cluster.name, field="helm.valuesFiles"),
+                    )
+            return found
+
+        root_files = files_of(helm.values_files)
+        custom_files = files_of(custom.helm_values_files if custom else ())
+        if helm.values_files_win:
+            # Fleet merges each level's valuesFiles over its inline values, the
+            # target's level over the app's, and only then templates the result.
+            values = merge_values(helm.values, *_read_values(root_files, repo_root, app.name))
+            if custom:
+                values = merge_values(values, custom.helm_values)
+                values = merge_values(values, *_read_values(custom_files, repo_root, app.name))
+            values_files: tuple[Path, ...] = ()
+        else:
+            values = merge_values(helm.values, custom.helm_values if custom else None)
+            values_files = root_files + custom_files
         if helm.templating:
             values = render_templated_values(
                 values, cluster_name=cluster.name, cluster_labels=cluster.labels
             )
-        files = tuple(helm.values_files) + (tuple(custom.helm_values_files) if custom else ())
-        values_files = tuple(
-            _inside(
-                repo_root, str(PurePosixPath(app.path) / f), app=app.name, field="helm.valuesFiles"
-            )
-            for f in files
-        )
-        for f in values_files:
-            if not f.is_file():
-                raise ConfigError(
-                    f"values file {f.relative_to(repo_root.resolve())} does not exist",
-                    where=Where(app=app.name, cluster=cluster.name, field="helm.valuesFiles"),
-                )
+        for layer in values_from:
+            values = merge_values(values, layer)
         if helm.repo or helm.chart.startswith("oci://"):
             chart = HelmChartRef(repo=helm.repo, name=helm.chart, version=helm.version)
+        elif is_chart_url(helm.chart):
+            chart = HelmChartRef(url=helm.chart, version=helm.version)
         else:
             chart = HelmChartRef(
                 path=_inside(
@@ -87,6 +158,7 @@ def render_request(
                 ),
                 version=helm.version,
             )
+        chart = replace(chart, dependency_update=helm.dependency_update)
         return request(
             kind="helm",
             helm=chart,
@@ -94,12 +166,129 @@ def render_request(
             values=values,
             values_files=values_files,
             server_render_kubeconfig=kubeconfig if helm.lookup else None,
+            skip_schema_validation=helm.skip_schema_validation,
+            kustomize_dir=kustomize_dir if kustomize_dir not in (None, "") else None,
         )
-    if app.kind == "kustomize":
-        base = app.kustomize.dir if app.kustomize else "."
-        chosen = custom.kustomize_dir if custom and custom.kustomize_dir else base
-        return request(kind="kustomize", kustomize_dir=chosen)
+    if app.kind == "kustomize" or kustomize_dir:
+        # A manifest app whose customization names a kustomize dir is built by
+        # kustomize on those clusters, as Fleet decides per cluster.
+        return request(kind="kustomize", kustomize_dir=kustomize_dir or ".")
     overlays = app.yaml.overlays if app.yaml else ()
     if custom and custom.yaml_overlays:
         overlays = custom.yaml_overlays
     return request(kind="yaml", yaml_overlays=tuple(overlays))
+
+
+def _read_values(files: Sequence[Path], root: Path, app: str) -> list[Mapping[str, Any]]:
+    layers: list[Mapping[str, Any]] = []
+    for path in files:
+        shown = path.relative_to(root.resolve()).as_posix()
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(
+                f"cannot read values file: {err}", where=Where(app=app, file=shown)
+            ) from err
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            raise ConfigError(
+                f"values file is not valid YAML: {getattr(err, 'problem', err)}",
+                where=Where(app=app, file=shown, line=mark.line + 1 if mark else None),
+            ) from err
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(
+                "a values file must hold a mapping of values", where=Where(app=app, file=shown)
+            )
+        if "sops" in data:
+            # Merged here, ciphertext would reach the chart as values.
+            raise ConfigError(
+                "the values file is SOPS-encrypted, and a fleet.yaml app cannot name files to "
+                "decrypt",
+                where=Where(app=app, file=shown),
+                hint="decrypt it with sops before committing, or define the app in an "
+                "appflow.yaml with decryption.paths",
+            )
+        layers.append(data)
+    return layers
+
+
+def values_from_refs(
+    app: AppDefinition, cluster: ClusterInfo, groups: dict[str, ClusterGroup]
+) -> tuple[tuple[ValuesFrom, ...], str]:
+    """The valuesFrom entries that hold for CLUSTER (the app's, then its customization's),
+    and the namespace that entries naming none are read from."""
+    if app.helm is None:
+        return (), app.namespace
+    custom = customization_for(app, cluster, groups)
+    refs = app.helm.values_from + (custom.helm_values_from if custom else ())
+    return refs, _namespaces(app, custom)[0]
+
+
+async def read_values_from(
+    kube: KubeCluster,
+    refs: Sequence[ValuesFrom],
+    *,
+    namespace: str,
+    app: str,
+    cluster: str,
+    file: str | None = None,
+) -> list[Mapping[str, Any]]:
+    """The values each of REFS holds on the cluster, in order.
+
+    As in Fleet and Flux, a ConfigMap or Secret that is missing, or lacks the
+    key, is an error naming it: rendering without the values it holds would
+    deploy something other than what was written. A cluster that does not
+    answer is a ClusterError, as any other read of it.
+    """
+    layers: list[Mapping[str, Any]] = []
+    for ref in refs:
+        ns = ref.namespace or namespace
+        where = Where(app=app, cluster=cluster, file=file, field="helm.valuesFrom")
+        obj = await kube.get("v1", ref.kind, ref.name, ns)
+        if obj is None:
+            raise ConfigError(
+                f"helm.valuesFrom: {ref.kind} {ns}/{ref.name} does not exist on the cluster",
+                where=where,
+                hint=f"create it on {cluster}, or remove the entry",
+            )
+        raw: str | None
+        if ref.kind == "Secret":
+            encoded = (obj.get("data") or {}).get(ref.key)
+            raw = base64.b64decode(encoded).decode("utf-8", "replace") if encoded else None
+        else:
+            raw = (obj.get("data") or {}).get(ref.key)
+        if raw is None:
+            raise ConfigError(
+                f"helm.valuesFrom: {ref.kind} {ns}/{ref.name} has no key {ref.key!r}",
+                where=where,
+                hint="the key must hold a YAML document of Helm values",
+            )
+        try:
+            data = yaml.safe_load(raw)
+        except yaml.YAMLError as err:
+            raise ConfigError(
+                f"helm.valuesFrom: key {ref.key!r} of {ref.kind} {ns}/{ref.name} is not YAML: {err}",
+                where=where,
+            ) from err
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(
+                f"helm.valuesFrom: key {ref.key!r} of {ref.kind} {ns}/{ref.name} must hold a "
+                f"mapping of values, not {type(data).__name__}",
+                where=where,
+            )
+        layers.append(data)
+    return layers
+
+
+def options_for(app: AppDefinition, options: SyncOptions) -> SyncOptions:
+    """OPTIONS as the app's helm.timeoutSeconds shapes them: a deadline, or no wait at all."""
+    timeout = app.sync_policy.timeout_seconds
+    if timeout is None:
+        return options
+    if timeout <= 0:
+        return replace(options, wait=False)
+    return replace(options, wait_timeout=float(timeout))

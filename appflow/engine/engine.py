@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,14 +32,19 @@ from appflow.engine.deployment import (
     execute,
     prepare,
 )
-from appflow.engine.desired import render_request
+from appflow.engine.desired import (
+    options_for,
+    read_values_from,
+    render_request,
+    values_from_refs,
+)
 from appflow.engine.release import HELM_REVISION
 from appflow.engine.secrets import SecretsStage, restore_revision
 from appflow.errors import AppflowError, ClusterError, ConfigError, NotFoundError, Where
 from appflow.kube.client import Connection, KubeCluster
 from appflow.model.appdef import AppDefinition, RolloutSpec, SyncPolicy
 from appflow.model.capabilities import Capabilities
-from appflow.model.deps import resolve_dependencies
+from appflow.model.deps import resolve_dependency_states
 from appflow.model.health import HealthStatus
 from appflow.model.inventory import Inventory
 from appflow.model.objects import ANNOTATION_PRUNE, Manifest
@@ -57,7 +62,12 @@ from appflow.model.records import (
     SyncTrigger,
     utc_now,
 )
-from appflow.model.rollout import Partition, is_progressive, plan_rollout
+from appflow.model.rollout import (
+    Partition,
+    is_progressive,
+    partitions_allowed_to_fail,
+    plan_rollout,
+)
 from appflow.model.targeting import (
     ClusterGroup,
     ClusterInfo,
@@ -332,14 +342,27 @@ class Engine:
         capabilities = (
             await self.capabilities(cluster) if definition.kind == "helm" else _NOT_DISCOVERED
         )
+        info = ClusterInfo(name=cluster.name, labels=cluster.labels)
+        groups = self.groups()
+        refs, namespace = values_from_refs(definition, info, groups)
         return render_request(
             definition,
             repo_root=source.root,
             source_digest=source.digest,
-            cluster=ClusterInfo(name=cluster.name, labels=cluster.labels),
-            groups=self.groups(),
+            cluster=info,
+            groups=groups,
             capabilities=capabilities,
             kubeconfig=Path(cluster.kubeconfig_path) if cluster.kubeconfig_path else None,
+            values_from=await read_values_from(
+                self.kube(cluster),
+                refs,
+                namespace=namespace,
+                app=definition.name,
+                cluster=cluster.name,
+                file=definition.definition_file,
+            )
+            if refs
+            else (),
         )
 
     async def desired(
@@ -352,7 +375,12 @@ class Engine:
             opened.request, cache=self.render_cache if opened.cacheable else None
         )
         revealed = await self.secrets.reveal(opened, rendered.objects, definition=definition)
-        objects = with_app_namespace(revealed, request.namespace)
+        objects = with_app_namespace(
+            revealed,
+            request.namespace,
+            labels=definition.namespace_labels,
+            annotations=definition.namespace_annotations,
+        )
         revision = (
             rendered.revision
             if objects == rendered.objects
@@ -433,6 +461,7 @@ class Engine:
         if options is None and options_from_policy is not None:
             options = options_from_policy(policy)
         options = options or SyncOptions(prune=policy.prune, force_conflicts=policy.force_conflicts)
+        options = options_for(definition, options)
         report = AppSyncReport(app=name, warnings=list(definition.warnings))
         targets = {c.name: c for c in self.targets(definition, clusters)}
         infos = [ClusterInfo(name=c.name, labels=c.labels) for c in self.store.list_clusters()]
@@ -613,6 +642,8 @@ class Engine:
             current=start,
         )
         self.store.put_rollout(state)
+        allowed = partitions_allowed_to_fail(spec, len(partitions))
+        tolerated: list[str] = []
         for index in range(start, len(partitions)):
             partition = partitions[index]
             records[index] = replace(records[index], state="Progressing")
@@ -640,6 +671,16 @@ class Engine:
                     for r in report.results
                     if r.cluster in batch and r.state != "Ready"
                 }
+                if failed and len(tolerated) < allowed:
+                    # maxUnavailablePartitions: this partition stops, the rollout goes on.
+                    detail = "; ".join(f"{c}: {why}" for c, why in sorted(failed.items()))
+                    records[index] = replace(records[index], state="Failed", message=detail)
+                    tolerated.append(f"partition {partition.name!r} did not become Ready: {detail}")
+                    report.warnings.append(
+                        f"{tolerated[-1]}; the rollout goes on "
+                        f"(maxUnavailablePartitions allows {allowed})"
+                    )
+                    break
                 if failed:
                     detail = "; ".join(f"{c}: {why}" for c, why in sorted(failed.items()))
                     records[index] = replace(records[index], state="Failed", message=detail)
@@ -673,22 +714,23 @@ class Engine:
                         commit=source_ref,
                     )
                     return
-            records[index] = replace(records[index], state="Ready")
-            self.store.add_event(
-                kind="rollout",
-                app=name,
-                trigger=trigger,
-                outcome="Ready",
-                commit=source_ref,
-                message=f"partition {partition.name!r} ({', '.join(partition.clusters)}) is Ready",
-            )
+            else:
+                records[index] = replace(records[index], state="Ready")
+                self.store.add_event(
+                    kind="rollout",
+                    app=name,
+                    trigger=trigger,
+                    outcome="Ready",
+                    commit=source_ref,
+                    message=f"partition {partition.name!r} ({', '.join(partition.clusters)}) is Ready",
+                )
         self.store.put_rollout(
             replace(
                 state,
                 state="Complete",
                 partitions=tuple(records),
                 current=len(partitions),
-                message="",
+                message="; ".join(tolerated),
             )
         )
 
@@ -734,8 +776,9 @@ class Engine:
             )
             report.rolled_back.extend(back.results)
 
-    async def _dependencies(self, definition: AppDefinition) -> tuple[str, ...]:
-        """Names of the apps DEFINITION depends on (all registered apps are read for selectors and cycles)."""
+    async def _dependencies(self, definition: AppDefinition) -> dict[str, frozenset[str]]:
+        """The apps DEFINITION depends on, each with the states that meet it (all registered
+        apps are read for selectors and cycles)."""
         definitions = [definition]
         for other in self.store.list_apps():
             if other.name == definition.name:
@@ -747,25 +790,32 @@ class Engine:
                     f"cannot check dependencies: app {other.name} does not load: {err.message}",
                     where=Where(app=definition.name),
                 ) from err
-        return resolve_dependencies(definitions)[definition.name]
+        return resolve_dependency_states(definitions)[definition.name]
 
     async def _wait_for_dependencies(
-        self, name: str, dependencies: Sequence[str], cluster: str, options: SyncOptions
+        self,
+        name: str,
+        dependencies: Mapping[str, frozenset[str]],
+        cluster: str,
+        options: SyncOptions,
     ) -> str:
-        """'' when every dependency is Ready on CLUSTER, else what is awaited."""
+        """'' when every dependency is in an accepted state on CLUSTER, else what is awaited."""
         deadline = asyncio.get_running_loop().time() + (options.wait_timeout if options.wait else 0)
+        only_ready = all(accepted == {"Ready"} for accepted in dependencies.values())
         while True:
             pending = []
-            for dep in dependencies:
+            for dep, accepted in dependencies.items():
                 record = await self.refresh_health(dep, cluster)
+                wanted = "" if only_ready else f"; accepted: {', '.join(sorted(accepted))}"
                 if record is None:
-                    pending.append(f"{dep} (not deployed on {cluster})")
-                elif record.state != "Ready":
-                    pending.append(f"{dep} ({record.state})")
+                    pending.append(f"{dep} (not deployed on {cluster}{wanted})")
+                elif record.state not in accepted:
+                    pending.append(f"{dep} ({record.state}{wanted})")
             if not pending:
                 return ""
             if asyncio.get_running_loop().time() >= deadline:
-                return "waiting for " + ", ".join(pending) + f" to be Ready on {cluster}"
+                goal = "Ready" if only_ready else "in an accepted state"
+                return f"waiting for {', '.join(pending)} to be {goal} on {cluster}"
             await asyncio.sleep(1.0)
 
     async def refresh_health(self, app: str, cluster: str) -> DeploymentRecord | None:
@@ -1235,28 +1285,37 @@ class Engine:
 
 
 def with_app_namespace(
-    objects: tuple[Manifest, ...], namespace: str | None
+    objects: tuple[Manifest, ...],
+    namespace: str | None,
+    *,
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
 ) -> tuple[Manifest, ...]:
     """OBJECTS plus the app's namespace, when they use it and do not define it.
 
     As Fleet does with defaultNamespace, the namespace is created for the app;
     it is marked to be kept on prune, because deleting a namespace deletes
-    everything in it, including objects appflow does not own.
+    everything in it, including objects appflow does not own. fleet.yaml's
+    namespaceLabels and namespaceAnnotations are set on it (then it is created
+    even where Kubernetes made it, as Fleet labels the namespace it deploys to).
     """
-    if not namespace or namespace in ("default", "kube-system"):
+    marked = bool(labels or annotations)
+    if not namespace or (namespace in ("default", "kube-system") and not marked):
         return objects
     defined = any(
         m.get("kind") == "Namespace" and (m.get("metadata") or {}).get("name") == namespace
         for m in objects
     )
     used = any((m.get("metadata") or {}).get("namespace") == namespace for m in objects)
-    if defined or not used:
+    if defined or not (used or marked):
         return objects
-    created: Manifest = {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": namespace, "annotations": {ANNOTATION_PRUNE: "false"}},
+    metadata: dict[str, object] = {
+        "name": namespace,
+        "annotations": {**(annotations or {}), ANNOTATION_PRUNE: "false"},
     }
+    if labels:
+        metadata["labels"] = dict(labels)
+    created: Manifest = {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
     return (created, *objects)
 
 

@@ -20,6 +20,7 @@ from appflow.errors import AppflowError
 from appflow.kube.client import KubeCluster
 from appflow.model.health import HealthStatus
 from appflow.model.inventory import Inventory
+from appflow.model.objects import ANNOTATION_REPLACE, ANNOTATION_TAKE_OWNERSHIP
 from appflow.model.plan import Plan
 from appflow.model.records import ClusterRecord, DeploymentState
 from appflow.render.types import RenderRequest
@@ -110,6 +111,10 @@ async def install_or_upgrade(
         helm_timeout=_timeout(options),
         wait=options.wait,
         description=f"appflow revision {desired.revision[:12]}",
+        root=request.root,
+        take_ownership=ANNOTATION_TAKE_OWNERSHIP in request.object_annotations,
+        force_replace=ANNOTATION_REPLACE in request.object_annotations,
+        skip_schema_validation=request.skip_schema_validation,
     )
     return await _result(kube, desired, release, options, started)
 

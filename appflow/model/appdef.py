@@ -9,20 +9,27 @@ errors can name file, line and field path.
 fleet.yaml policy (Fleet's documented fields, see rancher/fleet-docs
 ``ref-fleet-yaml.md``):
 
-* read and honoured: ``name``, ``labels``, ``defaultNamespace``, ``namespace``,
-  ``helm.{chart, repo, version, releaseName, values, valuesFiles,
-  timeoutSeconds, disablePreProcess, atomic}``, ``kustomize.dir``,
-  ``yaml.overlays``, ``targetCustomizations`` (clusterName, clusterGroup,
-  clusterSelector; namespace/defaultNamespace, helm values/valuesFiles,
-  kustomize.dir, yaml.overlays), ``dependsOn``, ``paused`` (syncPolicy.auto
-  false), ``keepResources`` (syncPolicy.prune false), ``correctDrift.enabled``
-  (syncPolicy.selfHeal), ``overrideTargets`` (targets), ``rolloutStrategy``
-  (maxUnavailable, autoPartitionSize, partitions by clusterSelector or
-  clusterGroup).
+* read and honoured: ``name``, ``labels``, ``defaultNamespace`` (namespace of
+  objects that set none), ``namespace`` (every namespaced object is forced
+  into it; a cluster-scoped object is an error), ``namespaceLabels``,
+  ``namespaceAnnotations``, ``helm.{chart, repo, version, releaseName, values,
+  valuesFiles, valuesFrom, timeoutSeconds, disablePreProcess, atomic,
+  disableDependencyUpdate, skipSchemaValidation, takeOwnership, force}``,
+  ``kustomize.dir`` (also post-rendering a chart), ``yaml.overlays``,
+  ``targetCustomizations`` (clusterName, clusterGroup, clusterSelector;
+  namespace/defaultNamespace, helm values/valuesFiles/valuesFrom,
+  kustomize.dir, yaml.overlays, doNotDeploy), ``dependsOn`` (with
+  acceptedStates), ``paused`` (syncPolicy.auto false), ``keepResources``
+  (syncPolicy.prune false), ``correctDrift.enabled`` (syncPolicy.selfHeal),
+  ``overrideTargets`` (targets), ``rolloutStrategy`` (maxUnavailable,
+  maxUnavailablePartitions, autoPartitionSize, partitions by clusterSelector
+  or clusterGroup).
 * accepted with a warning on the AppDefinition, because ignoring them cannot
   deploy something other than what the user wrote: see ``_FLEET_WARN``.
 * rejected with a ConfigError naming the field: see ``_FLEET_REJECT``. These
   would change what lands on a cluster, so silently dropping them is unsafe.
+  Helm options that appflow reads at the top level only are named as such
+  when a target customization sets them.
 * A field set to its "off" value (false, empty, null) is never an error: it
   asks for nothing appflow lacks.
 * Fields Fleet does not document are rejected as unknown (most are typos).
@@ -36,7 +43,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast
 
 from appflow.errors import ConfigError, Where
@@ -45,6 +53,7 @@ SourceKind = Literal["helm", "kustomize", "yaml"]
 Origin = Literal["appflow.yaml", "fleet.yaml", "defaults"]
 Operator = Literal["In", "NotIn", "Exists", "DoesNotExist"]
 HelmMode = Literal["template", "release"]
+ValuesFromKind = Literal["ConfigMap", "Secret"]
 CountOrPercent = int | str
 
 JsonPath = tuple[str | int, ...]
@@ -83,9 +92,28 @@ class ClusterTarget:
 
 
 @dataclass(frozen=True)
+class ValuesFrom:
+    """Helm values kept in a ConfigMap or Secret on the target cluster, read at render time.
+
+    ``key`` holds a YAML document of values; ``namespace`` None is the app's
+    namespace on that cluster (Fleet: "default to namespace of bundle").
+    """
+
+    kind: ValuesFromKind
+    name: str
+    namespace: str | None = None
+    key: str = "values.yaml"
+
+    def describe(self) -> str:
+        where = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind} {where}{self.name} key {self.key}"
+
+
+@dataclass(frozen=True)
 class HelmSpec:
-    """How to render a Helm chart. ``chart`` is a path relative to the app folder,
-    a chart name in ``repo``, or an ``oci://`` reference; "." is the folder itself."""
+    """How to render a Helm chart. ``chart`` is a path relative to the app folder (a
+    chart folder or a .tgz), a chart name in ``repo``, an ``oci://`` reference or an
+    ``http(s)://`` URL of a chart archive; "." is the folder itself."""
 
     chart: str = "."
     repo: str | None = None
@@ -93,17 +121,29 @@ class HelmSpec:
     release_name: str | None = None
     values: Mapping[str, Any] = field(default_factory=dict)
     values_files: tuple[str, ...] = ()
+    values_from: tuple[ValuesFrom, ...] = ()
+    """Layered over every other value, in order (Fleet: values < valuesFiles < valuesFrom)."""
+    values_files_win: bool = False
+    """fleet.yaml: valuesFiles are merged over the inline values (as Fleet merges them into
+    the bundle); appflow.yaml gives them to helm below the inline values (helm's -f < --set)."""
     mode: HelmMode = "template"
-    timeout_seconds: int | None = None
     templating: bool = True
     """Whether ``${ }`` templates in values are rendered per cluster (fleet.yaml disablePreProcess)."""
     lookup: bool = False
     """Render with helm's --dry-run=server against the target, so `lookup` sees live objects."""
+    dependency_update: bool = True
+    """Fetch the chart's missing dependencies; False uses only what charts/ vendors."""
+    skip_schema_validation: bool = False
+    """Do not check values against the chart's values.schema.json."""
 
 
 @dataclass(frozen=True)
 class KustomizeSpec:
-    """The folder, relative to the app folder, that holds kustomization.yaml."""
+    """The folder, relative to the app folder, that holds kustomization.yaml.
+
+    In a helm app (fleet.yaml's helm + kustomize form) it post-renders the
+    chart's output: the objects helm rendered are a resource of that kustomization.
+    """
 
     dir: str = "."
 
@@ -121,10 +161,18 @@ class TargetCustomization:
 
     target: ClusterTarget
     namespace: str | None = None
+    """The namespace of objects that set none, on these clusters."""
+    force_namespace: str | None = None
+    """fleet.yaml ``namespace``: every namespaced object goes there, on these clusters."""
     helm_values: Mapping[str, Any] = field(default_factory=dict)
     helm_values_files: tuple[str, ...] = ()
+    helm_values_from: tuple[ValuesFrom, ...] = ()
     kustomize_dir: str | None = None
     yaml_overlays: tuple[str, ...] = ()
+    do_not_deploy: bool = False
+    """The clusters this customization matches first get nothing (Fleet's doNotDeploy)."""
+    written_at: JsonPath = ()
+    """Where the entry was written, when not targetCustomizations[index] (fleet.yaml targets)."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +206,19 @@ class SyncPolicy:
     prune: bool = True
     self_heal: bool = False
     force_conflicts: bool = False
+    timeout_seconds: int | None = None
+    """How long a waiting sync waits for the app (and each helm operation in release
+    mode); zero or less: do not wait (helm.timeoutSeconds, Fleet's meaning)."""
+    take_ownership: bool = False
+    """Adopt objects another owner created (helm.takeOwnership: helm --take-ownership,
+    appflow.dev/take-ownership on every object)."""
+    replace_immutable: bool = False
+    """Replace objects whose immutable fields change (helm.force:
+    appflow.dev/replace-on-immutable on every object)."""
+
+    @property
+    def waits(self) -> bool:
+        return self.timeout_seconds is None or self.timeout_seconds > 0
 
 
 @dataclass(frozen=True)
@@ -177,14 +238,26 @@ class RolloutSpec:
     auto_partition_size: CountOrPercent = "25%"
     health_timeout_seconds: int | None = None
     auto_rollback: bool = False
+    max_unavailable_partitions: CountOrPercent = 0
+    """Partitions that may fail to become Ready before the rollout stops (Fleet's
+    maxUnavailablePartitions); 0 stops at the first one."""
+
+
+DEPENDENCY_STATES = (
+    "Ready", "NotReady", "WaitApplied", "ErrApplied", "OutOfSync", "Modified", "Missing",
+    "Orphaned", "Unknown",
+)  # fmt: skip
+"""Deployment states a dependsOn entry may accept (acceptedStates)."""
 
 
 @dataclass(frozen=True)
 class Dependency:
-    """An AppFlow that must be Ready first: by ``name`` or by label ``selector``."""
+    """An AppFlow that must be in one of ``accepted_states`` (Ready unless told) first,
+    by ``name`` or by label ``selector``."""
 
     name: str | None = None
     selector: LabelSelector | None = None
+    accepted_states: tuple[str, ...] = ("Ready",)
 
 
 @dataclass(frozen=True)
@@ -196,6 +269,13 @@ class AppDefinition:
     """Folder relative to the repository root, posix separators; "" is the root."""
     kind: SourceKind
     namespace: str = DEFAULT_NAMESPACE
+    """The namespace of objects that set none (and of the helm release)."""
+    force_namespace: str | None = None
+    """fleet.yaml ``namespace``: every namespaced object is put there, and a
+    cluster-scoped object is an error (Fleet's meaning)."""
+    namespace_labels: Mapping[str, str] = field(default_factory=dict)
+    namespace_annotations: Mapping[str, str] = field(default_factory=dict)
+    """Set on the app's namespace, which appflow then creates (fleet.yaml)."""
     labels: Mapping[str, str] = field(default_factory=dict)
     helm: HelmSpec | None = None
     kustomize: KustomizeSpec | None = None
@@ -212,6 +292,65 @@ class AppDefinition:
     """The appflow.yaml or fleet.yaml read, relative to the repository root."""
     warnings: tuple[str, ...] = ()
     """Things written in the definition that appflow ignores; shown to the user."""
+
+
+# --- paths a definition names ----------------------------------------------------
+
+PathRole = Literal["chart", "values-file", "kustomize-dir", "overlay"]
+
+REMOTE_CHART_PREFIXES = ("oci://", "http://", "https://")
+
+
+def is_chart_url(chart: str) -> bool:
+    """Whether CHART is an http(s) URL of a chart archive (downloaded, not a folder)."""
+    return chart.startswith(("http://", "https://"))
+
+
+@dataclass(frozen=True)
+class NamedPath:
+    """A path written in a definition, relative to the app folder, and where it was written."""
+
+    field: JsonPath
+    role: PathRole
+    value: str
+
+
+def named_paths(app: AppDefinition) -> list[NamedPath]:
+    """Every local path APP's definition names, with the field it was written in.
+
+    appflow.yaml and fleet.yaml use the same field names, and both builders
+    keep target customizations in file order, so the fields are the file's.
+    Remote charts (a repository, oci://, an archive URL) name no local path.
+    """
+    out: list[NamedPath] = []
+    helm = app.helm
+    if helm is not None:
+        if helm.repo is None and not helm.chart.startswith(REMOTE_CHART_PREFIXES):
+            out.append(NamedPath(("helm", "chart"), "chart", helm.chart))
+        out += [
+            NamedPath(("helm", "valuesFiles", i), "values-file", f)
+            for i, f in enumerate(helm.values_files)
+        ]
+    if app.kustomize is not None and app.kustomize.dir != ".":
+        out.append(NamedPath(("kustomize", "dir"), "kustomize-dir", app.kustomize.dir))
+    if app.yaml is not None:
+        out += [
+            NamedPath(("yaml", "overlays", i), "overlay", name)
+            for i, name in enumerate(app.yaml.overlays)
+        ]
+    for index, custom in enumerate(app.customizations):
+        at: JsonPath = custom.written_at or ("targetCustomizations", index)
+        out += [
+            NamedPath((*at, "helm", "valuesFiles", i), "values-file", f)
+            for i, f in enumerate(custom.helm_values_files)
+        ]
+        if custom.kustomize_dir:
+            out.append(NamedPath((*at, "kustomize", "dir"), "kustomize-dir", custom.kustomize_dir))
+        out += [
+            NamedPath((*at, "yaml", "overlays", i), "overlay", name)
+            for i, name in enumerate(custom.yaml_overlays)
+        ]
+    return out
 
 
 # --- shared helpers ---------------------------------------------------------
@@ -379,11 +518,17 @@ class _Reader:
                     hint="allowed here: " + ", ".join(sorted(allowed)),
                 )
 
-    def dependencies(self, value: Any, path: JsonPath) -> tuple[Dependency, ...]:
+    def dependencies(
+        self, value: Any, path: JsonPath, *, fleet: bool = False
+    ) -> tuple[Dependency, ...]:
         deps: list[Dependency] = []
         for i, item in enumerate(self.sequence(value, path)):
             doc = self.mapping(item, (*path, i))
-            self.only(doc, (*path, i), {"name", "selector"})
+            self.only(
+                doc,
+                (*path, i),
+                {"name", "selector", "acceptedStates"} if fleet else {"name", "selector"},
+            )
             name = self.string(doc.get("name"), (*path, i, "name"))
             has_selector = doc.get("selector") is not None
             if (name is None) == (not has_selector):
@@ -391,8 +536,54 @@ class _Reader:
             selector = (
                 self.selector(doc["selector"], (*path, i, "selector")) if has_selector else None
             )
-            deps.append(Dependency(name=name, selector=selector))
+            accepted = self.accepted_states(doc.get("acceptedStates"), (*path, i, "acceptedStates"))
+            deps.append(Dependency(name=name, selector=selector, accepted_states=accepted))
         return tuple(deps)
+
+    def accepted_states(self, value: Any, path: JsonPath) -> tuple[str, ...]:
+        """Fleet's dependsOn[].acceptedStates: the states in which a dependency counts as met."""
+        states = self.strings(value, path)
+        if not states:
+            return ("Ready",)
+        out: list[str] = []
+        for i, state in enumerate(states):
+            # Fleet's Pending is a bundle not yet applied: appflow calls that WaitApplied.
+            state = "WaitApplied" if state == "Pending" else state
+            if state not in DEPENDENCY_STATES:
+                raise self.error(
+                    (*path, i),
+                    f"{state!r} is not a deployment state",
+                    hint="one of " + ", ".join((*DEPENDENCY_STATES, "Pending")),
+                )
+            out.append(state)
+        return tuple(dict.fromkeys(out))
+
+    def values_from(self, value: Any, path: JsonPath) -> tuple[ValuesFrom, ...]:
+        """Fleet's helm.valuesFrom: configMapKeyRef / secretKeyRef entries."""
+        refs: list[ValuesFrom] = []
+        for i, item in enumerate(self.sequence(value, path)):
+            ipath: JsonPath = (*path, i)
+            doc = self.mapping(item, ipath)
+            self.only(doc, ipath, {"configMapKeyRef", "secretKeyRef"})
+            present = [k for k in ("configMapKeyRef", "secretKeyRef") if doc.get(k) is not None]
+            if len(present) != 1:
+                raise self.error(ipath, "give exactly one of configMapKeyRef or secretKeyRef")
+            key = present[0]
+            rpath: JsonPath = (*ipath, key)
+            ref = self.mapping(doc[key], rpath)
+            self.only(ref, rpath, {"name", "namespace", "key"})
+            name = self.string(ref.get("name"), (*rpath, "name"))
+            if not name:
+                raise self.error((*rpath, "name"), "is required")
+            refs.append(
+                ValuesFrom(
+                    kind="ConfigMap" if key == "configMapKeyRef" else "Secret",
+                    name=name,
+                    namespace=self.string(ref.get("namespace"), (*rpath, "namespace")) or None,
+                    key=self.string(ref.get("key"), (*rpath, "key")) or "values.yaml",
+                )
+            )
+        return tuple(refs)
 
 
 def _type_name(value: Any) -> str:
@@ -484,13 +675,15 @@ def from_appflow_document(
         values=dict(r.mapping(helm_doc.get("values"), ("helm", "values"))),
         values_files=r.strings(helm_doc.get("valuesFiles"), ("helm", "valuesFiles")),
         mode=cast(HelmMode, helm_doc.get("mode") or "template"),
-        timeout_seconds=r.positive_int(helm_doc.get("timeoutSeconds"), ("helm", "timeoutSeconds")),
         lookup=r.boolean(helm_doc.get("lookup"), ("helm", "lookup"), default=False),
     )
     if helm.repo and helm.chart == ".":
-        raise r.error(
-            ("helm", "chart"), "helm.repo is set, so helm.chart must name the chart in it"
-        )
+        if not helm.repo.startswith("oci://"):
+            raise r.error(
+                ("helm", "chart"), "helm.repo is set, so helm.chart must name the chart in it"
+            )
+        # As in fleet.yaml, an OCI repo without a chart name is the chart itself.
+        helm = replace(helm, chart=helm.repo, repo=None)
     kustomize_doc = r.mapping(doc.get("kustomize"), ("kustomize",))
     kustomize = KustomizeSpec(dir=r.string(kustomize_doc.get("dir"), ("kustomize", "dir")) or ".")
     yaml_doc = r.mapping(doc.get("yaml"), ("yaml",))
@@ -530,6 +723,7 @@ def from_appflow_document(
         force_conflicts=r.boolean(
             sync_doc.get("forceConflicts"), ("syncPolicy", "forceConflicts"), default=False
         ),
+        timeout_seconds=r.positive_int(helm_doc.get("timeoutSeconds"), ("helm", "timeoutSeconds")),
     )
     rollout = _rollout(r, r.mapping(doc.get("rollout"), ("rollout",)), ("rollout",))
     decryption_doc = r.mapping(doc.get("decryption"), ("decryption",))
@@ -606,6 +800,11 @@ def _rollout(
             doc.get("healthTimeoutSeconds"), (*path, "healthTimeoutSeconds")
         ),
         auto_rollback=r.boolean(doc.get("autoRollback"), (*path, "autoRollback"), default=False),
+        max_unavailable_partitions=0
+        if doc.get("maxUnavailablePartitions") is None
+        else r.count_or_percent(
+            doc["maxUnavailablePartitions"], (*path, "maxUnavailablePartitions")
+        ),
     )
 
 
@@ -619,21 +818,19 @@ _CLUSTER_GROUP_SELECTOR = (
 _FLEET_REJECT: dict[str, str] = {
     # Each of these changes what lands on a cluster; ignoring it would deploy
     # something other than what the user wrote.
-    "namespaceLabels": "create the Namespace object in the app's manifests with its labels",
-    "namespaceAnnotations": "create the Namespace object in the app's manifests with its annotations",
     "imageScans": "appflow does not scan image registries; bump image tags in Git",
     "serviceAccount": "appflow applies with the cluster credentials it was registered with",
-    "targets": "Fleet replaces fleet.yaml targets with the GitRepo's; use overrideTargets or appflow.yaml targets",
-    "helm.valuesFrom": "values from ConfigMaps or Secrets on the cluster are not read; put the values in Git",
-    "helm.takeOwnership": "appflow only manages objects it owns; delete or label the existing objects first",
-    "helm.force": "annotate the objects with appflow.dev/replace-on-immutable: 'true' instead",
-    "helm.skipSchemaValidation": "appflow always validates values against the chart's schema",
+    "downstreamResources": (
+        "it copies ConfigMaps and Secrets from Fleet's management cluster, and appflow has "
+        "none; create them on the clusters (or in the app's manifests) and read them with "
+        "helm.valuesFrom"
+    ),
+    "helm.templateValues": "write the templates in helm.values (${ } is rendered per cluster)",
     "targetCustomizations[].helm.chart": "per-cluster charts are not supported; use a separate app folder",
     "targetCustomizations[].helm.repo": "per-cluster chart repositories are not supported; use a separate app folder",
     "targetCustomizations[].helm.version": "per-cluster chart versions are not supported; use a separate app folder",
     "targetCustomizations[].helm.releaseName": "the release name is the same on every cluster",
-    "targetCustomizations[].doNotDeploy": "narrow overrideTargets or use a clusterSelector with NotIn",
-    "rolloutStrategy.maxUnavailablePartitions": "partitions roll out one after the other",
+    "targetCustomizations[].correctDrift": "drift correction is per app: set correctDrift at the top level",
 }
 
 _FLEET_WARN: dict[str, str] = {
@@ -648,22 +845,24 @@ _FLEET_WARN: dict[str, str] = {
     "helm.waitForJobs": "appflow's health checks already wait for Jobs",
     "helm.maxHistory": "appflow keeps its own history",
     "helm.disableDNS": "templates are rendered without cluster access",
-    "helm.disableDependencyUpdate": "chart dependencies are taken as vendored",
 }
 
 _FLEET_TOP = {
     "defaultNamespace", "namespace", "name", "labels", "helm", "kustomize", "yaml",
-    "targetCustomizations", "dependsOn", "paused", "rolloutStrategy", "overrideTargets",
-    "keepResources", "correctDrift",
+    "targetCustomizations", "targets", "dependsOn", "paused", "rolloutStrategy", "overrideTargets",
+    "keepResources", "correctDrift", "namespaceLabels", "namespaceAnnotations",
 }  # fmt: skip
 _FLEET_HELM = {
-    "chart", "repo", "version", "releaseName", "values", "valuesFiles", "timeoutSeconds",
-    "disablePreProcess", "atomic",
+    "chart", "repo", "version", "releaseName", "values", "valuesFiles", "valuesFrom",
+    "timeoutSeconds", "disablePreProcess", "atomic", "takeOwnership", "force",
+    "skipSchemaValidation", "disableDependencyUpdate",
 }  # fmt: skip
+_FLEET_CUSTOMIZATION_HELM = {"values", "valuesFiles", "valuesFrom"}
 _FLEET_CUSTOMIZATION = {
     "name", "clusterSelector", "clusterGroup", "clusterName", "namespace", "defaultNamespace",
-    "helm", "kustomize", "yaml",
+    "helm", "kustomize", "yaml", "doNotDeploy",
 }  # fmt: skip
+_FLEET_ROLLOUT = {"maxUnavailable", "maxUnavailablePartitions", "autoPartitionSize", "partitions"}
 
 
 def _policy_key(path: JsonPath) -> str:
@@ -682,19 +881,37 @@ def _is_off(value: Any) -> bool:
 
 
 def _check_fleet_fields(
-    r: _Reader, doc: Mapping[str, Any], path: JsonPath, known: set[str]
+    r: _Reader,
+    doc: Mapping[str, Any],
+    path: JsonPath,
+    known: set[str],
+    *,
+    top_level_only: AbstractSet[str] = frozenset(),
 ) -> None:
-    """Reject or warn about each field of ``doc`` that appflow does not honour."""
+    """Reject or warn about each field of ``doc`` that appflow does not honour.
+
+    TOP_LEVEL_ONLY are fields appflow reads at the top of fleet.yaml but not in a
+    target customization: named as such, never as a typo.
+    """
     for key, value in doc.items():
         fpath: JsonPath = (*path, str(key))
         policy = _policy_key(fpath)
+        if policy.startswith("targets[]"):
+            policy = "targetCustomizations[]" + policy[len("targets[]") :]
         if key in known:
             continue
         prefix = "targetCustomizations[]."
         if policy.startswith(prefix) and policy not in _FLEET_REJECT and policy not in _FLEET_WARN:
             # A customization's helm section has the same unsupported fields as the root's.
             policy = policy[len(prefix) :]
-        if policy in _FLEET_REJECT:
+        if key in top_level_only:
+            if not _is_off(value):
+                raise r.error(
+                    fpath,
+                    f"fleet.yaml field {format_path(fpath)} is supported at the top level only",
+                    hint=f"set {policy} at the top level of fleet.yaml: it applies to every cluster",
+                )
+        elif policy in _FLEET_REJECT:
             if not _is_off(value):
                 raise _unsupported(r, fpath, _FLEET_REJECT[policy])
         elif policy in _FLEET_WARN:
@@ -723,32 +940,14 @@ def from_fleet_document(
 
     helm_doc = r.mapping(doc.get("helm"), ("helm",))
     _check_fleet_fields(r, helm_doc, ("helm",), _FLEET_HELM)
-    chart = r.string(helm_doc.get("chart"), ("helm", "chart"))
-    if chart and "::" in chart:
-        raise _unsupported(
-            r,
-            ("helm", "chart"),
-            "go-getter URLs are not read; use helm.repo with a chart name, or oci://",
-        )
-    kind = _fleet_kind(r, doc, chart=chart, default_kind=default_kind)
-    helm = HelmSpec(
-        chart=chart or ".",
-        repo=r.string(helm_doc.get("repo"), ("helm", "repo")),
-        version=_fleet_version(r, helm_doc.get("version")),
-        release_name=r.string(helm_doc.get("releaseName"), ("helm", "releaseName")),
-        values=dict(r.mapping(helm_doc.get("values"), ("helm", "values"))),
-        values_files=r.strings(helm_doc.get("valuesFiles"), ("helm", "valuesFiles")),
-        timeout_seconds=r.positive_int(helm_doc.get("timeoutSeconds"), ("helm", "timeoutSeconds")),
-        templating=not r.boolean(
-            helm_doc.get("disablePreProcess"), ("helm", "disablePreProcess"), default=False
-        ),
-    )
+    helm = _fleet_helm(r, helm_doc)
     kustomize_doc = r.mapping(doc.get("kustomize"), ("kustomize",))
     r.only(kustomize_doc, ("kustomize",), {"dir"})
-    kustomize = KustomizeSpec(dir=r.string(kustomize_doc.get("dir"), ("kustomize", "dir")) or ".")
+    kustomize_dir = r.string(kustomize_doc.get("dir"), ("kustomize", "dir"))
     yaml_doc = r.mapping(doc.get("yaml"), ("yaml",))
     r.only(yaml_doc, ("yaml",), {"overlays"})
     yaml = YamlSpec(overlays=r.strings(yaml_doc.get("overlays"), ("yaml", "overlays")))
+    kind = _fleet_kind(helm_doc, kustomize_dir=kustomize_dir, default_kind=default_kind)
 
     targets: list[ClusterTarget] = []
     for i, item in enumerate(r.sequence(doc.get("overrideTargets"), ("overrideTargets",))):
@@ -763,56 +962,69 @@ def from_fleet_document(
             raise _unsupported(r, (*tpath, "clusterGroupSelector"), _CLUSTER_GROUP_SELECTOR)
         targets.append(r.target(tdoc, tpath, index=i))
 
+    # Fleet reads fleet.yaml's `targets` (the older name) as target customizations,
+    # ahead of `targetCustomizations`, and numbers them together.
     customizations: list[TargetCustomization] = []
-    for i, item in enumerate(
-        r.sequence(doc.get("targetCustomizations"), ("targetCustomizations",))
-    ):
-        customizations.append(_fleet_customization(r, item, ("targetCustomizations", i), index=i))
+    for key in ("targets", "targetCustomizations"):
+        for i, item in enumerate(r.sequence(doc.get(key), (key,))):
+            customizations.append(
+                _fleet_customization(r, item, (key, i), index=len(customizations))
+            )
 
     drift = r.mapping(doc.get("correctDrift"), ("correctDrift",))
     _check_fleet_fields(r, drift, ("correctDrift",), {"enabled"})
+    timeout = helm_doc.get("timeoutSeconds")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int)):
+        raise r.error(
+            ("helm", "timeoutSeconds"), f"must be a whole number of seconds, not {timeout!r}"
+        )
     sync = SyncPolicy(
         # A paused bundle is marked OutOfSync until someone confirms it: a manual sync.
         auto=not r.boolean(doc.get("paused"), ("paused",), default=False),
         # keepResources keeps objects when they leave the bundle.
         prune=not r.boolean(doc.get("keepResources"), ("keepResources",), default=False),
         self_heal=r.boolean(drift.get("enabled"), ("correctDrift", "enabled"), default=False),
+        # Fleet deploys every bundle as a Helm release, so these helm options hold for
+        # kustomize and manifest apps too.
+        timeout_seconds=timeout,
+        take_ownership=r.boolean(
+            helm_doc.get("takeOwnership"), ("helm", "takeOwnership"), default=False
+        ),
+        replace_immutable=r.boolean(helm_doc.get("force"), ("helm", "force"), default=False),
     )
     strategy = r.mapping(doc.get("rolloutStrategy"), ("rolloutStrategy",))
-    _check_fleet_fields(
-        r, strategy, ("rolloutStrategy",), {"maxUnavailable", "autoPartitionSize", "partitions"}
-    )
+    _check_fleet_fields(r, strategy, ("rolloutStrategy",), _FLEET_ROLLOUT)
     rollout = _rollout(r, strategy, ("rolloutStrategy",), fleet=True)
-    atomic = r.boolean(helm_doc.get("atomic"), ("helm", "atomic"), default=False)
-    if atomic:
+    if r.boolean(helm_doc.get("atomic"), ("helm", "atomic"), default=False):
         # helm --atomic rolls a failed upgrade back; appflow's autoRollback does that per cluster.
-        rollout = RolloutSpec(
-            max_unavailable=rollout.max_unavailable,
-            partitions=rollout.partitions,
-            auto_partition_size=rollout.auto_partition_size,
-            auto_rollback=True,
-        )
+        rollout = replace(rollout, auto_rollback=True)
 
-    namespace = r.string(doc.get("namespace"), ("namespace",))
-    default_namespace = r.string(doc.get("defaultNamespace"), ("defaultNamespace",))
-    if namespace:
-        r.warnings.append(
-            f"{r.where_text(('namespace',))}: Fleet forces every object into {namespace!r}; "
-            "appflow uses it as the namespace of objects that set none"
-        )
+    # Fleet: `namespace` forces every object into it; `defaultNamespace` is only
+    # the namespace of objects that set none.
+    force_namespace = r.string(doc.get("namespace"), ("namespace",)) or None
+    default_namespace = r.string(doc.get("defaultNamespace"), ("defaultNamespace",)) or None
     name = r.string(doc.get("name"), ("name",)) or default_name
     if not name:
         raise r.error(("name",), "the app has no name", hint="set name in fleet.yaml")
+    # A chart with kustomize.dir (or beside a kustomization.yaml) is post-rendered by it.
+    post_render = kustomize_dir or ("." if default_kind == "kustomize" else None)
     return AppDefinition(
         name=name,
         path=path,
         kind=kind,
-        namespace=namespace or default_namespace or DEFAULT_NAMESPACE,
+        namespace=force_namespace or default_namespace or DEFAULT_NAMESPACE,
+        force_namespace=force_namespace,
+        namespace_labels=r.labels(doc.get("namespaceLabels"), ("namespaceLabels",)),
+        namespace_annotations=r.labels(doc.get("namespaceAnnotations"), ("namespaceAnnotations",)),
         labels=r.labels(doc.get("labels"), ("labels",)),
-        **_specs(kind, helm, kustomize, yaml),
+        helm=helm if kind == "helm" else None,
+        kustomize=KustomizeSpec(dir=kustomize_dir or ".")
+        if kind == "kustomize"
+        else (KustomizeSpec(dir=post_render) if kind == "helm" and post_render else None),
+        yaml=yaml if kind == "yaml" else None,
         targets=tuple(targets),
         customizations=tuple(customizations),
-        depends_on=r.dependencies(doc.get("dependsOn"), ("dependsOn",)),
+        depends_on=r.dependencies(doc.get("dependsOn"), ("dependsOn",), fleet=True),
         sync_policy=sync,
         rollout=rollout,
         origin="fleet.yaml",
@@ -821,23 +1033,61 @@ def from_fleet_document(
     )
 
 
+def _fleet_helm(r: _Reader, doc: Mapping[str, Any]) -> HelmSpec:
+    """The helm section, with Fleet's chart forms made into appflow's.
+
+    Fleet reads `helm.repo` as the chart itself when `helm.chart` is empty
+    (``repo: oci://host/path/chart``); a chart URL ending in an archive is
+    downloaded; go-getter forms (``git::``, ``s3::``) are not read.
+    """
+    chart = r.string(doc.get("chart"), ("helm", "chart")) or None
+    repo = r.string(doc.get("repo"), ("helm", "repo")) or None
+    if chart and ("::" in chart or chart.startswith("git@")):
+        raise _unsupported(
+            r,
+            ("helm", "chart"),
+            "go-getter sources are not read; use helm.repo with a chart name, oci://, "
+            "or an https:// URL of a chart archive",
+        )
+    if repo and not chart:
+        if not repo.startswith("oci://"):
+            raise r.error(
+                ("helm", "repo"),
+                f"helm.repo {repo} is a Helm repository, so helm.chart must name the chart in it",
+                hint="for an OCI registry, helm.repo may be the chart itself: oci://host/path/chart",
+            )
+        chart, repo = repo, None
+    return HelmSpec(
+        chart=chart or ".",
+        repo=repo,
+        version=_fleet_version(r, doc.get("version")),
+        release_name=r.string(doc.get("releaseName"), ("helm", "releaseName")),
+        values=dict(r.mapping(doc.get("values"), ("helm", "values"))),
+        values_files=r.strings(doc.get("valuesFiles"), ("helm", "valuesFiles")),
+        values_from=r.values_from(doc.get("valuesFrom"), ("helm", "valuesFrom")),
+        values_files_win=True,
+        templating=not r.boolean(
+            doc.get("disablePreProcess"), ("helm", "disablePreProcess"), default=False
+        ),
+        dependency_update=not r.boolean(
+            doc.get("disableDependencyUpdate"), ("helm", "disableDependencyUpdate"), default=False
+        ),
+        skip_schema_validation=r.boolean(
+            doc.get("skipSchemaValidation"), ("helm", "skipSchemaValidation"), default=False
+        ),
+    )
+
+
 def _fleet_kind(
-    r: _Reader, doc: Mapping[str, Any], *, chart: str | None, default_kind: SourceKind
+    helm_doc: Mapping[str, Any], *, kustomize_dir: str | None, default_kind: SourceKind
 ) -> SourceKind:
-    """Fleet's choice: a chart (helm.chart or Chart.yaml), else kustomize, else raw YAML.
+    """Fleet's choice: a chart (helm.chart, helm.repo or Chart.yaml), else kustomize, else raw YAML.
 
     A helm section with only values does not make a folder a chart: the
-    folder's own content decides, as in Fleet.
+    folder's own content decides, as in Fleet. A chart with a kustomize dir is
+    still a chart; the kustomization post-renders it.
     """
-    kustomize_dir = r.mapping(doc.get("kustomize"), ("kustomize",)).get("dir")
-    if chart or default_kind == "helm":
-        if kustomize_dir:
-            raise _unsupported(
-                r,
-                ("kustomize", "dir"),
-                "kustomize post-rendering of a Helm chart is not supported; "
-                "render the chart in a kustomization with helmCharts instead",
-            )
+    if helm_doc.get("chart") or helm_doc.get("repo") or default_kind == "helm":
         return "helm"
     if kustomize_dir:
         return "kustomize"
@@ -865,18 +1115,29 @@ def _fleet_customization(
         r, {k: v for k, v in doc.items() if k != "clusterGroupSelector"}, path, _FLEET_CUSTOMIZATION
     )
     helm_doc = r.mapping(doc.get("helm"), (*path, "helm"))
-    _check_fleet_fields(r, helm_doc, (*path, "helm"), {"values", "valuesFiles"})
+    _check_fleet_fields(
+        r,
+        helm_doc,
+        (*path, "helm"),
+        _FLEET_CUSTOMIZATION_HELM,
+        top_level_only=_FLEET_HELM
+        - _FLEET_CUSTOMIZATION_HELM
+        - {"chart", "repo", "version"}
+        - {"releaseName"},
+    )
     kustomize_doc = r.mapping(doc.get("kustomize"), (*path, "kustomize"))
     r.only(kustomize_doc, (*path, "kustomize"), {"dir"})
     yaml_doc = r.mapping(doc.get("yaml"), (*path, "yaml"))
     r.only(yaml_doc, (*path, "yaml"), {"overlays"})
-    namespace = r.string(doc.get("namespace"), (*path, "namespace"))
-    default_namespace = r.string(doc.get("defaultNamespace"), (*path, "defaultNamespace"))
     return TargetCustomization(
         target=r.target(doc, path, index=index),
-        namespace=namespace or default_namespace,
+        namespace=r.string(doc.get("defaultNamespace"), (*path, "defaultNamespace")) or None,
+        force_namespace=r.string(doc.get("namespace"), (*path, "namespace")) or None,
         helm_values=dict(r.mapping(helm_doc.get("values"), (*path, "helm", "values"))),
         helm_values_files=r.strings(helm_doc.get("valuesFiles"), (*path, "helm", "valuesFiles")),
-        kustomize_dir=r.string(kustomize_doc.get("dir"), (*path, "kustomize", "dir")),
+        helm_values_from=r.values_from(helm_doc.get("valuesFrom"), (*path, "helm", "valuesFrom")),
+        kustomize_dir=r.string(kustomize_doc.get("dir"), (*path, "kustomize", "dir")) or None,
         yaml_overlays=r.strings(yaml_doc.get("overlays"), (*path, "yaml", "overlays")),
+        do_not_deploy=r.boolean(doc.get("doNotDeploy"), (*path, "doNotDeploy"), default=False),
+        written_at=path,
     )

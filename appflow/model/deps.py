@@ -1,7 +1,8 @@
 """Dependencies between AppFlows (dependsOn): resolution, cycles, order (pure).
 
-An app may depend on others by name or by label selector. Resolution turns
-every dependsOn entry into app names; a dependency that names no app is an
+An app may depend on others by name or by label selector, each entry met in
+its acceptedStates (Ready unless told). Resolution turns every dependsOn entry
+into app names; a dependency that names no app is an
 error (a typo must not silently drop an ordering). Cycles are rejected with
 the cycle spelled out, and apps are ordered so that each comes after what it
 depends on.
@@ -18,11 +19,23 @@ from appflow.model.targeting import format_selector, selector_matches
 
 def resolve_dependencies(apps: Sequence[AppDefinition]) -> dict[str, tuple[str, ...]]:
     """Per app name, the names of the apps it depends on."""
+    return {name: tuple(deps) for name, deps in resolve_dependency_states(apps).items()}
+
+
+def resolve_dependency_states(
+    apps: Sequence[AppDefinition],
+) -> dict[str, dict[str, frozenset[str]]]:
+    """Per app name, each app it depends on and the states in which that dependency is met.
+
+    A dependency is met in its entry's acceptedStates (Ready unless told); an
+    app that two entries name (by name and by a selector) must satisfy both.
+    """
     by_name = {a.name: a for a in apps}
-    out: dict[str, tuple[str, ...]] = {}
+    out: dict[str, dict[str, frozenset[str]]] = {}
     for app in apps:
-        names: list[str] = []
+        states: dict[str, frozenset[str]] = {}
         for index, dep in enumerate(app.depends_on):
+            accepted = frozenset(dep.accepted_states)
             if dep.name is not None:
                 if dep.name not in by_name:
                     raise ConfigError(
@@ -32,7 +45,7 @@ def resolve_dependencies(apps: Sequence[AppDefinition]) -> dict[str, tuple[str, 
                         ),
                         hint=f"known apps: {', '.join(sorted(by_name)) or 'none'}",
                     )
-                names.append(dep.name)
+                matched = [dep.name]
             elif dep.selector is not None:
                 matched = [
                     other.name
@@ -48,9 +61,12 @@ def resolve_dependencies(apps: Sequence[AppDefinition]) -> dict[str, tuple[str, 
                             field=f"dependsOn[{index}].selector",
                         ),
                     )
-                names.extend(matched)
-        out[app.name] = tuple(dict.fromkeys(names))
-    check_cycles(out)
+            else:
+                continue
+            for name in matched:
+                states[name] = states[name] & accepted if name in states else accepted
+        out[app.name] = states
+    check_cycles({name: tuple(deps) for name, deps in out.items()})
     return out
 
 

@@ -22,6 +22,8 @@ ANNOTATION_PRUNE = "appflow.dev/prune"
 """Set to 'false' to keep an object on the cluster when it leaves the desired state."""
 ANNOTATION_REPLACE = "appflow.dev/replace-on-immutable"
 """Set to 'true' to allow delete-and-recreate when an immutable field changes."""
+ANNOTATION_TAKE_OWNERSHIP = "appflow.dev/take-ownership"
+"""Set to 'true' in an app's source to move the object to that app from the app owning it."""
 INVENTORY_NAMESPACE = "appflow-system"
 
 

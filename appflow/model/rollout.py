@@ -115,3 +115,16 @@ def plan_rollout(
             )
         )
     return partitions
+
+
+def partitions_allowed_to_fail(spec: RolloutSpec, partitions: int) -> int:
+    """How many of PARTITIONS may fail to become Ready before the rollout stops.
+
+    Fleet's maxUnavailablePartitions: 0 (the default) stops at the first one; a
+    percentage is of the partitions, with the same rounding as maxUnavailable.
+    """
+    if spec.max_unavailable_partitions in (0, "0%"):
+        return 0
+    return resolve_count(
+        spec.max_unavailable_partitions, partitions, field="rollout.maxUnavailablePartitions"
+    )

@@ -4,7 +4,8 @@ Pure. Matching follows Fleet's documented rule: within one target every
 criterion that is set must hold (clusterName AND clusterGroup AND
 clusterSelector); an empty selector ``{}`` matches every cluster. An app's
 targets are a union; an app without targets goes to every cluster. Target
-customizations are tried in order and the first match wins.
+customizations are tried in order and the first match wins; one that says
+doNotDeploy takes its clusters out of the app's targets.
 
 Label selectors follow Kubernetes: ``NotIn`` and ``!=`` also match clusters
 that lack the label. ``parse_selector`` reads kubectl's ``-l`` syntax.
@@ -97,11 +98,27 @@ def select_clusters(
     clusters: Sequence[ClusterInfo],
     groups: Sequence[ClusterGroup] | Mapping[str, ClusterGroup] = (),
 ) -> list[ClusterInfo]:
-    """The clusters ``app`` goes to, in the order given: any target matching; all when none."""
-    if not app.targets:
-        return list(clusters)
+    """The clusters ``app`` goes to, in the order given: any target matching; all when none.
+
+    A cluster whose first matching target customization says doNotDeploy is
+    left out (Fleet: "resources will not be deployed in the matched clusters").
+    """
     by_name = _by_name(groups)
-    return [c for c in clusters if any(target_matches(t, c, by_name) for t in app.targets)]
+    chosen = [
+        c
+        for c in clusters
+        if not app.targets or any(target_matches(t, c, by_name) for t in app.targets)
+    ]
+    if not any(custom.do_not_deploy for custom in app.customizations):
+        return chosen
+    return [c for c in chosen if not _held_back(app, c, by_name)]
+
+
+def _held_back(
+    app: AppDefinition, cluster: ClusterInfo, groups: Mapping[str, ClusterGroup]
+) -> bool:
+    custom = customization_for(app, cluster, groups)
+    return custom is not None and custom.do_not_deploy
 
 
 def customization_for(

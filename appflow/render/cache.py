@@ -29,7 +29,7 @@ from appflow.errors import AppflowError, RenderError
 from appflow.paths import cache_dir
 from appflow.render.types import Rendered, RenderRequest, canonical_json, revision_of, sha256_hex
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 """Bump when what a render produces changes for the same inputs (new defaults, parser fixes)."""
 
 
@@ -57,6 +57,8 @@ def render_key(request: RenderRequest) -> str:
         "kind": request.kind,
         "source": request.source_digest,
         "namespace": request.namespace,
+        "force_namespace": request.force_namespace,
+        "annotations": dict(request.object_annotations),
     }
     if request.kind == "helm":
         chart = request.helm
@@ -66,14 +68,18 @@ def render_key(request: RenderRequest) -> str:
             if chart is None
             else {
                 "path": str(chart.path) if chart.path is not None else None,
+                "url": chart.url,
                 "repo": chart.repo,
                 "name": chart.name,
                 "version": chart.version,
+                "dependency_update": chart.dependency_update,
             },
             "values": request.values,
             "values_files": [_file_digest(p) for p in request.values_files],
             "capabilities": request.capabilities.digest(),
             "include_crds": request.include_crds,
+            "skip_schema_validation": request.skip_schema_validation,
+            "post_render": request.kustomize_dir,
         }
     elif request.kind == "kustomize":
         parts["kustomize_dir"] = request.kustomize_dir

@@ -263,3 +263,24 @@ def finish_objects(
         seen[ref] = doc
         out.append(obj)
     return tuple(out)
+
+
+def force_namespace(objects: tuple[Manifest, ...], namespace: str) -> tuple[Manifest, ...]:
+    """Every namespaced object put into NAMESPACE; a cluster-scoped object is an error.
+
+    This is fleet.yaml's ``namespace`` as Fleet documents it: "all resources
+    will be assigned to this namespace and if any cluster scoped resource
+    exists the deployment will fail".
+    """
+    scoped = cluster_scoped_kinds(objects)
+    for obj in objects:
+        if obj["kind"] in scoped:
+            raise RenderError(
+                f"{obj['kind']} {obj['metadata']['name']} is cluster-scoped, but fleet.yaml's "
+                f"namespace: {namespace} forces every object into that namespace",
+                hint="use defaultNamespace (the namespace of objects that set none) instead "
+                "of namespace",
+            ).located(field="namespace")
+    for obj in objects:
+        obj["metadata"]["namespace"] = namespace
+    return objects

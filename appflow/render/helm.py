@@ -6,11 +6,21 @@ The only module that imports pyhelm3. The helm CLI is driven through pyhelm3's
 is built here and run through ``Command.run``, so process handling,
 cancellation and error classification stay pyhelm3's.
 
-Charts come from a folder of the checkout, a Helm HTTP repository (``--repo``
-with a version constraint) or an OCI reference. A chart folder whose
-``Chart.yaml`` lists dependencies that ``charts/`` lacks is copied to a
-temporary folder and ``helm dependency build`` runs there: checkouts are shared
-and read-only.
+Charts come from a folder (or ``.tgz``) of the checkout, a Helm HTTP
+repository (``--repo`` with a version constraint), an OCI reference, or the
+``http(s)://`` URL of a chart archive, which is downloaded (conditionally, by
+ETag) and kept under the cache by its sha256 (``fetch_chart_archive``). A chart
+folder whose ``Chart.yaml`` lists dependencies that ``charts/`` lacks is copied
+to a temporary folder and ``helm dependency build`` runs there: checkouts are
+shared and read-only. With ``dependency_update`` off (fleet.yaml's
+disableDependencyUpdate) nothing is fetched and ``charts/`` is used as vendored.
+A chart, and every ``file://`` dependency of it, must lie inside the source root.
+
+Errors carry helm's own cause lines (``helm dependency update`` prints the
+unreachable repository on stdout, not stderr), the chart and its repository.
+A template render talks to no cluster, so no error of it is ever taken for an
+unreachable cluster: dial errors there are the repository's. The helm command
+line itself is logged at DEBUG (``appflow --debug``), never printed otherwise.
 
 Helm's repository index and chart downloads are kept under appflow's cache
 folder (``cache_dir()/helm``) so that they move with ``APPFLOW_CACHE_DIR``.
@@ -26,14 +36,20 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import hashlib
+import io
 import json
+import logging
 import os
 import re
 import shutil
+import tarfile
 import tempfile
+import time
+import urllib.parse
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,15 +79,31 @@ _TEMPLATE_AT = (
     re.compile(r"\(([^\s:()\"]+\.\w+):(\d+)(?::(\d+))?\)"),
     re.compile(r"YAML parse error on ([^\s:()\"]+\.\w+)"),
 )
-_UNREACHABLE = re.compile(
-    r"kubernetes cluster unreachable|connection refused|no such host|i/o timeout|"
-    r"tls handshake timeout|network is unreachable|context deadline exceeded",
+_CLUSTER_UNREACHABLE = re.compile(r"kubernetes cluster unreachable", re.IGNORECASE)
+_DIAL_FAILED = re.compile(
+    r"connection refused|no such host|i/o timeout|tls handshake timeout|"
+    r"network is unreachable|context deadline exceeded|connection reset",
     re.IGNORECASE,
 )
 _REPO_UNREACHABLE = re.compile(
-    r"is not a valid chart repository or cannot be reached", re.IGNORECASE
+    r"is not a valid chart repository or cannot be reached|unable to get an update from|"
+    r"failed to fetch|failed to download|no cached repository",
+    re.IGNORECASE,
 )
 _HTTP_REGISTRY = re.compile(r"server gave HTTP response to HTTPS client", re.IGNORECASE)
+_URL = re.compile(r"(?:https?|oci)://[^\s\"'()]+")
+# Lines helm prints on stdout that are the cause of a failure printed on stderr.
+_CAUSE_ON_STDOUT = re.compile(r"^(\.*)(unable to get an update|error: )", re.IGNORECASE)
+
+
+class _DebugOnly(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Logs whatever pyhelm3 logs (the command line, at INFO and WARNING) at DEBUG."""
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        super().log(logging.DEBUG, msg, *args, **kwargs)
+
+
+_log = _DebugOnly(logging.getLogger("appflow.helm"), {})
 
 
 PLAIN_HTTP_ENV = "APPFLOW_HELM_PLAIN_HTTP"
@@ -119,6 +151,10 @@ class HelmCommand(pyhelm3.Command):  # type: ignore[misc]
             "--content-cache",
             str(helm_cache / "content"),
         ]
+        # pyhelm3 logs every failing command line as a WARNING; with no handler
+        # configured Python prints it to stderr before appflow's own error. The
+        # command line is for `appflow --debug` only.
+        self._logger = _log
 
     async def run(self, command: list[Any], input: bytes | None = None) -> bytes:
         result: bytes = await super().run([*command, *self._global_flags], input)
@@ -126,7 +162,12 @@ class HelmCommand(pyhelm3.Command):  # type: ignore[misc]
 
 
 def helm_message(err: pyhelm3.Error) -> str:
-    """Helm's error text without the 'Error:' prefix and the --debug advice."""
+    """Helm's error text without the 'Error:' prefix and the --debug advice.
+
+    Helm prints some causes on stdout (``helm dependency update``'s "Unable to
+    get an update from the <url> chart repository" and the dial error under
+    it) and only a consequence on stderr; those stdout lines come first.
+    """
     lines = [
         line.removeprefix("Error: ").rstrip()
         for line in err.stderr.decode(errors="replace").splitlines()
@@ -135,7 +176,24 @@ def helm_message(err: pyhelm3.Error) -> str:
     # Helm 4 also logs the failure as a structured 'level=ERROR msg=...' line that
     # repeats the error; keep the plain error when there is one.
     plain = [line for line in lines if not line.startswith("level=")]
-    return "\n".join(plain or lines) or f"helm exited with status {err.returncode}"
+    causes = _stdout_causes(bytes(err.stdout or b"").decode(errors="replace"))
+    return "\n".join([*causes, *(plain or lines)]) or f"helm exited with status {err.returncode}"
+
+
+def _stdout_causes(text: str) -> list[str]:
+    """Lines of helm's stdout that explain a failure, with their indented continuations."""
+    causes: list[str] = []
+    keep = False
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if line[:1].isspace() and keep:
+            causes.append(line.strip())
+            continue
+        keep = bool(_CAUSE_ON_STDOUT.search(line))
+        if keep:
+            causes.append(line.strip().lstrip(".").strip())
+    return causes
 
 
 def _template_location(message: str) -> tuple[str | None, int | None, int | None]:
@@ -149,37 +207,88 @@ def _template_location(message: str) -> tuple[str | None, int | None, int | None
     return None, None, None
 
 
+HelmFailure = str
+"""One of: 'cluster', 'plain-http-registry', 'repository', 'not-found', 'render'."""
+
+
+def classify_failure(
+    message: str, *, talks_to_cluster: bool, repositories: Sequence[str] = ()
+) -> HelmFailure:
+    """What a failed helm call's MESSAGE says went wrong (pure).
+
+    Only a command that talks to a cluster (release mode, a server-side render)
+    can fail because the cluster is unreachable. A dial error from a command
+    that does not (a template render, a dependency update) is a chart
+    repository or registry that cannot be reached, never the cluster; from one
+    that does, it is the repository's only when helm says so or names one of
+    REPOSITORIES (the chart's), else the cluster's.
+    """
+    if talks_to_cluster and _CLUSTER_UNREACHABLE.search(message):
+        return "cluster"
+    if _HTTP_REGISTRY.search(message):
+        return "plain-http-registry"
+    if _REPO_UNREACHABLE.search(message):
+        return "repository"
+    if _DIAL_FAILED.search(message):
+        hosts = [urllib.parse.urlsplit(r).netloc for r in repositories]
+        if not talks_to_cluster or any(h and h in message for h in hosts):
+            return "repository"
+        return "cluster"
+    lowered = message.lower()
+    if "not found" in lowered and "chart" in lowered:
+        return "not-found"
+    return "render"
+
+
+def _repositories(message: str, chart: HelmChartRef | None) -> list[str]:
+    """The repository or registry URLs a failure concerns: the chart's, and those helm named."""
+    found: list[str] = []
+    if chart is not None and chart.repo:
+        found.append(chart.repo)
+    if chart is not None and chart.url:
+        found.append(chart.url)
+    if chart is not None and chart.name and chart.name.startswith("oci://"):
+        found.append(chart.name)
+    found += [url.rstrip(".:,") for url in _URL.findall(message)]
+    return list(dict.fromkeys(found))
+
+
 def _chart_error(
-    err: pyhelm3.Error, *, app: str | None, cluster: str | None, chart: str, action: str
+    err: pyhelm3.Error,
+    *,
+    app: str | None,
+    cluster: str | None,
+    chart: str,
+    action: str,
+    ref: HelmChartRef | None = None,
+    talks_to_cluster: bool = False,
 ) -> AppflowError:
     """Map a failed helm call to the most specific appflow error."""
     message = helm_message(err)
     where: dict[str, Any] = {"app": app, "cluster": cluster}
-    if isinstance(err, pyhelm3.ConnectionError) or _UNREACHABLE.search(message):
-        return ClusterUnreachableError(f"helm {action} of chart {chart}: {message}").located(
-            **where
-        )
-    if _HTTP_REGISTRY.search(message):
+    known = _repositories("", ref)
+    kind = classify_failure(message, talks_to_cluster=talks_to_cluster, repositories=known)
+    repositories = _repositories(message, ref) if kind != "cluster" else known
+    from_repo = f" (repository {', '.join(repositories)})" if repositories else ""
+    text = f"helm {action} of chart {chart}{from_repo} failed: {message}"
+    if kind == "cluster":
+        return ClusterUnreachableError(text).located(**where)
+    if kind == "plain-http-registry":
         return SourceError(
-            f"helm {action} of chart {chart}: {message}",
+            text,
             hint=f"the registry speaks plain HTTP; if that is intended, add its host:port to {PLAIN_HTTP_ENV}",
         ).located(**where)
-    if _REPO_UNREACHABLE.search(message):
+    if kind == "repository":
         return SourceError(
-            f"helm {action} of chart {chart}: {message}",
-            hint="check the chart repository URL and that it is reachable",
+            text, hint="check the chart repository URL and that it is reachable from here"
         ).located(**where)
-    if isinstance(err, pyhelm3.ChartNotFoundError) or (
-        "not found" in message.lower() and "chart" in message.lower()
-    ):
+    if kind == "not-found":
         return RenderError(
-            f"helm {action} of chart {chart}: {message}",
+            text,
             hint="check the chart name and that the version or constraint matches a published version",
         ).located(**where)
     file, line, column = _template_location(message)
-    return RenderError(f"helm {action} of chart {chart} failed: {message}").located(
-        **where, file=file, line=line, column=column
-    )
+    return RenderError(text).located(**where, file=file, line=line, column=column)
 
 
 def _chart_args(chart: HelmChartRef, chart_dir: Path | None) -> tuple[str, list[str]]:
@@ -208,15 +317,33 @@ def _chart_args(chart: HelmChartRef, chart_dir: Path | None) -> tuple[str, list[
     return ref, flags
 
 
-def _local_chart_dir(chart: HelmChartRef, source_dir: Path) -> Path | None:
+def _inside(root: Path, path: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _local_chart_dir(chart: HelmChartRef, source_dir: Path, *, root: Path) -> Path | None:
+    """The chart folder (or .tgz) to render, checked to be inside ROOT; None for remote charts."""
     if chart.path is None:
         return None
     folder = chart.path if chart.path.is_absolute() else source_dir / chart.path
+    resolved = folder.resolve()
+    # A chart archive downloaded by URL lives in the cache, not in the source.
+    if not _inside(root.resolve(), resolved) and not _inside(archives_dir().resolve(), resolved):
+        raise RenderError(
+            f"chart {folder} is outside the source ({resolved})",
+            hint="helm.chart must name a chart inside the repository or registered folder",
+        )
+    if is_archive(resolved):
+        return resolved
     if not (folder / "Chart.yaml").is_file():
         raise RenderError(f"no Chart.yaml in chart folder {folder}").located(
             file=str(folder / "Chart.yaml")
         )
     return folder
+
+
+def is_archive(path: Path) -> bool:
+    return path.is_file() and path.name.endswith((".tgz", ".tar.gz"))
 
 
 def _read_chart_yaml(folder: Path) -> dict[str, Any]:
@@ -247,6 +374,22 @@ def glob_escape(text: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", text)
 
 
+def _check_local_dependencies(folder: Path, meta: Mapping[str, Any], *, root: Path) -> None:
+    """Every ``file://`` dependency of the chart lies inside ROOT (helm would read any folder)."""
+    root = root.resolve()
+    for dep in meta.get("dependencies") or []:
+        repo = str(dep.get("repository") or "")
+        if not repo.startswith("file://"):
+            continue
+        target = (folder / repo.removeprefix("file://")).resolve()
+        if not _inside(root, target):
+            raise RenderError(
+                f"dependency {dep.get('name')!r} of chart {folder.name} is {repo}, outside the "
+                f"source ({target})",
+                hint="a file:// dependency must be a chart inside the repository or registered folder",
+            ).located(file=str(folder / "Chart.yaml"), field="dependencies")
+
+
 def _copy_for_dependencies(folder: Path, into: Path) -> bool:
     """Copy the chart to INTO, pointing relative file:// dependencies at the original places.
 
@@ -274,14 +417,25 @@ async def prepared_chart(
     command: HelmCommand,
     app: str | None,
     cluster: str | None,
+    root: Path | None = None,
 ) -> AsyncIterator[Path | None]:
-    """Yield the chart folder to use (None for repository charts), dependencies built."""
-    folder = _local_chart_dir(chart, source_dir)
-    if folder is None:
-        yield None
+    """Yield the chart folder to use (None for repository charts), dependencies built.
+
+    ROOT (SOURCE_DIR when None) confines the chart and its file:// dependencies.
+    """
+    root = root or source_dir
+    if chart.url is not None and chart.path is None:
+        chart = replace(chart, path=await fetch_chart_archive(chart.url))
+    folder = _local_chart_dir(chart, source_dir, root=root)
+    if folder is None or is_archive(folder):
+        # An archive carries its dependencies in charts/, as `helm package` made it.
+        yield folder
         return
     meta = await asyncio.to_thread(_read_chart_yaml, folder)
-    if not _missing_dependencies(folder, meta):
+    await asyncio.to_thread(_check_local_dependencies, folder, meta, root=root)
+    if not chart.dependency_update or not _missing_dependencies(folder, meta):
+        # Fleet's disableDependencyUpdate: what charts/ vendors is all there is;
+        # helm itself names a dependency that is missing.
         yield folder
         return
     with tempfile.TemporaryDirectory(prefix="appflow-chart-") as tmp:
@@ -292,7 +446,13 @@ async def prepared_chart(
             await command.run(["dependency", verb, str(copy)])
         except pyhelm3.Error as err:
             raise _chart_error(
-                err, app=app, cluster=cluster, chart=str(folder), action=f"dependency {verb}"
+                err,
+                app=app,
+                cluster=cluster,
+                chart=str(folder),
+                action=f"dependency {verb}",
+                ref=chart,
+                talks_to_cluster=False,
             ) from err
         yield copy
 
@@ -305,7 +465,7 @@ async def resolve_chart_version(chart: HelmChartRef) -> str:
         raw = await command.run(["show", "chart", ref, *flags])
     except pyhelm3.Error as err:
         raise _chart_error(
-            err, app=None, cluster=None, chart=chart.describe(), action="show"
+            err, app=None, cluster=None, chart=chart.describe(), action="show", ref=chart
         ) from err
     meta = yaml.safe_load(raw)
     if not isinstance(meta, dict) or "version" not in meta:
@@ -315,8 +475,13 @@ async def resolve_chart_version(chart: HelmChartRef) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class HelmTemplate:
-    """What helm template produced for one request."""
+    """What helm template produced for one request: its text, its objects, the chart rendered.
 
+    ``objects`` is empty when the request post-renders the text with kustomize,
+    which parses what the kustomization makes of it instead.
+    """
+
+    text: str
     objects: tuple[Manifest, ...]
     chart_name: str
     chart_version: str
@@ -332,6 +497,28 @@ def _values_flags(values_files: Sequence[Path]) -> list[str]:
     return [*flags, "--values", "-"]
 
 
+def _chart_meta(path: Path) -> dict[str, Any]:
+    """Chart.yaml of a chart folder or of a chart archive."""
+    if not is_archive(path):
+        return _read_chart_yaml(path)
+    try:
+        with tarfile.open(path, mode="r:*") as archive:
+            for member in archive.getmembers():
+                parts = member.name.strip("/").split("/")
+                if len(parts) == 2 and parts[1] == "Chart.yaml" and member.isfile():
+                    handle = archive.extractfile(member)
+                    data = yaml.safe_load(handle.read()) if handle else None
+                    if isinstance(data, dict):
+                        return data
+    except (tarfile.TarError, OSError, yaml.YAMLError) as err:
+        raise RenderError(f"{path.name} is not a chart archive: {err}").located(
+            file=str(path)
+        ) from err
+    raise RenderError(f"{path.name} is not a chart archive: it has no <chart>/Chart.yaml").located(
+        file=str(path)
+    )
+
+
 async def helm_template(request: RenderRequest) -> HelmTemplate:
     """Render REQUEST's chart with helm template for the request's cluster capabilities."""
     if request.helm is None:
@@ -343,7 +530,12 @@ async def helm_template(request: RenderRequest) -> HelmTemplate:
     command = HelmCommand(kubeconfig=server)
     release = request.effective_release_name
     async with prepared_chart(
-        chart, request.source_dir, command=command, app=request.app, cluster=request.cluster
+        chart,
+        request.source_dir,
+        command=command,
+        app=request.app,
+        cluster=request.cluster,
+        root=request.root,
     ) as chart_dir:
         ref, chart_flags = _chart_args(chart, chart_dir)
         args: list[str] = ["template", release, ref, *chart_flags]
@@ -351,6 +543,8 @@ async def helm_template(request: RenderRequest) -> HelmTemplate:
         args.append("--include-crds" if request.include_crds else "--skip-crds")
         # Test hooks are for 'helm test'; applied as desired state they would run once and linger.
         args.append("--skip-tests")
+        if request.skip_schema_validation:
+            args.append("--skip-schema-validation")
         if server is not None:
             # The target's API server answers lookup and its discovery is the truth,
             # so --kube-version/--api-versions are not passed.
@@ -370,15 +564,21 @@ async def helm_template(request: RenderRequest) -> HelmTemplate:
                 cluster=request.cluster,
                 chart=chart.describe(),
                 action="template",
+                ref=chart,
+                talks_to_cluster=server is not None,
             ) from err
         if chart_dir is not None:
-            meta = await asyncio.to_thread(_read_chart_yaml, chart_dir)
+            meta = await asyncio.to_thread(_chart_meta, chart_dir)
             name, version = str(meta.get("name", chart_dir.name)), str(meta.get("version", ""))
         else:
             name, version = chart.name or chart.describe(), chart.version or ""
     text = raw.decode()
-    objects = _objects_from_output(text, chart=chart.describe(), namespace=request.namespace)
-    return HelmTemplate(objects=objects, chart_name=name, chart_version=version)
+    objects = (
+        ()
+        if request.kustomize_dir
+        else _objects_from_output(text, chart=chart.describe(), namespace=request.namespace)
+    )
+    return HelmTemplate(text=text, objects=objects, chart_name=name, chart_version=version)
 
 
 def _objects_from_output(text: str, *, chart: str, namespace: str | None) -> tuple[Manifest, ...]:
@@ -395,6 +595,136 @@ def _objects_from_output(text: str, *, chart: str, namespace: str | None) -> tup
 
     docs = parse_yaml_documents(text, file=f"helm template {chart}", origin_of_line=origin)
     return finish_objects(to_objects(docs), namespace=namespace)
+
+
+# --- chart archives by URL ------------------------------------------------------------
+#
+# fleet.yaml's helm.chart may be the URL of a chart archive. It is fetched with
+# a conditional GET (the ETag and Last-Modified of the last download), kept as
+# cache_dir()/helm/archives/<sha256>.tgz, and rendered from there: equal content
+# is one file and one render cache key, changed content a new one. A go-getter
+# `?checksum=sha256:<hex>` is verified, and with it a kept archive is used
+# without asking the server at all.
+
+MAX_ARCHIVE_BYTES = 20 * 1024 * 1024
+_archive_locks: dict[tuple[int, str], asyncio.Lock] = {}
+
+
+def archives_dir() -> Path:
+    return cache_dir() / "helm" / "archives"
+
+
+def split_checksum(url: str) -> tuple[str, str | None]:
+    """(URL without go-getter's checksum parameter, the sha256 it asks for)."""
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    checksum = next((v for k, v in query if k == "checksum"), None)
+    rest = urllib.parse.urlencode([(k, v) for k, v in query if k != "checksum"])
+    clean = urllib.parse.urlunsplit(parts._replace(query=rest))
+    if checksum is None:
+        return clean, None
+    kind, _, value = checksum.rpartition(":")
+    if kind not in ("", "sha256") or not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+        raise RenderError(
+            f"checksum {checksum!r} of chart URL {clean} is not a sha256",
+            hint="write it as ?checksum=sha256:<64 hex digits>",
+        )
+    return clean, value.lower()
+
+
+def _archive_meta_path(url: str) -> Path:
+    return archives_dir() / f"url-{hashlib.sha256(url.encode()).hexdigest()[:32]}.json"
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+async def fetch_chart_archive(url: str) -> Path:
+    """The chart archive at URL, downloaded if it changed, as a .tgz kept by its sha256."""
+    clean, wanted = split_checksum(url)
+    if wanted is not None and (archives_dir() / f"{wanted}.tgz").is_file():
+        return archives_dir() / f"{wanted}.tgz"
+    key = (id(asyncio.get_running_loop()), clean)
+    lock = _archive_locks.setdefault(key, asyncio.Lock())
+    async with lock:
+        return await _download_archive(clean, wanted)
+
+
+async def _download_archive(url: str, wanted: str | None) -> Path:
+    import httpx  # only apps with chart URLs pay for it
+
+    meta_path = _archive_meta_path(url)
+    meta: dict[str, Any] = {}
+    if meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            meta = {}
+    kept = archives_dir() / f"{meta.get('digest')}.tgz" if meta.get("url") == url else None
+    headers = {}
+    if kept is not None and kept.is_file():
+        if meta.get("etag"):
+            headers["If-None-Match"] = str(meta["etag"])
+        if meta.get("last_modified"):
+            headers["If-Modified-Since"] = str(meta["last_modified"])
+    try:
+        async with (
+            httpx.AsyncClient(follow_redirects=True, timeout=60.0) as client,
+            client.stream("GET", url, headers=headers) as response,
+        ):
+            if response.status_code == 304 and kept is not None and kept.is_file():
+                return kept
+            if response.status_code != 200:
+                raise _archive_error(url, f"the server answered HTTP {response.status_code}")
+            chunks = io.BytesIO()
+            async for chunk in response.aiter_bytes():
+                chunks.write(chunk)
+                if chunks.tell() > MAX_ARCHIVE_BYTES:
+                    raise _archive_error(
+                        url, f"it is larger than {MAX_ARCHIVE_BYTES // (1024 * 1024)} MiB"
+                    )
+            raw = chunks.getvalue()
+            etag = response.headers.get("etag")
+            last_modified = response.headers.get("last-modified")
+    except httpx.HTTPError as err:
+        raise _archive_error(url, f"cannot download it: {err}") from err
+    digest = hashlib.sha256(raw).hexdigest()
+    if wanted is not None and digest != wanted:
+        error = SourceError(
+            f"chart archive {url} has sha256 {digest}, but its checksum says {wanted}; "
+            "refused, nothing rendered",
+            hint="the archive at that URL changed: check it, then update the checksum",
+        )
+        error.retryable = False
+        raise error
+    target = archives_dir() / f"{digest}.tgz"
+    await asyncio.to_thread(_keep_archive, target, raw, url)
+    meta = {"url": url, "digest": digest, "etag": etag, "last_modified": last_modified}
+    meta["fetched"] = time.time()
+    await asyncio.to_thread(_write_atomic, meta_path, json.dumps(meta).encode())
+    return target
+
+
+def _keep_archive(target: Path, raw: bytes, url: str) -> None:
+    if target.is_file():
+        return
+    _write_atomic(target, raw)
+    try:
+        _chart_meta(target)
+    except RenderError as err:
+        target.unlink(missing_ok=True)
+        raise _archive_error(url, err.message) from err
+
+
+def _archive_error(url: str, why: str) -> SourceError:
+    return SourceError(
+        f"chart archive {url}: {why}",
+        hint="helm.chart must be the URL of a packaged chart (.tgz), reachable from here",
+    )
 
 
 # --- helm release mode ---------------------------------------------------------------
@@ -435,14 +765,30 @@ class HelmRelease:
 
 
 def _release_error(
-    err: pyhelm3.Error, *, app: str | None, cluster: str | None, release: str, action: str
+    err: pyhelm3.Error,
+    *,
+    app: str | None,
+    cluster: str | None,
+    release: str,
+    action: str,
+    chart: HelmChartRef | None = None,
 ) -> AppflowError:
     message = helm_message(err)
     where: dict[str, Any] = {"app": app, "cluster": cluster, "object": f"helm release {release}"}
     if isinstance(err, pyhelm3.ReleaseNotFoundError):
         return NotFoundError(f"helm {action}: {message}").located(**where)
-    if isinstance(err, pyhelm3.ConnectionError) or _UNREACHABLE.search(message):
+    failure = classify_failure(
+        message, talks_to_cluster=True, repositories=_repositories("", chart)
+    )
+    if failure == "cluster" or (
+        isinstance(err, pyhelm3.ConnectionError) and failure != "repository"
+    ):
         return ClusterUnreachableError(f"helm {action}: {message}").located(**where)
+    if failure in ("repository", "plain-http-registry"):
+        return SourceError(
+            f"helm {action}: {message}",
+            hint="check the chart repository URL and that it is reachable from here",
+        ).located(**where)
     if isinstance(err, pyhelm3.FailedToRenderChartError):
         file, line, column = _template_location(message)
         return RenderError(f"helm {action}: {message}").located(
@@ -479,11 +825,20 @@ async def helm_install_or_upgrade(
     rollback_on_failure: bool = False,
     create_namespace: bool = True,
     description: str | None = None,
+    root: Path | None = None,
+    take_ownership: bool = False,
+    force_replace: bool = False,
+    skip_schema_validation: bool = False,
 ) -> HelmRelease:
-    """helm upgrade --install against the cluster; returns the new release revision and status."""
+    """helm upgrade --install against the cluster; returns the new release revision and status.
+
+    TAKE_OWNERSHIP adopts existing objects helm did not create (fleet.yaml
+    helm.takeOwnership); FORCE_REPLACE replaces objects whose immutable fields
+    change (helm.force).
+    """
     command = HelmCommand(kubeconfig=kubeconfig, kubecontext=context, timeout=helm_timeout)
     async with prepared_chart(
-        chart, source_dir, command=command, app=app, cluster=cluster
+        chart, source_dir, command=command, app=app, cluster=cluster, root=root
     ) as chart_dir:
         ref, chart_flags = _chart_args(chart, chart_dir)
         args: list[str] = [
@@ -506,13 +861,24 @@ async def helm_install_or_upgrade(
             args += ["--wait", "--wait-for-jobs"]
         if rollback_on_failure:
             args.append("--rollback-on-failure")
+        if take_ownership:
+            args.append("--take-ownership")
+        if force_replace:
+            args.append("--force-replace")
+        if skip_schema_validation:
+            args.append("--skip-schema-validation")
         if description:
             args += ["--description", description]
         try:
             raw = await command.run(args, json.dumps(dict(values or {}), default=str).encode())
         except pyhelm3.Error as err:
             raise _release_error(
-                err, app=app, cluster=cluster, release=release, action="upgrade --install"
+                err,
+                app=app,
+                cluster=cluster,
+                release=release,
+                action="upgrade --install",
+                chart=chart,
             ) from err
     return HelmRelease.from_helm(_json_from(raw))
 

@@ -90,6 +90,11 @@ def _apply_overlay(source_dir: Path, name: str, files: dict[str, list[Document]]
     if not name or "/" in name or "\\" in name or name in {".", ".."}:
         raise RenderError(f"overlay name {name!r} is not a folder name under {OVERLAYS_DIR}/")
     folder = source_dir / OVERLAYS_DIR / name
+    if folder.exists() and not folder.resolve().is_relative_to(source_dir.resolve()):
+        raise RenderError(
+            f"overlay {name!r} points outside the app folder ({folder.resolve()})",
+            hint=f"overlays are folders under {OVERLAYS_DIR}/ of the app folder",
+        )
     if not folder.is_dir():
         available = sorted(p.name for p in (source_dir / OVERLAYS_DIR).glob("*") if p.is_dir())
         raise RenderError(

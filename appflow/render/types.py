@@ -38,18 +38,25 @@ def sha256_hex(text: str | bytes) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class HelmChartRef:
-    """Where a chart comes from: a folder of the checkout, a Helm HTTP repository, or OCI.
+    """Where a chart comes from: a folder or archive of the checkout, a Helm HTTP
+    repository, OCI, or the URL of a chart archive.
 
-    ``path`` wins when set. Otherwise ``repo`` is an ``https://`` repository URL
-    (with ``name`` the chart in its index) or an ``oci://`` reference (``name``
-    appended when the reference does not already end with it). ``version`` is an
-    exact version or a constraint such as ``2.x`` or ``^1.4.0``.
+    ``path`` wins when set (a chart folder, or a ``.tgz``). Then ``url``, an
+    ``http(s)://`` chart archive that render downloads and keeps by digest.
+    Otherwise ``repo`` is an ``https://`` repository URL (with ``name`` the
+    chart in its index) or an ``oci://`` reference (``name`` appended when the
+    reference does not already end with it). ``version`` is an exact version or
+    a constraint such as ``2.x`` or ``^1.4.0``. ``dependency_update`` False
+    renders with what ``charts/`` vendors, fetching nothing (fleet.yaml's
+    disableDependencyUpdate).
     """
 
     path: Path | None = None
+    url: str | None = None
     repo: str | None = None
     name: str | None = None
     version: str | None = None
+    dependency_update: bool = True
 
     @property
     def is_oci(self) -> bool:
@@ -61,6 +68,8 @@ class HelmChartRef:
     def describe(self) -> str:
         if self.path is not None:
             return str(self.path)
+        if self.url is not None:
+            return self.url
         where = self.repo or ""
         if self.name and not where.endswith(f"/{self.name}"):
             where = f"{where}/{self.name}" if where else self.name
@@ -79,6 +88,14 @@ class RenderRequest:
     ``server_render_kubeconfig`` opts a chart into helm's ``--dry-run=server``
     so that ``lookup`` sees the target; such renders depend on live state and
     are never cached.
+
+    ``source_root`` is the root of the source (the repository checkout or the
+    registered folder; ``source_dir`` when None): nothing outside it is read.
+    ``kustomize_dir`` is the kustomization to build, or for a chart the one that
+    post-renders helm's output (Fleet's helm + kustomize). ``force_namespace``
+    puts every namespaced object into ``namespace`` and refuses cluster-scoped
+    ones (fleet.yaml ``namespace``). ``object_annotations`` are set on every
+    rendered object (what helm.force and helm.takeOwnership ask of the sync).
     """
 
     app: str
@@ -96,6 +113,15 @@ class RenderRequest:
     yaml_overlays: tuple[str, ...] = ()
     server_render_kubeconfig: Path | None = None
     include_crds: bool = True
+    source_root: Path | None = None
+    force_namespace: bool = False
+    skip_schema_validation: bool = False
+    object_annotations: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def root(self) -> Path:
+        """The folder nothing of this render may be read from outside of."""
+        return self.source_root or self.source_dir
 
     @property
     def effective_release_name(self) -> str:

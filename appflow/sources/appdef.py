@@ -42,12 +42,15 @@ from appflow.model.appdef import (
     HelmSpec,
     JsonPath,
     KustomizeSpec,
+    NamedPath,
+    Positions,
     SourceKind,
     YamlSpec,
     format_path,
     from_appflow_document,
     from_fleet_document,
     locate,
+    named_paths,
 )
 
 if TYPE_CHECKING:
@@ -367,13 +370,93 @@ def _read_appflow(
 ) -> AppDefinition:
     doc, positions, shown = _read_document(root, file)
     validate_appflow_document(doc, file=shown, positions=positions)
-    return from_appflow_document(
+    app = from_appflow_document(
         doc, path=path, file=shown, default_name=name, default_kind=kind, positions=positions
     )
+    check_named_paths(root, app, positions=positions)
+    return app
 
 
 def _read_fleet(root: Path, file: Path, *, path: str, name: str, kind: SourceKind) -> AppDefinition:
     doc, positions, shown = _read_document(root, file)
-    return from_fleet_document(
+    app = from_fleet_document(
         doc, path=path, file=shown, default_name=name, default_kind=kind, positions=positions
     )
+    check_named_paths(root, app, positions=positions)
+    return app
+
+
+# --- paths a definition names ---------------------------------------------------------
+
+_EXPECTED = {
+    "chart": "a chart folder (with Chart.yaml) or a chart archive (.tgz)",
+    "values-file": "a values file",
+    "kustomize-dir": "a folder with a kustomization.yaml",
+    "overlay": "a folder under overlays/",
+}
+
+
+def check_named_paths(root: Path, app: AppDefinition, *, positions: Positions | None) -> None:
+    """Every local path APP's definition names exists, is what it should be, and stays in ROOT.
+
+    ROOT is the source root: the checkout of a repository, or the local folder
+    registered. Paths are resolved (symlinks followed) before they are
+    compared, so neither ``../..`` nor a link can name a folder of the host.
+    Errors name the definition file, the line and the field.
+    """
+    root = root.resolve()
+    app_dir = root / PurePosixPath(app.path) if app.path else root
+    for named in named_paths(app):
+        relative = f"overlays/{named.value}" if named.role == "overlay" else named.value
+        problem = _path_problem(root, app_dir / relative, named)
+        if problem is None:
+            continue
+        message, hint = problem
+        line, column = locate(positions, named.field)
+        raise ConfigError(
+            message,
+            where=Where(
+                app=app.name,
+                file=app.definition_file,
+                line=line,
+                column=column,
+                field=format_path(named.field),
+            ),
+            hint=hint,
+        )
+
+
+def _path_problem(root: Path, path: Path, named: NamedPath) -> tuple[str, str | None] | None:
+    """What is wrong with PATH for its role, or None."""
+    if named.role == "overlay" and (
+        not named.value or "/" in named.value or "\\" in named.value or named.value in (".", "..")
+    ):
+        return f"overlay {named.value!r} is not a folder name under overlays/", None
+    resolved = path.resolve()
+    if resolved != root and root not in resolved.parents:
+        return (
+            f"{named.value!r} points outside the repository (to {resolved})",
+            "every path in an app definition must stay inside the repository or folder it came from",
+        )
+    shown = resolved.relative_to(root).as_posix() or "."
+    if named.role == "chart":
+        if resolved.is_file() and resolved.name.endswith((".tgz", ".tar.gz")):
+            return None
+        if not resolved.is_dir():
+            return f"chart folder {shown} does not exist", f"expected {_EXPECTED['chart']}"
+        if not (resolved / "Chart.yaml").is_file():
+            return f"chart folder {shown} has no Chart.yaml", f"expected {_EXPECTED['chart']}"
+    elif named.role == "values-file":
+        if not resolved.is_file():
+            return f"values file {shown} does not exist", None
+    elif not resolved.is_dir():
+        what = "kustomize folder" if named.role == "kustomize-dir" else "overlay folder"
+        return f"{what} {shown} does not exist", f"expected {_EXPECTED[named.role]}"
+    elif named.role == "kustomize-dir" and not any(
+        (resolved / name).is_file() for name in KUSTOMIZATION_FILES
+    ):
+        return (
+            f"kustomize folder {shown} has no kustomization.yaml",
+            f"expected {_EXPECTED['kustomize-dir']}",
+        )
+    return None

@@ -74,21 +74,21 @@ def test_unsupported_field_names_field_file_and_line() -> None:
     assert (err.where.file, err.where.line, err.where.field) == (
         "app/fleet.yaml",
         4,
-        "helm.valuesFrom",
+        "downstreamResources",
     )
     assert str(err).startswith(
-        "app/fleet.yaml:4:3, field helm.valuesFrom: fleet.yaml field helm.valuesFrom is not supported"
+        "app/fleet.yaml:4:1, field downstreamResources: fleet.yaml field downstreamResources "
+        "is not supported"
     )
-    assert "put the values in Git" in str(err)
+    assert "management cluster" in str(err)
 
 
 @pytest.mark.parametrize(
     ("text", "field", "line"),
     [
-        ("namespaceLabels:\n  a: b\n", "namespaceLabels", 1),
         ("imageScans:\n  - image: x\n", "imageScans", 1),
-        ("helm:\n  chart: c\n  takeOwnership: true\n", "helm.takeOwnership", 3),
-        ("helm:\n  force: true\n", "helm.force", 2),
+        ("downstreamResources:\n  - {kind: Secret, name: s}\n", "downstreamResources", 1),
+        ("helm:\n  chart: c\n  templateValues: {a: b}\n", "helm.templateValues", 3),
         (
             "targetCustomizations:\n  - name: a\n    clusterName: x\n    helm:\n      version: '2'\n",
             "targetCustomizations[0].helm.version",
@@ -100,16 +100,11 @@ def test_unsupported_field_names_field_file_and_line() -> None:
             2,
         ),
         (
-            "rolloutStrategy:\n  maxUnavailablePartitions: 1\n",
-            "rolloutStrategy.maxUnavailablePartitions",
-            2,
+            "targetCustomizations:\n  - clusterName: a\n    correctDrift: {enabled: true}\n",
+            "targetCustomizations[0].correctDrift",
+            3,
         ),
         ("helm:\n  chart: git::https://x/y\n", "helm.chart", 2),
-        (
-            "targetCustomizations:\n  - clusterName: a\n    helm:\n      valuesFrom: [x]\n",
-            "targetCustomizations[0].helm.valuesFrom",
-            4,
-        ),
     ],
 )
 def test_each_rejected_field_is_named(text: str, field: str, line: int) -> None:
@@ -121,9 +116,19 @@ def test_each_rejected_field_is_named(text: str, field: str, line: int) -> None:
 
 
 def test_rejected_fields_set_to_off_are_accepted() -> None:
-    app = fleet("helm:\n  chart: c\n  takeOwnership: false\n  force: false\nnamespaceLabels: {}\n")
+    app = fleet("helm:\n  chart: c\n  templateValues: {}\nimageScans: []\ndownstreamResources:\n")
     assert app.kind == "helm"
     assert app.warnings == ()
+
+
+@pytest.mark.parametrize("field", ["takeOwnership", "force", "timeoutSeconds", "atomic"])
+def test_top_level_helm_options_in_a_customization_are_named_as_such(field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        fleet(f"targetCustomizations:\n  - clusterName: a\n    helm:\n      {field}: 1\n")
+    assert info.value.where.field == f"targetCustomizations[0].helm.{field}"
+    assert info.value.where.line == 4
+    assert "is supported at the top level only" in str(info.value)
+    assert "check the spelling" not in str(info.value)
 
 
 def test_unknown_field_is_reported_as_such() -> None:
@@ -171,7 +176,7 @@ helm:
     assert app.rollout.partitions[0].target.cluster_group == "canaries"
     assert app.rollout.auto_rollback is True
     assert app.helm is not None
-    assert (app.helm.chart, app.helm.templating, app.helm.timeout_seconds) == (
+    assert (app.helm.chart, app.helm.templating, app.sync_policy.timeout_seconds) == (
         "./chart",
         False,
         120,
@@ -185,13 +190,13 @@ def test_impossible_rollout_numbers_are_rejected() -> None:
     assert "not '150%'" in str(info.value)
 
 
-def test_namespace_semantics_difference_is_warned() -> None:
+def test_namespace_is_forced_and_default_namespace_is_a_default() -> None:
+    # Fleet: `namespace` assigns every object to it; defaultNamespace only fills in.
     app = fleet("namespace: shop\ndefaultNamespace: other\n")
-    assert app.namespace == "shop"
-    assert app.warnings == (
-        "site/fleet.yaml:1: namespace: Fleet forces every object into 'shop'; "
-        "appflow uses it as the namespace of objects that set none",
-    )
+    assert (app.namespace, app.force_namespace) == ("shop", "shop")
+    assert app.warnings == ()
+    app = fleet("defaultNamespace: other\n")
+    assert (app.namespace, app.force_namespace) == ("other", None)
 
 
 def test_values_only_helm_section_does_not_make_a_chart() -> None:
@@ -200,11 +205,16 @@ def test_values_only_helm_section_does_not_make_a_chart() -> None:
     assert fleet("kustomize:\n  dir: overlays/prod\n").kind == "kustomize"
 
 
-def test_chart_with_kustomize_post_render_is_refused() -> None:
-    with pytest.raises(
-        ConfigError, match="kustomize post-rendering of a Helm chart is not supported"
-    ):
-        fleet("kustomize:\n  dir: k\n", default_kind="helm")
+def test_chart_with_kustomize_dir_is_post_rendered_by_it() -> None:
+    app = fleet("kustomize:\n  dir: k\n", default_kind="helm")
+    assert app.kind == "helm"
+    assert app.kustomize is not None
+    assert app.kustomize.dir == "k"
+    # A remote chart beside a kustomization.yaml: Fleet post-renders with the folder's.
+    app = fleet("helm:\n  chart: oci://r.example/c\n", default_kind="kustomize")
+    assert app.kind == "helm"
+    assert app.kustomize is not None
+    assert app.kustomize.dir == "."
 
 
 def test_unquoted_numeric_version_asks_for_quotes() -> None:
