@@ -79,7 +79,9 @@ def test_install_upgrade_uninstall_starter_apps(fleet: Fleet, space: Space) -> N
     assert {p["port"] for p in service["spec"]["ports"]} == {1883, 9001}
     record = fleet.store.get_app(broker)
     assert record.catalog is not None
-    assert record.catalog.values["persistence"] == {"size": "2Gi"}
+    persistence = record.catalog.values["persistence"]
+    assert isinstance(persistence, dict)
+    assert persistence["size"] == "2Gi"
 
     # Rollback like any other app: back to revision 1 (no websockets port).
     result = cli("app", "rollback", broker, "--to", "1")

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import yaml
@@ -16,22 +14,9 @@ from appflow.engine.daemon import Daemon, DaemonOptions
 from appflow.model.records import GitCommit
 from tests.integration.engine.conftest import Fleet
 from tests.integration.engine.support import Space, cli, configmap, live
-from tests.integration.git.gitservers import GitHttpServer, Origin, serve_http
+from tests.integration.git.gitservers import GitHttpServer, Origin
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture
-def origin(tmp_path: Path) -> Origin:
-    folder = tmp_path / "srv" / "org" / "fleet.git"
-    folder.parent.mkdir(parents=True)
-    return Origin(folder)
-
-
-@pytest.fixture
-def server(origin: Origin) -> Iterator[GitHttpServer]:
-    with serve_http(GitHttpServer(origin.path.parent.parent)) as running:
-        yield running
 
 
 def _files(app: str, ns: str, colour: str, *, auto: bool = True) -> dict[str, str | None]:
@@ -43,9 +28,9 @@ def _files(app: str, ns: str, colour: str, *, auto: bool = True) -> dict[str, st
     }
 
 
-def _listings(server: GitHttpServer) -> int:
+def _listings(served: GitHttpServer) -> int:
     """Ref listings served (a fetch starts with one too)."""
-    return sum(1 for method, path, _ in server.requests if method == "GET" and "info/refs" in path)
+    return sum(1 for method, path, _ in served.requests if method == "GET" and "info/refs" in path)
 
 
 def test_a_sync_given_the_commit_a_poll_or_a_webhook_found_asks_the_remote_nothing(
