@@ -22,7 +22,6 @@ from appflow.errors import ConfigError, Where
 from appflow.model.appdef import Dependency, EncryptedValues, RolloutSpec, SyncPolicy
 from appflow.model.codec import JsonObject, to_json
 from appflow.model.inventory import InventoryEntry
-from appflow.model.objects import Manifest
 
 ClusterKind = Literal["eve-k", "imported"]
 ClusterState = Literal["Online", "Init", "Suspect", "Offline", "Error"]
@@ -49,8 +48,9 @@ DEPLOYMENT_STATES: tuple[str, ...] = get_args(DeploymentState)
 SYNC_TRIGGERS: tuple[str, ...] = get_args(SyncTrigger)
 SYNC_OUTCOMES: tuple[str, ...] = get_args(SyncOutcome)
 
-RenderedObjects = dict[str, list[Manifest]]
-"""Rendered output of one revision: cluster name -> the objects applied to that cluster."""
+RenderedObjects = dict[str, list[JsonObject]]
+"""Rendered output of one revision: cluster name -> the objects applied to that cluster
+(Kubernetes objects are free-form JSON)."""
 
 UpgradePolicy = Literal["manual", "auto"]
 UPGRADE_POLICIES: tuple[str, ...] = get_args(UpgradePolicy)

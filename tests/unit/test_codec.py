@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, ForwardRef, cast, get_args, get_type_hints
 
 import pytest
 
 from appflow.errors import StoreError
+from appflow.model import records
 from appflow.model.appdef import Dependency, LabelRequirement, LabelSelector, SyncPolicy
-from appflow.model.codec import from_json, to_json
+from appflow.model.codec import JsonValue, from_json, to_json
 from appflow.model.inventory import InventoryEntry
 from appflow.model.objects import ObjectRef
 from appflow.model.records import (
@@ -146,3 +148,23 @@ def test_data_that_does_not_fit_names_the_field() -> None:
         from_json(SourceRef, {"kind": "svn", "commit": "1"}, what="sourceRef")
     with pytest.raises(StoreError, match="is missing"):
         from_json(HelmReleaseRef, {"namespace": "a", "name": "b"})
+
+
+def _mentions_any(tp: object) -> bool:
+    if tp is Any:
+        return True
+    return any(_mentions_any(arg) for arg in get_args(tp) if not isinstance(arg, ForwardRef))
+
+
+def test_no_persisted_record_has_an_untyped_field() -> None:
+    untyped = []
+    for name, cls in vars(records).items():
+        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+            continue
+        if cls.__module__ != records.__name__:
+            continue
+        for field_name, hint in get_type_hints(cls, localns={"JsonValue": JsonValue}).items():
+            if _mentions_any(hint):
+                untyped.append(f"{name}.{field_name}: {hint}")
+
+    assert untyped == []
