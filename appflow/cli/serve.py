@@ -214,6 +214,8 @@ def _summary(report: AppSyncReport) -> str:
         parts.append(f"{r.cluster}: {r.state}" + (f" ({text})" if text else ""))
     for cluster, err in report.unreachable.items():
         parts.append(f"{cluster}: unreachable ({err.message})")
+    for cluster, err in report.failed.items():
+        parts.append(f"{cluster}: failed ({err.message})")
     for err in report.blocked:
         parts.append(f"refused: {err}")
     return "; ".join(parts) or "nothing to do"
