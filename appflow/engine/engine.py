@@ -17,22 +17,18 @@ The sync stages themselves (prepare, apply, prune, inventory, health) are in
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from appflow.engine.connections import Connections
-from appflow.engine.diff import diff_app
 from appflow.engine.options import EngineOptions
 from appflow.engine.parts import EngineParts
 from appflow.engine.recorder import Recorder
-from appflow.engine.refresh import refresh_health
 from appflow.engine.report import AppSyncReport
-from appflow.engine.repos import RepoRefresh, refresh_repo
-from appflow.engine.rollback import rollback_app
 from appflow.engine.secrets import SecretsStage
 from appflow.engine.sources import RESOLVERS, Resolvers
 from appflow.engine.stages.types import Progress, SyncOptions, quiet
 from appflow.engine.state import read_fleet
 from appflow.engine.sync import OptionsFromPolicy, SyncRequest, sync_app
-from appflow.engine.uninstall import uninstall_app
 from appflow.kube.client import KubeCluster
 from appflow.model.appdef import AppDefinition
 from appflow.model.plan import Plan
@@ -41,7 +37,13 @@ from appflow.model.targeting import ClusterGroup
 from appflow.render.cache import RenderCache
 from appflow.store import Store
 
+if TYPE_CHECKING:
+    from appflow.engine.repos import RepoRefresh
+
 __all__ = ["AppSyncReport", "Engine", "EngineOptions", "Progress"]
+
+# The verbs other than sync are imported when called: a fresh `appflow sync`
+# does not pay for what it does not run.
 
 
 class Engine:
@@ -129,6 +131,8 @@ class Engine:
 
     async def diff(self, name: str, *, clusters: Sequence[str] = ()) -> dict[str, Plan]:
         """The plan, with diffs, of syncing app NAME now; changes nothing."""
+        from appflow.engine.diff import diff_app
+
         return await diff_app(self.parts, name, clusters=clusters)
 
     async def diff_revision(self, name: str, *, to: int) -> dict[str, Plan]:
@@ -146,20 +150,28 @@ class Engine:
         progress: Progress = quiet,
     ) -> AppSyncReport:
         """Re-apply revision TO of app NAME exactly as it was rendered, and pause auto-sync."""
+        from appflow.engine.rollback import rollback_app
+
         return await rollback_app(
             self.parts, name, to=to, options=options or SyncOptions(), progress=progress
         )
 
     async def uninstall(self, name: str, *, progress: Progress = quiet) -> AppSyncReport:
         """Remove app NAME from every cluster it is deployed to."""
+        from appflow.engine.uninstall import uninstall_app
+
         return await uninstall_app(self.parts, name, progress=progress)
 
     async def refresh_repo(self, name: str, *, commit: str | None = None) -> RepoRefresh:
         """Look at repository NAME (or take COMMIT as its new head); the apps it moved."""
+        from appflow.engine.repos import refresh_repo
+
         return await refresh_repo(
             self.store, self.recorder, name, polled=self._polled, commit=commit
         )
 
     async def refresh_health(self, *, app: str, cluster: str) -> DeploymentRecord | None:
         """Re-assess the health of APP's applied revision on CLUSTER and record it."""
+        from appflow.engine.refresh import refresh_health
+
         return await refresh_health(self.parts, app=app, cluster=cluster)

@@ -16,12 +16,10 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from appflow.engine.dependencies import dependencies_of, waiting_for
 from appflow.engine.desired import options_for, render_desired
 from appflow.engine.fanout import deliver, run_on_clusters, unreachable, validated
 from appflow.engine.parts import EngineParts
 from appflow.engine.report import AppSyncReport
-from appflow.engine.rollout import RolloutRunner
 from appflow.engine.sources import Source
 from appflow.engine.stages import release
 from appflow.engine.stages.types import DesiredState, Progress, SyncOptions
@@ -119,6 +117,9 @@ async def _hold_for_dependencies(parts: EngineParts, run: _Run) -> None:
     targets, so what the app has there stays."""
     if not run.definition.depends_on:
         return
+    # Imported here, like the rollout runner below: most apps need neither.
+    from appflow.engine.dependencies import dependencies_of, waiting_for
+
     dependencies = await dependencies_of(parts, run.definition)
     timeout = run.options.wait_timeout if run.options.wait else 0.0
     for cluster in list(run.targets):
@@ -196,6 +197,8 @@ async def _deliver(
     if not is_progressive(rollout) or request.clusters:
         await deliver(parts, delivery, run.report, list(delivery.prepared))
         return
+    from appflow.engine.rollout import RolloutRunner
+
     leaving = [c for c in delivery.prepared if not desired[c].objects]
     await deliver(parts, delivery, run.report, leaving)
     partitions = plan_rollout(
