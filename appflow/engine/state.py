@@ -94,6 +94,3 @@ def read_app_state(store: Store, name: str) -> AppState:
 async def load_app_state(store: Store, name: str) -> AppState:
     return await asyncio.to_thread(read_app_state, store, name)
 
-
-async def load_fleet(store: Store) -> FleetState:
-    return await asyncio.to_thread(read_fleet, store)
