@@ -93,4 +93,3 @@ def read_app_state(store: Store, name: str) -> AppState:
 
 async def load_app_state(store: Store, name: str) -> AppState:
     return await asyncio.to_thread(read_app_state, store, name)
-
