@@ -15,7 +15,7 @@ help:
 	@echo "make test      build tools, install, lint, run the whole test suite"
 	@echo "make tools     build helm, kustomize, kubectl and the sandbox control plane (cached)"
 	@echo "make install   create $(VENV) and install appflow with its dev tools"
-	@echo "make lint      ruff, mypy, import contracts, hadolint"
+	@echo "make lint      ruff, mypy, import contracts (layers, no cycles), function length, hadolint"
 	@echo "make bench     run the benchmarks in bench/"
 	@echo "make screenshots  regenerate the dashboard screenshots in docs/screenshots/"
 	@echo "make crds      regenerate the hub chart's CRDs from appflow/schemas"
@@ -37,6 +37,7 @@ lint: install
 	$(BIN)/ruff format --check appflow tests $(wildcard bench)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/python tools/function_length.py appflow/engine --max 80
 	$(BIN)/hadolint Dockerfile
 
 unit: install

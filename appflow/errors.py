@@ -13,9 +13,20 @@ looping, as Fleet does for errors no retry can fix.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Self
 
-from appflow.redaction import scrub
+_scrub: Callable[[str], str] = str
+"""What removes known secret values from a message. ``appflow.redaction`` installs its
+own when it is imported, which every path that learns a secret value goes through; the
+errors module imports nothing of appflow, so every module may import it (no cycle)."""
+
+
+def install_scrubber(scrub: Callable[[str], str]) -> None:
+    """Make every AppflowError made from now on pass its message and hint through SCRUB."""
+    global _scrub
+    _scrub = scrub
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,11 +69,11 @@ class AppflowError(Exception):
     def __init__(self, message: str, *, where: Where | None = None, hint: str | None = None):
         # Messages quote what other systems said (helm, the API server), and
         # those may quote a decrypted value: no message keeps one.
-        message = scrub(message)
+        message = _scrub(message)
         super().__init__(message)
         self.message = message
         self.where = where or Where()
-        self.hint = scrub(hint) if hint else hint
+        self.hint = _scrub(hint) if hint else hint
 
     def __str__(self) -> str:
         place = self.where.describe()
@@ -71,12 +82,24 @@ class AppflowError(Exception):
             text += f" ({self.hint})"
         return text
 
-    def located(self, **where: str | int | None) -> AppflowError:
-        """Return this error with more of its place filled in (existing parts win)."""
+    def located(self, **where: str | int | None) -> Self:
+        """A copy of this error with more of its place filled in (existing parts win).
+
+        The error itself is left as it is: the same error may be reported for
+        several apps or clusters (a shared render, a cached failure).
+        """
         current = {k: v for k, v in vars(self.where).items() if v is not None}
         merged = {**{k: v for k, v in where.items() if v is not None}, **current}
-        self.where = Where(**merged)
-        return self
+        return self.placed(Where(**merged))
+
+    def placed(self, where: Where) -> Self:
+        """A copy of this error (same class, message, hint and cause) at WHERE."""
+        clone = type(self).__new__(type(self), *self.args)
+        clone.__dict__.update(self.__dict__)
+        clone.where = where
+        clone.__cause__ = self.__cause__
+        clone.__suppress_context__ = self.__suppress_context__
+        return clone
 
 
 class ConfigError(AppflowError):

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from appflow import errors
 from appflow.model.redact import Redactor
 from appflow.paths import data_dir
 
@@ -93,3 +94,7 @@ def scrub(text: str) -> str:
     """TEXT without any secret value this process has seen."""
     current = _seen
     return current.scrub(text) if current.values else text
+
+
+# Values reach _seen only through this module: from its import on, errors scrub theirs.
+errors.install_scrubber(scrub)

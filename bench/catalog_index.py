@@ -14,6 +14,7 @@ Run: .venv/bin/python bench/catalog_index.py
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.server
 import os
@@ -89,7 +90,7 @@ def main() -> None:
         try:
             from appflow.cli.catalog import list_entries
             from appflow.cli.output import emit
-            from appflow.engine import catalog as engine
+            from appflow.engine.catalog import entries
             from appflow.sources import catalog as source
 
             repo = source.CatalogRepo(name="bench", url=f"http://127.0.0.1:{port}")
@@ -112,8 +113,8 @@ def main() -> None:
                 assert len(rows) == 100
 
             def resolve() -> None:
-                entry = engine.find_entry(catalog_dir, "bench/chart-0500")
-                resolution = engine.resolve(entry, version=">=1.1 <2")
+                entry = entries.find_entry(catalog_dir, "bench/chart-0500")
+                resolution = asyncio.run(entries.resolve(entry, version=">=1.1 <2"))
                 assert resolution.version == "1.1.0"
                 assert resolution.digest
 

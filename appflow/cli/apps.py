@@ -12,18 +12,16 @@ import click
 from appflow import redaction
 from appflow.cli.common import engine_session, run, store_session
 from appflow.cli.output import console, emit, err_console, new_table, output_option
-from appflow.engine.deployment import SyncBlocked, SyncOptions
 from appflow.engine.engine import AppSyncReport, Engine, Progress
-from appflow.engine.release import HELM_REVISION
-from appflow.errors import ConfigError, NotFoundError, Where
+from appflow.engine.stages.types import SyncBlocked, SyncOptions
+from appflow.errors import ConfigError, NotFoundError
 from appflow.model.appdef import SyncPolicy
 from appflow.model.deps import dependency_order, resolve_dependencies
 from appflow.model.plan import Action
-from appflow.model.records import AppRecord, RepoRecord, utc_now
+from appflow.model.records import AppRecord
 from appflow.model.redact import shown_secrets
 from appflow.model.status import status_grid
 from appflow.sources.appdef import load_app_definitions
-from appflow.store import Store
 
 STATE_STYLE = {
     "Ready": "green",
@@ -36,61 +34,6 @@ STATE_STYLE = {
     "Orphaned": "yellow",
     "Unknown": "dim",
 }
-
-
-def _is_url(text: str) -> bool:
-    return "://" in text or text.startswith("git@")
-
-
-def _source_of(app: AppRecord) -> str:
-    if app.repo:
-        return f"repository {app.repo}" + (f" (folder {app.path})" if app.path else "")
-    if app.source == "catalog":
-        return "the catalog"
-    return f"the local folder {app.local_path}"
-
-
-def _register_apps(store: Store, repo: RepoRecord, root: Path) -> list[AppRecord]:
-    """Register REPO and every app found in ROOT, all or nothing.
-
-    Everything that can fail (reading the definitions, an app name another source already
-    uses) is checked before the first write, and the writes are one transaction: a failed
-    `repo add` leaves the store as it was.
-    """
-    definitions = load_app_definitions(root, paths=repo.paths or ("",))
-    if not definitions:
-        raise ConfigError(
-            f"no apps found under {', '.join(repo.paths) or '.'} in {repo.url}",
-            hint="a folder needs an appflow.yaml, fleet.yaml, Chart.yaml, kustomization.yaml or manifests",
-        )
-    existing = {a.name: a for a in store.list_apps()}
-    for d in definitions:
-        other = existing.get(d.name)
-        # Re-adding the same repository updates its apps; taking one over from another
-        # source would silently change what the app deploys.
-        if other is not None and other.repo != repo.name:
-            raise ConfigError(
-                f"an app named {d.name} already comes from {_source_of(other)}; "
-                f"repository {repo.name} cannot take it over",
-                where=Where(app=d.name, file=d.definition_file or d.path or None),
-                hint=f"give one of them another name (name: in its appflow.yaml or fleet.yaml), "
-                f"or delete the other first: appflow app delete {d.name}",
-            )
-    source = "git" if _is_url(repo.url) else "local"
-    with store.transaction():
-        store.put_repo(repo)
-        return [
-            store.put_app(
-                AppRecord(
-                    name=d.name,
-                    source=source,  # type: ignore[arg-type]
-                    repo=repo.name,
-                    local_path=None if source == "git" else repo.url,
-                    path=d.path,
-                )
-            )
-            for d in definitions
-        ]
 
 
 @click.group()
@@ -113,35 +56,12 @@ def repo() -> None:
 )
 def repo_add(name: str, url: str, ref: str, paths: tuple[str, ...]) -> None:
     """Register repository NAME at URL (or a local folder) and every app found under --path."""
-    if _is_url(url):
-        from appflow.sources import git
+    from appflow.engine.repos import register_repo
 
-        spec = git.GitSource(url=url, ref=_ref(ref))
-        fetched = run(git.fetch(spec))
-        root = run(git.checkout(spec, fetched.commit))
-        record = RepoRecord(
-            name=name,
-            url=url,
-            ref=ref,
-            paths=paths,
-            last_commit=fetched.commit,
-            last_fetched=utc_now(),
-        )
-    else:
-        root = Path(url).resolve()
-        if not root.is_dir():
-            raise ConfigError(f"{url} is neither a URL nor a folder")
-        record = RepoRecord(name=name, url=str(root), ref="", paths=paths)
     with store_session() as store:
-        apps = _register_apps(store, record, root)
+        apps = run(register_repo(store, name=name, url=url, ref=ref, paths=paths))
     for app in apps:
         console.print(f"app {app.name} ({app.path or '.'})")
-
-
-def _ref(ref: str) -> Any:
-    from appflow.engine.engine import _ref_spec
-
-    return _ref_spec(ref)
 
 
 @repo.command("list")
@@ -197,9 +117,19 @@ def app_add(name: str, local: Path | None, repo_name: str | None, path: str) -> 
     with store_session() as store:
         if local is not None:
             root = local.resolve()
-            load_app_definitions(root, paths=(path,))  # fail now on a bad definition
+            # Fail now on a bad definition; keep what it says that syncs of others read.
+            found = load_app_definitions(root, paths=(path,))
+            declared = next((d for d in found if d.path == path.strip("/")), None)
             store.put_app(
-                AppRecord(name=name, source="local", local_path=str(root), path=path.strip("/"))
+                AppRecord(
+                    name=name,
+                    source="local",
+                    local_path=str(root),
+                    path=path.strip("/"),
+                    policy=declared.sync_policy if declared else SyncPolicy(),
+                    labels=dict(declared.labels) if declared else {},
+                    depends_on=declared.depends_on if declared else (),
+                )
             )
         else:
             assert repo_name is not None
@@ -277,7 +207,7 @@ def app_show(name: str, output: str) -> None:
                     "state": d.state,
                     "appliedRevision": d.applied_revision,
                     "message": d.message,
-                    "resources": d.resource_counts,
+                    "resources": d.resource_counts.as_dict(),
                     "failing": [{"object": f.object, "message": f.message} for f in d.failing],
                 }
                 for d in store.list_deployments(app=name)
@@ -303,8 +233,10 @@ def _print_report(report: AppSyncReport) -> None:
         err_console.print(f"[bold red]sync of {report.app} refused before any change:[/]")
         for err in report.blocked:
             err_console.print(f"  - {err}", highlight=False)
-    for cluster, err in sorted(report.unreachable.items()):
+    for cluster, err in sorted({**report.unreachable, **report.failed}.items()):
         err_console.print(f"[red]{cluster}:[/] {err}", highlight=False)
+    for cluster, why in sorted(report.held.items()):
+        err_console.print(f"[yellow]{cluster}:[/] held: {why}", highlight=False)
     for cluster, why in sorted(report.waiting.items()):
         err_console.print(f"[cyan]{cluster}:[/] WaitApplied: {why}", highlight=False)
     if report.rollout_failed:
@@ -321,8 +253,8 @@ def _print_report(report: AppSyncReport) -> None:
             f"{counts.get(a, 0)} {a.value}"
             for a in (Action.CREATE, Action.CONFIGURE, Action.UNCHANGED, Action.PRUNE)
         )
-        if HELM_REVISION in r.resource_counts:
-            summary = f"helm release revision {r.resource_counts[HELM_REVISION]}"
+        if r.release is not None:
+            summary = f"helm release revision {r.release.revision}"
         console.print(
             f"{report.app}{revision} -> {r.cluster}: [{style}]{r.state}[/] ({summary}) in {r.seconds:.2f}s",
             highlight=False,
@@ -337,10 +269,8 @@ def _sync_names(engine: Engine, names: tuple[str, ...], all_apps: bool) -> list[
     if all_apps:
         # Each app after the apps it depends on, so that one `sync --all` deploys
         # a stack instead of leaving its dependents WaitApplied until the next.
-        definitions = [
-            run(engine.definition(a, run(engine.source(a)))) for a in engine.store.list_apps()
-        ]
-        return dependency_order(resolve_dependencies(definitions))
+        # The apps' records say what their definitions said: no source is fetched.
+        return dependency_order(resolve_dependencies(engine.store.list_apps()))
     if not names:
         raise ConfigError("name an app, or use --all")
     return list(names)
@@ -390,6 +320,8 @@ def _report_data(report: AppSyncReport) -> dict[str, Any]:
         "revision": report.revision.number if report.revision else None,
         "blocked": [str(e) for e in report.blocked],
         "unreachable": {c: str(e) for c, e in report.unreachable.items()},
+        "failed": {c: str(e) for c, e in report.failed.items()},
+        "held": report.held,
         "warnings": report.warnings,
         "waiting": report.waiting,
         "rolloutFailed": report.rollout_failed,
@@ -492,7 +424,9 @@ def app_history(name: str, limit: int, output: str) -> None:
             {
                 "id": s.id,
                 "revision": s.revision,
-                "source": revisions[s.revision].source_ref[:12] if s.revision in revisions else "-",
+                "source": str(revisions[s.revision].source_ref)[:12]
+                if s.revision in revisions
+                else "-",
                 "cluster": s.cluster,
                 "trigger": s.trigger,
                 "started": s.started_at.isoformat(timespec="seconds"),

@@ -9,28 +9,22 @@ from pathlib import Path
 from typing import Any, cast
 
 import click
-import yaml
 
 from appflow.cli.apps import _print_report
 from appflow.cli.common import engine_session, run, store_session
 from appflow.cli.output import console, emit, err_console, output_option
-from appflow.engine import catalog as catalog_engine
-from appflow.engine.catalog import InstallRequest, UpgradeRequest, ValuesInput
-from appflow.engine.deployment import SyncOptions
+from appflow.engine.catalog import entries as catalog_entries
+from appflow.engine.catalog import installs, values
+from appflow.engine.catalog.installs import InstallRequest, UpgradeRequest
+from appflow.engine.catalog.source import catalog_data
+from appflow.engine.catalog.values import ValuesInput
 from appflow.engine.engine import AppSyncReport
-from appflow.errors import AppflowError, ConfigError
-from appflow.model.catalog import (
-    UPGRADE_POLICIES,
-    CatalogEntry,
-    TargetChoice,
-    UpgradePolicy,
-    question_defaults,
-    shown,
-    value_at,
-)
+from appflow.engine.stages.types import SyncOptions
+from appflow.errors import ConfigError
+from appflow.model.catalog import CatalogEntry, question_defaults, shown, value_at
+from appflow.model.records import UPGRADE_POLICIES, TargetChoice, UpgradePolicy
 from appflow.model.values import merge_values
 from appflow.paths import cache_dir
-from appflow.render import helm as render_helm
 from appflow.sources import catalog as source
 
 F = Callable[..., Any]
@@ -73,7 +67,7 @@ def list_entries(
     catalog_dir: Path, *, category: str | None, search: str | None
 ) -> list[dict[str, Any]]:
     """The rows of `catalog list` (also what the benchmark times)."""
-    entries, notes = catalog_engine.load_entries(catalog_dir)
+    entries, notes = catalog_entries.load_entries(catalog_dir)
     for note in notes:
         err_console.print(f"[yellow]warning:[/] {note}", highlight=False)
     return [_entry_row(e) for e in entries if e.matches(category=category, search=search)]
@@ -115,7 +109,7 @@ def catalog_show(
     name: str, version: str | None, what: str | None, catalog_dir: Path | None, output: str
 ) -> None:
     """Show catalog app NAME (or REPO/CHART): metadata, versions, values, schema, README."""
-    entry = catalog_engine.find_entry(_catalog_dir(catalog_dir), name)
+    entry = catalog_entries.find_entry(_catalog_dir(catalog_dir), name)
     if what == "readme" and entry.readme:
         click.echo(entry.readme.rstrip("\n"))
         return
@@ -123,8 +117,8 @@ def catalog_show(
         emit({"questions": [dict(q) for q in entry.questions]}, output=output)
         return
     if what in ("values", "schema", "readme"):
-        resolution = catalog_engine.resolve(entry, version=version)
-        chart_dir, _ = run(catalog_engine.fetch_chart(resolution))
+        resolution = run(catalog_entries.resolve(entry, version=version))
+        chart_dir, _ = run(catalog_entries.fetch_chart(resolution))
         if what == "values":
             text = (
                 (chart_dir / "values.yaml").read_text()
@@ -133,7 +127,7 @@ def catalog_show(
             )
             click.echo(text.rstrip("\n"))
         elif what == "schema":
-            schema = catalog_engine.values_schema(entry, chart_dir)
+            schema = values.values_schema(entry, chart_dir)
             if schema is None:
                 raise ConfigError(f"{name} has no values schema (neither the entry nor the chart)")
             click.echo(json.dumps(schema, indent=2))
@@ -143,7 +137,7 @@ def catalog_show(
                 readme.read_text().rstrip("\n") if readme.is_file() else f"{name} has no README"
             )
         return
-    resolution = catalog_engine.resolve(entry, version=version)
+    resolution = run(catalog_entries.resolve(entry, version=version))
     data = {
         **_entry_row(entry),
         "resolved": resolution.version,
@@ -283,7 +277,7 @@ def catalog_install(
     targets = _targets(clusters, group, selector, all_clusters)
     directory = _catalog_dir(catalog_dir)
     if interactive:
-        set_values = _prompt(catalog_engine.find_entry(directory, entry), set_values)
+        set_values = _prompt(catalog_entries.find_entry(directory, entry), set_values)
     request = InstallRequest(
         entry=entry,
         name=name,
@@ -296,7 +290,7 @@ def catalog_install(
         options=SyncOptions(wait=wait, wait_timeout=timeout),
     )
     with engine_session() as engine, err_console.status("installing...") as status:
-        planned, report = run(catalog_engine.install(engine, request, progress=status.update))
+        planned, report = run(installs.install(engine, request, progress=status.update))
     if output == "table":
         console.print(
             f"installing {planned.resolution.describe()} as {planned.record.name} on "
@@ -336,8 +330,8 @@ def catalog_upgrade(
         options=SyncOptions(wait=wait, wait_timeout=timeout),
     )
     with engine_session() as engine, err_console.status("upgrading...") as status:
-        before = str(catalog_engine.catalog_data(engine.store.get_app(name)).get("version") or "?")
-        planned, report = run(catalog_engine.upgrade(engine, request, progress=status.update))
+        before = catalog_data(engine.store.get_app(name)).version
+        planned, report = run(installs.upgrade(engine, request, progress=status.update))
     if output == "table":
         console.print(
             f"upgrading {name}: {before} -> {planned.resolution.version}", highlight=False
@@ -350,7 +344,7 @@ def catalog_upgrade(
 def catalog_uninstall(name: str) -> None:
     """Remove install NAME from every cluster and forget it."""
     with engine_session() as engine, err_console.status("uninstalling...") as status:
-        report = run(catalog_engine.uninstall(engine, name, progress=status.update))
+        report = run(installs.uninstall(engine, name, progress=status.update))
     _print_report(report)
     if not report.ok:
         raise ConfigError(f"{name} was not uninstalled everywhere (see above); it is kept")
@@ -363,7 +357,7 @@ def catalog_uninstall(name: str) -> None:
 def catalog_installs(catalog_dir: Path | None, output: str) -> None:
     """Catalog installs: version, constraint, policy, upgrade available, state per cluster."""
     with store_session() as store:
-        rows = catalog_engine.installs(store, _catalog_dir(catalog_dir))
+        rows = installs.installs(store, _catalog_dir(catalog_dir))
     emit(
         rows,
         output=output,
@@ -386,64 +380,15 @@ def catalog_installs(catalog_dir: Path | None, output: str) -> None:
 # --- lint ---------------------------------------------------------------------------------------
 
 
-def lint_catalog(directory: Path, *, helm: bool = True) -> list[str]:
-    """Every problem of the catalog under DIRECTORY, as 'entry: message' lines."""
-    problems: list[str] = []
-    if not directory.is_dir():
-        return [f"{directory}: no such folder"]
-    for folder in sorted(
-        p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")
-    ):
-        app_file = folder / "app.yaml"
-        if not app_file.is_file():
-            problems.append(f"{folder.name}: no app.yaml")
-            continue
-        try:
-            document = yaml.safe_load(app_file.read_text())
-        except yaml.YAMLError as err:
-            problems.append(f"{folder.name}: app.yaml is not valid YAML: {err}")
-            continue
-        schema_errors = source.app_yaml_errors(document, file=str(app_file))
-        problems.extend(f"{folder.name}: {e}" for e in schema_errors)
-        if schema_errors:
-            continue
-        try:
-            entry = source.load_entry(folder)
-        except AppflowError as err:
-            problems.append(f"{folder.name}: {err}")
-            continue
-        if not entry.readme.strip():
-            problems.append(f"{folder.name}: README.md is missing or empty")
-        if entry.chart.kind != "local":
-            continue
-        assert entry.chart.path is not None
-        chart_dir = folder / entry.chart.path
-        try:
-            defaults = source.chart_values(chart_dir)
-            values = catalog_engine.Values(
-                user=question_defaults(entry.questions), chart=defaults, origins={}
-            )
-            messages = catalog_engine.check_values(entry, chart_dir, values, [])
-            problems.extend(
-                f"{folder.name}: chart values.yaml + questions defaults: {m}" for m in messages
-            )
-            if catalog_engine.values_schema(entry, chart_dir) is None:
-                problems.append(f"{folder.name}: no values.schema.json (entry or chart)")
-        except AppflowError as err:
-            problems.append(f"{folder.name}: {err}")
-        if helm:
-            findings = run(render_helm.helm_lint(chart_dir))
-            problems.extend(f"{folder.name}: helm lint: {f}" for f in findings)
-    return problems
-
-
 @catalog.command("lint")
 @catalog_option
 @click.option("--no-helm", is_flag=True, help="Skip helm lint (schema checks only).")
 def catalog_lint(catalog_dir: Path | None, no_helm: bool) -> None:
     """Check every entry: app.yaml schema, values schema, chart defaults, helm lint."""
     directory = _catalog_dir(catalog_dir)
-    problems = lint_catalog(directory, helm=not no_helm)
+    from appflow.engine.catalog.lint import lint_catalog
+
+    problems = run(lint_catalog(directory, helm=not no_helm))
     for line in problems:
         err_console.print(f"[red]✗[/] {line}", highlight=False)
     count = (
@@ -472,7 +417,9 @@ def catalog_serve(listen: str, catalog_dir: Path | None) -> None:
     if not port.isdigit():
         raise ConfigError(f"--listen {listen!r}: expected HOST:PORT")
     directory = _catalog_dir(catalog_dir)
-    publisher = catalog_engine.CatalogPublisher(directory, cache_dir() / "catalog" / "served")
+    from appflow.engine.catalog.publisher import CatalogPublisher
+
+    publisher = CatalogPublisher(directory, cache_dir() / "catalog" / "served")
     run(publisher.refresh())
     for problem in publisher.problems:
         err_console.print(f"[yellow]warning:[/] {problem}", highlight=False)
@@ -575,6 +522,8 @@ def catalog_repo_update(names: tuple[str, ...], catalog_dir: Path | None) -> Non
         fetched = source.fetch_index(repo, max_age=0.0)
         console.print(f"{repo.name}: {fetched.status}, {len(fetched.index)} chart(s)")
     with engine_session() as engine:
-        reports = run(catalog_engine.apply_auto_upgrades(engine, _catalog_dir(catalog_dir)))
+        from appflow.engine.catalog.live import apply_auto_upgrades
+
+        reports = run(apply_auto_upgrades(engine, _catalog_dir(catalog_dir)))
     for report in reports:
         _print_report(report)

@@ -35,6 +35,9 @@ def store_session() -> Iterator[SqliteStore]:
 @contextmanager
 def engine_session() -> Iterator[Engine]:
     # The engine pulls in the Kubernetes client: only commands that sync pay for it.
+    # Importing the catalog package registers its source resolver (cheaply: its
+    # adapters load only when a catalog app syncs), so catalog installs sync too.
+    import appflow.engine.catalog  # noqa: F401
     from appflow.engine.engine import Engine
 
     with store_session() as store:

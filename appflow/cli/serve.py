@@ -94,7 +94,8 @@ def _schema_problems(error: jsonschema.ValidationError) -> list[str]:
 async def _serve(engine: Engine, config: ServeConfig) -> None:
     import uvicorn
 
-    from appflow.engine.catalog import CatalogPublisher, poll_catalog_repos, watch_catalog
+    from appflow.engine.catalog.live import poll_catalog_repos, watch_catalog
+    from appflow.engine.catalog.publisher import CatalogPublisher
     from appflow.server.app import create_app
     from appflow.server.catalog_repo import catalog_router
     from appflow.server.metrics import Metrics
@@ -213,6 +214,8 @@ def _summary(report: AppSyncReport) -> str:
         parts.append(f"{r.cluster}: {r.state}" + (f" ({text})" if text else ""))
     for cluster, err in report.unreachable.items():
         parts.append(f"{cluster}: unreachable ({err.message})")
+    for cluster, err in report.failed.items():
+        parts.append(f"{cluster}: failed ({err.message})")
     for err in report.blocked:
         parts.append(f"refused: {err}")
     return "; ".join(parts) or "nothing to do"

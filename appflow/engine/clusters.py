@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from appflow.engine.recorder import Recorder
 from appflow.errors import AppflowError, ConfigError, NotFoundError, Where
 from appflow.kube.client import Connection, KubeCluster
 from appflow.model.objects import Manifest
@@ -190,7 +191,7 @@ async def add_cluster(
         node_count=found.node_count,
         last_seen=utc_now(),
     )
-    return store.put_cluster(record)
+    return await Recorder(store).cluster(record)
 
 
 async def check_cluster(
@@ -198,7 +199,9 @@ async def check_cluster(
 ) -> ClusterRecord:
     """Probe a registered cluster and record what was seen (EVE's run states)."""
     if not record.kubeconfig_path:
-        return store.put_cluster(replace(record, state="Error", state_reason="no kubeconfig"))
+        return await Recorder(store).cluster(
+            replace(record, state="Error", state_reason="no kubeconfig")
+        )
     kube = KubeCluster(
         Connection(
             name=record.name,
@@ -211,7 +214,7 @@ async def check_cluster(
         found = await probe(kube)
     except AppflowError as err:
         down: ClusterState = "Offline" if err.retryable else "Error"
-        return store.put_cluster(replace(record, state=down, state_reason=err.message))
+        return await Recorder(store).cluster(replace(record, state=down, state_reason=err.message))
     finally:
         kube.close()
     state: ClusterState = "Online" if found.ready_nodes == found.node_count else "Suspect"
@@ -223,7 +226,7 @@ async def check_cluster(
         LABEL_VERSION: _label_value(found.version),
         LABEL_NODES: str(found.node_count),
     }
-    return store.put_cluster(
+    return await Recorder(store).cluster(
         replace(
             record,
             labels=labels,

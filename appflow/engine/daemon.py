@@ -24,18 +24,18 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
-from appflow.engine.deployment import secret_content
 from appflow.engine.engine import AppSyncReport, Engine
 from appflow.engine.queue import ALL, WorkKey, WorkQueue
+from appflow.engine.stages.live import secret_content
 from appflow.errors import AppflowError, NotFoundError
 from appflow.model.diff import changed_paths, normalize
 from appflow.model.objects import LABEL_APP, Manifest, ObjectRef
 from appflow.model.ownership import stamp, untouched_since
-from appflow.model.records import DeploymentState, SyncTrigger
+from appflow.model.records import AppRecord, DeploymentRecord, DeploymentState, SyncTrigger
 
 log = logging.getLogger("appflow.daemon")
 
@@ -68,9 +68,14 @@ class Daemon:
     ) -> None:
         self.engine = engine
         self.store = engine.store
+        self.recorder = engine.recorder
         self.options = options or DaemonOptions()
         self.queue = WorkQueue()
         self._repo_wakeups: dict[str, asyncio.Event] = {}
+        self._repo_commits: dict[str, str] = {}
+        """Commits signed webhooks named, per repository, for its next poll."""
+        self._app_commits: dict[str, str] = {}
+        """Commits a poll resolved, per app queued for it: its sync asks the remote nothing."""
         self._stopping = asyncio.Event()
         self._ready = False
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -88,6 +93,8 @@ class Daemon:
             self._repo_wakeups[repo] = event = asyncio.Event()
             self._spawn(f"poll:{repo}", lambda: self._poll_repo(repo))
         self._last_repo_trigger[repo] = trigger
+        if commit is not None:
+            self._repo_commits[repo] = commit
         event.set()
 
     def trigger_app(self, app: str, *, trigger: SyncTrigger, cluster: str | None = None) -> None:
@@ -108,13 +115,13 @@ class Daemon:
         self._last_repo_trigger = {}
         # Syncs a killed process left running are marked interrupted (with an
         # event); every app is queued below, which re-syncs them.
-        self.store.recover_interrupted()
-        for app in self.store.list_apps():
+        await self.recorder.recover_interrupted()
+        for app in await asyncio.to_thread(self.store.list_apps):
             if not app.paused:
                 self.queue.add(WorkKey(app.name), trigger="poll")
         for index in range(self.options.workers):
             self._spawn(f"worker-{index}", self._worker)
-        for repo in self.store.list_repos():
+        for repo in await asyncio.to_thread(self.store.list_repos):
             if "://" in repo.url or repo.url.startswith("git@"):
                 self.trigger_repo(repo.name, trigger="poll")
         self._spawn("resync", self._resync)
@@ -124,7 +131,7 @@ class Daemon:
         for name, factory in (extra or {}).items():
             self._spawn(name, factory)
         self._ready = True
-        self.store.add_event(kind="daemon", message="appflow serve started", outcome="started")
+        await self.recorder.event(kind="daemon", message="appflow serve started", outcome="started")
         await self._stopping.wait()
         await self._shutdown()
 
@@ -148,7 +155,7 @@ class Daemon:
             for task in pending:
                 task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
-        self.store.add_event(kind="daemon", message="appflow serve stopped", outcome="stopped")
+        await self.recorder.event(kind="daemon", message="appflow serve stopped", outcome="stopped")
 
     def _spawn(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
         async def supervised() -> None:
@@ -163,11 +170,12 @@ class Daemon:
                     failures += 1
                     delay = min(60.0, 2.0**failures) * random.uniform(0.5, 1.0)
                     log.exception("task %s failed; restarting in %.1fs", name, delay)
-                    self.store.add_event(
-                        kind="failure",
-                        outcome="task-restarted",
-                        message=f"task {name} failed: {err}; restarting",
-                    )
+                    with contextlib.suppress(AppflowError):
+                        await self.recorder.event(
+                            kind="failure",
+                            outcome="task-restarted",
+                            message=f"task {name} failed: {err}; restarting",
+                        )
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stopping.wait(), timeout=delay)
 
@@ -191,7 +199,7 @@ class Daemon:
             finally:
                 delay = self.queue.done(key, ok=ok)
                 if not ok:
-                    self.store.add_event(
+                    await self.recorder.event(
                         kind="backoff",
                         app=key.app,
                         cluster=None if key.cluster == ALL else key.cluster,
@@ -200,31 +208,36 @@ class Daemon:
                     )
 
     async def _work(self, key: WorkKey, trigger: SyncTrigger) -> bool:
+        commit = self._app_commits.pop(key.app, None) if key.cluster == ALL else None
         try:
-            app = self.store.get_app(key.app)
+            app = await asyncio.to_thread(self.store.get_app, key.app)
         except NotFoundError:
             return True  # deleted meanwhile: nothing to do
         if app.paused and trigger in ("poll", "webhook", "selfHeal"):
             return True
-        policy = (app.definition or {}).get("syncPolicy") or {}
-        if policy.get("auto") is False and trigger in ("poll", "webhook"):
+        if not app.policy.auto and trigger in ("poll", "webhook"):
             return True
         started = time.monotonic()
         try:
             report = await self.engine.sync(
-                key.app, clusters=() if key.cluster == ALL else (key.cluster,), trigger=trigger
+                key.app,
+                clusters=() if key.cluster == ALL else (key.cluster,),
+                trigger=trigger,
+                # A user's sync asks the remote; one a poll queued takes what the poll found.
+                commit=None if trigger == "user" else commit,
             )
         except AppflowError as err:
-            self.store.add_event(
+            await self.recorder.event(
                 kind="failure", app=key.app, trigger=trigger, outcome="failed", message=str(err)
             )
             return not err.retryable
         if self._on_sync is not None:
             self._on_sync(report, time.monotonic() - started)
         self._inventory_changed.set()
-        # Unreachable clusters are retried with backoff; a refused revision is
-        # not retried until something changes (a new commit, a user's sync).
-        return not report.unreachable
+        # Clusters that did not answer are retried with backoff; a refused revision
+        # or an error no retry fixes is recorded once and not retried until
+        # something changes (a new commit, a user's sync).
+        return not report.retry
 
     # -- repositories ----------------------------------------------------------------------
 
@@ -233,7 +246,7 @@ class Daemon:
         failures = 0
         while not self._stopping.is_set():
             try:
-                repo = self.store.get_repo(name)
+                repo = await asyncio.to_thread(self.store.get_repo, name)
             except NotFoundError:
                 return
             interval = self.options.poll_seconds or float(repo.poll_interval_seconds)
@@ -242,24 +255,48 @@ class Daemon:
             # Jitter spreads the polls of many repositories over the interval.
             jitter = random.uniform(0.8, 1.2)
             try:
-                due = await self.engine.refresh_repo(name)
+                found = await self.engine.refresh_repo(
+                    name, commit=self._repo_commits.pop(name, None)
+                )
                 failures = 0
             except AppflowError as err:
                 failures += 1
                 interval = min(600.0, interval * (2 ** min(failures, 4)))
-                self.store.add_event(
+                await self.recorder.event(
                     kind="failure",
                     trigger=trigger,
                     outcome="fetch-failed",
                     message=f"repository {name}: {err}; next attempt in "
                     f"{interval * jitter:.0f}s (failure {failures})",
                 )
-                due = []
-            for app in due:
-                self.queue.add(WorkKey(app), trigger=trigger)
+            else:
+                await self._moved(found.due, found.commit, trigger)
             sleep = interval * jitter
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wakeup.wait(), timeout=sleep)
+
+    async def _moved(self, due: Sequence[str], commit: str | None, trigger: SyncTrigger) -> None:
+        """Queue the apps a new COMMIT touched; those that do not sync on their own
+        (paused, or syncPolicy.auto false) are marked OutOfSync instead."""
+        for name in due:
+            try:
+                app = await asyncio.to_thread(self.store.get_app, name)
+            except NotFoundError:
+                continue
+            if app.paused or not app.policy.auto:
+                await self._out_of_sync(app, commit)
+                continue
+            if commit is not None:
+                self._app_commits[name] = commit
+            self.queue.add(WorkKey(name), trigger=trigger)
+
+    async def _out_of_sync(self, app: AppRecord, commit: str | None) -> None:
+        why = "the app is paused" if app.paused else "its syncPolicy.auto is false"
+        moved = f"the source moved to {commit[:12]}" if commit else "the source moved"
+        message = f"{moved}; not synced because {why} (appflow sync {app.name})"
+        deployments = await asyncio.to_thread(self.store.list_deployments, app=app.name)
+        for d in deployments:
+            await self.recorder.deployment_state(app.name, d.cluster, "OutOfSync", message)
 
     async def _resync(self) -> None:
         while not self._stopping.is_set():
@@ -267,17 +304,17 @@ class Daemon:
                 await asyncio.wait_for(self._stopping.wait(), timeout=self.options.resync_seconds)
             if self._stopping.is_set():
                 return
-            for app in self.store.list_apps():
+            for app in await asyncio.to_thread(self.store.list_apps):
                 if not app.paused:
                     self.queue.add(WorkKey(app.name), trigger="poll")
 
     async def _health(self) -> None:
         """Re-assess Deployments that are not Ready yet, so status follows the cluster."""
         while not self._stopping.is_set():
-            for d in self.store.list_deployments():
+            for d in await asyncio.to_thread(self.store.list_deployments):
                 if d.state in ("NotReady", "Missing") and d.applied_revision is not None:
                     try:
-                        await self.engine.refresh_health(d.app, d.cluster)
+                        await self.engine.refresh_health(app=d.app, cluster=d.cluster)
                     except AppflowError as err:
                         log.debug("health of %s on %s: %s", d.app, d.cluster, err)
             with contextlib.suppress(TimeoutError):
@@ -285,20 +322,22 @@ class Daemon:
 
     # -- drift -----------------------------------------------------------------------------
 
-    def _inventory_kinds(self) -> dict[str, set[tuple[str, str]]]:
+    @staticmethod
+    def _inventory_kinds(
+        deployments: Sequence[DeploymentRecord],
+    ) -> dict[str, set[tuple[str, str]]]:
         kinds: dict[str, set[tuple[str, str]]] = {}
-        for d in self.store.list_deployments():
-            for line in d.inventory:
-                api_version, _, encoded = line.partition(" ")
-                kinds.setdefault(d.cluster, set()).add(
-                    (api_version, ObjectRef.decode(encoded).kind)
-                )
+        for d in deployments:
+            kinds.setdefault(d.cluster, set()).update(
+                (e.api_version, e.ref.kind) for e in d.inventory
+            )
         return kinds
 
     async def _drift_supervisor(self) -> None:
         """Keep one watch per (cluster, kind) in the inventories; re-check every 30 s."""
         while not self._stopping.is_set():
-            for cluster, kinds in self._inventory_kinds().items():
+            deployments = await asyncio.to_thread(self.store.list_deployments)
+            for cluster, kinds in self._inventory_kinds(deployments).items():
                 have = self._watched.setdefault(cluster, set())
                 for api_version, kind in sorted(kinds - have):
                     have.add((api_version, kind))
@@ -312,7 +351,7 @@ class Daemon:
 
     async def _watch(self, cluster: str, api_version: str, kind: str) -> None:
         try:
-            record = self.store.get_cluster(cluster)
+            record = await asyncio.to_thread(self.store.get_cluster, cluster)
         except NotFoundError:
             return
         kube = self.engine.kube(record)
@@ -320,15 +359,15 @@ class Daemon:
             api_version, kind, label_selector=LABEL_APP, stop=self._stopping
         ):
             if event_type in ("MODIFIED", "DELETED"):
-                self._check_drift(cluster, event_type, obj)
+                await self._check_drift(cluster, event_type, obj)
 
-    def _check_drift(self, cluster: str, event_type: str, live: Manifest) -> None:
+    async def _check_drift(self, cluster: str, event_type: str, live: Manifest) -> None:
         meta = live.get("metadata") or {}
         app = (meta.get("labels") or {}).get(LABEL_APP)
         if not app:
             return
         ref = ObjectRef.of(live)
-        if not self._suspect(app, cluster, ref, None if event_type == "DELETED" else live):
+        if not await self._suspect(app, cluster, ref, None if event_type == "DELETED" else live):
             return
         task = asyncio.create_task(
             self._confirm_drift(app, cluster, ref, str(live.get("apiVersion")))
@@ -336,10 +375,10 @@ class Daemon:
         self._confirmations.add(task)
         task.add_done_callback(self._confirmations.discard)
 
-    def _suspect(self, app: str, cluster: str, ref: ObjectRef, live: Manifest | None) -> bool:
+    async def _suspect(self, app: str, cluster: str, ref: ObjectRef, live: Manifest | None) -> bool:
         """Whether LIVE (None: deleted) no longer matches what appflow last applied."""
         try:
-            deployment = self.store.get_deployment(app, cluster)
+            deployment = await asyncio.to_thread(self.store.get_deployment, app, cluster)
         except NotFoundError:
             return False
         recorded = deployment.applied.get(ref.encode())
@@ -356,18 +395,17 @@ class Daemon:
         await asyncio.sleep(self.options.self_heal_delay)
         if self.queue.busy(app, cluster):
             return  # a sync of this app is due or running: it settles the object
-        kube = self.engine.kube(self.store.get_cluster(cluster))
+        kube = self.engine.kube(await asyncio.to_thread(self.store.get_cluster, cluster))
         live = await kube.get(api_version, ref.kind, ref.name, ref.namespace)
-        if not self._suspect(app, cluster, ref, live):
+        if not await self._suspect(app, cluster, ref, live):
             return
         if live is None:
             what, state = f"{ref} was deleted", "Missing"
         else:
-            paths = self._drifted_paths(app, cluster, ref, live)
+            paths = await asyncio.to_thread(self._drifted_paths, app, cluster, ref, live)
             what, state = f"{ref} changed: {', '.join(paths) or 'fields appflow owns'}", "Modified"
-        policy = self._app_definition(app).get("syncPolicy") or {}
-        if policy.get("selfHeal"):
-            self.store.add_event(
+        if await asyncio.to_thread(self._self_heals, app):
+            await self.recorder.event(
                 kind="drift",
                 app=app,
                 cluster=cluster,
@@ -377,12 +415,14 @@ class Daemon:
             )
             self.queue.add(WorkKey(app, cluster), trigger="selfHeal")
             return
-        deployment = self.store.get_deployment(app, cluster)
+        deployment = await asyncio.to_thread(self.store.get_deployment, app, cluster)
         if deployment.state != state or deployment.message != what:
-            counts = dict(deployment.resource_counts)
-            key = "modified" if state == "Modified" else "missing"
-            counts[key] = counts.get(key, 0) + 1
-            self.store.put_deployment(
+            counts = deployment.resource_counts
+            if state == "Modified":
+                counts = replace(counts, modified=counts.modified + 1)
+            else:
+                counts = replace(counts, missing=counts.missing + 1)
+            await self.recorder.deployment(
                 replace(
                     deployment,
                     state=cast(DeploymentState, state),
@@ -390,15 +430,15 @@ class Daemon:
                     resource_counts=counts,
                 )
             )
-            self.store.add_event(
+            await self.recorder.event(
                 kind="drift", app=app, cluster=cluster, outcome=state, message=what
             )
 
-    def _app_definition(self, app: str) -> dict[str, Any]:
+    def _self_heals(self, app: str) -> bool:
         try:
-            return dict(self.store.get_app(app).definition or {})
+            return self.store.get_app(app).policy.self_heal
         except NotFoundError:
-            return {}
+            return False
 
     def _drifted_paths(self, app: str, cluster: str, ref: ObjectRef, live: Manifest) -> list[str]:
         """Field paths where LIVE differs from what appflow applied (only fields appflow sets)."""

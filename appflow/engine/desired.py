@@ -1,4 +1,8 @@
-"""From an AppDefinition and a Cluster to a RenderRequest: customization, values, namespace.
+"""Desired state: from an AppDefinition and a Cluster to the objects to sync there.
+
+The RenderRequest first (customization, values, namespace), then the render (secret
+inputs decrypted for the cluster, cached by content unless it saw plaintext), then the
+app's namespace added when the objects use it.
 
 Values precedence, lowest first. appflow.yaml: chart defaults < valuesFiles
 (app's, then the target customization's) < inline values < the customization's
@@ -27,16 +31,28 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from appflow.engine.connections import Connections
+from appflow.engine.secrets import SecretsStage
+from appflow.engine.sources import Source
+from appflow.engine.stages.types import DesiredState, SyncOptions
 from appflow.errors import ConfigError, Where
 from appflow.model.appdef import AppDefinition, TargetCustomization, ValuesFrom, is_chart_url
 from appflow.model.capabilities import Capabilities
-from appflow.model.objects import ANNOTATION_REPLACE, ANNOTATION_TAKE_OWNERSHIP
+from appflow.model.objects import (
+    ANNOTATION_PRUNE,
+    ANNOTATION_REPLACE,
+    ANNOTATION_TAKE_OWNERSHIP,
+    Manifest,
+)
+from appflow.model.ownership import digest
+from appflow.model.records import ClusterRecord
 from appflow.model.targeting import ClusterGroup, ClusterInfo, customization_for
 from appflow.model.values import merge_values, render_templated_values
+from appflow.render import render
+from appflow.render.cache import RenderCache
 from appflow.render.types import HelmChartRef, RenderRequest
 
 if TYPE_CHECKING:
-    from appflow.engine.deployment import SyncOptions
     from appflow.kube.client import KubeCluster
 
 
@@ -106,62 +122,10 @@ def render_request(
     if app.kind == "helm":
         helm = app.helm
         assert helm is not None, "a helm app has a helm spec"
-
-        def files_of(names: Sequence[str]) -> tuple[Path, ...]:
-            found = tuple(
-                _inside(
-                    repo_root,
-                    str(PurePosixPath(app.path) / f),
-                    app=app.name,
-                    field="helm.valuesFiles",
-                )
-                for f in names
-            )
-            for f in found:
-                if not f.is_file():
-                    raise ConfigError(
-                        f"values file {f.relative_to(repo_root.resolve())} does not exist",
-                        where=Where(app=app.name, cluster=cluster.name, field="helm.valuesFiles"),
-                    )
-            return found
-
-        root_files = files_of(helm.values_files)
-        custom_files = files_of(custom.helm_values_files if custom else ())
-        if helm.values_files_win:
-            # Fleet merges each level's valuesFiles over its inline values, the
-            # target's level over the app's, and only then templates the result.
-            values = merge_values(helm.values, *_read_values(root_files, repo_root, app.name))
-            if custom:
-                values = merge_values(values, custom.helm_values)
-                values = merge_values(values, *_read_values(custom_files, repo_root, app.name))
-            values_files: tuple[Path, ...] = ()
-        else:
-            values = merge_values(helm.values, custom.helm_values if custom else None)
-            values_files = root_files + custom_files
-        if helm.templating:
-            values = render_templated_values(
-                values, cluster_name=cluster.name, cluster_labels=cluster.labels
-            )
-        for layer in values_from:
-            values = merge_values(values, layer)
-        if helm.repo or helm.chart.startswith("oci://"):
-            chart = HelmChartRef(repo=helm.repo, name=helm.chart, version=helm.version)
-        elif is_chart_url(helm.chart):
-            chart = HelmChartRef(url=helm.chart, version=helm.version)
-        else:
-            chart = HelmChartRef(
-                path=_inside(
-                    repo_root,
-                    str(PurePosixPath(app.path) / helm.chart),
-                    app=app.name,
-                    field="helm.chart",
-                ),
-                version=helm.version,
-            )
-        chart = replace(chart, dependency_update=helm.dependency_update)
+        values, values_files = _helm_values(app, custom, cluster, repo_root, values_from)
         return request(
             kind="helm",
-            helm=chart,
+            helm=_chart_ref(app, repo_root),
             release_name=helm.release_name,
             values=values,
             values_files=values_files,
@@ -177,6 +141,76 @@ def render_request(
     if custom and custom.yaml_overlays:
         overlays = custom.yaml_overlays
     return request(kind="yaml", yaml_overlays=tuple(overlays))
+
+
+def _values_files(
+    app: AppDefinition, repo_root: Path, cluster: ClusterInfo, names: Sequence[str]
+) -> tuple[Path, ...]:
+    found = tuple(
+        _inside(repo_root, str(PurePosixPath(app.path) / f), app=app.name, field="helm.valuesFiles")
+        for f in names
+    )
+    for f in found:
+        if not f.is_file():
+            raise ConfigError(
+                f"values file {f.relative_to(repo_root.resolve())} does not exist",
+                where=Where(app=app.name, cluster=cluster.name, field="helm.valuesFiles"),
+            )
+    return found
+
+
+def _helm_values(
+    app: AppDefinition,
+    custom: TargetCustomization | None,
+    cluster: ClusterInfo,
+    repo_root: Path,
+    values_from: Sequence[Mapping[str, Any]],
+) -> tuple[dict[str, Any], tuple[Path, ...]]:
+    """The inline values of APP's chart for CLUSTER, and the values files helm reads."""
+    helm = app.helm
+    assert helm is not None, "a helm app has a helm spec"
+    root_files = _values_files(app, repo_root, cluster, helm.values_files)
+    custom_files = _values_files(
+        app, repo_root, cluster, custom.helm_values_files if custom else ()
+    )
+    if helm.values_files_win:
+        # Fleet merges each level's valuesFiles over its inline values, the
+        # target's level over the app's, and only then templates the result.
+        values = merge_values(helm.values, *_read_values(root_files, repo_root, app.name))
+        if custom:
+            values = merge_values(values, custom.helm_values)
+            values = merge_values(values, *_read_values(custom_files, repo_root, app.name))
+        values_files: tuple[Path, ...] = ()
+    else:
+        values = merge_values(helm.values, custom.helm_values if custom else None)
+        values_files = root_files + custom_files
+    if helm.templating:
+        values = render_templated_values(
+            values, cluster_name=cluster.name, cluster_labels=cluster.labels
+        )
+    for layer in values_from:
+        values = merge_values(values, layer)
+    return values, values_files
+
+
+def _chart_ref(app: AppDefinition, repo_root: Path) -> HelmChartRef:
+    helm = app.helm
+    assert helm is not None, "a helm app has a helm spec"
+    if helm.repo or helm.chart.startswith("oci://"):
+        chart = HelmChartRef(repo=helm.repo, name=helm.chart, version=helm.version)
+    elif is_chart_url(helm.chart):
+        chart = HelmChartRef(url=helm.chart, version=helm.version)
+    else:
+        chart = HelmChartRef(
+            path=_inside(
+                repo_root,
+                str(PurePosixPath(app.path) / helm.chart),
+                app=app.name,
+                field="helm.chart",
+            ),
+            version=helm.version,
+        )
+    return replace(chart, dependency_update=helm.dependency_update)
 
 
 def _read_values(files: Sequence[Path], root: Path, app: str) -> list[Mapping[str, Any]]:
@@ -292,3 +326,124 @@ def options_for(app: AppDefinition, options: SyncOptions) -> SyncOptions:
     if timeout <= 0:
         return replace(options, wait=False)
     return replace(options, wait_timeout=float(timeout))
+
+
+_NOT_DISCOVERED = Capabilities(kube_version="")
+"""Stands in for the capabilities of renders that do not use them."""
+
+
+async def request_for(
+    definition: AppDefinition,
+    source: Source,
+    cluster: ClusterRecord,
+    *,
+    groups: Mapping[str, ClusterGroup],
+    connections: Connections,
+) -> RenderRequest:
+    """The RenderRequest of DEFINITION for CLUSTER (valuesFrom read from the cluster)."""
+    # Only helm renders use the cluster's capabilities (.Capabilities, and the
+    # render cache's key); plain YAML and kustomize do not wait for discovery.
+    capabilities = (
+        await connections.capabilities(cluster) if definition.kind == "helm" else _NOT_DISCOVERED
+    )
+    info = ClusterInfo(name=cluster.name, labels=cluster.labels)
+    refs, namespace = values_from_refs(definition, info, dict(groups))
+    return render_request(
+        definition,
+        repo_root=source.root,
+        source_digest=source.digest,
+        cluster=info,
+        groups=dict(groups),
+        capabilities=capabilities,
+        kubeconfig=Path(cluster.kubeconfig_path) if cluster.kubeconfig_path else None,
+        values_from=await read_values_from(
+            connections.kube(cluster),
+            refs,
+            namespace=namespace,
+            app=definition.name,
+            cluster=cluster.name,
+            file=definition.definition_file,
+        )
+        if refs
+        else (),
+    )
+
+
+async def render_desired(
+    definition: AppDefinition,
+    source: Source,
+    cluster: ClusterRecord,
+    *,
+    groups: Mapping[str, ClusterGroup],
+    connections: Connections,
+    cache: RenderCache,
+    secrets: SecretsStage,
+    release: bool = False,
+) -> tuple[RenderRequest, DesiredState]:
+    """What DEFINITION puts on CLUSTER, rendered (from the cache when rendered before).
+
+    Secret inputs are decrypted for CLUSTER first (``engine.secrets``); a render that
+    saw plaintext skips the cache. For Helm release mode (RELEASE) helm installs from
+    the returned request, so the objects are not revealed: they only serve health.
+    """
+    request = await request_for(definition, source, cluster, groups=groups, connections=connections)
+    opened = await secrets.open(definition, request, cluster=cluster, groups=groups)
+    rendered = await render(opened.request, cache=cache if opened.cacheable else None)
+    if release:
+        objects = rendered.objects
+        revision = rendered.revision
+    else:
+        revealed = await secrets.reveal(opened, rendered.objects, definition=definition)
+        objects = with_app_namespace(
+            revealed,
+            request.namespace,
+            labels=definition.namespace_labels,
+            annotations=definition.namespace_annotations,
+        )
+        revision = (
+            rendered.revision
+            if objects == rendered.objects
+            else digest([rendered.revision, request.namespace])
+        )
+    return opened.request, DesiredState(
+        app=definition.name,
+        cluster=cluster.name,
+        objects=objects,
+        revision=opened.revision(objects, revision),
+        redactor=opened.redactor,
+    )
+
+
+def with_app_namespace(
+    objects: tuple[Manifest, ...],
+    namespace: str | None,
+    *,
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
+) -> tuple[Manifest, ...]:
+    """OBJECTS plus the app's namespace, when they use it and do not define it.
+
+    As Fleet does with defaultNamespace, the namespace is created for the app;
+    it is marked to be kept on prune, because deleting a namespace deletes
+    everything in it, including objects appflow does not own. fleet.yaml's
+    namespaceLabels and namespaceAnnotations are set on it (then it is created
+    even where Kubernetes made it, as Fleet labels the namespace it deploys to).
+    """
+    marked = bool(labels or annotations)
+    if not namespace or (namespace in ("default", "kube-system") and not marked):
+        return objects
+    defined = any(
+        m.get("kind") == "Namespace" and (m.get("metadata") or {}).get("name") == namespace
+        for m in objects
+    )
+    used = any((m.get("metadata") or {}).get("namespace") == namespace for m in objects)
+    if defined or not (used or marked):
+        return objects
+    metadata: dict[str, object] = {
+        "name": namespace,
+        "annotations": {**(annotations or {}), ANNOTATION_PRUNE: "false"},
+    }
+    if labels:
+        metadata["labels"] = dict(labels)
+    created: Manifest = {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
+    return (created, *objects)

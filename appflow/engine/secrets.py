@@ -55,8 +55,8 @@ from appflow import redaction
 from appflow.errors import AppflowError, ConfigError, DecryptionError, Where
 from appflow.model.appdef import AppDefinition, EncryptedValues
 from appflow.model.objects import Manifest, ObjectRef
-from appflow.model.records import ClusterRecord, RevisionRecord
-from appflow.model.redact import Redactor, is_redacted, sensitive_paths, values_at
+from appflow.model.records import ClusterRecord
+from appflow.model.redact import Redactor, sensitive_paths, values_at
 from appflow.model.sops import (
     TOKEN_PREFIX,
     Decrypted,
@@ -80,8 +80,7 @@ from appflow.secrets.decrypt import (
 from appflow.secrets.keys import KeyRing
 
 if TYPE_CHECKING:
-    from appflow.engine.deployment import DesiredState
-    from appflow.engine.engine import Engine
+    pass
 
 _MEMORY = 256
 """Decrypted files kept in memory (per file content and key)."""
@@ -516,65 +515,6 @@ def _schema_sensitive(request: RenderRequest, values: Mapping[str, Any]) -> list
             defaults = {}
     merged = merge_helm_values(defaults if isinstance(defaults, Mapping) else {}, values)
     return values_at(merged, paths)
-
-
-# --- rollback ----------------------------------------------------------------------------------
-
-
-async def restore_revision(
-    engine: Engine, app: str, revision: RevisionRecord, desired: dict[str, DesiredState]
-) -> dict[str, DesiredState]:
-    """DESIRED (a revision's recorded objects per cluster) with redacted values restored.
-
-    The store keeps a revision's secret values redacted, so a rollback renders
-    the revision's source again for the clusters that need them and checks
-    that the result is exactly what was recorded (redacted, with the same
-    digests); anything else is an error naming the cluster, and nothing is
-    applied.
-    """
-    missing = [c for c, d in desired.items() if any(is_redacted(o) for o in d.objects)]
-    if not missing:
-        return desired
-    record = engine.store.get_app(app)
-    source = await _source_at(engine, app, revision)
-    definition = await engine.definition(record, source)
-    restored = dict(desired)
-    for cluster in missing:
-        fresh = await engine.desired(definition, source, engine.store.get_cluster(cluster))
-        if _recorded_form(fresh) != _recorded_form_of(desired[cluster].objects):
-            raise DecryptionError(
-                f"revision {revision.number} holds redacted secret values, and rendering "
-                f"{'its commit' if source.ref == revision.source_ref else 'the current source'} "
-                "again gives other content: the values cannot be restored",
-                where=Where(app=app, cluster=cluster),
-                hint="sync the app instead, or roll back to a revision whose source is still there",
-            )
-        restored[cluster] = replace(fresh, revision=desired[cluster].revision)
-    return restored
-
-
-def _recorded_form(desired: DesiredState) -> list[str]:
-    return _recorded_form_of(desired.recorded)
-
-
-def _recorded_form_of(objects: Sequence[Manifest]) -> list[str]:
-    return sorted(canonical_json(o) for o in objects)
-
-
-async def _source_at(engine: Engine, app: str, revision: RevisionRecord) -> Any:
-    """The source to render REVISION again from: its commit for a git app, else the current
-    source (a local folder or catalog install has no history; the comparison of what it
-    renders with what was recorded decides whether it still serves)."""
-    record = engine.store.get_app(app)
-    current = await engine.source(record)
-    if current.ref == revision.source_ref or record.source != "git" or not record.repo:
-        return current
-    from appflow.sources import git
-
-    repo = engine.store.get_repo(record.repo)
-    root = await git.checkout(git.GitSource(url=repo.url), revision.source_ref)
-    digest = f"git:{revision.source_ref}:{record.path}"
-    return replace(current, root=root, ref=revision.source_ref, digest=digest)
 
 
 # --- catalog installs ----------------------------------------------------------------------------

@@ -22,18 +22,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import jsonschema
 from jsonschema import Draft7Validator, Draft202012Validator
 
 from appflow.errors import ConfigError, Where
 from appflow.model.appdef import JsonPath, format_path
+from appflow.model.records import ChartKind, UpgradePolicy
 from appflow.model.semver import Version, parse_constraint, parse_version, sort_versions
-
-ChartKind = Literal["local", "repo", "oci"]
-UpgradePolicy = Literal["manual", "auto"]
-UPGRADE_POLICIES: tuple[str, ...] = ("manual", "auto")
 
 CHART_DEFAULT = "chart default"
 ENTRY_DEFAULT = "catalog default (questions.yaml)"
@@ -771,47 +768,3 @@ def index_from_data(data: Mapping[str, Any]) -> dict[str, tuple[ChartVersion, ..
         )
         for name, versions in data.items()
     }
-
-
-@dataclass(frozen=True, kw_only=True)
-class TargetChoice:
-    """Where an install goes: named clusters, a cluster group, a selector, or every cluster."""
-
-    clusters: tuple[str, ...] = ()
-    group: str | None = None
-    selector: str | None = None
-    all: bool = False
-
-    def check(self) -> None:
-        chosen = sum(bool(x) for x in (self.clusters, self.group, self.selector, self.all))
-        if chosen != 1:
-            raise ConfigError(
-                "say where to install: exactly one of --cluster C (repeatable), --group G, "
-                "--selector k=v or --all"
-            )
-
-    def to_data(self) -> dict[str, Any]:
-        return {
-            "clusters": list(self.clusters),
-            "group": self.group,
-            "selector": self.selector,
-            "all": self.all,
-        }
-
-    @classmethod
-    def from_data(cls, data: Mapping[str, Any]) -> TargetChoice:
-        return cls(
-            clusters=tuple(data.get("clusters") or ()),
-            group=data.get("group"),
-            selector=data.get("selector"),
-            all=bool(data.get("all")),
-        )
-
-    def describe(self) -> str:
-        if self.clusters:
-            return ",".join(self.clusters)
-        if self.group:
-            return f"group {self.group}"
-        if self.selector:
-            return f"selector {self.selector}"
-        return "all clusters"

@@ -11,19 +11,36 @@ depends on.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from appflow.errors import ConfigError, Where
-from appflow.model.appdef import AppDefinition
+from appflow.model.appdef import AppDefinition, Dependency
 from appflow.model.targeting import format_selector, selector_matches
 
 
-def resolve_dependencies(apps: Sequence[AppDefinition]) -> dict[str, tuple[str, ...]]:
+class Declares(Protocol):
+    """An app's name, labels and dependsOn: an AppDefinition, or an AppRecord (which keeps
+    what the app's definition said when it was last read)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+    @property
+    def depends_on(self) -> tuple[Dependency, ...]: ...
+
+
+def _file(app: Declares) -> str | None:
+    return app.definition_file if isinstance(app, AppDefinition) else None
+
+
+def resolve_dependencies(apps: Sequence[Declares]) -> dict[str, tuple[str, ...]]:
     """Per app name, the names of the apps it depends on."""
     return {name: tuple(deps) for name, deps in resolve_dependency_states(apps).items()}
 
 
 def resolve_dependency_states(
-    apps: Sequence[AppDefinition],
+    apps: Sequence[Declares],
 ) -> dict[str, dict[str, frozenset[str]]]:
     """Per app name, each app it depends on and the states in which that dependency is met.
 
@@ -41,7 +58,7 @@ def resolve_dependency_states(
                     raise ConfigError(
                         f"depends on app {dep.name!r}, which does not exist",
                         where=Where(
-                            app=app.name, file=app.definition_file, field=f"dependsOn[{index}].name"
+                            app=app.name, file=_file(app), field=f"dependsOn[{index}].name"
                         ),
                         hint=f"known apps: {', '.join(sorted(by_name)) or 'none'}",
                     )
@@ -57,7 +74,7 @@ def resolve_dependency_states(
                         f"dependsOn selector {format_selector(dep.selector)!r} matches no app",
                         where=Where(
                             app=app.name,
-                            file=app.definition_file,
+                            file=_file(app),
                             field=f"dependsOn[{index}].selector",
                         ),
                     )

@@ -43,6 +43,16 @@ class InventoryEntry:
     ref: ObjectRef
     api_version: str
 
+    def to_line(self) -> str:
+        """'<apiVersion> <id>': the entry as one line of text (the store's mirror, the API)."""
+        return f"{self.api_version} {self.ref.encode()}"
+
+    @classmethod
+    def from_line(cls, line: str) -> InventoryEntry:
+        """Read back what :meth:`to_line` wrote; ValueError when it is not that."""
+        api_version, _, encoded = line.partition(" ")
+        return cls(ObjectRef.decode(encoded), api_version)
+
 
 @dataclass(frozen=True)
 class Inventory:
@@ -81,21 +91,6 @@ class Inventory:
         body = "[\n" + ",\n".join(lines) + "\n]\n" if lines else "[]\n"
         return {"format": INVENTORY_FORMAT, "entries": body}
 
-    def to_lines(self) -> tuple[str, ...]:
-        """One '<apiVersion> <id>' line per entry: the store's mirror of the inventory."""
-        return tuple(f"{e.api_version} {e.ref.encode()}" for e in self.entries)
-
-    @classmethod
-    def from_lines(cls, app: str, lines: Iterable[str]) -> Inventory:
-        entries: list[InventoryEntry] = []
-        for line in lines:
-            api_version, _, encoded = line.partition(" ")
-            try:
-                entries.append(InventoryEntry(ObjectRef.decode(encoded), api_version))
-            except ValueError as err:
-                raise _unreadable(app, f"bad mirrored entry {line!r}") from err
-        return cls(app, tuple(entries))
-
     @classmethod
     def from_data(cls, app: str, data: Mapping[str, str]) -> Inventory:
         """Read back what :meth:`to_data` wrote; StoreError when it is not that."""
@@ -122,6 +117,17 @@ class Inventory:
                 raise _unreadable(app, f"entry {index}: {err}") from err
             entries.append(InventoryEntry(ref, item["v"]))
         return cls(app, tuple(entries))
+
+
+def entries_from_lines(app: str, lines: Iterable[str]) -> tuple[InventoryEntry, ...]:
+    """The entries written by :meth:`InventoryEntry.to_line`, in the order given."""
+    entries: list[InventoryEntry] = []
+    for line in lines:
+        try:
+            entries.append(InventoryEntry.from_line(line))
+        except ValueError as err:
+            raise _unreadable(app, f"bad mirrored entry {line!r}") from err
+    return tuple(entries)
 
 
 def _unreadable(app: str, detail: str) -> StoreError:

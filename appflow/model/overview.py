@@ -21,6 +21,7 @@ from appflow.model.records import (
     ClusterGroupRecord,
     ClusterRecord,
     DeploymentSummary,
+    ResourceCounts,
 )
 from appflow.model.targeting import parse_selector, selector_matches
 
@@ -181,12 +182,11 @@ def grid(selection: Selection, summaries: Iterable[DeploymentSummary]) -> list[R
     for app in selection.apps:
         mine = by_app.get(app.name, {})
         counts: dict[str, int] = {}
-        resources: dict[str, int] = {}
+        total = ResourceCounts()
         for s in mine.values():
             counts[s.state] = counts.get(s.state, 0) + 1
-            for key, value in s.resource_counts.items():
-                if key != "helmRevision":
-                    resources[key] = resources.get(key, 0) + int(value)
+            total += s.resource_counts
+        resources = total.as_dict()
         cells: list[Cell | None] = []
         for cluster in selection.clusters:
             d = mine.get(cluster.name)

@@ -2,8 +2,11 @@
 
 Pure frozen dataclasses, no I/O. The embedded SQLite store (``appflow.store.sqlite``) and,
 later, the hub store (custom resources) both persist exactly these types, so nothing here
-may know how or where a record is kept. Nested data is plain dicts, lists of strings and
-tuples, so every record maps to JSON without a custom encoder.
+may know how or where a record is kept. Every field is typed: nested data is a record of
+its own (a sync policy, catalog install data, a Helm release reference, resource counts,
+inventory entries, a source reference), and ``appflow.model.codec`` maps each one to JSON
+and back without a custom encoder. The only free-form data is what users write as free
+form (Helm values), typed as ``JsonValue``.
 
 Enumerated fields are ``Literal`` types so mypy checks callers; ``__post_init__`` checks them
 again at run time because values also arrive from flags, JSON and the database.
@@ -13,10 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 from appflow.errors import ConfigError, Where
-from appflow.model.objects import Manifest
+from appflow.model.appdef import Dependency, EncryptedValues, RolloutSpec, SyncPolicy
+from appflow.model.codec import JsonObject, to_json
+from appflow.model.inventory import InventoryEntry
 
 ClusterKind = Literal["eve-k", "imported"]
 ClusterState = Literal["Online", "Init", "Suspect", "Offline", "Error"]
@@ -43,8 +48,13 @@ DEPLOYMENT_STATES: tuple[str, ...] = get_args(DeploymentState)
 SYNC_TRIGGERS: tuple[str, ...] = get_args(SyncTrigger)
 SYNC_OUTCOMES: tuple[str, ...] = get_args(SyncOutcome)
 
-RenderedObjects = dict[str, list[Manifest]]
-"""Rendered output of one revision: cluster name -> the objects applied to that cluster."""
+RenderedObjects = dict[str, list[JsonObject]]
+"""Rendered output of one revision: cluster name -> the objects applied to that cluster
+(Kubernetes objects are free-form JSON)."""
+
+UpgradePolicy = Literal["manual", "auto"]
+UPGRADE_POLICIES: tuple[str, ...] = get_args(UpgradePolicy)
+ChartKind = Literal["local", "repo", "oci"]
 
 
 def utc_now() -> datetime:
@@ -72,6 +82,196 @@ def _check_aware(value: datetime | None, *, field_name: str) -> None:
             "time has no timezone; use appflow.model.records.utc_now()",
             where=Where(field=field_name),
         )
+
+
+# -- source references: what a revision was rendered from -----------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class GitCommit:
+    """A revision rendered from a git checkout at COMMIT."""
+
+    kind: Literal["git"] = "git"
+    commit: str
+
+    def __str__(self) -> str:
+        return self.commit
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocalContent:
+    """A revision rendered from a local folder whose files digest to DIGEST (shortened)."""
+
+    kind: Literal["local"] = "local"
+    digest: str
+
+    def __str__(self) -> str:
+        return f"local:{self.digest}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CatalogChart:
+    """A revision rendered from catalog entry ENTRY's chart at VERSION."""
+
+    kind: Literal["catalog"] = "catalog"
+    entry: str
+    version: str
+
+    def __str__(self) -> str:
+        return f"catalog:{self.entry}@{self.version}"
+
+
+SourceRef = GitCommit | LocalContent | CatalogChart
+"""Where a revision came from; ``str()`` gives the short form the CLI shows."""
+
+
+# -- what a deployment holds besides its inventory ------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResourceCounts:
+    """A Deployment's objects per state, in Fleet's and ZEDEDA's terms."""
+
+    desired_ready: int = 0
+    ready: int = 0
+    not_ready: int = 0
+    wait_applied: int = 0
+    err_applied: int = 0
+    out_of_sync: int = 0
+    modified: int = 0
+    missing: int = 0
+    orphaned: int = 0
+    unknown: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """camelCase name -> count, as the API and ``-o json`` show them."""
+        return cast(dict[str, int], to_json(self))
+
+    def __add__(self, other: ResourceCounts) -> ResourceCounts:
+        return ResourceCounts(
+            **{k: getattr(self, k) + getattr(other, k) for k in self.__dataclass_fields__}
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReleaseRevision:
+    """The Helm release revision a successful sync of an appflow revision produced."""
+
+    revision: int
+    helm_revision: int
+
+
+HELM_HISTORY = 20
+"""Revisions remembered per release: Helm itself keeps 10 by default, so older ones
+could not be rolled back to anyway."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class HelmReleaseRef:
+    """The Helm release behind a release-mode Deployment (``helm: {mode: release}``)."""
+
+    namespace: str
+    name: str
+    revision: int
+    """Helm's revision of the release as last synced."""
+    history: tuple[ReleaseRevision, ...] = ()
+    """Newest last: which Helm revision each appflow revision became (for rollback)."""
+
+    def helm_revision_of(self, revision: int) -> int | None:
+        """The Helm revision appflow revision REVISION became on this cluster, if known."""
+        found = [h.helm_revision for h in self.history if h.revision == revision]
+        return found[-1] if found else None
+
+    def recorded(self, *, revision: int | None, helm_revision: int) -> HelmReleaseRef:
+        """This release after a successful sync of REVISION made HELM_REVISION."""
+        history = self.history
+        if revision is not None:
+            history = (
+                *(h for h in history if h.revision != revision),
+                ReleaseRevision(revision=revision, helm_revision=helm_revision),
+            )[-HELM_HISTORY:]
+        return HelmReleaseRef(
+            namespace=self.namespace, name=self.name, revision=helm_revision, history=history
+        )
+
+
+# -- catalog installs ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class TargetChoice:
+    """Where an install goes: named clusters, a cluster group, a selector, or every cluster."""
+
+    clusters: tuple[str, ...] = ()
+    group: str | None = None
+    selector: str | None = None
+    all: bool = False
+
+    def check(self) -> None:
+        chosen = sum(bool(x) for x in (self.clusters, self.group, self.selector, self.all))
+        if chosen != 1:
+            raise ConfigError(
+                "say where to install: exactly one of --cluster C (repeatable), --group G, "
+                "--selector k=v or --all"
+            )
+
+    def describe(self) -> str:
+        if self.clusters:
+            return ",".join(self.clusters)
+        if self.group:
+            return f"group {self.group}"
+        if self.selector:
+            return f"selector {self.selector}"
+        return "all clusters"
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstalledChart:
+    """The exact chart a catalog install renders: where it came from and its digest."""
+
+    kind: ChartKind
+    digest: str
+    folder: str | None = None
+    """local: the entry's chart folder."""
+    snapshot: str | None = None
+    """local: the content-addressed copy rendered from (in the cache)."""
+    repo: str | None = None
+    """repo: the Helm repository URL."""
+    repo_name: str | None = None
+    """repo: the registered catalog repository, if any."""
+    name: str | None = None
+    """repo: the chart's name in the repository."""
+    url: str | None = None
+    """repo: the archive's URL."""
+    oci: str | None = None
+    """oci: ``oci://host/path/chart`` without a tag."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CatalogInstall:
+    """Everything a later sync of a catalog install needs, without the catalog."""
+
+    entry: str
+    chart: InstalledChart
+    version: str
+    repo: str | None = None
+    """The catalog repository the entry came from (REPO/CHART entries)."""
+    folder: str | None = None
+    """The entry's folder, for local entries."""
+    constraint: str | None = None
+    """The install's own --version constraint."""
+    entry_constraint: str | None = None
+    """The entry's version constraint when installed."""
+    values: JsonObject = field(default_factory=dict)
+    """The user's values: entry defaults < previous < files < --set (no chart defaults)."""
+    targets: TargetChoice = field(default_factory=lambda: TargetChoice(all=True))
+    namespace: str = "default"
+    upgrade_policy: UpgradePolicy = "manual"
+    encrypted_values: tuple[EncryptedValues, ...] = ()
+    """SOPS-encrypted values files, as ciphertext (decrypted per cluster when it syncs)."""
+
+    def __post_init__(self) -> None:
+        _check_choice(self.upgrade_policy, UPGRADE_POLICIES, field_name="upgradePolicy")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -149,10 +349,12 @@ class RepoRecord:
 
 @dataclass(frozen=True, kw_only=True)
 class AppRecord:
-    """An AppFlow: what to deploy (source, path, parsed definition), and whether it is paused.
+    """An AppFlow: what to deploy (source, path), what its definition last said, paused or not.
 
     ``repo`` names a RepoRecord when ``source`` is ``git``; ``local_path`` is the folder when
     ``source`` is ``local``; ``path`` is the app folder inside the repo, or the catalog entry.
+    The definition itself stays in its source; the record keeps what decisions made without
+    the source need (policy, labels, dependsOn) as it was when last read.
     """
 
     name: str
@@ -160,8 +362,16 @@ class AppRecord:
     repo: str | None = None
     local_path: str | None = None
     path: str = ""
-    definition: dict[str, Any] = field(default_factory=dict)
-    """The parsed app definition (appflow.yaml / fleet.yaml / catalog install) as JSON data."""
+    policy: SyncPolicy = field(default_factory=SyncPolicy)
+    """The sync policy of the definition as last read (the daemon decides with it)."""
+    labels: dict[str, str] = field(default_factory=dict)
+    """The definition's labels as last read (dependsOn selectors match them)."""
+    depends_on: tuple[Dependency, ...] = ()
+    """The definition's dependsOn as last read (ordering and cycles, without the source)."""
+    rollout: RolloutSpec = field(default_factory=RolloutSpec)
+    """The definition's rollout strategy as last read (what the dashboard shows of it)."""
+    catalog: CatalogInstall | None = None
+    """What was installed, for ``source == "catalog"``: the record is the definition."""
     paused: bool = False
     created_at: datetime = field(default_factory=utc_now)
     updated_at: datetime = field(default_factory=utc_now)
@@ -176,6 +386,12 @@ class AppRecord:
         if self.source == "local" and not self.local_path:
             raise ConfigError(
                 "a local app needs a local path", where=Where(app=self.name, field="local_path")
+            )
+        if self.source == "catalog" and self.catalog is None:
+            raise ConfigError(
+                "a catalog app needs its install data",
+                where=Where(app=self.name, field="catalog"),
+                hint="reinstall it with `appflow catalog install`",
             )
         _check_aware(self.created_at, field_name="created_at")
         _check_aware(self.updated_at, field_name="updated_at")
@@ -192,8 +408,8 @@ class RevisionRecord:
     app: str
     number: int
     digest: str
-    source_ref: str
-    """The source commit, or the chart version for catalog apps."""
+    source_ref: SourceRef
+    """The source commit, local folder content, or catalog chart version rendered."""
     rendered: RenderedObjects = field(default_factory=dict, repr=False)
     message: str = ""
     created_at: datetime = field(default_factory=utc_now)
@@ -224,14 +440,15 @@ class DeploymentRecord:
     applied_revision: int | None = None
     state: DeploymentState = "Unknown"
     message: str = ""
-    inventory: tuple[str, ...] = ()
-    """Encoded ObjectRefs (``ObjectRef.encode()``) of every object this deployment owns."""
+    inventory: tuple[InventoryEntry, ...] = ()
+    """Every object this deployment owns (the store's mirror of the cluster's inventory)."""
     applied: dict[str, str] = field(default_factory=dict)
     """Per encoded ObjectRef, the fingerprint of what appflow last applied and saw
     (desired digest, the digest of appflow's managed fields, uid): when the live
     object still matches it, a re-sync skips the object without a dry run."""
-    resource_counts: dict[str, int] = field(default_factory=dict)
-    """Objects per state, e.g. ``{"ready": 4, "notReady": 1}``."""
+    release: HelmReleaseRef | None = None
+    """The Helm release, for a release-mode app (Helm owns its objects: no inventory)."""
+    resource_counts: ResourceCounts = field(default_factory=ResourceCounts)
     failing: tuple[FailingObject, ...] = ()
     updated_at: datetime = field(default_factory=utc_now)
 
@@ -250,7 +467,7 @@ class DeploymentSummary:
     state: DeploymentState
     applied_revision: int | None
     message: str
-    resource_counts: dict[str, int]
+    resource_counts: ResourceCounts
     failing: int
     """How many objects fail (their messages are in the full record)."""
 
@@ -262,7 +479,7 @@ class DeploymentSummary:
             state=d.state,
             applied_revision=d.applied_revision,
             message=d.message,
-            resource_counts=dict(d.resource_counts),
+            resource_counts=d.resource_counts,
             failing=len(d.failing),
         )
 
@@ -331,6 +548,7 @@ class EventRecord:
 
 RolloutState = Literal["Progressing", "Paused", "Failed", "RolledBack", "Complete"]
 ROLLOUT_STATES: tuple[str, ...] = get_args(RolloutState)
+PartitionState = Literal["Pending", "Progressing", "Ready", "Failed"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -340,8 +558,7 @@ class RolloutPartitionRecord:
     name: str
     clusters: tuple[str, ...]
     max_unavailable: int
-    state: str = "Pending"
-    """Pending, Progressing, Ready, Failed."""
+    state: PartitionState = "Pending"
     message: str = ""
 
 

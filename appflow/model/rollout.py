@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from appflow.errors import ConfigError, Where
 from appflow.model.appdef import CountOrPercent, RolloutSpec
+from appflow.model.records import RolloutRecord, RolloutState
 from appflow.model.targeting import ClusterGroup, ClusterInfo, target_matches
 
 
@@ -128,3 +129,76 @@ def partitions_allowed_to_fail(spec: RolloutSpec, partitions: int) -> int:
     return resolve_count(
         spec.max_unavailable_partitions, partitions, field="rollout.maxUnavailablePartitions"
     )
+
+
+# -- decisions while a rollout runs (pure; the engine's rollout runner acts on them) -------
+
+
+def same_layout(record: RolloutRecord, partitions: Sequence[Partition]) -> bool:
+    """Whether RECORD's partitions are PARTITIONS (same names and clusters, same order)."""
+    return [(p.name, p.clusters) for p in record.partitions] == [
+        (p.name, p.clusters) for p in partitions
+    ]
+
+
+def resume_point(
+    record: RolloutRecord | None, *, revision: int | None, partitions: Sequence[Partition]
+) -> int:
+    """The partition a rollout of REVISION over PARTITIONS starts at.
+
+    Where the recorded rollout of the same revision stopped (paused, failed, or
+    interrupted), so that `rollout resume` continues from the paused partition;
+    0 for a new revision, a changed layout, or a rollout that completed (its
+    partitions are then delivered again, each a no-op where nothing changed).
+    """
+    if (
+        record is None
+        or record.revision != revision
+        or record.state == "Complete"
+        or not same_layout(record, partitions)
+    ):
+        return 0
+    return min(record.current, len(partitions))
+
+
+def holds(record: RolloutRecord | None) -> bool:
+    """Whether the recorded rollout is paused: nothing is delivered beyond where it stopped."""
+    return record is not None and record.state == "Paused"
+
+
+def delivered(record: RolloutRecord, *, revision: int | None) -> frozenset[str]:
+    """Clusters a paused rollout of REVISION already delivered to (none for another revision)."""
+    if record.revision != revision:
+        return frozenset()
+    return frozenset(c for p in record.partitions[: record.current] for c in p.clusters)
+
+
+def gate(batch: Sequence[str], states: Mapping[str, tuple[str, str]]) -> dict[str, str]:
+    """The clusters of BATCH that did not become Ready, with why.
+
+    STATES is (Deployment state, first failing object's message) per cluster that
+    synced. A cluster that did not answer has no state: it keeps its revision,
+    converges when it is back, and does not fail the gate.
+    """
+    failed: dict[str, str] = {}
+    for cluster in batch:
+        if cluster not in states:
+            continue
+        state, why = states[cluster]
+        if state != "Ready":
+            failed[cluster] = why or state
+    return failed
+
+
+def rollback_plan(
+    failed: Sequence[str], previous: Mapping[str, int | None]
+) -> tuple[dict[str, int], list[str]]:
+    """Auto-rollback: per failed cluster, the revision it had applied before the rollout;
+    and the clusters that had none (they stay where the rollout left them)."""
+    back = {c: n for c in failed if (n := previous.get(c)) is not None}
+    return back, [c for c in failed if c not in back]
+
+
+def after_failure(spec: RolloutSpec) -> RolloutState:
+    """The rollout's state once a partition failed."""
+    return "RolledBack" if spec.auto_rollback else "Failed"

@@ -1,7 +1,9 @@
-"""The apps x clusters grid: each Deployment's state, as `appflow status` and the API show it.
+"""Deployment state and the apps x clusters grid, as `appflow status` and the API show them.
 
-Pure: built from records, so the CLI (``appflow status -o json``) and the HTTP API
-(``GET /api/v1/status``) give exactly the same shape.
+Pure: built from health and records. ``deployment_state`` is the one place where the
+health of a Deployment's objects and how its sync went become its state; the CLI
+(``appflow status -o json``) and the HTTP API (``GET /api/v1/status``) give the grid in
+exactly the same shape.
 """
 
 from __future__ import annotations
@@ -9,7 +11,61 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from appflow.model.records import AppRecord, ClusterRecord, DeploymentRecord
+from appflow.model.health import HealthStatus
+from appflow.model.records import (
+    AppRecord,
+    ClusterRecord,
+    DeploymentRecord,
+    DeploymentState,
+    ResourceCounts,
+)
+
+
+def deployment_state(
+    health: HealthStatus | None, *, apply_failed: bool = False, orphaned: bool = False
+) -> DeploymentState:
+    """The state of a Deployment whose objects' aggregate health is HEALTH.
+
+    APPLY_FAILED: an object was refused or the release failed; that outranks health,
+    because an app is never Ready while part of it was not applied. ORPHANED: the app
+    declares nothing on the cluster any more, but prune kept objects it owned there
+    (prune is off): it is not deployed, and not gone. No HEALTH (the cluster did not
+    answer) is Unknown.
+    """
+    if apply_failed:
+        return "ErrApplied"
+    if orphaned:
+        return "Orphaned"
+    if health is None:
+        return "Unknown"
+    if health is HealthStatus.HEALTHY:
+        return "Ready"
+    if health is HealthStatus.MISSING:
+        return "Missing"
+    return "NotReady"
+
+
+def resource_counts(healths: Iterable[HealthStatus]) -> ResourceCounts:
+    """Fleet's and ZEDEDA's resource counts of objects with HEALTHS (one per object).
+
+    modified is set by drift detection; orphaned, waitApplied and errApplied by the
+    sync that knows them.
+    """
+    by_status: dict[HealthStatus, int] = {}
+    total = 0
+    for status in healths:
+        by_status[status] = by_status.get(status, 0) + 1
+        total += 1
+    ready = by_status.get(HealthStatus.HEALTHY, 0)
+    missing = by_status.get(HealthStatus.MISSING, 0)
+    unknown = by_status.get(HealthStatus.UNKNOWN, 0)
+    return ResourceCounts(
+        desired_ready=total,
+        ready=ready,
+        missing=missing,
+        unknown=unknown,
+        not_ready=total - ready - missing - unknown,
+    )
 
 
 def state_counts(deployments: Iterable[DeploymentRecord]) -> dict[str, int]:
@@ -20,14 +76,12 @@ def state_counts(deployments: Iterable[DeploymentRecord]) -> dict[str, int]:
     return out
 
 
-def resource_totals(deployments: Iterable[DeploymentRecord]) -> dict[str, int]:
+def resource_totals(deployments: Iterable[DeploymentRecord]) -> ResourceCounts:
     """Objects per state summed over an app's Deployments (ready, desiredReady, missing, ...)."""
-    out: dict[str, int] = {}
+    total = ResourceCounts()
     for d in deployments:
-        for key, value in d.resource_counts.items():
-            if key != "helmRevision":
-                out[key] = out.get(key, 0) + int(value)
-    return out
+        total += d.resource_counts
+    return total
 
 
 def status_grid(
@@ -49,21 +103,23 @@ def status_grid(
             {
                 "name": a.name,
                 "counts": state_counts(by_app.get(a.name, ())),
-                "resources": resource_totals(by_app.get(a.name, ())),
+                "resources": resource_totals(by_app.get(a.name, ())).as_dict(),
                 "deployments": {
-                    c.name: {
-                        "state": by_key[(a.name, c.name)].state,
-                        "revision": by_key[(a.name, c.name)].applied_revision,
-                        "message": by_key[(a.name, c.name)].message,
-                        "resources": dict(by_key[(a.name, c.name)].resource_counts),
-                        "failing": [
-                            f"{f.object}: {f.message}" for f in by_key[(a.name, c.name)].failing
-                        ],
-                    }
+                    c.name: _cell(by_key[(a.name, c.name)])
                     for c in clusters
                     if (a.name, c.name) in by_key
                 },
             }
             for a in apps
         ],
+    }
+
+
+def _cell(d: DeploymentRecord) -> dict[str, Any]:
+    return {
+        "state": d.state,
+        "revision": d.applied_revision,
+        "message": d.message,
+        "resources": d.resource_counts.as_dict(),
+        "failing": [f"{f.object}: {f.message}" for f in d.failing],
     }

@@ -395,6 +395,26 @@ def push_follows_ref(push: PushEvent, ref: str) -> bool:
     return push.branch == ref.removeprefix("refs/heads/")
 
 
+def commit_for_ref(push: PushEvent, ref: str) -> str | None:
+    """The commit PUSH moved REF to, when the push says so for certain; else None.
+
+    A branch or tag push to exactly the ref a repository follows names its new head:
+    the poll it triggers syncs that commit without asking the remote again. A repository
+    following HEAD trusts it only when the payload names the default branch; a semver
+    range is resolved by the fetch (a new tag need not be the highest match).
+    """
+    if push.commit is None or not push_follows_ref(push, ref):
+        return None
+    if ref.startswith("semver:"):
+        return None
+    if ref in ("", "HEAD") and push.default_branch is None:
+        return None
+    commit = push.commit.lower()
+    if len(commit) not in (40, 64) or any(c not in "0123456789abcdef" for c in commit):
+        return None
+    return commit
+
+
 # -- signatures ---------------------------------------------------------------------------------
 
 

@@ -60,8 +60,7 @@ async def render(request: RenderRequest, *, cache: RenderCache | None = None) ->
         key = render_key(request)
         return await cache.get_or_render(key, lambda: _render(request))
     except AppflowError as err:
-        err.located(app=request.app, cluster=request.cluster)
-        raise
+        raise err.located(app=request.app, cluster=request.cluster) from err
 
 
 async def _fetch_chart_archive(request: RenderRequest) -> RenderRequest:

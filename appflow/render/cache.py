@@ -214,7 +214,7 @@ class RenderCache:
                 # One failure, many waiters (the clusters sharing this render):
                 # each gets its own copy, without the cluster of the caller that
                 # rendered, so render() names the waiter's own cluster.
-                raise _own_copy(err, cluster=None) from None
+                raise err.placed(replace(err.where, cluster=None)) from None
             return _decode(_encode(rendered)) or rendered
         future: asyncio.Future[Rendered] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
@@ -227,9 +227,7 @@ class RenderCache:
                 if isinstance(err, asyncio.CancelledError):
                     future.cancel()
                 else:
-                    # Waiters get a copy made before this caller locates the
-                    # original in place (render() adds app and cluster).
-                    future.set_exception(_own_copy(err) if isinstance(err, AppflowError) else err)
+                    future.set_exception(err)
                     # Nobody may be waiting; do not log "exception never retrieved".
                     future.exception()
             raise
@@ -238,11 +236,3 @@ class RenderCache:
             return rendered
         finally:
             self._inflight.pop(key, None)
-
-
-def _own_copy(err: AppflowError, **where: str | None) -> AppflowError:
-    """A separate instance of ERR (same class, message and hint), its place changed by WHERE."""
-    clone = type(err).__new__(type(err), *err.args)
-    clone.__dict__.update(err.__dict__)
-    clone.where = replace(err.where, **where)  # type: ignore[arg-type]
-    return clone

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from appflow.errors import RenderError
+from appflow.errors import RenderError, Where
 from appflow.model.objects import Manifest, ObjectRef
 
 # libyaml's parser when PyYAML was built with it: about ten times faster than
@@ -118,9 +118,7 @@ def _error(
     column: int | None = None,
     hint: str | None = None,
 ) -> RenderError:
-    err = RenderError(message, hint=hint)
-    err.located(file=file, line=line, column=column)
-    return err
+    return RenderError(message, hint=hint, where=Where(file=file, line=line, column=column))
 
 
 def _describe(doc: Document, item: int | None = None) -> str:

@@ -138,7 +138,7 @@ def api_router(*, service: FleetService, require_token: bool) -> APIRouter:
                     state=d.state,
                     appliedRevision=d.applied_revision,
                     message=d.message,
-                    resources=d.resource_counts,
+                    resources=d.resource_counts.as_dict(),
                     failing=[Failing.of(f) for f in d.failing],
                 )
                 for d in store.list_deployments(app=name)
@@ -153,7 +153,9 @@ def api_router(*, service: FleetService, require_token: bool) -> APIRouter:
             SyncEntry(
                 id=s.id,
                 revision=s.revision,
-                source=revisions[s.revision].source_ref[:12] if s.revision in revisions else "-",
+                source=str(revisions[s.revision].source_ref)[:12]
+                if s.revision in revisions
+                else "-",
                 cluster=s.cluster,
                 trigger=s.trigger,
                 started=s.started_at,

@@ -14,10 +14,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from appflow.model.catalog import TargetChoice
 from appflow.model.overview import MAX_PER_PAGE, OverviewQuery
 from appflow.model.plan import Action, Plan
-from appflow.model.records import RolloutRecord
+from appflow.model.records import RolloutRecord, TargetChoice
 from appflow.server.api import ERROR_RESPONSES
 from appflow.server.auth import actor_of, bearer_authorization
 from appflow.server.service import FleetService, report_problems

@@ -14,7 +14,7 @@ import re
 from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import FileResponse
 
-from appflow.engine.catalog import CatalogPublisher
+from appflow.engine.catalog.publisher import CatalogPublisher
 
 _ARCHIVE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.tgz$")
 

@@ -71,6 +71,8 @@ class SyncReportLike(Protocol):
     @property
     def unreachable(self) -> Mapping[str, BaseException]: ...
     @property
+    def failed(self) -> Mapping[str, BaseException]: ...
+    @property
     def blocked(self) -> Sequence[BaseException]: ...
 
 
@@ -163,7 +165,8 @@ class Metrics:
 
         REPORT is read by shape (SyncReportLike), not by the engine's type: per cluster
         result its duration, action counts and first error; per unreachable cluster an
-        error and reachability 0; a sync refused before any change counts its errors.
+        error and reachability 0; per cluster that failed for good an error; a sync
+        refused before any change counts its errors.
         SECONDS, the whole sync's time, is not needed: each result has its own.
         """
         for result in report.results:
@@ -178,6 +181,8 @@ class Metrics:
             self.set_cluster_reachable(result.cluster, True)
         for cluster, err in report.unreachable.items():
             self.set_cluster_reachable(cluster, False)
+            self.count_error(type(err).__name__)
+        for err in report.failed.values():
             self.count_error(type(err).__name__)
         for err in report.blocked:
             self.count_error(type(err).__name__)

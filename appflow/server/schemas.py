@@ -194,9 +194,9 @@ class Deployment(BaseModel):
             applied_revision=d.applied_revision,
             state=d.state,
             message=d.message,
-            resource_counts=d.resource_counts,
+            resource_counts=d.resource_counts.as_dict(),
             failing=[Failing.of(f) for f in d.failing],
-            inventory=list(d.inventory),
+            inventory=[e.to_line() for e in d.inventory],
             updated_at=d.updated_at,
         )
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from appflow.errors import AppflowError, ConfigError, ForbiddenError, NotFoundError
-from appflow.model.catalog import CatalogEntry, TargetChoice
+from appflow.model.catalog import CatalogEntry
 from appflow.model.objects import ObjectRef
 from appflow.model.overview import OverviewQuery, Row, Selection, grid, select
 from appflow.model.plan import Plan
@@ -30,6 +30,7 @@ from appflow.model.records import (
     RevisionRecord,
     RolloutRecord,
     SyncRecord,
+    TargetChoice,
     TokenRecord,
 )
 from appflow.model.targeting import (
@@ -238,12 +239,8 @@ class FleetService:
         actions = last.objects if last else {}
         failing = {f.object: f.message for f in deployment.failing}
         rows = []
-        for line in deployment.inventory:
-            api_version, _, encoded = line.partition(" ")
-            try:
-                ref = ObjectRef.decode(encoded)
-            except ValueError:
-                continue
+        for entry in deployment.inventory:
+            api_version, ref = entry.api_version, entry.ref
             problem = failing.get(str(ref))
             rows.append(
                 ObjectRow(
@@ -282,13 +279,11 @@ class FleetService:
             states = {
                 d.cluster: d.state for d in self.store.list_deployment_summaries(apps=[app.name])
             }
-            spec = (app.definition or {}).get("rollout") or {}
-            timeout = spec.get("healthTimeoutSeconds") if isinstance(spec, dict) else None
             views.append(
                 RolloutView(
                     rollout=rollout,
                     states=states,
-                    health_timeout=int(timeout) if isinstance(timeout, int) else None,
+                    health_timeout=app.rollout.health_timeout_seconds,
                 )
             )
         order = {"Progressing": 0, "Paused": 1, "Failed": 2}
@@ -297,33 +292,34 @@ class FleetService:
     # -- catalog ------------------------------------------------------------------------------
 
     def catalog_entries(self, *, category: str = "", search: str = "") -> list[CatalogEntry]:
-        from appflow.engine import catalog as catalog_engine
+        from appflow.engine.catalog.entries import load_entries
 
-        entries, _ = catalog_engine.load_entries(self.catalog_dir)
+        entries, _ = load_entries(self.catalog_dir)
         return [e for e in entries if e.matches(category=category or None, search=search or None)]
 
     def installs(self) -> list[dict[str, Any]]:
-        from appflow.engine import catalog as catalog_engine
+        from appflow.engine.catalog.installs import installs
 
-        return catalog_engine.installs(self.store, self.catalog_dir)
+        return installs(self.store, self.catalog_dir)
 
     async def chart(self, name: str, *, version: str | None = None) -> ChartView:
         """Entry NAME with its resolved chart: schema, defaults, README."""
-        from appflow.engine import catalog as catalog_engine
+        from appflow.engine.catalog.entries import fetch_chart, find_entry, resolve
+        from appflow.engine.catalog.values import values_schema
         from appflow.model.catalog import question_defaults
         from appflow.model.values import merge_values
         from appflow.sources import catalog as source
 
-        entry = await asyncio.to_thread(catalog_engine.find_entry, self.catalog_dir, name)
-        resolution = await asyncio.to_thread(catalog_engine.resolve, entry, version=version)
-        chart_dir, _ = await catalog_engine.fetch_chart(resolution)
+        entry = await asyncio.to_thread(find_entry, self.catalog_dir, name)
+        resolution = await resolve(entry, version=version)
+        chart_dir, _ = await fetch_chart(resolution)
         readme = entry.readme or ""
         if not readme and (chart_dir / "README.md").is_file():
             readme = (chart_dir / "README.md").read_text(errors="replace")
         return ChartView(
             entry=entry,
             version=resolution.version,
-            schema=catalog_engine.values_schema(entry, chart_dir),
+            schema=values_schema(entry, chart_dir),
             defaults=merge_values(
                 source.chart_values(chart_dir), question_defaults(entry.questions)
             ),
@@ -345,7 +341,7 @@ class FleetService:
 
     def match(self, choice: TargetChoice) -> list[str]:
         """The clusters an install with CHOICE would go to, now."""
-        from appflow.engine.catalog import targets_of
+        from appflow.engine.catalog.source import targets_of
 
         choice.check()
         groups = {
@@ -423,20 +419,21 @@ class FleetService:
     ) -> AppSyncReport:
         """Install catalog ENTRY; values are checked on every target before any change
         (``ValuesRejected`` says which, per value path)."""
-        from appflow.engine import catalog as catalog_engine
+        from appflow.engine.catalog.installs import InstallRequest, install
+        from appflow.engine.catalog.values import ValuesInput
 
         actor.require_write("install apps")
         engine = self._engine("install")
-        request = catalog_engine.InstallRequest(
+        request = InstallRequest(
             entry=entry,
             name=name or None,
             version=version or None,
             targets=targets,
             namespace=namespace or None,
-            values=catalog_engine.ValuesInput(form=values),
+            values=ValuesInput(form=values),
             catalog_dir=self.catalog_dir,
         )
-        planned, report = await catalog_engine.install(engine, request)
+        planned, report = await install(engine, request)
         self._record(
             actor,
             f"installed {entry} {planned.resolution.version} on "
@@ -449,26 +446,27 @@ class FleetService:
         self, actor: Actor, name: str, *, version: str | None, values: dict[str, Any]
     ) -> AppSyncReport:
         """Upgrade install NAME with the form's VALUES (they replace the earlier ones)."""
-        from appflow.engine import catalog as catalog_engine
+        from appflow.engine.catalog.installs import UpgradeRequest, upgrade
+        from appflow.engine.catalog.values import ValuesInput
 
         actor.require_write("upgrade apps")
         engine = self._engine("upgrade")
-        request = catalog_engine.UpgradeRequest(
+        request = UpgradeRequest(
             name=name,
             version=version or None,
-            values=catalog_engine.ValuesInput(form=values),
+            values=ValuesInput(form=values),
             reset_values=True,
             catalog_dir=self.catalog_dir,
         )
-        planned, report = await catalog_engine.upgrade(engine, request)
+        planned, report = await upgrade(engine, request)
         self._record(actor, f"upgraded to {planned.resolution.version}", app=name)
         return report
 
     async def uninstall(self, actor: Actor, name: str) -> AppSyncReport:
-        from appflow.engine import catalog as catalog_engine
+        from appflow.engine.catalog.installs import uninstall
 
         actor.require_write("uninstall apps")
-        report = await catalog_engine.uninstall(self._engine("uninstall"), name)
+        report = await uninstall(self._engine("uninstall"), name)
         self._record(
             actor, "uninstalled" if report.ok else "uninstall failed on some clusters", app=name
         )
@@ -478,7 +476,7 @@ class FleetService:
 def report_problems(report: AppSyncReport) -> list[str]:
     """What went wrong in REPORT, one line each (empty when it went well)."""
     lines = [str(e) for e in report.blocked]
-    lines += [f"{c}: {e}" for c, e in sorted(report.unreachable.items())]
+    lines += [f"{c}: {e}" for c, e in sorted({**report.unreachable, **report.failed}.items())]
     if report.rollout_failed:
         lines.append(f"rollout failed: {report.rollout_failed}")
     for r in report.results:
@@ -488,7 +486,7 @@ def report_problems(report: AppSyncReport) -> list[str]:
 
 def problem_paths(err: AppflowError) -> list[tuple[Sequence[str | int], str]]:
     """(value path, message) of each problem a refused install or upgrade names."""
-    from appflow.engine.catalog import ValuesRejected
+    from appflow.engine.catalog.values import ValuesRejected
 
     if isinstance(err, ValuesRejected):
         return [(path, message) for path, message in err.problems]

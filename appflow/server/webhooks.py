@@ -39,6 +39,7 @@ from appflow.model.webhooks import (
     Delivery,
     PushEvent,
     ReplayGuard,
+    commit_for_ref,
     generic_replay_keys,
     lower_headers,
     parse_delivery,
@@ -230,7 +231,10 @@ class WebhookReceiver:
             return WebhookResult(result="ignored", reason="; ".join(skipped)), 202
         for name, push in due.items():
             # Enqueue only: the fetch and the syncs run in the daemon's workers.
-            self.triggers.trigger_repo(name, trigger="webhook", commit=push.commit)
+            repo = next(r for r in verified if r.name == name)
+            self.triggers.trigger_repo(
+                name, trigger="webhook", commit=commit_for_ref(push, repo.ref)
+            )
         return WebhookResult(result="queued", repos=sorted(due)), 202
 
 

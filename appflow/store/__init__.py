@@ -27,6 +27,7 @@ from appflow.model.records import (
     RepoRecord,
     RevisionRecord,
     RolloutRecord,
+    SourceRef,
     SyncOutcome,
     SyncRecord,
     SyncTrigger,
@@ -78,7 +79,7 @@ class Store(Protocol):
         app: str,
         *,
         digest: str,
-        source_ref: str,
+        source_ref: SourceRef,
         rendered: RenderedObjects,
         message: str = "",
     ) -> RevisionRecord: ...

@@ -6,14 +6,21 @@ crash during an upgrade leaves the database at the previous version, never in be
 database whose version is newer than ``SCHEMA_VERSION`` was written by a newer appflow and
 is refused rather than guessed at.
 
-Never edit a released migration; append a new one.
+Never edit a released migration; append a new one. A step that reshapes data (not only
+the schema) has a ``convert`` function; it works on the rows' JSON as this version wrote
+it, never through today's record classes, so that it keeps meaning what it meant when
+the step was written.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from appflow.errors import StoreError, Where
 
@@ -26,7 +33,126 @@ class Migration:
 
     version: int
     description: str
-    statements: tuple[str, ...]
+    statements: tuple[str, ...] = ()
+    convert: Callable[[sqlite3.Connection], None] | None = None
+    """Runs after the statements, in the same transaction."""
+    after: tuple[str, ...] = ()
+    """Statements that run after ``convert`` (dropping what it converted from)."""
+
+
+# -- version 5: typed records -------------------------------------------------------------
+
+_COMMIT = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+_HELM_REVISION = "helmRevision"
+_RELEASE_KEY = "helm.release"
+_HELM_HISTORY = 20
+
+
+def _source_ref_v5(text: str, *, app: str, number: int) -> dict[str, str]:
+    """Version 4's one-string source ref as version 5's tagged object."""
+    if _COMMIT.match(text):
+        return {"kind": "git", "commit": text}
+    if text.startswith("local:"):
+        return {"kind": "local", "digest": text.removeprefix("local:")}
+    if text.startswith("catalog:") and "@" in text:
+        entry, _, version = text.removeprefix("catalog:").rpartition("@")
+        return {"kind": "catalog", "entry": entry, "version": version}
+    raise sqlite3.DataError(f"revision {number} of app {app} has an unknown source {text!r}")
+
+
+def _apps_v5(conn: sqlite3.Connection) -> None:
+    # Version 4 kept a camelCase cache of the definition in one JSON column:
+    # {"syncPolicy": {...}, "namespace", "kind", "catalog": {...}}. The catalog
+    # data's keys are already version 5's (CatalogInstall's camelCase fields).
+    for name, text in conn.execute("SELECT name, definition FROM apps").fetchall():
+        definition: dict[str, Any] = json.loads(text or "{}")
+        policy = definition.get("syncPolicy") or {}
+        catalog = definition.get("catalog")
+        conn.execute(
+            "UPDATE apps SET policy = ?, catalog = ? WHERE name = ?",
+            (
+                json.dumps(
+                    {k: bool(v) for k, v in policy.items() if k in _POLICY_KEYS}, sort_keys=True
+                ),
+                None if catalog is None else json.dumps(catalog, sort_keys=True),
+                name,
+            ),
+        )
+
+
+_POLICY_KEYS = ("auto", "prune", "selfHeal", "forceConflicts")
+
+
+def _release_history(conn: sqlite3.Connection, app: str, cluster: str) -> list[dict[str, int]]:
+    # Version 4 found a revision's Helm revision by scanning the syncs' counts.
+    history: list[dict[str, int]] = []
+    for revision, counts in conn.execute(
+        """SELECT revision, counts FROM syncs WHERE app = ? AND cluster = ?
+           AND outcome = 'succeeded' AND revision IS NOT NULL ORDER BY id""",
+        (app, cluster),
+    ):
+        helm = json.loads(counts or "{}").get(_HELM_REVISION)
+        if isinstance(helm, int):
+            history = [h for h in history if h["revision"] != revision]
+            history.append({"revision": int(revision), "helmRevision": helm})
+    return history[-_HELM_HISTORY:]
+
+
+def _deployments_v5(conn: sqlite3.Connection) -> None:
+    # Version 4 kept a release-mode Deployment's release as a fake fingerprint
+    # "helm.release" -> "<namespace>/<name>", and Helm's revision in its counts.
+    rows = conn.execute("SELECT app, cluster, applied, resource_counts FROM deployments")
+    for app, cluster, applied_text, counts_text in rows.fetchall():
+        applied: dict[str, str] = json.loads(applied_text or "{}")
+        counts: dict[str, int] = json.loads(counts_text or "{}")
+        located = applied.pop(_RELEASE_KEY, None)
+        helm_revision = counts.pop(_HELM_REVISION, None)
+        release = None
+        if located and "/" in located:
+            namespace, _, release_name = located.partition("/")
+            release = {
+                "namespace": namespace,
+                "name": release_name,
+                "revision": int(helm_revision or 0),
+                "history": _release_history(conn, app, cluster),
+            }
+        conn.execute(
+            """UPDATE deployments SET applied = ?, resource_counts = ?, release = ?
+               WHERE app = ? AND cluster = ?""",
+            (
+                json.dumps(applied, sort_keys=True, separators=(",", ":")),
+                json.dumps(counts, sort_keys=True, separators=(",", ":")),
+                None if release is None else json.dumps(release, sort_keys=True),
+                app,
+                cluster,
+            ),
+        )
+
+
+def _revisions_and_syncs_v5(conn: sqlite3.Connection) -> None:
+    for app, number, text in conn.execute(
+        "SELECT app, number, source_ref FROM revisions"
+    ).fetchall():
+        conn.execute(
+            "UPDATE revisions SET source_ref = ? WHERE app = ? AND number = ?",
+            (json.dumps(_source_ref_v5(text, app=app, number=number), sort_keys=True), app, number),
+        )
+    for sync_id, counts_text in conn.execute(
+        "SELECT id, counts FROM syncs WHERE counts LIKE ?", (f'%"{_HELM_REVISION}"%',)
+    ).fetchall():
+        counts = json.loads(counts_text)
+        counts.pop(_HELM_REVISION, None)
+        conn.execute(
+            "UPDATE syncs SET counts = ? WHERE id = ?",
+            (json.dumps(counts, sort_keys=True, separators=(",", ":")), sync_id),
+        )
+
+
+def _typed_records_v5(conn: sqlite3.Connection) -> None:
+    _apps_v5(conn)
+    # Deployments before syncs: their release history is read from the syncs' counts.
+    _deployments_v5(conn)
+    _revisions_and_syncs_v5(conn)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -181,6 +307,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE syncs ADD COLUMN objects TEXT NOT NULL DEFAULT '{}'",
         ),
     ),
+    Migration(
+        version=5,
+        description="typed records: sync policy, catalog install, Helm release, source refs",
+        statements=(
+            "ALTER TABLE apps ADD COLUMN policy TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE apps ADD COLUMN labels TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE apps ADD COLUMN depends_on TEXT NOT NULL DEFAULT '[]'",
+            "ALTER TABLE apps ADD COLUMN rollout TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE apps ADD COLUMN catalog TEXT",
+            "ALTER TABLE deployments ADD COLUMN release TEXT",
+        ),
+        convert=_typed_records_v5,
+        after=("ALTER TABLE apps DROP COLUMN definition",),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
@@ -227,6 +367,10 @@ def migrate(
                 conn.execute("ROLLBACK")
                 continue
             for statement in step.statements:
+                conn.execute(statement)
+            if step.convert is not None:
+                step.convert(conn)
+            for statement in step.after:
                 conn.execute(statement)
             # PRAGMA takes no parameters; the version is an int from our own table.
             conn.execute(f"PRAGMA user_version = {int(step.version)}")

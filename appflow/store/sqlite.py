@@ -30,22 +30,29 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
 from appflow.errors import ConfigError, NotFoundError, StoreError, Where
+from appflow.model.appdef import Dependency, RolloutSpec, SyncPolicy
+from appflow.model.codec import from_json, to_json
+from appflow.model.inventory import InventoryEntry, entries_from_lines
 from appflow.model.records import (
     AppRecord,
+    CatalogInstall,
     ClusterGroupRecord,
     ClusterRecord,
     DeploymentRecord,
     DeploymentSummary,
     EventRecord,
     FailingObject,
+    HelmReleaseRef,
     RenderedObjects,
     RepoRecord,
+    ResourceCounts,
     RevisionRecord,
     RolloutPartitionRecord,
     RolloutRecord,
+    SourceRef,
     SyncOutcome,
     SyncRecord,
     SyncTrigger,
@@ -103,6 +110,25 @@ def _json_out(value: object) -> str:
 
 def _json_in(text: str) -> Any:
     return json.loads(text)
+
+
+def _record_out(value: object) -> str | None:
+    """A nested record as JSON text (None stays NULL)."""
+    return None if value is None else _json_out(to_json(value))
+
+
+def _inventory_out(entries: tuple[InventoryEntry, ...]) -> str:
+    # One '<apiVersion> <id>' line per object: compact, and a deployment of
+    # hundreds of objects is read on every sync.
+    return _json_out([e.to_line() for e in entries])
+
+
+def _inventory_in(app: str, text: str) -> tuple[InventoryEntry, ...]:
+    return entries_from_lines(app, _json_in(text))
+
+
+def _source_ref_in(text: str) -> SourceRef:
+    return cast(SourceRef, from_json(SourceRef, _json_in(text), what="sourceRef"))
 
 
 def _compress(rendered: RenderedObjects) -> bytes:
@@ -441,13 +467,15 @@ class SqliteStore:
             if app.repo is not None:
                 self.get_repo(app.repo)  # NotFoundError naming the repo, not a bare FK failure
             conn.execute(
-                """INSERT INTO apps (name, source, repo, local_path, path, definition, paused,
-                       created_at, updated_at)
-                   VALUES (:name, :source, :repo, :local_path, :path, :definition, :paused,
-                       :created_at, :updated_at)
+                """INSERT INTO apps (name, source, repo, local_path, path, policy, labels,
+                       depends_on, rollout, catalog, paused, created_at, updated_at)
+                   VALUES (:name, :source, :repo, :local_path, :path, :policy, :labels,
+                       :depends_on, :rollout, :catalog, :paused, :created_at, :updated_at)
                    ON CONFLICT (name) DO UPDATE SET source = excluded.source,
                        repo = excluded.repo, local_path = excluded.local_path,
-                       path = excluded.path, definition = excluded.definition,
+                       path = excluded.path, policy = excluded.policy,
+                       labels = excluded.labels, depends_on = excluded.depends_on,
+                       rollout = excluded.rollout, catalog = excluded.catalog,
                        paused = excluded.paused, updated_at = excluded.updated_at""",
                 {
                     "name": app.name,
@@ -455,7 +483,11 @@ class SqliteStore:
                     "repo": app.repo,
                     "local_path": app.local_path,
                     "path": app.path,
-                    "definition": _json_out(app.definition),
+                    "policy": _record_out(app.policy),
+                    "labels": _json_out(app.labels),
+                    "depends_on": _record_out(app.depends_on),
+                    "rollout": _record_out(app.rollout),
+                    "catalog": _record_out(app.catalog),
                     "paused": int(app.paused),
                     "created_at": _time_out(app.created_at),
                     "updated_at": _time_out(utc_now()),
@@ -506,7 +538,7 @@ class SqliteStore:
         app: str,
         *,
         digest: str,
-        source_ref: str,
+        source_ref: SourceRef,
         rendered: RenderedObjects,
         message: str = "",
     ) -> RevisionRecord:
@@ -538,7 +570,7 @@ class SqliteStore:
                     record.app,
                     record.number,
                     record.digest,
-                    record.source_ref,
+                    _record_out(record.source_ref),
                     record.message,
                     _compress(rendered),
                     _time_out(record.created_at),
@@ -596,7 +628,7 @@ class SqliteStore:
             app=row["app"],
             number=int(row["number"]),
             digest=row["digest"],
-            source_ref=row["source_ref"],
+            source_ref=_source_ref_in(row["source_ref"]),
             rendered=rendered,
             message=row["message"],
             created_at=_time_in_required(row["created_at"]),
@@ -612,14 +644,17 @@ class SqliteStore:
             self.get_cluster(deployment.cluster)
             conn.execute(
                 """INSERT INTO deployments (app, cluster, desired_revision, applied_revision,
-                       state, message, inventory, applied, resource_counts, failing, updated_at)
+                       state, message, inventory, applied, release, resource_counts, failing,
+                       updated_at)
                    VALUES (:app, :cluster, :desired_revision, :applied_revision, :state,
-                       :message, :inventory, :applied, :resource_counts, :failing, :updated_at)
+                       :message, :inventory, :applied, :release, :resource_counts, :failing,
+                       :updated_at)
                    ON CONFLICT (app, cluster) DO UPDATE SET
                        desired_revision = excluded.desired_revision,
                        applied_revision = excluded.applied_revision, state = excluded.state,
                        message = excluded.message, inventory = excluded.inventory,
-                       applied = excluded.applied, resource_counts = excluded.resource_counts, failing = excluded.failing,
+                       applied = excluded.applied, release = excluded.release,
+                       resource_counts = excluded.resource_counts, failing = excluded.failing,
                        updated_at = excluded.updated_at""",
                 {
                     "app": deployment.app,
@@ -628,9 +663,10 @@ class SqliteStore:
                     "applied_revision": deployment.applied_revision,
                     "state": deployment.state,
                     "message": deployment.message,
-                    "inventory": _json_out(list(deployment.inventory)),
+                    "inventory": _inventory_out(deployment.inventory),
                     "applied": _json_out(deployment.applied),
-                    "resource_counts": _json_out(deployment.resource_counts),
+                    "release": _record_out(deployment.release),
+                    "resource_counts": _record_out(deployment.resource_counts),
                     "failing": _json_out(
                         [{"object": f.object, "message": f.message} for f in deployment.failing]
                     ),
@@ -690,7 +726,9 @@ class SqliteStore:
                 state=row["state"],
                 applied_revision=row["applied_revision"],
                 message=row["message"],
-                resource_counts=_json_in(row["resource_counts"]),
+                resource_counts=from_json(
+                    ResourceCounts, _json_in(row["resource_counts"]), what="resourceCounts"
+                ),
                 failing=int(row["failing"] or 0),
             )
             for row in rows
@@ -1087,7 +1125,13 @@ def _app_from(row: sqlite3.Row) -> AppRecord:
         repo=row["repo"],
         local_path=row["local_path"],
         path=row["path"],
-        definition=_json_in(row["definition"]),
+        policy=from_json(SyncPolicy, _json_in(row["policy"]), what="policy"),
+        labels=_json_in(row["labels"]),
+        depends_on=from_json(tuple[Dependency, ...], _json_in(row["depends_on"]), what="dependsOn"),
+        rollout=from_json(RolloutSpec, _json_in(row["rollout"]), what="rollout"),
+        catalog=None
+        if row["catalog"] is None
+        else from_json(CatalogInstall, _json_in(row["catalog"]), what="catalog"),
         paused=bool(row["paused"]),
         created_at=_time_in_required(row["created_at"]),
         updated_at=_time_in_required(row["updated_at"]),
@@ -1102,9 +1146,14 @@ def _deployment_from(row: sqlite3.Row) -> DeploymentRecord:
         applied_revision=row["applied_revision"],
         state=row["state"],
         message=row["message"],
-        inventory=tuple(_json_in(row["inventory"])),
+        inventory=_inventory_in(row["app"], row["inventory"]),
         applied=_json_in(row["applied"]),
-        resource_counts=_json_in(row["resource_counts"]),
+        release=None
+        if row["release"] is None
+        else from_json(HelmReleaseRef, _json_in(row["release"]), what="release"),
+        resource_counts=from_json(
+            ResourceCounts, _json_in(row["resource_counts"]), what="resourceCounts"
+        ),
         failing=tuple(
             FailingObject(object=f["object"], message=f["message"])
             for f in _json_in(row["failing"])

@@ -12,7 +12,6 @@ from appflow.model.catalog import (
     FROM_SET,
     CatalogEntry,
     ChartSource,
-    TargetChoice,
     index_document,
     index_from_data,
     index_to_data,
@@ -25,6 +24,8 @@ from appflow.model.catalog import (
     shown,
     validate_values,
 )
+from appflow.model.codec import from_json, to_json
+from appflow.model.records import TargetChoice
 from appflow.model.values import merge_values
 
 SCHEMA: dict[str, Any] = {
@@ -283,4 +284,4 @@ def test_target_choice_needs_exactly_one() -> None:
         TargetChoice(clusters=("a",), all=True).check()
     choice = TargetChoice(selector="site=berlin")
     choice.check()
-    assert TargetChoice.from_data(choice.to_data()) == choice
+    assert from_json(TargetChoice, to_json(choice)) == choice

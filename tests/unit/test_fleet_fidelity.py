@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from appflow.engine.deployment import SyncOptions
-from appflow.engine.desired import options_for, render_request, values_from_refs
-from appflow.engine.engine import with_app_namespace
+from appflow.engine.desired import options_for, render_request, values_from_refs, with_app_namespace
+from appflow.engine.stages.types import SyncOptions
 from appflow.errors import ConfigError, RenderError
 from appflow.model.appdef import (
     AppDefinition,

@@ -1,4 +1,5 @@
-"""Rollout planning: partitions, batches, maxUnavailable counts and percentages."""
+"""Rollouts: partitions, batches, maxUnavailable counts and percentages, and the decisions
+made while one runs (where to resume, holding while paused, the gate, auto-rollback)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,19 @@ from appflow.model.appdef import (
     RolloutPartition,
     RolloutSpec,
 )
-from appflow.model.rollout import Partition, is_progressive, plan_rollout, resolve_count
+from appflow.model.records import RolloutPartitionRecord, RolloutRecord
+from appflow.model.rollout import (
+    Partition,
+    after_failure,
+    delivered,
+    gate,
+    holds,
+    is_progressive,
+    plan_rollout,
+    resolve_count,
+    resume_point,
+    rollback_plan,
+)
 from appflow.model.targeting import ClusterGroup, ClusterInfo
 
 
@@ -263,3 +276,71 @@ def test_batches_are_max_unavailable_clusters_at_a_time() -> None:
 
 def test_zero_max_unavailable_still_moves_one_cluster_at_a_time() -> None:
     assert Partition("p", ("a", "b"), 0).batches() == [("a",), ("b",)]
+
+
+# -- decisions while a rollout runs ----------------------------------------------------------
+
+
+def _record(
+    state: str, *, revision: int | None = 3, current: int = 1, layout: list[Partition] | None = None
+) -> RolloutRecord:
+    parts = layout if layout is not None else PARTS
+    return RolloutRecord(
+        app="web",
+        revision=revision,
+        state=state,  # type: ignore[arg-type]
+        partitions=tuple(
+            RolloutPartitionRecord(name=p.name, clusters=p.clusters, max_unavailable=1)
+            for p in parts
+        ),
+        current=current,
+    )
+
+
+PARTS = [
+    Partition("p1", ("a", "b"), 1),
+    Partition("p2", ("c",), 1),
+    Partition("p3", ("d", "e"), 1),
+]
+
+
+def test_a_new_rollout_starts_at_the_first_partition() -> None:
+    assert resume_point(None, revision=3, partitions=PARTS) == 0
+
+
+@pytest.mark.parametrize("state", ["Paused", "Progressing", "Failed", "RolledBack"])
+def test_the_same_revision_continues_where_its_rollout_stopped(state: str) -> None:
+    assert resume_point(_record(state, current=1), revision=3, partitions=PARTS) == 1
+
+
+def test_a_new_revision_a_new_layout_or_a_completed_rollout_start_again() -> None:
+    assert resume_point(_record("Paused"), revision=4, partitions=PARTS) == 0
+    assert resume_point(_record("Complete", current=3), revision=3, partitions=PARTS) == 0
+    moved = [Partition("p1", ("a",), 1), *PARTS[1:]]
+    assert resume_point(_record("Progressing"), revision=3, partitions=moved) == 0
+
+
+def test_only_a_paused_rollout_holds_and_it_holds_what_it_did_not_deliver() -> None:
+    paused = _record("Paused", current=2)
+
+    assert holds(paused)
+    assert not holds(_record("Progressing"))
+    assert not holds(None)
+    assert delivered(paused, revision=3) == {"a", "b", "c"}
+    assert delivered(paused, revision=4) == frozenset()
+
+
+def test_the_gate_fails_clusters_not_ready_and_passes_those_that_did_not_answer() -> None:
+    states = {"a": ("Ready", ""), "b": ("NotReady", "0 of 1 replicas"), "c": ("ErrApplied", "")}
+
+    assert gate(("a", "b", "c", "d"), states) == {"b": "0 of 1 replicas", "c": "ErrApplied"}
+    assert gate(("a", "d"), states) == {}
+
+
+def test_auto_rollback_returns_each_failed_cluster_to_its_own_earlier_revision() -> None:
+    back, none = rollback_plan(["b", "c", "e"], {"b": 2, "c": None, "e": 1, "a": 2})
+
+    assert back == {"b": 2, "e": 1}
+    assert none == ["c"]
+    assert after_failure(RolloutSpec(auto_rollback=True)) == "RolledBack"
+    assert after_failure(RolloutSpec()) == "Failed"

@@ -14,15 +14,21 @@ from pathlib import Path
 import pytest
 
 from appflow.errors import ConfigError, NotFoundError, StoreError
-from appflow.model.objects import Manifest
+from appflow.model.appdef import Dependency, LabelSelector, SyncPolicy
+from appflow.model.inventory import InventoryEntry
+from appflow.model.objects import Manifest, ObjectRef
 from appflow.model.records import (
     AppRecord,
     ClusterGroupRecord,
     ClusterRecord,
     DeploymentRecord,
     FailingObject,
+    GitCommit,
+    HelmReleaseRef,
+    ReleaseRevision,
     RenderedObjects,
     RepoRecord,
+    ResourceCounts,
 )
 from appflow.store import SqliteStore, Store, open_store
 from appflow.store.migrations import SCHEMA_VERSION, Migration, migrate
@@ -89,7 +95,12 @@ def app(name: str = "web", *, repo_name: str = "retail") -> AppRecord:
         source="git",
         repo=repo_name,
         path="apps/web",
-        definition={"namespace": "shop", "helm": {"values": {"replicas": 2}}, "targets": []},
+        policy=SyncPolicy(auto=False, self_heal=True),
+        labels={"tier": "web"},
+        depends_on=(
+            Dependency(name="db"),
+            Dependency(selector=LabelSelector(match_labels={"tier": "db"})),
+        ),
         created_at=T0,
     )
 
@@ -137,7 +148,11 @@ def test_group_repo_and_app_round_trip(store: SqliteStore) -> None:
     assert store.get_repo("retail").paths == ("apps/", "edge/")
 
     stored = store.put_app(app())
-    assert stored.definition == app().definition
+    assert (stored.policy, stored.labels, stored.depends_on) == (
+        app().policy,
+        app().labels,
+        app().depends_on,
+    )
     assert stored.created_at == T0
     assert stored.updated_at > T0  # stamped by the store
     assert store.get_app("web") == stored
@@ -156,14 +171,24 @@ def test_deployment_round_trip(store: SqliteStore) -> None:
         applied_revision=1,
         state="ErrApplied",
         message="1 object failed to apply",
-        inventory=("shop_web_apps_Deployment", "_shop__Namespace"),
-        resource_counts={"ready": 1, "notReady": 1},
+        inventory=(
+            InventoryEntry(ObjectRef.decode("shop_web_apps_Deployment"), "apps/v1"),
+            InventoryEntry(ObjectRef.decode("_shop__Namespace"), "v1"),
+        ),
+        release=HelmReleaseRef(
+            namespace="shop",
+            name="web",
+            revision=3,
+            history=(ReleaseRevision(revision=1, helm_revision=3),),
+        ),
+        resource_counts=ResourceCounts(ready=1, not_ready=1),
         failing=(FailingObject(object="Deployment.apps/shop/web", message="image pull"),),
     )
     stored = store.put_deployment(record)
     assert stored.inventory == record.inventory
     assert stored.failing == record.failing
-    assert stored.resource_counts == {"ready": 1, "notReady": 1}
+    assert stored.resource_counts == ResourceCounts(ready=1, not_ready=1)
+    assert stored.release == record.release
     assert store.get_deployment("web", "berlin-1") == stored
     store.put_deployment(DeploymentRecord(app="web", cluster="paris-1", state="Ready"))
     assert [d.cluster for d in store.list_deployments(app="web")] == ["berlin-1", "paris-1"]
@@ -263,11 +288,19 @@ def test_revisions_are_numbered_per_app_and_keep_rendered_output(store: SqliteSt
         "berlin-1": [DEPLOY],
         "paris-1": [DEPLOY, {"apiVersion": "v1", "kind": "Namespace"}],
     }
-    r1 = store.add_revision("web", digest="sha256:aaa", source_ref="3f2c1e9", rendered=rendered)
-    r2 = store.add_revision(
-        "web", digest="sha256:bbb", source_ref="77ab001", rendered={}, message="bump"
+    r1 = store.add_revision(
+        "web", digest="sha256:aaa", source_ref=GitCommit(commit="3f2c1e9"), rendered=rendered
     )
-    a1 = store.add_revision("api", digest="sha256:aaa", source_ref="3f2c1e9", rendered={})
+    r2 = store.add_revision(
+        "web",
+        digest="sha256:bbb",
+        source_ref=GitCommit(commit="77ab001"),
+        rendered={},
+        message="bump",
+    )
+    a1 = store.add_revision(
+        "api", digest="sha256:aaa", source_ref=GitCommit(commit="3f2c1e9"), rendered={}
+    )
     assert (r1.number, r2.number, a1.number) == (1, 2, 1)
 
     assert store.get_revision("web", 1).rendered == rendered
@@ -285,12 +318,18 @@ def test_revisions_are_numbered_per_app_and_keep_rendered_output(store: SqliteSt
 
 def test_same_digest_as_newest_revision_is_not_added_twice(store: SqliteStore) -> None:
     seeded(store)
-    r1 = store.add_revision("web", digest="sha256:aaa", source_ref="c1", rendered={"b": [DEPLOY]})
-    again = store.add_revision("web", digest="sha256:aaa", source_ref="c2", rendered={})
+    r1 = store.add_revision(
+        "web", digest="sha256:aaa", source_ref=GitCommit(commit="c1"), rendered={"b": [DEPLOY]}
+    )
+    again = store.add_revision(
+        "web", digest="sha256:aaa", source_ref=GitCommit(commit="c2"), rendered={}
+    )
     assert again == r1
-    store.add_revision("web", digest="sha256:bbb", source_ref="c3", rendered={})
+    store.add_revision("web", digest="sha256:bbb", source_ref=GitCommit(commit="c3"), rendered={})
     # Going back to an older digest is a new revision: history is a sequence, not a set.
-    back = store.add_revision("web", digest="sha256:aaa", source_ref="c4", rendered={})
+    back = store.add_revision(
+        "web", digest="sha256:aaa", source_ref=GitCommit(commit="c4"), rendered={}
+    )
     assert back.number == 3
     assert [r.number for r in store.list_revisions("web")] == [1, 2, 3]
 
@@ -298,7 +337,7 @@ def test_same_digest_as_newest_revision_is_not_added_twice(store: SqliteStore) -
 def test_revision_of_unknown_app_or_number(store: SqliteStore) -> None:
     seeded(store)
     with pytest.raises(NotFoundError) as missing_app:
-        store.add_revision("nope", digest="d", source_ref="c", rendered={})
+        store.add_revision("nope", digest="d", source_ref=GitCommit(commit="c"), rendered={})
     assert "app nope" in str(missing_app.value)
     with pytest.raises(NotFoundError) as missing_rev:
         store.get_revision("web", 7)
@@ -327,15 +366,23 @@ def test_not_found_errors_name_the_record_and_the_list_command(store: SqliteStor
 
 def test_deletes_that_would_lose_an_inventory_are_refused(store: SqliteStore) -> None:
     seeded(store)
-    store.put_deployment(DeploymentRecord(app="web", cluster="berlin-1", inventory=("a_b__C",)))
-    store.add_revision("web", digest="d1", source_ref="c", rendered={})
+    store.put_deployment(
+        DeploymentRecord(
+            app="web",
+            cluster="berlin-1",
+            inventory=(InventoryEntry(ObjectRef.decode("a_b__C"), "v1"),),
+        )
+    )
+    store.add_revision("web", digest="d1", source_ref=GitCommit(commit="c"), rendered={})
     with pytest.raises(StoreError, match="app web: the app is still deployed to berlin-1"):
         store.delete_app("web")
     with pytest.raises(StoreError, match="still has deployments of web"):
         store.delete_cluster("berlin-1")
     with pytest.raises(StoreError, match="still the source of apps web"):
         store.delete_repo("retail")
-    assert store.get_deployment("web", "berlin-1").inventory == ("a_b__C",)
+    assert store.get_deployment("web", "berlin-1").inventory == (
+        InventoryEntry(ObjectRef.decode("a_b__C"), "v1"),
+    )
 
     store.delete_cluster("paris-1")  # nothing deployed there
     store.delete_app("web", with_deployments=True)
@@ -363,7 +410,9 @@ def test_a_crash_inside_a_transaction_leaves_nothing_written(store: SqliteStore)
     def write_then_crash() -> None:
         with store.transaction():
             store.put_app(app("api"))
-            store.add_revision("api", digest="d1", source_ref="c", rendered={"b": [DEPLOY]})
+            store.add_revision(
+                "api", digest="d1", source_ref=GitCommit(commit="c"), rendered={"b": [DEPLOY]}
+            )
             store.put_deployment(DeploymentRecord(app="api", cluster="berlin-1"))
             store.put_cluster(cluster("berlin-1", state="Error"))
             raise RuntimeError("killed")
@@ -431,7 +480,9 @@ def test_threads_sharing_one_store_get_distinct_revision_numbers(store: SqliteSt
     def work(worker: int) -> None:
         try:
             for i in range(10):
-                store.add_revision("web", digest=f"d-{worker}-{i}", source_ref="c", rendered={})
+                store.add_revision(
+                    "web", digest=f"d-{worker}-{i}", source_ref=GitCommit(commit="c"), rendered={}
+                )
                 store.add_event(kind="sync", message=f"{worker}/{i}", app="web")
         except BaseException as err:  # surfaced below; a thread's exception is otherwise lost
             errors.append(err)
@@ -457,7 +508,7 @@ def test_two_connections_to_one_file_never_write_the_same_revision(db_path: Path
         try:
             for i in range(15):
                 stores[which].add_revision(
-                    "web", digest=f"{which}-{i}", source_ref="c", rendered={}
+                    "web", digest=f"{which}-{i}", source_ref=GitCommit(commit="c"), rendered={}
                 )
         except BaseException as err:
             errors.append(err)

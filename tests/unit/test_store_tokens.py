@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from appflow.errors import ConfigError, NotFoundError
-from appflow.model.records import RepoRecord, utc_now
+from appflow.model.records import utc_now
 from appflow.model.tokens import hash_token, new_token
 from appflow.store import SqliteStore, open_store
 from appflow.store.migrations import MIGRATIONS, migrate
@@ -73,13 +73,11 @@ def test_a_version_2_store_gains_the_tokens_table_and_keeps_its_records(tmp_path
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
     assert migrate(conn, path=path, migrations=MIGRATIONS[:2]) == 2
-    conn.close()
-    with open_store(path) as store:
-        store.put_repo(RepoRecord(name="retail", url="https://git.example.com/retail.git"))
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("DROP TABLE tokens")
-    conn.execute("ALTER TABLE syncs DROP COLUMN objects")  # added by migration 4
-    conn.execute("PRAGMA user_version = 2")
+    conn.execute(
+        """INSERT INTO repos (name, url, ref, paths, auth, poll_interval_seconds, created_at)
+           VALUES ('retail', 'https://git.example.com/retail.git', 'main', '[]', '{}', 60,
+                   '2025-01-01T00:00:00.000000+00:00')"""
+    )
     conn.close()
     with open_store(path) as store:
         assert store.get_repo("retail").url == "https://git.example.com/retail.git"

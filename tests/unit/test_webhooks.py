@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from appflow.model.tokens import hash_token, looks_like_token, new_token
 from appflow.model.webhooks import (
     PushEvent,
     ReplayGuard,
+    commit_for_ref,
     generic_replay_keys,
     parse_delivery,
     parse_secret_ref,
@@ -383,3 +385,32 @@ def test_tokens_are_random_and_hashed() -> None:
     assert not looks_like_token("af_short")
     assert hash_token(a) == hashlib.sha256(a.encode()).hexdigest()
     assert a not in hash_token(a)
+
+
+def _push(
+    *, branch: str | None = "main", tag: str | None = None, default: str | None = None
+) -> PushEvent:
+    return PushEvent(
+        repo_urls=("https://git.example.com/retail.git",),
+        branch=branch,
+        tag=tag,
+        commit="AB" * 20,
+        delivery_id="1",
+        provider="github",
+        default_branch=default,
+    )
+
+
+def test_a_push_names_the_commit_of_the_ref_a_repository_follows() -> None:
+    assert commit_for_ref(_push(), "main") == "ab" * 20
+    assert commit_for_ref(_push(branch=None, tag="v1.2.0"), "tag:v1.2.0") == "ab" * 20
+    assert commit_for_ref(_push(default="main"), "HEAD") == "ab" * 20
+
+
+def test_a_push_that_may_not_move_the_followed_ref_names_no_commit() -> None:
+    assert commit_for_ref(_push(branch="dev"), "main") is None
+    # HEAD without the default branch in the payload: any branch passes the filter.
+    assert commit_for_ref(_push(), "HEAD") is None
+    # A new tag need not be the highest match of the range: the fetch resolves it.
+    assert commit_for_ref(_push(branch=None, tag="v1.3.0"), "semver:1.x") is None
+    assert commit_for_ref(replace(_push(), commit="main"), "main") is None

@@ -17,7 +17,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode
 
 import jinja2
@@ -34,9 +34,9 @@ from fastapi.staticfiles import StaticFiles
 from markdown_it import MarkdownIt
 
 from appflow.errors import AppflowError, ConfigError, ForbiddenError, NotFoundError
-from appflow.model.catalog import TargetChoice
+from appflow.model.codec import to_json
 from appflow.model.overview import MAX_PER_PAGE, OverviewQuery, paginate
-from appflow.model.records import DEPLOYMENT_STATES, TokenRecord
+from appflow.model.records import DEPLOYMENT_STATES, TargetChoice, TokenRecord
 from appflow.model.tokens import hash_token
 from appflow.paths import data_dir
 from appflow.server.auth import find_token
@@ -106,7 +106,7 @@ def _templates() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["since"] = _since
-    env.filters["short"] = lambda text, n=12: (text or "")[:n]
+    env.filters["short"] = lambda text, n=12: str(text or "")[:n]
     env.globals["STATES"] = DEPLOYMENT_STATES
     return env
 
@@ -722,9 +722,11 @@ def mount_dashboard(app: FastAPI, *, service: FleetService, require_token: bool)
         return ui.render(request, "installs.html", session=session, installs=rows)
 
     async def install_record(name: str) -> dict[str, Any]:
-        from appflow.engine.catalog import catalog_data
+        from appflow.engine.catalog.source import catalog_data
 
-        return catalog_data(await asyncio.to_thread(service.store.get_app, name))
+        record = catalog_data(await asyncio.to_thread(service.store.get_app, name))
+        # The form reads the install's data by its JSON names (entry, constraint, values).
+        return cast(dict[str, Any], to_json(record))
 
     @router.get("/installs/{name}/upgrade")
     async def upgrade_page(request: Request, name: str) -> Response:

@@ -78,7 +78,10 @@ def test_install_upgrade_uninstall_starter_apps(fleet: Fleet, space: Space) -> N
     service = live(fleet.sandbox, 0, "v1", "Service", broker, space.namespace)
     assert {p["port"] for p in service["spec"]["ports"]} == {1883, 9001}
     record = fleet.store.get_app(broker)
-    assert record.definition["catalog"]["values"]["persistence"]["size"] == "2Gi"
+    assert record.catalog is not None
+    persistence = record.catalog.values["persistence"]
+    assert isinstance(persistence, dict)
+    assert persistence["size"] == "2Gi"
 
     # Rollback like any other app: back to revision 1 (no websockets port).
     result = cli("app", "rollback", broker, "--to", "1")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from appflow.engine.catalog import watch_catalog
+from appflow.engine.catalog.live import watch_catalog
 from tests.integration.catalog.conftest import CATALOG
 from tests.integration.engine.conftest import Fleet
 from tests.integration.engine.support import Space, cli, live
@@ -66,12 +66,10 @@ async def test_auto_install_follows_a_new_chart_version_in_the_catalog(
         deadline = time.monotonic() + 90
         while True:
             record = fleet.store.get_app(auto)
-            if record.definition["catalog"]["version"] == "1.1.0":
+            if record.catalog is not None and record.catalog.version == "1.1.0":
                 break
             if time.monotonic() > deadline:
-                pytest.fail(
-                    f"the auto install did not move to 1.1.0: {record.definition['catalog']}"
-                )
+                pytest.fail(f"the auto install did not move to 1.1.0: {record.catalog}")
             await asyncio.sleep(0.5)
     finally:
         stop.set()
@@ -80,7 +78,9 @@ async def test_auto_install_follows_a_new_chart_version_in_the_catalog(
         "labels"
     ]
     assert labels.get("helm.sh/chart", "").endswith("1.1.0"), labels
-    assert fleet.store.get_app(manual).definition["catalog"]["version"] == "1.0.0"
+    kept = fleet.store.get_app(manual).catalog
+    assert kept is not None
+    assert kept.version == "1.0.0"
     installs = await asyncio.to_thread(
         cli, "catalog", "installs", "-o", "json", "--catalog", str(catalog)
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from appflow.engine import catalog as catalog_engine
+from appflow.engine.catalog import entries as catalog_engine
 from tests.integration.engine.conftest import Fleet, fleet, space  # noqa: F401
 from tests.integration.engine.support import Space, cli, exists, live, one_line
 from tests.integration.oci.conftest import Registry, needs_registry
@@ -40,8 +40,8 @@ def test_an_oci_entry_resolves_within_its_constraint_and_pulls_that_version(
 ) -> None:
     entry = catalog_engine.find_entry(oci_catalog(tmp_path, plain_http), "greeter")
 
-    latest = catalog_engine.resolve(entry, version=None)
-    pinned = catalog_engine.resolve(entry, version="~1.0")
+    latest = asyncio.run(catalog_engine.resolve(entry, version=None))
+    pinned = asyncio.run(catalog_engine.resolve(entry, version="~1.0"))
     assert (latest.kind, latest.version, latest.oci) == ("oci", "1.2.0", entry.chart.oci)
     assert pinned.version == "1.0.0"
 

@@ -213,7 +213,8 @@ def test_catalog_install_with_encrypted_values_keeps_only_ciphertext(
     config = live(fleet.sandbox, 0, "v1", "ConfigMap", f"{name}", space.namespace)
     assert marker in json.dumps(config["data"])
     record = fleet.store.get_app(name)
-    assert record.definition["catalog"]["encryptedValues"][0]["name"] == "extra.sops.yaml"
+    assert record.catalog is not None
+    assert record.catalog.encrypted_values[0].name == "extra.sops.yaml"
     assert leaks(fleet, marker, shown_texts(fleet, name)) == []
 
     # Values that break the schema are refused; the message quotes no decrypted value.

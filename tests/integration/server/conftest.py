@@ -19,6 +19,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from appflow.model.inventory import InventoryEntry
+from appflow.model.objects import ObjectRef
 from appflow.model.records import (
     AppRecord,
     ClusterRecord,
@@ -138,7 +140,7 @@ def seed(store: SqliteStore, secret_file: Path) -> None:
             state="ErrApplied",
             message="1 object failed",
             failing=(FailingObject(object="Deployment/shop/web", message="image pull"),),
-            inventory=("apps/Deployment/shop/web",),
+            inventory=(InventoryEntry(ObjectRef("apps", "Deployment", "shop", "web"), "apps/v1"),),
         )
     )
     store.add_event(kind="sync", message="synced web", app="web", cluster="berlin-1")

@@ -91,7 +91,7 @@ def test_app_detail_history_and_deployments(served: Served) -> None:
         ("berlin-1", "failed", "image pull")
     ]
     assert [(d["app"], d["state"]) for d in deployments] == [("web", "ErrApplied")]
-    assert deployments[0]["inventory"] == ["apps/Deployment/shop/web"]
+    assert deployments[0]["inventory"] == ["apps/v1 shop_web_apps_Deployment"]
     assert none == []
     assert apps == [
         {

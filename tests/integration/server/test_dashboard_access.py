@@ -279,7 +279,13 @@ def test_the_api_serves_what_the_dashboard_shows(served: Served) -> None:
     api = served.api()
     objects = api.get("/api/v1/apps/web/objects")
     assert objects.status_code == 200
-    assert objects.json()["berlin-1"] == []  # its one inventory line is not a valid ref
+    [only] = objects.json()["berlin-1"]  # the inventory the seed records
+    assert (only["apiVersion"], only["kind"], only["namespace"], only["name"]) == (
+        "apps/v1",
+        "Deployment",
+        "shop",
+        "web",
+    )
     match = api.get("/api/v1/catalog/match", params={"selector": "env=prod"})
     assert match.json() == ["berlin-1"]
     refused = api.get("/api/v1/catalog/match", params={"selector": "env=prod", "all": "true"})

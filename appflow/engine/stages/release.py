@@ -1,12 +1,15 @@
-"""Helm release mode (`helm: {mode: release}`): an AppFlow as a Helm release per cluster.
+"""Helm release mode (`helm: {mode: release}`): an AppFlow as a Helm release on one cluster.
 
 For charts that need Helm hooks and for teams who want `helm list` on the
 cluster. The chart is still rendered with `helm template` for every target
-first, so a template error on any target touches no cluster; then each cluster
-gets `helm upgrade --install`, and health is assessed on the rendered objects.
-Helm owns the objects (its own inventory, the release secret), so appflow's
-inventory and prune do not apply; uninstall is `helm uninstall`, and a rollback
-is `helm rollback` to the Helm revision recorded with the appflow revision.
+first (by the caller), so a template error on any target touches no cluster;
+then each cluster gets `helm upgrade --install`, and health is assessed on the
+rendered objects. Helm owns the objects (its own inventory, the release
+secret), so appflow's inventory and prune do not apply; uninstall is
+`helm uninstall`, and a rollback is `helm rollback` to the Helm revision
+recorded with the appflow revision (``HelmReleaseRef.history``).
+
+helm reaches the cluster through the same kubeconfig and context as KUBE.
 """
 
 from __future__ import annotations
@@ -15,14 +18,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from appflow.engine.deployment import DesiredState, SyncOptions, SyncResult, assess_objects
-from appflow.errors import AppflowError
+from appflow.engine.stages.health import assess_objects
+from appflow.engine.stages.types import DesiredState, SyncOptions, SyncResult
+from appflow.errors import AppflowError, ConfigError, Where
 from appflow.kube.client import KubeCluster
-from appflow.model.health import HealthStatus
 from appflow.model.inventory import Inventory
 from appflow.model.objects import ANNOTATION_REPLACE, ANNOTATION_TAKE_OWNERSHIP
 from appflow.model.plan import Plan
-from appflow.model.records import ClusterRecord, DeploymentState
+from appflow.model.records import HelmReleaseRef
+from appflow.model.status import deployment_state
 from appflow.render.types import RenderRequest
 
 if TYPE_CHECKING:
@@ -31,19 +35,17 @@ if TYPE_CHECKING:
 # render.helm (and pyhelm3, pydantic) is imported by the functions that drive
 # helm: an engine that never meets a release-mode app does not pay for it.
 
-HELM_REVISION = "helmRevision"
-"""Key of the Helm release revision in a sync's counts."""
-RELEASE_KEY = "helm.release"
-"""Key, in a Deployment's fingerprints, of '<namespace>/<release>' for release-mode apps."""
 
-
-def release_of(applied: dict[str, str]) -> tuple[str, str] | None:
-    """(namespace, release) recorded for a release-mode Deployment, else None."""
-    value = applied.get(RELEASE_KEY)
-    if not value or "/" not in value:
-        return None
-    namespace, name = value.split("/", 1)
-    return namespace, name
+def _kubeconfig(kube: KubeCluster) -> Path:
+    """The kubeconfig helm reaches KUBE with (helm runs as its own process)."""
+    if kube.connection.kubeconfig is None:
+        raise ConfigError(
+            "Helm release mode needs a kubeconfig for helm, and this connection has none "
+            "(in-cluster credentials)",
+            where=Where(cluster=kube.name),
+            hint="use helm.mode: template, the default, for this app",
+        )
+    return kube.connection.kubeconfig
 
 
 def _timeout(options: SyncOptions) -> str:
@@ -60,23 +62,18 @@ async def _result(
     health, failing, counts = await assess_objects(
         kube, desired.objects, wait=options.wait, timeout=options.wait_timeout
     )
-    state: DeploymentState
-    if release.status != "deployed":
-        state = "ErrApplied"
-    elif health.status is HealthStatus.HEALTHY:
-        state = "Ready"
-    else:
-        state = "NotReady"
-    counts[HELM_REVISION] = release.revision
     return SyncResult(
         app=desired.app,
         cluster=desired.cluster,
         revision=desired.revision,
         plan=Plan(()),
-        state=state,
+        state=deployment_state(health.status, apply_failed=release.status != "deployed"),
         health=health,
         inventory=Inventory(desired.app, ()),
-        fingerprints={RELEASE_KEY: f"{release.namespace}/{release.name}"},
+        fingerprints={},
+        release=HelmReleaseRef(
+            namespace=release.namespace, name=release.name, revision=release.revision
+        ),
         failing=failing,
         resource_counts=counts,
         applied=len(desired.objects),
@@ -85,12 +82,7 @@ async def _result(
 
 
 async def install_or_upgrade(
-    kube: KubeCluster,
-    cluster: ClusterRecord,
-    request: RenderRequest,
-    desired: DesiredState,
-    *,
-    options: SyncOptions,
+    kube: KubeCluster, request: RenderRequest, desired: DesiredState, *, options: SyncOptions
 ) -> SyncResult:
     """`helm upgrade --install` the app's release on one cluster, then assess its objects."""
     started = time.monotonic()
@@ -102,12 +94,12 @@ async def install_or_upgrade(
         namespace=request.namespace or "default",
         chart=request.helm,
         source_dir=request.source_dir,
-        kubeconfig=Path(str(cluster.kubeconfig_path)),
-        context=cluster.context,
+        kubeconfig=_kubeconfig(kube),
+        context=kube.connection.context,
         values=request.values,
         values_files=request.values_files,
         app=desired.app,
-        cluster=cluster.name,
+        cluster=kube.name,
         helm_timeout=_timeout(options),
         wait=options.wait,
         description=f"appflow revision {desired.revision[:12]}",
@@ -121,43 +113,42 @@ async def install_or_upgrade(
 
 async def rollback(
     kube: KubeCluster,
-    cluster: ClusterRecord,
     desired: DesiredState,
     *,
-    release: str,
-    namespace: str,
+    release: HelmReleaseRef,
     helm_revision: int,
     options: SyncOptions,
 ) -> SyncResult:
-    """`helm rollback` the release to HELM_REVISION on one cluster."""
+    """`helm rollback` RELEASE to HELM_REVISION on one cluster."""
     started = time.monotonic()
     from appflow.render.helm import helm_rollback
 
     result = await helm_rollback(
-        release=release,
-        namespace=namespace,
-        kubeconfig=Path(str(cluster.kubeconfig_path)),
-        context=cluster.context,
+        release=release.name,
+        namespace=release.namespace,
+        kubeconfig=_kubeconfig(kube),
+        context=kube.connection.context,
         revision=helm_revision,
         app=desired.app,
-        cluster=cluster.name,
+        cluster=kube.name,
         helm_timeout=_timeout(options),
         wait=options.wait,
     )
     return await _result(kube, desired, result, options, started)
 
 
-async def uninstall(cluster: ClusterRecord, *, app: str, release: str, namespace: str) -> None:
+async def uninstall(kube: KubeCluster, *, app: str, release: HelmReleaseRef) -> None:
+    """`helm uninstall` RELEASE from one cluster."""
     from appflow.render.helm import helm_uninstall
 
     try:
         await helm_uninstall(
-            release=release,
-            namespace=namespace,
-            kubeconfig=Path(str(cluster.kubeconfig_path)),
-            context=cluster.context,
+            release=release.name,
+            namespace=release.namespace,
+            kubeconfig=_kubeconfig(kube),
+            context=kube.connection.context,
             app=app,
-            cluster=cluster.name,
+            cluster=kube.name,
         )
     except AppflowError as err:
-        raise err.located(app=app, cluster=cluster.name) from None
+        raise err.located(app=app, cluster=kube.name) from None

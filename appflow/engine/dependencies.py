@@ -1,0 +1,73 @@
+"""dependsOn: an app waits on each cluster until the apps it depends on are Ready there.
+
+Which apps an app depends on is resolved against the other apps' records (their labels
+and dependsOn as their definitions said when last read): no other app's source is
+fetched. Whether they are Ready is their Deployments' health, re-assessed while waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+from appflow.engine.parts import EngineParts
+from appflow.engine.refresh import refresh_health
+from appflow.errors import AppflowError, ConfigError, Where
+from appflow.model.appdef import AppDefinition
+from appflow.model.deps import Declares, resolve_dependency_states
+
+_FIRST_LOOK = 0.5
+_LONGEST_WAIT = 5.0
+
+
+async def dependencies_of(
+    parts: EngineParts, definition: AppDefinition
+) -> dict[str, frozenset[str]]:
+    """The apps DEFINITION depends on, each with the states that meet it (acceptedStates,
+    Ready unless told); cycles through any app are refused."""
+    records = await asyncio.to_thread(parts.store.list_apps)
+    apps: list[Declares] = [definition, *(r for r in records if r.name != definition.name)]
+    try:
+        return resolve_dependency_states(apps)[definition.name]
+    except ConfigError as err:
+        if err.where.app in (None, definition.name):
+            raise
+        raise ConfigError(
+            f"cannot check dependencies: {err}", where=Where(app=definition.name)
+        ) from err
+
+
+async def waiting_for(
+    parts: EngineParts,
+    app: str,
+    dependencies: Mapping[str, frozenset[str]],
+    cluster: str,
+    *,
+    timeout: float,
+) -> str:
+    """'' once every dependency is in an accepted state on CLUSTER (within TIMEOUT), else
+    what is awaited."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    pause = _FIRST_LOOK
+    only_ready = all(accepted == {"Ready"} for accepted in dependencies.values())
+    while True:
+        pending = []
+        for dep, accepted in dependencies.items():
+            wanted = "" if only_ready else f"; accepted: {', '.join(sorted(accepted))}"
+            try:
+                record = await refresh_health(parts, app=dep, cluster=cluster)
+            except AppflowError as err:
+                pending.append(f"{dep} ({err.message}{wanted})")
+                continue
+            if record is None:
+                pending.append(f"{dep} (not deployed on {cluster}{wanted})")
+            elif record.state not in accepted:
+                pending.append(f"{dep} ({record.state}{wanted})")
+        if not pending:
+            return ""
+        if loop.time() >= deadline:
+            goal = "Ready" if only_ready else "in an accepted state"
+            return f"waiting for {', '.join(pending)} to be {goal} on {cluster}"
+        await asyncio.sleep(min(pause, max(0.0, deadline - loop.time())))
+        pause = min(pause * 2, _LONGEST_WAIT)

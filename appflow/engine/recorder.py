@@ -1,0 +1,361 @@
+"""The recorder: every write the engine, the daemon and the catalog make to the store.
+
+Writes run in a worker thread (``asyncio.to_thread``): each commit waits for the disk
+(``synchronous=FULL``), and a fleet sync makes hundreds of them while other clusters'
+requests are in flight; on the event loop every one of them would pause every cluster's
+I/O. What one cluster's finished sync records (its history entry, its Deployment, the
+cluster seen Online, an event) is one transaction: one wait for the disk, not four, and
+never half of it after a crash.
+
+The sync stages never see the store: they return results, and this module turns those
+into records. A different store (the hub's custom resources) gets the same records
+through the same ``Store`` protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import ParamSpec, TypeVar
+
+from appflow.engine.stages.types import DesiredState, SyncResult
+from appflow.errors import AppflowError, NotFoundError
+from appflow.model.appdef import AppDefinition
+from appflow.model.objects import Manifest
+from appflow.model.ownership import digest
+from appflow.model.plan import Action
+from appflow.model.records import (
+    AppRecord,
+    ClusterRecord,
+    DeploymentRecord,
+    DeploymentState,
+    RepoRecord,
+    RevisionRecord,
+    RolloutRecord,
+    SourceRef,
+    SyncRecord,
+    SyncTrigger,
+    utc_now,
+)
+from appflow.store import Store
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Recorder:
+    """Writes records for the engine; every method runs its writes off the event loop."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def _run(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        return await asyncio.to_thread(func, *args, **kwargs)
+
+    # -- one cluster's sync -------------------------------------------------------------
+
+    async def sync_started(
+        self, app: str, cluster: str, *, revision: RevisionRecord | None, trigger: SyncTrigger
+    ) -> SyncRecord:
+        return await self._run(
+            self.store.start_sync,
+            app,
+            cluster,
+            revision=revision.number if revision else None,
+            trigger=trigger,
+        )
+
+    async def sync_finished(
+        self,
+        sync: SyncRecord,
+        result: SyncResult,
+        *,
+        revision: RevisionRecord | None,
+        source_ref: SourceRef | None,
+    ) -> None:
+        """History, Deployment, the cluster seen Online and an event: one transaction."""
+        await self._run(self._sync_finished, sync, result, revision, source_ref)
+
+    def _sync_finished(
+        self,
+        sync: SyncRecord,
+        result: SyncResult,
+        revision: RevisionRecord | None,
+        source_ref: SourceRef | None,
+    ) -> None:
+        counts = {a.value: n for a, n in result.plan.counts().items()}
+        message = "; ".join(str(e) for e in result.errors) or (
+            result.plan.summary() if result.plan.changes else result.health.message
+        )
+        with self.store.transaction():
+            self._online(result.cluster)
+            self.store.finish_sync(
+                sync.id,
+                outcome="succeeded" if result.ok else "failed",
+                counts=counts,
+                message=message,
+                objects={c.ref.encode(): c.action.value for c in result.plan.changes},
+            )
+            self._deployment(result, revision)
+            self.store.add_event(
+                kind="sync" if result.ok else "failure",
+                app=result.app,
+                cluster=result.cluster,
+                trigger=sync.trigger,
+                commit=_text(source_ref),
+                outcome=result.state,
+                message=message,
+            )
+
+    async def sync_failed(
+        self, sync: SyncRecord, err: AppflowError, *, source_ref: SourceRef | None
+    ) -> None:
+        """A sync that ended in an error before it had a result: one transaction."""
+        await self._run(self._sync_failed, sync, err, source_ref)
+
+    def _sync_failed(
+        self, sync: SyncRecord, err: AppflowError, source_ref: SourceRef | None
+    ) -> None:
+        with self.store.transaction():
+            self.store.finish_sync(sync.id, outcome="failed", message=str(err))
+            self.store.add_event(
+                kind="failure",
+                app=sync.app,
+                cluster=sync.cluster,
+                trigger=sync.trigger,
+                message=str(err),
+                outcome="failed",
+                commit=_text(source_ref),
+            )
+            self._cluster_failed(sync.app, sync.cluster, err)
+
+    async def cluster_failed(self, app: str, cluster: str, err: AppflowError) -> None:
+        """ERR stopped APP on CLUSTER before a sync started there (reading, rendering)."""
+        await self._run(self._in_transaction, self._cluster_failed, app, cluster, err)
+
+    def _in_transaction(self, func: Callable[P, None], *args: P.args, **kwargs: P.kwargs) -> None:
+        with self.store.transaction():
+            func(*args, **kwargs)
+
+    def _cluster_failed(self, app: str, cluster: str, err: AppflowError) -> None:
+        # A cluster that did not answer is Offline and its Deployments Unknown; an
+        # error no retry fixes is the Deployment's own: ErrApplied.
+        if err.retryable:
+            record = self.store.get_cluster(cluster)
+            if record.state != "Offline" or record.state_reason != err.message:
+                self.store.put_cluster(replace(record, state="Offline", state_reason=err.message))
+        state: DeploymentState = "Unknown" if err.retryable else "ErrApplied"
+        previous = self._previous(app, cluster)
+        base = previous or DeploymentRecord(app=app, cluster=cluster)
+        with contextlib.suppress(NotFoundError):
+            self.store.put_deployment(replace(base, state=state, message=str(err)))
+
+    def _previous(self, app: str, cluster: str) -> DeploymentRecord | None:
+        try:
+            return self.store.get_deployment(app, cluster)
+        except NotFoundError:
+            return None
+
+    def _online(self, cluster: str) -> None:
+        record = self.store.get_cluster(cluster)
+        if record.state != "Online":
+            self.store.put_cluster(
+                replace(record, state="Online", state_reason="", last_seen=utc_now())
+            )
+
+    def _deployment(self, result: SyncResult, revision: RevisionRecord | None) -> None:
+        # Prunes and kept objects are what left the desired state; anything else is desired.
+        desired = any(c.action not in (Action.PRUNE, Action.SKIP) for c in result.plan.changes)
+        owned = result.inventory.entries or result.fingerprints or result.release
+        if result.ok and not owned and not desired:
+            # Nothing owned and nothing desired: the app left this cluster.
+            with contextlib.suppress(NotFoundError):
+                self.store.delete_deployment(result.app, result.cluster)
+            return
+        release = result.release
+        if release is not None and result.ok:
+            previous = self._previous(result.app, result.cluster)
+            known = previous.release if previous and previous.release else release
+            release = known.recorded(
+                revision=revision.number if revision else None, helm_revision=release.revision
+            )
+        self.store.put_deployment(
+            DeploymentRecord(
+                app=result.app,
+                cluster=result.cluster,
+                desired_revision=revision.number if revision else None,
+                applied_revision=revision.number if revision and result.ok else None,
+                state=result.state,
+                message="; ".join(str(e) for e in result.errors) or result.health.message,
+                inventory=result.inventory.entries,
+                applied=result.fingerprints,
+                release=release,
+                resource_counts=result.resource_counts,
+                failing=result.failing,
+            )
+        )
+
+    # -- around syncs -----------------------------------------------------------------------
+
+    async def blocked(
+        self,
+        app: str,
+        errors: Sequence[AppflowError],
+        *,
+        clusters: Sequence[str],
+        trigger: SyncTrigger,
+    ) -> None:
+        """A sync refused before any write: one failure event per cluster concerned."""
+        message = "; ".join(str(e) for e in errors)
+        # A render that failed leaves no desired state: the errors still name their
+        # clusters, so `appflow events --cluster` finds them.
+        named = sorted({e.where.cluster for e in errors if e.where.cluster})
+        targets: list[str | None] = [*clusters] or [*named] or [None]
+
+        def write() -> None:
+            with self.store.transaction():
+                for cluster in targets:
+                    self.store.add_event(
+                        kind="failure",
+                        app=app,
+                        cluster=cluster,
+                        trigger=trigger,
+                        outcome="blocked",
+                        message=message,
+                    )
+
+        await self._run(write)
+
+    async def deployment_state(
+        self, app: str, cluster: str, state: DeploymentState, message: str
+    ) -> None:
+        """Set the state of APP on CLUSTER (created when the app is not deployed there yet)."""
+
+        def write() -> None:
+            previous = self._previous(app, cluster)
+            base = previous or DeploymentRecord(app=app, cluster=cluster)
+            if (base.state, base.message) != (state, message):
+                self.store.put_deployment(replace(base, state=state, message=message))
+
+        await self._run(write)
+
+    async def deployment(self, record: DeploymentRecord) -> DeploymentRecord:
+        return await self._run(self.store.put_deployment, record)
+
+    async def revision(
+        self, app: str, desired: Mapping[str, DesiredState], *, source_ref: SourceRef
+    ) -> RevisionRecord:
+        """The revision DESIRED belongs to: new, or the latest when nothing changed.
+
+        Its digest covers the distinct rendered contents, not which clusters got
+        them, so syncing a subset of clusters to the same content is not a new
+        revision; the renders of clusters not synced now are carried over.
+        """
+        return await self._run(self._revision, app, desired, source_ref)
+
+    def _revision(
+        self, app: str, desired: Mapping[str, DesiredState], source_ref: SourceRef
+    ) -> RevisionRecord:
+        contents = sorted({d.revision for d in desired.values() if d.objects})
+        wanted = digest([str(source_ref), contents])
+        latest = self.store.latest_revision(app, with_rendered=False)
+        if latest is not None and latest.digest == wanted:
+            # The common case of a re-sync: nothing new, and the stored renders
+            # (hundreds of objects to decompress and parse) are not read.
+            return latest
+        rendered: dict[str, list[Manifest]] = {}
+        if latest is not None and latest.source_ref == source_ref:
+            rendered.update(self.store.get_revision(app, latest.number).rendered)
+        # What the store keeps: secret values redacted (see engine.secrets).
+        rendered.update({c: list(d.recorded) for c, d in desired.items() if d.objects})
+        return self.store.add_revision(app, digest=wanted, source_ref=source_ref, rendered=rendered)
+
+    async def definition_read(self, app: AppRecord, definition: AppDefinition) -> AppRecord:
+        """Keep what the definition says that decisions without its source need: the
+        daemon reads the policy, dependency checks the labels and dependsOn."""
+        wanted = replace(
+            app,
+            policy=definition.sync_policy,
+            labels=dict(definition.labels),
+            depends_on=definition.depends_on,
+            rollout=definition.rollout,
+        )
+        if wanted == app:
+            return app
+        return await self._run(self.store.put_app, wanted)
+
+    async def app(self, record: AppRecord) -> AppRecord:
+        return await self._run(self.store.put_app, record)
+
+    async def forget_app(self, name: str) -> None:
+        def write() -> None:
+            with contextlib.suppress(NotFoundError):
+                self.store.delete_app(name, with_deployments=True)
+
+        await self._run(write)
+
+    async def rollout(self, record: RolloutRecord) -> RolloutRecord:
+        """Record RECORD; when the stored rollout was paused meanwhile, it stays Paused
+        (a user's `rollout pause` is never overwritten by a running sync)."""
+        return await self._run(self._rollout, record)
+
+    def _rollout(self, record: RolloutRecord) -> RolloutRecord:
+        with self.store.transaction():
+            try:
+                stored = self.store.get_rollout(record.app)
+            except NotFoundError:
+                stored = None
+            if stored is not None and stored.state == "Paused" and record.state == "Progressing":
+                # Where the rollout got to is recorded; that it is paused stays.
+                record = replace(record, state="Paused", message=stored.message)
+            return self.store.put_rollout(record)
+
+    async def repo_registered(self, repo: RepoRecord, apps: Sequence[AppRecord]) -> None:
+        """REPO and the apps found in it, together (an app from git names its repository)."""
+
+        def write() -> None:
+            with self.store.transaction():
+                self.store.put_repo(repo)
+                for app in apps:
+                    self.store.put_app(app)
+
+        await self._run(write)
+
+    async def repo_fetched(self, repo: str, commit: str) -> None:
+        """Repository REPO was just fetched at COMMIT (what `repo list` shows)."""
+        await self._run(self.store.record_fetch, repo, commit=commit)
+
+    async def recover_interrupted(self) -> list[SyncRecord]:
+        """Mark syncs a dead process left running as interrupted (with an event each)."""
+        return await self._run(self.store.recover_interrupted)
+
+    async def cluster(self, record: ClusterRecord) -> ClusterRecord:
+        return await self._run(self.store.put_cluster, record)
+
+    async def event(
+        self,
+        *,
+        kind: str,
+        message: str,
+        app: str | None = None,
+        cluster: str | None = None,
+        trigger: str | None = None,
+        commit: str | None = None,
+        outcome: str | None = None,
+    ) -> None:
+        await self._run(
+            self.store.add_event,
+            kind=kind,
+            message=message,
+            app=app,
+            cluster=cluster,
+            trigger=trigger,
+            commit=commit,
+            outcome=outcome,
+        )
+
+
+def _text(source_ref: SourceRef | None) -> str | None:
+    return None if source_ref is None else str(source_ref)

@@ -1,0 +1,171 @@
+"""Sources: where an app's files come from, one resolver per source kind.
+
+A resolver turns an AppRecord into a Source (a local folder, a digest of its content
+for the render cache, and the SourceRef its revision records) and reads the app's
+AppDefinition from it. Git and local folders are resolved here; the catalog registers
+its own resolver (``appflow.engine.catalog.source``) into RESOLVERS when it is
+imported, so the engine never imports the catalog.
+
+A git source resolves its ref once: a sync given a commit (the poller's or a webhook's)
+checks that commit out and asks the remote nothing; without one it lists the remote's
+refs once and fetches only when the mirror lacks the commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from appflow.errors import AppflowError, ConfigError, Where
+from appflow.model.appdef import AppDefinition
+from appflow.model.records import (
+    AppRecord,
+    AppSource,
+    GitCommit,
+    LocalContent,
+    RepoRecord,
+    SourceRef,
+)
+from appflow.sources.appdef import load_app_definitions
+from appflow.sources.folders import folder_digest
+
+if TYPE_CHECKING:
+    from appflow.sources import git
+
+# Git sources (pygit2) are imported where an app needs them: a fresh `appflow
+# sync` of a folder of YAML would otherwise spend a third of its time importing
+# what it never uses.
+
+
+@dataclass(frozen=True, kw_only=True)
+class Source:
+    """An app's source as a local folder, and what identifies its content."""
+
+    root: Path
+    digest: str
+    """Identifies the content for the render cache."""
+    ref: SourceRef
+    """What the revision rendered from it records."""
+
+
+class SourceResolver(Protocol):
+    """Fetches one kind of source and reads app definitions from it."""
+
+    async def fetch(self, app: AppRecord, repo: RepoRecord | None, *, commit: str | None) -> Source:
+        """APP's source now (at COMMIT, when a caller already resolved it)."""
+        ...
+
+    async def definition(self, app: AppRecord, source: Source) -> AppDefinition:
+        """APP's definition as SOURCE holds it."""
+        ...
+
+
+class Resolvers:
+    """The resolver of each source kind."""
+
+    def __init__(self) -> None:
+        self._by_kind: dict[str, SourceResolver] = {}
+
+    def register(self, kind: AppSource, resolver: SourceResolver) -> None:
+        self._by_kind[kind] = resolver
+
+    def of(self, app: AppRecord) -> SourceResolver:
+        found = self._by_kind.get(app.source)
+        if found is None:
+            raise ConfigError(
+                f"source kind {app.source!r} is not supported here",
+                where=Where(app=app.name),
+                hint="the catalog resolves its own apps: run this through a command that "
+                "knows the catalog (appflow sync, appflow serve)",
+            )
+        return found
+
+
+def ref_spec(ref: str) -> git.RefSpec:
+    """A RepoRecord's ref as what to follow: HEAD, a branch, tag:T, semver:R or commit:SHA."""
+    from appflow.sources import git
+
+    if not ref or ref == "HEAD":
+        return git.RefSpec.head()
+    if ref.startswith("refs/tags/") or ref.startswith("tag:"):
+        return git.RefSpec.tag(ref.removeprefix("tag:"))
+    if ref.startswith("semver:"):
+        return git.RefSpec.semver(ref.removeprefix("semver:"))
+    if ref.startswith("commit:"):
+        return git.RefSpec.commit(ref.removeprefix("commit:"))
+    return git.RefSpec.branch(ref)
+
+
+def git_source(repo: RepoRecord) -> git.GitSource:
+    from appflow.sources import git
+
+    return git.GitSource(url=repo.url, ref=ref_spec(repo.ref))
+
+
+async def read_definition(app: AppRecord, source: Source) -> AppDefinition:
+    """The definition in APP's folder of SOURCE (appflow.yaml, fleet.yaml or defaults)."""
+    try:
+        found = await asyncio.to_thread(load_app_definitions, source.root, paths=(app.path or "",))
+    except AppflowError as err:
+        # A broken appflow.yaml is the app's problem: say which app.
+        raise err.located(app=app.name) from err
+    for definition in found:
+        if definition.path == (app.path or "").strip("/"):
+            # The registered name wins over the folder's default name.
+            return definition if definition.name == app.name else replace(definition, name=app.name)
+    raise ConfigError(
+        f"no app definition found in folder {app.path or '.'!r} of {source.root}",
+        where=Where(app=app.name),
+        hint="the folder needs an appflow.yaml, a fleet.yaml, a Chart.yaml, a kustomization.yaml or manifests",
+    )
+
+
+class LocalResolver:
+    """A folder on this machine; its content digest identifies it."""
+
+    async def fetch(self, app: AppRecord, repo: RepoRecord | None, *, commit: str | None) -> Source:
+        if not app.local_path:
+            raise ConfigError("a local app needs a folder", where=Where(app=app.name))
+        root = Path(app.local_path)
+        if not root.is_dir():
+            raise ConfigError(
+                f"the folder {root} does not exist",
+                where=Where(app=app.name),
+                hint="appflow app add NAME --local DIR",
+            )
+        app_dir = root / app.path if app.path else root
+        content = await asyncio.to_thread(folder_digest, app_dir)
+        return Source(
+            root=root,
+            digest=f"local:{app.path}:{content}",
+            ref=LocalContent(digest=content[:12]),
+        )
+
+    async def definition(self, app: AppRecord, source: Source) -> AppDefinition:
+        return await read_definition(app, source)
+
+
+class GitResolver:
+    """A commit of a git repository, checked out read-only under the cache."""
+
+    async def fetch(self, app: AppRecord, repo: RepoRecord | None, *, commit: str | None) -> Source:
+        if repo is None:
+            raise ConfigError("a git app needs a repository", where=Where(app=app.name))
+        from appflow.sources import git
+
+        spec = git_source(repo)
+        if commit is None:
+            commit = (await git.fetch(spec)).commit
+        root = await git.checkout(spec, commit)
+        return Source(root=root, digest=f"git:{commit}:{app.path}", ref=GitCommit(commit=commit))
+
+    async def definition(self, app: AppRecord, source: Source) -> AppDefinition:
+        return await read_definition(app, source)
+
+
+RESOLVERS = Resolvers()
+"""Every source kind the engine can sync; the catalog adds its own when imported."""
+RESOLVERS.register("local", LocalResolver())
+RESOLVERS.register("git", GitResolver())

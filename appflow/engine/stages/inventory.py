@@ -1,0 +1,66 @@
+"""The inventory on the cluster: the ConfigMap ``appflow-system/appflow-inventory-<app>``.
+
+The cluster's copy is the truth about what an app owns there (the store keeps a mirror);
+prune works only from it. It is written ahead of any apply, so a crash mid-apply never
+leaves an object appflow created without tracking it.
+"""
+
+from __future__ import annotations
+
+from appflow.errors import AppflowError, MissingKindError, MissingNamespaceError
+from appflow.kube.client import KubeCluster
+from appflow.model.inventory import Inventory
+from appflow.model.objects import INVENTORY_NAMESPACE, LABEL_APP, Manifest, ObjectRef
+
+
+def inventory_name(app: str) -> str:
+    return f"appflow-inventory-{app}"
+
+
+def inventory_ref(app: str) -> ObjectRef:
+    return ObjectRef(
+        group="", kind="ConfigMap", namespace=INVENTORY_NAMESPACE, name=inventory_name(app)
+    )
+
+
+def inventory_of(kube: KubeCluster, app: str, configmap: Manifest) -> Inventory:
+    """The inventory a ConfigMap read from KUBE holds (StoreError naming app and cluster)."""
+    try:
+        return Inventory.from_data(app, configmap.get("data") or {})
+    except AppflowError as err:
+        raise err.located(app=app, cluster=kube.name) from None
+
+
+async def read_inventory(kube: KubeCluster, app: str) -> Inventory | None:
+    """The inventory stored on the cluster, or None when there is none."""
+    try:
+        cm = await kube.get("v1", "ConfigMap", inventory_name(app), INVENTORY_NAMESPACE)
+    except MissingKindError:
+        return None
+    return None if cm is None else inventory_of(kube, app, cm)
+
+
+async def write_inventory(kube: KubeCluster, inventory: Inventory) -> None:
+    cm: Manifest = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": inventory_name(inventory.app),
+            "namespace": INVENTORY_NAMESPACE,
+            "labels": {LABEL_APP: inventory.app, "app.kubernetes.io/component": "inventory"},
+        },
+        "data": inventory.to_data(),
+    }
+    try:
+        await kube.apply(cm, force=True)
+    except MissingNamespaceError:
+        # The cluster's first inventory. Creating the namespace only when the
+        # write says it is missing saves a request on every other write.
+        await kube.apply(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": INVENTORY_NAMESPACE}}
+        )
+        await kube.apply(cm, force=True)
+
+
+async def delete_inventory(kube: KubeCluster, app: str) -> None:
+    await kube.delete("v1", "ConfigMap", inventory_name(app), INVENTORY_NAMESPACE)

@@ -1,0 +1,320 @@
+"""Prepare: plan one AppFlow's sync onto one Cluster, reading only.
+
+prepare() reads the live objects appflow owns (one LIST per kind), skips the
+objects whose fingerprint says nothing changed on either side since the last
+apply, and dry-runs every other object with server-side apply. Any rejection
+there stops the sync before the first write. On an app's first sync to a
+cluster every object is dry-run anyway, and the dry runs say what exists: no
+LIST is needed unless the cluster holds an inventory of the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from appflow.engine.stages.apply import replace_opted_in
+from appflow.engine.stages.inventory import inventory_of, inventory_ref, read_inventory
+from appflow.engine.stages.live import (
+    Kind,
+    crd_kinds,
+    kinds_of,
+    read_live,
+    secret_content,
+    served_kinds,
+)
+from appflow.engine.stages.types import DesiredState, Prepared, SyncBlocked, SyncOptions
+from appflow.errors import (
+    AppflowError,
+    ApplyError,
+    ClusterError,
+    ConflictError,
+    ImmutableFieldError,
+)
+from appflow.kube.client import KubeCluster
+from appflow.kube.errors import conflicting_managers
+from appflow.model.inventory import Inventory
+from appflow.model.objects import Manifest, ObjectRef, split_api_version
+from appflow.model.ownership import digest, only_imperative, stamp, unchanged_since
+from appflow.model.plan import plan_sync
+
+
+async def prepare(
+    kube: KubeCluster,
+    desired: DesiredState,
+    *,
+    previous_inventory: Inventory | None,
+    fingerprints: dict[str, str],
+    options: SyncOptions,
+) -> Prepared:
+    """Plan the sync of DESIRED onto KUBE without changing anything on it.
+
+    PREVIOUS_INVENTORY and FINGERPRINTS are what the caller remembers of the
+    last sync (the store's mirror; None and {} when it remembers nothing): the
+    cluster's own inventory wins over the mirror when both exist.
+    """
+    app = desired.app
+    objects = tuple(stamp(m, app=app) for m in desired.objects)
+    found = _Found(desired=desired, objects=objects, fingerprints=fingerprints)
+    # A fingerprint is recorded: of secret values it holds only their keyed digests.
+    hide = desired.redactor.redact if desired.sensitive and desired.redactor else None
+    found.digests = {ObjectRef.of(m): digest(hide(m) if hide else m) for m in objects}
+    if previous_inventory is None and not fingerprints:
+        # The first sync of APP here, as far as the caller knows. With no
+        # fingerprints every object is dry-run, and each dry run says whether
+        # its object exists: listing every kind only pays when the cluster has
+        # an inventory of APP after all (the store was reset).
+        found.on_cluster = await read_inventory(kube, app)
+        if found.on_cluster is None:
+            found.namespaced = await served_kinds(kube, kinds_of(objects, Inventory(app, ())))
+            return await _plan(kube, found, options)
+    await _read_state(kube, found, previous_inventory)
+    return await _plan(kube, found, options)
+
+
+@dataclass(kw_only=True)
+class _Found:
+    """What prepare() learns of the cluster before it plans."""
+
+    desired: DesiredState
+    objects: tuple[Manifest, ...]
+    fingerprints: dict[str, str]
+    digests: dict[ObjectRef, str] = field(default_factory=dict)
+    labelled: dict[ObjectRef, Manifest] = field(default_factory=dict)
+    namespaced: dict[Kind, bool] = field(default_factory=dict)
+    on_cluster: Inventory | None = None
+    old_inventory: Inventory | None = None
+
+    @property
+    def inventory(self) -> Inventory:
+        if self.old_inventory is None:
+            return Inventory(self.desired.app, ())
+        return self.old_inventory
+
+
+async def _read_state(kube: KubeCluster, found: _Found, previous: Inventory | None) -> None:
+    # The inventory ConfigMap carries the app's label, so the LIST of
+    # ConfigMaps that reads live state brings it along: no GET of its own,
+    # and no round trip before the LISTs. The store's mirror of the inventory
+    # says which other kinds to list.
+    app = found.desired.app
+    known = found.on_cluster or previous or Inventory(app, ())
+    listed = kinds_of(found.objects, known) | {("v1", "ConfigMap")}
+    found.labelled, found.namespaced = await read_live(kube, app, listed)
+    configmap = found.labelled.pop(inventory_ref(app), None)
+    if configmap is not None:
+        found.on_cluster = inventory_of(kube, app, configmap)
+    elif found.on_cluster is None and previous is not None and len(previous):
+        # Expected but not listed (its label edited away?): look it up by name.
+        found.on_cluster = await read_inventory(kube, app)
+    # The cluster's inventory is the truth; the store's mirror stands in when
+    # the cluster lost it (someone deleted the ConfigMap).
+    found.old_inventory = found.on_cluster or previous or Inventory(app, ())
+    unlisted = kinds_of((), found.old_inventory) - listed
+    if unlisted:
+        more, more_namespaced = await read_live(kube, app, unlisted)
+        found.labelled.update(more)
+        found.namespaced.update(more_namespaced)
+
+
+async def _plan(kube: KubeCluster, found: _Found, options: SyncOptions) -> Prepared:
+    """The rest of prepare(), once live state is read: dry runs and the plan."""
+    app = found.desired.app
+    digests = found.digests
+    crds = crd_kinds(found.objects)
+    checks = _DryRuns(kube=kube, app=app, found=found, options=options)
+    deferred: list[ObjectRef] = []
+    to_check: list[Manifest] = []
+    for m in found.objects:
+        ref = ObjectRef.of(m)
+        current = found.labelled.get(ref)
+        checks.live[ref] = current
+        if unchanged_since(
+            found.fingerprints.get(ref.encode()),
+            digests[ref],
+            current,
+            content=secret_content(current),
+        ):
+            checks.dry_run[ref] = current
+        elif (str(m.get("apiVersion")), ref.kind) not in found.namespaced and (
+            ref.group,
+            ref.kind,
+        ) in crds:
+            deferred.append(ref)
+        else:
+            to_check.append(m)
+    await checks.run(to_check)
+    if checks.errors:
+        raise SyncBlocked(sorted(checks.errors, key=str), app=app, cluster=kube.name)
+    await _look_up_prune_candidates(kube, found, set(digests), checks.live)
+    plan = plan_sync(
+        app=app,
+        desired=found.objects,
+        dry_run=checks.dry_run,
+        live=checks.live,
+        old_inventory=found.inventory,
+        with_diffs=options.with_diffs,
+        redactor=found.desired.redactor,
+    )
+    return Prepared(
+        desired=found.desired,
+        objects=found.objects,
+        digests=digests,
+        plan=plan,
+        live=checks.live,
+        old_inventory=found.inventory,
+        namespaced=_with_crd_scopes(found.namespaced, found.objects, crds),
+        deferred=tuple(deferred),
+        takeover=frozenset(checks.takeover),
+        inventory_on_cluster=found.on_cluster is not None,
+        fingerprints=dict(found.fingerprints),
+    )
+
+
+async def _look_up_prune_candidates(
+    kube: KubeCluster,
+    found: _Found,
+    desired: set[ObjectRef],
+    live: dict[ObjectRef, Manifest | None],
+) -> None:
+    # Prune candidates without our label are looked up one by one, so the plan
+    # can say why they are kept rather than guess.
+    for entry in found.inventory.entries:
+        if entry.ref in desired:
+            continue
+        current = found.labelled.get(entry.ref)
+        if current is None and (entry.api_version, entry.ref.kind) in found.namespaced:
+            current = await kube.get(
+                entry.api_version, entry.ref.kind, entry.ref.name, entry.ref.namespace
+            )
+        live[entry.ref] = current
+
+
+def _with_crd_scopes(
+    namespaced: dict[Kind, bool], objects: tuple[Manifest, ...], crds: dict[tuple[str, str], bool]
+) -> dict[Kind, bool]:
+    """NAMESPACED plus the scope of kinds whose CRD this sync creates."""
+    out = dict(namespaced)
+    for (group, kind), is_namespaced in crds.items():
+        for m in objects:
+            if (split_api_version(str(m.get("apiVersion")))[0], m.get("kind")) == (group, kind):
+                out.setdefault((str(m.get("apiVersion")), kind), is_namespaced)
+    return out
+
+
+@dataclass(kw_only=True)
+class _DryRuns:
+    """The server-side dry runs of one prepare(), and what they found."""
+
+    kube: KubeCluster
+    app: str
+    found: _Found
+    options: SyncOptions
+    live: dict[ObjectRef, Manifest | None] = field(default_factory=dict)
+    dry_run: dict[ObjectRef, Manifest | None] = field(default_factory=dict)
+    errors: list[AppflowError] = field(default_factory=list)
+    takeover: set[ObjectRef] = field(default_factory=set)
+    absent_namespaces: set[str] = field(default_factory=set)
+
+    async def run(self, to_check: list[Manifest]) -> None:
+        # Namespaces this sync creates: objects in them cannot be dry-run there
+        # yet, so they are validated in a stand-in namespace straight away rather
+        # than after a failed request each (a first sync of N objects into a new
+        # namespace would otherwise cost N extra round trips). A namespace we
+        # labelled exists; of the others, the Namespace's own dry run (needed
+        # anyway) tells: the server gives an existing object its resourceVersion,
+        # a would-be-created one none.
+        unknown = {
+            name
+            for name in self.desired_namespaces
+            if ObjectRef(group="", kind="Namespace", namespace="", name=name)
+            not in self.found.labelled
+        }
+
+        def creates_unknown_namespace(m: Manifest) -> bool:
+            return (
+                m.get("kind") == "Namespace"
+                and m.get("apiVersion") == "v1"
+                and str(m["metadata"]["name"]) in unknown
+            )
+
+        await asyncio.gather(*(self.check(m) for m in to_check if creates_unknown_namespace(m)))
+        for name in unknown:
+            result = self.dry_run.get(
+                ObjectRef(group="", kind="Namespace", namespace="", name=name)
+            )
+            if not (result or {}).get("metadata", {}).get("resourceVersion"):
+                self.absent_namespaces.add(name)
+        await asyncio.gather(*(self.check(m) for m in to_check if not creates_unknown_namespace(m)))
+
+    @property
+    def desired_namespaces(self) -> set[str]:
+        return {
+            str(m["metadata"]["name"])
+            for m in self.found.objects
+            if m.get("kind") == "Namespace" and m.get("apiVersion") == "v1"
+        }
+
+    def _refused(self, err: AppflowError, ref: ObjectRef) -> None:
+        self.errors.append(err.located(app=self.app, cluster=self.kube.name, object=str(ref)))
+
+    async def check_in_stand_in(self, m: Manifest, ref: ObjectRef) -> None:
+        # Its namespace is created by this very sync: validate the object in a
+        # namespace that exists; it will be created.
+        stand_in = {**m, "metadata": {**m["metadata"], "namespace": "default"}}
+        try:
+            await self.kube.apply(stand_in, dry_run=True, force=self.options.force_conflicts)
+        except ClusterError:
+            raise
+        except AppflowError as inner:
+            self._refused(inner, ref)
+
+    async def check(self, m: Manifest) -> None:
+        ref = ObjectRef.of(m)
+        if ref.namespace in self.absent_namespaces:
+            await self.check_in_stand_in(m, ref)
+            return
+        try:
+            result = await self._dry_run(m, ref)
+        except ImmutableFieldError as err:
+            if not replace_opted_in(m):
+                self._refused(err, ref)
+                return
+            # Opted in to delete-and-recreate: the apply replaces it (see stages.apply).
+            self.dry_run[ref] = m
+            return
+        except ApplyError as err:
+            if ref.namespace in self.desired_namespaces and "does not exist" in err.message:
+                # Deleted since we looked, or not visible to us.
+                await self.check_in_stand_in(m, ref)
+                return
+            self._refused(err, ref)
+            return
+        except ClusterError:
+            raise
+        except AppflowError as err:
+            self._refused(err, ref)
+            return
+        self.dry_run[ref] = result
+        if self.live[ref] is None and result.get("metadata", {}).get("resourceVersion"):
+            # It exists but without our label (made by hand or by another
+            # tool): the dry run shows it, so plan it as configured, not created.
+            self.live[ref] = await self.kube.get(
+                str(m.get("apiVersion")), ref.kind, ref.name, ref.namespace
+            )
+
+    async def _dry_run(self, m: Manifest, ref: ObjectRef) -> Manifest:
+        try:
+            return await self.kube.apply(m, dry_run=True, force=self.options.force_conflicts)
+        except ConflictError as conflict:
+            current = self.found.labelled.get(ref) or await self.kube.get(
+                str(m.get("apiVersion")), ref.kind, ref.name, ref.namespace
+            )
+            if current is None or not only_imperative(
+                current, conflicting_managers(conflict.message)
+            ):
+                raise
+            # A hand edit of appflow's fields is drift: take it back.
+            result = await self.kube.apply(m, dry_run=True, force=True)
+            self.takeover.add(ref)
+            return result

@@ -1,0 +1,119 @@
+"""What the sync stages take and give: options, desired state, a prepared sync, its result."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from appflow.errors import AppflowError, Where
+from appflow.model.health import Health
+from appflow.model.inventory import Inventory
+from appflow.model.objects import Manifest, ObjectRef
+from appflow.model.plan import Plan
+from appflow.model.records import DeploymentState, FailingObject, HelmReleaseRef, ResourceCounts
+from appflow.model.redact import Redactor
+
+Progress = Callable[[str], None]
+"""Receives one line of what is happening now (the CLI shows it in a spinner)."""
+
+
+def quiet(_: str) -> None:
+    """A Progress that shows nothing."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncOptions:
+    """How one sync behaves; the app's syncPolicy fills the defaults."""
+
+    prune: bool = True
+    force_conflicts: bool = False
+    with_diffs: bool = False
+    wait: bool = False
+    wait_timeout: float = 300.0
+    crd_timeout: float = 60.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class DesiredState:
+    """The rendered objects of one AppFlow for one Cluster."""
+
+    app: str
+    cluster: str
+    objects: tuple[Manifest, ...]
+    revision: str
+    """Digest of the rendered objects."""
+    redactor: Redactor | None = None
+    """What hides Secret data in diffs and, when it knows secret values (decrypted, or marked
+    sensitive), in everything recorded of these objects (see engine.secrets)."""
+
+    @property
+    def sensitive(self) -> bool:
+        return self.redactor is not None and self.redactor.sensitive
+
+    @property
+    def recorded(self) -> tuple[Manifest, ...]:
+        """The objects as the store may keep them."""
+        if self.redactor is None or not self.redactor.sensitive:
+            return self.objects
+        return tuple(self.redactor.redact(m) for m in self.objects)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Prepared:
+    """A planned sync: what will be applied, kept and pruned, and what is known of live state."""
+
+    desired: DesiredState
+    objects: tuple[Manifest, ...]
+    """Desired objects with appflow's ownership marks."""
+    digests: dict[ObjectRef, str]
+    plan: Plan
+    live: dict[ObjectRef, Manifest | None]
+    old_inventory: Inventory
+    namespaced: dict[tuple[str, str], bool]
+    deferred: tuple[ObjectRef, ...]
+    """Custom resources whose CRD this sync creates: dry-run once the CRD is Established."""
+    takeover: frozenset[ObjectRef] = frozenset()
+    """Objects whose fields appflow takes back from hand edits (applied with force)."""
+    inventory_on_cluster: bool = False
+    """old_inventory was read from the cluster (not the store's mirror standing in)."""
+    fingerprints: dict[str, str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncResult:
+    """What a sync did on one cluster and where the Deployment stands."""
+
+    app: str
+    cluster: str
+    revision: str
+    plan: Plan
+    state: DeploymentState
+    health: Health
+    inventory: Inventory
+    fingerprints: dict[str, str]
+    errors: tuple[AppflowError, ...] = ()
+    failing: tuple[FailingObject, ...] = ()
+    resource_counts: ResourceCounts = field(default_factory=ResourceCounts)
+    release: HelmReleaseRef | None = None
+    """The Helm release, for a release-mode app."""
+    pruned: tuple[ObjectRef, ...] = ()
+    applied: int = 0
+    served_kinds_changed: bool = False
+    """A CustomResourceDefinition was applied: what the cluster serves has changed."""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+class SyncBlocked(AppflowError):
+    """The planned sync was refused before any write: every error is listed."""
+
+    def __init__(self, errors: Sequence[AppflowError], *, app: str, cluster: str) -> None:
+        lines = "\n".join(f"  - {e}" for e in errors)
+        super().__init__(
+            f"{len(errors)} object(s) were rejected; nothing was changed on the cluster:\n{lines}",
+            where=Where(app=app, cluster=cluster),
+        )
+        self.errors = tuple(errors)

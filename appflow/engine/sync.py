@@ -1,0 +1,250 @@
+"""Sync: one AppFlow onto its target Clusters, from source to recorded status.
+
+    source (resolved once) -> app definition -> targets (dependsOn may hold some back)
+    -> per cluster: render -> prepare (read live state, dry-run)   [every target first]
+    -> revision -> deliver (execute: apply, prune, health)          [only when all validated]
+       all at once, or partition by partition (a rollout)
+
+A revision that fails to render or validate on any target touches no cluster.
+A cluster that cannot be reached is reported and skipped; it does not hold
+back the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from appflow.engine.desired import options_for, render_desired
+from appflow.engine.fanout import deliver, run_on_clusters, unreachable, validated
+from appflow.engine.parts import EngineParts
+from appflow.engine.report import AppSyncReport
+from appflow.engine.sources import Source
+from appflow.engine.stages import release
+from appflow.engine.stages.types import DesiredState, Progress, SyncOptions
+from appflow.engine.state import AppState, load_app_state
+from appflow.errors import AppflowError, ClusterError
+from appflow.model.appdef import AppDefinition, SyncPolicy
+from appflow.model.records import ClusterRecord, GitCommit, SyncTrigger
+from appflow.model.rollout import is_progressive, plan_rollout
+from appflow.model.targeting import ClusterInfo
+from appflow.render.types import RenderRequest
+
+OptionsFromPolicy = Callable[[SyncPolicy], SyncOptions]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncRequest:
+    """What a caller asks of one sync."""
+
+    app: str
+    clusters: Sequence[str] = ()
+    """Only these clusters among the app's targets (no rollout, nothing pruned elsewhere)."""
+    trigger: SyncTrigger = "user"
+    options: SyncOptions | None = None
+    options_from_policy: OptionsFromPolicy | None = None
+    """Options from the app's syncPolicy plus the caller's flags (when OPTIONS is None)."""
+    commit: str | None = None
+    """The commit a git app syncs from, already resolved (the poller's, a webhook's)."""
+
+
+@dataclass(kw_only=True)
+class _Run:
+    """One sync under way: what it read, decided and found so far."""
+
+    state: AppState
+    definition: AppDefinition
+    source: Source
+    options: SyncOptions
+    report: AppSyncReport
+    targets: dict[str, ClusterRecord]
+    progress: Progress
+
+
+async def sync_app(
+    parts: EngineParts, request: SyncRequest, *, progress: Progress
+) -> AppSyncReport:
+    """Render, validate and apply REQUEST.app on its targets; see the module docstring."""
+    state = await load_app_state(parts.store, request.app)
+    resolver = parts.resolvers.of(state.app)
+    source = await resolver.fetch(state.app, state.repo, commit=request.commit)
+    if (
+        state.repo is not None
+        and isinstance(source.ref, GitCommit)
+        and source.ref.commit != state.repo.last_commit
+    ):
+        # What `repo list` shows: the commit the repository was last fetched at.
+        await parts.recorder.repo_fetched(state.repo.name, source.ref.commit)
+    definition = await resolver.definition(state.app, source)
+    await parts.recorder.definition_read(state.app, definition)
+    policy = definition.sync_policy
+    options = request.options
+    if options is None and request.options_from_policy is not None:
+        options = request.options_from_policy(policy)
+    run = _Run(
+        state=state,
+        definition=definition,
+        source=source,
+        options=options_for(
+            definition,
+            options or SyncOptions(prune=policy.prune, force_conflicts=policy.force_conflicts),
+        ),
+        report=AppSyncReport(app=request.app, warnings=list(definition.warnings)),
+        targets={c.name: c for c in state.fleet.targets(definition, request.clusters)},
+        progress=progress,
+    )
+    for target in state.fleet.unmatched(definition):
+        run.report.warnings.append(
+            f"app {request.app}: target {target!r} matches no registered cluster"
+        )
+    await _hold_for_dependencies(parts, run)
+    if definition.helm is not None and definition.helm.mode == "release":
+        return await _sync_release(parts, run, request.trigger)
+    if not run.targets and not run.report.waiting:
+        run.report.warnings.append(
+            f"app {request.app}: its targets match no registered cluster; nothing to sync"
+        )
+    desired = await _render_all(parts, run)
+    if not request.clusters:
+        _add_clusters_left(run, desired)
+    await _deliver(parts, run, desired, request)
+    return run.report
+
+
+async def _hold_for_dependencies(parts: EngineParts, run: _Run) -> None:
+    """Clusters where a dependency is not Ready yet wait (WaitApplied); they are still
+    targets, so what the app has there stays."""
+    if not run.definition.depends_on:
+        return
+    # Imported here, like the rollout runner below: most apps need neither.
+    from appflow.engine.dependencies import dependencies_of, waiting_for
+
+    dependencies = await dependencies_of(parts, run.definition)
+    timeout = run.options.wait_timeout if run.options.wait else 0.0
+    for cluster in list(run.targets):
+        waiting = await waiting_for(parts, run.report.app, dependencies, cluster, timeout=timeout)
+        if waiting:
+            run.report.waiting[cluster] = waiting
+            await parts.recorder.deployment_state(run.report.app, cluster, "WaitApplied", waiting)
+            del run.targets[cluster]
+
+
+async def _render_all(parts: EngineParts, run: _Run) -> dict[str, DesiredState]:
+    run.progress(f"{run.report.app}: rendering for {len(run.targets)} cluster(s)")
+    rendered = await _render_each(parts, run)
+    return {c: d for c, (_, d) in rendered.items()}
+
+
+async def _render_each(
+    parts: EngineParts, run: _Run, *, release: bool = False
+) -> dict[str, tuple[RenderRequest, DesiredState]]:
+    out: dict[str, tuple[RenderRequest, DesiredState]] = {}
+
+    async def one(cluster: ClusterRecord) -> None:
+        try:
+            out[cluster.name] = await render_desired(
+                run.definition,
+                run.source,
+                cluster,
+                groups=run.state.fleet.groups,
+                connections=parts.connections,
+                cache=parts.render_cache,
+                secrets=parts.secrets,
+                release=release,
+            )
+        except ClusterError as err:
+            located = err.located(app=run.report.app, cluster=cluster.name)
+            await unreachable(parts, run.report, cluster.name, located)
+        except AppflowError as err:
+            run.report.blocked.append(err.located(app=run.report.app, cluster=cluster.name))
+
+    await asyncio.gather(*(one(c) for c in run.targets.values()))
+    return out
+
+
+def _add_clusters_left(run: _Run, desired: dict[str, DesiredState]) -> None:
+    """Clusters the app left (no longer targeted): everything it owns there is pruned.
+    A cluster waiting for a dependency is still a target: what the app has there stays."""
+    for cluster in run.state.deployments:
+        if cluster in run.report.waiting or cluster in run.targets:
+            continue
+        record = run.state.fleet.clusters.get(cluster)
+        if record is not None:
+            desired[cluster] = DesiredState(
+                app=run.report.app, cluster=cluster, objects=(), revision=""
+            )
+            run.targets[cluster] = record
+
+
+async def _deliver(
+    parts: EngineParts, run: _Run, desired: dict[str, DesiredState], request: SyncRequest
+) -> None:
+    delivery = await validated(
+        parts,
+        run.report,
+        desired,
+        clusters=run.targets,
+        deployments=run.state.deployments,
+        source_ref=run.source.ref,
+        trigger=request.trigger,
+        options=run.options,
+        progress=run.progress,
+    )
+    if delivery is None:
+        return
+    rollout = run.definition.rollout
+    if not is_progressive(rollout) or request.clusters:
+        await deliver(parts, delivery, run.report, list(delivery.prepared))
+        return
+    from appflow.engine.rollout import RolloutRunner
+
+    leaving = [c for c in delivery.prepared if not desired[c].objects]
+    await deliver(parts, delivery, run.report, leaving)
+    partitions = plan_rollout(
+        rollout,
+        [ClusterInfo(name=c, labels=run.targets[c].labels) for c in desired if desired[c].objects],
+        run.state.fleet.groups,
+    )
+    runner = RolloutRunner(
+        parts,
+        delivery,
+        run.report,
+        spec=rollout,
+        partitions=partitions,
+        recorded=run.state.rollout,
+        previous_revisions={c: d.applied_revision for c, d in run.state.deployments.items()},
+    )
+    await runner.run()
+
+
+async def _sync_release(parts: EngineParts, run: _Run, trigger: SyncTrigger) -> AppSyncReport:
+    """Helm release mode: template every target first, then helm upgrade --install each."""
+    report = run.report
+    run.progress(f"{report.app}: rendering the chart for {len(run.targets)} cluster(s)")
+    rendered = await _render_each(parts, run, release=True)
+    desired = {c: d for c, (_, d) in rendered.items()}
+    if report.blocked:
+        await parts.recorder.blocked(
+            report.app, report.blocked, clusters=list(desired), trigger=trigger
+        )
+        return report
+    revision = (
+        await parts.recorder.revision(report.app, desired, source_ref=run.source.ref)
+        if desired
+        else None
+    )
+    report.revision = revision
+    run.progress(f"{report.app}: helm upgrade --install on {len(desired)} cluster(s)")
+    await run_on_clusters(
+        parts,
+        report,
+        list(desired),
+        revision=revision,
+        trigger=trigger,
+        source_ref=run.source.ref,
+        action=lambda c: release.install_or_upgrade(
+            parts.connections.kube(run.targets[c]), rendered[c][0], desired[c], options=run.options
+        ),
+    )
+    return report
