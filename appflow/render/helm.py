@@ -541,8 +541,9 @@ async def helm_template(request: RenderRequest) -> HelmTemplate:
         args: list[str] = ["template", release, ref, *chart_flags]
         args += ["--namespace", request.namespace or "default"]
         args.append("--include-crds" if request.include_crds else "--skip-crds")
-        # Test hooks are for 'helm test'; applied as desired state they would run once and linger.
-        args.append("--skip-tests")
+        # Hooks, test hooks included, stay in the output (after the chart's other
+        # objects, each with its helm.sh/hook annotation): the sync runs them at
+        # their moments (appflow.model.hooks), `appflow app test` runs the tests.
         if request.skip_schema_validation:
             args.append("--skip-schema-validation")
         if server is not None:
