@@ -447,6 +447,29 @@ class Outcome(enum.Enum):
     FAILED = "failed"
 
 
+@dataclass(frozen=True, kw_only=True)
+class HookRun:
+    """What running one hook did on a cluster (reported with the sync, delete or test)."""
+
+    hook: str
+    """E.g. 'pre-install hook Job.batch/shop/migrate'."""
+    name: str
+    """The object's name on the cluster: for a generateName hook, the one the server chose."""
+    outcome: Outcome
+    message: str = ""
+    deleted: bool = False
+    """Its delete policy removed it afterwards."""
+
+    def __str__(self) -> str:
+        created = "" if self.hook.endswith(f"/{self.name}") else f" (created as {self.name})"
+        text = f"{self.hook}{created}: {self.outcome.value}"
+        if self.message:
+            text += f" ({self.message})"
+        if self.deleted:
+            text += "; deleted by its delete policy"
+        return text
+
+
 def outcome(hook: Hook, live: Manifest | None) -> tuple[Outcome, str]:
     """Where a created hook object stands, and why.
 

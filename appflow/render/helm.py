@@ -961,6 +961,58 @@ async def helm_uninstall(
     return True
 
 
+_TEST_SUITE = re.compile(r"^TEST SUITE:\s+(\S+)\s*$", re.MULTILINE)
+_TEST_PHASE = re.compile(r"^Phase:\s+(\S+)\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HelmTestResult:
+    """What `helm test` reported: each test that ran and its phase, and helm's error, if any."""
+
+    tests: tuple[tuple[str, str], ...]
+    error: str | None = None
+
+
+def _test_suites(stdout: bytes) -> tuple[tuple[str, str], ...]:
+    # helm prints the release status, then per test: "TEST SUITE: <name>", two time
+    # lines and "Phase: <Succeeded|Failed|...>".
+    text = stdout.decode(errors="replace")
+    names = list(_TEST_SUITE.finditer(text))
+    found = []
+    for index, match in enumerate(names):
+        end = names[index + 1].start() if index + 1 < len(names) else len(text)
+        phase = _TEST_PHASE.search(text, match.end(), end)
+        found.append((match.group(1), phase.group(1) if phase else "Unknown"))
+    return tuple(found)
+
+
+async def helm_test(
+    *,
+    release: str,
+    namespace: str,
+    kubeconfig: Path,
+    context: str | None = None,
+    app: str | None = None,
+    cluster: str | None = None,
+    helm_timeout: str = "5m",
+) -> HelmTestResult:
+    """helm test RELEASE: the chart's test hooks, run by helm on the cluster.
+
+    A test that fails is part of the result (with helm's message), not an exception;
+    an unreachable cluster or a missing release raise.
+    """
+    command = HelmCommand(kubeconfig=kubeconfig, kubecontext=context, timeout=helm_timeout)
+    args = ["test", release, "--namespace", namespace, "--timeout", helm_timeout]
+    try:
+        raw = await command.run(args)
+    except pyhelm3.Error as err:
+        mapped = _release_error(err, app=app, cluster=cluster, release=release, action="test")
+        if not isinstance(mapped, ApplyError):
+            raise mapped from err
+        return HelmTestResult(tests=_test_suites(bytes(err.stdout or b"")), error=mapped.message)
+    return HelmTestResult(tests=_test_suites(raw))
+
+
 # --- catalog: lint, package, pull ---------------------------------------------------------------
 
 

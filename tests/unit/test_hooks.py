@@ -18,6 +18,7 @@ from appflow.model.hooks import (
     DeletePolicy,
     Hook,
     HookRecord,
+    HookRun,
     HookStep,
     Operation,
     Outcome,
@@ -469,3 +470,25 @@ def test_bad_hook_annotations_name_object_and_annotation(
 def test_helm_hook_names_are_case_insensitive_as_in_helm() -> None:
     found = hook(job("x", {"helm.sh/hook": " Pre-Install , POST-UPGRADE"}))
     assert [t.name for t in found.triggers] == ["pre-install", "post-upgrade"]
+
+
+def test_a_hook_run_says_what_it_created_and_what_became_of_it() -> None:
+    named = HookRun(
+        hook="pre-install hook Job.batch/shop/shop-seed",
+        name="shop-seed",
+        outcome=Outcome.SUCCEEDED,
+        message="Job completed: 1 pod succeeded",
+        deleted=True,
+    )
+    assert str(named) == (
+        "pre-install hook Job.batch/shop/shop-seed: succeeded (Job completed: 1 pod succeeded);"
+        " deleted by its delete policy"
+    )
+    generated = HookRun(
+        hook="PreSync hook Job.batch/shop/schema-migrate-",
+        name="schema-migrate-x7k2p",
+        outcome=Outcome.FAILED,
+    )
+    assert str(generated) == (
+        "PreSync hook Job.batch/shop/schema-migrate- (created as schema-migrate-x7k2p): failed"
+    )

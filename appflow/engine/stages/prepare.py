@@ -11,7 +11,7 @@ LIST is needed unless the cluster holds an inventory of the app.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from appflow.engine.stages.apply import replace_opted_in
 from appflow.engine.stages.inventory import inventory_of, inventory_ref, read_inventory
@@ -33,6 +33,7 @@ from appflow.errors import (
 )
 from appflow.kube.client import KubeCluster
 from appflow.kube.errors import conflicting_managers
+from appflow.model.hooks import split_hooks
 from appflow.model.inventory import Inventory
 from appflow.model.objects import Manifest, ObjectRef, split_api_version
 from appflow.model.ownership import digest, only_imperative, stamp, unchanged_since
@@ -54,8 +55,10 @@ async def prepare(
     cluster's own inventory wins over the mirror when both exist.
     """
     app = desired.app
-    objects = tuple(stamp(m, app=app) for m in desired.objects)
-    found = _Found(desired=desired, objects=objects, fingerprints=fingerprints)
+    # Hooks run at their moments (stages/hooks.py); they are never applied as desired state.
+    split = split_hooks(desired.objects)
+    objects = tuple(stamp(m, app=app) for m in split.main)
+    found = _Found(desired=desired, objects=objects, fingerprints=fingerprints, hooks=split.refs())
     # A fingerprint is recorded: of secret values it holds only their keyed digests.
     hide = desired.redactor.redact if desired.sensitive and desired.redactor else None
     found.digests = {ObjectRef.of(m): digest(hide(m) if hide else m) for m in objects}
@@ -67,9 +70,9 @@ async def prepare(
         found.on_cluster = await read_inventory(kube, app)
         if found.on_cluster is None:
             found.namespaced = await served_kinds(kube, kinds_of(objects, Inventory(app, ())))
-            return await _plan(kube, found, options)
+            return replace(await _plan(kube, found, options), hooks=split.hooks)
     await _read_state(kube, found, previous_inventory)
-    return await _plan(kube, found, options)
+    return replace(await _plan(kube, found, options), hooks=split.hooks)
 
 
 @dataclass(kw_only=True)
@@ -84,6 +87,7 @@ class _Found:
     namespaced: dict[Kind, bool] = field(default_factory=dict)
     on_cluster: Inventory | None = None
     old_inventory: Inventory | None = None
+    hooks: frozenset[ObjectRef] = frozenset()
 
     @property
     def inventory(self) -> Inventory:
@@ -110,6 +114,12 @@ async def _read_state(kube: KubeCluster, found: _Found, previous: Inventory | No
     # The cluster's inventory is the truth; the store's mirror stands in when
     # the cluster lost it (someone deleted the ConfigMap).
     found.old_inventory = found.on_cluster or previous or Inventory(app, ())
+    kept = tuple(e for e in found.old_inventory.entries if e.ref not in found.hooks)
+    if len(kept) < len(found.old_inventory):
+        # Objects that are hooks now (an appflow that did not know hooks applied them):
+        # they leave the inventory, unpruned; the inventory on the cluster is rewritten.
+        found.old_inventory = Inventory(app, kept)
+        found.on_cluster = None
     unlisted = kinds_of((), found.old_inventory) - listed
     if unlisted:
         more, more_namespaced = await read_live(kube, app, unlisted)

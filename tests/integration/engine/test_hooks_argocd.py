@@ -44,6 +44,23 @@ def argo_app(folder: Path, app: str, namespace: str, *, failing: str | None = No
     return folder
 
 
+def add_argo(tmp_path: Path, space: Space, *, failing: str | None = None) -> tuple[str, str, Path]:
+    """Register the Argo CD app as an app of SPACE (see argo_app); its namespace, name, folder."""
+    ns, app = space.namespace, space.app("argo")
+    folder = argo_app(tmp_path / "app", app, ns, failing=failing)
+    assert cli("app", "add", app, "--local", str(folder)).exit_code == 0
+    return ns, app, folder
+
+
+def failed_sync(fleet: Fleet, space: Space, tmp_path: Path, failing: str) -> str:
+    """Add the app with the hook in file FAILING made to fail, sync it to the first
+    cluster; the sync's output (it must fail)."""
+    _, app, _ = add_argo(tmp_path, space, failing=failing)
+    failed = cli("sync", app, "--cluster", fleet.cluster_names[0])
+    assert failed.exit_code == 1, failed.output
+    return failed.output
+
+
 def jobs(sandbox: Sandbox, namespace: str, prefix: str) -> list[Manifest]:
     """The Jobs whose names start with PREFIX (the runs of a generateName hook)."""
     kube = sandbox.kube(0)
@@ -62,10 +79,8 @@ def complete(job: Manifest) -> bool:
 def test_argo_app_deploys_in_argo_order_with_its_hooks(
     fleet: Fleet, space: Space, tmp_path: Path
 ) -> None:
-    ns, app = space.namespace, space.app("argo")
+    ns, app, _folder = add_argo(tmp_path, space)
     dev = fleet.cluster_names[0]
-    folder = argo_app(tmp_path / "app", app, ns)
-    assert cli("app", "add", app, "--local", str(folder)).exit_code == 0
 
     synced = cli("sync", app, "--cluster", dev)
     assert synced.exit_code == 0, synced.output
@@ -97,10 +112,8 @@ def test_argo_app_deploys_in_argo_order_with_its_hooks(
 def test_generate_name_hooks_are_created_again_by_each_new_revision(
     fleet: Fleet, space: Space, tmp_path: Path
 ) -> None:
-    ns, app = space.namespace, space.app("argo")
+    ns, app, folder = add_argo(tmp_path, space)
     dev = fleet.cluster_names[0]
-    folder = argo_app(tmp_path / "app", app, ns)
-    assert cli("app", "add", app, "--local", str(folder)).exit_code == 0
     assert cli("sync", app, "--cluster", dev).exit_code == 0
     assert len(jobs(fleet.sandbox, ns, "schema-migrate-")) == 1
 
@@ -121,14 +134,10 @@ def test_generate_name_hooks_are_created_again_by_each_new_revision(
 def test_a_failing_presync_hook_applies_nothing_and_runs_syncfail(
     fleet: Fleet, space: Space, tmp_path: Path
 ) -> None:
-    ns, app = space.namespace, space.app("argo")
-    folder = argo_app(tmp_path / "app", app, ns, failing="presync-migrate.yaml")
-    assert cli("app", "add", app, "--local", str(folder)).exit_code == 0
-
-    failed = cli("sync", app, "--cluster", fleet.cluster_names[0])
-    assert failed.exit_code == 1, failed.output
-    assert f"PreSync hook Job.batch/{ns}/schema-migrate- " in failed.output, failed.output
-    assert "failed" in one_line(failed.output)
+    ns = space.namespace
+    output = failed_sync(fleet, space, tmp_path, "presync-migrate.yaml")
+    assert f"PreSync hook Job.batch/{ns}/schema-migrate- (created as " in output, output
+    assert "failed: Job failed" in one_line(output), output
     sandbox = fleet.sandbox
     for name in ("web", "worker"):
         assert not exists(sandbox, 0, "apps/v1", "Deployment", name, ns)
@@ -141,13 +150,9 @@ def test_a_failing_presync_hook_applies_nothing_and_runs_syncfail(
 def test_a_failing_sync_hook_stops_the_waves_after_it(
     fleet: Fleet, space: Space, tmp_path: Path
 ) -> None:
-    ns, app = space.namespace, space.app("argo")
-    folder = argo_app(tmp_path / "app", app, ns, failing="warm-cache.yaml")
-    assert cli("app", "add", app, "--local", str(folder)).exit_code == 0
-
-    failed = cli("sync", app, "--cluster", fleet.cluster_names[0])
-    assert failed.exit_code == 1, failed.output
-    assert f"Sync hook Job.batch/{ns}/warm-cache failed" in one_line(failed.output)
+    ns = space.namespace
+    output = failed_sync(fleet, space, tmp_path, "warm-cache.yaml")
+    assert f"Sync hook Job.batch/{ns}/warm-cache failed" in one_line(output), output
     sandbox = fleet.sandbox
     # Waves -1 and 0 were applied before the wave-1 hook; wave 2 never was.
     assert exists(sandbox, 0, "v1", "ConfigMap", "settings", ns)

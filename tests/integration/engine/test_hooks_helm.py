@@ -56,6 +56,14 @@ def shop_app(
     return folder
 
 
+def add_shop(tmp_path: Path, space: Space, **options: Any) -> tuple[str, str, Path]:
+    """Register the shop chart as an app of SPACE (see shop_app); its namespace, name, folder."""
+    ns, app = space.namespace, space.app("shop")
+    folder = shop_app(tmp_path / "app", app, ns, **options)
+    assert cli("app", "add", app, "--local", str(folder)).exit_code == 0
+    return ns, app, folder
+
+
 def sync(app: str, *args: str) -> str:
     result = cli("sync", app, *args)
     assert result.exit_code == 0, result.output
@@ -66,10 +74,8 @@ def sync(app: str, *args: str) -> str:
 def test_install_runs_pre_install_hooks_by_weight_before_the_chart_and_post_install_after(
     fleet: Fleet, space: Space, tmp_path: Path, definition: str
 ) -> None:
-    ns, app = space.namespace, space.app("shop")
+    ns, app, _folder = add_shop(tmp_path, space, fleet_yaml=definition == "fleet.yaml")
     dev = fleet.cluster_names[0]
-    folder = shop_app(tmp_path / "app", app, ns, fleet_yaml=definition == "fleet.yaml")
-    assert cli("app", "add", app, "--local", str(folder)).exit_code == 0
 
     out = sync(app, "--cluster", dev)
     # Weight -5, 0, 5, then the chart, then post-install once it is healthy.
@@ -105,10 +111,8 @@ def test_install_runs_pre_install_hooks_by_weight_before_the_chart_and_post_inst
 def test_a_failing_pre_install_hook_stops_the_install_and_the_retry_installs(
     fleet: Fleet, space: Space, tmp_path: Path
 ) -> None:
-    ns, app = space.namespace, space.app("shop")
+    ns, app, folder = add_shop(tmp_path, space, values={"exitCode": {"migrate": 1}})
     dev = fleet.cluster_names[0]
-    folder = shop_app(tmp_path / "app", app, ns, values={"exitCode": {"migrate": 1}})
-    assert cli("app", "add", app, "--local", str(folder)).exit_code == 0
 
     failed = cli("sync", app, "--cluster", dev)
     assert failed.exit_code == 1, failed.output
@@ -146,9 +150,7 @@ def test_a_failing_pre_install_hook_stops_the_install_and_the_retry_installs(
 def test_hook_failed_policy_deletes_the_hook_that_failed(
     fleet: Fleet, space: Space, tmp_path: Path
 ) -> None:
-    ns, app = space.namespace, space.app("shop")
-    folder = shop_app(tmp_path / "app", app, ns, values={"exitCode": {"seed": 1}})
-    assert cli("app", "add", app, "--local", str(folder)).exit_code == 0
+    ns, app, _folder = add_shop(tmp_path, space, values={"exitCode": {"seed": 1}})
 
     failed = cli("sync", app, "--cluster", fleet.cluster_names[0])
     assert failed.exit_code == 1, failed.output
@@ -165,10 +167,8 @@ def test_hook_failed_policy_deletes_the_hook_that_failed(
 def test_upgrade_runs_upgrade_hooks_and_a_resync_of_the_same_revision_runs_none(
     fleet: Fleet, space: Space, tmp_path: Path
 ) -> None:
-    ns, app = space.namespace, space.app("shop")
+    ns, app, folder = add_shop(tmp_path, space)
     dev = fleet.cluster_names[0]
-    folder = shop_app(tmp_path / "app", app, ns)
-    assert cli("app", "add", app, "--local", str(folder)).exit_code == 0
     sync(app, "--cluster", dev)
     sandbox = fleet.sandbox
     installed = {
@@ -208,9 +208,7 @@ def test_upgrade_runs_upgrade_hooks_and_a_resync_of_the_same_revision_runs_none(
 def test_post_install_hooks_wait_for_the_chart_to_be_healthy(
     fleet: Fleet, space: Space, tmp_path: Path
 ) -> None:
-    ns, app = space.namespace, space.app("shop")
-    folder = shop_app(tmp_path / "app", app, ns, values={"web": {"schedulable": False}})
-    assert cli("app", "add", app, "--local", str(folder)).exit_code == 0
+    ns, app, _folder = add_shop(tmp_path, space, values={"web": {"schedulable": False}})
 
     result = cli("sync", app, "--cluster", fleet.cluster_names[0], "--timeout", "5")
     assert result.exit_code == 1, result.output
@@ -226,9 +224,7 @@ def test_post_install_hooks_wait_for_the_chart_to_be_healthy(
 def test_app_delete_runs_pre_delete_and_post_delete_hooks_around_the_deletion(
     fleet: Fleet, space: Space, tmp_path: Path
 ) -> None:
-    ns, app = space.namespace, space.app("shop")
-    folder = shop_app(tmp_path / "app", app, ns)
-    assert cli("app", "add", app, "--local", str(folder)).exit_code == 0
+    ns, app, _folder = add_shop(tmp_path, space)
     sync(app, "--cluster", fleet.cluster_names[0])
 
     deleted = cli("app", "delete", app)
@@ -253,9 +249,7 @@ def test_app_delete_runs_pre_delete_and_post_delete_hooks_around_the_deletion(
 def test_a_failing_pre_delete_hook_keeps_the_app(
     fleet: Fleet, space: Space, tmp_path: Path
 ) -> None:
-    ns, app = space.namespace, space.app("shop")
-    folder = shop_app(tmp_path / "app", app, ns, values={"exitCode": {"drain": 1}})
-    assert cli("app", "add", app, "--local", str(folder)).exit_code == 0
+    ns, app, _folder = add_shop(tmp_path, space, values={"exitCode": {"drain": 1}})
     sync(app, "--cluster", fleet.cluster_names[0])
 
     deleted = cli("app", "delete", app)
@@ -315,10 +309,8 @@ def test_tests_are_never_synced_and_app_test_runs_them_on_each_cluster(
 def test_release_mode_app_with_hooks_becomes_ready_and_runs_helm_test(
     fleet: Fleet, space: Space, tmp_path: Path
 ) -> None:
-    ns, app = space.namespace, space.app("shop")
+    ns, app, folder = add_shop(tmp_path, space, mode="release")
     dev = fleet.cluster_names[0]
-    folder = shop_app(tmp_path / "app", app, ns, mode="release")
-    assert cli("app", "add", app, "--local", str(folder)).exit_code == 0
 
     result = cli("sync", app, "--cluster", dev, "--wait", "--timeout", "120")
     assert result.exit_code == 0, result.output
@@ -335,3 +327,12 @@ def test_release_mode_app_with_hooks_becomes_ready_and_runs_helm_test(
     assert f"{app} -> {dev}: passed" in one_line(tested.output), tested.output
     pod = live(fleet.sandbox, 0, "v1", "Pod", "shop-test-connection", ns)
     assert pod["status"]["phase"] == "Succeeded"
+
+    shop_app(folder, app, ns, mode="release", values={"exitCode": {"test": 1}})
+    sync(app, "--cluster", dev)
+    failing = cli("app", "test", app)
+    assert failing.exit_code == 1, failing.output
+    text = one_line(failing.output)
+    assert f"{app} -> {dev}: failed" in text, failing.output
+    assert "shop-test-connection" in text, failing.output
+    assert "phase Failed" in text, failing.output
