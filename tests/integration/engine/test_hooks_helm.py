@@ -205,6 +205,28 @@ def test_upgrade_runs_upgrade_hooks_and_a_resync_of_the_same_revision_runs_none(
     assert live(sandbox, 0, "v1", "ConfigMap", "shop-settings", ns)["data"] == {"release": "2"}
 
 
+def test_rollback_runs_rollback_hooks_not_upgrade_hooks(
+    fleet: Fleet, space: Space, tmp_path: Path
+) -> None:
+    ns, app, folder = add_shop(tmp_path, space)
+    dev = fleet.cluster_names[0]
+    sync(app, "--cluster", dev)
+    shop_app(folder, app, ns, values={"release": "2"})
+    sync(app, "--cluster", dev)
+    sandbox = fleet.sandbox
+    migrated = uid(sandbox, 0, "batch/v1", "Job", "shop-migrate", ns)
+    assert job_state(sandbox, 0, "shop-restore", ns) is None
+
+    rolled = cli("app", "rollback", app, "--to", "1")
+    assert rolled.exit_code == 0, rolled.output
+    lines_with(rolled.output, f"pre-rollback hook Job.batch/{ns}/shop-restore: succeeded")
+    assert "pre-upgrade" not in rolled.output, rolled.output
+    assert job_state(sandbox, 0, "shop-restore", ns) == "Complete"
+    # The migration (pre-install, pre-upgrade) did not run again.
+    assert uid(sandbox, 0, "batch/v1", "Job", "shop-migrate", ns) == migrated
+    assert live(sandbox, 0, "v1", "ConfigMap", "shop-settings", ns)["data"] == {"release": "1"}
+
+
 def test_post_install_hooks_wait_for_the_chart_to_be_healthy(
     fleet: Fleet, space: Space, tmp_path: Path
 ) -> None:
