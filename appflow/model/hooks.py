@@ -342,6 +342,17 @@ def hooks_in(hooks: Iterable[Hook], phase: Phase, operation: Operation) -> tuple
     return tuple(sorted((h for h in hooks if h.trigger(phase, operation)), key=_order))
 
 
+SYNC_PHASES = (Phase.PRE_SYNC, Phase.SYNC, Phase.POST_SYNC, Phase.SYNC_FAIL)
+
+
+def due_in_sync(hooks: Iterable[Hook], operation: Operation | None) -> tuple[Hook, ...]:
+    """The hooks a sync that is OPERATION may run (in any of its phases), once each."""
+    if operation is None:
+        return ()
+    hooks = tuple(hooks)
+    return tuple(h for h in hooks if any(h.trigger(p, operation) for p in SYNC_PHASES))
+
+
 # -- which operation a sync is -------------------------------------------------------------
 
 

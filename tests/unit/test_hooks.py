@@ -26,6 +26,7 @@ from appflow.model.hooks import (
     apply_schedule,
     deleted_before_creation,
     deletions_after,
+    due_in_sync,
     hook_of,
     hooks_in,
     left_behind_on_delete,
@@ -492,3 +493,14 @@ def test_a_hook_run_says_what_it_created_and_what_became_of_it() -> None:
     assert str(generated) == (
         "PreSync hook Job.batch/shop/schema-migrate- (created as schema-migrate-x7k2p): failed"
     )
+
+
+def test_a_sync_may_run_its_sync_phase_hooks_only() -> None:
+    hooks = split_hooks(HELM).hooks
+    assert names(due_in_sync(hooks, None)) == []
+    assert sorted(names(due_in_sync(hooks, Operation.UPGRADE))) == [
+        "shop-migrate",
+        "shop-migrate-config",
+        "shop-notify",
+    ]
+    assert names(due_in_sync(hooks, Operation.ROLLBACK)) == ["shop-restore"]

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 
 from appflow.engine.stages.types import Prepared, Progress, SyncOptions, SyncResult, quiet
@@ -55,6 +55,7 @@ from appflow.model.hooks import (
     split_hooks,
     sync_operation,
 )
+from appflow.model.inventory import Inventory
 from appflow.model.objects import LABEL_APP, Manifest, ObjectRef
 from appflow.model.order import Stage
 from appflow.model.ownership import stamp
@@ -137,7 +138,14 @@ async def _create(
             raise HookError(f"the name the API server generated for {hook.ref} is taken")
         return created
     ref = hook.ref
-    existing = await _get(kube, hook.api_version, ref)
+    existing = _own_or_absent(await _get(kube, hook.api_version, ref), app, ref)
+    if existing is not None and deleted_before_creation(hook):
+        await _delete_and_wait(kube, hook, existing, timeout=timeout)
+    return await kube.apply(manifest)
+
+
+def _own_or_absent(existing: Manifest | None, app: str, ref: ObjectRef) -> Manifest | None:
+    """EXISTING, the object in the way of a named hook, when it is APP's (HookError if not)."""
     if existing is not None:
         owned, why = owned_by(existing, app)
         if not owned:
@@ -146,9 +154,7 @@ async def _create(
                 hint="appflow never deletes or changes an object it does not own: rename the "
                 "hook, or remove the other object",
             )
-        if deleted_before_creation(hook):
-            await _delete_and_wait(kube, hook, existing, timeout=timeout)
-    return await kube.apply(manifest)
+    return existing
 
 
 async def _get(kube: KubeCluster, api_version: str, ref: ObjectRef) -> Manifest | None:
@@ -197,6 +203,75 @@ async def _finished(
 # -- a sync --------------------------------------------------------------------------------
 
 
+def hook_operation(
+    hooks: Sequence[Hook],
+    *,
+    fingerprints: Mapping[str, str],
+    inventory: Inventory,
+    revision: str,
+    rollback: bool,
+) -> Operation | None:
+    """What a sync of REVISION is for HOOKS, from what the Deployment remembers (None: no
+    hooks, or they already ran for this revision here)."""
+    if not hooks:
+        return None
+    return sync_operation(
+        HookRecord.decode(fingerprints.get(HOOKS_KEY)),
+        owns_objects=bool(inventory.entries),
+        revision=revision,
+        rollback=rollback,
+    )
+
+
+async def check_hooks(
+    kube: KubeCluster,
+    app: str,
+    hooks: Sequence[Hook],
+    *,
+    stand_in: Set[str],
+    crds: Mapping[tuple[str, str], bool],
+) -> list[AppflowError]:
+    """What the API server would refuse of HOOKS, the hooks a sync will run (reads only).
+
+    Part of prepare: a hook that cannot be created blocks the sync before any write, like
+    any object. Each is dry-run as a create under a name the server generates, so that the
+    object an earlier run left under its name (a completed Job, whose spec cannot change)
+    does not get in the way; that object must be the app's own. A hook in a namespace this
+    sync creates (STAND_IN) is checked in ``default``; one of a kind whose CRD this sync
+    creates (CRDS) is checked only when it runs.
+    """
+
+    async def one(hook: Hook) -> AppflowError | None:
+        ref = hook.ref
+        try:
+            if not hook.generated_name:
+                _own_or_absent(await _get(kube, hook.api_version, ref), app, ref)
+            await kube.create(_trial(stamp(hook.manifest, app=app), stand_in), dry_run=True)
+        except ClusterError:
+            raise
+        except MissingKindError as err:
+            if (ref.group, ref.kind) in crds:
+                return None
+            return err.located(app=app, cluster=kube.name, object=str(ref))
+        except AppflowError as err:
+            return err.located(app=app, cluster=kube.name, object=str(ref))
+        return None
+
+    found = await asyncio.gather(*(one(h) for h in hooks))
+    return [e for e in found if e is not None]
+
+
+def _trial(manifest: Manifest, stand_in: Set[str]) -> Manifest:
+    """MANIFEST as a dry-run create that no existing object collides with."""
+    meta = dict(manifest.get("metadata") or {})
+    name = meta.pop("name", None)
+    if name:
+        meta["generateName"] = f"{name}-"
+    if meta.get("namespace") in stand_in:
+        meta["namespace"] = "default"
+    return {**manifest, "metadata": meta}
+
+
 class SyncHooks:
     """The hooks of one prepared sync on one cluster, and what they did.
 
@@ -220,14 +295,7 @@ class SyncHooks:
         self.progress = progress
         self.revision = prepared.desired.revision
         self.previous = HookRecord.decode(prepared.fingerprints.get(HOOKS_KEY))
-        self.operation: Operation | None = None
-        if self.hooks:
-            self.operation = sync_operation(
-                self.previous,
-                owns_objects=bool(prepared.old_inventory.entries),
-                revision=self.revision,
-                rollback=options.rollback,
-            )
+        self.operation = prepared.hook_operation
         self.runs: list[HookRun] = []
 
     def schedule(self, stages: Sequence[Stage]) -> list[Stage | HookStep]:

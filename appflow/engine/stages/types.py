@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from appflow.errors import AppflowError, Where
 from appflow.model.health import Health
-from appflow.model.hooks import Hook, HookRun
+from appflow.model.hooks import Hook, HookRun, Operation
 from appflow.model.inventory import Inventory
 from appflow.model.objects import Manifest, ObjectRef
 from appflow.model.plan import Plan
@@ -84,6 +84,9 @@ class Prepared:
     fingerprints: dict[str, str]
     hooks: tuple[Hook, ...] = ()
     """The desired state's hooks: run at their moments, never applied as objects."""
+    hook_operation: Operation | None = None
+    """What this sync is for its hooks (install, upgrade, rollback); None: they already
+    ran for this revision on this cluster, and none runs."""
 
 
 @dataclass(frozen=True, kw_only=True)

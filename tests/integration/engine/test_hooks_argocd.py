@@ -18,7 +18,7 @@ from appflow.model.objects import Manifest
 from tests.helpers import Sandbox
 from tests.integration.engine.conftest import Fleet
 from tests.integration.engine.hook_support import inventory_names, job_state, lines_with
-from tests.integration.engine.support import Space, cli, exists, one_line
+from tests.integration.engine.support import Space, cli, exists, one_line, snapshot
 
 pytestmark = pytest.mark.cluster
 
@@ -160,3 +160,53 @@ def test_a_failing_sync_hook_stops_the_waves_after_it(
     assert not exists(sandbox, 0, "apps/v1", "Deployment", "worker", ns)
     assert jobs(sandbox, ns, "integration-test-") == []
     assert len(jobs(sandbox, ns, "app-slack-notification-fail-")) == 1
+
+
+def test_a_hook_the_api_server_refuses_blocks_the_sync_before_any_write(
+    fleet: Fleet, space: Space, tmp_path: Path
+) -> None:
+    ns, app, folder = add_argo(tmp_path, space)
+    migrate = folder / "presync-migrate.yaml"
+    # A Job whose pod runs no container: the API server refuses it.
+    migrate.write_text(migrate.read_text().split("      containers:")[0])
+    before = snapshot(fleet.sandbox, space, kinds=[("batch/v1", "Job")])
+
+    refused = cli("sync", app, "--cluster", fleet.cluster_names[0])
+    assert refused.exit_code == 1, refused.output
+    text = one_line(refused.output)
+    assert "refused before any change" in text, refused.output
+    assert f"Job.batch/{ns}/schema-migrate-" in text, refused.output
+    assert "containers" in text, refused.output
+    assert snapshot(fleet.sandbox, space, kinds=[("batch/v1", "Job")]) == before
+
+
+def test_a_named_hook_never_touches_an_object_the_app_does_not_own(
+    fleet: Fleet, space: Space, tmp_path: Path
+) -> None:
+    ns, app, _ = add_argo(tmp_path, space)
+    theirs: Manifest = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "warm-cache", "namespace": ns, "labels": {"team": "data"}},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "theirs", "image": "registry.example/theirs:1"}],
+                }
+            },
+        },
+    }
+    kube = fleet.sandbox.kube(0)
+    try:
+        kube.apply_sync(theirs, field_manager="kubectl")
+    finally:
+        kube.close()
+    before = snapshot(fleet.sandbox, space, kinds=[("batch/v1", "Job")])
+
+    refused = cli("sync", app, "--cluster", fleet.cluster_names[0])
+    assert refused.exit_code == 1, refused.output
+    text = one_line(refused.output)
+    assert f"Job.batch/{ns}/warm-cache exists and is not a hook of app {app}" in text, text
+    assert snapshot(fleet.sandbox, space, kinds=[("batch/v1", "Job")]) == before
