@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from appflow.model.objects import INVENTORY_NAMESPACE
 from tests.integration.engine.conftest import Fleet
 from tests.integration.engine.hook_support import inventory_names, job_state, lines_with, uid
 from tests.integration.engine.support import Space, cli, exists, live, one_line
@@ -203,6 +204,43 @@ def test_upgrade_runs_upgrade_hooks_and_a_resync_of_the_same_revision_runs_none(
     config = live(sandbox, 0, "v1", "ConfigMap", "shop-migrate-config", ns)
     assert config["data"] == {"release": "2"}
     assert live(sandbox, 0, "v1", "ConfigMap", "shop-settings", ns)["data"] == {"release": "2"}
+
+
+def test_hooks_an_earlier_appflow_inventoried_leave_the_inventory_unpruned(
+    fleet: Fleet, space: Space, tmp_path: Path
+) -> None:
+    """An appflow that did not know hooks applied them as objects and listed them in the
+    inventory; once they are hooks they must not be pruned (the run just made them)."""
+    ns, app, folder = add_shop(tmp_path, space)
+    dev = fleet.cluster_names[0]
+    sync(app, "--cluster", dev)
+    kube = fleet.sandbox.kube(0)
+    try:
+        name = f"appflow-inventory-{app}"
+        cm = kube.get_sync("v1", "ConfigMap", name, INVENTORY_NAMESPACE)
+        assert cm is not None
+        entries = json.loads(cm["data"]["entries"])
+        entries.append({"id": f"{ns}_shop-migrate_batch_Job", "v": "batch/v1"})
+        cm["data"]["entries"] = json.dumps(sorted(entries, key=lambda e: e["id"]))
+        kube.apply_sync(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": INVENTORY_NAMESPACE},
+                "data": cm["data"],
+            },
+            force=True,
+        )
+    finally:
+        kube.close()
+    assert "shop-migrate" in inventory_names(fleet.sandbox, 0, app)
+
+    shop_app(folder, app, ns, values={"release": "2"})
+    out = sync(app, "--cluster", dev)
+    lines_with(out, f"pre-upgrade hook Job.batch/{ns}/shop-migrate: succeeded")
+    assert "pruned" not in out.replace("0 pruned", ""), out
+    assert job_state(fleet.sandbox, 0, "shop-migrate", ns) == "Complete"
+    assert "shop-migrate" not in inventory_names(fleet.sandbox, 0, app)
 
 
 def test_rollback_runs_rollback_hooks_not_upgrade_hooks(
