@@ -151,6 +151,11 @@ class ApplyError(AppflowError):
     """The API server rejected an object (validation, admission, missing kind)."""
 
 
+class HookError(AppflowError):
+    """A hook did not succeed: its Job or Pod failed or did not finish in time, or it could
+    not be created (e.g. an object of its name exists that the app does not own)."""
+
+
 class ConflictError(ApplyError):
     """Server-side apply conflict: another field manager owns the fields."""
 

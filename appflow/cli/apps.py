@@ -17,6 +17,7 @@ from appflow.engine.stages.types import SyncBlocked, SyncOptions
 from appflow.errors import ConfigError, NotFoundError
 from appflow.model.appdef import SyncPolicy
 from appflow.model.deps import dependency_order, resolve_dependencies
+from appflow.model.hooks import HookRun
 from appflow.model.plan import Action
 from appflow.model.records import AppRecord
 from appflow.model.redact import shown_secrets
@@ -259,6 +260,8 @@ def _print_report(report: AppSyncReport) -> None:
             f"{report.app}{revision} -> {r.cluster}: [{style}]{r.state}[/] ({summary}) in {r.seconds:.2f}s",
             highlight=False,
         )
+        for run_ in r.hooks:
+            console.print(f"    {run_}", highlight=False)
         for f in r.failing[:10]:
             console.print(f"    {f.object}: {f.message}", highlight=False)
         for skipped in r.plan.of(Action.SKIP):
@@ -332,10 +335,21 @@ def _report_data(report: AppSyncReport) -> dict[str, Any]:
                 "counts": {a.value: n for a, n in r.plan.counts().items()},
                 "health": f"{r.health.status.value}: {r.health.message}",
                 "errors": [str(e) for e in r.errors],
+                "hooks": [_hook_data(h) for h in r.hooks],
                 "seconds": round(r.seconds, 3),
             }
             for r in report.results
         ],
+    }
+
+
+def _hook_data(run_: HookRun) -> dict[str, Any]:
+    return {
+        "hook": run_.hook,
+        "name": run_.name,
+        "outcome": run_.outcome.value,
+        "message": run_.message,
+        "deleted": run_.deleted,
     }
 
 
@@ -496,11 +510,60 @@ def app_delete(name: str, keep_objects: bool) -> None:
             _print_report(reports)
             if not reports.ok:
                 raise ConfigError(
-                    f"app {name} was not deleted: some objects could not be pruned (see above)"
+                    f"app {name} was not deleted: it could not be removed from every cluster "
+                    "(see above)"
                 )
         with contextlib.suppress(NotFoundError):
             store.delete_app(name, with_deployments=True)
     console.print(f"deleted app {name}")
+
+
+@app.command("test")
+@click.argument("name")
+@click.option("--cluster", "clusters", multiple=True, help="Only these clusters.")
+@click.option(
+    "--timeout", type=float, default=300.0, show_default=True, help="Seconds each test may take."
+)
+@output_option
+def app_test(name: str, clusters: tuple[str, ...], timeout: float, output: str) -> None:
+    """Run app NAME's tests (Helm test hooks) on each cluster it is deployed to.
+
+    Exit 1 when a test fails anywhere. A sync never runs tests.
+    """
+    with engine_session() as engine, err_console.status("testing..."):
+        report = run(engine.run_tests(name, clusters=clusters, timeout=timeout))
+    if output != "table":
+        emit(
+            {
+                "app": name,
+                "clusters": [
+                    {
+                        "cluster": r.cluster,
+                        "passed": r.passed,
+                        "tests": r.tests,
+                        "hooks": [_hook_data(h) for h in r.runs],
+                        "errors": [str(e) for e in r.errors],
+                    }
+                    for r in report.results
+                ],
+                "failed": {c: str(e) for c, e in report.failed.items()},
+            },
+            output=output,
+        )
+    else:
+        for cluster, err in sorted(report.failed.items()):
+            err_console.print(f"[red]{cluster}:[/] {err}", highlight=False)
+        for r in report.results:
+            verdict = "[green]passed[/]" if r.passed else "[red]failed[/]"
+            if not r.tests:
+                verdict = "no tests"
+            console.print(f"{name} -> {r.cluster}: {verdict}", highlight=False)
+            for run_ in r.runs:
+                console.print(f"    {run_}", highlight=False)
+            for err in r.errors:
+                console.print(f"    {err.message}", highlight=False)
+    if not report.ok:
+        sys.exit(1)
 
 
 @click.command()

@@ -7,6 +7,7 @@ recorder, cluster connections, the render cache, the source resolvers):
     diff       diff.py       what a sync would change
     rollback   rollback.py   an earlier revision, exactly as rendered
     uninstall  uninstall.py  everything an app owns, from every cluster
+    run_tests  testing.py    the app's tests (test hooks, helm test) on its clusters
     refresh_repo  repos.py   one look at a repository: which apps a new commit touches
     refresh_health refresh.py a Deployment's health, read again
 
@@ -39,6 +40,7 @@ from appflow.store import Store
 
 if TYPE_CHECKING:
     from appflow.engine.repos import RepoRefresh
+    from appflow.engine.testing import AppTestReport
 
 __all__ = ["AppSyncReport", "Engine", "EngineOptions", "Progress"]
 
@@ -161,6 +163,14 @@ class Engine:
         from appflow.engine.uninstall import uninstall_app
 
         return await uninstall_app(self.parts, name, progress=progress)
+
+    async def run_tests(
+        self, name: str, *, clusters: Sequence[str] = (), timeout: float = 300.0
+    ) -> AppTestReport:
+        """Run app NAME's tests on the clusters it is deployed to (or the named CLUSTERS)."""
+        from appflow.engine.testing import run_app_tests
+
+        return await run_app_tests(self.parts, name, clusters=clusters, timeout=timeout)
 
     async def refresh_repo(self, name: str, *, commit: str | None = None) -> RepoRefresh:
         """Look at repository NAME (or take COMMIT as its new head); the apps it moved."""

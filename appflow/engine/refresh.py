@@ -13,6 +13,7 @@ from dataclasses import replace
 from appflow.engine.parts import EngineParts
 from appflow.engine.stages.health import assess_health, assess_objects
 from appflow.errors import ClusterError, NotFoundError
+from appflow.model.hooks import main_objects
 from appflow.model.objects import Manifest
 from appflow.model.records import ClusterRecord, DeploymentRecord
 from appflow.model.status import deployment_state
@@ -32,8 +33,9 @@ def _read(
         "OutOfSync",
     ):
         return record, None, []
-    objects = store.get_revision(app, record.applied_revision).rendered.get(cluster, [])
-    return record, store.get_cluster(cluster), objects
+    rendered = store.get_revision(app, record.applied_revision).rendered.get(cluster, [])
+    # Hooks are not part of an app's health (they ran, or will, at their moments).
+    return record, store.get_cluster(cluster), list(main_objects(rendered))
 
 
 async def refresh_health(parts: EngineParts, *, app: str, cluster: str) -> DeploymentRecord | None:

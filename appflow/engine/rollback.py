@@ -26,6 +26,8 @@ async def rollback_app(
     parts: EngineParts, name: str, *, to: int, options: SyncOptions, progress: Progress
 ) -> AppSyncReport:
     """Re-apply revision TO of app NAME on the clusters it was rendered for."""
+    # Its hooks run as Helm's rollback hooks (pre-rollback, post-rollback), not upgrade ones.
+    options = replace(options, rollback=True)
     state, revision = await asyncio.to_thread(_read, parts, name, to)
     clusters = state.fleet.clusters
     desired = {

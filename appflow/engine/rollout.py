@@ -198,7 +198,7 @@ class RolloutRunner:
                 deployments={d.cluster: d for d in deployments},
                 source_ref=old.source_ref,
                 trigger="rollback",
-                options=SyncOptions(wait=True, wait_timeout=self.gate.wait_timeout),
+                options=SyncOptions(wait=True, wait_timeout=self.gate.wait_timeout, rollback=True),
                 progress=self.delivery.progress,
                 revision=old,
             )

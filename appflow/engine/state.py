@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from appflow.errors import NotFoundError
 from appflow.model.appdef import AppDefinition
+from appflow.model.objects import Manifest
 from appflow.model.records import (
     AppRecord,
     ClusterRecord,
@@ -93,3 +94,12 @@ def read_app_state(store: Store, name: str) -> AppState:
 
 async def load_app_state(store: Store, name: str) -> AppState:
     return await asyncio.to_thread(read_app_state, store, name)
+
+
+def deployed_objects(store: Store, deployment: DeploymentRecord) -> list[Manifest]:
+    """The rendered objects of the revision DEPLOYMENT has on its cluster: the one applied,
+    else the one its last sync tried (its hooks are what an app delete and a test run)."""
+    number = deployment.applied_revision or deployment.desired_revision
+    if number is None:
+        return []
+    return list(store.get_revision(deployment.app, number).rendered.get(deployment.cluster, []))

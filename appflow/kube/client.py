@@ -286,8 +286,13 @@ class KubeCluster:
             timeout=timeout,
         )
 
-    def create_sync(self, manifest: Manifest) -> Manifest | None:
-        """Create MANIFEST; None when an object of that name exists already (it is not read)."""
+    def create_sync(self, manifest: Manifest, *, dry_run: bool = False) -> Manifest | None:
+        """Create MANIFEST; None when an object of that name exists already (it is not read).
+
+        An object the API server names (``metadata.generateName``: a hook's run) can only be
+        created this way, as server-side apply addresses objects by name. With DRY_RUN the
+        server only validates it (and names nothing).
+        """
         ref = ObjectRef.of(manifest)
         resource = self.resource_sync(str(manifest.get("apiVersion")), ref.kind)
         try:
@@ -296,6 +301,7 @@ class KubeCluster:
                 body=manifest,
                 namespace=ref.namespace or None if resource.namespaced else None,
                 field_manager=FIELD_MANAGER,
+                dry_run="All" if dry_run else None,
                 _request_timeout=self.write_timeout(str(ref)),
                 serializer=_plain,
             )
@@ -305,8 +311,8 @@ class KubeCluster:
             raise translate(err, cluster=self.name, obj=str(ref), action="create") from err
         return result  # type: ignore[no-any-return]
 
-    async def create(self, manifest: Manifest) -> Manifest | None:
-        return await self._run(self.create_sync, manifest)  # type: ignore[no-any-return]
+    async def create(self, manifest: Manifest, *, dry_run: bool = False) -> Manifest | None:
+        return await self._run(self.create_sync, manifest, dry_run=dry_run)  # type: ignore[no-any-return]
 
     def get_sync(
         self, api_version: str, kind: str, name: str, namespace: str = ""

@@ -18,6 +18,8 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 ANNOTATION_OWNER = "appflow.dev/owner"
 """Annotation on every applied object: '<appflow>/<inventory-id>', checked before prune."""
 ANNOTATION_SYNC_WAVE = "appflow.dev/sync-wave"
+ANNOTATION_ARGO_SYNC_WAVE = "argocd.argoproj.io/sync-wave"
+"""Argo CD's sync wave: read as an alias of appflow.dev/sync-wave, so Argo CD repos keep their order."""
 ANNOTATION_PRUNE = "appflow.dev/prune"
 """Set to 'false' to keep an object on the cluster when it leaves the desired state."""
 ANNOTATION_REPLACE = "appflow.dev/replace-on-immutable"
@@ -46,13 +48,15 @@ class ObjectRef:
 
     @classmethod
     def of(cls, manifest: Manifest) -> ObjectRef:
+        """The identity of MANIFEST. A hook the API server names (``metadata.generateName``,
+        no ``metadata.name``) is identified by its name prefix, e.g. ``Job.batch/ns/migrate-``."""
         group, _ = split_api_version(str(manifest.get("apiVersion", "")))
         meta = manifest.get("metadata") or {}
         return cls(
             group=group,
             kind=str(manifest.get("kind", "")),
             namespace=str(meta.get("namespace") or ""),
-            name=str(meta.get("name", "")),
+            name=str(meta.get("name") or meta.get("generateName") or ""),
         )
 
     @property

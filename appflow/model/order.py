@@ -12,8 +12,9 @@ The stages, in order:
    cannot even check) custom resources of a kind it does not serve yet.
 2. ``namespaces``: every Namespace, so that every namespaced object finds its
    namespace.
-3. Then the sync waves (annotation ``appflow.dev/sync-wave``: an integer,
-   default 0, negative allowed) in ascending order; each wave is split into a
+3. Then the sync waves (annotation ``appflow.dev/sync-wave``, or Argo CD's
+   ``argocd.argoproj.io/sync-wave``: an integer, default 0, negative allowed)
+   in ascending order; each wave is split into a
    stage of cluster-scoped objects (``cluster`` for wave 0, ``cluster wave N``
    otherwise) followed by a stage of namespaced objects (``wave N``).
    CRDs and Namespaces ignore waves: everything else may depend on them.
@@ -36,7 +37,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from appflow.errors import ConfigError, Where
-from appflow.model.objects import ANNOTATION_SYNC_WAVE, Manifest, ObjectRef
+from appflow.model.objects import (
+    ANNOTATION_ARGO_SYNC_WAVE,
+    ANNOTATION_SYNC_WAVE,
+    Manifest,
+    ObjectRef,
+)
 
 CRD_GROUP_KIND = "CustomResourceDefinition.apiextensions.k8s.io"
 NAMESPACE_GROUP_KIND = "Namespace"
@@ -139,6 +145,9 @@ class Stage:
     manifests: tuple[Manifest, ...]
     wait_established: bool = False
     """True for the CRD stage: wait for every CRD to be Established before the next stage."""
+    wave: int | None = None
+    """The sync wave of the stage's objects; None for the CRD and Namespace stages,
+    which come before every wave."""
 
     def refs(self) -> tuple[ObjectRef, ...]:
         return tuple(ObjectRef.of(m) for m in self.manifests)
@@ -154,28 +163,48 @@ def kind_rank(ref: ObjectRef) -> int:
     return KIND_RANK.get(ref.group_kind, _UNKNOWN_RANK)
 
 
-def sync_wave(manifest: Manifest) -> int:
-    """The object's sync wave: its ``appflow.dev/sync-wave`` annotation, default 0.
+def integer_annotation(manifest: Manifest, key: str) -> int | None:
+    """The integer in annotation KEY of MANIFEST (None when absent).
 
-    Raises ConfigError naming the object when the annotation is not an integer.
+    Raises ConfigError naming the object and the annotation when it is not an integer.
     """
     annotations = (manifest.get("metadata") or {}).get("annotations") or {}
-    value = annotations.get(ANNOTATION_SYNC_WAVE)
+    value = annotations.get(key)
     if value is None:
-        return 0
+        return None
     # YAML turns an unquoted `1` into an int; accept it, it is unambiguous.
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str) and _WAVE_TEXT.fullmatch(value.strip()):
         return int(value.strip())
     raise ConfigError(
-        f"annotation {ANNOTATION_SYNC_WAVE} must be an integer, got {value!r}",
-        where=Where(
-            object=str(ObjectRef.of(manifest)),
-            field=f"metadata.annotations[{ANNOTATION_SYNC_WAVE}]",
-        ),
+        f"annotation {key} must be an integer, got {value!r}",
+        where=Where(object=str(ObjectRef.of(manifest)), field=f"metadata.annotations[{key}]"),
         hint='write a whole number such as "-1", "0" or "2"',
     )
+
+
+def sync_wave(manifest: Manifest) -> int:
+    """The object's sync wave, default 0: ``appflow.dev/sync-wave``, or Argo CD's
+    ``argocd.argoproj.io/sync-wave`` (an alias, so that a repo written for Argo CD
+    applies in the order its authors gave).
+
+    Raises ConfigError naming the object when a wave is not an integer, or when
+    both annotations are set and disagree.
+    """
+    own = integer_annotation(manifest, ANNOTATION_SYNC_WAVE)
+    argo = integer_annotation(manifest, ANNOTATION_ARGO_SYNC_WAVE)
+    if own is not None and argo is not None and own != argo:
+        raise ConfigError(
+            f"annotations {ANNOTATION_SYNC_WAVE} ({own}) and {ANNOTATION_ARGO_SYNC_WAVE} "
+            f"({argo}) disagree",
+            where=Where(
+                object=str(ObjectRef.of(manifest)),
+                field=f"metadata.annotations[{ANNOTATION_SYNC_WAVE}]",
+            ),
+            hint="keep one of them",
+        )
+    return own if own is not None else argo if argo is not None else 0
 
 
 def _crd_scopes(manifests: Iterable[Manifest]) -> dict[str, bool]:
@@ -233,7 +262,7 @@ def plan_stages(
             name = "cluster" if wave == 0 else f"cluster wave {wave}"
         else:
             name = f"wave {wave}"
-        stages.append(Stage(name, _sorted(waves[(wave, scope)])))
+        stages.append(Stage(name, _sorted(waves[(wave, scope)]), wave=wave))
     return stages
 
 

@@ -29,7 +29,7 @@ from appflow.errors import AppflowError, RenderError
 from appflow.paths import cache_dir
 from appflow.render.types import Rendered, RenderRequest, canonical_json, revision_of, sha256_hex
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 """Bump when what a render produces changes for the same inputs (new defaults, parser fixes)."""
 
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from appflow.errors import RenderError, Where
+from appflow.errors import ConfigError, RenderError, Where
+from appflow.model.hooks import hook_of, is_hook
 from appflow.model.objects import Manifest, ObjectRef
 
 # libyaml's parser when PyYAML was built with it: about ten times faster than
@@ -169,12 +170,22 @@ def _check_object(data: Any, doc: Document, *, item: int | None = None) -> None:
         key for key in ("apiVersion", "kind") if not isinstance(data.get(key), str) or not data[key]
     ]
     meta = data.get("metadata")
-    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
+    named = isinstance(meta, dict) and isinstance(meta.get("name"), str) and bool(meta["name"])
+    # A hook may leave its name to the API server: it is created anew on every run.
+    generated = (
+        isinstance(meta, dict)
+        and isinstance(meta.get("generateName"), str)
+        and bool(meta["generateName"])
+    )
+    if not named and not (generated and is_hook(data)):
         missing.append("metadata.name")
     if missing:
         hint = None
-        if isinstance(meta, dict) and meta.get("generateName"):
-            hint = "objects must have a fixed metadata.name; generateName cannot be applied declaratively"
+        if generated:
+            hint = (
+                "only a hook (helm.sh/hook, argocd.argoproj.io/hook or appflow.dev/hook) may use "
+                "generateName instead of metadata.name; any other object needs a fixed name"
+            )
         raise _error(
             f"{_describe(doc, item)} is not a Kubernetes object: missing {', '.join(missing)}",
             file=doc.file,
@@ -233,10 +244,23 @@ def cluster_scoped_kinds(objects: Iterable[Manifest]) -> frozenset[str]:
     return CLUSTER_SCOPED_KINDS | extra
 
 
+def _check_hook(obj: Manifest, doc: Document) -> None:
+    """Refuse a hook annotation appflow cannot honour, naming the file and document."""
+    try:
+        hook_of(obj)
+    except ConfigError as err:
+        raise _error(
+            f"{_describe(doc)}: {err.where.object}: {err.message}",
+            file=doc.file,
+            line=doc.line,
+            hint=err.hint,
+        ) from err
+
+
 def finish_objects(
     pairs: Iterable[tuple[Manifest, Document]], *, namespace: str | None
 ) -> tuple[Manifest, ...]:
-    """Default the namespace of namespaced objects and refuse duplicate identities.
+    """Default the namespace of namespaced objects, check hooks and refuse duplicate identities.
 
     Objects keep the order they were produced in (file order, then document order).
     """
@@ -259,6 +283,8 @@ def finish_objects(
                 hint="each object may appear once in an app's desired state",
             )
         seen[ref] = doc
+        if is_hook(obj):
+            _check_hook(obj, doc)
         out.append(obj)
     return tuple(out)
 

@@ -541,8 +541,9 @@ async def helm_template(request: RenderRequest) -> HelmTemplate:
         args: list[str] = ["template", release, ref, *chart_flags]
         args += ["--namespace", request.namespace or "default"]
         args.append("--include-crds" if request.include_crds else "--skip-crds")
-        # Test hooks are for 'helm test'; applied as desired state they would run once and linger.
-        args.append("--skip-tests")
+        # Hooks, test hooks included, stay in the output (after the chart's other
+        # objects, each with its helm.sh/hook annotation): the sync runs them at
+        # their moments (appflow.model.hooks), `appflow app test` runs the tests.
         if request.skip_schema_validation:
             args.append("--skip-schema-validation")
         if server is not None:
@@ -958,6 +959,58 @@ async def helm_uninstall(
             err, app=app, cluster=cluster, release=release, action="uninstall"
         ) from err
     return True
+
+
+_TEST_SUITE = re.compile(r"^TEST SUITE:\s+(\S+)\s*$", re.MULTILINE)
+_TEST_PHASE = re.compile(r"^Phase:\s+(\S+)\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HelmTestResult:
+    """What `helm test` reported: each test that ran and its phase, and helm's error, if any."""
+
+    tests: tuple[tuple[str, str], ...]
+    error: str | None = None
+
+
+def _test_suites(stdout: bytes) -> tuple[tuple[str, str], ...]:
+    # helm prints the release status, then per test: "TEST SUITE: <name>", two time
+    # lines and "Phase: <Succeeded|Failed|...>".
+    text = stdout.decode(errors="replace")
+    names = list(_TEST_SUITE.finditer(text))
+    found = []
+    for index, match in enumerate(names):
+        end = names[index + 1].start() if index + 1 < len(names) else len(text)
+        phase = _TEST_PHASE.search(text, match.end(), end)
+        found.append((match.group(1), phase.group(1) if phase else "Unknown"))
+    return tuple(found)
+
+
+async def helm_test(
+    *,
+    release: str,
+    namespace: str,
+    kubeconfig: Path,
+    context: str | None = None,
+    app: str | None = None,
+    cluster: str | None = None,
+    helm_timeout: str = "5m",
+) -> HelmTestResult:
+    """helm test RELEASE: the chart's test hooks, run by helm on the cluster.
+
+    A test that fails is part of the result (with helm's message), not an exception;
+    an unreachable cluster or a missing release raise.
+    """
+    command = HelmCommand(kubeconfig=kubeconfig, kubecontext=context, timeout=helm_timeout)
+    args = ["test", release, "--namespace", namespace, "--timeout", helm_timeout]
+    try:
+        raw = await command.run(args)
+    except pyhelm3.Error as err:
+        mapped = _release_error(err, app=app, cluster=cluster, release=release, action="test")
+        if not isinstance(mapped, ApplyError):
+            raise mapped from err
+        return HelmTestResult(tests=_test_suites(bytes(err.stdout or b"")), error=mapped.message)
+    return HelmTestResult(tests=_test_suites(raw))
 
 
 # --- catalog: lint, package, pull ---------------------------------------------------------------

@@ -225,7 +225,12 @@ def _keep_running(
         if kwok_configured(c, state):
             progress(f"{c.name}: already running")
             return
-        progress(f"{c.name}: running; restarting kwok to make it {_k3s_word(state.k3s_like)}")
+        # Either the K3s-like setting changed, or the cluster was started by an appflow
+        # whose kwok played other stages: kwok reads its stages only when it starts.
+        progress(
+            f"{c.name}: running; restarting kwok with the current stages "
+            f"({_k3s_word(state.k3s_like)})"
+        )
         reconfigure_kwok(c, state, timeout=timeout)
 
 

@@ -9,6 +9,7 @@ ServiceLB and Traefik too (see k3s.py). Everything a cluster owns lives in its f
     <sandbox dir>/<name>/state.json        name, labels, ports, pids, k3s_like
                          kubeconfig        admin credentials (0600)
                          k3s-stages.yaml   kwok's ServiceLB and Traefik stages (K3s-like only)
+                         pod-stages.yaml   kwok's stage that ends pods run to completion (pods.py)
                          pki/              CA, serving and client certificates
                          etcd/             etcd data
                          logs/             one log per process
@@ -33,7 +34,7 @@ import yaml
 
 from appflow.errors import SandboxError, Where
 from appflow.paths import tools_dir
-from appflow.sandbox import k3s, processes
+from appflow.sandbox import k3s, pods, processes
 from appflow.sandbox.pki import ClusterPki, create_pki
 from appflow.tools import find_tool
 
@@ -103,6 +104,10 @@ class SandboxCluster:
     @property
     def k3s_stages(self) -> Path:
         return self.folder / "k3s-stages.yaml"
+
+    @property
+    def pod_stages(self) -> Path:
+        return self.folder / "pod-stages.yaml"
 
     @property
     def pki(self) -> ClusterPki:
@@ -275,7 +280,8 @@ def _argv(component: str, cluster: SandboxCluster, state: ClusterState) -> list[
 
 
 def _kwok_configs(cluster: SandboxCluster, state: ClusterState) -> list[str]:
-    configs = [kwok_stages()] + ([cluster.k3s_stages] if state.k3s_like else [])
+    configs = [kwok_stages(), cluster.pod_stages]
+    configs += [cluster.k3s_stages] if state.k3s_like else []
     return [f"--config={path}" for path in configs]
 
 
@@ -468,6 +474,7 @@ def _boot(
         # Nodes first: kwok's K3s stages carry their addresses.
         _create_nodes(api, cluster, state)
         _set_up_k3s(api, cluster, state)
+        pods.write_stages(cluster.pod_stages)
         for component in ("kube-controller-manager", "kube-scheduler", "kwok"):
             _launch(cluster, state, component)
 
@@ -522,6 +529,7 @@ def reconfigure_kwok(cluster: SandboxCluster, state: ClusterState, *, timeout: f
         _set_up_k3s(api, cluster, state)
     finally:
         api.close()
+    pods.write_stages(cluster.pod_stages)
     processes.stop_processes([p.pid for p in cluster.running() if p.name == "kwok"])
     _launch(cluster, state, "kwok")
     _wait(

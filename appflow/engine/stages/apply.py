@@ -14,11 +14,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from appflow.engine.stages.hooks import SyncHooks
 from appflow.engine.stages.inventory import write_inventory
 from appflow.engine.stages.live import secret_content
 from appflow.engine.stages.types import Prepared, Progress, SyncOptions, quiet
 from appflow.errors import AppflowError, ApplyError, ImmutableFieldError, Where
 from appflow.kube.client import KubeCluster
+from appflow.model.hooks import HookStep
 from appflow.model.inventory import Inventory
 from appflow.model.objects import ANNOTATION_REPLACE, Manifest, ObjectRef, split_api_version
 from appflow.model.order import Stage, plan_stages
@@ -55,9 +57,18 @@ def _to_apply(prepared: Prepared) -> set[ObjectRef]:
 
 
 async def apply(
-    kube: KubeCluster, prepared: Prepared, *, options: SyncOptions, progress: Progress = quiet
+    kube: KubeCluster,
+    prepared: Prepared,
+    *,
+    options: SyncOptions,
+    progress: Progress = quiet,
+    hooks: SyncHooks | None = None,
 ) -> Applied:
-    """Apply what PREPARED planned to create or configure; stop at the first failing stage."""
+    """Apply what PREPARED planned to create or configure; stop at the first failing stage.
+
+    HOOKS, when given, puts the sync's PreSync and Sync hooks between the stages and
+    runs them there; a hook that fails stops the apply like a stage that fails.
+    """
     app = prepared.desired.app
     to_apply = _to_apply(prepared)
     done = Applied(
@@ -78,8 +89,13 @@ async def apply(
             await write_inventory(kube, ahead)
             done.stored_inventory = ahead
     manifests = [m for m in prepared.objects if ObjectRef.of(m) in to_apply]
-    for stage in plan_stages(manifests, is_namespaced=_scope_of(prepared)):
-        await _apply_stage(kube, prepared, stage, done, options=options, progress=progress)
+    stages = plan_stages(manifests, is_namespaced=_scope_of(prepared))
+    for step in hooks.schedule(stages) if hooks else stages:
+        if isinstance(step, HookStep):
+            assert hooks is not None
+            done.errors += await hooks.run(step)
+        else:
+            await _apply_stage(kube, prepared, step, done, options=options, progress=progress)
         if done.errors:
             break
     return done

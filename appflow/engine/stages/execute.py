@@ -4,6 +4,9 @@ The write half of a sync (``prepare`` is the read half). The inventory is writte
 of the apply (see ``apply``) and, when what the cluster owns changed, once more at the
 end: with the objects that are desired, plus prune candidates still owned. When
 anything failed, the final inventory keeps everything the write-ahead one named.
+
+The app's hooks (``hooks``) run inside the apply (PreSync, Sync), after health (PostSync:
+with PostSync hooks a sync waits until the app is healthy) or after a failure (SyncFail).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import replace
 
 from appflow.engine.stages.apply import Applied, apply
 from appflow.engine.stages.health import assess_health, live_after_apply
+from appflow.engine.stages.hooks import SyncHooks
 from appflow.engine.stages.inventory import write_inventory
 from appflow.engine.stages.prune import Pruned, prune
 from appflow.engine.stages.types import Prepared, Progress, SyncOptions, SyncResult, quiet
@@ -40,7 +44,8 @@ async def execute(
     """Carry out PREPARED on KUBE and assess the health of what it applied."""
     started = time.monotonic()
     app = prepared.desired.app
-    applied = await apply(kube, prepared, options=options, progress=progress)
+    hooks = SyncHooks(kube, prepared, options=options, progress=progress)
+    applied = await apply(kube, prepared, options=options, progress=progress, hooks=hooks)
     pruned = await prune(
         kube, prepared, options=options, apply_failed=bool(applied.errors), progress=progress
     )
@@ -52,10 +57,11 @@ async def execute(
         kube,
         app,
         prepared.objects,
-        wait=options.wait and not errors,
+        wait=(options.wait or hooks.awaits_health) and not errors,
         timeout=options.wait_timeout,
         seen=None if errors else await live_after_apply(kube, prepared, applied.objects),
     )
+    errors += await hooks.finish(health, failing, failed=bool(errors))
     return SyncResult(
         app=app,
         cluster=kube.name,
@@ -68,7 +74,7 @@ async def execute(
         ),
         health=health,
         inventory=inventory,
-        fingerprints=applied.fingerprints,
+        fingerprints=hooks.fingerprints(applied.fingerprints, succeeded=not errors),
         errors=tuple(errors),
         failing=_failing(errors) + failing,
         resource_counts=replace(
@@ -81,6 +87,7 @@ async def execute(
         pruned=tuple(pruned.deleted),
         applied=applied.count,
         served_kinds_changed=applied.crds_applied,
+        hooks=tuple(hooks.runs),
         seconds=time.monotonic() - started,
     )
 

@@ -14,6 +14,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from appflow.engine.stages.apply import replace_opted_in
+from appflow.engine.stages.hooks import check_hooks, hook_operation
 from appflow.engine.stages.inventory import inventory_of, inventory_ref, read_inventory
 from appflow.engine.stages.live import (
     Kind,
@@ -33,6 +34,7 @@ from appflow.errors import (
 )
 from appflow.kube.client import KubeCluster
 from appflow.kube.errors import conflicting_managers
+from appflow.model.hooks import Hook, due_in_sync, split_hooks
 from appflow.model.inventory import Inventory
 from appflow.model.objects import Manifest, ObjectRef, split_api_version
 from appflow.model.ownership import digest, only_imperative, stamp, unchanged_since
@@ -54,8 +56,10 @@ async def prepare(
     cluster's own inventory wins over the mirror when both exist.
     """
     app = desired.app
-    objects = tuple(stamp(m, app=app) for m in desired.objects)
-    found = _Found(desired=desired, objects=objects, fingerprints=fingerprints)
+    # Hooks run at their moments (stages/hooks.py); they are never applied as desired state.
+    split = split_hooks(desired.objects)
+    objects = tuple(stamp(m, app=app) for m in split.main)
+    found = _Found(desired=desired, objects=objects, fingerprints=fingerprints, hooks=split.hooks)
     # A fingerprint is recorded: of secret values it holds only their keyed digests.
     hide = desired.redactor.redact if desired.sensitive and desired.redactor else None
     found.digests = {ObjectRef.of(m): digest(hide(m) if hide else m) for m in objects}
@@ -84,6 +88,7 @@ class _Found:
     namespaced: dict[Kind, bool] = field(default_factory=dict)
     on_cluster: Inventory | None = None
     old_inventory: Inventory | None = None
+    hooks: tuple[Hook, ...] = ()
 
     @property
     def inventory(self) -> Inventory:
@@ -110,6 +115,13 @@ async def _read_state(kube: KubeCluster, found: _Found, previous: Inventory | No
     # The cluster's inventory is the truth; the store's mirror stands in when
     # the cluster lost it (someone deleted the ConfigMap).
     found.old_inventory = found.on_cluster or previous or Inventory(app, ())
+    hooks = {h.ref for h in found.hooks}
+    kept = tuple(e for e in found.old_inventory.entries if e.ref not in hooks)
+    if len(kept) < len(found.old_inventory):
+        # Objects that are hooks now (an appflow that did not know hooks applied them):
+        # they leave the inventory, unpruned; the inventory on the cluster is rewritten.
+        found.old_inventory = Inventory(app, kept)
+        found.on_cluster = None
     unlisted = kinds_of((), found.old_inventory) - listed
     if unlisted:
         more, more_namespaced = await read_live(kube, app, unlisted)
@@ -144,6 +156,16 @@ async def _plan(kube: KubeCluster, found: _Found, options: SyncOptions) -> Prepa
         else:
             to_check.append(m)
     await checks.run(to_check)
+    operation = hook_operation(
+        found.hooks,
+        fingerprints=found.fingerprints,
+        inventory=found.inventory,
+        revision=found.desired.revision,
+        rollback=options.rollback,
+    )
+    checks.errors += await check_hooks(
+        kube, app, due_in_sync(found.hooks, operation), stand_in=checks.absent_namespaces, crds=crds
+    )
     if checks.errors:
         raise SyncBlocked(sorted(checks.errors, key=str), app=app, cluster=kube.name)
     await _look_up_prune_candidates(kube, found, set(digests), checks.live)
@@ -168,6 +190,8 @@ async def _plan(kube: KubeCluster, found: _Found, options: SyncOptions) -> Prepa
         takeover=frozenset(checks.takeover),
         inventory_on_cluster=found.on_cluster is not None,
         fingerprints=dict(found.fingerprints),
+        hooks=found.hooks,
+        hook_operation=operation,
     )
 
 

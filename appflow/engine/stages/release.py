@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from appflow.engine.stages.health import assess_objects
+from appflow.engine.stages.hooks import ClusterTests
 from appflow.engine.stages.types import DesiredState, SyncOptions, SyncResult
-from appflow.errors import AppflowError, ConfigError, Where
+from appflow.errors import AppflowError, ConfigError, HookError, Where
 from appflow.kube.client import KubeCluster
+from appflow.model.hooks import HookRun, Outcome, main_objects
 from appflow.model.inventory import Inventory
 from appflow.model.objects import ANNOTATION_REPLACE, ANNOTATION_TAKE_OWNERSHIP
 from appflow.model.plan import Plan
@@ -59,8 +61,9 @@ async def _result(
     options: SyncOptions,
     started: float,
 ) -> SyncResult:
+    # Helm runs the hooks itself and owns what they leave: only the chart's objects count.
     health, failing, counts = await assess_objects(
-        kube, desired.objects, wait=options.wait, timeout=options.wait_timeout
+        kube, main_objects(desired.objects), wait=options.wait, timeout=options.wait_timeout
     )
     return SyncResult(
         app=desired.app,
@@ -152,3 +155,34 @@ async def uninstall(kube: KubeCluster, *, app: str, release: HelmReleaseRef) -> 
         )
     except AppflowError as err:
         raise err.located(app=app, cluster=kube.name) from None
+
+
+async def test(
+    kube: KubeCluster, *, app: str, release: HelmReleaseRef, timeout: float
+) -> ClusterTests:
+    """`helm test` RELEASE on one cluster: helm runs the chart's tests itself."""
+    from appflow.render.helm import helm_test
+
+    result = await helm_test(
+        release=release.name,
+        namespace=release.namespace,
+        kubeconfig=_kubeconfig(kube),
+        context=kube.connection.context,
+        app=app,
+        cluster=kube.name,
+        helm_timeout=f"{int(timeout)}s",
+    )
+    runs = tuple(
+        HookRun(
+            hook=f"test {name} of helm release {release.name}",
+            name=name,
+            outcome=Outcome.SUCCEEDED if phase == "Succeeded" else Outcome.FAILED,
+            message=f"phase {phase}",
+        )
+        for name, phase in result.tests
+    )
+    errors: tuple[AppflowError, ...] = ()
+    if result.error is not None:
+        where = Where(app=app, cluster=kube.name, object=f"helm release {release.name}")
+        errors = (HookError(result.error, where=where),)
+    return ClusterTests(cluster=kube.name, runs=runs, errors=errors, tests=len(runs))

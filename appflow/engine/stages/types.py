@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from appflow.errors import AppflowError, Where
 from appflow.model.health import Health
+from appflow.model.hooks import Hook, HookRun, Operation
 from appflow.model.inventory import Inventory
 from appflow.model.objects import Manifest, ObjectRef
 from appflow.model.plan import Plan
@@ -30,7 +31,11 @@ class SyncOptions:
     with_diffs: bool = False
     wait: bool = False
     wait_timeout: float = 300.0
+    """Seconds to wait for health, and for each hook to finish."""
     crd_timeout: float = 60.0
+    rollback: bool = False
+    """The sync is a rollback: Helm's pre-rollback and post-rollback hooks run, not the
+    upgrade ones."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,6 +82,11 @@ class Prepared:
     inventory_on_cluster: bool = False
     """old_inventory was read from the cluster (not the store's mirror standing in)."""
     fingerprints: dict[str, str]
+    hooks: tuple[Hook, ...] = ()
+    """The desired state's hooks: run at their moments, never applied as objects."""
+    hook_operation: Operation | None = None
+    """What this sync is for its hooks (install, upgrade, rollback); None: they already
+    ran for this revision on this cluster, and none runs."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,6 +110,8 @@ class SyncResult:
     applied: int = 0
     served_kinds_changed: bool = False
     """A CustomResourceDefinition was applied: what the cluster serves has changed."""
+    hooks: tuple[HookRun, ...] = ()
+    """The hooks that ran, in the order they ran."""
     seconds: float = 0.0
 
     @property

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from appflow.errors import ClusterUnreachableError, RenderError
+from appflow.model.hooks import Phase, split_hooks
 from appflow.render import Capabilities, HelmChartRef, RenderCache, Rendered, RenderRequest, render
 from appflow.render.helm import helm_install_or_upgrade, helm_uninstall
 
@@ -46,7 +47,13 @@ async def test_capabilities_reach_the_chart(testdata: Path, capabilities: Capabi
     assert [o["metadata"]["name"] for o in by_kind(rendered, "ServiceMonitor")] == ["caps"]
     assert by_kind(rendered, "Deployment")[0]["metadata"]["namespace"] == "shop"
     assert by_kind(rendered, "CustomResourceDefinition"), "CRDs from crds/ are included"
-    assert by_kind(rendered, "Pod") == [], "helm test hooks are not desired state"
+    # The chart's test is rendered, marked by its annotation; it never joins the main objects.
+    [test] = by_kind(rendered, "Pod")
+    assert test["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    split = split_hooks(rendered.objects)
+    assert [h.ref.name for h in split.hooks] == ["caps-test-connection"]
+    assert [t.phase for t in split.hooks[0].triggers] == [Phase.TEST]
+    assert "Pod" not in {m["kind"] for m in split.main}
     assert rendered.chart_version == "0.3.0"
     assert len(rendered.revision) == 64
     assert rendered.short_revision == rendered.revision[:12]

@@ -155,6 +155,56 @@ async def test_duplicate_objects_are_refused(tmp_path: Path, capabilities: Capab
     assert caught.value.where.file == "b.yml"
 
 
+async def test_hooks_are_kept_and_may_be_named_by_the_server(
+    tmp_path: Path, capabilities: Capabilities
+) -> None:
+    (tmp_path / "jobs.yaml").write_text(
+        "apiVersion: batch/v1\nkind: Job\n"
+        "metadata:\n  generateName: schema-migrate-\n"
+        "  annotations: {argocd.argoproj.io/hook: PreSync}\n"
+        "---\n"
+        "apiVersion: batch/v1\nkind: Job\n"
+        "metadata:\n  generateName: integration-test-\n"
+        "  annotations: {argocd.argoproj.io/hook: PostSync}\n"
+    )
+    rendered = await render(yaml_request(tmp_path, capabilities))
+    # Both kept, in the app namespace, with their annotations: the sync runs them.
+    assert [o["metadata"]["generateName"] for o in rendered.objects] == [
+        "schema-migrate-",
+        "integration-test-",
+    ]
+    assert {o["metadata"]["namespace"] for o in rendered.objects} == {"shop"}
+
+
+async def test_generate_name_is_for_hooks_only(tmp_path: Path, capabilities: Capabilities) -> None:
+    (tmp_path / "job.yaml").write_text(
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  generateName: migrate-\n"
+    )
+    with pytest.raises(RenderError) as caught:
+        await render(yaml_request(tmp_path, capabilities))
+    assert "missing metadata.name" in str(caught.value)
+    assert "only a hook" in str(caught.value)
+    assert caught.value.where.file == "job.yaml"
+
+
+async def test_unknown_hook_names_file_line_object_and_annotation(
+    tmp_path: Path, capabilities: Capabilities
+) -> None:
+    (tmp_path / "crds.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: fine}\n"
+        "---\n"
+        "apiVersion: v1\nkind: ConfigMap\n"
+        "metadata:\n  name: old\n  annotations: {helm.sh/hook: crd-install}\n"
+    )
+    with pytest.raises(RenderError) as caught:
+        await render(yaml_request(tmp_path, capabilities))
+    text = str(caught.value)
+    assert "ConfigMap/shop/old" in text
+    assert "unknown hook crd-install in annotation helm.sh/hook" in text
+    assert caught.value.where.file == "crds.yaml"
+    assert caught.value.where.line == 5
+
+
 async def test_revision_ignores_file_layout(
     tmp_path: Path, testdata: Path, capabilities: Capabilities
 ) -> None:

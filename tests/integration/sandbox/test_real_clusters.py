@@ -132,3 +132,66 @@ def test_crd_becomes_established_and_serves_custom_resources(
     )
     assert created["spec"] == {"size": 3}
     assert kube.get_sync("test.appflow.dev/v1", "Gadget", "g1", namespace) is not None
+
+
+def _job(name: str, namespace: str, *, exit_code: str | None = None) -> dict[str, object]:
+    template: dict[str, object] = {
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "run", "image": "busybox"}]}
+    }
+    if exit_code is not None:
+        template["metadata"] = {"annotations": {"sandbox.appflow.dev/exit-code": exit_code}}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"backoffLimit": 0, "template": template},
+    }
+
+
+def _pod(name: str, namespace: str, restart_policy: str) -> dict[str, object]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "restartPolicy": restart_policy,
+            "containers": [{"name": "run", "image": "busybox"}],
+        },
+    }
+
+
+def test_pods_that_are_not_restarted_run_to_completion(sandbox: Sandbox, namespace: str) -> None:
+    """A Job's pod ends with exit code 0, or the one its annotation chooses; a bare pod that is
+    not restarted ends too; a pod that is restarted (a Deployment's) keeps running."""
+    kube = sandbox.kube(0)
+    try:
+
+        def phase(name: str) -> str:
+            live = kube.get_sync("v1", "Pod", name, namespace) or {}
+            return str((live.get("status") or {}).get("phase"))
+
+        # The server first: it is Running long before the others end, so if kwok were to
+        # end it too, it would have done so by the time they ended.
+        kube.apply_sync(_pod("server", namespace, "Always"))
+        eventually(lambda: phase("server") == "Running", what="the server pod to run")
+        kube.apply_sync(_job("passes", namespace))
+        kube.apply_sync(_job("fails", namespace, exit_code="3"))
+        kube.apply_sync(_pod("one-off", namespace, "Never"))
+
+        def condition(job: str, kind: str) -> bool:
+            live = kube.get_sync("batch/v1", "Job", job, namespace) or {}
+            conditions = (live.get("status") or {}).get("conditions") or []
+            return any(c["type"] == kind and c["status"] == "True" for c in conditions)
+
+        eventually(lambda: condition("passes", "Complete"), what="Job passes to complete")
+        eventually(lambda: condition("fails", "Failed"), what="Job fails to fail")
+        eventually(lambda: phase("one-off") == "Succeeded", what="the one-off pod to succeed")
+        failed_pods = kube.list_sync(
+            "v1", "Pod", namespace=namespace, label_selector="job-name=fails"
+        )
+        [failed] = failed_pods
+        assert failed["status"]["phase"] == "Failed"
+        assert failed["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 3
+        assert phase("server") == "Running"
+    finally:
+        kube.close()
