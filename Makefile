@@ -12,7 +12,7 @@ REGISTRY ?= localhost:5000
 
 help:
 	@echo "make demo      start 3 sandbox clusters, sync repos-example/plain, print the status"
-	@echo "make test      build tools, install, lint, run the whole test suite"
+	@echo "make test      build tools and the image, install, lint, run the whole test suite"
 	@echo "make tools     build helm, kustomize, kubectl and the sandbox control plane (cached)"
 	@echo "make install   create $(VENV) and install appflow with its dev tools"
 	@echo "make lint      ruff, mypy, import contracts (layers, no cycles), function length, hadolint"
@@ -43,7 +43,7 @@ lint: install
 unit: install
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test: tools install lint
+test: tools install lint image
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 demo: tools install

@@ -13,8 +13,9 @@ from appflow import redaction
 from appflow.cli.common import engine_session, run, store_session
 from appflow.cli.output import console, emit, err_console, new_table, output_option
 from appflow.engine.engine import AppSyncReport, Engine, Progress
+from appflow.engine.repos import source_of
 from appflow.engine.stages.types import SyncBlocked, SyncOptions
-from appflow.errors import ConfigError, NotFoundError
+from appflow.errors import ConfigError, NotFoundError, Where
 from appflow.model.appdef import SyncPolicy
 from appflow.model.deps import dependency_order, resolve_dependencies
 from appflow.model.hooks import HookRun
@@ -23,6 +24,7 @@ from appflow.model.records import AppRecord
 from appflow.model.redact import shown_secrets
 from appflow.model.status import status_grid
 from appflow.sources.appdef import load_app_definitions
+from appflow.store import Store
 
 STATE_STYLE = {
     "Ready": "green",
@@ -116,6 +118,7 @@ def app_add(name: str, local: Path | None, repo_name: str | None, path: str) -> 
     if (local is None) == (repo_name is None):
         raise ConfigError("give exactly one of --local DIR or --repo NAME")
     with store_session() as store:
+        _refuse_other_source(store, name, local=local, repo_name=repo_name, path=path)
         if local is not None:
             root = local.resolve()
             # Fail now on a bad definition; keep what it says that syncs of others read.
@@ -137,6 +140,32 @@ def app_add(name: str, local: Path | None, repo_name: str | None, path: str) -> 
             store.get_repo(repo_name)
             store.put_app(AppRecord(name=name, source="git", repo=repo_name, path=path.strip("/")))
     console.print(f"app {name} added")
+
+
+def _refuse_other_source(
+    store: Store, name: str, *, local: Path | None, repo_name: str | None, path: str
+) -> None:
+    """Re-adding an app from where it comes from updates it; from elsewhere is refused.
+
+    Replacing it silently would change what the app deploys, and the next sync would
+    prune everything the old source declared.
+    """
+    try:
+        existing = store.get_app(name)
+    except NotFoundError:
+        return
+    same = existing.path == path.strip("/") and (
+        existing.repo == repo_name
+        if repo_name is not None
+        else existing.repo is None and existing.local_path == str(local.resolve() if local else "")
+    )
+    if same:
+        return
+    raise ConfigError(
+        f"an app named {name} already comes from {source_of(existing)}",
+        where=Where(app=name),
+        hint=f"give the new app another name, or delete the old one first: appflow app delete {name}",
+    )
 
 
 @app.command("list")

@@ -47,7 +47,7 @@ def discover_apps(
         other = existing.get(d.name)
         if other is not None and other.repo != repo.name:
             raise ConfigError(
-                f"an app named {d.name} already comes from {_source_of(other)}; "
+                f"an app named {d.name} already comes from {source_of(other)}; "
                 f"repository {repo.name} cannot take it over",
                 where=Where(app=d.name, file=d.definition_file or d.path or None),
                 hint=f"give one of them another name (name: in its appflow.yaml or fleet.yaml), "
@@ -56,7 +56,8 @@ def discover_apps(
     return [app_record(d, repo=repo) for d in definitions]
 
 
-def _source_of(app: AppRecord) -> str:
+def source_of(app: AppRecord) -> str:
+    """Where APP comes from, in words for an error message."""
     if app.repo:
         return f"repository {app.repo}" + (f" (folder {app.path})" if app.path else "")
     if app.source == "catalog":

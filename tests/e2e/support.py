@@ -72,7 +72,7 @@ def serving(
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        until(lambda: _ready(base), timeout=30, what="appflow serve to be ready", log=log)
+        until(lambda: _ready(base), timeout=120, what="appflow serve to be ready", log=log)
         yield process, base
     finally:
         if process.poll() is None:

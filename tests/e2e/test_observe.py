@@ -89,7 +89,7 @@ def test_events_show_syncs_drift_and_failures_as_they_happen(
         try:
             out = LineReader(follow)
             first = json.loads(
-                out.wait_for(lambda line: '"kind": "sync"' in line, timeout=30, what="a sync")
+                out.wait_for(lambda line: '"kind": "sync"' in line, timeout=120, what="a sync")
             )
             assert (first["cluster"], first["trigger"]) == (dev, "poll"), first
 
@@ -113,13 +113,13 @@ def test_events_show_syncs_drift_and_failures_as_they_happen(
             assert cli("sync", app).exit_code != 0
             failure = json.loads(
                 out.wait_for(
-                    lambda line: '"kind": "failure"' in line, timeout=30, what="the failure"
+                    lambda line: '"kind": "failure"' in line, timeout=120, what="the failure"
                 )
             )
             assert failure["trigger"] == "user", failure
         finally:
             follow.terminate()
-            follow.wait(timeout=30)
+            follow.wait(timeout=120)
 
     listed = cli("events", "--app", app, "-o", "json")
     assert listed.exit_code == 0, listed.output

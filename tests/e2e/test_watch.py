@@ -70,7 +70,7 @@ def test_a_saved_file_reaches_the_cluster_and_is_summarised(
 
         process.send_signal(signal.SIGINT)
         until(
-            lambda: process.poll() is not None, timeout=30, what="appflow watch to stop on SIGINT"
+            lambda: process.poll() is not None, timeout=120, what="appflow watch to stop on SIGINT"
         )
         assert process.returncode == 0, "\n".join(out.seen)
         assert not any("Traceback" in line for line in out.seen), "\n".join(out.seen)

@@ -89,6 +89,26 @@ def test_repo_add_refuses_an_app_name_another_repository_has(
     assert again.exit_code == 0, again.output
 
 
+def test_app_add_refuses_a_name_another_source_has(appflow_home: Path, tmp_path: Path) -> None:
+    app = f"web-{new_suffix()}"
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first, second):
+        folder.mkdir()
+        (folder / "appflow.yaml").write_text(f"name: {app}\nnamespace: {folder.name}\n")
+    assert cli("app", "add", app, "--local", str(first)).exit_code == 0
+
+    taken = cli("app", "add", app, "--local", str(second))
+    assert taken.exit_code != 0, taken.output
+    message = one_line(taken.output)
+    assert f"already comes from the local folder {first.resolve()}" in message
+    assert f"appflow app delete {app}" in message
+    listed = _listed("app", "list")
+    assert [(a["name"], a["source"]) for a in listed] == [(app, str(first.resolve()))]
+    # Adding it again from where it comes from is an update, not a take-over.
+    again = cli("app", "add", app, "--local", str(first))
+    assert again.exit_code == 0, again.output
+
+
 def _first_column(table: str) -> str:
     """The text of a table's first column, folded lines joined, header left out."""
     lines = table.splitlines()
