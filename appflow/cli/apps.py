@@ -19,6 +19,7 @@ from appflow.errors import ConfigError, NotFoundError, Where
 from appflow.model.appdef import SyncPolicy
 from appflow.model.deps import dependency_order, resolve_dependencies
 from appflow.model.hooks import HookRun
+from appflow.model.giturl import redact_url
 from appflow.model.plan import Action
 from appflow.model.records import AppRecord
 from appflow.model.redact import shown_secrets
@@ -57,12 +58,56 @@ def repo() -> None:
 @click.option(
     "--path", "paths", multiple=True, help="Folder(s) in the repository to look for apps in."
 )
-def repo_add(name: str, url: str, ref: str, paths: tuple[str, ...]) -> None:
-    """Register repository NAME at URL (or a local folder) and every app found under --path."""
-    from appflow.engine.repos import register_repo
+@click.option(
+    "--ssh-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Private SSH key for an ssh:// or git@host:org/repo URL (copied, mode 0600).",
+)
+@click.option(
+    "--known-hosts",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="known_hosts file with the SSH server's key (default: ~/.ssh/known_hosts).",
+)
+@click.option("--username", help="User for --password-env (or to send a token or key as).")
+@click.option(
+    "--password-env", metavar="VAR", help="Environment variable holding the HTTPS password."
+)
+@click.option(
+    "--token-env", metavar="VAR", help="Environment variable holding an HTTPS access token."
+)
+def repo_add(
+    name: str,
+    url: str,
+    ref: str,
+    paths: tuple[str, ...],
+    ssh_key: Path | None,
+    known_hosts: Path | None,
+    username: str | None,
+    password_env: str | None,
+    token_env: str | None,
+) -> None:
+    """Register repository NAME at URL (or a local folder) and every app found under --path.
 
+    A private repository takes one of --ssh-key FILE [--known-hosts FILE],
+    --username USER --password-env VAR, or --token-env VAR. appflow keeps a copy of
+    the secret in its data folder, readable only by you, and never prints it; every
+    sync, poll and webhook of the repository uses it.
+    """
+    from appflow.engine.repos import given_credentials, register_repo
+
+    credentials = given_credentials(
+        ssh_key=ssh_key,
+        known_hosts=known_hosts,
+        username=username,
+        password_env=password_env,
+        token_env=token_env,
+    )
     with store_session() as store:
-        apps = run(register_repo(store, name=name, url=url, ref=ref, paths=paths))
+        apps = run(
+            register_repo(
+                store, name=name, url=url, ref=ref, paths=paths, credentials=credentials
+            )
+        )
     for app in apps:
         console.print(f"app {app.name} ({app.path or '.'})")
 
@@ -70,21 +115,24 @@ def repo_add(name: str, url: str, ref: str, paths: tuple[str, ...]) -> None:
 @repo.command("list")
 @output_option
 def repo_list(output: str) -> None:
+    """Registered repositories: URL, ref, folders, the commit last fetched, how appflow signs in."""
     with store_session() as store:
         data = [
             {
                 "name": r.name,
-                "url": r.url,
+                "url": redact_url(r.url),
                 "ref": r.ref,
                 "paths": list(r.paths),
                 "commit": r.last_commit,
+                # What kind of credentials, never them nor where they are kept.
+                "auth": r.auth.describe(),
             }
             for r in store.list_repos()
         ]
     emit(
         data,
         output=output,
-        columns=("NAME", "URL", "REF", "PATHS", "COMMIT"),
+        columns=("NAME", "URL", "REF", "PATHS", "COMMIT", "AUTH"),
         rows=lambda d: [
             [
                 x["name"],
@@ -92,6 +140,7 @@ def repo_list(output: str) -> None:
                 x["ref"] or "-",
                 ",".join(x["paths"]) or ".",
                 (x["commit"] or "-")[:12],
+                x["auth"] if x["auth"] != "none" else "-",
             ]
             for x in d
         ],
