@@ -18,8 +18,8 @@ from appflow.engine.stages.types import SyncBlocked, SyncOptions
 from appflow.errors import ConfigError, NotFoundError, Where
 from appflow.model.appdef import SyncPolicy
 from appflow.model.deps import dependency_order, resolve_dependencies
-from appflow.model.hooks import HookRun
 from appflow.model.giturl import redact_url
+from appflow.model.hooks import HookRun
 from appflow.model.plan import Action
 from appflow.model.records import AppRecord
 from appflow.model.redact import shown_secrets
