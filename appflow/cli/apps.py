@@ -104,9 +104,7 @@ def repo_add(
     )
     with store_session() as store:
         apps = run(
-            register_repo(
-                store, name=name, url=url, ref=ref, paths=paths, credentials=credentials
-            )
+            register_repo(store, name=name, url=url, ref=ref, paths=paths, credentials=credentials)
         )
     for app in apps:
         console.print(f"app {app.name} ({app.path or '.'})")

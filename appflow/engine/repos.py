@@ -143,7 +143,9 @@ def given_credentials(
         if not username:
             raise ConfigError("--password-env needs --username USER")
         return GivenCredentials(
-            kind="basic", secret=_from_env(environ, password_env, "--password-env"), username=username
+            kind="basic",
+            secret=_from_env(environ, password_env, "--password-env"),
+            username=username,
         )
     if token_env is not None:
         return GivenCredentials(

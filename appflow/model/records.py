@@ -344,10 +344,13 @@ class RepoCredentials:
                 where=Where(field="auth.secretFile"),
             )
         if self.kind == "basic" and not self.username:
-            raise ConfigError("basic credentials need a username", where=Where(field="auth.username"))
+            raise ConfigError(
+                "basic credentials need a username", where=Where(field="auth.username")
+            )
         if self.known_hosts_file is not None and self.kind != "ssh":
             raise ConfigError(
-                "only SSH credentials take a known_hosts file", where=Where(field="auth.knownHostsFile")
+                "only SSH credentials take a known_hosts file",
+                where=Where(field="auth.knownHostsFile"),
             )
 
     def describe(self) -> str:
