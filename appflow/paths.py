@@ -54,3 +54,8 @@ def write_private(path: Path, data: bytes) -> Path:
         out.write(data)
     os.replace(temp, path)
     return path
+
+
+def serve_socket() -> Path:
+    """The local socket of a running `appflow serve` (see appflow.server.local)."""
+    return data_dir() / "serve.sock"

@@ -206,11 +206,11 @@ def _nested(dotted: str, value: Any) -> dict[str, Any]:
 
 def _finish(report: AppSyncReport, wait: bool, output: str, extra: dict[str, Any]) -> None:
     if output == "table":
-        _print_report(report)
+        _print_report(report.summary())
     else:
         from appflow.cli.apps import _report_data
 
-        emit({**extra, **_report_data(report)}, output=output)
+        emit({**extra, **_report_data(report.summary())}, output=output)
     if not report.ok or (wait and not report.ready):
         sys.exit(1)
 
@@ -345,7 +345,7 @@ def catalog_uninstall(name: str) -> None:
     """Remove install NAME from every cluster and forget it."""
     with engine_session() as engine, err_console.status("uninstalling...") as status:
         report = run(installs.uninstall(engine, name, progress=status.update))
-    _print_report(report)
+    _print_report(report.summary())
     if not report.ok:
         raise ConfigError(f"{name} was not uninstalled everywhere (see above); it is kept")
     console.print(f"uninstalled {name}")
@@ -526,4 +526,4 @@ def catalog_repo_update(names: tuple[str, ...], catalog_dir: Path | None) -> Non
 
         reports = run(apply_auto_upgrades(engine, _catalog_dir(catalog_dir)))
     for report in reports:
-        _print_report(report)
+        _print_report(report.summary())
