@@ -234,7 +234,7 @@ async def check_cluster(
 
 def remove_cluster(store: Store, name: str, *, force: bool = False) -> None:
     record = store.get_cluster(name)
-    store.delete_cluster(name, with_deployments=force)
+    Recorder(store).cluster_removed(name, with_deployments=force)
     if record.kubeconfig_path and Path(record.kubeconfig_path).parent == credentials_dir():
         Path(record.kubeconfig_path).unlink(missing_ok=True)
     # Its age keys are credentials too: they go with it.
