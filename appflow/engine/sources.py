@@ -42,6 +42,7 @@ from appflow.sources.folders import folder_digest
 
 if TYPE_CHECKING:
     from appflow.sources import git
+    from appflow.store import Store
 
 # Git sources (pygit2) are imported where an app needs them: a fresh `appflow
 # sync` of a folder of YAML would otherwise spend a third of its time importing
@@ -62,8 +63,11 @@ class Source:
 class SourceResolver(Protocol):
     """Fetches one kind of source and reads app definitions from it."""
 
-    async def fetch(self, app: AppRecord, repo: RepoRecord | None, *, commit: str | None) -> Source:
-        """APP's source now (at COMMIT, when a caller already resolved it)."""
+    async def fetch(
+        self, app: AppRecord, repo: RepoRecord | None, *, commit: str | None, store: Store
+    ) -> Source:
+        """APP's source now (at COMMIT, when a caller already resolved it); what else it
+        needs it reads from STORE (in a worker thread)."""
         ...
 
     async def definition(self, app: AppRecord, source: Source) -> AppDefinition:
@@ -181,7 +185,9 @@ async def read_definition(app: AppRecord, source: Source) -> AppDefinition:
 class LocalResolver:
     """A folder on this machine; its content digest identifies it."""
 
-    async def fetch(self, app: AppRecord, repo: RepoRecord | None, *, commit: str | None) -> Source:
+    async def fetch(
+        self, app: AppRecord, repo: RepoRecord | None, *, commit: str | None, store: Store
+    ) -> Source:
         if not app.local_path:
             raise ConfigError("a local app needs a folder", where=Where(app=app.name))
         root = Path(app.local_path)
@@ -206,7 +212,9 @@ class LocalResolver:
 class GitResolver:
     """A commit of a git repository, checked out read-only under the cache."""
 
-    async def fetch(self, app: AppRecord, repo: RepoRecord | None, *, commit: str | None) -> Source:
+    async def fetch(
+        self, app: AppRecord, repo: RepoRecord | None, *, commit: str | None, store: Store
+    ) -> Source:
         if repo is None:
             raise ConfigError("a git app needs a repository", where=Where(app=app.name))
         from appflow.sources import git

@@ -387,6 +387,38 @@ class RepoRecord:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CatalogRepoRecord:
+    """A Helm HTTP repository or an OCI registry path the catalog lists charts from.
+
+    Holds where the password and CA files are, never a secret itself.
+    """
+
+    name: str
+    url: str
+    username: str | None = None
+    password_file: str | None = None
+    ca_file: str | None = None
+    poll_interval_seconds: int = 300
+    created_at: datetime = field(default_factory=utc_now)
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name:
+            raise ConfigError(
+                f"catalog repository name {self.name!r} must be non-empty and have no '/'",
+                where=Where(field="name"),
+            )
+        if self.poll_interval_seconds < 0:
+            raise ConfigError(
+                "poll interval must not be negative", where=Where(field="poll_interval_seconds")
+            )
+        _check_aware(self.created_at, field_name="created_at")
+
+    @property
+    def is_oci(self) -> bool:
+        return self.url.startswith("oci://")
+
+
+@dataclass(frozen=True, kw_only=True)
 class AppRecord:
     """An AppFlow: what to deploy (source, path), what its definition last said, paused or not.
 

@@ -294,7 +294,7 @@ class FleetService:
     def catalog_entries(self, *, category: str = "", search: str = "") -> list[CatalogEntry]:
         from appflow.engine.catalog.entries import load_entries
 
-        entries, _ = load_entries(self.catalog_dir)
+        entries, _ = load_entries(self.catalog_dir, repos=self.store.list_catalog_repos())
         return [e for e in entries if e.matches(category=category or None, search=search or None)]
 
     def installs(self) -> list[dict[str, Any]]:
@@ -310,9 +310,10 @@ class FleetService:
         from appflow.model.values import merge_values
         from appflow.sources import catalog as source
 
-        entry = await asyncio.to_thread(find_entry, self.catalog_dir, name)
-        resolution = await resolve(entry, version=version)
-        chart_dir, _ = await fetch_chart(resolution)
+        repos = await asyncio.to_thread(self.store.list_catalog_repos)
+        entry = await asyncio.to_thread(find_entry, self.catalog_dir, name, repos=repos)
+        resolution = await resolve(entry, version=version, repos=repos)
+        chart_dir, _ = await fetch_chart(resolution, repos=repos)
         readme = entry.readme or ""
         if not readme and (chart_dir / "README.md").is_file():
             readme = (chart_dir / "README.md").read_text(errors="replace")

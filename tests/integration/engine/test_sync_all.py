@@ -18,6 +18,7 @@ from appflow.engine.engine import Engine
 from appflow.engine.sources import LocalResolver, Resolvers, Source
 from appflow.model.appdef import AppDefinition
 from appflow.model.records import AppRecord, RepoRecord
+from appflow.store import Store
 from tests.integration.engine.conftest import Fleet
 from tests.integration.engine.support import Space, cli, configmap, write_files
 
@@ -36,7 +37,9 @@ class WatchedResolver:
         self.second_started = asyncio.Event()
         self.dependency_done_when_read: bool | None = None
 
-    async def fetch(self, app: AppRecord, repo: RepoRecord | None, *, commit: str | None) -> Source:
+    async def fetch(
+        self, app: AppRecord, repo: RepoRecord | None, *, commit: str | None, store: Store
+    ) -> Source:
         if app.name == self.second:
             self.second_started.set()
         if app.name == self.first:
@@ -46,7 +49,7 @@ class WatchedResolver:
             self.dependency_done_when_read = len(syncs) == len(self.fleet.cluster_names) and all(
                 s.outcome == "succeeded" for s in syncs
             )
-        return await self.local.fetch(app, repo, commit=commit)
+        return await self.local.fetch(app, repo, commit=commit, store=store)
 
     async def definition(self, app: AppRecord, source: Source) -> AppDefinition:
         return await self.local.definition(app, source)
