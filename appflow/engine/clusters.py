@@ -8,6 +8,7 @@ registry does not depend on a file elsewhere that may move or change.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -142,7 +143,7 @@ async def add_cluster(
             where=Where(cluster=name),
         )
     try:
-        existing = store.get_cluster(name)
+        existing = await asyncio.to_thread(store.get_cluster, name)
     except NotFoundError:
         existing = None
     if existing is not None and refresh:

@@ -382,12 +382,17 @@ class FleetService:
         """Re-apply revision TO of app NAME; auto-sync stays paused until the next sync."""
         actor.require_write("roll back apps")
         engine = self._engine("roll back")
-        app = self.store.get_app(name)
-        self.store.get_revision(name, to)
-        # Paused first: the daemon's next poll must not re-apply the newest revision
-        # while the rollback is on its way.
-        self.store.put_app(replace(app, paused=True))
-        self._record(actor, f"rollback to revision {to} requested", app=name)
+
+        def pause() -> None:
+            app = self.store.get_app(name)
+            self.store.get_revision(name, to)
+            # Paused first: the daemon's next poll must not re-apply the newest revision
+            # while the rollback is on its way.
+            self.store.put_app(replace(app, paused=True))
+            self._record(actor, f"rollback to revision {to} requested", app=name)
+
+        # The daemon's syncs share this event loop: the store is read and written aside.
+        await asyncio.to_thread(pause)
         return await engine.rollback(name, to=to)
 
     def pause_rollout(self, actor: Actor, name: str) -> RolloutRecord:
@@ -435,7 +440,8 @@ class FleetService:
             catalog_dir=self.catalog_dir,
         )
         planned, report = await install(engine, request)
-        self._record(
+        await asyncio.to_thread(
+            self._record,
             actor,
             f"installed {entry} {planned.resolution.version} on "
             f"{', '.join(c.name for c in planned.targets)}",
@@ -460,7 +466,9 @@ class FleetService:
             catalog_dir=self.catalog_dir,
         )
         planned, report = await upgrade(engine, request)
-        self._record(actor, f"upgraded to {planned.resolution.version}", app=name)
+        await asyncio.to_thread(
+            self._record, actor, f"upgraded to {planned.resolution.version}", app=name
+        )
         return report
 
     async def uninstall(self, actor: Actor, name: str) -> AppSyncReport:
@@ -468,8 +476,11 @@ class FleetService:
 
         actor.require_write("uninstall apps")
         report = await uninstall(self._engine("uninstall"), name)
-        self._record(
-            actor, "uninstalled" if report.ok else "uninstall failed on some clusters", app=name
+        await asyncio.to_thread(
+            self._record,
+            actor,
+            "uninstalled" if report.ok else "uninstall failed on some clusters",
+            app=name,
         )
         return report
 
