@@ -11,13 +11,12 @@ import click
 
 from appflow.cli.common import engine_session, run, store_session
 from appflow.cli.output import console, emit, err_console, new_table, output_option
-from appflow.errors import ConfigError, NotFoundError, Where
+from appflow.errors import ConfigError, NotFoundError
 from appflow.model.giturl import redact_url
 from appflow.model.summary import HookNote, SyncAsk, SyncSummary, hook_note
 
 if TYPE_CHECKING:
     from appflow.engine.batch import BatchResult
-    from appflow.store import Store
 
 # What a command needs is imported inside it: `appflow status` reads the store and
 # prints, and must not pay for the engine, the Kubernetes client or git; a sync a
@@ -158,63 +157,11 @@ def app() -> None:
 @click.option("--path", default="", help="The app's folder inside the repository or local folder.")
 def app_add(name: str, local: Path | None, repo_name: str | None, path: str) -> None:
     """Register app NAME from a local folder or a registered repository."""
-    from appflow.model.appdef import SyncPolicy
-    from appflow.model.records import AppRecord
-    from appflow.sources.appdef import load_app_definitions
+    from appflow.engine.repos import add_app
 
-    if (local is None) == (repo_name is None):
-        raise ConfigError("give exactly one of --local DIR or --repo NAME")
     with store_session() as store:
-        _refuse_other_source(store, name, local=local, repo_name=repo_name, path=path)
-        if local is not None:
-            root = local.resolve()
-            # Fail now on a bad definition; keep what it says that syncs of others read.
-            found = load_app_definitions(root, paths=(path,))
-            declared = next((d for d in found if d.path == path.strip("/")), None)
-            store.put_app(
-                AppRecord(
-                    name=name,
-                    source="local",
-                    local_path=str(root),
-                    path=path.strip("/"),
-                    policy=declared.sync_policy if declared else SyncPolicy(),
-                    labels=dict(declared.labels) if declared else {},
-                    depends_on=declared.depends_on if declared else (),
-                )
-            )
-        else:
-            assert repo_name is not None
-            store.get_repo(repo_name)
-            store.put_app(AppRecord(name=name, source="git", repo=repo_name, path=path.strip("/")))
+        add_app(store, name=name, local=local, repo=repo_name, path=path)
     console.print(f"app {name} added")
-
-
-def _refuse_other_source(
-    store: Store, name: str, *, local: Path | None, repo_name: str | None, path: str
-) -> None:
-    """Re-adding an app from where it comes from updates it; from elsewhere is refused.
-
-    Replacing it silently would change what the app deploys, and the next sync would
-    prune everything the old source declared.
-    """
-    from appflow.engine.repos import source_of
-
-    try:
-        existing = store.get_app(name)
-    except NotFoundError:
-        return
-    same = existing.path == path.strip("/") and (
-        existing.repo == repo_name
-        if repo_name is not None
-        else existing.repo is None and existing.local_path == str(local.resolve() if local else "")
-    )
-    if same:
-        return
-    raise ConfigError(
-        f"an app named {name} already comes from {source_of(existing)}",
-        where=Where(app=name),
-        hint=f"give the new app another name, or delete the old one first: appflow app delete {name}",
-    )
 
 
 @app.command("list")

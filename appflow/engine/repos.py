@@ -78,17 +78,75 @@ def source_of(app: AppRecord) -> str:
 
 def app_record(definition: AppDefinition, *, repo: RepoRecord) -> AppRecord:
     remote = is_url(repo.url)
-    return AppRecord(
-        name=definition.name,
-        source="git" if remote else "local",
-        repo=repo.name,
-        local_path=None if remote else repo.url,
-        path=definition.path,
+    return _declared(
+        AppRecord(
+            name=definition.name,
+            source="git" if remote else "local",
+            repo=repo.name,
+            local_path=None if remote else repo.url,
+            path=definition.path,
+        ),
+        definition,
+    )
+
+
+def _declared(record: AppRecord, definition: AppDefinition | None) -> AppRecord:
+    """RECORD with what DEFINITION says that other apps' syncs and the daemon read."""
+    if definition is None:
+        return record
+    return replace(
+        record,
         policy=definition.sync_policy,
         labels=dict(definition.labels),
         depends_on=definition.depends_on,
         rollout=definition.rollout,
     )
+
+
+def _refuse_other_source(
+    store: Store, name: str, *, local: Path | None, repo: str | None, folder: str
+) -> None:
+    """Re-adding an app from where it comes from updates it; from elsewhere is refused.
+
+    Replacing it silently would change what the app deploys, and the next sync would
+    prune everything the old source declared.
+    """
+    try:
+        existing = store.get_app(name)
+    except NotFoundError:
+        return
+    same = existing.path == folder and (
+        existing.repo == repo
+        if repo is not None
+        else existing.repo is None and existing.local_path == str(local.resolve() if local else "")
+    )
+    if same:
+        return
+    raise ConfigError(
+        f"an app named {name} already comes from {source_of(existing)}",
+        where=Where(app=name),
+        hint=f"give the new app another name, or delete the old one first: appflow app delete {name}",
+    )
+
+
+def add_app(
+    store: Store, *, name: str, local: Path | None = None, repo: str | None = None, path: str = ""
+) -> AppRecord:
+    """`appflow app add`: app NAME from a local folder (its definition is read now, so a
+    broken one fails here) or from the registered repository REPO."""
+    if (local is None) == (repo is None):
+        raise ConfigError("give exactly one of --local DIR or --repo NAME")
+    folder = path.strip("/")
+    _refuse_other_source(store, name, local=local, repo=repo, folder=folder)
+    if repo is not None:
+        store.get_repo(repo)
+        return store.put_app(AppRecord(name=name, source="git", repo=repo, path=folder))
+    assert local is not None
+    root = local.resolve()
+    found = load_app_definitions(root, paths=(path,))
+    declared = next((d for d in found if d.path == folder), None)
+    record = AppRecord(name=name, source="local", local_path=str(root), path=folder)
+    return store.put_app(_declared(record, declared))
 
 
 @dataclass(frozen=True, kw_only=True)
