@@ -1,5 +1,5 @@
 """Catalog repositories in the store, and the migration that takes in the JSON file
-versions before 6 kept them in (and the free-form repository credentials of version 5)."""
+earlier versions kept them in (and the free-form repository credentials of version 5)."""
 
 from __future__ import annotations
 
@@ -14,15 +14,17 @@ from appflow.model.records import CatalogRepoRecord, RepoCredentials
 from appflow.store import open_store
 from appflow.store.migrations import MIGRATIONS, migrate
 
-# The version 6 step: the migrations up to it, whatever is numbered after it later.
-BEFORE = tuple(m for m in MIGRATIONS if m.version < 6)
+# The step that takes catalog repositories in, and the migrations before it (a store as the
+# main before it wrote it), whatever number it ends up with.
+STEP = next(m for m in MIGRATIONS if "catalog repositories" in m.description)
+BEFORE = tuple(m for m in MIGRATIONS if m.version < STEP.version)
 
 
-def _store_of_version_5(path: Path, *, auth: dict[str, object]) -> None:
-    """A store as main before version 6 wrote it: version 5's schema, a repo row."""
+def _store_before_the_step(path: Path, *, auth: dict[str, object]) -> None:
+    """A store as main before STEP wrote it: the schema before it, a repo row."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, isolation_level=None)
-    assert migrate(conn, path=path, migrations=BEFORE) == 5
+    assert migrate(conn, path=path, migrations=BEFORE) == BEFORE[-1].version
     conn.execute(
         """INSERT INTO repos (name, url, ref, paths, auth, poll_interval_seconds, created_at)
            VALUES ('infra', 'ssh://git@example.com/infra.git', 'main', '[]', ?, 60,
@@ -50,9 +52,9 @@ def test_a_catalog_repository_is_recorded_replaced_and_removed(tmp_path: Path) -
     store.close()
 
 
-def test_version_5_store_takes_in_the_catalog_repos_file(tmp_path: Path) -> None:
+def test_a_store_before_the_step_takes_in_the_catalog_repos_file(tmp_path: Path) -> None:
     db = tmp_path / "home" / "appflow.db"
-    _store_of_version_5(db, auth={})
+    _store_before_the_step(db, auth={})
     legacy = db.parent / "catalog-repos.json"
     legacy.write_text(
         json.dumps(
@@ -86,18 +88,18 @@ def test_version_5_store_takes_in_the_catalog_repos_file(tmp_path: Path) -> None
     assert (db.parent / "catalog-repos.json.moved-to-store").is_file()
 
 
-def test_version_5_credentials_become_typed_and_unusable_ones_are_dropped(
+def test_earlier_credentials_become_typed_and_unusable_ones_are_dropped(
     tmp_path: Path,
 ) -> None:
     token = tmp_path / "home" / "a"
-    _store_of_version_5(token / "appflow.db", auth={"kind": "token", "token_file": "/s/t"})
+    _store_before_the_step(token / "appflow.db", auth={"kind": "token", "token_file": "/s/t"})
     ssh = tmp_path / "home" / "b"
-    _store_of_version_5(
+    _store_before_the_step(
         ssh / "appflow.db",
         auth={"kind": "ssh", "private_key_file": "/s/k", "known_hosts_file": "/s/kh"},
     )
     odd = tmp_path / "home" / "c"
-    _store_of_version_5(odd / "appflow.db", auth={"kind": "basic", "password_file": "/s/p"})
+    _store_before_the_step(odd / "appflow.db", auth={"kind": "basic", "password_file": "/s/p"})
 
     def credentials(folder: Path) -> RepoCredentials:
         store = open_store(folder / "appflow.db")
@@ -116,7 +118,7 @@ def test_version_5_credentials_become_typed_and_unusable_ones_are_dropped(
 
 def test_a_broken_catalog_repos_file_stops_the_step_naming_the_file(tmp_path: Path) -> None:
     db = tmp_path / "home" / "appflow.db"
-    _store_of_version_5(db, auth={})
+    _store_before_the_step(db, auth={})
     legacy = db.parent / "catalog-repos.json"
     legacy.write_text(json.dumps({"repos": [{"url": "https://no-name.example"}]}))
 
@@ -124,6 +126,6 @@ def test_a_broken_catalog_repos_file_stops_the_step_naming_the_file(tmp_path: Pa
         open_store(db)
 
     conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == BEFORE[-1].version
     conn.close()
     assert legacy.is_file()
