@@ -34,6 +34,7 @@ class Where:
     """The place an error is about; every part is optional."""
 
     app: str | None = None
+    repo: str | None = None
     cluster: str | None = None
     object: str | None = None
     file: str | None = None
@@ -45,6 +46,8 @@ class Where:
         parts: list[str] = []
         if self.app:
             parts.append(f"app {self.app}")
+        if self.repo:
+            parts.append(f"repository {self.repo}")
         if self.cluster:
             parts.append(f"cluster {self.cluster}")
         if self.object:
@@ -120,6 +123,10 @@ class GitAuthError(SourceError):
     """The git server refused the credentials, or none were given where needed."""
 
     retryable = False
+
+
+class GitHostKeyError(GitAuthError):
+    """The SSH server's host key is not one known for it: a changed server, or another one."""
 
 
 class GitRefNotFoundError(SourceError):

@@ -41,3 +41,21 @@ def sandbox_dir() -> Path:
         if override
         else _xdg("XDG_STATE_HOME", ".local/state") / "appflow" / "sandbox"
     )
+
+
+def write_private(path: Path, data: bytes) -> Path:
+    """Write DATA to PATH readable by this user only (0600, in a 0700 folder), atomically:
+    credentials kept in the data folder (kubeconfigs, repository keys and tokens)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    temp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    os.replace(temp, path)
+    return path
+
+
+def serve_socket() -> Path:
+    """The local socket of a running `appflow serve` (see appflow.server.local)."""
+    return data_dir() / "serve.sock"

@@ -91,13 +91,17 @@ def main() -> None:
             from appflow.cli.catalog import list_entries
             from appflow.cli.output import emit
             from appflow.engine.catalog import entries
+            from appflow.model.records import CatalogRepoRecord
             from appflow.sources import catalog as source
+            from appflow.store import open_store
 
-            repo = source.CatalogRepo(name="bench", url=f"http://127.0.0.1:{port}")
+            repo = CatalogRepoRecord(name="bench", url=f"http://127.0.0.1:{port}")
             start = time.perf_counter()
             fetched = source.fetch_index(repo, max_age=0.0)
             first = (time.perf_counter() - start) * 1000
-            source.put_repo(repo)
+            store = open_store()
+            store.put_catalog_repo(repo)
+            store.close()
             catalog_dir = source.default_catalog_dir()
             print(f"index: {CHARTS} charts x {len(VERSIONS)} versions, {size / 1e6:.1f} MB YAML")
             print(f"first fetch + parse + cache write: {first:.0f} ms ({fetched.status})")
@@ -113,8 +117,8 @@ def main() -> None:
                 assert len(rows) == 100
 
             def resolve() -> None:
-                entry = entries.find_entry(catalog_dir, "bench/chart-0500")
-                resolution = asyncio.run(entries.resolve(entry, version=">=1.1 <2"))
+                entry = entries.find_entry(catalog_dir, "bench/chart-0500", repos=[repo])
+                resolution = asyncio.run(entries.resolve(entry, version=">=1.1 <2", repos=[repo]))
                 assert resolution.version == "1.1.0"
                 assert resolution.digest
 

@@ -20,6 +20,12 @@ includes Python start-up and imports), appflow's Engine.sync in this process
 The order of the tools rotates between repeats so that drift in the
 machine's load does not always hit the same tool. Medians are reported with
 the range, and the ratios against kubectl's median of the same run.
+
+Then the "fresh CLI, unchanged app" figures: `appflow sync NAME` and `appflow
+status` run as new processes against the app the CLI just synced (unchanged, so
+each sync is a no-op that still reads and compares every live object), each
+--fresh times, first alone and then with `appflow serve` running for the same
+home (which takes the sync over). Its target is 0.25 s wall.
 """
 
 from __future__ import annotations
@@ -57,6 +63,8 @@ TOOL_TITLES = {
 }
 CLUSTER = "bench-1"
 CHANGED_CONFIGMAP = "cm-0000"
+FRESH_TARGET = 0.25
+"""Seconds of wall time a fresh `appflow sync` / `appflow status` of an unchanged app may take."""
 
 
 def _log(message: str) -> None:
@@ -164,6 +172,10 @@ class Env:
 
     def run(self, args: list[str], *, what: str) -> Sample:
         """Run ARGS; return its wall and CPU time; fail loudly (with its output) when it fails."""
+        return self.run_output(args, what=what)[0]
+
+    def run_output(self, args: list[str], *, what: str) -> tuple[Sample, str]:
+        """As run, and what ARGS printed on stdout."""
         cpu = _children_cpu()
         started = time.perf_counter()
         done = subprocess.run(args, env=self.environ, capture_output=True, text=True, check=False)
@@ -173,7 +185,7 @@ class Env:
                 f"{what} failed (exit {done.returncode}): {' '.join(args)}\n"
                 f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
             )
-        return Sample(wall=elapsed, cpu=_children_cpu() - cpu)
+        return Sample(wall=elapsed, cpu=_children_cpu() - cpu), done.stdout
 
 
 def _children_cpu() -> float:
@@ -391,6 +403,134 @@ def measure(runner: Runner, tools: list[str], repeats: int, total: int) -> Resul
     return results
 
 
+# -- fresh CLI, unchanged app ---------------------------------------------------------
+
+
+@dataclass
+class Fresh:
+    """Fresh processes against the unchanged app: wall and CPU seconds per run."""
+
+    wall: dict[str, list[float]] = field(default_factory=dict)
+    cpu: dict[str, list[float]] = field(default_factory=dict)
+    daemon_cpu: list[float] = field(default_factory=list)
+    """CPU seconds `appflow serve` spent per handed-over sync."""
+
+
+FRESH_ROWS = {
+    "sync": "appflow sync NAME",
+    "status": "appflow status",
+    "sync-serve": "appflow sync NAME, appflow serve running",
+}
+
+
+def _process_cpu(pid: int) -> float:
+    """utime + stime of process PID (every thread), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _check_noop(sample_out: str, total: int) -> None:
+    # A fast answer that did not look at the cluster would be wrong: every object must
+    # have been compared and found unchanged.
+    expected = f"0 created, 0 configured, {total + 1} unchanged"
+    if expected not in " ".join(sample_out.split()):
+        raise RuntimeError(f"not the expected no-op ({expected}): {sample_out[-2000:]}")
+
+
+def measure_fresh(env: Env, name: str, total: int, runs: int) -> Fresh:
+    """`appflow sync NAME` and `appflow status` as new processes, alone and with serve up."""
+    fresh = Fresh()
+    for key, args in (("sync", ["sync", name]), ("status", ["status"])):
+        env.run([*env.appflow, *args], what=f"appflow {args[0]} (warm-up)")
+        for _ in range(runs):
+            sample, out = env.run_output([*env.appflow, *args], what=f"appflow {args[0]}")
+            if key == "sync":
+                _check_noop(out, total)
+            fresh.wall.setdefault(key, []).append(sample.wall)
+            fresh.cpu.setdefault(key, []).append(sample.cpu)
+    with serving(env) as daemon:
+        env.run([*env.appflow, "sync", name], what="appflow sync (warm-up, handed over)")
+        for _ in range(runs):
+            before = _process_cpu(daemon.pid)
+            sample, out = env.run_output([*env.appflow, "sync", name], what="appflow sync")
+            fresh.daemon_cpu.append(_process_cpu(daemon.pid) - before)
+            _check_noop(out, total)
+            fresh.wall.setdefault("sync-serve", []).append(sample.wall)
+            fresh.cpu.setdefault("sync-serve", []).append(sample.cpu)
+    return fresh
+
+
+@contextmanager
+def serving(env: Env) -> Iterator[subprocess.Popen[bytes]]:
+    """`appflow serve` for the bench's home, idle (its start-up syncs done), until the block ends."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = (env.tmp / "serve.log").open("wb")
+    daemon = subprocess.Popen(
+        [*env.appflow, "serve", "--listen", f"127.0.0.1:{port}", "--poll", "3600"],
+        env=env.environ,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_idle(env, daemon)
+        yield daemon
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=120)
+        log.close()
+
+
+def _wait_idle(env: Env, daemon: subprocess.Popen[bytes], *, timeout: float = 300.0) -> None:
+    """Until the daemon's socket answers and the syncs it queued at start have finished."""
+    import sqlite3
+
+    home = Path(env.environ["APPFLOW_HOME"])
+    deadline = time.monotonic() + timeout
+    with sqlite3.connect(home / "appflow.db") as db:
+        (last,) = db.execute("SELECT coalesce(max(id), 0) FROM syncs").fetchone()
+        (apps,) = db.execute("SELECT count(*) FROM apps").fetchone()
+        while time.monotonic() < deadline:
+            if daemon.poll() is not None:
+                raise RuntimeError(f"appflow serve exited: {(env.tmp / 'serve.log').read_text()}")
+            synced, running = db.execute(
+                "SELECT count(DISTINCT app), sum(outcome = 'running') FROM syncs WHERE id > ?",
+                (last,),
+            ).fetchone()
+            if (home / "serve.sock").exists() and synced >= apps and not running:
+                return
+            time.sleep(0.2)
+    raise RuntimeError(f"appflow serve did not become idle within {timeout:.0f}s")
+
+
+def fresh_table(fresh: Fresh) -> str:
+    headers = ["fresh process, unchanged app", "wall s", "client CPU s", "target", "met?"]
+    rows = []
+    for key, title in FRESH_ROWS.items():
+        if key not in fresh.wall:
+            continue
+        wall = statistics.median(fresh.wall[key])
+        rows.append(
+            [
+                title,
+                _cell(fresh.wall[key]),
+                _cell(fresh.cpu[key]),
+                f"<= {FRESH_TARGET:.2f}",
+                "yes" if wall <= FRESH_TARGET else "NO",
+            ]
+        )
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    if fresh.daemon_cpu:
+        lines.append(f"appflow serve's own CPU per handed-over sync: {_cell(fresh.daemon_cpu)} s")
+    return "\n".join(lines)
+
+
 def machine_facts(env: Env) -> dict[str, Any]:
     def first_line(args: list[str]) -> str:
         done = subprocess.run(args, env=env.environ, capture_output=True, text=True, check=False)
@@ -511,6 +651,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--keep", action="store_true", help="keep the temp folder (not the sandbox)"
     )
+    parser.add_argument(
+        "--fresh",
+        type=int,
+        default=7,
+        help="runs of each fresh-process figure (0 skips them)",
+    )
     args = parser.parse_args(argv)
     if args.objects < 3 or args.repeat < 1:
         parser.error("--objects must be at least 3 and --repeat at least 1")
@@ -530,6 +676,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     os.environ.update(overrides)
     environ = {**os.environ, **overrides}
+    # A user's installed appflow has its bytecode compiled (pip does it): a child that
+    # may not write it would compile every module at each start and measure that.
+    environ.pop("PYTHONDONTWRITEBYTECODE", None)
     appflow = [sys.executable, "-m", "appflow.cli.main"]
     if Path(sys.executable).with_name("appflow").is_file():
         appflow = [str(Path(sys.executable).with_name("appflow"))]
@@ -556,6 +705,13 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             results = measure(runner, tools, args.repeat, args.objects)
             wall = time.perf_counter() - started
+            fresh = (
+                measure_fresh(
+                    env, runner.target("appflow", args.repeat).name, args.objects, args.fresh
+                )
+                if args.fresh > 0 and "appflow" in tools
+                else Fresh()
+            )
             facts["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     finally:
         if runner is not None:
@@ -581,6 +737,13 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(text)
     print()
+    if fresh.wall:
+        print(
+            f"fresh CLI, unchanged app: median (min-max) of {args.fresh} new processes each, "
+            "after one warm-up; 'serve running' = the sync handed to `appflow serve`"
+        )
+        print(fresh_table(fresh))
+        print()
     print("client CPU seconds (median; the client process and its threads, not the API server):")
     for step in STEPS:
         cells = "  ".join(
@@ -599,6 +762,12 @@ def main(argv: list[str] | None = None) -> int:
                     "medians": {t: {s: results.median(t, s) for s in STEPS} for t in tools},
                     "ratios_vs_kubectl": ratios,
                     "targets": TARGETS,
+                    "fresh_cli_unchanged_app": {
+                        "wall": fresh.wall,
+                        "client_cpu": fresh.cpu,
+                        "serve_cpu_per_sync": fresh.daemon_cpu,
+                        "target_wall": FRESH_TARGET,
+                    },
                 },
                 indent=2,
             )

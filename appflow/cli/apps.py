@@ -5,26 +5,22 @@ from __future__ import annotations
 import contextlib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from appflow import redaction
 from appflow.cli.common import engine_session, run, store_session
 from appflow.cli.output import console, emit, err_console, new_table, output_option
-from appflow.engine.engine import AppSyncReport, Engine, Progress
-from appflow.engine.repos import source_of
-from appflow.engine.stages.types import SyncBlocked, SyncOptions
-from appflow.errors import ConfigError, NotFoundError, Where
-from appflow.model.appdef import SyncPolicy
-from appflow.model.deps import dependency_order, resolve_dependencies
-from appflow.model.hooks import HookRun
-from appflow.model.plan import Action
-from appflow.model.records import AppRecord
-from appflow.model.redact import shown_secrets
-from appflow.model.status import status_grid
-from appflow.sources.appdef import load_app_definitions
-from appflow.store import Store
+from appflow.errors import ConfigError, NotFoundError
+from appflow.model.giturl import redact_url
+from appflow.model.summary import HookNote, SyncAsk, SyncSummary, hook_note
+
+if TYPE_CHECKING:
+    from appflow.engine.batch import BatchResult
+
+# What a command needs is imported inside it: `appflow status` reads the store and
+# prints, and must not pay for the engine, the Kubernetes client or git; a sync a
+# running `appflow serve` takes over needs none of them either.
 
 STATE_STYLE = {
     "Ready": "green",
@@ -57,12 +53,54 @@ def repo() -> None:
 @click.option(
     "--path", "paths", multiple=True, help="Folder(s) in the repository to look for apps in."
 )
-def repo_add(name: str, url: str, ref: str, paths: tuple[str, ...]) -> None:
-    """Register repository NAME at URL (or a local folder) and every app found under --path."""
-    from appflow.engine.repos import register_repo
+@click.option(
+    "--ssh-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Private SSH key for an ssh:// or git@host:org/repo URL (copied, mode 0600).",
+)
+@click.option(
+    "--known-hosts",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="known_hosts file with the SSH server's key (default: ~/.ssh/known_hosts).",
+)
+@click.option("--username", help="User for --password-env (or to send a token or key as).")
+@click.option(
+    "--password-env", metavar="VAR", help="Environment variable holding the HTTPS password."
+)
+@click.option(
+    "--token-env", metavar="VAR", help="Environment variable holding an HTTPS access token."
+)
+def repo_add(
+    name: str,
+    url: str,
+    ref: str,
+    paths: tuple[str, ...],
+    ssh_key: Path | None,
+    known_hosts: Path | None,
+    username: str | None,
+    password_env: str | None,
+    token_env: str | None,
+) -> None:
+    """Register repository NAME at URL (or a local folder) and every app found under --path.
 
+    A private repository takes one of --ssh-key FILE [--known-hosts FILE],
+    --username USER --password-env VAR, or --token-env VAR. appflow keeps a copy of
+    the secret in its data folder, readable only by you, and never prints it; every
+    sync, poll and webhook of the repository uses it.
+    """
+    from appflow.engine.repos import given_credentials, register_repo
+
+    credentials = given_credentials(
+        ssh_key=ssh_key,
+        known_hosts=known_hosts,
+        username=username,
+        password_env=password_env,
+        token_env=token_env,
+    )
     with store_session() as store:
-        apps = run(register_repo(store, name=name, url=url, ref=ref, paths=paths))
+        apps = run(
+            register_repo(store, name=name, url=url, ref=ref, paths=paths, credentials=credentials)
+        )
     for app in apps:
         console.print(f"app {app.name} ({app.path or '.'})")
 
@@ -70,21 +108,24 @@ def repo_add(name: str, url: str, ref: str, paths: tuple[str, ...]) -> None:
 @repo.command("list")
 @output_option
 def repo_list(output: str) -> None:
+    """Registered repositories: URL, ref, folders, the commit last fetched, how appflow signs in."""
     with store_session() as store:
         data = [
             {
                 "name": r.name,
-                "url": r.url,
+                "url": redact_url(r.url),
                 "ref": r.ref,
                 "paths": list(r.paths),
                 "commit": r.last_commit,
+                # What kind of credentials, never them nor where they are kept.
+                "auth": r.auth.describe(),
             }
             for r in store.list_repos()
         ]
     emit(
         data,
         output=output,
-        columns=("NAME", "URL", "REF", "PATHS", "COMMIT"),
+        columns=("NAME", "URL", "REF", "PATHS", "COMMIT", "AUTH"),
         rows=lambda d: [
             [
                 x["name"],
@@ -92,6 +133,7 @@ def repo_list(output: str) -> None:
                 x["ref"] or "-",
                 ",".join(x["paths"]) or ".",
                 (x["commit"] or "-")[:12],
+                x["auth"] if x["auth"] != "none" else "-",
             ]
             for x in d
         ],
@@ -115,57 +157,11 @@ def app() -> None:
 @click.option("--path", default="", help="The app's folder inside the repository or local folder.")
 def app_add(name: str, local: Path | None, repo_name: str | None, path: str) -> None:
     """Register app NAME from a local folder or a registered repository."""
-    if (local is None) == (repo_name is None):
-        raise ConfigError("give exactly one of --local DIR or --repo NAME")
+    from appflow.engine.repos import add_app
+
     with store_session() as store:
-        _refuse_other_source(store, name, local=local, repo_name=repo_name, path=path)
-        if local is not None:
-            root = local.resolve()
-            # Fail now on a bad definition; keep what it says that syncs of others read.
-            found = load_app_definitions(root, paths=(path,))
-            declared = next((d for d in found if d.path == path.strip("/")), None)
-            store.put_app(
-                AppRecord(
-                    name=name,
-                    source="local",
-                    local_path=str(root),
-                    path=path.strip("/"),
-                    policy=declared.sync_policy if declared else SyncPolicy(),
-                    labels=dict(declared.labels) if declared else {},
-                    depends_on=declared.depends_on if declared else (),
-                )
-            )
-        else:
-            assert repo_name is not None
-            store.get_repo(repo_name)
-            store.put_app(AppRecord(name=name, source="git", repo=repo_name, path=path.strip("/")))
+        add_app(store, name=name, local=local, repo=repo_name, path=path)
     console.print(f"app {name} added")
-
-
-def _refuse_other_source(
-    store: Store, name: str, *, local: Path | None, repo_name: str | None, path: str
-) -> None:
-    """Re-adding an app from where it comes from updates it; from elsewhere is refused.
-
-    Replacing it silently would change what the app deploys, and the next sync would
-    prune everything the old source declared.
-    """
-    try:
-        existing = store.get_app(name)
-    except NotFoundError:
-        return
-    same = existing.path == path.strip("/") and (
-        existing.repo == repo_name
-        if repo_name is not None
-        else existing.repo is None and existing.local_path == str(local.resolve() if local else "")
-    )
-    if same:
-        return
-    raise ConfigError(
-        f"an app named {name} already comes from {source_of(existing)}",
-        where=Where(app=name),
-        hint=f"give the new app another name, or delete the old one first: appflow app delete {name}",
-    )
 
 
 @app.command("list")
@@ -210,6 +206,9 @@ def app_list(output: str) -> None:
 )
 def app_show(name: str, output: str) -> None:
     """Show app NAME: its source, deployments and their failing objects."""
+    from appflow import redaction
+    from appflow.model.redact import shown_secrets
+
     with store_session() as store:
         a = store.get_app(name)
         latest = store.latest_revision(name)
@@ -256,15 +255,15 @@ def app_show(name: str, output: str) -> None:
     emit(data, output=output)
 
 
-def _print_report(report: AppSyncReport) -> None:
+def _print_report(report: SyncSummary) -> None:
     for warning in report.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}")
     if report.blocked:
         err_console.print(f"[bold red]sync of {report.app} refused before any change:[/]")
         for err in report.blocked:
             err_console.print(f"  - {err}", highlight=False)
-    for cluster, err in sorted({**report.unreachable, **report.failed}.items()):
-        err_console.print(f"[red]{cluster}:[/] {err}", highlight=False)
+    for cluster, text in sorted({**report.unreachable, **report.failed}.items()):
+        err_console.print(f"[red]{cluster}:[/] {text}", highlight=False)
     for cluster, why in sorted(report.held.items()):
         err_console.print(f"[yellow]{cluster}:[/] held: {why}", highlight=False)
     for cluster, why in sorted(report.waiting.items()):
@@ -275,110 +274,100 @@ def _print_report(report: AppSyncReport) -> None:
         )
     for r in report.rolled_back:
         err_console.print(f"{r.cluster}: rolled back, {r.state}", highlight=False)
-    revision = f" revision {report.revision.number}" if report.revision else ""
-    for r in report.results:
-        counts = r.plan.counts()
-        style = STATE_STYLE.get(r.state, "")
+    revision = f" revision {report.revision}" if report.revision else ""
+    for c in report.clusters:
+        style = STATE_STYLE.get(c.state, "")
         summary = ", ".join(
-            f"{counts.get(a, 0)} {a.value}"
-            for a in (Action.CREATE, Action.CONFIGURE, Action.UNCHANGED, Action.PRUNE)
+            f"{c.counts.get(action, 0)} {action}"
+            for action in ("created", "configured", "unchanged", "pruned")
         )
-        if r.release is not None:
-            summary = f"helm release revision {r.release.revision}"
+        if c.helm_revision is not None:
+            summary = f"helm release revision {c.helm_revision}"
         console.print(
-            f"{report.app}{revision} -> {r.cluster}: [{style}]{r.state}[/] ({summary}) in {r.seconds:.2f}s",
+            f"{report.app}{revision} -> {c.cluster}: [{style}]{c.state}[/] ({summary}) in {c.seconds:.2f}s",
             highlight=False,
         )
-        for run_ in r.hooks:
-            console.print(f"    {run_}", highlight=False)
-        for f in r.failing[:10]:
+        for hook in c.hooks:
+            console.print(f"    {hook.text}", highlight=False)
+        for f in c.failing[:10]:
             console.print(f"    {f.object}: {f.message}", highlight=False)
-        for skipped in r.plan.of(Action.SKIP):
-            console.print(f"    kept {skipped.ref}: {skipped.reason}", highlight=False)
+        for kept in c.kept:
+            console.print(f"    kept {kept.object}: {kept.message}", highlight=False)
 
 
-def _sync_names(engine: Engine, names: tuple[str, ...], all_apps: bool) -> list[str]:
-    if all_apps:
-        # Each app after the apps it depends on, so that one `sync --all` deploys
-        # a stack instead of leaving its dependents WaitApplied until the next.
-        # The apps' records say what their definitions said: no source is fetched.
-        return dependency_order(resolve_dependencies(engine.store.list_apps()))
-    if not names:
-        raise ConfigError("name an app, or use --all")
-    return list(names)
+def _do_sync(ask: SyncAsk, output: str) -> None:
+    from appflow.cli.handover import hand_over
 
-
-def _do_sync(
-    names: tuple[str, ...],
-    all_apps: bool,
-    clusters: tuple[str, ...],
-    force_conflicts: bool,
-    wait: bool,
-    timeout: float,
-    output: str,
-) -> None:
-    def options(policy: SyncPolicy) -> SyncOptions:
-        return SyncOptions(
-            prune=policy.prune,
-            force_conflicts=force_conflicts or policy.force_conflicts,
-            wait=wait,
-            wait_timeout=timeout,
-        )
-
-    async def sync_all(engine: Engine, ordered: list[str], progress: Progress) -> None:
-        # One event loop for every app; each app's source is read once, by the engine.
-        for name in ordered:
-            reports.append(
-                await engine.sync(
-                    name, clusters=clusters, options_from_policy=options, progress=progress
-                )
-            )
-
-    reports: list[AppSyncReport] = []
-    with engine_session() as engine, err_console.status("syncing...") as status:
-        run(sync_all(engine, _sync_names(engine, names, all_apps), status.update))
+    summaries: tuple[SyncSummary, ...]
+    errors: tuple[str, ...]
+    with err_console.status("syncing...") as status:
+        # A running `appflow serve` of this home does it with its warm engine; --debug
+        # keeps the sync here, so its log is this terminal's.
+        handed = None if _debugging() else hand_over(ask, progress=status.update)
+        if handed is not None:
+            summaries, errors = handed.summaries, handed.errors
+        else:
+            result = _sync_here(ask, status.update)
+            summaries = tuple(r.summary() for r in result.reports)
+            errors = tuple(str(e) for e in result.errors)
     if output == "table":
-        for report in reports:
+        for report in summaries:
             _print_report(report)
     else:
-        emit([_report_data(r) for r in reports], output=output)
-    if not all(r.ok for r in reports) or (wait and not all(r.ready for r in reports)):
+        emit([_report_data(r) for r in summaries], output=output)
+    for error in errors:
+        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+    if (
+        errors
+        or not all(r.ok for r in summaries)
+        or (ask.wait and not all(r.ready for r in summaries))
+    ):
         sys.exit(1)
 
 
-def _report_data(report: AppSyncReport) -> dict[str, Any]:
+def _sync_here(ask: SyncAsk, progress: Any) -> BatchResult:
+    with engine_session() as engine:
+        return run(engine.sync_asked(ask, progress=progress))
+
+
+def _debugging() -> bool:
+    context = click.get_current_context(silent=True)
+    return bool(context is not None and context.find_root().params.get("debug"))
+
+
+def _report_data(report: SyncSummary) -> dict[str, Any]:
     return {
         "app": report.app,
-        "revision": report.revision.number if report.revision else None,
-        "blocked": [str(e) for e in report.blocked],
-        "unreachable": {c: str(e) for c, e in report.unreachable.items()},
-        "failed": {c: str(e) for c, e in report.failed.items()},
-        "held": report.held,
-        "warnings": report.warnings,
-        "waiting": report.waiting,
+        "revision": report.revision,
+        "blocked": list(report.blocked),
+        "unreachable": dict(report.unreachable),
+        "failed": dict(report.failed),
+        "held": dict(report.held),
+        "warnings": list(report.warnings),
+        "waiting": dict(report.waiting),
         "rolloutFailed": report.rollout_failed,
         "clusters": [
             {
-                "cluster": r.cluster,
-                "state": r.state,
-                "counts": {a.value: n for a, n in r.plan.counts().items()},
-                "health": f"{r.health.status.value}: {r.health.message}",
-                "errors": [str(e) for e in r.errors],
-                "hooks": [_hook_data(h) for h in r.hooks],
-                "seconds": round(r.seconds, 3),
+                "cluster": c.cluster,
+                "state": c.state,
+                "counts": dict(c.counts),
+                "health": c.health,
+                "errors": list(c.errors),
+                "hooks": [_hook_data(h) for h in c.hooks],
+                "seconds": round(c.seconds, 3),
             }
-            for r in report.results
+            for c in report.clusters
         ],
     }
 
 
-def _hook_data(run_: HookRun) -> dict[str, Any]:
+def _hook_data(hook: HookNote) -> dict[str, Any]:
     return {
-        "hook": run_.hook,
-        "name": run_.name,
-        "outcome": run_.outcome.value,
-        "message": run_.message,
-        "deleted": run_.deleted,
+        "hook": hook.hook,
+        "name": hook.name,
+        "outcome": hook.outcome,
+        "message": hook.message,
+        "deleted": hook.deleted,
     }
 
 
@@ -421,8 +410,21 @@ def app_sync(
     timeout: float,
     output: str,
 ) -> None:
-    """Render, validate on every target, then apply app NAME(s)."""
-    _do_sync(names, all_apps, clusters, force_conflicts, wait, timeout, output)
+    """Render, validate on every target, then apply app NAME(s).
+
+    Several names are synced one after another; --all syncs every app, those that do not
+    depend on each other at once. When `appflow serve` runs for this appflow home, it
+    does the sync (its engine is warm) and this command prints what it did.
+    """
+    ask = SyncAsk(
+        names=names,
+        all_apps=all_apps,
+        clusters=clusters,
+        force_conflicts=force_conflicts,
+        wait=wait,
+        timeout=timeout,
+    )
+    _do_sync(ask, output)
 
 
 # `appflow sync` is the same command as `appflow app sync`, at the top level.
@@ -434,6 +436,9 @@ sync = app_sync
 @click.option("--cluster", "clusters", multiple=True, help="Only these clusters.")
 def app_diff(name: str, clusters: tuple[str, ...]) -> None:
     """Show what a sync of app NAME would change, as unified YAML diffs. Exit 1 when it differs."""
+    from appflow.engine.stages.types import SyncBlocked
+    from appflow.model.plan import Action
+
     with engine_session() as engine:
         try:
             plans = run(engine.diff(name, clusters=clusters))
@@ -507,6 +512,8 @@ def app_history(name: str, limit: int, output: str) -> None:
 @click.option("--timeout", type=float, default=300.0, show_default=True)
 def app_rollback(name: str, to: int, wait: bool, timeout: float) -> None:
     """Re-apply revision --to of app NAME as it was rendered; pauses auto-sync."""
+    from appflow.engine.stages.types import SyncOptions
+
     with engine_session() as engine, err_console.status("rolling back...") as status:
         report = run(
             engine.rollback(
@@ -516,7 +523,7 @@ def app_rollback(name: str, to: int, wait: bool, timeout: float) -> None:
                 progress=status.update,
             )
         )
-    _print_report(report)
+    _print_report(report.summary())
     console.print(
         f"auto-sync of {name} is paused; `appflow app sync {name}` returns to the source's revision"
     )
@@ -536,7 +543,7 @@ def app_delete(name: str, keep_objects: bool) -> None:
         store.get_app(name)
         if not keep_objects:
             reports = run(engine.uninstall(name))
-            _print_report(reports)
+            _print_report(reports.summary())
             if not reports.ok:
                 raise ConfigError(
                     f"app {name} was not deleted: it could not be removed from every cluster "
@@ -570,7 +577,7 @@ def app_test(name: str, clusters: tuple[str, ...], timeout: float, output: str) 
                         "cluster": r.cluster,
                         "passed": r.passed,
                         "tests": r.tests,
-                        "hooks": [_hook_data(h) for h in r.runs],
+                        "hooks": [_hook_data(hook_note(h)) for h in r.runs],
                         "errors": [str(e) for e in r.errors],
                     }
                     for r in report.results
@@ -599,6 +606,8 @@ def app_test(name: str, clusters: tuple[str, ...], timeout: float, output: str) 
 @output_option
 def status(output: str) -> None:
     """The apps x clusters grid: each Deployment's state."""
+    from appflow.model.status import status_grid
+
     with store_session() as store:
         clusters = store.list_clusters()
         data = status_grid(store.list_apps(), clusters, store.list_deployments())
@@ -685,4 +694,4 @@ def rollout_resume(name: str, wait: bool, timeout: float) -> None:
 
     with store_session() as store:
         resume_rollout(store, name)
-    _do_sync((name,), False, (), False, wait, timeout, "table")
+    _do_sync(SyncAsk(names=(name,), wait=wait, timeout=timeout), "table")

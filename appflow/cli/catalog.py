@@ -16,18 +16,33 @@ from appflow.cli.output import console, emit, err_console, output_option
 from appflow.engine.catalog import entries as catalog_entries
 from appflow.engine.catalog import installs, values
 from appflow.engine.catalog.installs import InstallRequest, UpgradeRequest
+from appflow.engine.catalog.repos import (
+    add_catalog_repo,
+    refresh_catalog_repos,
+    remove_catalog_repo,
+)
 from appflow.engine.catalog.source import catalog_data
 from appflow.engine.catalog.values import ValuesInput
 from appflow.engine.engine import AppSyncReport
 from appflow.engine.stages.types import SyncOptions
 from appflow.errors import ConfigError
 from appflow.model.catalog import CatalogEntry, question_defaults, shown, value_at
-from appflow.model.records import UPGRADE_POLICIES, TargetChoice, UpgradePolicy
+from appflow.model.records import (
+    UPGRADE_POLICIES,
+    CatalogRepoRecord,
+    TargetChoice,
+    UpgradePolicy,
+)
 from appflow.model.values import merge_values
 from appflow.paths import cache_dir
 from appflow.sources import catalog as source
 
 F = Callable[..., Any]
+
+
+def _catalog_repos() -> list[CatalogRepoRecord]:
+    with store_session() as store:
+        return store.list_catalog_repos()
 
 
 def _catalog_dir(value: Path | None) -> Path:
@@ -67,7 +82,7 @@ def list_entries(
     catalog_dir: Path, *, category: str | None, search: str | None
 ) -> list[dict[str, Any]]:
     """The rows of `catalog list` (also what the benchmark times)."""
-    entries, notes = catalog_entries.load_entries(catalog_dir)
+    entries, notes = catalog_entries.load_entries(catalog_dir, repos=_catalog_repos())
     for note in notes:
         err_console.print(f"[yellow]warning:[/] {note}", highlight=False)
     return [_entry_row(e) for e in entries if e.matches(category=category, search=search)]
@@ -109,7 +124,8 @@ def catalog_show(
     name: str, version: str | None, what: str | None, catalog_dir: Path | None, output: str
 ) -> None:
     """Show catalog app NAME (or REPO/CHART): metadata, versions, values, schema, README."""
-    entry = catalog_entries.find_entry(_catalog_dir(catalog_dir), name)
+    repos = _catalog_repos()
+    entry = catalog_entries.find_entry(_catalog_dir(catalog_dir), name, repos=repos)
     if what == "readme" and entry.readme:
         click.echo(entry.readme.rstrip("\n"))
         return
@@ -117,8 +133,8 @@ def catalog_show(
         emit({"questions": [dict(q) for q in entry.questions]}, output=output)
         return
     if what in ("values", "schema", "readme"):
-        resolution = run(catalog_entries.resolve(entry, version=version))
-        chart_dir, _ = run(catalog_entries.fetch_chart(resolution))
+        resolution = run(catalog_entries.resolve(entry, version=version, repos=repos))
+        chart_dir, _ = run(catalog_entries.fetch_chart(resolution, repos=repos))
         if what == "values":
             text = (
                 (chart_dir / "values.yaml").read_text()
@@ -137,7 +153,7 @@ def catalog_show(
                 readme.read_text().rstrip("\n") if readme.is_file() else f"{name} has no README"
             )
         return
-    resolution = run(catalog_entries.resolve(entry, version=version))
+    resolution = run(catalog_entries.resolve(entry, version=version, repos=repos))
     data = {
         **_entry_row(entry),
         "resolved": resolution.version,
@@ -206,11 +222,11 @@ def _nested(dotted: str, value: Any) -> dict[str, Any]:
 
 def _finish(report: AppSyncReport, wait: bool, output: str, extra: dict[str, Any]) -> None:
     if output == "table":
-        _print_report(report)
+        _print_report(report.summary())
     else:
         from appflow.cli.apps import _report_data
 
-        emit({**extra, **_report_data(report)}, output=output)
+        emit({**extra, **_report_data(report.summary())}, output=output)
     if not report.ok or (wait and not report.ready):
         sys.exit(1)
 
@@ -277,7 +293,9 @@ def catalog_install(
     targets = _targets(clusters, group, selector, all_clusters)
     directory = _catalog_dir(catalog_dir)
     if interactive:
-        set_values = _prompt(catalog_entries.find_entry(directory, entry), set_values)
+        set_values = _prompt(
+            catalog_entries.find_entry(directory, entry, repos=_catalog_repos()), set_values
+        )
     request = InstallRequest(
         entry=entry,
         name=name,
@@ -345,7 +363,7 @@ def catalog_uninstall(name: str) -> None:
     """Remove install NAME from every cluster and forget it."""
     with engine_session() as engine, err_console.status("uninstalling...") as status:
         report = run(installs.uninstall(engine, name, progress=status.update))
-    _print_report(report)
+    _print_report(report.summary())
     if not report.ok:
         raise ConfigError(f"{name} was not uninstalled everywhere (see above); it is kept")
     console.print(f"uninstalled {name}")
@@ -456,7 +474,7 @@ def catalog_repo_add(
     poll_interval: int,
 ) -> None:
     """Add repository NAME at URL (https://... serving index.yaml, or oci://...)."""
-    repo = source.CatalogRepo(
+    repo = CatalogRepoRecord(
         name=name,
         url=url.rstrip("/"),
         username=username,
@@ -464,11 +482,9 @@ def catalog_repo_add(
         ca_file=str(ca_file.resolve()) if ca_file else None,
         poll_interval_seconds=poll_interval,
     )
-    if not repo.is_oci:
-        fetched = source.fetch_index(repo, max_age=0.0)
-        count = len(fetched.index)
-    source.put_repo(repo)
-    if repo.is_oci:
+    with store_session() as store:
+        count = add_catalog_repo(store, repo)
+    if count is None:
         console.print(f"added OCI registry {name} ({url})", highlight=False)
     else:
         console.print(f"added repository {name}: {count} chart(s)", highlight=False)
@@ -485,7 +501,7 @@ def catalog_repo_list(output: str) -> None:
             "pollIntervalSeconds": r.poll_interval_seconds,
             "charts": len(source.cached_index(r) or {}) if not r.is_oci else None,
         }
-        for r in source.list_repos()
+        for r in _catalog_repos()
     ]
     emit(
         rows,
@@ -506,7 +522,8 @@ def catalog_repo_list(output: str) -> None:
 @catalog_repo.command("remove")
 @click.argument("name")
 def catalog_repo_remove(name: str) -> None:
-    source.delete_repo(name)
+    with store_session() as store:
+        remove_catalog_repo(store, name)
     console.print(f"removed repository {name}")
 
 
@@ -515,15 +532,13 @@ def catalog_repo_remove(name: str) -> None:
 @catalog_option
 def catalog_repo_update(names: tuple[str, ...], catalog_dir: Path | None) -> None:
     """Re-read repository indexes now; installs with policy auto are upgraded."""
-    repos = [source.get_repo(n) for n in names] if names else source.list_repos()
-    for repo in repos:
-        if repo.is_oci:
-            continue
-        fetched = source.fetch_index(repo, max_age=0.0)
-        console.print(f"{repo.name}: {fetched.status}, {len(fetched.index)} chart(s)")
+    with store_session() as store:
+        refreshed = refresh_catalog_repos(store, names)
+    for r in refreshed:
+        console.print(f"{r.repo.name}: {r.status}, {r.charts} chart(s)", highlight=False)
     with engine_session() as engine:
         from appflow.engine.catalog.live import apply_auto_upgrades
 
         reports = run(apply_auto_upgrades(engine, _catalog_dir(catalog_dir)))
     for report in reports:
-        _print_report(report)
+        _print_report(report.summary())

@@ -7,7 +7,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import click
-import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -39,6 +38,8 @@ def emit(
         click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
         return
     if output == "yaml":
+        import yaml  # only here: most commands never print YAML
+
         click.echo(yaml.safe_dump(_plain(data), sort_keys=False), nl=False)
         return
     table = new_table(columns, title=title)

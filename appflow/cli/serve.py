@@ -98,6 +98,7 @@ async def _serve(engine: Engine, config: ServeConfig) -> None:
     from appflow.engine.catalog.publisher import CatalogPublisher
     from appflow.server.app import create_app
     from appflow.server.catalog_repo import catalog_router
+    from appflow.server.local import local_socket
     from appflow.server.metrics import Metrics
     from appflow.sources.catalog import default_catalog_dir
 
@@ -147,6 +148,11 @@ async def _serve(engine: Engine, config: ServeConfig) -> None:
     async def catalog_repos() -> None:
         await poll_catalog_repos(engine, catalog_dir, stop=daemon.stopping)
 
+    async def cli_syncs() -> None:
+        # `appflow sync` of this home hands its syncs to this daemon (appflow.server.local).
+        async with local_socket(engine):
+            await daemon.stopping.wait()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.stop)
@@ -157,7 +163,12 @@ async def _serve(engine: Engine, config: ServeConfig) -> None:
     )
     try:
         await daemon.run(
-            extra={"http": http, "catalog-watch": catalog_files, "catalog-poll": catalog_repos}
+            extra={
+                "http": http,
+                "catalog-watch": catalog_files,
+                "catalog-poll": catalog_repos,
+                "cli-syncs": cli_syncs,
+            }
         )
     finally:
         server.should_exit = True

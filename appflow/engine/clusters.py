@@ -8,7 +8,7 @@ registry does not depend on a file elsewhere that may move or change.
 
 from __future__ import annotations
 
-import os
+import asyncio
 import re
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -21,7 +21,7 @@ from appflow.errors import AppflowError, ConfigError, NotFoundError, Where
 from appflow.kube.client import Connection, KubeCluster
 from appflow.model.objects import Manifest
 from appflow.model.records import ClusterKind, ClusterRecord, ClusterState, utc_now
-from appflow.paths import data_dir
+from appflow.paths import data_dir, write_private
 from appflow.secrets.keys import KeyRing
 from appflow.store import Store
 
@@ -116,16 +116,8 @@ def _store_kubeconfig(name: str, source: Path, context: str | None) -> Path:
                 where=Where(cluster=name, file=str(source)),
             )
         document["current-context"] = context
-    folder = credentials_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    os.chmod(folder, 0o700)
-    target = folder / f"{name}.kubeconfig"
-    tmp = target.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        yaml.safe_dump(document, out, sort_keys=False)
-    os.replace(tmp, target)
-    return target
+    text = yaml.safe_dump(document, sort_keys=False)
+    return write_private(credentials_dir() / f"{name}.kubeconfig", text.encode())
 
 
 async def add_cluster(
@@ -151,7 +143,7 @@ async def add_cluster(
             where=Where(cluster=name),
         )
     try:
-        existing = store.get_cluster(name)
+        existing = await asyncio.to_thread(store.get_cluster, name)
     except NotFoundError:
         existing = None
     if existing is not None and refresh:
@@ -243,7 +235,7 @@ async def check_cluster(
 
 def remove_cluster(store: Store, name: str, *, force: bool = False) -> None:
     record = store.get_cluster(name)
-    store.delete_cluster(name, with_deployments=force)
+    Recorder(store).cluster_removed(name, with_deployments=force)
     if record.kubeconfig_path and Path(record.kubeconfig_path).parent == credentials_dir():
         Path(record.kubeconfig_path).unlink(missing_ok=True)
     # Its age keys are credentials too: they go with it.

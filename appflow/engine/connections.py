@@ -2,13 +2,15 @@
 
 One KubeCluster per registered cluster, kept for the life of the engine (its HTTP
 connections and discovery cache are what make a re-sync cheap), replaced, and the old
-one closed, when the cluster's kubeconfig or context changes. Capabilities (version and
+one closed, when the cluster's kubeconfig (its path or the file itself: a cluster removed
+and added again under its name gets new credentials at the same path) or context changes. Capabilities (version and
 API versions, what Helm renders against) are read once per cluster and forgotten when
 a sync applied a CustomResourceDefinition there: the cluster then serves more.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from appflow.engine.options import EngineOptions
@@ -24,15 +26,15 @@ class Connections:
     def __init__(self, options: EngineOptions) -> None:
         self.options = options
         self._kubes: dict[str, KubeCluster] = {}
+        self._identities: dict[str, _Identity] = {}
         self._capabilities: dict[str, Capabilities] = {}
 
     def kube(self, cluster: ClusterRecord) -> KubeCluster:
-        """The client for CLUSTER (a new one when its credentials changed)."""
+        """The client for CLUSTER (a new one, the old one closed, when its credentials
+        changed)."""
         current = self._kubes.get(cluster.name)
-        if current is not None and (
-            str(current.connection.kubeconfig) == cluster.kubeconfig_path
-            and current.connection.context == cluster.context
-        ):
+        identity = _identity(cluster)
+        if current is not None and self._identities.get(cluster.name) == identity:
             return current
         if not cluster.kubeconfig_path:
             raise ConfigError(
@@ -40,6 +42,7 @@ class Connections:
             )
         if current is not None:
             current.close()
+            del self._kubes[cluster.name]
             self._capabilities.pop(cluster.name, None)
         fresh = KubeCluster(
             Connection(
@@ -51,6 +54,7 @@ class Connections:
             )
         )
         self._kubes[cluster.name] = fresh
+        self._identities[cluster.name] = identity
         return fresh
 
     async def capabilities(self, cluster: ClusterRecord) -> Capabilities:
@@ -68,4 +72,23 @@ class Connections:
         for kube in self._kubes.values():
             kube.close()
         self._kubes.clear()
+        self._identities.clear()
         self._capabilities.clear()
+
+
+_Identity = tuple[str | None, str | None, int, int]
+"""A client's kubeconfig path and context, and the file's modification time and size."""
+
+
+def _identity(cluster: ClusterRecord) -> _Identity:
+    # One stat per sync and cluster: a rewritten kubeconfig gets a new client.
+    try:
+        stat = os.stat(cluster.kubeconfig_path) if cluster.kubeconfig_path else None
+    except OSError:
+        stat = None
+    return (
+        cluster.kubeconfig_path,
+        cluster.context,
+        stat.st_mtime_ns if stat else -1,
+        stat.st_size if stat else -1,
+    )

@@ -22,7 +22,7 @@ async def diff_app(
     """Per target cluster (or each of CLUSTERS), what a sync of app NAME would do."""
     state = await load_app_state(parts.store, name)
     resolver = parts.resolvers.of(state.app)
-    source = await resolver.fetch(state.app, state.repo, commit=None)
+    source = await resolver.fetch(state.app, state.repo, commit=None, store=parts.store)
     definition = await resolver.definition(state.app, source)
     desired = []
     for cluster in state.fleet.targets(definition, clusters):

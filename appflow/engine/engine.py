@@ -30,15 +30,18 @@ from appflow.engine.sources import RESOLVERS, Resolvers
 from appflow.engine.stages.types import Progress, SyncOptions, quiet
 from appflow.engine.state import read_fleet
 from appflow.engine.sync import OptionsFromPolicy, SyncRequest, sync_app
+from appflow.errors import ConfigError
 from appflow.kube.client import KubeCluster
-from appflow.model.appdef import AppDefinition
+from appflow.model.appdef import AppDefinition, SyncPolicy
 from appflow.model.plan import Plan
 from appflow.model.records import ClusterRecord, DeploymentRecord, SyncTrigger
+from appflow.model.summary import SyncAsk
 from appflow.model.targeting import ClusterGroup
 from appflow.render.cache import RenderCache
 from appflow.store import Store
 
 if TYPE_CHECKING:
+    from appflow.engine.batch import Batch, BatchResult
     from appflow.engine.repos import RepoRefresh
     from appflow.engine.testing import AppTestReport
 
@@ -130,6 +133,65 @@ class Engine:
             commit=commit,
         )
         return await sync_app(self.parts, request, progress=progress)
+
+    async def every_app(self) -> Batch:
+        """Every registered app, each after the apps it depends on (for `sync --all`)."""
+        from appflow.engine.batch import every_app
+
+        return await every_app(self.parts)
+
+    async def sync_batch(
+        self,
+        batch: Batch,
+        *,
+        clusters: Sequence[str] = (),
+        trigger: SyncTrigger = "user",
+        options_from_policy: OptionsFromPolicy | None = None,
+        progress: Progress = quiet,
+    ) -> BatchResult:
+        """Sync BATCH's apps concurrently, each after the apps it waits for (see
+        ``appflow.engine.batch``); the options are those of ``sync``."""
+        from appflow.engine.batch import sync_apps
+
+        def request(name: str) -> SyncRequest:
+            return SyncRequest(
+                app=name,
+                clusters=tuple(clusters),
+                trigger=trigger,
+                options_from_policy=options_from_policy,
+            )
+
+        return await sync_apps(self.parts, batch, request=request, progress=progress)
+
+    async def sync_asked(self, ask: SyncAsk, *, progress: Progress = quiet) -> BatchResult:
+        """What `appflow sync` asks, wherever it runs (in the CLI, or in `appflow serve` for a
+        CLI that handed it over): one app, the named apps one after another, or every app,
+        concurrently in dependency order. One app's error is raised, as a single sync's is;
+        in a batch it is kept with the others' reports."""
+        from appflow.engine.batch import Batch, BatchResult
+
+        def options(policy: SyncPolicy) -> SyncOptions:
+            return SyncOptions(
+                prune=policy.prune,
+                force_conflicts=ask.force_conflicts or policy.force_conflicts,
+                wait=ask.wait,
+                wait_timeout=ask.timeout,
+            )
+
+        if not ask.all_apps and len(ask.names) == 1:
+            report = await self.sync(
+                ask.names[0], clusters=ask.clusters, options_from_policy=options, progress=progress
+            )
+            return BatchResult(reports=(report,), errors=())
+        if ask.all_apps:
+            batch = await self.every_app()
+        elif ask.names:
+            batch = Batch.one_after_another(ask.names)
+        else:
+            raise ConfigError("name an app, or use --all")
+        return await self.sync_batch(
+            batch, clusters=ask.clusters, options_from_policy=options, progress=progress
+        )
 
     async def diff(self, name: str, *, clusters: Sequence[str] = ()) -> dict[str, Plan]:
         """The plan, with diffs, of syncing app NAME now; changes nothing."""

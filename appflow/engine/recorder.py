@@ -312,6 +312,22 @@ class Recorder:
                 record = replace(record, state="Paused", message=stored.message)
             return self.store.put_rollout(record)
 
+    # -- blocking, for callers that are never on an event loop ---------------------------
+    # The CLI's commands and the API's synchronous routes (run in worker threads) change
+    # a record a user acted on; they call these directly.
+
+    def change_rollout(
+        self, app: str, change: Callable[[RolloutRecord], RolloutRecord]
+    ) -> RolloutRecord:
+        """APP's rollout as CHANGE makes it from the stored one, read and written in one
+        transaction (a user's pause or resume: a running sync's write cannot slip between)."""
+        with self.store.transaction():
+            return self.store.put_rollout(change(self.store.get_rollout(app)))
+
+    def cluster_removed(self, name: str, *, with_deployments: bool) -> None:
+        """Cluster NAME is no longer registered (with its Deployments, when told)."""
+        self.store.delete_cluster(name, with_deployments=with_deployments)
+
     async def repo_registered(self, repo: RepoRecord, apps: Sequence[AppRecord]) -> None:
         """REPO and the apps found in it, together (an app from git names its repository)."""
 

@@ -6,7 +6,15 @@ from dataclasses import dataclass, field
 
 from appflow.engine.stages.types import SyncResult
 from appflow.errors import AppflowError
+from appflow.model.plan import Action
 from appflow.model.records import RevisionRecord
+from appflow.model.summary import (
+    ClusterSummary,
+    ObjectNote,
+    RolledBack,
+    SyncSummary,
+    hook_note,
+)
 
 
 @dataclass(kw_only=True)
@@ -67,3 +75,40 @@ class AppSyncReport:
     def retry(self) -> bool:
         """Whether trying again later may get further (a cluster did not answer)."""
         return bool(self.unreachable)
+
+    def summary(self) -> SyncSummary:
+        """What the CLI shows of this report (the same wherever the sync ran)."""
+        return SyncSummary(
+            app=self.app,
+            revision=self.revision.number if self.revision else None,
+            warnings=tuple(self.warnings),
+            blocked=tuple(str(e) for e in self.blocked),
+            unreachable={c: str(e) for c, e in self.unreachable.items()},
+            failed={c: str(e) for c, e in self.failed.items()},
+            held=dict(self.held),
+            waiting=dict(self.waiting),
+            rollout_failed=self.rollout_failed,
+            rolled_back=tuple(
+                RolledBack(cluster=r.cluster, state=r.state) for r in self.rolled_back
+            ),
+            clusters=tuple(_cluster_summary(r) for r in self.results),
+            ok=self.ok,
+            ready=self.ready,
+        )
+
+
+def _cluster_summary(result: SyncResult) -> ClusterSummary:
+    return ClusterSummary(
+        cluster=result.cluster,
+        state=result.state,
+        counts={a.value: n for a, n in result.plan.counts().items()},
+        health=f"{result.health.status.value}: {result.health.message}",
+        errors=tuple(str(e) for e in result.errors),
+        seconds=result.seconds,
+        helm_revision=None if result.release is None else result.release.revision,
+        failing=tuple(ObjectNote(object=f.object, message=f.message) for f in result.failing),
+        kept=tuple(
+            ObjectNote(object=str(c.ref), message=c.reason) for c in result.plan.of(Action.SKIP)
+        ),
+        hooks=tuple(hook_note(h) for h in result.hooks),
+    )

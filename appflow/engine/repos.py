@@ -10,15 +10,26 @@ commit touches: those whose folder changed since the commit they were last synce
 from __future__ import annotations
 
 import asyncio
+import os
+import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from appflow.engine.recorder import Recorder
-from appflow.engine.sources import git_source
-from appflow.errors import ConfigError, GitRefNotFoundError, Where
+from appflow.engine.sources import git_source, repository_error
+from appflow.errors import ConfigError, GitRefNotFoundError, NotFoundError, SourceError, Where
 from appflow.model.appdef import AppDefinition
-from appflow.model.records import AppRecord, GitCommit, RepoRecord, utc_now
+from appflow.model.giturl import is_http_url, is_ssh_url, redact_url
+from appflow.model.records import (
+    AppRecord,
+    GitCommit,
+    RepoAuthKind,
+    RepoCredentials,
+    RepoRecord,
+    utc_now,
+)
+from appflow.paths import data_dir, write_private
 from appflow.sources.appdef import load_app_definitions
 from appflow.store import Store
 
@@ -67,12 +78,24 @@ def source_of(app: AppRecord) -> str:
 
 def app_record(definition: AppDefinition, *, repo: RepoRecord) -> AppRecord:
     remote = is_url(repo.url)
-    return AppRecord(
-        name=definition.name,
-        source="git" if remote else "local",
-        repo=repo.name,
-        local_path=None if remote else repo.url,
-        path=definition.path,
+    return _declared(
+        AppRecord(
+            name=definition.name,
+            source="git" if remote else "local",
+            repo=repo.name,
+            local_path=None if remote else repo.url,
+            path=definition.path,
+        ),
+        definition,
+    )
+
+
+def _declared(record: AppRecord, definition: AppDefinition | None) -> AppRecord:
+    """RECORD with what DEFINITION says that other apps' syncs and the daemon read."""
+    if definition is None:
+        return record
+    return replace(
+        record,
         policy=definition.sync_policy,
         labels=dict(definition.labels),
         depends_on=definition.depends_on,
@@ -80,25 +103,257 @@ def app_record(definition: AppDefinition, *, repo: RepoRecord) -> AppRecord:
     )
 
 
+def _refuse_other_source(
+    store: Store, name: str, *, local: Path | None, repo: str | None, folder: str
+) -> None:
+    """Re-adding an app from where it comes from updates it; from elsewhere is refused.
+
+    Replacing it silently would change what the app deploys, and the next sync would
+    prune everything the old source declared.
+    """
+    try:
+        existing = store.get_app(name)
+    except NotFoundError:
+        return
+    same = existing.path == folder and (
+        existing.repo == repo
+        if repo is not None
+        else existing.repo is None and existing.local_path == str(local.resolve() if local else "")
+    )
+    if same:
+        return
+    raise ConfigError(
+        f"an app named {name} already comes from {source_of(existing)}",
+        where=Where(app=name),
+        hint=f"give the new app another name, or delete the old one first: appflow app delete {name}",
+    )
+
+
+def add_app(
+    store: Store, *, name: str, local: Path | None = None, repo: str | None = None, path: str = ""
+) -> AppRecord:
+    """`appflow app add`: app NAME from a local folder (its definition is read now, so a
+    broken one fails here) or from the registered repository REPO."""
+    if (local is None) == (repo is None):
+        raise ConfigError("give exactly one of --local DIR or --repo NAME")
+    folder = path.strip("/")
+    _refuse_other_source(store, name, local=local, repo=repo, folder=folder)
+    if repo is not None:
+        store.get_repo(repo)
+        return store.put_app(AppRecord(name=name, source="git", repo=repo, path=folder))
+    assert local is not None
+    root = local.resolve()
+    found = load_app_definitions(root, paths=(path,))
+    declared = next((d for d in found if d.path == folder), None)
+    record = AppRecord(name=name, source="local", local_path=str(root), path=folder)
+    return store.put_app(_declared(record, declared))
+
+
+@dataclass(frozen=True, kw_only=True)
+class GivenCredentials:
+    """Credentials `appflow repo add` was given: the secret itself, held only until it is
+    written to the data folder (its repr shows no secret)."""
+
+    kind: RepoAuthKind
+    secret: bytes = field(repr=False)
+    username: str | None = None
+    known_hosts: bytes | None = field(default=None, repr=False)
+
+
+def given_credentials(
+    *,
+    ssh_key: Path | None = None,
+    known_hosts: Path | None = None,
+    username: str | None = None,
+    password_env: str | None = None,
+    token_env: str | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> GivenCredentials | None:
+    """The credentials `repo add`'s options name (None: a public repository).
+
+    Secrets come from a file (an SSH key) or an environment variable (a password or a
+    token), never from the command line, where shell history and `ps` would keep them.
+    """
+    chosen = [
+        option
+        for option, value in (
+            ("--ssh-key", ssh_key),
+            ("--password-env", password_env),
+            ("--token-env", token_env),
+        )
+        if value is not None
+    ]
+    if len(chosen) > 1:
+        raise ConfigError(
+            f"{' and '.join(chosen)} exclude each other",
+            hint="give one of --ssh-key FILE, --username USER --password-env VAR or --token-env VAR",
+        )
+    if known_hosts is not None and ssh_key is None:
+        raise ConfigError("--known-hosts goes with --ssh-key", hint="add --ssh-key FILE")
+    if ssh_key is not None:
+        return GivenCredentials(
+            kind="ssh",
+            secret=_private_key(ssh_key),
+            username=username,
+            known_hosts=None if known_hosts is None else _read(known_hosts, "--known-hosts"),
+        )
+    if password_env is not None:
+        if not username:
+            raise ConfigError("--password-env needs --username USER")
+        return GivenCredentials(
+            kind="basic",
+            secret=_from_env(environ, password_env, "--password-env"),
+            username=username,
+        )
+    if token_env is not None:
+        return GivenCredentials(
+            kind="token", secret=_from_env(environ, token_env, "--token-env"), username=username
+        )
+    if username is not None:
+        raise ConfigError(
+            "--username goes with --password-env VAR (or --token-env VAR, --ssh-key FILE)"
+        )
+    return None
+
+
+def _read(path: Path, option: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise ConfigError(
+            f"{option}: cannot read {path}: {err.strerror}", where=Where(file=str(path))
+        ) from err
+
+
+def _private_key(path: Path) -> bytes:
+    key = _read(path, "--ssh-key")
+    if not key.lstrip().startswith(b"-----BEGIN ") or b"PRIVATE KEY-----" not in key:
+        raise ConfigError(
+            "--ssh-key: this is not a private key (a public key ends in .pub and is what the "
+            "server keeps)",
+            where=Where(file=str(path)),
+            hint="give the private half, e.g. ~/.ssh/id_ed25519 (made by ssh-keygen -N '')",
+        )
+    return key
+
+
+def _from_env(environ: Mapping[str, str], name: str, option: str) -> bytes:
+    value = environ.get(name, "").strip()
+    if not value:
+        raise ConfigError(
+            f"{option}: environment variable {name} is not set or empty",
+            hint=f"export {name} first; appflow keeps a copy readable only by you in its data folder",
+        )
+    return value.encode()
+
+
+def repo_credentials_dir(repo: str) -> Path:
+    """Where repository REPO's credentials are kept (0700; each file 0600)."""
+    return data_dir() / "repos" / repo
+
+
+def _write_credentials(repo: str, given: GivenCredentials) -> RepoCredentials:
+    # New names each time: the files of the registration in force stay as they are
+    # until the new one is recorded, so a failed `repo add` changes nothing.
+    folder = repo_credentials_dir(repo)
+    tag = uuid.uuid4().hex[:8]
+    secret = write_private(folder / f"{given.kind}-{tag}", given.secret)
+    known = (
+        None
+        if given.known_hosts is None
+        else write_private(folder / f"known_hosts-{tag}", given.known_hosts)
+    )
+    return RepoCredentials(
+        kind=given.kind,
+        username=given.username,
+        secret_file=str(secret),
+        known_hosts_file=None if known is None else str(known),
+    )
+
+
+def _keep_only(repo: str, credentials: RepoCredentials) -> None:
+    """Remove REPO's credential files other than those CREDENTIALS names."""
+    folder = repo_credentials_dir(repo)
+    if not folder.is_dir():
+        return
+    kept = {credentials.secret_file, credentials.known_hosts_file}
+    for path in folder.iterdir():
+        if str(path) not in kept:
+            path.unlink(missing_ok=True)
+    if not any(folder.iterdir()):
+        folder.rmdir()
+
+
+def _check_transport(url: str, given: GivenCredentials | None) -> None:
+    if given is None:
+        return
+    if not is_url(url):
+        raise ConfigError(f"{url} is a local folder: it takes no credentials")
+    if given.kind == "ssh" and not is_ssh_url(url):
+        raise ConfigError(
+            f"--ssh-key needs an SSH URL, and {redact_url(url)} is not one",
+            hint="use ssh://git@host/org/repo.git or git@host:org/repo.git",
+        )
+    if given.kind != "ssh" and not is_http_url(url):
+        raise ConfigError(
+            f"a password or a token is sent over HTTPS, and {redact_url(url)} is not an "
+            "https:// URL",
+            hint="use the repository's https:// URL, or --ssh-key FILE with its SSH URL",
+        )
+
+
 async def register_repo(
-    store: Store, *, name: str, url: str, ref: str = "HEAD", paths: tuple[str, ...] = ()
+    store: Store,
+    *,
+    name: str,
+    url: str,
+    ref: str = "HEAD",
+    paths: tuple[str, ...] = (),
+    credentials: GivenCredentials | None = None,
 ) -> list[AppRecord]:
     """Register repository NAME (a git URL or a local folder) and every app found in it,
     all or nothing: everything that can fail is checked before the first write, and the
-    writes are one transaction, so a failed `repo add` leaves the store as it was."""
-    if is_url(url):
+    writes are one transaction, so a failed `repo add` leaves the store as it was.
+
+    CREDENTIALS (for a private repository) are written to the data folder (0600) and
+    used for this first fetch already; the record keeps where they are, never them.
+    """
+    _check_transport(url, credentials)
+    record = RepoRecord(name=name, url=url, ref=ref, paths=paths)
+    if credentials is not None:
+        record = replace(record, auth=_write_credentials(name, credentials))
+    try:
+        apps = await _register(store, record)
+    except BaseException:
+        # What this attempt wrote goes; the registration in force keeps its files.
+        _keep_only(name, await _credentials_in_force(store, name))
+        raise
+    _keep_only(name, record.auth)
+    return apps
+
+
+async def _credentials_in_force(store: Store, name: str) -> RepoCredentials:
+    try:
+        return (await asyncio.to_thread(store.get_repo, name)).auth
+    except NotFoundError:
+        return RepoCredentials()
+
+
+async def _register(store: Store, record: RepoRecord) -> list[AppRecord]:
+    if is_url(record.url):
         from appflow.sources import git
 
-        record = RepoRecord(name=name, url=url, ref=ref, paths=paths)
-        spec = git_source(record)
-        fetched = await git.fetch(spec)
-        root = await git.checkout(spec, fetched.commit)
+        try:
+            fetched = await git.fetch(git_source(record))
+            root = await git.checkout(git_source(record), fetched.commit)
+        except SourceError as err:
+            raise repository_error(err, record) from err
         record = replace(record, last_commit=fetched.commit, last_fetched=utc_now())
     else:
-        root = Path(url).resolve()
+        root = Path(record.url).resolve()
         if not root.is_dir():
-            raise ConfigError(f"{url} is neither a URL nor a folder")
-        record = RepoRecord(name=name, url=str(root), ref="", paths=paths)
+            raise ConfigError(f"{record.url} is neither a URL nor a folder")
+        record = replace(record, url=str(root), ref="")
     existing = {a.name: a for a in await asyncio.to_thread(store.list_apps)}
     apps = await asyncio.to_thread(discover_apps, record, root, existing=existing)
     await Recorder(store).repo_registered(record, apps)
@@ -133,13 +388,15 @@ async def refresh_repo(
     from appflow.sources import git
 
     repo = await asyncio.to_thread(store.get_repo, name)
-    spec = git_source(repo)
-    if commit is None:
-        commit = (await git.resolve(spec)).commit
-    if commit == polled.get(name):
-        return RepoRefresh(commit=None)
-    # By commit: the ref is resolved already, so the fetch lists nothing again.
-    await git.fetch(git.GitSource(url=repo.url, ref=git.RefSpec.commit(commit), auth=spec.auth))
+    try:
+        if commit is None:
+            commit = (await git.resolve(git_source(repo))).commit
+        if commit == polled.get(name):
+            return RepoRefresh(commit=None)
+        # By commit: the ref is resolved already, so the fetch lists nothing again.
+        await git.fetch(git_source(repo, commit=commit))
+    except SourceError as err:
+        raise repository_error(err, repo) from err
     due = await _due_apps(store, repo, commit)
     await recorder.repo_fetched(name, commit)
     polled[name] = commit

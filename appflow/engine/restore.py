@@ -69,4 +69,6 @@ async def _source_at(parts: EngineParts, state: AppState, revision: RevisionReco
     renders with what was recorded decides whether it still serves)."""
     record: AppRecord = state.app
     commit = revision.source_ref.commit if isinstance(revision.source_ref, GitCommit) else None
-    return await parts.resolvers.of(record).fetch(record, state.repo, commit=commit)
+    return await parts.resolvers.of(record).fetch(
+        record, state.repo, commit=commit, store=parts.store
+    )

@@ -18,13 +18,22 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from appflow.errors import AppflowError, ConfigError, Where
+from appflow.errors import (
+    AppflowError,
+    ConfigError,
+    GitAuthError,
+    GitHostKeyError,
+    SourceError,
+    Where,
+)
 from appflow.model.appdef import AppDefinition
+from appflow.model.giturl import redact_url
 from appflow.model.records import (
     AppRecord,
     AppSource,
     GitCommit,
     LocalContent,
+    RepoCredentials,
     RepoRecord,
     SourceRef,
 )
@@ -33,6 +42,7 @@ from appflow.sources.folders import folder_digest
 
 if TYPE_CHECKING:
     from appflow.sources import git
+    from appflow.store import Store
 
 # Git sources (pygit2) are imported where an app needs them: a fresh `appflow
 # sync` of a folder of YAML would otherwise spend a third of its time importing
@@ -53,8 +63,11 @@ class Source:
 class SourceResolver(Protocol):
     """Fetches one kind of source and reads app definitions from it."""
 
-    async def fetch(self, app: AppRecord, repo: RepoRecord | None, *, commit: str | None) -> Source:
-        """APP's source now (at COMMIT, when a caller already resolved it)."""
+    async def fetch(
+        self, app: AppRecord, repo: RepoRecord | None, *, commit: str | None, store: Store
+    ) -> Source:
+        """APP's source now (at COMMIT, when a caller already resolved it); what else it
+        needs it reads from STORE (in a worker thread)."""
         ...
 
     async def definition(self, app: AppRecord, source: Source) -> AppDefinition:
@@ -98,10 +111,57 @@ def ref_spec(ref: str) -> git.RefSpec:
     return git.RefSpec.branch(ref)
 
 
-def git_source(repo: RepoRecord) -> git.GitSource:
+def git_auth(credentials: RepoCredentials) -> git.GitAuth:
+    """How the git adapter signs in with a repository's recorded credentials."""
     from appflow.sources import git
 
-    return git.GitSource(url=repo.url, ref=ref_spec(repo.ref))
+    if credentials.kind == "ssh":
+        return git.GitAuth.ssh(
+            private_key_file=credentials.secret_file,
+            known_hosts_file=credentials.known_hosts_file,
+            username=credentials.username,
+        )
+    if credentials.kind == "token":
+        return git.GitAuth.token(
+            file=credentials.secret_file, username=credentials.username or "x-access-token"
+        )
+    if credentials.kind == "basic":
+        assert credentials.username is not None  # RepoCredentials checks it
+        return git.GitAuth.basic(
+            username=credentials.username, password_file=credentials.secret_file
+        )
+    return git.GitAuth.none()
+
+
+def git_source(repo: RepoRecord, *, commit: str | None = None) -> git.GitSource:
+    """REPO as the git adapter follows it (at COMMIT when given), with its credentials:
+    every fetch, listing and checkout of a repository goes through here."""
+    from appflow.sources import git
+
+    ref = git.RefSpec.commit(commit) if commit is not None else ref_spec(repo.ref)
+    return git.GitSource(url=repo.url, ref=ref, auth=git_auth(repo.auth))
+
+
+def repository_error(err: SourceError, repo: RepoRecord) -> SourceError:
+    """ERR, met talking to REPO's server, naming the repository and how to change what
+    appflow signs in with (the adapter knows the URL, not the registration)."""
+    located = err.located(repo=repo.name)
+    again = f"appflow repo add {repo.name} {redact_url(repo.url)}"
+    if isinstance(err, GitHostKeyError):
+        located.hint = (
+            "the server's SSH host key is not the one appflow trusts for it: if the server's key "
+            "changed on purpose, confirm the new key with its administrator, then register it: "
+            f"{again} --ssh-key FILE --known-hosts FILE"
+        )
+    elif isinstance(err, GitAuthError):
+        options = {
+            "ssh": "--ssh-key FILE",
+            "token": "--token-env VAR",
+            "basic": "--username USER --password-env VAR",
+            "none": "--ssh-key FILE, --token-env VAR or --username USER --password-env VAR",
+        }[repo.auth.kind]
+        located.hint = f"{err.hint}; to give appflow other credentials: {again} {options}"
+    return located
 
 
 async def read_definition(app: AppRecord, source: Source) -> AppDefinition:
@@ -125,7 +185,9 @@ async def read_definition(app: AppRecord, source: Source) -> AppDefinition:
 class LocalResolver:
     """A folder on this machine; its content digest identifies it."""
 
-    async def fetch(self, app: AppRecord, repo: RepoRecord | None, *, commit: str | None) -> Source:
+    async def fetch(
+        self, app: AppRecord, repo: RepoRecord | None, *, commit: str | None, store: Store
+    ) -> Source:
         if not app.local_path:
             raise ConfigError("a local app needs a folder", where=Where(app=app.name))
         root = Path(app.local_path)
@@ -150,15 +212,20 @@ class LocalResolver:
 class GitResolver:
     """A commit of a git repository, checked out read-only under the cache."""
 
-    async def fetch(self, app: AppRecord, repo: RepoRecord | None, *, commit: str | None) -> Source:
+    async def fetch(
+        self, app: AppRecord, repo: RepoRecord | None, *, commit: str | None, store: Store
+    ) -> Source:
         if repo is None:
             raise ConfigError("a git app needs a repository", where=Where(app=app.name))
         from appflow.sources import git
 
         spec = git_source(repo)
-        if commit is None:
-            commit = (await git.fetch(spec)).commit
-        root = await git.checkout(spec, commit)
+        try:
+            if commit is None:
+                commit = (await git.fetch(spec)).commit
+            root = await git.checkout(spec, commit)
+        except SourceError as err:
+            raise repository_error(err, repo).located(app=app.name) from err
         return Source(root=root, digest=f"git:{commit}:{app.path}", ref=GitCommit(commit=commit))
 
     async def definition(self, app: AppRecord, source: Source) -> AppDefinition:

@@ -68,7 +68,7 @@ async def sync_app(
     """Render, validate and apply REQUEST.app on its targets; see the module docstring."""
     state = await load_app_state(parts.store, request.app)
     resolver = parts.resolvers.of(state.app)
-    source = await resolver.fetch(state.app, state.repo, commit=request.commit)
+    source = await resolver.fetch(state.app, state.repo, commit=request.commit, store=parts.store)
     if (
         state.repo is not None
         and isinstance(source.ref, GitCommit)

@@ -91,3 +91,15 @@ def is_local_url(url: str) -> bool:
     if _SCHEME.match(url):
         return False
     return url.startswith(("/", "./", "../")) or not _SCP_LIKE.match(url)
+
+
+def is_ssh_url(url: str) -> bool:
+    """True for ssh:// URLs and scp-like ``[user@]host:path``: reached over SSH, with keys."""
+    if url.startswith(("ssh://", "git+ssh://")):
+        return True
+    return not _SCHEME.match(url) and not is_local_url(url)
+
+
+def is_http_url(url: str) -> bool:
+    """True for http:// and https:// URLs: reached over HTTP, with a token or a password."""
+    return url.startswith(("https://", "http://"))

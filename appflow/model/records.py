@@ -55,6 +55,8 @@ RenderedObjects = dict[str, list[JsonObject]]
 UpgradePolicy = Literal["manual", "auto"]
 UPGRADE_POLICIES: tuple[str, ...] = get_args(UpgradePolicy)
 ChartKind = Literal["local", "repo", "oci"]
+RepoAuthKind = Literal["none", "ssh", "basic", "token"]
+REPO_AUTH_KINDS: tuple[str, ...] = get_args(RepoAuthKind)
 
 
 def utc_now() -> datetime:
@@ -318,19 +320,56 @@ class ClusterGroupRecord:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RepoRecord:
-    """A GitRepo source: where to fetch, which ref, which folders hold apps.
+class RepoCredentials:
+    """How appflow signs in to a private repository: where its secret is kept, never the secret.
 
-    ``auth`` holds references only, never secrets: e.g. ``{"kind": "token",
-    "token_file": "..."}`` or ``{"kind": "ssh", "key_file": "..."}``.
+    ``secret_file`` is a file of its own in the data folder (mode 0600, written by
+    `appflow repo add`): the SSH private key (``ssh``), the password (``basic``) or the
+    token (``token``). ``known_hosts_file`` holds the SSH server keys to trust (without
+    one, the user's ``~/.ssh/known_hosts``).
     """
+
+    kind: RepoAuthKind = "none"
+    username: str | None = None
+    """The user for ``basic``; for ``token`` the user the token is sent as (default
+    x-access-token); for ``ssh`` the user when the URL names none (default git)."""
+    secret_file: str | None = None
+    known_hosts_file: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_choice(self.kind, REPO_AUTH_KINDS, field_name="auth.kind")
+        if (self.kind == "none") != (self.secret_file is None):
+            raise ConfigError(
+                "credentials need a secret file, and only credentials have one",
+                where=Where(field="auth.secretFile"),
+            )
+        if self.kind == "basic" and not self.username:
+            raise ConfigError(
+                "basic credentials need a username", where=Where(field="auth.username")
+            )
+        if self.known_hosts_file is not None and self.kind != "ssh":
+            raise ConfigError(
+                "only SSH credentials take a known_hosts file",
+                where=Where(field="auth.knownHostsFile"),
+            )
+
+    def describe(self) -> str:
+        """What kind of credentials these are, for listings (never where they are kept)."""
+        if self.kind == "basic":
+            return f"basic ({self.username})"
+        return self.kind
+
+
+@dataclass(frozen=True, kw_only=True)
+class RepoRecord:
+    """A GitRepo source: where to fetch, which ref, which folders hold apps, how to sign in."""
 
     name: str
     url: str
     ref: str = "main"
     """Branch, tag, commit or semver range to follow."""
     paths: tuple[str, ...] = ()
-    auth: dict[str, str] = field(default_factory=dict)
+    auth: RepoCredentials = field(default_factory=RepoCredentials)
     poll_interval_seconds: int = 60
     webhook_secret_ref: str | None = None
     last_commit: str | None = None
@@ -345,6 +384,38 @@ class RepoRecord:
             )
         _check_aware(self.last_fetched, field_name="last_fetched")
         _check_aware(self.created_at, field_name="created_at")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CatalogRepoRecord:
+    """A Helm HTTP repository or an OCI registry path the catalog lists charts from.
+
+    Holds where the password and CA files are, never a secret itself.
+    """
+
+    name: str
+    url: str
+    username: str | None = None
+    password_file: str | None = None
+    ca_file: str | None = None
+    poll_interval_seconds: int = 300
+    created_at: datetime = field(default_factory=utc_now)
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name:
+            raise ConfigError(
+                f"catalog repository name {self.name!r} must be non-empty and have no '/'",
+                where=Where(field="name"),
+            )
+        if self.poll_interval_seconds < 0:
+            raise ConfigError(
+                "poll interval must not be negative", where=Where(field="poll_interval_seconds")
+            )
+        _check_aware(self.created_at, field_name="created_at")
+
+    @property
+    def is_oci(self) -> bool:
+        return self.url.startswith("oci://")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -294,7 +294,7 @@ class FleetService:
     def catalog_entries(self, *, category: str = "", search: str = "") -> list[CatalogEntry]:
         from appflow.engine.catalog.entries import load_entries
 
-        entries, _ = load_entries(self.catalog_dir)
+        entries, _ = load_entries(self.catalog_dir, repos=self.store.list_catalog_repos())
         return [e for e in entries if e.matches(category=category or None, search=search or None)]
 
     def installs(self) -> list[dict[str, Any]]:
@@ -310,9 +310,10 @@ class FleetService:
         from appflow.model.values import merge_values
         from appflow.sources import catalog as source
 
-        entry = await asyncio.to_thread(find_entry, self.catalog_dir, name)
-        resolution = await resolve(entry, version=version)
-        chart_dir, _ = await fetch_chart(resolution)
+        repos = await asyncio.to_thread(self.store.list_catalog_repos)
+        entry = await asyncio.to_thread(find_entry, self.catalog_dir, name, repos=repos)
+        resolution = await resolve(entry, version=version, repos=repos)
+        chart_dir, _ = await fetch_chart(resolution, repos=repos)
         readme = entry.readme or ""
         if not readme and (chart_dir / "README.md").is_file():
             readme = (chart_dir / "README.md").read_text(errors="replace")
@@ -381,12 +382,17 @@ class FleetService:
         """Re-apply revision TO of app NAME; auto-sync stays paused until the next sync."""
         actor.require_write("roll back apps")
         engine = self._engine("roll back")
-        app = self.store.get_app(name)
-        self.store.get_revision(name, to)
-        # Paused first: the daemon's next poll must not re-apply the newest revision
-        # while the rollback is on its way.
-        self.store.put_app(replace(app, paused=True))
-        self._record(actor, f"rollback to revision {to} requested", app=name)
+
+        def pause() -> None:
+            app = self.store.get_app(name)
+            self.store.get_revision(name, to)
+            # Paused first: the daemon's next poll must not re-apply the newest revision
+            # while the rollback is on its way.
+            self.store.put_app(replace(app, paused=True))
+            self._record(actor, f"rollback to revision {to} requested", app=name)
+
+        # The daemon's syncs share this event loop: the store is read and written aside.
+        await asyncio.to_thread(pause)
         return await engine.rollback(name, to=to)
 
     def pause_rollout(self, actor: Actor, name: str) -> RolloutRecord:
@@ -434,7 +440,8 @@ class FleetService:
             catalog_dir=self.catalog_dir,
         )
         planned, report = await install(engine, request)
-        self._record(
+        await asyncio.to_thread(
+            self._record,
             actor,
             f"installed {entry} {planned.resolution.version} on "
             f"{', '.join(c.name for c in planned.targets)}",
@@ -459,7 +466,9 @@ class FleetService:
             catalog_dir=self.catalog_dir,
         )
         planned, report = await upgrade(engine, request)
-        self._record(actor, f"upgraded to {planned.resolution.version}", app=name)
+        await asyncio.to_thread(
+            self._record, actor, f"upgraded to {planned.resolution.version}", app=name
+        )
         return report
 
     async def uninstall(self, actor: Actor, name: str) -> AppSyncReport:
@@ -467,8 +476,11 @@ class FleetService:
 
         actor.require_write("uninstall apps")
         report = await uninstall(self._engine("uninstall"), name)
-        self._record(
-            actor, "uninstalled" if report.ok else "uninstall failed on some clusters", app=name
+        await asyncio.to_thread(
+            self._record,
+            actor,
+            "uninstalled" if report.ok else "uninstall failed on some clusters",
+            app=name,
         )
         return report
 

@@ -3,9 +3,9 @@
 * ``load_catalog(dir)`` reads every ``<dir>/<app>/app.yaml`` (checked against
   ``appflow/schemas/catalog-app.schema.json``) with its ``values.schema.json``,
   ``questions.yaml`` and ``README.md``.
-* Catalog repositories (``appflow catalog repo add``) are kept in
-  ``data_dir()/catalog-repos.json``: name, URL, user name and the *path* of a
-  password file and CA file, never a secret itself.
+* Catalog repositories (``appflow catalog repo add``) are ``CatalogRepoRecord``s in the
+  store: name, URL, user name and the *path* of a password file and CA file, never a
+  secret itself. Functions here take them as arguments.
 * ``fetch_index`` downloads a repository's ``index.yaml`` with ``If-None-Match``
   / ``If-Modified-Since`` and keeps it, plus a parsed JSON copy that loads in
   milliseconds, under ``cache_dir()/catalog/<repo>/``. Indexes larger than
@@ -30,7 +30,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ from appflow.model.catalog import (
     questions_of,
     schema_validator,
 )
+from appflow.model.records import CatalogRepoRecord
 from appflow.paths import cache_dir, data_dir
 from appflow.sources.folders import folder_digest
 
@@ -254,36 +255,28 @@ def load_catalog(
 # --- catalog repositories --------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class CatalogRepo:
-    """A Helm HTTP repository or OCI registry the catalog lists charts from."""
-
-    name: str
-    url: str
-    username: str | None = None
-    password_file: str | None = None
-    ca_file: str | None = None
-    poll_interval_seconds: int = 300
-
-    @property
-    def is_oci(self) -> bool:
-        return self.url.startswith("oci://")
+def check_repo(repo: CatalogRepoRecord) -> None:
+    """Refuse a catalog repository whose URL or files cannot work, before it is recorded."""
+    scheme = urlparse(repo.url).scheme
+    if scheme not in ("http", "https", "oci"):
+        raise ConfigError(
+            f"{repo.url!r} is not an http(s):// Helm repository or an oci:// registry",
+            where=Where(field="url"),
+            hint=f"appflow catalog repo add {repo.name} https://...",
+        )
+    for f in (repo.password_file, repo.ca_file):
+        if f and not Path(f).is_file():
+            raise ConfigError(f"{f} does not exist or is not a file", where=Where(file=f))
 
 
-def _repos_file() -> Path:
-    return data_dir() / "catalog-repos.json"
+def forget_index(name: str) -> None:
+    """Drop the cached index of repository NAME (it was removed)."""
+    shutil.rmtree(_index_dir(name), ignore_errors=True)
 
 
-def list_repos() -> list[CatalogRepo]:
-    path = _repos_file()
-    if not path.is_file():
-        return []
-    data = _read_json(path)
-    return [CatalogRepo(**item) for item in data.get("repos", [])]
-
-
-def get_repo(name: str) -> CatalogRepo:
-    for repo in list_repos():
+def get_repo(repos: Sequence[CatalogRepoRecord], name: str) -> CatalogRepoRecord:
+    """Registered repository NAME among REPOS."""
+    for repo in repos:
         if repo.name == name:
             return repo
     raise NotFoundError(
@@ -291,48 +284,28 @@ def get_repo(name: str) -> CatalogRepo:
     )
 
 
-def _write_repos(repos: Sequence[CatalogRepo]) -> None:
-    path = _repos_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"repos": [asdict(r) for r in repos]}, indent=2))
-    tmp.replace(path)
-
-
-def put_repo(repo: CatalogRepo) -> None:
-    if not repo.name or "/" in repo.name:
-        raise ConfigError(f"repository name {repo.name!r} must be non-empty and have no '/'")
-    scheme = urlparse(repo.url).scheme
-    if scheme not in ("http", "https", "oci"):
-        raise ConfigError(
-            f"{repo.url!r} is not an http(s):// Helm repository or an oci:// registry"
-        )
-    for f in (repo.password_file, repo.ca_file):
-        if f and not Path(f).is_file():
-            raise ConfigError(f"{f} does not exist or is not a file")
-    others = [r for r in list_repos() if r.name != repo.name]
-    _write_repos([*others, repo])
-
-
-def delete_repo(name: str) -> None:
-    get_repo(name)
-    _write_repos([r for r in list_repos() if r.name != name])
-    shutil.rmtree(_index_dir(name), ignore_errors=True)
-
-
 def _index_dir(key: str) -> Path:
     return cache_dir() / "catalog" / "repos" / key
 
 
-def repo_for_url(url: str) -> CatalogRepo:
+def repo_for_url(repos: Sequence[CatalogRepoRecord], url: str) -> CatalogRepoRecord:
     """A registered repository with URL, else an anonymous one keyed by the URL's digest."""
-    for repo in list_repos():
+    for repo in repos:
         if repo.url.rstrip("/") == url.rstrip("/"):
             return repo
-    return CatalogRepo(name="url-" + hashlib.sha256(url.encode()).hexdigest()[:16], url=url)
+    return CatalogRepoRecord(name="url-" + hashlib.sha256(url.encode()).hexdigest()[:16], url=url)
 
 
-def _client(repo: CatalogRepo, *, timeout: float = 30.0) -> httpx.Client:
+def repo_for_chart(
+    repos: Sequence[CatalogRepoRecord], name: str | None, url: str
+) -> CatalogRepoRecord:
+    """The repository a chart came from: registered NAME, else the one serving URL."""
+    if name and not name.startswith("url-"):
+        return get_repo(repos, name)
+    return repo_for_url(repos, url)
+
+
+def _client(repo: CatalogRepoRecord, *, timeout: float = 30.0) -> httpx.Client:
     verify: ssl.SSLContext | bool = True
     if repo.ca_file:
         verify = ssl.create_default_context(cafile=repo.ca_file)
@@ -360,7 +333,7 @@ class FetchedIndex:
     """'cached' (not asked), 'not-modified' (304) or 'downloaded'."""
 
 
-def cached_index(repo: CatalogRepo) -> ChartIndex | None:
+def cached_index(repo: CatalogRepoRecord) -> ChartIndex | None:
     """The parsed index kept from the last fetch, without any network call."""
     path = _index_dir(repo.name) / "index.json"
     try:
@@ -433,7 +406,10 @@ def _bad_index(message: str) -> SourceError:
 
 
 def fetch_index(
-    repo: CatalogRepo, *, max_age: float = DEFAULT_INDEX_MAX_AGE, max_bytes: int = MAX_INDEX_BYTES
+    repo: CatalogRepoRecord,
+    *,
+    max_age: float = DEFAULT_INDEX_MAX_AGE,
+    max_bytes: int = MAX_INDEX_BYTES,
 ) -> FetchedIndex:
     """REPO's index: from the cache when younger than MAX_AGE, else asked for conditionally."""
     if repo.is_oci:
@@ -498,7 +474,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
-def repo_entries(repo: CatalogRepo, index: ChartIndex) -> list[CatalogEntry]:
+def repo_entries(repo: CatalogRepoRecord, index: ChartIndex) -> list[CatalogEntry]:
     """The charts of a catalog repository as catalog entries named REPO/CHART."""
     entries = []
     for name, versions in sorted(index.items()):
@@ -538,7 +514,7 @@ def chart_url(repo_url: str, version: ChartVersion) -> str:
 
 
 def download_chart(
-    repo: CatalogRepo, url: str, *, digest: str, chart: str, max_bytes: int = MAX_CHART_BYTES
+    repo: CatalogRepoRecord, url: str, *, digest: str, chart: str, max_bytes: int = MAX_CHART_BYTES
 ) -> Path:
     """The chart at URL, verified against DIGEST (sha256 hex) and extracted; its folder.
 

@@ -45,11 +45,12 @@ from appflow.errors import (
     AppflowError,
     ConfigError,
     GitAuthError,
+    GitHostKeyError,
     GitRefNotFoundError,
     SourceError,
     Where,
 )
-from appflow.model.giturl import is_local_url, normalize_repo_url, redact_url
+from appflow.model.giturl import is_local_url, is_ssh_url, normalize_repo_url, redact_url
 from appflow.model.semver import highest_match, parse_constraint, parse_version, sort_versions
 from appflow.paths import cache_dir
 
@@ -744,12 +745,6 @@ def _proxy(url: str) -> Literal[True] | None:
     return None if is_local_url(url) else True
 
 
-def _is_ssh(url: str) -> bool:
-    if url.startswith("ssh://") or url.startswith("git+ssh://"):
-        return True
-    return "://" not in url and not is_local_url(url)
-
-
 class _Callbacks(pygit2.RemoteCallbacks):
     """Hands libgit2 the source's credentials, once: a refused secret is not retried."""
 
@@ -825,7 +820,7 @@ class _Callbacks(pygit2.RemoteCallbacks):
         # has already looked the key up in known_hosts and tells us in `valid`.
         if valid:
             return True
-        return _is_ssh(self._url) and self._auth.insecure_accept_host_key
+        return is_ssh_url(self._url) and self._auth.insecure_accept_host_key
 
 
 def _auth_hint(auth: GitAuth) -> str:
@@ -847,7 +842,7 @@ _HOMEDIR_LOCK = threading.Lock()
 
 @contextlib.contextmanager
 def _known_hosts(url: str, auth: GitAuth) -> Iterator[None]:
-    if not _is_ssh(url) or auth.insecure_accept_host_key:
+    if not is_ssh_url(url) or auth.insecure_accept_host_key:
         yield
         return
     if auth.known_hosts_file is None:
@@ -897,9 +892,16 @@ def _translate(err: Exception, url: str, auth: GitAuth, doing: str) -> AppflowEr
     text = str(err)
     low = text.lower()
     if "hostkey" in low or "host key" in low or isinstance(err, pygit2.errors.CertificateError):
+        if is_ssh_url(url):
+            return GitHostKeyError(
+                f"cannot {doing} {shown}: the server's identity could not be verified: its host "
+                f"key is not in the known_hosts file ({text})",
+                hint="add the server's key to known_hosts (ssh-keyscan) or set known_hosts_file",
+            )
         return GitAuthError(
-            f"cannot {doing} {shown}: the server's identity could not be verified ({text})",
-            hint="add the server's key to known_hosts (ssh-keyscan) or set known_hosts_file",
+            f"cannot {doing} {shown}: the server's TLS certificate is not trusted ({text})",
+            hint="install the certificate authority that signed it in the system's trust store, "
+            "or point SSL_CERT_FILE at a bundle that holds it",
         )
     if any(
         s in low

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from appflow.model.records import (
     AppRecord,
+    CatalogRepoRecord,
     ClusterGroupRecord,
     ClusterRecord,
     DeploymentRecord,
@@ -40,7 +41,8 @@ __all__ = ["SqliteStore", "Store", "default_store_path", "open_store"]
 
 
 class Store(Protocol):
-    """appflow's records: clusters, groups, repos, apps, revisions, deployments, history."""
+    """appflow's records: clusters, groups, repos, catalog repos, apps, revisions,
+    deployments, history."""
 
     def close(self) -> None: ...
 
@@ -66,6 +68,12 @@ class Store(Protocol):
     def record_fetch(self, name: str, *, commit: str) -> None: ...
     def list_repos(self) -> list[RepoRecord]: ...
     def delete_repo(self, name: str) -> None: ...
+
+    # catalog repositories (Helm repositories and OCI registries the catalog lists)
+    def put_catalog_repo(self, repo: CatalogRepoRecord) -> CatalogRepoRecord: ...
+    def get_catalog_repo(self, name: str) -> CatalogRepoRecord: ...
+    def list_catalog_repos(self) -> list[CatalogRepoRecord]: ...
+    def delete_catalog_repo(self, name: str) -> None: ...
 
     # apps
     def put_app(self, app: AppRecord) -> AppRecord: ...

@@ -14,11 +14,13 @@ the step was written.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,9 @@ class Migration:
     """Runs after the statements, in the same transaction."""
     after: tuple[str, ...] = ()
     """Statements that run after ``convert`` (dropping what it converted from)."""
+    finish: Callable[[Path], None] | None = None
+    """Runs once the step is committed, given the store's path: tidies files outside the
+    database that the step took in (a crash before it leaves them, never reads them again)."""
 
 
 # -- version 5: typed records -------------------------------------------------------------
@@ -153,6 +158,84 @@ def _typed_records_v5(conn: sqlite3.Connection) -> None:
     # Deployments before syncs: their release history is read from the syncs' counts.
     _deployments_v5(conn)
     _revisions_and_syncs_v5(conn)
+
+
+# -- version 6: catalog repositories in the store ----------------------------------------
+
+_CATALOG_REPOS_FILE = "catalog-repos.json"
+"""Where versions before 6 kept catalog repositories: next to the store, in the data folder."""
+
+# Version 5's RepoRecord.auth was a free dict naming where a secret is, in the git
+# adapter's words; version 6's is RepoCredentials. No sync ever used the old form (the
+# engine built git sources without it), so one that does not map is dropped, not refused.
+_SECRET_KEYS = ("token_file", "password_file", "private_key_file", "key_file")
+
+
+def _legacy_catalog_repos(conn: sqlite3.Connection) -> Path | None:
+    name = str(conn.execute("PRAGMA database_list").fetchone()[2])
+    # An in-memory store has no folder, and so no file of an earlier version beside it.
+    return Path(name).parent / _CATALOG_REPOS_FILE if name else None
+
+
+def _catalog_repos_v6(conn: sqlite3.Connection) -> None:
+    legacy = _legacy_catalog_repos(conn)
+    if legacy is not None and legacy.is_file():
+        now = datetime.now(UTC).isoformat()
+        for repo in _catalog_repos_in(legacy):
+            conn.execute(
+                """INSERT INTO catalog_repos (name, url, username, password_file, ca_file,
+                       poll_interval_seconds, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    repo["name"],
+                    repo["url"],
+                    repo.get("username"),
+                    repo.get("password_file"),
+                    repo.get("ca_file"),
+                    int(repo.get("poll_interval_seconds") or 300),
+                    now,
+                ),
+            )
+    for name, text in conn.execute("SELECT name, auth FROM repos").fetchall():
+        conn.execute("UPDATE repos SET auth = ? WHERE name = ?", (_credentials_v6(text), name))
+
+
+def _catalog_repos_in(legacy: Path) -> list[dict[str, Any]]:
+    """The repositories of an earlier version's catalog-repos.json; DataError (the step
+    fails, naming the file) when it is not what that version wrote."""
+    try:
+        repos = json.loads(legacy.read_text(encoding="utf-8")).get("repos") or []
+        if not all(
+            isinstance(r, dict) and isinstance(r.get("name"), str) and isinstance(r.get("url"), str)
+            for r in repos
+        ):
+            raise ValueError("every repository needs a name and a url")
+    except (OSError, ValueError, AttributeError, TypeError) as err:
+        raise sqlite3.DataError(
+            f"{legacy} cannot be read: {err}; fix or move the file and run appflow again"
+        ) from err
+    return list(repos)
+
+
+def _credentials_v6(text: str) -> str:
+    auth: dict[str, Any] = json.loads(text or "{}")
+    kind = auth.get("kind")
+    secret = next((auth[k] for k in _SECRET_KEYS if auth.get(k)), None)
+    if kind not in ("ssh", "basic", "token") or secret is None:
+        return "{}"
+    if kind == "basic" and not auth.get("username"):
+        return "{}"
+    out: dict[str, str] = {"kind": kind, "secretFile": str(secret)}
+    if auth.get("username"):
+        out["username"] = str(auth["username"])
+    if kind == "ssh" and auth.get("known_hosts_file"):
+        out["knownHostsFile"] = str(auth["known_hosts_file"])
+    return json.dumps(out, sort_keys=True, separators=(",", ":"))
+
+
+def _catalog_repos_file_taken_in(path: Path) -> None:
+    legacy = path.parent / _CATALOG_REPOS_FILE
+    if legacy.is_file():
+        legacy.rename(legacy.with_name(f"{_CATALOG_REPOS_FILE}.moved-to-store"))
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -321,6 +404,23 @@ MIGRATIONS: tuple[Migration, ...] = (
         convert=_typed_records_v5,
         after=("ALTER TABLE apps DROP COLUMN definition",),
     ),
+    Migration(
+        version=6,
+        description="catalog repositories in the store; typed repository credentials",
+        statements=(
+            """CREATE TABLE catalog_repos (
+                name TEXT PRIMARY KEY,
+                url TEXT NOT NULL,
+                username TEXT,
+                password_file TEXT,
+                ca_file TEXT,
+                poll_interval_seconds INTEGER NOT NULL,
+                created_at TEXT NOT NULL
+            )""",
+        ),
+        convert=_catalog_repos_v6,
+        finish=_catalog_repos_file_taken_in,
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
@@ -384,6 +484,10 @@ def migrate(
                 hint="the store was left at its previous version; report this as a bug",
             ) from err
         current = step.version
+        if step.finish is not None:
+            # The step is committed: a file it could not tidy is never read again.
+            with contextlib.suppress(OSError):
+                step.finish(path)
     return current
 
 

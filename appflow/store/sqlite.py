@@ -39,6 +39,7 @@ from appflow.model.inventory import InventoryEntry, entries_from_lines
 from appflow.model.records import (
     AppRecord,
     CatalogInstall,
+    CatalogRepoRecord,
     ClusterGroupRecord,
     ClusterRecord,
     DeploymentRecord,
@@ -47,6 +48,7 @@ from appflow.model.records import (
     FailingObject,
     HelmReleaseRef,
     RenderedObjects,
+    RepoCredentials,
     RepoRecord,
     ResourceCounts,
     RevisionRecord,
@@ -411,7 +413,7 @@ class SqliteStore:
                     "url": repo.url,
                     "ref": repo.ref,
                     "paths": _json_out(list(repo.paths)),
-                    "auth": _json_out(repo.auth),
+                    "auth": _record_out(repo.auth),
                     "poll_interval_seconds": repo.poll_interval_seconds,
                     "webhook_secret_ref": repo.webhook_secret_ref,
                     "last_commit": repo.last_commit,
@@ -458,6 +460,52 @@ class SqliteStore:
                     hint="delete those apps first",
                 )
             conn.execute("DELETE FROM repos WHERE name = ?", (name,))
+
+    # -- catalog repositories ---------------------------------------------------------------
+
+    def put_catalog_repo(self, repo: CatalogRepoRecord) -> CatalogRepoRecord:
+        """Add or replace a catalog repository; an existing one keeps its ``created_at``."""
+        with self._write(f"save catalog repository {repo.name}") as conn:
+            conn.execute(
+                """INSERT INTO catalog_repos (name, url, username, password_file, ca_file,
+                       poll_interval_seconds, created_at)
+                   VALUES (:name, :url, :username, :password_file, :ca_file,
+                       :poll_interval_seconds, :created_at)
+                   ON CONFLICT (name) DO UPDATE SET url = excluded.url,
+                       username = excluded.username, password_file = excluded.password_file,
+                       ca_file = excluded.ca_file,
+                       poll_interval_seconds = excluded.poll_interval_seconds""",
+                {
+                    "name": repo.name,
+                    "url": repo.url,
+                    "username": repo.username,
+                    "password_file": repo.password_file,
+                    "ca_file": repo.ca_file,
+                    "poll_interval_seconds": repo.poll_interval_seconds,
+                    "created_at": _time_out(repo.created_at),
+                },
+            )
+            return self.get_catalog_repo(repo.name)
+
+    def get_catalog_repo(self, name: str) -> CatalogRepoRecord:
+        with self._read(f"read catalog repository {name}") as conn:
+            row = conn.execute("SELECT * FROM catalog_repos WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise NotFoundError(
+                f"no catalog repository named {name!r}",
+                hint="see `appflow catalog repo list`",
+            )
+        return _catalog_repo_from(row)
+
+    def list_catalog_repos(self) -> list[CatalogRepoRecord]:
+        with self._read("list catalog repositories") as conn:
+            rows = conn.execute("SELECT * FROM catalog_repos ORDER BY name").fetchall()
+        return [_catalog_repo_from(row) for row in rows]
+
+    def delete_catalog_repo(self, name: str) -> None:
+        with self._write(f"delete catalog repository {name}") as conn:
+            self.get_catalog_repo(name)
+            conn.execute("DELETE FROM catalog_repos WHERE name = ?", (name,))
 
     # -- apps -------------------------------------------------------------------------------
 
@@ -1109,11 +1157,23 @@ def _repo_from(row: sqlite3.Row) -> RepoRecord:
         url=row["url"],
         ref=row["ref"],
         paths=tuple(_json_in(row["paths"])),
-        auth=_json_in(row["auth"]),
+        auth=from_json(RepoCredentials, _json_in(row["auth"]), what="auth"),
         poll_interval_seconds=int(row["poll_interval_seconds"]),
         webhook_secret_ref=row["webhook_secret_ref"],
         last_commit=row["last_commit"],
         last_fetched=_time_in(row["last_fetched"]),
+        created_at=_time_in_required(row["created_at"]),
+    )
+
+
+def _catalog_repo_from(row: sqlite3.Row) -> CatalogRepoRecord:
+    return CatalogRepoRecord(
+        name=row["name"],
+        url=row["url"],
+        username=row["username"],
+        password_file=row["password_file"],
+        ca_file=row["ca_file"],
+        poll_interval_seconds=int(row["poll_interval_seconds"]),
         created_at=_time_in_required(row["created_at"]),
     )
 

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -59,14 +59,20 @@ def _ready(base: str) -> bool:
 
 @contextmanager
 def serving(
-    fleet: Fleet, log: Path, *, args: Sequence[str] = ("--poll", "3600")
+    fleet: Fleet,
+    log: Path,
+    *,
+    args: Sequence[str] = ("--poll", "3600"),
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """`appflow serve` on a free port until the block ends (then SIGTERM); yields it and its URL."""
+    """`appflow serve` on a free port until the block ends (then SIGTERM); yields it and its URL.
+
+    ENV adds to (or overrides) the environment it runs in."""
     port = free_port()
     with open(log, "ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "appflow", "serve", "--listen", f"127.0.0.1:{port}", *args],
-            env=appflow_env(fleet),
+            env={**appflow_env(fleet), **(env or {})},
             stdout=out,
             stderr=subprocess.STDOUT,
         )

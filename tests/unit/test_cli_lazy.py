@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -24,7 +26,7 @@ def test_the_table_says_what_the_command_says(name: str) -> None:
     assert listed.get_short_help_str(200) == command.get_short_help_str(200)
 
 
-def _modules_after(args: list[str]) -> list[str]:
+def _modules_after(args: list[str], *, env: dict[str, str] | None = None) -> list[str]:
     """The heavy modules and appflow modules a fresh process imported to run `appflow ARGS`."""
     code = (
         "import json, sys\n"
@@ -33,7 +35,12 @@ def _modules_after(args: list[str]) -> list[str]:
         "print(json.dumps(sorted(sys.modules)))\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env=env,
     )
     return list(json.loads(done.stdout.splitlines()[-1]))
 
@@ -68,12 +75,30 @@ def test_repo_keeps_the_webhook_secret_command() -> None:
     assert "set-webhook-secret" in result.output
 
 
-def test_syncing_plain_yaml_needs_no_git_helm_or_catalog() -> None:
-    # `appflow sync` loads the engine, which imports git, helm and the catalog
-    # only for apps that use them.
-    modules = _modules_after(["sync", "--help"])
+def test_status_and_a_handed_over_sync_load_no_engine(tmp_path: Path) -> None:
+    # `appflow status` reads the store; `appflow sync` imports the engine only when no
+    # running `appflow serve` takes the sync over, and then only when it syncs.
+    env = {**os.environ, "APPFLOW_HOME": str(tmp_path / "home")}
+    for args in (["status"], ["sync", "--help"]):
+        modules = _modules_after(args, env=env)
 
-    assert "appflow.engine.engine" in modules
+        assert "appflow.cli.apps" in modules
+        assert not [m for m in modules if m.startswith("appflow.engine")], args
+        assert not [m for m in modules if m.split(".")[0] in HEAVY], args
+
+
+def test_syncing_plain_yaml_here_needs_no_git_helm_or_catalog() -> None:
+    # A sync in the CLI's own process loads the engine (and the catalog's resolver),
+    # which import git, helm and the catalog's adapters only for apps that use them.
+    code = (
+        "import json, sys\n"
+        "import appflow.engine.catalog, appflow.engine.engine\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    modules = json.loads(done.stdout.splitlines()[-1])
     assert not [
         m
         for m in modules

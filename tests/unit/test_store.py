@@ -27,6 +27,7 @@ from appflow.model.records import (
     HelmReleaseRef,
     ReleaseRevision,
     RenderedObjects,
+    RepoCredentials,
     RepoRecord,
     ResourceCounts,
 )
@@ -80,7 +81,7 @@ def repo(name: str = "retail") -> RepoRecord:
         url="https://git.example.com/retail.git",
         ref="main",
         paths=("apps/", "edge/"),
-        auth={"kind": "token", "token_file": "/data/tokens/retail"},
+        auth=RepoCredentials(kind="token", secret_file="/data/tokens/retail"),
         poll_interval_seconds=30,
         webhook_secret_ref="/data/secrets/retail-hook",
         last_commit="3f2c1e9",

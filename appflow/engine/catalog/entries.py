@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from appflow.model.catalog import (
     allows_all,
     resolve_version,
 )
+from appflow.model.records import CatalogRepoRecord
 from appflow.render import helm as render_helm
 from appflow.render.types import HelmChartRef
 from appflow.sources import catalog as source
@@ -28,38 +30,44 @@ from appflow.sources.folders import folder_digest
 
 
 def load_entries(
-    catalog_dir: Path, *, repos: bool = True, max_age: float = source.DEFAULT_INDEX_MAX_AGE
+    catalog_dir: Path,
+    *,
+    repos: Sequence[CatalogRepoRecord] = (),
+    max_age: float = source.DEFAULT_INDEX_MAX_AGE,
 ) -> tuple[list[CatalogEntry], list[str]]:
-    """The local catalog and the charts of catalog repositories, plus problems to report.
+    """The local catalog and the charts of catalog repositories REPOS, plus problems to report.
 
     Repository indexes come from the cache when it is younger than MAX_AGE.
     A broken entry or an unreachable repository is a problem, not a failure.
     """
     entries, problems = source.load_catalog(catalog_dir, check_schema=False)
     notes = [f"{p.folder.name}: {p.error}" for p in problems]
-    if repos:
-        for repo in source.list_repos():
-            if repo.is_oci:
+    for repo in repos:
+        if repo.is_oci:
+            continue
+        try:
+            index = source.fetch_index(repo, max_age=max_age).index
+        except AppflowError as err:
+            cached = source.cached_index(repo)
+            notes.append(f"repository {repo.name}: {err}")
+            if cached is None:
                 continue
-            try:
-                index = source.fetch_index(repo, max_age=max_age).index
-            except AppflowError as err:
-                cached = source.cached_index(repo)
-                notes.append(f"repository {repo.name}: {err}")
-                if cached is None:
-                    continue
-                index = cached
-            entries.extend(source.repo_entries(repo, index))
+            index = cached
+        entries.extend(source.repo_entries(repo, index))
     return entries, notes
 
 
 def find_entry(
-    catalog_dir: Path, name: str, *, max_age: float = source.DEFAULT_INDEX_MAX_AGE
+    catalog_dir: Path,
+    name: str,
+    *,
+    repos: Sequence[CatalogRepoRecord],
+    max_age: float = source.DEFAULT_INDEX_MAX_AGE,
 ) -> CatalogEntry:
-    """Entry NAME: a folder of the catalog, or REPO/CHART of a catalog repository."""
+    """Entry NAME: a folder of the catalog, or REPO/CHART of one of the catalog REPOS."""
     repo_name, slash, chart = name.partition("/")
     if slash:
-        repo = source.get_repo(repo_name)
+        repo = source.get_repo(repos, repo_name)
         if repo.is_oci:
             return CatalogEntry(
                 name=name,
@@ -109,7 +117,11 @@ class Resolution:
 
 
 async def resolve(
-    entry: CatalogEntry, *, version: str | None, max_age: float = source.DEFAULT_INDEX_MAX_AGE
+    entry: CatalogEntry,
+    *,
+    version: str | None,
+    repos: Sequence[CatalogRepoRecord],
+    max_age: float = source.DEFAULT_INDEX_MAX_AGE,
 ) -> Resolution:
     """The highest version allowed by the entry's constraint and VERSION (the install's)."""
     constraints = [*entry.constraints, *([version] if version else [])]
@@ -120,7 +132,7 @@ async def resolve(
     if chart.kind == "repo":
         assert chart.repo is not None
         assert chart.name is not None
-        repo = source.get_repo(entry.repo) if entry.repo else source.repo_for_url(chart.repo)
+        repo = source.repo_for_chart(repos, entry.repo, chart.repo)
         fetched = await asyncio.to_thread(source.fetch_index, repo, max_age=max_age)
         versions = fetched.index.get(chart.name)
         if not versions:
@@ -151,8 +163,11 @@ async def resolve(
     return Resolution(entry=entry, version=chosen, constraint=version, oci=chart.oci)
 
 
-async def fetch_chart(resolution: Resolution) -> tuple[Path, str]:
-    """The chart folder of RESOLUTION (verified) and its digest."""
+async def fetch_chart(
+    resolution: Resolution, *, repos: Sequence[CatalogRepoRecord]
+) -> tuple[Path, str]:
+    """The chart folder of RESOLUTION (verified, signing in to its repository among REPOS)
+    and its digest."""
     entry = resolution.entry
     if resolution.kind == "local":
         assert entry.chart.path is not None
@@ -167,11 +182,7 @@ async def fetch_chart(resolution: Resolution) -> tuple[Path, str]:
     if resolution.kind == "repo":
         assert resolution.archive_url
         assert resolution.repo_url
-        repo = (
-            source.get_repo(resolution.repo)
-            if resolution.repo and not resolution.repo.startswith("url-")
-            else source.repo_for_url(resolution.repo_url)
-        )
+        repo = source.repo_for_chart(repos, resolution.repo, resolution.repo_url)
         chart_dir = await asyncio.to_thread(
             source.download_chart,
             repo,

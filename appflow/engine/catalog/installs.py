@@ -39,6 +39,7 @@ from appflow.model.codec import JsonObject
 from appflow.model.records import (
     AppRecord,
     CatalogInstall,
+    CatalogRepoRecord,
     ClusterRecord,
     InstalledChart,
     TargetChoice,
@@ -138,9 +139,10 @@ async def _plan(
     values_input: ValuesInput,
     policy: str,
     existing: AppRecord | None,
+    repos: Sequence[CatalogRepoRecord],
 ) -> Planned:
-    resolution = await resolve(entry, version=version)
-    chart_dir, digest = await fetch_chart(resolution)
+    resolution = await resolve(entry, version=version, repos=repos)
+    chart_dir, digest = await fetch_chart(resolution, repos=repos)
     values = gather_values(entry, chart_dir, values_input)
     record = _record(
         name,
@@ -189,7 +191,8 @@ async def install(
 ) -> tuple[Planned, AppSyncReport]:
     """Install REQUEST's entry: everything is checked on every target before any change."""
     request.targets.check()
-    entry = find_entry(request.catalog_dir, request.entry)
+    repos = await asyncio.to_thread(engine.store.list_catalog_repos)
+    entry = await asyncio.to_thread(find_entry, request.catalog_dir, request.entry, repos=repos)
     name = request.name or entry.name.rsplit("/", 1)[-1]
     try:
         existing = await asyncio.to_thread(engine.store.get_app, name)
@@ -212,6 +215,7 @@ async def install(
         values_input=request.values,
         policy=request.upgrade_policy or entry.upgrade_policy,
         existing=None,
+        repos=repos,
     )
     await engine.recorder.app(planned.record)
     report = await engine.sync(name, options=request.options, progress=progress)
@@ -244,7 +248,10 @@ async def upgrade(
         )
     data = catalog_data(app)
     entry_name = data.entry
-    entry = find_entry(request.catalog_dir, entry_name, max_age=0.0)
+    repos = await asyncio.to_thread(engine.store.list_catalog_repos)
+    entry = await asyncio.to_thread(
+        find_entry, request.catalog_dir, entry_name, repos=repos, max_age=0.0
+    )
     constraint = request.version or data.constraint
     given = request.values
     if not request.reset_values:
@@ -266,6 +273,7 @@ async def upgrade(
         values_input=given,
         policy=request.upgrade_policy or data.upgrade_policy,
         existing=app,
+        repos=repos,
     )
     await engine.recorder.app(planned.record)
     report = await engine.sync(request.name, options=request.options, progress=progress)
@@ -286,9 +294,12 @@ async def uninstall(engine: Engine, name: str, *, progress: Progress = quiet) ->
     return report
 
 
-def available_version(app: AppRecord, catalog_dir: Path) -> str | None:
+def available_version(
+    app: AppRecord, catalog_dir: Path, *, repos: Sequence[CatalogRepoRecord]
+) -> str | None:
     """The highest version install APP could move to within its constraints, from what is
-    known without a network call (the catalog folder, cached indexes); None if none is newer."""
+    known without a network call (the catalog folder, cached indexes of REPOS); None if none
+    is newer."""
     data = catalog_data(app)
     entry_name = data.entry
     versions: Sequence[str] = ()
@@ -296,11 +307,11 @@ def available_version(app: AppRecord, catalog_dir: Path) -> str | None:
     if "/" in entry_name:
         repo_name, _, chart = entry_name.partition("/")
         with contextlib.suppress(AppflowError):
-            repo = source.get_repo(repo_name)
+            repo = source.get_repo(repos, repo_name)
             index = source.cached_index(repo) or {}
             versions = [v.version for v in index.get(chart, ())]
     elif data.chart.kind == "repo":
-        repo = source.repo_for_url(data.chart.repo or "")
+        repo = source.repo_for_url(repos, data.chart.repo or "")
         index = source.cached_index(repo) or {}
         versions = [v.version for v in index.get(data.chart.name or "", ())]
     else:
@@ -328,6 +339,7 @@ def available_version(app: AppRecord, catalog_dir: Path) -> str | None:
 def installs(store: Store, catalog_dir: Path) -> list[dict[str, Any]]:
     """Every catalog install: entry, version, constraint, policy, per-cluster state."""
     rows = []
+    repos = store.list_catalog_repos()
     for app in store.list_apps():
         if app.catalog is None:
             continue
@@ -342,7 +354,7 @@ def installs(store: Store, catalog_dir: Path) -> list[dict[str, Any]]:
                 "upgradePolicy": data.upgrade_policy,
                 "namespace": data.namespace,
                 "targets": data.targets.describe(),
-                "available": available_version(app, catalog_dir),
+                "available": available_version(app, catalog_dir, repos=repos),
                 "clusters": {d.cluster: d.state for d in deployments},
                 "ready": sum(1 for d in deployments if d.state == "Ready"),
                 "paused": app.paused,

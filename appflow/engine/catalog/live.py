@@ -28,12 +28,14 @@ async def apply_auto_upgrades(
 ) -> list[AppSyncReport]:
     """Upgrade every install whose policy is ``auto`` and for which a newer chart is known."""
     reports = []
+    repos = await asyncio.to_thread(engine.store.list_catalog_repos)
     for app in await asyncio.to_thread(engine.store.list_apps):
         if app.catalog is None or app.paused:
             continue
         if app.catalog.upgrade_policy != "auto":
             continue
-        if available_version(app, catalog_dir) is None:
+        # Reads the catalog folder and cached indexes: off the event loop.
+        if await asyncio.to_thread(available_version, app, catalog_dir, repos=repos) is None:
             continue
         try:
             _, report = await upgrade(
@@ -67,7 +69,9 @@ async def poll_catalog_repos(
 ) -> None:
     """Re-read each catalog repository's index at its poll interval; upgrade ``auto`` installs."""
     while not stop.is_set():
-        repos = [r for r in source.list_repos() if not r.is_oci]
+        repos = [
+            r for r in await asyncio.to_thread(engine.store.list_catalog_repos) if not r.is_oci
+        ]
         for repo in repos:
             try:
                 fetched = await asyncio.to_thread(

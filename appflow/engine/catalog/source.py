@@ -10,7 +10,9 @@ imports the catalog.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from appflow.engine.sources import RESOLVERS, Source
 from appflow.errors import ConfigError, SourceError, Where
@@ -19,11 +21,15 @@ from appflow.model.records import (
     AppRecord,
     CatalogChart,
     CatalogInstall,
+    CatalogRepoRecord,
     RepoRecord,
     TargetChoice,
 )
 from appflow.model.targeting import parse_selector
 from appflow.sources.folders import folder_digest
+
+if TYPE_CHECKING:
+    from appflow.store import Store
 
 # The catalog's adapters (httpx for repositories, helm for OCI) are imported by the
 # functions that need them: a sync of an app from git does not pay for them.
@@ -71,8 +77,11 @@ def catalog_definition(app: AppRecord) -> AppDefinition:
     )
 
 
-async def catalog_source(app: AppRecord) -> tuple[Path, str, CatalogChart]:
-    """The chart folder a catalog install renders from, its digest key and its source ref."""
+async def catalog_source(
+    app: AppRecord, *, repos: Sequence[CatalogRepoRecord]
+) -> tuple[Path, str, CatalogChart]:
+    """The chart folder a catalog install renders from, its digest key and its source ref
+    (a chart from a catalog repository is downloaded with its credentials, among REPOS)."""
     data = catalog_data(app)
     chart = data.chart
     digest = chart.digest
@@ -97,12 +106,7 @@ async def catalog_source(app: AppRecord) -> tuple[Path, str, CatalogChart]:
     if chart.kind == "repo":
         from appflow.sources import catalog as source
 
-        repo_name = chart.repo_name
-        repo = (
-            source.get_repo(repo_name)
-            if repo_name and not repo_name.startswith("url-")
-            else source.repo_for_url(chart.repo or "")
-        )
+        repo = source.repo_for_chart(repos, chart.repo_name, chart.repo or "")
         folder = await asyncio.to_thread(
             source.download_chart, repo, chart.url or "", digest=digest, chart=str(ref)
         )
@@ -122,15 +126,18 @@ async def catalog_source(app: AppRecord) -> tuple[Path, str, CatalogChart]:
         constraint=None,
         oci=chart.oci,
     )
-    folder, digest = await fetch_chart(resolution)
+    folder, digest = await fetch_chart(resolution, repos=repos)
     return folder, f"catalog:{digest}", ref
 
 
 class CatalogResolver:
     """Resolves apps whose source is a catalog install."""
 
-    async def fetch(self, app: AppRecord, repo: RepoRecord | None, *, commit: str | None) -> Source:
-        root, content, ref = await catalog_source(app)
+    async def fetch(
+        self, app: AppRecord, repo: RepoRecord | None, *, commit: str | None, store: Store
+    ) -> Source:
+        repos = await asyncio.to_thread(store.list_catalog_repos)
+        root, content, ref = await catalog_source(app, repos=repos)
         return Source(root=root, digest=content, ref=ref)
 
     async def definition(self, app: AppRecord, source: Source) -> AppDefinition:

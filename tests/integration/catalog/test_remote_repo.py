@@ -10,7 +10,9 @@ import json
 import pytest
 
 from appflow.errors import SourceError
+from appflow.model.records import CatalogRepoRecord
 from appflow.sources import catalog as source
+from appflow.store import open_store
 from tests.integration.catalog.conftest import CATALOG, ChartRepo
 from tests.integration.engine.conftest import Fleet
 from tests.integration.engine.support import Space, cli, exists, one_line, snapshot
@@ -22,6 +24,14 @@ def _add(repo: ChartRepo) -> None:
     assert "added repository charts: 1 chart(s)" in result.output
 
 
+def _registered(name: str) -> CatalogRepoRecord:
+    store = open_store()
+    try:
+        return store.get_catalog_repo(name)
+    finally:
+        store.close()
+
+
 @pytest.mark.usefixtures("appflow_home")
 def test_repo_charts_are_listed_and_the_index_cached(chart_repo: ChartRepo) -> None:
     _add(chart_repo)
@@ -30,7 +40,7 @@ def test_repo_charts_are_listed_and_the_index_cached(chart_repo: ChartRepo) -> N
     assert rows["charts/web"]["version"] == "1.1.0"
     assert rows["charts/web"]["source"] == "charts"
 
-    repo = source.get_repo("charts")
+    repo = _registered("charts")
     assert source.fetch_index(repo).status == "cached"  # young enough: no request at all
     asked = len(chart_repo.requests)
     again = source.fetch_index(repo, max_age=0.0)
@@ -128,14 +138,18 @@ def test_an_index_that_is_not_yaml_is_refused(chart_repo: ChartRepo) -> None:
     result = cli("catalog", "repo", "add", "broken", chart_repo.url)
     assert result.exit_code == 1
     assert "index.yaml of repository broken is not valid YAML at line" in one_line(result.output)
-    assert source.list_repos() == []
+    store = open_store()
+    try:
+        assert store.list_catalog_repos() == []
+    finally:
+        store.close()
 
 
 @pytest.mark.usefixtures("appflow_home")
 def test_a_huge_index_is_refused_within_the_bound(chart_repo: ChartRepo) -> None:
     index = chart_repo.folder / "index.yaml"
     index.write_text(index.read_text() + "# padding\n" * 20_000)
-    repo = source.CatalogRepo(name="big", url=chart_repo.url)
+    repo = CatalogRepoRecord(name="big", url=chart_repo.url)
     with pytest.raises(
         SourceError,
         match=r"index.yaml of repository big is (larger than the 64 KiB|[0-9.]+ [KM]iB, more than the 64 KiB) appflow accepts",

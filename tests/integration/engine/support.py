@@ -32,8 +32,9 @@ SNAPSHOT_KINDS = (
     ("apps/v1", "Deployment"),
 )
 
-# Kinds whose status a controller updates on its own (a new resourceVersion each time).
-CONTROLLED_KINDS = frozenset({"Deployment"})
+# Kinds whose status a controller updates on its own (a new resourceVersion each time): a
+# Job's controller writes its status as its pods start and finish, seconds after it is created.
+CONTROLLED_KINDS = frozenset({"Deployment", "Job"})
 
 # Objects the controller manager creates in every namespace, some time after the
 # namespace itself: a snapshot taken before they appear must still equal one

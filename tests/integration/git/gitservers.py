@@ -2,10 +2,12 @@
 
 - ``Origin``: a bare repository built with pygit2, with helpers to commit and tag;
 - ``GitHttpServer``: git's own ``http-backend`` run as CGI behind a threaded HTTP
-  server on 127.0.0.1, with optional Basic auth; it records the requests it served
+  server on 127.0.0.1, with optional Basic auth and optional TLS (a certificate for
+  127.0.0.1 from a CA of its own, see ``TlsFiles``); it records the requests it served
   so tests can tell a ref listing from a fetch;
 - ``SshServer``: Debian's ``sshd`` on a loopback port with a fresh host key and one
-  authorized user key (skipped when ``/usr/sbin/sshd`` is not installed).
+  authorized user key (skipped when ``/usr/sbin/sshd`` is not installed); started again
+  on the same port it has a new host key, as a reinstalled server has.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import getpass
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -88,17 +91,36 @@ class Origin:
 # --------------------------------------------------------------------------- HTTP
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """A CA of its own and a serving certificate for 127.0.0.1 it signed (PEM files)."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+    @classmethod
+    def create(cls, folder: Path) -> TlsFiles:
+        from appflow.sandbox.pki import create_pki
+
+        pki = create_pki(folder, cluster="git-https")
+        return cls(ca=pki.ca_cert, cert=pki.serving_cert, key=pki.serving_key)
+
+
 @dataclass
 class GitHttpServer:
-    """git http-backend behind a threaded HTTP server; Basic auth when users are set."""
+    """git http-backend behind a threaded HTTP server; Basic auth when users are set,
+    HTTPS when TLS files are given."""
 
     project_root: Path
     users: dict[str, str] = field(default_factory=dict)
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
     port: int = 0
+    tls: TlsFiles | None = None
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{path}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/{path}"
 
     def uploads(self) -> int:
         """How many fetches (POSTs to git-upload-pack, which send objects) were served."""
@@ -203,6 +225,10 @@ def _handler(server_state: GitHttpServer) -> type[BaseHTTPRequestHandler]:
 def serve_http(state: GitHttpServer) -> Iterator[GitHttpServer]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     server.daemon_threads = True
+    if state.tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(state.tls.cert, state.tls.key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     state.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, name="git-http", daemon=True)
     thread.start()
@@ -245,13 +271,19 @@ def _keygen(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def start_sshd(folder: Path) -> Iterator[SshServer]:
-    """sshd on a free loopback port, accepting one generated user key; stopped on exit."""
+def start_sshd(
+    folder: Path, *, port: int | None = None, user_key: Path | None = None
+) -> Iterator[SshServer]:
+    """sshd on a free loopback port (or PORT), accepting one user key (USER_KEY, else a
+    generated one), with a host key of its own; stopped on exit."""
     folder.mkdir()
     for name in ("host_key", "user_key", "other_key"):
         _keygen(folder / name)
+    if user_key is not None:
+        shutil.copy(user_key, folder / "user_key")
+        shutil.copy(f"{user_key}.pub", folder / "user_key.pub")
     shutil.copy(folder / "user_key.pub", folder / "authorized_keys")
-    port = closed_port()
+    port = port or closed_port()
     config = folder / "sshd_config"
     config.write_text(
         "\n".join(

@@ -38,17 +38,17 @@ def oci_catalog(root: Path, registry: Registry, *, constraint: str = "1.x") -> P
 def test_an_oci_entry_resolves_within_its_constraint_and_pulls_that_version(
     plain_http: Registry, tmp_path: Path
 ) -> None:
-    entry = catalog_engine.find_entry(oci_catalog(tmp_path, plain_http), "greeter")
+    entry = catalog_engine.find_entry(oci_catalog(tmp_path, plain_http), "greeter", repos=())
 
-    latest = asyncio.run(catalog_engine.resolve(entry, version=None))
-    pinned = asyncio.run(catalog_engine.resolve(entry, version="~1.0"))
+    latest = asyncio.run(catalog_engine.resolve(entry, version=None, repos=()))
+    pinned = asyncio.run(catalog_engine.resolve(entry, version="~1.0", repos=()))
     assert (latest.kind, latest.version, latest.oci) == ("oci", "1.2.0", entry.chart.oci)
     assert pinned.version == "1.0.0"
 
-    folder, digest = asyncio.run(catalog_engine.fetch_chart(latest))
+    folder, digest = asyncio.run(catalog_engine.fetch_chart(latest, repos=()))
     assert yaml.safe_load((folder / "Chart.yaml").read_text())["version"] == "1.2.0"
     assert len(digest) == 64
-    again, same = asyncio.run(catalog_engine.fetch_chart(latest))
+    again, same = asyncio.run(catalog_engine.fetch_chart(latest, repos=()))
     assert (again, same) == (folder, digest), "a pulled version is reused from the cache"
 
 

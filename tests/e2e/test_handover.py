@@ -1,0 +1,106 @@
+"""A fresh `appflow sync` hands its sync to a running `appflow serve` of the same home and
+prints exactly what it would have printed syncing by itself; without a daemon (none
+started, or one killed and its socket left behind) it syncs in its own process."""
+
+from __future__ import annotations
+
+import re
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.e2e.support import appflow_env, serving
+from tests.integration.engine.conftest import Fleet
+from tests.integration.engine.support import Space, cli, configmap, deployment, write_files
+
+pytestmark = pytest.mark.cluster
+
+
+@dataclass(frozen=True)
+class Ran:
+    pid: int
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def fresh(fleet: Fleet, *args: str) -> Ran:
+    """`appflow ARGS` in a new process, as a user types it."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "appflow", *args],
+        env=appflow_env(fleet),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out, err = process.communicate(timeout=300)
+    return Ran(pid=process.pid, returncode=process.returncode, stdout=out, stderr=err)
+
+
+def timeless(text: str) -> str:
+    """TEXT without the seconds a sync took (the only part that differs between runs)."""
+    text = re.sub(r" in \d+\.\d+s", " in Xs", text)
+    return re.sub(r'"seconds": [0-9.]+', '"seconds": X', text)
+
+
+def last_sync_pids(fleet: Fleet, app: str, count: int) -> set[int]:
+    """The processes that ran the last COUNT sync records of APP (the store's own column)."""
+    with sqlite3.connect(fleet.home / "appflow.db") as db:
+        rows = db.execute(
+            "SELECT owner_pid FROM syncs WHERE app = ? ORDER BY id DESC LIMIT ?", (app, count)
+        ).fetchall()
+    return {int(r[0]) for r in rows}
+
+
+def test_a_running_daemon_takes_over_a_fresh_sync_and_the_output_is_the_same(
+    fleet: Fleet, space: Space, tmp_path: Path
+) -> None:
+    ns, app = space.namespace, space.app("handed")
+    write_files(
+        tmp_path / "app",
+        {
+            "appflow.yaml": yaml.safe_dump({"name": app, "namespace": ns}),
+            "objects.yaml": [configmap("settings", ns, {"a": "b"}), deployment("web", ns)],
+        },
+    )
+    assert cli("app", "add", app, "--local", str(tmp_path / "app")).exit_code == 0
+    assert cli("sync", app, "--wait", "--timeout", "120").exit_code == 0
+    clusters = len(fleet.cluster_names)
+
+    alone = {args: fresh(fleet, *args) for args in (("sync", app), ("sync", app, "-o", "json"))}
+    missing_alone = fresh(fleet, "sync", f"no-such-{space.suffix}")
+    socket_path = fleet.home / "serve.sock"
+    log = tmp_path / "serve.log"
+    with serving(fleet, log) as (daemon, _):
+        assert stat.S_IMODE(socket_path.stat().st_mode) == 0o600
+        for args, before in alone.items():
+            handed = fresh(fleet, *args)
+            assert handed.returncode == before.returncode == 0, handed.stderr
+            assert timeless(handed.stdout) == timeless(before.stdout)
+            assert last_sync_pids(fleet, app, clusters) == {daemon.pid}
+        missing = fresh(fleet, "sync", f"no-such-{space.suffix}")
+        assert missing.returncode == missing_alone.returncode == 1
+        assert missing.stderr == missing_alone.stderr
+        assert f"no-such-{space.suffix}" in missing.stderr
+
+        # --debug keeps the sync in the CLI's process, so its log is the terminal's.
+        debug = fresh(fleet, "--debug", "sync", app)
+        assert debug.returncode == 0, debug.stderr
+        assert timeless(debug.stdout) == timeless(alone[("sync", app)].stdout)
+        assert last_sync_pids(fleet, app, clusters) == {debug.pid}
+
+        # A daemon killed outright leaves its socket: the next sync runs by itself.
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait()
+    assert socket_path.exists()
+    after = fresh(fleet, "sync", app)
+    assert after.returncode == 0, after.stderr
+    assert timeless(after.stdout) == timeless(alone[("sync", app)].stdout)
+    assert last_sync_pids(fleet, app, clusters) == {after.pid}
