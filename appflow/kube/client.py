@@ -8,10 +8,11 @@ blocking call. Every error leaves here translated by appflow.kube.errors.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from appflow.errors import ConfigError, FencedError, MissingKindError, Where
 from appflow.kube.errors import translate
+from appflow.kube.lookup import LookupView
 from appflow.model.capabilities import Capabilities
 from appflow.model.objects import FIELD_MANAGER, Manifest, ObjectRef
 from appflow.paths import cache_dir
@@ -162,6 +164,17 @@ class KubeCluster:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._api.close()
+
+    @contextlib.asynccontextmanager
+    async def lookup_view(self, *, namespaces: Iterable[str]) -> AsyncIterator[Path]:
+        """A kubeconfig for helm that reads only NAMESPACES of this cluster (see kube.lookup)."""
+        view = LookupView(
+            self._api, cluster=self.name, namespaces=namespaces, timeout=max(self.timeout, 30.0)
+        )
+        try:
+            yield view.kubeconfig
+        finally:
+            await asyncio.to_thread(view.close)
 
     # -- discovery -------------------------------------------------------
 
