@@ -167,14 +167,16 @@ class AppflowGroup(click.Group):
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as err:
-            # A bug: still one line, not a traceback. APPFLOW_DEBUG=1 shows it.
-            if os.environ.get(DEBUG_ENV):
+            # A bug: still one line, not a traceback. --debug (or APPFLOW_DEBUG=1) shows it.
+            if ctx.params.get("debug") or os.environ.get(DEBUG_ENV):
                 raise
             from appflow.cli.output import err_console
+            from appflow.redaction import scrub
 
             err_console.print(
-                f"[bold red]error:[/] internal error in appflow: {type(err).__name__}: {err}"
-                f" (this is a bug: please report it; {DEBUG_ENV}=1 shows the traceback)",
+                f"[bold red]error:[/] internal error in appflow: {type(err).__name__}: "
+                f"{scrub(str(err))}"
+                " (this is a bug: please report it; appflow --debug shows the traceback)",
                 highlight=False,
                 soft_wrap=True,
             )

@@ -32,12 +32,13 @@ from appflow.errors import (
 )
 from appflow.server.api import api_router
 from appflow.server.api_actions import actions_router
+from appflow.server.bodies import DEFAULT_BODY_TIMEOUT_SECONDS
 from appflow.server.metrics import Metrics
 from appflow.server.schemas import ErrorBody, Health, Readiness
 from appflow.server.service import FleetService
 from appflow.server.triggers import Triggers
 from appflow.server.ui import mount_dashboard
-from appflow.server.webhooks import DEFAULT_BODY_TIMEOUT_SECONDS, WebhookReceiver, webhook_router
+from appflow.server.webhooks import WebhookReceiver, webhook_router
 from appflow.store import Store
 
 if TYPE_CHECKING:

@@ -41,7 +41,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.requests import ClientDisconnect
 
 from appflow.errors import AppflowError, ConfigError, WebhookRejectedError, Where
 from appflow.model.records import RepoRecord
@@ -59,6 +58,13 @@ from appflow.model.webhooks import (
     push_follows_ref,
     repos_for,
     verify_signature,
+)
+from appflow.server.bodies import (
+    DEFAULT_BODY_TIMEOUT_SECONDS,
+    BodyTimeoutError,
+    BodyTooLargeError,
+    ClientGoneError,
+    read_body,
 )
 from appflow.server.metrics import Metrics
 from appflow.server.schemas import ErrorBody, WebhookResult
@@ -89,43 +95,6 @@ def read_webhook_secret(ref: str) -> bytes:
     if not data:
         raise ConfigError("the webhook secret file is empty", where=Where(file=target))
     return data
-
-
-DEFAULT_BODY_TIMEOUT_SECONDS = 10.0
-"""A push payload is small: a client still sending after this long is holding a connection."""
-
-
-class BodyTooLargeError(Exception):
-    """The request body is over the size limit (answered 413)."""
-
-
-class BodyTimeoutError(Exception):
-    """The request body did not arrive within the read timeout (answered 408)."""
-
-
-class ClientGoneError(Exception):
-    """The client disconnected before sending its whole body (nobody to answer)."""
-
-
-async def read_body(request: Request, limit: int, *, timeout: float) -> bytes:
-    """The request body, refused as soon as it passes LIMIT bytes or takes over TIMEOUT seconds."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise BodyTooLargeError
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async with asyncio.timeout(timeout):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise BodyTooLargeError
-                chunks.append(chunk)
-    except TimeoutError:
-        raise BodyTimeoutError from None
-    except ClientDisconnect:
-        raise ClientGoneError from None
-    return b"".join(chunks)
 
 
 @dataclass(kw_only=True)
