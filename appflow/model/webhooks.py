@@ -138,7 +138,7 @@ def _json_object(body: bytes) -> dict[str, Any]:
         raise ConfigError("the webhook payload is not JSON", hint=JSON_HINT) from err
     if not isinstance(payload, dict):
         raise ConfigError("the webhook payload is not a JSON object", hint=JSON_HINT)
-    if document_problem(payload, _PAYLOAD_LIMITS) is not None:
+    if document_problem(payload, _PAYLOAD_LIMITS, aliases=False) is not None:
         raise _too_deep()
     return payload
 

@@ -82,6 +82,8 @@ def parse_yaml_documents(
     beyond LIMITS (nesting, values after alias expansion) is a RenderError.
     """
     limits = limits or settings.limits()
+    # Without an anchor (&) and an alias (*) in the text, nothing can expand.
+    aliases = "&" in text and "*" in text
     docs: list[Document] = []
     loader = _Loader(text)
     try:
@@ -94,7 +96,7 @@ def parse_yaml_documents(
             data = loader.construct_document(node)
             origin = origin_of_line(line) if origin_of_line is not None else None
             doc = Document(data=data, file=file, index=index, line=line, origin=origin)
-            _check_limits(doc, limits)
+            _check_limits(doc, limits, aliases=aliases)
             docs.append(doc)
             index += 1
     except RecursionError as err:
@@ -127,14 +129,14 @@ def parse_json_documents(text: str, *, file: str, limits: Limits | None = None) 
         raise _error(
             f"invalid JSON: {err.msg}", file=file, line=err.lineno, column=err.colno
         ) from err
-    _check_limits(Document(data=data, file=file, index=0, line=1), limits)
+    _check_limits(Document(data=data, file=file, index=0, line=1), limits, aliases=False)
     if isinstance(data, list):
         return [Document(data=item, file=file, index=i) for i, item in enumerate(data)]
     return [Document(data=data, file=file, index=0, line=1)]
 
 
-def _check_limits(doc: Document, limits: Limits) -> None:
-    problem = document_problem(doc.data, limits)
+def _check_limits(doc: Document, limits: Limits, *, aliases: bool) -> None:
+    problem = document_problem(doc.data, limits, aliases=aliases)
     if problem is not None:
         raise _error(
             f"{_describe(doc)} is refused: {problem}",
