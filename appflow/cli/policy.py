@@ -41,7 +41,7 @@ def policy_data(p: Policy) -> dict[str, Any]:
         "namespaces": list(p.namespaces) if p.namespaces is not None else None,
         "clusterScoped": p.cluster_scoped,
         "helmLookup": _CHOICE_OF[p.helm_lookup],
-        "lookupNamespaces": list(p.lookup_namespaces),
+        "readNamespaces": list(p.read_namespaces),
         "helmRelease": _CHOICE_OF[p.helm_release],
         "updated": p.updated_at.isoformat(timespec="seconds"),
     }
@@ -50,9 +50,6 @@ def policy_data(p: Policy) -> dict[str, Any]:
 def _rows(data: list[dict[str, Any]]) -> list[list[str]]:
     rows = []
     for d in data:
-        lookup = d["helmLookup"]
-        if lookup == "allow" and d["lookupNamespaces"]:
-            lookup += f" (+{','.join(d['lookupNamespaces'])})"
         namespaces = d["namespaces"]
         rows.append(
             [
@@ -60,14 +57,23 @@ def _rows(data: list[dict[str, Any]]) -> list[list[str]]:
                 d["name"],
                 "any" if namespaces is None else ",".join(namespaces) or "none",
                 "allowed" if d["clusterScoped"] else "refused",
-                lookup,
+                ",".join(d["readNamespaces"]) or "-",
+                d["helmLookup"],
                 d["helmRelease"],
             ]
         )
     return rows
 
 
-COLUMNS = ("SCOPE", "NAME", "NAMESPACES", "CLUSTER-SCOPED", "HELM LOOKUP", "HELM RELEASES")
+COLUMNS = (
+    "SCOPE",
+    "NAME",
+    "NAMESPACES",
+    "CLUSTER-SCOPED",
+    "ALSO READS",
+    "HELM LOOKUP",
+    "HELM RELEASES",
+)
 
 
 @click.group()
@@ -96,15 +102,15 @@ def policy() -> None:
 @click.option(
     "--helm-lookup",
     type=click.Choice(list(CHOICES)),
-    help="allow: charts may use lookup (reading the app's namespace); forbid: they may not, "
-    "whatever other policies say; inherit: leave it to other policies.",
+    help="allow: charts may use lookup (reading the app's namespace and --read-namespace); "
+    "forbid: they may not, whatever other policies say; inherit: leave it to other policies.",
 )
 @click.option(
-    "--lookup-namespace",
-    "lookup_namespaces",
+    "--read-namespace",
+    "read_namespaces",
     multiple=True,
-    help="Another namespace lookups may read ('*': every namespace and cluster-scoped "
-    "objects); repeatable. Replaces the list.",
+    help="Another namespace apps may read from the cluster, by helm lookup or valuesFrom "
+    "('*': everything); repeatable. Replaces the list.",
 )
 @click.option(
     "--helm-release",
@@ -120,7 +126,7 @@ def policy_set(
     any_namespace: bool,
     cluster_scoped: bool | None,
     helm_lookup: str | None,
-    lookup_namespaces: tuple[str, ...],
+    read_namespaces: tuple[str, ...],
     helm_release: str | None,
     output: str,
 ) -> None:
@@ -149,8 +155,8 @@ def policy_set(
             changed = replace(changed, helm_lookup=CHOICES[helm_lookup])
         if helm_release is not None:
             changed = replace(changed, helm_release=CHOICES[helm_release])
-        if lookup_namespaces:
-            changed = replace(changed, lookup_namespaces=tuple(lookup_namespaces))
+        if read_namespaces:
+            changed = replace(changed, read_namespaces=tuple(read_namespaces))
         saved = store.put_policy(changed)
     if output == "table":
         console.print(f"{saved.label}: {saved.describe()}", highlight=False)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from appflow.engine.connections import Connections
-from appflow.engine.policies import lookup_render
+from appflow.engine.policies import check_values_from, lookup_render
 from appflow.engine.secrets import SecretsStage
 from appflow.engine.sources import Source
 from appflow.engine.stages.types import DesiredState, SyncOptions
@@ -339,8 +339,10 @@ async def request_for(
     *,
     groups: Mapping[str, ClusterGroup],
     connections: Connections,
+    policies: Sequence[Policy] = (),
 ) -> RenderRequest:
-    """The RenderRequest of DEFINITION for CLUSTER (valuesFrom read from the cluster)."""
+    """The RenderRequest of DEFINITION for CLUSTER (valuesFrom read from the cluster, in
+    the namespaces POLICIES let the app read)."""
     # Only helm renders use the cluster's capabilities (.Capabilities, and the
     # render cache's key); plain YAML and kustomize do not wait for discovery.
     capabilities = (
@@ -348,6 +350,10 @@ async def request_for(
     )
     info = ClusterInfo(name=cluster.name, labels=cluster.labels)
     refs, namespace = values_from_refs(definition, info, dict(groups))
+    if refs:
+        check_values_from(
+            refs, namespace=namespace, policies=policies, app=definition.name, cluster=cluster.name
+        )
     return render_request(
         definition,
         repo_root=source.root,
@@ -388,7 +394,9 @@ async def render_desired(
     not at all. For Helm release mode (RELEASE) helm installs from the returned
     request, so the objects are not revealed: they only serve health.
     """
-    request = await request_for(definition, source, cluster, groups=groups, connections=connections)
+    request = await request_for(
+        definition, source, cluster, groups=groups, connections=connections, policies=policies
+    )
     opened = await secrets.open(definition, request, cluster=cluster, groups=groups)
     async with lookup_render(
         connections.kube(cluster), definition, opened.request, policies

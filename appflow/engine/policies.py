@@ -19,13 +19,16 @@ from appflow.engine.stages.live import served_kinds
 from appflow.engine.stages.types import DesiredState, SyncBlocked
 from appflow.errors import NotFoundError, PolicyError, Where
 from appflow.kube.client import KubeCluster
-from appflow.model.appdef import AppDefinition
+from appflow.model.appdef import AppDefinition, ValuesFrom
 from appflow.model.objects import Manifest
 from appflow.model.policy import (
+    ANY_NAMESPACE,
     Policy,
     applicable_policies,
     guard_rail_violations,
     lookup_grant,
+    namespace_allowed,
+    readable_namespaces,
     release_permission,
 )
 from appflow.model.records import ClusterRecord
@@ -133,3 +136,30 @@ def check_release_allowed(policies: Sequence[Policy], *, app: str, cluster: str)
             hint="an operator allows it with `appflow policy set cluster|group|repo NAME "
             "--helm-release allow`; or render the chart as a template (the default mode)",
         )
+
+
+def check_values_from(
+    refs: Sequence[ValuesFrom],
+    *,
+    namespace: str,
+    policies: Sequence[Policy],
+    app: str,
+    cluster: str,
+) -> None:
+    """PolicyError for a valuesFrom entry that reads outside what POLICIES let the app read.
+
+    valuesFrom reads a ConfigMap or Secret with appflow's credentials and renders it
+    into the app's objects: from another namespace that would copy what the app's
+    authors may not see into what they deploy.
+    """
+    readable = readable_namespaces(policies, app_namespace=namespace)
+    for ref in refs:
+        ns = ref.namespace or namespace
+        if ANY_NAMESPACE not in readable and not namespace_allowed(ns, readable):
+            raise PolicyError(
+                f"helm.valuesFrom reads {ref.kind} {ns}/{ref.name}, outside the namespaces this "
+                f"app may read ({', '.join(sorted(readable))})",
+                where=Where(app=app, cluster=cluster, field="helm.valuesFrom"),
+                hint=f"an operator allows it with `appflow policy set cluster|group|repo NAME "
+                f"--read-namespace {ns}`",
+            )

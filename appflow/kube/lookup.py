@@ -216,7 +216,7 @@ class LookupView:
                 message = (
                     f"appflow: helm lookup may read only namespaces {allowed} on cluster "
                     f"{self.cluster}, not {url.path} (an operator widens this with "
-                    "`appflow policy set ... --lookup-namespace NS`)"
+                    "`appflow policy set ... --read-namespace NS`)"
                 )
                 self.reply(handler, 403, _status(403, "Forbidden", message))
             return

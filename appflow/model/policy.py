@@ -1,4 +1,4 @@
-"""Guard rails an operator sets: where apps may write, and whether charts may look things up.
+"""Guard rails an operator sets: where apps may write, what they may read from a cluster.
 
 Pure. A ``Policy`` belongs to a cluster, a cluster group or a repository and is
 set by the operator (``appflow policy set``), never by a repository's own files.
@@ -9,10 +9,13 @@ Every policy that applies to an app on a cluster holds at once:
   namespace it names. ``None`` is no restriction.
 - ``cluster_scoped``: whether the app may create cluster-scoped objects other
   than Namespaces (a ClusterRoleBinding to cluster-admin is one).
+- ``read_namespaces``: what an app may read from the cluster besides its own
+  namespace, through a chart's lookup or fleet.yaml's ``valuesFrom`` (``*``:
+  everything). Every applicable policy's namespaces add up; by default an app
+  reads only its own namespace.
 - ``helm_lookup``: whether charts may render against the cluster (``helm.lookup``).
   It needs at least one applicable policy saying yes and none saying no; by
-  default nobody says yes, so lookup is off. ``lookup_namespaces`` widens what
-  lookups may read beyond the app's own namespace (``*``: everything).
+  default nobody says yes, so lookup is off.
 - ``helm_release``: whether apps may be installed as Helm releases
   (``helm.mode: release``). Helm then runs against the cluster with appflow's
   credentials: the chart's hooks run and its lookups read anything, which no
@@ -55,8 +58,8 @@ class Policy:
     """Whether apps may create cluster-scoped objects (Namespaces are judged by ``namespaces``)."""
     helm_lookup: bool | None = None
     """True allows charts' lookup, False forbids it, None leaves it to other policies."""
-    lookup_namespaces: tuple[str, ...] = ()
-    """Namespaces lookups may read besides the app's own; ``*`` is every namespace."""
+    read_namespaces: tuple[str, ...] = ()
+    """Namespaces apps may read (lookup, valuesFrom) besides their own; ``*`` is everything."""
     helm_release: bool | None = None
     """True allows helm.mode release, False forbids it, None leaves it to other policies."""
     updated_at: datetime = field(default_factory=utc_now)
@@ -69,7 +72,7 @@ class Policy:
             )
         if not self.name or self.name != self.name.strip():
             raise ConfigError(f"policy name {self.name!r} is empty or has surrounding spaces")
-        for pattern in (*(self.namespaces or ()), *self.lookup_namespaces):
+        for pattern in (*(self.namespaces or ()), *self.read_namespaces):
             if not _PATTERN.match(pattern):
                 raise ConfigError(
                     f"{pattern!r} is not a namespace or a namespace pattern",
@@ -87,11 +90,10 @@ class Policy:
             "namespaces " + (", ".join(self.namespaces) if self.namespaces is not None else "any"),
             "cluster-scoped objects " + ("allowed" if self.cluster_scoped else "refused"),
         ]
+        if self.read_namespaces:
+            parts.append(f"may also read namespaces {', '.join(self.read_namespaces)}")
         if self.helm_lookup is not None:
-            lookup = "allowed" if self.helm_lookup else "forbidden"
-            if self.helm_lookup and self.lookup_namespaces:
-                lookup += f" (also reading {', '.join(self.lookup_namespaces)})"
-            parts.append(f"helm lookup {lookup}")
+            parts.append("helm lookup " + ("allowed" if self.helm_lookup else "forbidden"))
         if self.helm_release is not None:
             parts.append("helm releases " + ("allowed" if self.helm_release else "forbidden"))
         return "; ".join(parts)
@@ -204,11 +206,13 @@ def lookup_grant(policies: Sequence[Policy], *, app_namespace: str) -> LookupGra
     allowed, reason = _permission(policies, "helm_lookup", "helm lookup")
     if not allowed:
         return LookupGrant(allowed=False, reason=reason)
-    namespaces = {app_namespace}
-    for policy in policies:
-        if policy.helm_lookup is True:
-            namespaces.update(policy.lookup_namespaces)
-    return LookupGrant(allowed=True, reason=reason, namespaces=frozenset(namespaces))
+    namespaces = readable_namespaces(policies, app_namespace=app_namespace)
+    return LookupGrant(allowed=True, reason=reason, namespaces=namespaces)
+
+
+def readable_namespaces(policies: Sequence[Policy], *, app_namespace: str) -> frozenset[str]:
+    """What an app in APP_NAMESPACE may read from the cluster: its own, and what POLICIES add."""
+    return frozenset({app_namespace}.union(*(p.read_namespaces for p in policies)))
 
 
 def release_permission(policies: Sequence[Policy]) -> tuple[bool, str]:

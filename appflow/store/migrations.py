@@ -441,7 +441,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                 namespaces TEXT,
                 cluster_scoped INTEGER NOT NULL,
                 helm_lookup INTEGER,
-                lookup_namespaces TEXT NOT NULL,
+                read_namespaces TEXT NOT NULL,
                 helm_release INTEGER,
                 updated_at TEXT NOT NULL,
                 PRIMARY KEY (scope, name)

@@ -1175,13 +1175,13 @@ class SqliteStore:
         with self._write(f"save the {policy.label}") as conn:
             conn.execute(
                 """INSERT INTO policies (scope, name, namespaces, cluster_scoped, helm_lookup,
-                       lookup_namespaces, helm_release, updated_at)
+                       read_namespaces, helm_release, updated_at)
                    VALUES (:scope, :name, :namespaces, :cluster_scoped, :helm_lookup,
-                       :lookup_namespaces, :helm_release, :updated_at)
+                       :read_namespaces, :helm_release, :updated_at)
                    ON CONFLICT (scope, name) DO UPDATE SET namespaces = excluded.namespaces,
                        cluster_scoped = excluded.cluster_scoped,
                        helm_lookup = excluded.helm_lookup,
-                       lookup_namespaces = excluded.lookup_namespaces,
+                       read_namespaces = excluded.read_namespaces,
                        helm_release = excluded.helm_release,
                        updated_at = excluded.updated_at""",
                 {
@@ -1192,7 +1192,7 @@ class SqliteStore:
                     else _json_out(list(policy.namespaces)),
                     "cluster_scoped": int(policy.cluster_scoped),
                     "helm_lookup": _tristate(policy.helm_lookup),
-                    "lookup_namespaces": _json_out(list(policy.lookup_namespaces)),
+                    "read_namespaces": _json_out(list(policy.read_namespaces)),
                     "helm_release": _tristate(policy.helm_release),
                     "updated_at": _time_out(utc_now()),
                 },
@@ -1379,7 +1379,7 @@ def _policy_from(row: sqlite3.Row) -> Policy:
         namespaces=None if namespaces is None else tuple(_json_in(namespaces)),
         cluster_scoped=bool(row["cluster_scoped"]),
         helm_lookup=None if lookup is None else bool(lookup),
-        lookup_namespaces=tuple(_json_in(row["lookup_namespaces"])),
+        read_namespaces=tuple(_json_in(row["read_namespaces"])),
         helm_release=None if release is None else bool(release),
         updated_at=_time_in_required(row["updated_at"]),
     )

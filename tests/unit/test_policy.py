@@ -15,6 +15,7 @@ from appflow.model.policy import (
     applicable_policies,
     guard_rail_violations,
     lookup_grant,
+    readable_namespaces,
     release_permission,
 )
 from appflow.model.targeting import ClusterGroup, parse_selector
@@ -131,11 +132,16 @@ def test_lookup_is_off_unless_a_policy_allows_it_and_none_forbids_it() -> None:
     assert "policy of cluster c forbids" in denied.reason
 
 
-def test_lookup_namespaces_widen_what_may_be_read() -> None:
-    allow = Policy(scope="cluster", name="c", helm_lookup=True, lookup_namespaces=("shared",))
-    other = Policy(scope="group", name="g", lookup_namespaces=("never",))
-    grant = lookup_grant([allow, other], app_namespace="web")
-    assert grant.namespaces == frozenset({"web", "shared"})
+def test_read_namespaces_of_every_applicable_policy_add_up() -> None:
+    allow = Policy(scope="cluster", name="c", helm_lookup=True, read_namespaces=("shared",))
+    other = Policy(scope="group", name="g", read_namespaces=("team-*",))
+    assert readable_namespaces([], app_namespace="web") == frozenset({"web"})
+    assert readable_namespaces([allow, other], app_namespace="web") == frozenset(
+        {"web", "shared", "team-*"}
+    )
+    assert lookup_grant([allow, other], app_namespace="web").namespaces == frozenset(
+        {"web", "shared", "team-*"}
+    )
 
 
 def test_a_policy_refuses_what_is_not_a_namespace_pattern() -> None:
@@ -206,7 +212,7 @@ def test_policies_round_trip_through_the_store(store: SqliteStore) -> None:
         namespaces=("web", "team-*"),
         cluster_scoped=False,
         helm_lookup=True,
-        lookup_namespaces=("shared",),
+        read_namespaces=("shared",),
     )
     saved = store.put_policy(policy)
     assert (saved.namespaces, saved.cluster_scoped, saved.helm_lookup) == (
@@ -214,7 +220,7 @@ def test_policies_round_trip_through_the_store(store: SqliteStore) -> None:
         False,
         True,
     )
-    assert saved.lookup_namespaces == ("shared",)
+    assert saved.read_namespaces == ("shared",)
     store.put_policy(Policy(scope="cluster", name="berlin-1"))
     assert [p.label for p in store.list_policies()] == [
         "policy of cluster berlin-1",

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.integration.engine.conftest import Fleet
 from tests.integration.engine.support import (
@@ -242,7 +243,7 @@ def test_lookup_outside_the_apps_namespace_sees_nothing_until_widened(
             "seen": "nothing"
         }
 
-    allow_lookup(fleet, "--lookup-namespace", other_namespace)
+    allow_lookup(fleet, "--read-namespace", other_namespace)
     assert cli("sync", app).exit_code == 0
     for index in range(len(fleet.cluster_names)):
         seen = live(fleet.sandbox, index, "v1", "ConfigMap", "copied", ns)["data"]["seen"]
@@ -290,3 +291,49 @@ def test_a_helm_release_needs_an_operators_policy(
             assert live(fleet.sandbox, index, "v1", "ConfigMap", "released", ns)
     finally:
         assert cli("app", "delete", app).exit_code == 0
+
+
+def test_values_from_reads_only_the_apps_namespace_unless_widened(
+    fleet: Fleet, space: Space, tmp_path: Path, other_namespace: str
+) -> None:
+    """fleet.yaml's valuesFrom reads with appflow's credentials: the same confinement as lookup."""
+    app = space.app("valfrom")
+    ns = space.namespace
+    put_secret(fleet, other_namespace, "password: another-teams-password\n")
+    folder = write_files(
+        tmp_path / "app",
+        {
+            "fleet.yaml": yaml.safe_dump(
+                {
+                    "defaultNamespace": ns,
+                    "helm": {
+                        "chart": "./chart",
+                        "valuesFrom": [
+                            {
+                                "secretKeyRef": {
+                                    "name": "source",
+                                    "namespace": other_namespace,
+                                    "key": "value",
+                                }
+                            }
+                        ],
+                    },
+                }
+            ),
+            "chart/Chart.yaml": "apiVersion: v2\nname: v\nversion: 0.1.0\n",
+            "chart/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
+            "  name: copied\ndata:\n  seen: {{ toYaml .Values | quote }}\n",
+        },
+    )
+    register_local(fleet, app, folder)
+    text = refused_everywhere(fleet, space, app)
+    assert f"helm.valuesFrom reads Secret {other_namespace}/source" in text
+    assert f"--read-namespace {other_namespace}" in text
+
+    for name in fleet.cluster_names:
+        policy("cluster", name, "--read-namespace", other_namespace)
+    synced = cli("sync", app)
+    assert synced.exit_code == 0, synced.output
+    for index in range(len(fleet.cluster_names)):
+        seen = live(fleet.sandbox, index, "v1", "ConfigMap", "copied", ns)["data"]["seen"]
+        assert "another-teams-password" in seen
