@@ -64,6 +64,7 @@ from appflow.errors import (
     RenderError,
     SourceError,
 )
+from appflow.model.giturl import redact_url
 from appflow.model.objects import Manifest
 from appflow.paths import cache_dir
 from appflow.render.documents import (
@@ -714,7 +715,7 @@ async def _download_archive(url: str, wanted: str | None) -> Path:
     digest = hashlib.sha256(raw).hexdigest()
     if wanted is not None and digest != wanted:
         error = SourceError(
-            f"chart archive {url} has sha256 {digest}, but its checksum says {wanted}; "
+            f"chart archive {redact_url(url)} has sha256 {digest}, but its checksum says {wanted}; "
             "refused, nothing rendered",
             hint="the archive at that URL changed: check it, then update the checksum",
         )
@@ -741,7 +742,7 @@ def _keep_archive(target: Path, raw: bytes, url: str) -> None:
 
 def _archive_error(url: str, why: str) -> SourceError:
     return SourceError(
-        f"chart archive {url}: {why}",
+        f"chart archive {redact_url(url)}: {why}",
         hint="helm.chart must be the URL of a packaged chart (.tgz), reachable from here",
     )
 
