@@ -179,6 +179,10 @@ class MissingNamespaceError(ApplyError):
     """The object's namespace does not exist on the cluster."""
 
 
+class PolicyError(AppflowError):
+    """An operator's policy does not allow what an app asks for (guard rails, helm lookup)."""
+
+
 class PruneError(AppflowError):
     """An object could not be deleted, or deleting it was refused as unsafe."""
 

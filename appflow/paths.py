@@ -2,11 +2,16 @@
 
 Each folder follows the XDG base-directory convention and can be moved with one
 environment variable, so tests and CI can isolate themselves.
+
+The data and cache folders are private (0700): the cache holds checkouts of
+private repositories and rendered Secrets.
 """
 
 from __future__ import annotations
 
 import os
+import stat
+from functools import cache
 from pathlib import Path
 
 
@@ -22,9 +27,23 @@ def data_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    """Git mirrors, checkouts, render cache: APPFLOW_CACHE_DIR or ~/.cache/appflow."""
+    """Git mirrors, checkouts, render cache: APPFLOW_CACHE_DIR or ~/.cache/appflow (mode 0700)."""
     override = os.environ.get("APPFLOW_CACHE_DIR")
-    return Path(override) if override else _xdg("XDG_CACHE_HOME", ".cache") / "appflow"
+    folder = Path(override) if override else _xdg("XDG_CACHE_HOME", ".cache") / "appflow"
+    return _private(folder)
+
+
+@cache
+def _private(folder: Path) -> Path:
+    """FOLDER, created with mode 0700, or closed to others when an older appflow left it open."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        mode = stat.S_IMODE(folder.stat().st_mode)
+        if mode & 0o077:
+            folder.chmod(mode & 0o700)
+    except OSError:
+        pass  # not ours, or not creatable: whoever writes into it reports why
+    return folder
 
 
 def tools_dir() -> Path:

@@ -113,6 +113,7 @@ def repo_list(output: str) -> None:
         data = [
             {
                 "name": r.name,
+                # No credential is ever printed: a password written into the URL is not shown.
                 "url": redact_url(r.url),
                 "ref": r.ref,
                 "paths": list(r.paths),

@@ -27,6 +27,7 @@ from appflow.engine.engine import AppSyncReport
 from appflow.engine.stages.types import SyncOptions
 from appflow.errors import ConfigError
 from appflow.model.catalog import CatalogEntry, question_defaults, shown, value_at
+from appflow.model.giturl import redact_url
 from appflow.model.records import (
     UPGRADE_POLICIES,
     CatalogRepoRecord,
@@ -485,7 +486,7 @@ def catalog_repo_add(
     with store_session() as store:
         count = add_catalog_repo(store, repo)
     if count is None:
-        console.print(f"added OCI registry {name} ({url})", highlight=False)
+        console.print(f"added OCI registry {name} ({redact_url(url)})", highlight=False)
     else:
         console.print(f"added repository {name}: {count} chart(s)", highlight=False)
 
@@ -496,7 +497,7 @@ def catalog_repo_list(output: str) -> None:
     rows = [
         {
             "name": r.name,
-            "url": r.url,
+            "url": redact_url(r.url),
             "username": r.username,
             "pollIntervalSeconds": r.poll_interval_seconds,
             "charts": len(source.cached_index(r) or {}) if not r.is_oci else None,

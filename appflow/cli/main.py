@@ -11,12 +11,17 @@ commands' own).
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
 
 from appflow import __version__
 from appflow.errors import AppflowError
+
+DEBUG_ENV = "APPFLOW_DEBUG"
+INTERNAL_ERROR_EXIT = 70
+"""EX_SOFTWARE: appflow failed by a fault of its own, not of its input."""
 
 LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     # name: (module, attribute, the command's short help)
@@ -50,6 +55,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "appflow.cli.hub",
         "hub",
         "Hub mode: appflow's state as custom resources in a management cluster.",
+    ),
+    "policy": (
+        "appflow.cli.policy",
+        "policy",
+        "Guard rails per cluster, group or repository: where apps may write, helm lookup.",
     ),
     "repo": ("appflow.cli.apps", "repo", "Git repositories (or local folders) that hold apps."),
     "rollout": (
@@ -154,6 +164,23 @@ class AppflowGroup(click.Group):
 
             err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
             sys.exit(1)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as err:
+            # A bug: still one line, not a traceback. --debug (or APPFLOW_DEBUG=1) shows it.
+            if ctx.params.get("debug") or os.environ.get(DEBUG_ENV):
+                raise
+            from appflow.cli.output import err_console
+            from appflow.redaction import scrub
+
+            err_console.print(
+                f"[bold red]error:[/] internal error in appflow: {type(err).__name__}: "
+                f"{scrub(str(err))}"
+                " (this is a bug: please report it; appflow --debug shows the traceback)",
+                highlight=False,
+                soft_wrap=True,
+            )
+            sys.exit(INTERNAL_ERROR_EXIT)
 
 
 @click.group(cls=AppflowGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import signal
 import time
@@ -27,6 +28,9 @@ from appflow.model.records import AppRecord
 from appflow.paths import cache_dir
 from appflow.sources.appdef import load_app_definitions
 
+NO_TOKEN_OVERRIDE = "insecureApiWithoutTokenOnNetwork"
+"""The configuration key that lets requireToken: false serve the API beyond loopback."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class ServeConfig:
@@ -34,7 +38,19 @@ class ServeConfig:
     port: int = 8080
     daemon: DaemonOptions = field(default_factory=DaemonOptions)
     max_body_bytes: int = 1_048_576
+    body_timeout_seconds: float = 10.0
     require_token: bool = True
+    insecure_no_token_on_network: bool = False
+
+
+def is_loopback(host: str) -> bool:
+    """Whether HOST (a listen address) is reachable from this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve to anything
 
 
 def load_serve_config(path: Path | None, overrides: dict[str, Any]) -> ServeConfig:
@@ -61,8 +77,20 @@ def load_serve_config(path: Path | None, overrides: dict[str, Any]) -> ServeConf
         data = loaded
     data.update({k: v for k, v in overrides.items() if v is not None})
     host, _, port = str(data.get("listen", "127.0.0.1:8080")).rpartition(":")
+    host = host or "127.0.0.1"
+    require_token = bool(data.get("requireToken", True))
+    override = bool(data.get(NO_TOKEN_OVERRIDE, False))
+    if not require_token and not is_loopback(host) and not override:
+        # Anyone who can reach the port could then read the fleet and trigger syncs.
+        raise ConfigError(
+            f"requireToken: false serves the API without authentication, and {host} is "
+            "reachable from other machines",
+            where=Where(file=str(path) if path else None, field="requireToken"),
+            hint="listen on 127.0.0.1, or keep requireToken: true and use `appflow token "
+            f"create`; to accept the risk anyway, set {NO_TOKEN_OVERRIDE}: true",
+        )
     return ServeConfig(
-        host=host or "127.0.0.1",
+        host=host,
         port=int(port),
         daemon=DaemonOptions(
             workers=int(data.get("workers", 4)),
@@ -72,7 +100,9 @@ def load_serve_config(path: Path | None, overrides: dict[str, Any]) -> ServeConf
             shutdown_grace=float(data.get("shutdownGraceSeconds", 60)),
         ),
         max_body_bytes=int(data.get("maxBodyBytes", 1_048_576)),
-        require_token=bool(data.get("requireToken", True)),
+        body_timeout_seconds=float(data.get("bodyTimeoutSeconds", 10)),
+        require_token=require_token,
+        insecure_no_token_on_network=override,
     )
 
 
@@ -109,6 +139,7 @@ async def _serve(engine: Engine, config: ServeConfig) -> None:
         store=engine.store,
         triggers=daemon,
         max_body_bytes=config.max_body_bytes,
+        body_timeout_seconds=config.body_timeout_seconds,
         require_token=config.require_token,
         metrics=metrics,
         engine=engine,
@@ -161,6 +192,13 @@ async def _serve(engine: Engine, config: ServeConfig) -> None:
         f"(dashboard: http://{config.host}:{config.port}/ui/)",
         highlight=False,
     )
+    if not config.require_token and not is_loopback(config.host):
+        err_console.print(
+            f"[bold red]WARNING: the API at http://{config.host}:{config.port}/api/v1 needs no "
+            f"token ({NO_TOKEN_OVERRIDE}: true): anyone who reaches this port can read the "
+            "fleet and start syncs[/]",
+            highlight=False,
+        )
     try:
         await daemon.run(
             extra={

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -17,7 +18,8 @@ import click
 from appflow.cli.common import store_session
 from appflow.cli.output import console, emit, err_console, output_option
 from appflow.errors import ConfigError, Where
-from appflow.model.tokens import hash_token, new_token
+from appflow.model.records import utc_now
+from appflow.model.tokens import hash_token, new_token, parse_ttl
 
 
 @click.group()
@@ -32,44 +34,78 @@ def token() -> None:
     is_flag=True,
     help="May read the API and the dashboard, and change nothing (no sync, install, rollback).",
 )
+@click.option(
+    "--ttl",
+    help="How long the token is valid, e.g. 90d, 12h, 2w (default: until revoked).",
+)
 @output_option
-def token_create(name: str, read_only: bool, output: str) -> None:
+def token_create(name: str, read_only: bool, ttl: str | None, output: str) -> None:
     """Create API token NAME and print it once (only its hash is kept)."""
+    expires_at = utc_now() + parse_ttl(ttl) if ttl is not None else None
     secret = new_token()
     with store_session() as store:
         record = store.add_token(
-            name, token_hash=hash_token(secret), scope="read-only" if read_only else "admin"
+            name,
+            token_hash=hash_token(secret),
+            scope="read-only" if read_only else "admin",
+            expires_at=expires_at,
         )
     if output != "table":
-        emit({"name": record.name, "scope": record.scope, "token": secret}, output=output)
+        emit(
+            {
+                "name": record.name,
+                "scope": record.scope,
+                "token": secret,
+                "expires": _time(expires_at),
+            },
+            output=output,
+        )
         return
     # The token alone on stdout, so that TOKEN=$(appflow token create ci) works.
     click.echo(secret)
+    until = f"; it expires at {_time(expires_at)}" if expires_at else ""
     err_console.print(
-        f"token {name} created; it is not shown again. Send it as `Authorization: Bearer TOKEN`.",
+        f"token {name} created{until}; it is not shown again. "
+        "Send it as `Authorization: Bearer TOKEN`.",
         highlight=False,
     )
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") if value else None
 
 
 @token.command("list")
 @output_option
 def token_list(output: str) -> None:
-    """Show API tokens: names and when they were made and last used (never the tokens)."""
+    """Show API tokens: names, when they were made, last used and expire (never the tokens)."""
+    now = utc_now()
     with store_session() as store:
         data = [
             {
                 "name": t.name,
                 "scope": t.scope,
-                "created": t.created_at.isoformat(timespec="seconds"),
-                "lastUsed": t.last_used.isoformat(timespec="seconds") if t.last_used else None,
+                "created": _time(t.created_at),
+                "lastUsed": _time(t.last_used),
+                "expires": _time(t.expires_at),
+                "expired": t.expired(now),
             }
             for t in store.list_tokens()
         ]
     emit(
         data,
         output=output,
-        columns=("NAME", "SCOPE", "CREATED", "LAST USED"),
-        rows=lambda d: [[x["name"], x["scope"], x["created"], x["lastUsed"] or "never"] for x in d],
+        columns=("NAME", "SCOPE", "CREATED", "LAST USED", "EXPIRES"),
+        rows=lambda d: [
+            [
+                x["name"],
+                x["scope"],
+                x["created"],
+                x["lastUsed"] or "never",
+                (x["expires"] or "never") + (" (expired)" if x["expired"] else ""),
+            ]
+            for x in d
+        ],
     )
 
 

@@ -358,7 +358,9 @@ class Daemon:
         async for event_type, obj in kube.watch(
             api_version, kind, label_selector=LABEL_APP, stop=self._stopping
         ):
-            if event_type in ("MODIFIED", "DELETED"):
+            # RELISTED: the watch fell too far behind (410 Gone) and listed the kind
+            # again; any object may have changed meanwhile.
+            if event_type in ("MODIFIED", "DELETED", "RELISTED"):
                 await self._check_drift(cluster, event_type, obj)
 
     async def _check_drift(self, cluster: str, event_type: str, live: Manifest) -> None:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from appflow.engine.connections import Connections
+from appflow.engine.policies import check_values_from, lookup_render
 from appflow.engine.secrets import SecretsStage
 from appflow.engine.sources import Source
 from appflow.engine.stages.types import DesiredState, SyncOptions
@@ -45,6 +46,7 @@ from appflow.model.objects import (
     Manifest,
 )
 from appflow.model.ownership import digest
+from appflow.model.policy import Policy
 from appflow.model.records import ClusterRecord
 from appflow.model.targeting import ClusterGroup, ClusterInfo, customization_for
 from appflow.model.values import merge_values, render_templated_values
@@ -93,7 +95,6 @@ def render_request(
     cluster: ClusterInfo,
     groups: dict[str, ClusterGroup],
     capabilities: Capabilities,
-    kubeconfig: Path | None = None,
     values_from: Sequence[Mapping[str, Any]] = (),
 ) -> RenderRequest:
     """The RenderRequest of APP for CLUSTER (pure apart from resolving paths).
@@ -129,7 +130,6 @@ def render_request(
             release_name=helm.release_name,
             values=values,
             values_files=values_files,
-            server_render_kubeconfig=kubeconfig if helm.lookup else None,
             skip_schema_validation=helm.skip_schema_validation,
             kustomize_dir=kustomize_dir if kustomize_dir not in (None, "") else None,
         )
@@ -339,8 +339,10 @@ async def request_for(
     *,
     groups: Mapping[str, ClusterGroup],
     connections: Connections,
+    policies: Sequence[Policy] = (),
 ) -> RenderRequest:
-    """The RenderRequest of DEFINITION for CLUSTER (valuesFrom read from the cluster)."""
+    """The RenderRequest of DEFINITION for CLUSTER (valuesFrom read from the cluster, in
+    the namespaces POLICIES let the app read)."""
     # Only helm renders use the cluster's capabilities (.Capabilities, and the
     # render cache's key); plain YAML and kustomize do not wait for discovery.
     capabilities = (
@@ -348,6 +350,10 @@ async def request_for(
     )
     info = ClusterInfo(name=cluster.name, labels=cluster.labels)
     refs, namespace = values_from_refs(definition, info, dict(groups))
+    if refs:
+        check_values_from(
+            refs, namespace=namespace, policies=policies, app=definition.name, cluster=cluster.name
+        )
     return render_request(
         definition,
         repo_root=source.root,
@@ -355,7 +361,6 @@ async def request_for(
         cluster=info,
         groups=dict(groups),
         capabilities=capabilities,
-        kubeconfig=Path(cluster.kubeconfig_path) if cluster.kubeconfig_path else None,
         values_from=await read_values_from(
             connections.kube(cluster),
             refs,
@@ -378,17 +383,25 @@ async def render_desired(
     connections: Connections,
     cache: RenderCache,
     secrets: SecretsStage,
+    policies: Sequence[Policy] = (),
     release: bool = False,
 ) -> tuple[RenderRequest, DesiredState]:
     """What DEFINITION puts on CLUSTER, rendered (from the cache when rendered before).
 
     Secret inputs are decrypted for CLUSTER first (``engine.secrets``); a render that
-    saw plaintext skips the cache. For Helm release mode (RELEASE) helm installs from
-    the returned request, so the objects are not revealed: they only serve health.
+    saw plaintext skips the cache. A chart that asks for helm lookup renders against
+    a view of CLUSTER that POLICIES (the operator's, for this app there) confine, or
+    not at all. For Helm release mode (RELEASE) helm installs from the returned
+    request, so the objects are not revealed: they only serve health.
     """
-    request = await request_for(definition, source, cluster, groups=groups, connections=connections)
+    request = await request_for(
+        definition, source, cluster, groups=groups, connections=connections, policies=policies
+    )
     opened = await secrets.open(definition, request, cluster=cluster, groups=groups)
-    rendered = await render(opened.request, cache=cache if opened.cacheable else None)
+    async with lookup_render(
+        connections.kube(cluster), definition, opened.request, policies
+    ) as rendering:
+        rendered = await render(rendering, cache=cache if opened.cacheable else None)
     if release:
         objects = rendered.objects
         revision = rendered.revision

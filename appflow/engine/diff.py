@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from appflow.engine.desired import render_desired
 from appflow.engine.parts import EngineParts
+from appflow.engine.policies import enforce_guard_rails, load_policies
 from appflow.engine.stages.prepare import prepare
 from appflow.engine.stages.types import DesiredState, SyncBlocked, SyncOptions
 from appflow.engine.state import load_app_state
@@ -25,7 +26,9 @@ async def diff_app(
     source = await resolver.fetch(state.app, state.repo, commit=None, store=parts.store)
     definition = await resolver.definition(state.app, source)
     desired = []
-    for cluster in state.fleet.targets(definition, clusters):
+    targets = state.fleet.targets(definition, clusters)
+    policies = await load_policies(parts.store, app=name, clusters=targets)
+    for cluster in targets:
         _, rendered = await render_desired(
             definition,
             source,
@@ -34,6 +37,7 @@ async def diff_app(
             connections=parts.connections,
             cache=parts.render_cache,
             secrets=parts.secrets,
+            policies=policies[cluster.name],
         )
         desired.append((cluster, rendered))
     return await _plans(parts, name, desired, state.deployments, prune=definition.sync_policy.prune)
@@ -69,9 +73,14 @@ async def _plans(
     options = SyncOptions(with_diffs=True, prune=prune)
     plans: dict[str, Plan] = {}
     errors: list[AppflowError] = []
+    policies = await load_policies(parts.store, app=name, clusters=[c for c, _ in desired])
     for cluster, state in desired:
         previous = deployments.get(cluster.name)
         try:
+            # What a sync would refuse, the diff shows refused.
+            await enforce_guard_rails(
+                parts.connections.kube(cluster), state, policies[cluster.name]
+            )
             prepared = await prepare(
                 parts.connections.kube(cluster),
                 state,

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from appflow.engine.parts import EngineParts
+from appflow.engine.policies import enforce_guard_rails, load_policies
 from appflow.engine.report import AppSyncReport
 from appflow.engine.stages.execute import execute
 from appflow.engine.stages.prepare import prepare
@@ -66,12 +67,19 @@ async def prepare_all(
     """Prepare DESIRED on every cluster (bounded); refusals go to REPORT.blocked."""
     limit = asyncio.Semaphore(parts.options.cluster_concurrency)
     prepared: dict[str, Prepared] = {}
+    policies = await load_policies(
+        parts.store, app=report.app, clusters=[clusters[n] for n in desired]
+    )
 
     async def one(name: str) -> None:
         app = desired[name].app
         previous = deployments.get(name)
         async with limit:
             try:
+                # The operator's guard rails, before any dry run (see engine.policies).
+                await enforce_guard_rails(
+                    parts.connections.kube(clusters[name]), desired[name], policies[name]
+                )
                 prepared[name] = await prepare(
                     parts.connections.kube(clusters[name]),
                     desired[name],

@@ -51,7 +51,7 @@ def discover_apps(
     definitions = load_app_definitions(root, paths=repo.paths or ("",))
     if not definitions:
         raise ConfigError(
-            f"no apps found under {', '.join(repo.paths) or '.'} in {repo.url}",
+            f"no apps found under {', '.join(repo.paths) or '.'} in {redact_url(repo.url)}",
             hint="a folder needs an appflow.yaml, fleet.yaml, Chart.yaml, kustomization.yaml or manifests",
         )
     for d in definitions:
@@ -352,7 +352,7 @@ async def _register(store: Store, record: RepoRecord) -> list[AppRecord]:
     else:
         root = Path(record.url).resolve()
         if not root.is_dir():
-            raise ConfigError(f"{record.url} is neither a URL nor a folder")
+            raise ConfigError(f"{redact_url(record.url)} is neither a URL nor a folder")
         record = replace(record, url=str(root), ref="")
     existing = {a.name: a for a in await asyncio.to_thread(store.list_apps)}
     apps = await asyncio.to_thread(discover_apps, record, root, existing=existing)

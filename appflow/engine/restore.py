@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from appflow.engine.desired import render_desired
 from appflow.engine.parts import EngineParts
+from appflow.engine.policies import load_policies
 from appflow.engine.sources import Source
 from appflow.engine.stages.types import DesiredState
 from appflow.engine.state import AppState, read_app_state
@@ -37,6 +38,9 @@ async def restore_revision(
     source = await _source_at(parts, state, revision)
     definition = await resolver.definition(state.app, source)
     restored = dict(desired)
+    policies = await load_policies(
+        parts.store, app=app, clusters=[state.fleet.clusters[c] for c in missing]
+    )
     for cluster in missing:
         _, fresh = await render_desired(
             definition,
@@ -46,6 +50,7 @@ async def restore_revision(
             connections=parts.connections,
             cache=parts.render_cache,
             secrets=parts.secrets,
+            policies=policies[cluster],
         )
         if _recorded_form(fresh.recorded) != _recorded_form(desired[cluster].objects):
             raise DecryptionError(

@@ -49,8 +49,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from appflow import redaction
 from appflow.errors import AppflowError, ConfigError, DecryptionError, Where
 from appflow.model.appdef import AppDefinition, EncryptedValues
@@ -67,6 +65,7 @@ from appflow.model.sops import (
     strip_metadata,
 )
 from appflow.model.targeting import ClusterGroup, selector_matches
+from appflow.render.documents import check_file_size, parse_yaml_documents
 from appflow.render.types import RenderRequest, canonical_json, revision_of
 from appflow.secrets.age import Identity
 from appflow.secrets.decrypt import (
@@ -481,17 +480,26 @@ def _helm_request(
             if found is not None:
                 layers.append(values_of(found, app=app))
                 continue
-            try:
-                doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-            except (OSError, yaml.YAMLError) as err:
-                raise ConfigError(
-                    f"cannot read values file: {err}", where=Where(app=app, file=name)
-                ) from err
-            layers.append(_values_document(doc, name=name, app=app))
+            layers.append(
+                _values_document(_read_values(path, name=name, app=app), name=name, app=app)
+            )
         # One merged layer on stdin takes the files' place: helm never reads plaintext from disk.
         values = merge_helm_values(*layers, request.values)
         request = replace(request, values=values, values_files=())
     return request, _schema_sensitive(request, values)
+
+
+def _read_values(path: Path, *, name: str, app: str) -> Any:
+    """The values file at PATH (shown as NAME), parsed within the operator's limits."""
+    check_file_size(path, shown=name)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(
+            f"cannot read values file: {err}", where=Where(app=app, file=name)
+        ) from err
+    documents = parse_yaml_documents(text, file=name)
+    return documents[0].data if documents else None
 
 
 def _schema_sensitive(request: RenderRequest, values: Mapping[str, Any]) -> list[Any]:
@@ -510,9 +518,9 @@ def _schema_sensitive(request: RenderRequest, values: Mapping[str, Any]) -> list
     defaults: Any = {}
     if (chart_values := schema_file.parent / "values.yaml").is_file():
         try:
-            defaults = yaml.safe_load(chart_values.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError):
-            defaults = {}
+            defaults = _read_values(chart_values, name=str(chart_values), app=request.app) or {}
+        except AppflowError:
+            defaults = {}  # helm reports a broken values.yaml itself
     merged = merge_helm_values(defaults if isinstance(defaults, Mapping) else {}, values)
     return values_at(merged, paths)
 

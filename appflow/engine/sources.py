@@ -38,7 +38,7 @@ from appflow.model.records import (
     SourceRef,
 )
 from appflow.sources.appdef import load_app_definitions
-from appflow.sources.folders import folder_digest
+from appflow.sources.folders import local_source_digest
 
 if TYPE_CHECKING:
     from appflow.sources import git
@@ -198,7 +198,10 @@ class LocalResolver:
                 hint="appflow app add NAME --local DIR",
             )
         app_dir = root / app.path if app.path else root
-        content = await asyncio.to_thread(folder_digest, app_dir)
+        try:
+            content = await asyncio.to_thread(local_source_digest, root, app_dir)
+        except AppflowError as err:
+            raise err.located(app=app.name) from None
         return Source(
             root=root,
             digest=f"local:{app.path}:{content}",

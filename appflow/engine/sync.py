@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from appflow.engine.desired import options_for, render_desired
 from appflow.engine.fanout import deliver, run_on_clusters, unreachable, validated
 from appflow.engine.parts import EngineParts
+from appflow.engine.policies import check_release_allowed, enforce_guard_rails, load_policies
 from appflow.engine.report import AppSyncReport
 from appflow.engine.sources import Source
 from appflow.engine.stages import release
-from appflow.engine.stages.types import DesiredState, Progress, SyncOptions
+from appflow.engine.stages.types import DesiredState, Progress, SyncBlocked, SyncOptions
 from appflow.engine.state import AppState, load_app_state
 from appflow.errors import AppflowError, ClusterError
 from appflow.model.appdef import AppDefinition, SyncPolicy
@@ -140,10 +141,15 @@ async def _render_each(
     parts: EngineParts, run: _Run, *, release: bool = False
 ) -> dict[str, tuple[RenderRequest, DesiredState]]:
     out: dict[str, tuple[RenderRequest, DesiredState]] = {}
+    policies = await load_policies(parts.store, app=run.report.app, clusters=run.targets.values())
 
     async def one(cluster: ClusterRecord) -> None:
         try:
-            out[cluster.name] = await render_desired(
+            if release:
+                check_release_allowed(
+                    policies[cluster.name], app=run.report.app, cluster=cluster.name
+                )
+            request, state = await render_desired(
                 run.definition,
                 run.source,
                 cluster,
@@ -151,8 +157,17 @@ async def _render_each(
                 connections=parts.connections,
                 cache=parts.render_cache,
                 secrets=parts.secrets,
+                policies=policies[cluster.name],
                 release=release,
             )
+            if release:
+                # Helm installs what it renders itself: the guard rails judge it here,
+                # on every target before any install (a sync's are in prepare_all).
+                kube = parts.connections.kube(cluster)
+                await enforce_guard_rails(kube, state, policies[cluster.name])
+            out[cluster.name] = request, state
+        except SyncBlocked as err:
+            run.report.blocked.extend(err.errors)
         except ClusterError as err:
             located = err.located(app=run.report.app, cluster=cluster.name)
             await unreachable(parts, run.report, cluster.name, located)

@@ -8,10 +8,11 @@ blocking call. Every error leaves here translated by appflow.kube.errors.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes import watch as k8s_watch
+from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ConflictError as DynConflict
@@ -28,9 +30,31 @@ from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from appflow.errors import ConfigError, FencedError, MissingKindError, Where
 from appflow.kube.errors import translate
+from appflow.kube.lookup import LookupView
 from appflow.model.capabilities import Capabilities
 from appflow.model.objects import FIELD_MANAGER, Manifest, ObjectRef
 from appflow.paths import cache_dir
+
+_GONE = 410
+"""The API server's answer to a watch from a resourceVersion it no longer keeps."""
+
+
+def _remember(known: dict[ObjectRef, Manifest], event_type: str, obj: Manifest) -> None:
+    """Keep what a DELETED event needs of each object the watch has seen (for re-lists)."""
+    ref = ObjectRef.of(obj)
+    if event_type == "DELETED":
+        known.pop(ref, None)
+        return
+    meta = obj.get("metadata") or {}
+    known[ref] = {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "labels": meta.get("labels") or {},
+        },
+    }
 
 
 def _plain(_client: Any, data: Any) -> Any:
@@ -162,6 +186,17 @@ class KubeCluster:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._api.close()
+
+    @contextlib.asynccontextmanager
+    async def lookup_view(self, *, namespaces: Iterable[str]) -> AsyncIterator[Path]:
+        """A kubeconfig for helm that reads only NAMESPACES of this cluster (see kube.lookup)."""
+        view = LookupView(
+            self._api, cluster=self.name, namespaces=namespaces, timeout=max(self.timeout, 30.0)
+        )
+        try:
+            yield view.kubeconfig
+        finally:
+            await asyncio.to_thread(view.close)
 
     # -- discovery -------------------------------------------------------
 
@@ -434,20 +469,31 @@ class KubeCluster:
         label_selector: str | None = None,
         stop: asyncio.Event,
         window: int = 55,
+        since: str | None = None,
     ) -> AsyncIterator[tuple[str, Manifest]]:
         """Yield (event type, object) for changes to objects of one kind, until STOP is set.
 
         One watch per kind and cluster, across namespaces. The blocking stream
-        runs in a thread of its own and is re-opened every WINDOW
-        seconds (and after errors), from the last resourceVersion seen, so that
-        a dropped connection loses no event the server still remembers.
+        runs in a thread of its own and is re-opened every WINDOW seconds (and
+        after errors) from the last resourceVersion seen (at first SINCE, or the
+        objects as they are now), so that a dropped connection loses no event
+        the server still remembers.
+
+        When the server no longer remembers that far back (HTTP 410 Gone), the
+        kind is listed again, as informers do: every object is yielded as
+        ``RELISTED``, objects seen before and now gone as ``DELETED``, and the
+        watch goes on from the list's resourceVersion. Other errors are raised.
         """
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[tuple[str, Manifest] | BaseException] = asyncio.Queue()
         halt = threading.Event()
 
+        def emit(kind_of_event: str, obj: Manifest) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, (kind_of_event, obj))
+
         def pump() -> None:
-            resource_version: str | None = None
+            resource_version = since
+            known: dict[ObjectRef, Manifest] = {}
             while not halt.is_set():
                 try:
                     resource = self.resource_sync(api_version, kind)
@@ -463,19 +509,58 @@ class KubeCluster:
                             watcher.stop()
                             break
                         raw = event.get("raw_object") or {}
-                        if event.get("type") == "ERROR":
-                            # 410 Gone: our resourceVersion is too old; start afresh.
-                            resource_version = None
-                            break
+                        event_type = str(event.get("type"))
+                        if event_type == "ERROR":
+                            raise ApiException(status=int(raw.get("code") or 0), reason=str(raw))
                         resource_version = (raw.get("metadata") or {}).get(
                             "resourceVersion", resource_version
                         )
-                        loop.call_soon_threadsafe(events.put_nowait, (str(event.get("type")), raw))
+                        _remember(known, event_type, raw)
+                        emit(event_type, raw)
+                except ApiException as err:
+                    if err.status != _GONE:
+                        loop.call_soon_threadsafe(
+                            events.put_nowait, translate(err, cluster=self.name, action="watch")
+                        )
+                        halt.wait(2.0)
+                        continue
+                    try:
+                        resource_version = relist(known)
+                    except Exception as inner:  # reported to the consumer, then retried
+                        loop.call_soon_threadsafe(
+                            events.put_nowait, translate(inner, cluster=self.name, action="list")
+                        )
+                        resource_version = None
+                        halt.wait(2.0)
                 except Exception as err:  # reported to the consumer, then retried
                     loop.call_soon_threadsafe(
                         events.put_nowait, translate(err, cluster=self.name, action="watch")
                     )
                     halt.wait(2.0)
+
+        def relist(known: dict[ObjectRef, Manifest]) -> str | None:
+            """List the kind afresh after 410 Gone; yield what changed meanwhile; the new RV."""
+            resource = self.resource_sync(api_version, kind)
+            listed = self._client().get(
+                resource,
+                label_selector=label_selector,
+                _request_timeout=max(self.timeout, 30.0),
+                serializer=_plain,
+            )
+            now: dict[ObjectRef, Manifest] = {}
+            for item in listed.get("items") or []:
+                item.setdefault("apiVersion", api_version)
+                item.setdefault("kind", kind)
+                now[ObjectRef.of(item)] = item
+            for ref, gone in list(known.items()):
+                if ref not in now:
+                    emit("DELETED", gone)
+            known.clear()
+            for item in now.values():
+                _remember(known, "RELISTED", item)
+                emit("RELISTED", item)
+            version = (listed.get("metadata") or {}).get("resourceVersion")
+            return str(version) if version else None
 
         # A daemon thread: a stream blocked in a read must not hold the
         # process open at exit (executor threads are joined then).

@@ -130,7 +130,8 @@ class HelmSpec:
     templating: bool = True
     """Whether ``${ }`` templates in values are rendered per cluster (fleet.yaml disablePreProcess)."""
     lookup: bool = False
-    """Render with helm's --dry-run=server against the target, so `lookup` sees live objects."""
+    """Ask to render with helm's --dry-run=server against the target, so `lookup` sees live
+    objects. Only an operator's policy can allow it (see appflow.model.policy)."""
     dependency_update: bool = True
     """Fetch the chart's missing dependencies; False uses only what charts/ vendors."""
     skip_schema_validation: bool = False
@@ -360,10 +361,12 @@ def format_path(path: JsonPath) -> str:
     """('rollout', 'partitions', 0, 'name') -> 'rollout.partitions[0].name'."""
     text = ""
     for part in path:
-        if isinstance(part, int):
+        if isinstance(part, int) and not isinstance(part, bool):
             text += f"[{part}]"
         else:
-            text += f".{part}" if text else part
+            # YAML keys need not be strings: `~: 1` is a key null.
+            key = part if isinstance(part, str) else "null" if part is None else str(part)
+            text += f".{key}" if text else key
     return text
 
 

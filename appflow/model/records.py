@@ -685,6 +685,8 @@ class TokenRecord:
     scope: TokenScope = "admin"
     created_at: datetime = field(default_factory=utc_now)
     last_used: datetime | None = None
+    expires_at: datetime | None = None
+    """None: the token does not expire (until revoked)."""
 
     @property
     def read_only(self) -> bool:
@@ -695,3 +697,7 @@ class TokenRecord:
         _check_choice(self.scope, TOKEN_SCOPES, field_name="scope")
         _check_aware(self.created_at, field_name="created_at")
         _check_aware(self.last_used, field_name="last_used")
+        _check_aware(self.expires_at, field_name="expires_at")
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at

@@ -9,7 +9,11 @@ it lets the server find a token by its hash with an index lookup.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
+from datetime import timedelta
+
+from appflow.errors import ConfigError
 
 TOKEN_PREFIX = "af_"
 TOKEN_RANDOM_BYTES = 24
@@ -29,3 +33,18 @@ def hash_token(token: str) -> str:
 def looks_like_token(text: str) -> bool:
     """True when TEXT has the shape of an appflow token (a cheap check before any lookup)."""
     return text.startswith(TOKEN_PREFIX) and len(text) == len(TOKEN_PREFIX) + 32
+
+
+_TTL = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_ttl(text: str) -> timedelta:
+    """How long a token lives: '90d', '12h', '30m', '3600s', '2w'; ConfigError otherwise."""
+    match = _TTL.match(text)
+    if match is None or int(match.group(1)) == 0:
+        raise ConfigError(
+            f"--ttl {text!r} is not a duration",
+            hint="write a positive whole number and a unit: s, m, h, d or w (e.g. 90d)",
+        )
+    return timedelta(seconds=int(match.group(1)) * _TTL_UNITS[match.group(2)])

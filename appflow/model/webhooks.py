@@ -17,7 +17,8 @@ Providers and how each one signs (every comparison is ``hmac.compare_digest``):
   ``X-Appflow-Delivery`` (a unique id) and ``X-Appflow-Signature: sha256=HEX`` of
   ``timestamp + "." + body``; the body is ``{"repository": URL, "branch": B, "commit": C}``.
   A timestamp more than five minutes off is stale; a delivery id or a signature seen
-  before is a replay (see ReplayGuard).
+  within REPLAY_TTL_SECONDS is a replay (the server keeps them in the store, so a
+  restart forgets none).
 
 Why the secret is checked after the payload is parsed: secrets are per repository, and
 only the payload says which repository a delivery is about. Parsing untrusted JSON is
@@ -32,14 +33,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from appflow.errors import ConfigError, WebhookRejectedError
 from appflow.model.giturl import normalize_repo_url
+from appflow.model.limits import Limits, document_problem
 from appflow.model.records import RepoRecord
 
 Provider = Literal["github", "gitlab", "gitea", "bitbucket", "generic"]
@@ -57,6 +57,10 @@ ZERO_COMMIT = "0" * 40
 """The ``after`` commit of a push that deleted its branch or tag."""
 
 JSON_HINT = "set the webhook's content type to application/json"
+
+MAX_PAYLOAD_DEPTH = 64
+"""Push payloads nest a few levels; anything deeper is refused before it is walked."""
+_PAYLOAD_LIMITS = Limits(max_yaml_depth=MAX_PAYLOAD_DEPTH)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,11 +132,22 @@ def parse_delivery(provider: str, headers: Mapping[str, str], body: bytes) -> De
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
         payload = json.loads(body)
+    except RecursionError as err:
+        raise _too_deep() from err
     except (UnicodeDecodeError, ValueError) as err:
         raise ConfigError("the webhook payload is not JSON", hint=JSON_HINT) from err
     if not isinstance(payload, dict):
         raise ConfigError("the webhook payload is not a JSON object", hint=JSON_HINT)
+    if document_problem(payload, _PAYLOAD_LIMITS, aliases=False) is not None:
+        raise _too_deep()
     return payload
+
+
+def _too_deep() -> ConfigError:
+    return ConfigError(
+        f"the webhook payload is nested more than {MAX_PAYLOAD_DEPTH} levels deep",
+        hint="send a push event as the git server sends it",
+    )
 
 
 def _ignored(provider: str, reason: str, delivery_id: str | None = None) -> Delivery:
@@ -438,7 +453,7 @@ def _unsigned(header: str) -> WebhookRejectedError:
     )
 
 
-def _forged(header: str) -> WebhookRejectedError:
+def forged(header: str) -> WebhookRejectedError:
     return WebhookRejectedError(
         f"the {header} signature does not match the repository's webhook secret",
         reason="forged",
@@ -454,7 +469,7 @@ def _check_prefixed(
         raise _unsigned(header)
     expected = prefix + hmac_sha256_hex(secret, body)
     if not _equal(expected, value.strip().lower()):
-        raise _forged(header)
+        raise forged(header)
 
 
 def verify_signature(
@@ -506,7 +521,7 @@ def verify_signature(
             if not token:
                 raise _unsigned("X-Gitlab-Token")
             if not _equal(secret, token):
-                raise _forged("X-Gitlab-Token")
+                raise forged("X-Gitlab-Token")
         case "generic":
             _verify_generic(
                 secret=secret, headers=headers, body=body, now=now, max_skew=max_skew_seconds
@@ -533,7 +548,7 @@ def _verify_generic(
     # The signature covers the timestamp exactly as sent, so check it before reading it.
     expected = "sha256=" + hmac_sha256_hex(secret, timestamp.encode("utf-8") + b"." + body)
     if not _equal(expected, signature.strip().lower()):
-        raise _forged("X-Appflow-Signature")
+        raise forged("X-Appflow-Signature")
     try:
         sent = int(timestamp.strip())
     except ValueError:
@@ -550,7 +565,7 @@ def _verify_generic(
 
 
 def generic_replay_keys(headers: Mapping[str, str]) -> tuple[str, ...]:
-    """What identifies a generic delivery for ReplayGuard: its id and its signature.
+    """What identifies a generic delivery against replays: its id and its signature.
 
     The delivery id header is not covered by the signature, so a replay with a fresh id
     would pass a guard of ids alone; the signature covers timestamp and body and cannot be
@@ -564,54 +579,6 @@ def generic_replay_keys(headers: Mapping[str, str]) -> tuple[str, ...]:
     if signature:
         keys.append(f"sig:{signature.strip().lower()}")
     return tuple(keys)
-
-
-# -- replay ---------------------------------------------------------------------------------------
-
-
-class ReplayGuard:
-    """Remembers recent deliveries, so that the same delivery is acted on once.
-
-    A bounded LRU with a time to live: entries older than ``ttl_seconds`` are forgotten,
-    and past ``max_entries`` the oldest go first. The TTL outlasts the accepted clock skew
-    (REPLAY_TTL_SECONDS), so a replay is either remembered or stale. Thread-safe.
-    """
-
-    def __init__(
-        self, *, ttl_seconds: float = REPLAY_TTL_SECONDS, max_entries: int = 100_000
-    ) -> None:
-        if ttl_seconds <= 0 or max_entries <= 0:
-            raise ConfigError("a replay guard needs a positive TTL and size")
-        self.ttl_seconds = ttl_seconds
-        self.max_entries = max_entries
-        self._seen: OrderedDict[str, float] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._seen)
-
-    def is_replay(self, keys: Iterable[str], *, now: float) -> bool:
-        """True if any of KEYS was seen within the TTL; otherwise remember them all."""
-        wanted = [k for k in keys if k]
-        with self._lock:
-            self._expire(now)
-            if any(k in self._seen for k in wanted):
-                return True
-            for key in wanted:
-                self._seen[key] = now
-                self._seen.move_to_end(key)
-            while len(self._seen) > self.max_entries:
-                self._seen.popitem(last=False)
-            return False
-
-    def _expire(self, now: float) -> None:
-        # Insertion order is time order (``now`` only grows in practice), so expiry
-        # stops at the first entry still alive.
-        while self._seen:
-            key, seen_at = next(iter(self._seen.items()))
-            if now - seen_at < self.ttl_seconds:
-                break
-            del self._seen[key]
 
 
 # -- secret references ----------------------------------------------------------------------------

@@ -20,6 +20,7 @@ repository or cluster) carrying the app and the cluster.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 from appflow.errors import AppflowError, RenderError
@@ -57,7 +58,8 @@ async def render(request: RenderRequest, *, cache: RenderCache | None = None) ->
         request = await _pin_chart_version(request)
         if cache is None or request.server_render_kubeconfig is not None:
             return await _render(request)
-        key = render_key(request)
+        # render_key reads and digests the values files.
+        key = await asyncio.to_thread(render_key, request)
         return await cache.get_or_render(key, lambda: _render(request))
     except AppflowError as err:
         raise err.located(app=request.app, cluster=request.cluster) from err
@@ -94,6 +96,8 @@ async def _pin_chart_version(request: RenderRequest) -> RenderRequest:
 
 
 async def _render(request: RenderRequest) -> Rendered:
+    # Rendered.of digests every object (a canonical JSON of the whole render):
+    # like parsing, it runs in a worker thread, never on the event loop.
     notes: list[str] = []
     chart_version: str | None = None
     objects: tuple[Manifest, ...]
@@ -130,7 +134,9 @@ async def _render(request: RenderRequest) -> Rendered:
         )
         if request.yaml_overlays:
             notes.append(f"overlays {', '.join(request.yaml_overlays)}")
-    return Rendered.of(_finish(request, objects), notes=notes, chart_version=chart_version)
+    return await asyncio.to_thread(
+        lambda: Rendered.of(_finish(request, objects), notes=notes, chart_version=chart_version)
+    )
 
 
 def _finish(request: RenderRequest, objects: tuple[Manifest, ...]) -> tuple[Manifest, ...]:

@@ -8,6 +8,12 @@ key names the inputs, so an entry is never updated, only added or evicted.
 
 Renders of the same key that run at the same time share one render.
 
+The folder is bounded: past ``render_cache_bytes`` (``APPFLOW_RENDER_CACHE_BYTES``)
+the least recently used entries are deleted (a disk hit marks an entry used).
+A cache is an optimisation, never a reason for a sync to fail: when the folder
+cannot be written (a full disk, a read-only mount) the process warns once and
+goes on with the memory cache only.
+
 Not cached: server-side renders (``helm --dry-run=server``), because ``lookup``
 reads live cluster state that no key can name.
 """
@@ -15,25 +21,39 @@ reads live cluster state that no key can name.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from appflow import settings
 from appflow.errors import AppflowError, RenderError
+from appflow.model.limits import human_size
 from appflow.paths import cache_dir
+from appflow.render.documents import check_file_size
 from appflow.render.types import Rendered, RenderRequest, canonical_json, revision_of, sha256_hex
 
 CACHE_FORMAT = 3
 """Bump when what a render produces changes for the same inputs (new defaults, parser fixes)."""
 
+EVICT_TO = 0.8
+"""Eviction frees down to this share of the limit, so that it does not run on every write."""
+STALE_TEMP_SECONDS = 600
+"""A temporary file this old was left by a writer that died; eviction removes it."""
+
+log = logging.getLogger("appflow.render.cache")
+
 
 def _file_digest(path: Path) -> str:
+    check_file_size(path, shown=str(path))
     try:
         return sha256_hex(path.read_bytes())
     except OSError as err:
@@ -128,7 +148,9 @@ class RenderCache:
     """Content-addressed store of renders: memory LRU in front of a folder of JSON files.
 
     ``hits`` and ``misses`` count lookups served from the cache and renders
-    that had to run, for tests and metrics.
+    that had to run, for tests and metrics. ``max_bytes`` bounds the folder
+    (least recently used entries go first); ``disk_error`` says why the folder
+    was given up, when it was.
     """
 
     def __init__(
@@ -137,10 +159,15 @@ class RenderCache:
         directory: Path | None = None,
         max_entries: int = 512,
         persist: bool = True,
+        max_bytes: int | None = None,
     ) -> None:
         self.directory = directory if directory is not None else cache_dir() / "render"
         self.max_entries = max_entries
         self.persist = persist
+        self.max_bytes = (
+            max_bytes if max_bytes is not None else settings.limits().render_cache_bytes
+        )
+        self.disk_error: str | None = None
         self.hits = 0
         self.misses = 0
         self.disk_hits = 0
@@ -167,6 +194,7 @@ class RenderCache:
             rendered = _decode(text)
             if rendered is None:
                 return None
+            self._touch(key)
             self.disk_hits += 1
             self._remember(key, text)
             return rendered
@@ -177,8 +205,59 @@ class RenderCache:
     def put(self, key: str, rendered: Rendered) -> None:
         text = _encode(rendered)
         self._remember(key, text)
-        if self.persist:
+        if not self.persist or self.disk_error is not None:
+            return
+        try:
             self._write(key, text)
+            self._evict(keep=key)
+        except OSError as err:
+            # Once: a full disk would otherwise warn on every render.
+            self.disk_error = err.strerror or str(err)
+            log.warning(
+                "render cache: cannot write %s (%s); this process keeps renders in memory only",
+                self.directory,
+                self.disk_error,
+            )
+
+    def _touch(self, key: str) -> None:
+        # The file's mtime is its last use: eviction removes the oldest first.
+        # Gone meanwhile (another process's eviction), or a read-only disk: no matter.
+        with contextlib.suppress(OSError):
+            os.utime(self._path(key))
+
+    def _evict(self, *, keep: str) -> None:
+        """Delete the least recently used entries while the folder is over ``max_bytes``."""
+        entries: list[tuple[float, int, Path]] = []
+        total = 0
+        now = time.time()
+        with os.scandir(self.directory) as found:
+            for entry in found:
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if entry.name.startswith("."):
+                    # A temporary file: in use by a writer, or left by one that died.
+                    if now - info.st_mtime > STALE_TEMP_SECONDS:
+                        Path(entry.path).unlink(missing_ok=True)
+                    continue
+                total += info.st_size
+                if entry.name != f"{keep}.json":
+                    entries.append((info.st_mtime, info.st_size, Path(entry.path)))
+        if total <= self.max_bytes:
+            return
+        entries.sort()
+        freed = 0
+        for _, size, path in entries:
+            if total - freed <= self.max_bytes * EVICT_TO:
+                break
+            path.unlink(missing_ok=True)
+            freed += size
+        log.debug(
+            "render cache: evicted %s to stay under %s",
+            human_size(freed),
+            human_size(self.max_bytes),
+        )
 
     def _remember(self, key: str, text: str) -> None:
         with self._lock:
@@ -215,7 +294,8 @@ class RenderCache:
                 # each gets its own copy, without the cluster of the caller that
                 # rendered, so render() names the waiter's own cluster.
                 raise err.placed(replace(err.where, cluster=None)) from None
-            return _decode(_encode(rendered)) or rendered
+            # Each waiter gets objects of its own, copied off the event loop.
+            return await asyncio.to_thread(_copy, rendered)
         future: asyncio.Future[Rendered] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         self.misses += 1
@@ -236,3 +316,7 @@ class RenderCache:
             return rendered
         finally:
             self._inflight.pop(key, None)
+
+
+def _copy(rendered: Rendered) -> Rendered:
+    return _decode(_encode(rendered), verify=False) or rendered

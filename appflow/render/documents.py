@@ -6,6 +6,12 @@ dropped, ``List`` kinds are flattened, anything that is not an object (no kind,
 apiVersion or metadata.name) is a RenderError naming the file, the document and
 its line, and two objects with the same identity are refused rather than one
 silently winning.
+
+The limits of ``appflow.settings.limits()`` are enforced here too: documents
+nested too deeply or expanding (through YAML aliases) into too many values,
+objects larger than the API server accepts, and renders too large as a whole
+are RenderErrors naming what was too big. These functions are CPU-bound:
+callers in async code run them in a worker thread.
 """
 
 from __future__ import annotations
@@ -13,12 +19,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
 
+from appflow import settings
 from appflow.errors import ConfigError, RenderError, Where
 from appflow.model.hooks import hook_of, is_hook
+from appflow.model.limits import Limits, document_problem, human_size
 from appflow.model.objects import Manifest, ObjectRef
 
 # libyaml's parser when PyYAML was built with it: about ten times faster than
@@ -63,12 +72,18 @@ class Document:
     """What produced it, when not a file of the user's (e.g. a helm template name)."""
 
 
-def parse_yaml_documents(text: str, *, file: str, origin_of_line: Any = None) -> list[Document]:
+def parse_yaml_documents(
+    text: str, *, file: str, origin_of_line: Any = None, limits: Limits | None = None
+) -> list[Document]:
     """Parse multi-document YAML; YAML errors become RenderError with file, line and column.
 
     ``origin_of_line`` (line -> str | None) names the producer of a document
-    starting at that line, e.g. helm's ``# Source:`` template.
+    starting at that line, e.g. helm's ``# Source:`` template. A document
+    beyond LIMITS (nesting, values after alias expansion) is a RenderError.
     """
+    limits = limits or settings.limits()
+    # Without an anchor (&) and an alias (*) in the text, nothing can expand.
+    aliases = "&" in text and "*" in text
     docs: list[Document] = []
     loader = _Loader(text)
     try:
@@ -80,8 +95,13 @@ def parse_yaml_documents(text: str, *, file: str, origin_of_line: Any = None) ->
             line = node.start_mark.line + 1
             data = loader.construct_document(node)
             origin = origin_of_line(line) if origin_of_line is not None else None
-            docs.append(Document(data=data, file=file, index=index, line=line, origin=origin))
+            doc = Document(data=data, file=file, index=index, line=line, origin=origin)
+            _check_limits(doc, limits, aliases=aliases)
+            docs.append(doc)
             index += 1
+    except RecursionError as err:
+        # Only without libyaml: the pure-Python composer recurses once per level.
+        raise _too_deep(file, limits) from err
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         problem = err.problem or err.context or "invalid YAML"
@@ -98,17 +118,72 @@ def parse_yaml_documents(text: str, *, file: str, origin_of_line: Any = None) ->
     return docs
 
 
-def parse_json_documents(text: str, *, file: str) -> list[Document]:
+def parse_json_documents(text: str, *, file: str, limits: Limits | None = None) -> list[Document]:
     """Parse a .json file: one object, or an array of objects."""
+    limits = limits or settings.limits()
     try:
         data = json.loads(text)
+    except RecursionError as err:
+        raise _too_deep(file, limits) from err
     except json.JSONDecodeError as err:
         raise _error(
             f"invalid JSON: {err.msg}", file=file, line=err.lineno, column=err.colno
         ) from err
+    _check_limits(Document(data=data, file=file, index=0, line=1), limits, aliases=False)
     if isinstance(data, list):
         return [Document(data=item, file=file, index=i) for i, item in enumerate(data)]
     return [Document(data=data, file=file, index=0, line=1)]
+
+
+def _check_limits(doc: Document, limits: Limits, *, aliases: bool) -> None:
+    problem = document_problem(doc.data, limits, aliases=aliases)
+    if problem is not None:
+        raise _error(
+            f"{_describe(doc)} is refused: {problem}",
+            file=doc.file,
+            line=doc.line,
+            hint=_limit_hint(limits, "max_yaml_depth" if "nested" in problem else "max_yaml_nodes"),
+        )
+
+
+def _too_deep(file: str, limits: Limits) -> RenderError:
+    return _error(
+        f"a document is refused: it is nested more than {limits.max_yaml_depth} levels deep",
+        file=file,
+        hint=_limit_hint(limits, "max_yaml_depth"),
+    )
+
+
+def _limit_hint(limits: Limits, field_name: str) -> str:
+    return f"the limit is the operator's {limits.setting_name(field_name)}"
+
+
+def check_file_size(path: Path, *, shown: str, limits: Limits | None = None) -> None:
+    """Refuse to read a file of the source larger than the file limit (RenderError naming it)."""
+    limits = limits or settings.limits()
+    try:
+        size = path.stat().st_size
+    except OSError as err:
+        raise _error(f"cannot read {shown}: {err.strerror or err}", file=shown) from err
+    if size > limits.max_file_bytes:
+        raise _error(
+            f"the file is {human_size(size)}; files larger than "
+            f"{human_size(limits.max_file_bytes)} are refused",
+            file=shown,
+            hint=_limit_hint(limits, "max_file_bytes"),
+        )
+
+
+def check_output_size(text: str | bytes, *, what: str, limits: Limits | None = None) -> None:
+    """Refuse a tool's output (helm template, kustomize build) larger than the render limit."""
+    limits = limits or settings.limits()
+    if len(text) > limits.max_render_bytes:
+        raise _error(
+            f"{what} printed {human_size(len(text))}; renders larger than "
+            f"{human_size(limits.max_render_bytes)} are refused",
+            file=what,
+            hint=_limit_hint(limits, "max_render_bytes"),
+        )
 
 
 def _error(
@@ -258,16 +333,23 @@ def _check_hook(obj: Manifest, doc: Document) -> None:
 
 
 def finish_objects(
-    pairs: Iterable[tuple[Manifest, Document]], *, namespace: str | None
+    pairs: Iterable[tuple[Manifest, Document]],
+    *,
+    namespace: str | None,
+    limits: Limits | None = None,
 ) -> tuple[Manifest, ...]:
     """Default the namespace of namespaced objects, check hooks and refuse duplicate identities.
 
-    Objects keep the order they were produced in (file order, then document order).
+    Objects larger than the object limit, and sets of objects larger than the
+    render limit, are refused. Objects keep the order they were produced in
+    (file order, then document order).
     """
+    limits = limits or settings.limits()
     items = list(pairs)
     scoped = cluster_scoped_kinds(obj for obj, _ in items)
     seen: dict[ObjectRef, Document] = {}
     out: list[Manifest] = []
+    total = 0
     for obj, doc in items:
         if namespace and obj["kind"] not in scoped:
             meta = obj["metadata"]
@@ -285,6 +367,15 @@ def finish_objects(
         seen[ref] = doc
         if is_hook(obj):
             _check_hook(obj, doc)
+        total += _check_size(obj, ref, doc, limits)
+        if total > limits.max_render_bytes:
+            raise _error(
+                f"the objects come to more than {human_size(limits.max_render_bytes)} "
+                f"(reached at {ref}, {_describe(doc)})",
+                file=doc.file,
+                line=doc.line,
+                hint=_limit_hint(limits, "max_render_bytes"),
+            )
         out.append(obj)
     return tuple(out)
 
@@ -308,3 +399,21 @@ def force_namespace(objects: tuple[Manifest, ...], namespace: str) -> tuple[Mani
     for obj in objects:
         obj["metadata"]["namespace"] = namespace
     return objects
+
+
+def _check_size(obj: Manifest, ref: ObjectRef, doc: Document, limits: Limits) -> int:
+    """The size of OBJ as the JSON sent to the API server; RenderError when over the limit."""
+    size = len(
+        json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
+    )
+    if size > limits.max_object_bytes:
+        raise _error(
+            f"{ref} is {human_size(size)} as JSON; objects larger than "
+            f"{human_size(limits.max_object_bytes)} are refused (the API server and etcd "
+            "refuse them too)",
+            file=doc.file,
+            line=doc.line,
+            hint="keep large data out of objects (a ConfigMap holds at most 1 MiB); "
+            + _limit_hint(limits, "max_object_bytes"),
+        )
+    return size

@@ -64,9 +64,16 @@ from appflow.errors import (
     RenderError,
     SourceError,
 )
+from appflow.model.giturl import redact_url
 from appflow.model.objects import Manifest
 from appflow.paths import cache_dir
-from appflow.render.documents import finish_objects, parse_yaml_documents, to_objects
+from appflow.render.documents import (
+    check_file_size,
+    check_output_size,
+    finish_objects,
+    parse_yaml_documents,
+    to_objects,
+)
 from appflow.render.types import HelmChartRef, RenderRequest
 from appflow.tools import find_tool
 
@@ -348,10 +355,13 @@ def is_archive(path: Path) -> bool:
 
 def _read_chart_yaml(folder: Path) -> dict[str, Any]:
     path = folder / "Chart.yaml"
+    check_file_size(path, shown=str(path))
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as err:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
         raise RenderError(f"cannot read Chart.yaml: {err}").located(file=str(path)) from err
+    docs = parse_yaml_documents(text, file=str(path))
+    data = docs[0].data if docs else None
     if not isinstance(data, dict):
         raise RenderError("Chart.yaml is not a mapping").located(file=str(path))
     return data
@@ -492,6 +502,7 @@ def _values_flags(values_files: Sequence[Path]) -> list[str]:
     for path in values_files:
         if not path.is_file():
             raise RenderError("values file does not exist").located(file=str(path))
+        check_file_size(path, shown=str(path))
         flags += ["--values", str(path)]
     # The merged inline values go last on stdin: they win over every file.
     return [*flags, "--values", "-"]
@@ -548,8 +559,12 @@ async def helm_template(request: RenderRequest) -> HelmTemplate:
             args.append("--skip-schema-validation")
         if server is not None:
             # The target's API server answers lookup and its discovery is the truth,
-            # so --kube-version/--api-versions are not passed.
-            args.append("--dry-run=server")
+            # so --kube-version/--api-versions are not passed. Against a server, helm
+            # checks that no object of the chart exists outside a Helm release: the
+            # objects appflow applied at the last sync would fail every later render
+            # ("exists and cannot be imported into the current release").
+            # --take-ownership makes that check a plain GET; a dry run takes nothing.
+            args += ["--dry-run=server", "--take-ownership"]
         else:
             args += ["--kube-version", request.capabilities.kube_version]
             for api_version in sorted(set(request.capabilities.api_versions)):
@@ -573,11 +588,15 @@ async def helm_template(request: RenderRequest) -> HelmTemplate:
             name, version = str(meta.get("name", chart_dir.name)), str(meta.get("version", ""))
         else:
             name, version = chart.name or chart.describe(), chart.version or ""
-    text = raw.decode()
+    check_output_size(raw, what=f"helm template {chart.describe()}")
+    text = raw.decode(errors="replace")
+    # Parsing megabytes of YAML takes seconds: not on the event loop.
     objects = (
         ()
         if request.kustomize_dir
-        else _objects_from_output(text, chart=chart.describe(), namespace=request.namespace)
+        else await asyncio.to_thread(
+            _objects_from_output, text, chart=chart.describe(), namespace=request.namespace
+        )
     )
     return HelmTemplate(text=text, objects=objects, chart_name=name, chart_version=version)
 
@@ -696,7 +715,7 @@ async def _download_archive(url: str, wanted: str | None) -> Path:
     digest = hashlib.sha256(raw).hexdigest()
     if wanted is not None and digest != wanted:
         error = SourceError(
-            f"chart archive {url} has sha256 {digest}, but its checksum says {wanted}; "
+            f"chart archive {redact_url(url)} has sha256 {digest}, but its checksum says {wanted}; "
             "refused, nothing rendered",
             hint="the archive at that URL changed: check it, then update the checksum",
         )
@@ -723,7 +742,7 @@ def _keep_archive(target: Path, raw: bytes, url: str) -> None:
 
 def _archive_error(url: str, why: str) -> SourceError:
     return SourceError(
-        f"chart archive {url}: {why}",
+        f"chart archive {redact_url(url)}: {why}",
         hint="helm.chart must be the URL of a packaged chart (.tgz), reachable from here",
     )
 

@@ -36,7 +36,12 @@ import yaml
 
 from appflow.errors import RenderError
 from appflow.model.objects import Manifest
-from appflow.render.documents import finish_objects, parse_yaml_documents, to_objects
+from appflow.render.documents import (
+    check_output_size,
+    finish_objects,
+    parse_yaml_documents,
+    to_objects,
+)
 from appflow.tools import find_tool
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -149,9 +154,12 @@ def kustomization_folders(folder: Path, *, root: Path) -> list[Path]:
             continue
         text = file.read_text(encoding="utf-8", errors="replace")
         try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError:
-            continue  # kustomize reports its own syntax errors, with their place
+            docs = parse_yaml_documents(text, file=_relative(root, file))
+        except RenderError as err:
+            if err.message.startswith("invalid YAML"):
+                continue  # kustomize reports its own syntax errors, with their place
+            raise  # beyond the limits (nesting, YAML aliases): refused here already
+        doc = docs[0].data if docs else None
         if not isinstance(doc, Mapping):
             continue
         for field, entry in _referenced(doc):
@@ -207,7 +215,18 @@ async def render_kustomize(
     await asyncio.to_thread(kustomization_folders, folder, root=base)
     text = await _kustomize_build(folder, shown=_relative(base, folder))
     label = f"kustomize build {kustomize_dir or '.'}"
-    return finish_objects(to_objects(parse_yaml_documents(text, file=label)), namespace=namespace)
+    return await _objects_of(text, label=label, namespace=namespace)
+
+
+async def _objects_of(text: str, *, label: str, namespace: str | None) -> tuple[Manifest, ...]:
+    """The objects kustomize printed, within the limits; parsed off the event loop."""
+    check_output_size(text, what=label)
+    # Parsing megabytes of YAML takes seconds: not on the event loop.
+    return await asyncio.to_thread(
+        lambda: finish_objects(
+            to_objects(parse_yaml_documents(text, file=label)), namespace=namespace
+        )
+    )
 
 
 def _copy_tree(folders: list[Path], *, root: Path, into: Path) -> None:
@@ -223,7 +242,8 @@ def _copy_tree(folders: list[Path], *, root: Path, into: Path) -> None:
 
 def _with_post_render_resource(file: Path) -> None:
     """Put POST_RENDER_FILE first in the kustomization's resources (Fleet's rule)."""
-    data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    docs = parse_yaml_documents(file.read_text(encoding="utf-8"), file=file.name)
+    data = (docs[0].data if docs else None) or {}
     if not isinstance(data, dict):
         raise RenderError("the kustomization is not a mapping").located(file=file.name)
     resources = [r for r in (data.get("resources") or []) if isinstance(r, str)]
@@ -259,4 +279,4 @@ async def post_render(
         copy = await asyncio.to_thread(prepare)
         text = await _kustomize_build(copy, shown=_relative(base, folder))
     label = f"kustomize build {kustomize_dir} (post-rendering the chart)"
-    return finish_objects(to_objects(parse_yaml_documents(text, file=label)), namespace=namespace)
+    return await _objects_of(text, label=label, namespace=namespace)

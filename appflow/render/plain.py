@@ -23,6 +23,7 @@ from appflow.errors import RenderError
 from appflow.model.objects import Manifest
 from appflow.render.documents import (
     Document,
+    check_file_size,
     finish_objects,
     parse_json_documents,
     parse_yaml_documents,
@@ -77,6 +78,7 @@ def _manifest_files(folder: Path, *, root: bool) -> Iterator[Path]:
 
 
 def _read(path: Path, rel: str) -> list[Document]:
+    check_file_size(path, shown=rel)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:

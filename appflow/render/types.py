@@ -86,8 +86,10 @@ class RenderRequest:
     ``source_digest`` identifies the source content (commit + path, or a folder
     hash for local sources); the render cache trusts it.
     ``server_render_kubeconfig`` opts a chart into helm's ``--dry-run=server``
-    so that ``lookup`` sees the target; such renders depend on live state and
-    are never cached.
+    so that ``lookup`` sees the target: it is the kubeconfig of a read-only view
+    confined to what the operator's policies let the app read
+    (``KubeCluster.lookup_view``), never appflow's own. Such renders depend on
+    live state and are never cached.
 
     ``source_root`` is the root of the source (the repository checkout or the
     registered folder; ``source_dir`` when None): nothing outside it is read.

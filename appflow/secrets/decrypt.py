@@ -23,7 +23,9 @@ from typing import Any
 
 import yaml
 
+from appflow import settings
 from appflow.errors import DecryptionError, Where
+from appflow.model.limits import document_problem
 from appflow.model.objects import Manifest
 from appflow.model.sops import (
     SIZE_LIMIT,
@@ -144,7 +146,9 @@ def parse_sops_content(content: bytes, *, name: str) -> SopsFile:
         metas = [d.get("sops") for d in parsed if isinstance(d, dict)]
     elif fmt in ("json", "binary"):
         try:
-            doc = json.loads(text)
+            doc = _within_limits([json.loads(text)], name=name)[0]
+        except RecursionError:
+            raise _refused("it is nested too deeply", name) from None
         except json.JSONDecodeError as err:
             raise DecryptionError(
                 f"malformed SOPS file: invalid JSON ({err.msg})",
@@ -172,7 +176,14 @@ def parse_sops_content(content: bytes, *, name: str) -> SopsFile:
 
 def _yaml_documents(text: str, *, name: str) -> list[Any]:
     try:
-        return [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
+        return _within_limits(
+            [d for d in yaml.load_all(text, Loader=_Loader) if d is not None], name=name
+        )
+    except RecursionError:
+        # The pure-Python composer recurses once per level of nesting.
+        raise _refused(
+            f"it is nested more than {settings.limits().max_yaml_depth} levels deep", name
+        ) from None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         raise DecryptionError(
@@ -185,6 +196,24 @@ def _yaml_documents(text: str, *, name: str) -> list[Any]:
         ) from None
     except yaml.YAMLError:
         raise DecryptionError("malformed SOPS file: invalid YAML", where=Where(file=name)) from None
+
+
+def _within_limits(documents: list[Any], *, name: str) -> list[Any]:
+    """DOCUMENTS, unless one is beyond the operator's limits (nesting, YAML aliases)."""
+    limits = settings.limits()
+    for doc in documents:
+        problem = document_problem(doc, limits)
+        if problem is not None:
+            raise _refused(problem, name)
+    return documents
+
+
+def _refused(problem: str, name: str) -> DecryptionError:
+    return DecryptionError(
+        f"the file is refused: {problem}",
+        where=Where(file=name),
+        hint="the limits are the operator's APPFLOW_MAX_YAML_DEPTH and APPFLOW_MAX_YAML_NODES",
+    )
 
 
 def usable(file: SopsFile, identities: Sequence[Identity]) -> list[Identity]:
@@ -226,7 +255,10 @@ def _decrypted(file: SopsFile, plain: bytes) -> Decrypted:
     if file.format == "yaml":
         documents = tuple(_yaml_documents(text, name=file.path))
     elif file.format == "json":
-        documents = (json.loads(text),)
+        try:
+            documents = tuple(_within_limits([json.loads(text)], name=file.path))
+        except RecursionError:
+            raise _refused("it is nested too deeply", file.path) from None
     else:
         documents = (text,)
     tokens: dict[str, Any] = {}

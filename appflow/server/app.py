@@ -30,9 +30,9 @@ from appflow.errors import (
     NotFoundError,
     StoreError,
 )
-from appflow.model.webhooks import ReplayGuard
 from appflow.server.api import api_router
 from appflow.server.api_actions import actions_router
+from appflow.server.bodies import DEFAULT_BODY_TIMEOUT_SECONDS
 from appflow.server.metrics import Metrics
 from appflow.server.schemas import ErrorBody, Health, Readiness
 from appflow.server.service import FleetService
@@ -80,9 +80,9 @@ def create_app(
     require_token: bool = True,
     registry: CollectorRegistry | None = None,
     metrics: Metrics | None = None,
-    replay_guard: ReplayGuard | None = None,
     engine: Engine | None = None,
     catalog_dir: Path | None = None,
+    body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS,
 ) -> FastAPI:
     """The appflow HTTP app over STORE, queuing work on TRIGGERS.
 
@@ -91,9 +91,12 @@ def create_app(
     available as ``app.state.metrics`` either way. REQUIRE_TOKEN=False serves the API
     without bearer tokens (only for a server bound to loopback, or tests). ENGINE, when
     given, lets the API and the dashboard diff, roll back and install (``appflow serve``).
+    BODY_TIMEOUT_SECONDS bounds how long a webhook body may take to arrive.
     """
     if max_body_bytes <= 0:
         raise ConfigError("the webhook body limit must be positive")
+    if body_timeout_seconds <= 0:
+        raise ConfigError("the webhook body timeout must be positive")
     metrics = metrics or Metrics(registry=registry)
     if not metrics.queue_depth_bound:
         metrics.watch_queue(triggers.queue_depth)
@@ -114,6 +117,9 @@ def create_app(
         status = _status_of(err)
         if status >= 500:
             log.error("%s %s failed: %s", request.method, request.url.path, err)
+        elif status == 401:
+            client = request.client.host if request.client else "?"
+            log.warning("%s %s from %s refused: %s", request.method, request.url.path, client, err)
         place = err.where.describe()
         return _error(status, f"{place}: {err.message}" if place else err.message, err.hint)
 
@@ -163,7 +169,7 @@ def create_app(
         triggers=triggers,
         metrics=metrics,
         max_body_bytes=max_body_bytes,
-        replay_guard=replay_guard or ReplayGuard(),
+        body_timeout_seconds=body_timeout_seconds,
     )
     app.include_router(webhook_router(receiver))
     service = FleetService(store=store, triggers=triggers, engine=engine, catalog_dir=catalog_dir)

@@ -10,7 +10,7 @@ from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from appflow.errors import AuthError
-from appflow.model.records import TokenRecord
+from appflow.model.records import TokenRecord, utc_now
 from appflow.model.tokens import hash_token, looks_like_token
 from appflow.server.service import ANONYMOUS, Actor
 from appflow.store import Store
@@ -18,11 +18,27 @@ from appflow.store import Store
 
 def find_token(store: Store, text: str) -> TokenRecord | None:
     """The live token TEXT is, or None (malformed, revoked, expired, never issued)."""
+    try:
+        return checked_token(store, text)
+    except AuthError:
+        return None
+
+
+def checked_token(store: Store, text: str) -> TokenRecord:
+    """The live token TEXT is; AuthError saying why not (unknown or expired)."""
     text = text.strip()
     # Shape first: a malformed token never reaches the store.
-    if not looks_like_token(text):
-        return None
-    return store.use_token(hash_token(text))
+    token = store.use_token(hash_token(text)) if looks_like_token(text) else None
+    if token is None:
+        raise _unauthorized("the bearer token is not valid (revoked, or never issued)")
+    if token.expired(utc_now()):
+        assert token.expires_at is not None  # expired() says so
+        raise AuthError(
+            f"the bearer token {token.name!r} expired at "
+            f"{token.expires_at.isoformat(timespec='seconds')}",
+            hint="create a new one: appflow token create NAME --ttl DURATION",
+        )
+    return token
 
 
 def actor_of(request: Request) -> Actor:
@@ -51,9 +67,6 @@ def bearer_authorization(store: Store) -> Callable[..., None]:
     ) -> None:
         if credentials is None:
             raise _unauthorized("this API needs a bearer token")
-        token = find_token(store, credentials.credentials)
-        if token is None:
-            raise _unauthorized("the bearer token is not valid (revoked, expired, or never issued)")
-        request.state.actor = Actor.of(token)
+        request.state.actor = Actor.of(checked_token(store, credentials.credentials))
 
     return authorize

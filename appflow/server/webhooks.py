@@ -8,14 +8,23 @@ request. The decisions themselves are pure and live in ``appflow.model.webhooks`
 
 Answers: 202 ``queued`` (a fetch was enqueued), 202 ``ignored`` (not a push, a
 repository that is not registered, a branch that is not followed), 200 ``pong``, 400 (not
-JSON, not a push payload), 401 (unsigned, forged, stale, replayed, or no secret set for
-the repository), 413 (body over the limit). Only ``queued`` starts any work.
+JSON, nested too deeply, not a push payload), 401 (unsigned, forged, stale, replayed, or
+no secret set for the repository), 408 (the body did not arrive within the read
+timeout), 413 (body over the limit). Only ``queued`` starts any work. Every refusal is
+one log line; a client that goes away mid-body is one line too, and gets no answer.
 
-Replays: the generic receiver remembers delivery ids and signatures (ReplayGuard) and
-refuses a repeat with 401. The git providers' deliveries carry no timestamp to bound a
+Replays: the generic receiver remembers delivery ids and signatures in the store, for
+as long as the clock check would let a replay through, and refuses a repeat with 401,
+after a restart too. The git providers' deliveries carry no timestamp to bound a
 replay window, and GitHub's "Redeliver" button re-sends the same delivery id on
 purpose; a repeated push there costs one fetch that finds nothing new, so it is not
 refused.
+
+Probing: the generic receiver takes a repository's name, so its answers must not tell
+which names exist. A name that is not registered is answered exactly as a registered
+repository with a wrong signature (the signature is even checked, against a secret
+nobody knows), and a repository without a secret is answered that way too; the log
+says what really happened.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,16 +40,17 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from appflow.errors import AppflowError, ConfigError, WebhookRejectedError, Where
 from appflow.model.records import RepoRecord
 from appflow.model.webhooks import (
     PROVIDERS,
+    REPLAY_TTL_SECONDS,
     Delivery,
     PushEvent,
-    ReplayGuard,
     commit_for_ref,
+    forged,
     generic_replay_keys,
     lower_headers,
     parse_delivery,
@@ -47,6 +58,13 @@ from appflow.model.webhooks import (
     push_follows_ref,
     repos_for,
     verify_signature,
+)
+from appflow.server.bodies import (
+    DEFAULT_BODY_TIMEOUT_SECONDS,
+    BodyTimeoutError,
+    BodyTooLargeError,
+    ClientGoneError,
+    read_body,
 )
 from appflow.server.metrics import Metrics
 from appflow.server.schemas import ErrorBody, WebhookResult
@@ -79,25 +97,6 @@ def read_webhook_secret(ref: str) -> bytes:
     return data
 
 
-class BodyTooLargeError(Exception):
-    """The request body is over the size limit (answered 413)."""
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with BodyTooLargeError as soon as it passes LIMIT bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise BodyTooLargeError
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLargeError
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 @dataclass(kw_only=True)
 class WebhookReceiver:
     """Everything the receivers share: where repositories are, whom to trigger, what to count."""
@@ -106,16 +105,36 @@ class WebhookReceiver:
     triggers: Triggers
     metrics: Metrics
     max_body_bytes: int
-    replay_guard: ReplayGuard = field(default_factory=ReplayGuard)
+    body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS
     clock: Callable[[], float] = time.time
     read_secret: Callable[[str], bytes] = read_webhook_secret
+    decoy_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    """Checks generic deliveries for unregistered names: no one can sign for it."""
 
-    async def receive(self, provider: str, request: Request) -> JSONResponse:
+    async def receive(self, provider: str, request: Request) -> Response:
+        client = request.client.host if request.client else "?"
         try:
             result, status = await self._receive(provider, request)
+        except ClientGoneError:
+            log.warning("%s webhook from %s: the client went away mid-body", provider, client)
+            self.metrics.webhook_delivery(provider, "disconnected")
+            return Response(status_code=400)
+        except BodyTimeoutError:
+            return self._refuse(
+                provider,
+                client,
+                "timeout",
+                408,
+                ErrorBody(
+                    error=f"the webhook payload did not arrive within "
+                    f"{self.body_timeout_seconds:g} seconds",
+                    hint="send the whole body at once",
+                ),
+            )
         except BodyTooLargeError:
             return self._refuse(
                 provider,
+                client,
                 "too_large",
                 413,
                 ErrorBody(
@@ -124,30 +143,41 @@ class WebhookReceiver:
                 ),
             )
         except WebhookRejectedError as err:
-            log.warning("%s webhook refused (%s): %s", provider, err.reason, err)
+            # The log line says what happened; the answer may say less (see the module doc).
+            log.warning("%s webhook from %s refused (%s): %s", provider, client, err.reason, err)
+            if provider == "generic" and err.reason == "no-secret":
+                err = forged("X-Appflow-Signature")
             return self._refuse(
-                provider, err.reason, 401, ErrorBody(error=str(err.message), hint=err.hint)
+                provider, None, err.reason, 401, ErrorBody(error=str(err.message), hint=err.hint)
             )
         except ConfigError as err:
             return self._refuse(
-                provider, "invalid", 400, ErrorBody(error=err.message, hint=err.hint)
+                provider, client, "invalid", 400, ErrorBody(error=err.message, hint=err.hint)
             )
         self.metrics.webhook_delivery(provider, result.result)
         return JSONResponse(result.model_dump(), status_code=status)
 
-    def _refuse(self, provider: str, result: str, status: int, body: ErrorBody) -> JSONResponse:
+    def _refuse(
+        self, provider: str, client: str | None, result: str, status: int, body: ErrorBody
+    ) -> JSONResponse:
+        if client is not None:  # one line per refused delivery
+            log.warning("%s webhook from %s refused (%s): %s", provider, client, result, body.error)
         self.metrics.webhook_delivery(provider, result)
         return JSONResponse(body.model_dump(), status_code=status)
 
     async def _receive(self, provider: str, request: Request) -> tuple[WebhookResult, int]:
-        body = await read_body(request, self.max_body_bytes)
+        body = await read_body(request, self.max_body_bytes, timeout=self.body_timeout_seconds)
         headers = lower_headers(request.headers.items())
-        delivery = parse_delivery(provider, headers, body)
+        # A megabyte of JSON takes milliseconds to parse: not on the event loop.
+        delivery = await asyncio.to_thread(parse_delivery, provider, headers, body)
         if delivery.kind == "ignored":
             return WebhookResult(result="ignored", reason=delivery.reason), 202
         repos = await asyncio.to_thread(self.store.list_repos)
         matched = repos_for(delivery.repo_urls, repos, by_name=provider == "generic")
         if not matched:
+            if provider == "generic":
+                # Answered as a known name with a wrong signature: names cannot be probed.
+                self._refuse_unknown(delivery, headers, body)
             if delivery.kind == "ping":
                 return WebhookResult(result="pong"), 200
             names = ", ".join(delivery.repo_urls)
@@ -155,8 +185,11 @@ class WebhookReceiver:
                 result="ignored", reason=f"no registered repository is {names}"
             ), 202
         verified = await self._verified(provider, delivery, headers, body, matched)
-        if provider == "generic" and self.replay_guard.is_replay(
-            generic_replay_keys(headers), now=self.clock()
+        if provider == "generic" and await asyncio.to_thread(
+            self.store.remember_deliveries,
+            list(generic_replay_keys(headers)),
+            now=self.clock(),
+            ttl_seconds=REPLAY_TTL_SECONDS,
         ):
             raise WebhookRejectedError(
                 f"delivery {delivery.delivery_id} was received before",
@@ -166,6 +199,13 @@ class WebhookReceiver:
         if delivery.kind == "ping":
             return WebhookResult(result="pong", repos=[r.name for r in verified]), 200
         return self._trigger(delivery, verified)
+
+    def _refuse_unknown(self, delivery: Delivery, headers: dict[str, str], body: bytes) -> None:
+        """Raise what a registered repository with a wrong signature gets (see the module doc)."""
+        verify_signature(
+            "generic", secret=self.decoy_secret, headers=headers, body=body, now=self.clock()
+        )
+        raise forged("X-Appflow-Signature")  # signed with the decoy: not going to happen
 
     async def _verified(
         self,
@@ -250,6 +290,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     202: {"model": WebhookResult, "description": "Queued, or ignored (see reason)."},
     400: {"model": ErrorBody, "description": "Not JSON, or not a push payload."},
     401: {"model": ErrorBody, "description": "Unsigned, forged, stale or replayed."},
+    408: {"model": ErrorBody, "description": "The body did not arrive in time."},
     413: {"model": ErrorBody, "description": "Body over the size limit."},
 }
 
@@ -259,7 +300,7 @@ def webhook_router(receiver: WebhookReceiver) -> APIRouter:
     router = APIRouter(prefix="/hooks", tags=["webhooks"])
 
     def add(provider: str) -> None:
-        async def hook(request: Request) -> JSONResponse:
+        async def hook(request: Request) -> Response:
             return await receiver.receive(provider, request)
 
         router.add_api_route(

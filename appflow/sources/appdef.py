@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, cast
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from appflow import settings
 from appflow.errors import ConfigError, Where
 from appflow.model.appdef import (
     AppDefinition,
@@ -52,6 +53,7 @@ from appflow.model.appdef import (
     locate,
     named_paths,
 )
+from appflow.model.limits import document_problem, human_size
 
 if TYPE_CHECKING:
     import jsonschema
@@ -72,8 +74,9 @@ def load_schema() -> dict[str, Any]:
 # --- YAML with positions ------------------------------------------------------
 
 
-class _PositionLoader(yaml.SafeLoader):
-    """A SafeLoader that also records where each field was written, by JSON path."""
+# Definitions are small and parsed by PyYAML's own parser (its messages are the
+# clearer ones). Manifests found while scanning may be large: libyaml reads them.
+_ManifestLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def load_yaml_with_positions(
@@ -83,17 +86,34 @@ def load_yaml_with_positions(
 
     For a mapping entry the position is its key's; for a list item the item's.
     Duplicate keys are an error here, though YAML libraries keep the last one
-    silently: a second ``values:`` would drop the first without a word.
+    silently: a second ``values:`` would drop the first without a word. A
+    document beyond the limits (nesting, values after alias expansion) is an
+    error before anything walks it.
     """
-    loader = _PositionLoader(text)
+    loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
         positions: dict[JsonPath, tuple[int, int]] = {}
         if node is None:
             return None, positions
+        data = loader.construct_document(node)
+        limits = settings.limits()
+        problem = document_problem(data, limits)
+        if problem is not None:
+            field = "max_yaml_depth" if "nested" in problem else "max_yaml_nodes"
+            raise ConfigError(
+                f"the document is refused: {problem}",
+                where=Where(file=file, line=_start(node)[0]),
+                hint=f"the limit is the operator's {limits.setting_name(field)}",
+            )
         positions[()] = _start(node)
         _record(node, (), positions, file=file)
-        return loader.construct_document(node), positions
+        return data, positions
+    except RecursionError as err:
+        # The composer recurses once per level of nesting.
+        raise ConfigError(
+            "the document is refused: it is nested too deeply", where=Where(file=file)
+        ) from err
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         message = f"invalid YAML: {err.problem or err.context}"
@@ -318,12 +338,23 @@ def _looks_like_manifest(file: Path) -> bool:
     Files that are not valid YAML are not manifests here (values files and
     templates often are not); rendering reports them if they are in an app.
     """
+    limits = settings.limits()
+    loader = _ManifestLoader("")
     try:
-        for doc in yaml.safe_load_all(file.read_text("utf-8")):
+        if file.stat().st_size > limits.max_file_bytes:
+            return False
+        loader = _ManifestLoader(file.read_text("utf-8"))
+        while loader.check_node():
+            doc = loader.construct_document(loader.get_node())
+            # Nothing walks the document here, but a pathological one is not a manifest.
+            if document_problem(doc, limits) is not None:
+                return False
             if isinstance(doc, Mapping) and "apiVersion" in doc and "kind" in doc:
                 return True
-    except (yaml.YAMLError, UnicodeDecodeError):
+    except (OSError, yaml.YAMLError, UnicodeDecodeError, RecursionError):
         return False
+    finally:
+        loader.dispose()
     return False
 
 
@@ -350,7 +381,16 @@ def _read_document(
     root: Path, file: Path
 ) -> tuple[dict[str, Any], dict[JsonPath, tuple[int, int]], str]:
     shown = _relative(root, file)
+    limits = settings.limits()
     try:
+        size = file.stat().st_size
+        if size > limits.max_file_bytes:
+            raise ConfigError(
+                f"the file is {human_size(size)}; files larger than "
+                f"{human_size(limits.max_file_bytes)} are refused",
+                where=Where(file=shown),
+                hint=f"the limit is the operator's {limits.setting_name('max_file_bytes')}",
+            )
         text = file.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"cannot read: {err}", where=Where(file=shown)) from err

@@ -53,6 +53,7 @@ from appflow.model.catalog import (
     questions_of,
     schema_validator,
 )
+from appflow.model.giturl import redact_url
 from appflow.model.records import CatalogRepoRecord
 from appflow.paths import cache_dir, data_dir
 from appflow.sources.folders import folder_digest
@@ -260,7 +261,7 @@ def check_repo(repo: CatalogRepoRecord) -> None:
     scheme = urlparse(repo.url).scheme
     if scheme not in ("http", "https", "oci"):
         raise ConfigError(
-            f"{repo.url!r} is not an http(s):// Helm repository or an oci:// registry",
+            f"{redact_url(repo.url)!r} is not an http(s):// Helm repository or an oci:// registry",
             where=Where(field="url"),
             hint=f"appflow catalog repo add {repo.name} https://...",
         )
@@ -431,6 +432,7 @@ def fetch_index(
     if cached is not None and time.time() - float(meta.get("fetched", 0)) < max_age:
         return FetchedIndex(index=cached, status="cached")
     url = repo.url.rstrip("/") + "/index.yaml"
+    shown = redact_url(url)  # errors never print a password written into the URL
     headers = {}
     if cached is not None and meta.get("etag"):
         headers["If-None-Match"] = str(meta["etag"])
@@ -444,18 +446,20 @@ def fetch_index(
                 return FetchedIndex(index=cached, status="not-modified")
             if response.status_code in (401, 403):
                 error = SourceError(
-                    f"repository {repo.name}: {url} answered {response.status_code}",
+                    f"repository {repo.name}: {shown} answered {response.status_code}",
                     hint="check --username and --password-file",
                 )
                 error.retryable = False
                 raise error
             if response.status_code != 200:
-                raise SourceError(f"repository {repo.name}: {url} answered {response.status_code}")
+                raise SourceError(
+                    f"repository {repo.name}: {shown} answered {response.status_code}"
+                )
             raw = _read_bounded(response, max_bytes, what=f"index.yaml of repository {repo.name}")
             etag = response.headers.get("etag")
             last_modified = response.headers.get("last-modified")
     except httpx.HTTPError as err:
-        raise SourceError(f"repository {repo.name}: cannot fetch {url}: {err}") from err
+        raise SourceError(f"repository {repo.name}: cannot fetch {shown}: {err}") from err
     index = parse_index_bytes(raw, source=f"index.yaml of repository {repo.name}")
     folder.mkdir(parents=True, exist_ok=True)
     _atomic_write(folder / "index.yaml", raw)
@@ -531,17 +535,18 @@ def download_chart(
     found = _chart_folder(target)
     if found is not None:
         return found
+    shown = redact_url(url)
     try:
         with _client(repo) as client, client.stream("GET", url) as response:
             if response.status_code != 200:
-                raise SourceError(f"chart {chart}: {url} answered {response.status_code}")
-            raw = _read_bounded(response, max_bytes, what=f"chart archive {url}")
+                raise SourceError(f"chart {chart}: {shown} answered {response.status_code}")
+            raw = _read_bounded(response, max_bytes, what=f"chart archive {shown}")
     except httpx.HTTPError as err:
-        raise SourceError(f"chart {chart}: cannot download {url}: {err}") from err
+        raise SourceError(f"chart {chart}: cannot download {shown}: {err}") from err
     actual = hashlib.sha256(raw).hexdigest()
     if actual != digest.lower():
         error = SourceError(
-            f"chart {chart}: the archive {url} has sha256 {actual}, but the index says {digest}; "
+            f"chart {chart}: the archive {shown} has sha256 {actual}, but the index says {digest}; "
             "refused, nothing installed",
             hint="the repository or something between it and you changed the archive",
         )

@@ -53,6 +53,7 @@ from appflow.errors import (
 from appflow.model.giturl import is_local_url, is_ssh_url, normalize_repo_url, redact_url
 from appflow.model.semver import highest_match, parse_constraint, parse_version, sort_versions
 from appflow.paths import cache_dir
+from appflow.sources.folders import check_symlinks
 
 _log = logging.getLogger(__name__)
 
@@ -638,7 +639,7 @@ def _write_checkout(repo: pygit2.Repository, tree: pygit2.Tree, root: Path, sha:
     temp = root.parent / f".tmp-{sha}-{uuid.uuid4().hex[:8]}"
     try:
         _write_tree(repo, tree, temp, "")
-        _check_symlinks(temp, sha)
+        check_symlinks(temp, origin=f"commit {sha}")
         _make_read_only(temp)
         try:
             os.rename(temp, root)
@@ -679,44 +680,24 @@ def _write_tree(repo: pygit2.Repository, tree: pygit2.Tree, folder: Path, relati
             assert isinstance(blob, pygit2.Blob)
             path.write_bytes(blob.data)
             if mode == FileMode.BLOB_EXECUTABLE:
-                path.chmod(0o755)
-
-
-def _check_symlinks(root: Path, sha: str) -> None:
-    # A symlink out of the checkout would let a repository make appflow read (and
-    # render, and send to a cluster) any file of this machine. Checked after the
-    # whole tree is written because links may point through other links.
-    real_root = os.path.realpath(root)
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = os.path.join(folder, name)
-            if not os.path.islink(path):
-                continue
-            target = os.path.realpath(path)
-            if os.path.commonpath([real_root, target]) != real_root:
-                relative = os.path.relpath(path, root)
-                raise ConfigError(
-                    f"symlink {relative!r} in commit {sha} points outside the repository "
-                    f"(to {os.readlink(path)!r})",
-                    where=Where(file=relative),
-                    hint="make the link relative and inside the repository, or copy the file",
-                )
+                path.chmod(0o700)
 
 
 def _make_read_only(root: Path) -> None:
+    # Read-only, and for the owner only: a checkout of a private repository is
+    # as private as the repository (the cache folder is 0700 too).
     for folder, dirs, files in os.walk(root, topdown=False):
         for name in files:
             path = os.path.join(folder, name)
             if os.path.islink(path):
                 continue
             mode = os.stat(path).st_mode
-            exec_bits = stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH if mode & stat.S_IXUSR else 0
-            os.chmod(path, 0o444 | exec_bits)
+            os.chmod(path, 0o400 | (mode & stat.S_IXUSR))
         for name in dirs:
             path = os.path.join(folder, name)
             if not os.path.islink(path):
-                os.chmod(path, 0o555)
-    os.chmod(root, 0o555)
+                os.chmod(path, 0o500)
+    os.chmod(root, 0o500)
 
 
 def _remove_tree(root: Path) -> None:
@@ -725,8 +706,8 @@ def _remove_tree(root: Path) -> None:
         for name in dirs:
             path = os.path.join(folder, name)
             if not os.path.islink(path):
-                os.chmod(path, 0o755)
-    os.chmod(root, 0o755)
+                os.chmod(path, 0o700)
+    os.chmod(root, 0o700)
     shutil.rmtree(root, ignore_errors=True)
 
 

@@ -16,6 +16,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+from appflow.model.policy import Policy, PolicyScope
 from appflow.model.records import (
     AppRecord,
     CatalogRepoRecord,
@@ -158,13 +159,29 @@ class Store(Protocol):
 
     # API tokens (only their SHA-256 is kept; see appflow.model.tokens)
     def add_token(
-        self, name: str, *, token_hash: str, scope: TokenScope = "admin"
+        self,
+        name: str,
+        *,
+        token_hash: str,
+        scope: TokenScope = "admin",
+        expires_at: datetime | None = None,
     ) -> TokenRecord: ...
     def list_tokens(self) -> list[TokenRecord]: ...
     def delete_token(self, name: str) -> None: ...
     def use_token(self, token_hash: str, *, now: datetime | None = None) -> TokenRecord | None:
-        """The token with this hash, or None; records its use."""
+        """The token with this hash, or None; records its use (best-effort, never waiting)."""
         ...
+
+    # webhook deliveries (the generic receiver's replay guard)
+    def remember_deliveries(self, keys: list[str], *, now: float, ttl_seconds: float) -> bool:
+        """True if any of KEYS was seen within the TTL (a replay); otherwise remember them."""
+        ...
+
+    # operator policies: guard rails per cluster, group or repo
+    def put_policy(self, policy: Policy) -> Policy: ...
+    def get_policy(self, scope: PolicyScope, name: str) -> Policy: ...
+    def list_policies(self) -> list[Policy]: ...
+    def delete_policy(self, scope: PolicyScope, name: str) -> None: ...
 
 
 if TYPE_CHECKING:

@@ -421,6 +421,33 @@ MIGRATIONS: tuple[Migration, ...] = (
         convert=_catalog_repos_v6,
         finish=_catalog_repos_file_taken_in,
     ),
+    Migration(
+        version=7,
+        description="hardening: token expiry, webhook deliveries seen, operator policies",
+        statements=(
+            "ALTER TABLE tokens ADD COLUMN expires_at TEXT",
+            # Deliveries of the generic webhook already acted on, for as long as a replay
+            # of one would still pass the clock check: a restart must not forget them.
+            """CREATE TABLE webhook_deliveries (
+                key TEXT PRIMARY KEY,
+                seen_at REAL NOT NULL
+            )""",
+            "CREATE INDEX webhook_deliveries_by_time ON webhook_deliveries(seen_at)",
+            # Guard rails per cluster, group or repo. No foreign keys: a policy outlives
+            # the cluster it names, so that one re-registered under that name is guarded.
+            """CREATE TABLE policies (
+                scope TEXT NOT NULL,
+                name TEXT NOT NULL,
+                namespaces TEXT,
+                cluster_scoped INTEGER NOT NULL,
+                helm_lookup INTEGER,
+                read_namespaces TEXT NOT NULL,
+                helm_release INTEGER,
+                updated_at TEXT NOT NULL,
+                PRIMARY KEY (scope, name)
+            )""",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -19,6 +19,7 @@ Why it looks the way it does:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import sqlite3
@@ -36,6 +37,7 @@ from appflow.errors import ConfigError, NotFoundError, StoreError, Where
 from appflow.model.appdef import Dependency, RolloutSpec, SyncPolicy
 from appflow.model.codec import from_json, to_json
 from appflow.model.inventory import InventoryEntry, entries_from_lines
+from appflow.model.policy import Policy, PolicyScope
 from appflow.model.records import (
     AppRecord,
     CatalogInstall,
@@ -64,6 +66,8 @@ from appflow.model.records import (
 )
 from appflow.paths import data_dir
 from appflow.store.migrations import migrate
+
+log = logging.getLogger("appflow.store")
 
 STORE_FILE = "appflow.db"
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
@@ -161,6 +165,7 @@ class SqliteStore:
         self._lock = threading.RLock()
         self._depth = 0
         self._host = socket.gethostname()
+        self._busy_timeout_ms = busy_timeout_ms
         _prepare_file(path)
         self._conn: sqlite3.Connection | None = self._connect(busy_timeout_ms)
         self.recover_interrupted()
@@ -1060,9 +1065,19 @@ class SqliteStore:
 
     # -- API tokens -------------------------------------------------------------------------
 
-    def add_token(self, name: str, *, token_hash: str, scope: TokenScope = "admin") -> TokenRecord:
-        """Keep a new API token by NAME, as the SHA-256 hex TOKEN_HASH (never the token)."""
-        record = TokenRecord(id=0, name=name, scope=scope)  # checks name and scope first
+    def add_token(
+        self,
+        name: str,
+        *,
+        token_hash: str,
+        scope: TokenScope = "admin",
+        expires_at: datetime | None = None,
+    ) -> TokenRecord:
+        """Keep a new API token by NAME, as the SHA-256 hex TOKEN_HASH (never the token).
+
+        EXPIRES_AT (None: never) is when the server stops accepting it.
+        """
+        record = TokenRecord(id=0, name=name, scope=scope, expires_at=expires_at)  # checks first
         if len(token_hash) != 64:
             raise StoreError("a token is kept as its hex SHA-256", where=Where(field="hash"))
         with self._write(f"save token {name}") as conn:
@@ -1072,9 +1087,9 @@ class SqliteStore:
                     hint=f"choose another name, or `appflow token revoke {name}` first",
                 )
             cursor = conn.execute(
-                """INSERT INTO tokens (name, hash, scope, created_at, last_used)
-                   VALUES (?, ?, ?, ?, NULL)""",
-                (name, token_hash, scope, _time_out(record.created_at)),
+                """INSERT INTO tokens (name, hash, scope, created_at, last_used, expires_at)
+                   VALUES (?, ?, ?, ?, NULL, ?)""",
+                (name, token_hash, scope, _time_out(record.created_at), _time_out(expires_at)),
             )
             assert cursor.lastrowid is not None  # an INSERT into a rowid table sets it
             return replace(record, id=cursor.lastrowid)
@@ -1096,7 +1111,9 @@ class SqliteStore:
         """The token whose SHA-256 is TOKEN_HASH, or None; records when it was last used.
 
         ``last_used`` is written at most once per TOKEN_TOUCH_SECONDS per token: every
-        API request passes here, and a write costs an fsync.
+        API request passes here, and a write costs an fsync. The write is best-effort:
+        when another process holds the store's write lock it is skipped, because a
+        read of the API must never wait for it (nor fail after the busy timeout).
         """
         with self._read("look up a token") as conn:
             row = conn.execute("SELECT * FROM tokens WHERE hash = ?", (token_hash,)).fetchone()
@@ -1107,13 +1124,99 @@ class SqliteStore:
         stale = token.last_used is None or (
             (when - token.last_used).total_seconds() >= TOKEN_TOUCH_SECONDS
         )
-        if stale:
-            with self._write("record a token's use") as conn:
-                conn.execute(
-                    "UPDATE tokens SET last_used = ? WHERE id = ?", (_time_out(when), token.id)
-                )
+        if stale and self._write_if_free(
+            "UPDATE tokens SET last_used = ? WHERE id = ?", (_time_out(when), token.id)
+        ):
             token = replace(token, last_used=when)
         return token
+
+    def _write_if_free(self, statement: str, params: tuple[object, ...]) -> bool:
+        """Run one write statement if the write lock is free right now; False if it was not."""
+        with self._lock:
+            conn = self._require_open()
+            try:
+                conn.execute("PRAGMA busy_timeout = 0")
+                try:
+                    with self._write("record a token's use"):
+                        conn.execute(statement, params)
+                finally:
+                    conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            except (StoreError, sqlite3.Error) as err:
+                log.debug("skipped a best-effort write: %s", err)
+                return False
+        return True
+
+    # -- webhook deliveries -----------------------------------------------------------------
+
+    def remember_deliveries(self, keys: list[str], *, now: float, ttl_seconds: float) -> bool:
+        """True if any of KEYS was seen in the TTL_SECONDS before NOW (a replay); else keep them.
+
+        Kept in the store, not in memory: a replay must be refused after a restart too.
+        Entries older than the TTL are dropped on the way.
+        """
+        wanted = [k for k in keys if k]
+        with self._write("remember a webhook delivery") as conn:
+            conn.execute("DELETE FROM webhook_deliveries WHERE seen_at <= ?", (now - ttl_seconds,))
+            for key in wanted:
+                if conn.execute(
+                    "SELECT 1 FROM webhook_deliveries WHERE key = ?", (key,)
+                ).fetchone():
+                    return True
+            conn.executemany(
+                "INSERT OR REPLACE INTO webhook_deliveries (key, seen_at) VALUES (?, ?)",
+                [(key, now) for key in wanted],
+            )
+        return False
+
+    # -- policies ---------------------------------------------------------------------------
+
+    def put_policy(self, policy: Policy) -> Policy:
+        """Add or replace the policy of a cluster, group or repo; stamps ``updated_at``."""
+        with self._write(f"save the {policy.label}") as conn:
+            conn.execute(
+                """INSERT INTO policies (scope, name, namespaces, cluster_scoped, helm_lookup,
+                       read_namespaces, helm_release, updated_at)
+                   VALUES (:scope, :name, :namespaces, :cluster_scoped, :helm_lookup,
+                       :read_namespaces, :helm_release, :updated_at)
+                   ON CONFLICT (scope, name) DO UPDATE SET namespaces = excluded.namespaces,
+                       cluster_scoped = excluded.cluster_scoped,
+                       helm_lookup = excluded.helm_lookup,
+                       read_namespaces = excluded.read_namespaces,
+                       helm_release = excluded.helm_release,
+                       updated_at = excluded.updated_at""",
+                {
+                    "scope": policy.scope,
+                    "name": policy.name,
+                    "namespaces": None
+                    if policy.namespaces is None
+                    else _json_out(list(policy.namespaces)),
+                    "cluster_scoped": int(policy.cluster_scoped),
+                    "helm_lookup": _tristate(policy.helm_lookup),
+                    "read_namespaces": _json_out(list(policy.read_namespaces)),
+                    "helm_release": _tristate(policy.helm_release),
+                    "updated_at": _time_out(utc_now()),
+                },
+            )
+            return self.get_policy(policy.scope, policy.name)
+
+    def get_policy(self, scope: PolicyScope, name: str) -> Policy:
+        with self._read(f"read the policy of {scope} {name}") as conn:
+            row = conn.execute(
+                "SELECT * FROM policies WHERE scope = ? AND name = ?", (scope, name)
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"{scope} {name} has no policy", hint="see `appflow policy list`")
+        return _policy_from(row)
+
+    def list_policies(self) -> list[Policy]:
+        with self._read("list policies") as conn:
+            rows = conn.execute("SELECT * FROM policies ORDER BY scope, name").fetchall()
+        return [_policy_from(row) for row in rows]
+
+    def delete_policy(self, scope: PolicyScope, name: str) -> None:
+        with self._write(f"delete the policy of {scope} {name}") as conn:
+            self.get_policy(scope, name)
+            conn.execute("DELETE FROM policies WHERE scope = ? AND name = ?", (scope, name))
 
 
 # -- rows to records --------------------------------------------------------------------------
@@ -1259,6 +1362,26 @@ def _token_from(row: sqlite3.Row) -> TokenRecord:
         scope=row["scope"],
         created_at=_time_in_required(row["created_at"]),
         last_used=_time_in(row["last_used"]),
+        expires_at=_time_in(row["expires_at"]),
+    )
+
+
+def _tristate(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _policy_from(row: sqlite3.Row) -> Policy:
+    namespaces = row["namespaces"]
+    lookup, release = row["helm_lookup"], row["helm_release"]
+    return Policy(
+        scope=row["scope"],
+        name=row["name"],
+        namespaces=None if namespaces is None else tuple(_json_in(namespaces)),
+        cluster_scoped=bool(row["cluster_scoped"]),
+        helm_lookup=None if lookup is None else bool(lookup),
+        read_namespaces=tuple(_json_in(row["read_namespaces"])),
+        helm_release=None if release is None else bool(release),
+        updated_at=_time_in_required(row["updated_at"]),
     )
 
 

@@ -75,3 +75,40 @@ def test_a_valid_config_sets_the_options_and_flags_win(tmp_path: Path) -> None:
     assert loaded.daemon.resync_seconds == 120.0, "an unset flag leaves the file's value"
     assert loaded.daemon.poll_seconds == 30.0
     assert loaded.daemon.drift is False
+
+
+# -- item 16: no unauthenticated API on the network -----------------------------------------------
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:0", "192.0.2.10:0", "edge-box.example.com:0"])
+def test_an_api_without_token_on_the_network_is_refused_at_start(
+    tmp_path: Path, listen: str
+) -> None:
+    config = tmp_path / "serve.yaml"
+    config.write_text(f"listen: {listen}\nrequireToken: false\n")
+    done = _serve(config, tmp_path / "home")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "requireToken: false serves the API without authentication" in done.stderr
+    assert "insecureApiWithoutTokenOnNetwork" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:0", "127.0.0.2:0", "localhost:0"])
+def test_an_api_without_token_is_accepted_on_loopback(tmp_path: Path, listen: str) -> None:
+    config = tmp_path / "serve.yaml"
+    config.write_text(f"listen: {listen}\nrequireToken: false\n")
+    loaded = load_serve_config(config, {})
+    assert loaded.require_token is False
+
+
+def test_the_loudly_named_override_lets_it_through(tmp_path: Path) -> None:
+    config = tmp_path / "serve.yaml"
+    config.write_text(
+        "listen: 0.0.0.0:0\nrequireToken: false\ninsecureApiWithoutTokenOnNetwork: true\n"
+    )
+    loaded = load_serve_config(config, {})
+    assert (loaded.host, loaded.require_token, loaded.insecure_no_token_on_network) == (
+        "0.0.0.0",
+        False,
+        True,
+    )

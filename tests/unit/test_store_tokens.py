@@ -83,3 +83,21 @@ def test_a_version_2_store_gains_the_tokens_table_and_keeps_its_records(tmp_path
         assert store.get_repo("retail").url == "https://git.example.com/retail.git"
         store.add_token("ci", token_hash=hash_token(new_token()))
         assert [t.name for t in store.list_tokens()] == ["ci"]
+
+
+def test_a_version_5_store_keeps_its_tokens_and_gains_their_expiry(tmp_path: Path) -> None:
+    path = tmp_path / "v3.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, path=path, migrations=MIGRATIONS[:5]) == 5
+    conn.execute(
+        "INSERT INTO tokens (name, hash, created_at, last_used) VALUES (?, ?, ?, NULL)",
+        ("old", hash_token(new_token()), utc_now().isoformat()),
+    )
+    conn.close()
+    with open_store(path) as store:
+        (old,) = store.list_tokens()
+        assert old.name == "old"
+        assert old.expires_at is None
+        assert not old.expired(utc_now())
+        assert not store.remember_deliveries(["id:x"], now=1.0, ttl_seconds=60)
+        assert store.list_policies() == []

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +16,9 @@ from appflow.errors import ConfigError, WebhookRejectedError
 from appflow.model.records import RepoRecord
 from appflow.model.tokens import hash_token, looks_like_token, new_token
 from appflow.model.webhooks import (
+    MAX_PAYLOAD_DEPTH,
+    REPLAY_TTL_SECONDS,
     PushEvent,
-    ReplayGuard,
     commit_for_ref,
     generic_replay_keys,
     parse_delivery,
@@ -24,6 +27,7 @@ from appflow.model.webhooks import (
     repos_for,
     verify_signature,
 )
+from appflow.store import SqliteStore, open_store
 
 SECRET = b"s3cret-for-tests"
 NOW = 1_700_000_000.0
@@ -163,29 +167,45 @@ def test_generic_needs_delivery_id() -> None:
 # -- replay ------------------------------------------------------------------------------------
 
 
-def test_replay_guard_remembers_within_ttl_and_forgets_after() -> None:
-    guard = ReplayGuard(ttl_seconds=60, max_entries=10)
-    assert not guard.is_replay(["id:a"], now=0)
-    assert guard.is_replay(["id:a"], now=59)
-    assert not guard.is_replay(["id:b"], now=59)
-    assert not guard.is_replay(["id:a"], now=61)  # expired, remembered anew
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    opened = open_store(tmp_path / "appflow.db")
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
-def test_replay_guard_is_bounded_lru() -> None:
-    guard = ReplayGuard(ttl_seconds=1000, max_entries=3)
-    for key in ("a", "b", "c", "d"):
-        assert not guard.is_replay([key], now=1)
-    assert len(guard) == 3
-    assert not guard.is_replay(["a"], now=2)  # evicted as the oldest
-    assert guard.is_replay(["d"], now=2)
+def test_deliveries_are_remembered_within_the_ttl_and_forgotten_after(store: SqliteStore) -> None:
+    assert not store.remember_deliveries(["id:a"], now=0, ttl_seconds=60)
+    assert store.remember_deliveries(["id:a"], now=59, ttl_seconds=60)
+    assert not store.remember_deliveries(["id:b"], now=59, ttl_seconds=60)
+    assert not store.remember_deliveries(["id:a"], now=61, ttl_seconds=60)  # expired, anew
 
 
-def test_replay_with_a_fresh_delivery_id_is_caught_by_its_signature() -> None:
-    guard = ReplayGuard()
+def test_deliveries_survive_reopening_the_store(tmp_path: Path) -> None:
+    path = tmp_path / "appflow.db"
+    with open_store(path) as first:
+        assert not first.remember_deliveries(["id:a"], now=NOW, ttl_seconds=REPLAY_TTL_SECONDS)
+    with open_store(path) as second:
+        assert second.remember_deliveries(["id:a"], now=NOW + 1, ttl_seconds=REPLAY_TTL_SECONDS)
+
+
+def test_replay_with_a_fresh_delivery_id_is_caught_by_its_signature(store: SqliteStore) -> None:
     headers = generic_headers(b"{}", delivery="first")
-    assert not guard.is_replay(generic_replay_keys(headers), now=NOW)
-    renamed = {**headers, "x-appflow-delivery": "second"}
-    assert guard.is_replay(generic_replay_keys(renamed), now=NOW)
+    keys = list(generic_replay_keys(headers))
+    assert not store.remember_deliveries(keys, now=NOW, ttl_seconds=REPLAY_TTL_SECONDS)
+    renamed = list(generic_replay_keys({**headers, "x-appflow-delivery": "second"}))
+    assert store.remember_deliveries(renamed, now=NOW, ttl_seconds=REPLAY_TTL_SECONDS)
+
+
+@pytest.mark.parametrize("opener", ["[", '{"a":'])
+def test_deeply_nested_payloads_are_bad_input_not_a_crash(opener: str) -> None:
+    for depth in (MAX_PAYLOAD_DEPTH + 1, 100_000):
+        closer = "]" if opener == "[" else "}"
+        body = ('{"x":' + opener * depth + "1" + closer * depth + "}").encode()
+        with pytest.raises(ConfigError, match="nested more than"):
+            parse_delivery("github", {"x-github-event": "push"}, body)
 
 
 # -- parsing -----------------------------------------------------------------------------------

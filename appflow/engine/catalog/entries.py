@@ -22,6 +22,7 @@ from appflow.model.catalog import (
     allows_all,
     resolve_version,
 )
+from appflow.model.giturl import redact_url
 from appflow.model.records import CatalogRepoRecord
 from appflow.render import helm as render_helm
 from appflow.render.types import HelmChartRef
@@ -72,7 +73,7 @@ def find_entry(
             return CatalogEntry(
                 name=name,
                 display_name=chart,
-                description=f"{chart} from OCI registry {repo.url}",
+                description=f"{chart} from OCI registry {redact_url(repo.url)}",
                 chart=ChartSource(oci=f"{repo.url.rstrip('/')}/{chart}"),
                 repo=repo.name,
             )
@@ -137,7 +138,7 @@ async def resolve(
         versions = fetched.index.get(chart.name)
         if not versions:
             raise NotFoundError(
-                f"repository {repo.url} has no chart {chart.name!r}",
+                f"repository {redact_url(repo.url)} has no chart {chart.name!r}",
                 where=Where(field="chart.name"),
             )
         chosen = resolve_version(constraints, (v.version for v in versions), chart=entry.name)

@@ -40,6 +40,13 @@ from appflow.model.records import DEPLOYMENT_STATES, TargetChoice, TokenRecord
 from appflow.model.tokens import hash_token
 from appflow.paths import data_dir
 from appflow.server.auth import find_token
+from appflow.server.bodies import (
+    DEFAULT_BODY_TIMEOUT_SECONDS,
+    BodyTimeoutError,
+    BodyTooLargeError,
+    ClientGoneError,
+    read_body,
+)
 from appflow.server.service import (
     Actor,
     ChartView,
@@ -213,9 +220,14 @@ async def _form(request: Request) -> dict[str, str]:
     """The urlencoded form of REQUEST (last value wins; lists under ``name[]`` keys)."""
     if request.method != "POST":
         return {}
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise ConfigError(f"the form is larger than {MAX_FORM_BYTES // 1024} KiB")
+    try:
+        body = await read_body(request, MAX_FORM_BYTES, timeout=DEFAULT_BODY_TIMEOUT_SECONDS)
+    except BodyTooLargeError:
+        raise ConfigError(f"the form is larger than {MAX_FORM_BYTES // 1024} KiB") from None
+    except (BodyTimeoutError, ClientGoneError):
+        raise ConfigError(
+            f"the form did not arrive within {DEFAULT_BODY_TIMEOUT_SECONDS:g} seconds"
+        ) from None
     out: dict[str, str] = {}
     for key, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
         if key.endswith("[]"):

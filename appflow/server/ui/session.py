@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from appflow.model.records import TokenRecord
+from appflow.model.records import TokenRecord, utc_now
 from appflow.store import Store
 
 COOKIE = "appflow_session"
@@ -134,7 +134,7 @@ class Sessions:
     def check(self, store: Store, session: Session) -> Session:
         """SESSION with its token as the store has it now; SessionEnded when it is gone."""
         token = store.use_token(session.token_hash)
-        if token is None:
+        if token is None or token.expired(utc_now()):
             raise SessionEnded(
                 "your token was revoked or has expired: sign in again with a valid token"
             )

@@ -12,7 +12,7 @@ import yaml
 from appflow.engine.daemon import Daemon, DaemonOptions
 from appflow.engine.queue import WorkKey
 from tests.integration.engine.conftest import Fleet
-from tests.integration.engine.support import Space, configmap, register_local, write_files
+from tests.integration.engine.support import Space, cli, configmap, register_local, write_files
 
 pytestmark = pytest.mark.cluster
 
@@ -46,6 +46,9 @@ def test_a_terminal_failure_is_recorded_once_and_not_retried(
         },
     )
     register_local(fleet, app, folder)
+    # Helm installs a release with appflow's credentials: only an operator allows it.
+    allowed = cli("policy", "set", "cluster", dev.name, "--helm-release", "allow")
+    assert allowed.exit_code == 0, allowed.output
 
     async def run() -> Daemon:
         daemon = Daemon(
@@ -73,6 +76,7 @@ def test_a_terminal_failure_is_recorded_once_and_not_retried(
     assert [e.kind for e in events if e.kind == "backoff"] == []
     failures = [e for e in events if e.kind == "failure"]
     assert len(failures) == 1, failures
+    assert "ConfigMap" in failures[0].message
     assert "taken" in failures[0].message
     deployment = fleet.store.get_deployment(app, dev.name)
     assert deployment.state == "ErrApplied"

@@ -371,6 +371,9 @@ def test_release_mode_app_with_hooks_becomes_ready_and_runs_helm_test(
 ) -> None:
     ns, app, folder = add_shop(tmp_path, space, mode="release")
     dev = fleet.cluster_names[0]
+    # Helm runs a release's hooks with appflow's credentials: only an operator allows it.
+    allowed = cli("policy", "set", "cluster", dev, "--helm-release", "allow")
+    assert allowed.exit_code == 0, allowed.output
 
     result = cli("sync", app, "--cluster", dev, "--wait", "--timeout", "120")
     assert result.exit_code == 0, result.output

@@ -70,6 +70,15 @@ def test_a_version_3_store_migrates_and_syncs(
     store, engine, suffix = legacy
     names = {kind: app_name(kind, suffix) for kind in ("plain", "rel", "git", "cat")}
 
+    # Since operator policies, a Helm release (helm acting with the cluster's credentials)
+    # needs one that allows it: an upgraded store's release app is refused until then.
+    refused = asyncio.run(engine.sync(names["rel"]))
+    assert not refused.ok
+    assert "--helm-release allow" in str(refused.blocked[0].hint), refused
+    for info in sandbox.clusters:
+        allowed = cli("policy", "set", "cluster", info.name, "--helm-release", "allow")
+        assert allowed.exit_code == 0, allowed.output
+
     for kind in ("rel", "git", "cat"):
         report = asyncio.run(engine.sync(names[kind]))
         assert report.ok, (kind, report)

@@ -53,6 +53,10 @@ def test_lookup_sees_live_objects_only_when_asked(
         kube.close()
     app = space.app("lookup")
     register_local(fleet, app, _chart(tmp_path / "app", app, ns, lookup=lookup))
+    for name in fleet.cluster_names:
+        # Only an operator may let a chart look things up (see test_policies.py).
+        allowed = cli("policy", "set", "cluster", name, "--helm-lookup", "allow")
+        assert allowed.exit_code == 0, allowed.output
     result = cli("sync", app, "--wait")
     assert result.exit_code == 0, result.output
     for index in range(len(fleet.cluster_names)):

@@ -33,11 +33,13 @@ async def test_checkout_is_content_addressed_read_only_and_reused(
     assert folder == cache / "git" / "checkouts" / commit
     assert (folder / "apps/web/deployment.yaml").read_text() == "kind: Deployment\n"
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "apps", "bin"]
-    # Modes, not writes: tests run as root, who may write anywhere.
-    assert stat.S_IMODE((folder / "README.md").stat().st_mode) == 0o444
-    assert stat.S_IMODE((folder / "bin/run.sh").stat().st_mode) == 0o555
-    assert stat.S_IMODE((folder / "apps/web").stat().st_mode) == 0o555
-    assert stat.S_IMODE(folder.stat().st_mode) == 0o555
+    # Modes, not writes: tests run as root, who may write anywhere. Read-only, and
+    # for the owner only, like the cache folder they are in (issue 10, item 22).
+    assert stat.S_IMODE((folder / "README.md").stat().st_mode) == 0o400
+    assert stat.S_IMODE((folder / "bin/run.sh").stat().st_mode) == 0o500
+    assert stat.S_IMODE((folder / "apps/web").stat().st_mode) == 0o500
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o500
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
 
     inode = folder.stat().st_ino
     again = await checkout(_url(origin), commit)

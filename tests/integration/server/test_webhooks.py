@@ -154,7 +154,8 @@ def test_a_repo_following_head_takes_pushes_to_the_default_branch_only(served: S
     assert served.triggers.repos == [("site", "webhook", SHA)]
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+# The generic receiver answers unknown names as forged deliveries: see test_hardening.py.
+@pytest.mark.parametrize("provider", [p for p in PROVIDERS if p != "generic"])
 def test_an_unknown_repository_is_ignored(served: Served, provider: str) -> None:
     headers, body = BUILDERS[provider]("https://git.example.com/nobody/nothing.git")
     status, answer = post(served, provider, headers, body)
