@@ -1,0 +1,194 @@
+"""Objects whose names hold '_' (legal for RBAC objects and custom resources) are synced,
+kept track of and pruned like any other, and inventories written before inventory ids
+were escaped are read and migrated."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from appflow.model.objects import INVENTORY_NAMESPACE, Manifest
+from tests.integration.engine.conftest import Fleet
+from tests.integration.engine.support import (
+    Space,
+    cli,
+    configmap,
+    exists,
+    one_line,
+    write_files,
+)
+
+pytestmark = pytest.mark.cluster
+
+RBAC = "rbac.authorization.k8s.io/v1"
+
+
+def _rbac(ns: str, suffix: str) -> dict[str, list[Manifest]]:
+    """A ServiceAccount and what grants it, by RBAC objects named with '_' and ':'."""
+    rules = [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}]
+    subject = [{"kind": "ServiceAccount", "name": "reader", "namespace": ns}]
+    cluster_role = f"appflow-test:{suffix}_reader"
+    return {
+        "account.yaml": [
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "reader", "namespace": ns}},
+            configmap("plain", ns, {"k": "v"}),
+        ],
+        "role.yaml": [
+            {"apiVersion": RBAC, "kind": "Role", "metadata": {"name": "read_only", "namespace": ns}, "rules": rules},
+        ],
+        "binding.yaml": [
+            {
+                "apiVersion": RBAC,
+                "kind": "RoleBinding",
+                "metadata": {"name": "read_only_binding", "namespace": ns},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "read_only"},
+                "subjects": subject,
+            },
+        ],
+        "cluster-role.yaml": [
+            {"apiVersion": RBAC, "kind": "ClusterRole", "metadata": {"name": cluster_role}, "rules": rules},
+        ],
+    }  # fmt: skip
+
+
+def _definition(app: str, ns: str) -> str:
+    return (
+        f"name: {app}\nnamespace: {ns}\n"
+        "targets:\n  - name: dev\n    clusterSelector:\n      matchLabels: {env: dev}\n"
+    )
+
+
+@pytest.fixture
+def cluster_roles(fleet: Fleet, space: Space) -> Iterator[None]:
+    """Cluster-scoped objects outlive the test's namespace: remove them whatever happens."""
+    yield
+    for index in range(len(fleet.cluster_names)):
+        kube = fleet.sandbox.kube(index)
+        try:
+            kube.delete_sync(RBAC, "ClusterRole", f"appflow-test:{space.suffix}_reader")
+        finally:
+            kube.close()
+
+
+def _dev(fleet: Fleet) -> tuple[int, str]:
+    info = fleet.sandbox.by_env("dev")
+    return fleet.sandbox.clusters.index(info), info.name
+
+
+def _synced(app: str) -> str:
+    result = cli("sync", app)
+    assert result.exit_code == 0, result.output
+    return one_line(result.stdout)
+
+
+@pytest.mark.usefixtures("cluster_roles")
+def test_objects_whose_names_hold_underscores_sync_prune_and_delete(
+    fleet: Fleet, space: Space, tmp_path: Path
+) -> None:
+    ns, app = space.namespace, space.app("rbac")
+    index, dev = _dev(fleet)
+    files: dict[str, Any] = {"appflow.yaml": _definition(app, ns), **_rbac(ns, space.suffix)}
+    folder = write_files(tmp_path / "app", files)
+    assert cli("app", "add", app, "--local", str(folder)).exit_code == 0
+
+    assert f"-> {dev}: Ready (5 created, 1 configured, 0 unchanged, 0 pruned)" in _synced(app)
+    # The second sync reads back what the first recorded: ids with '_' in a name.
+    assert f"-> {dev}: Ready (0 created, 0 configured, 6 unchanged, 0 pruned)" in _synced(app)
+
+    write_files(folder, {"binding.yaml": None, "cluster-role.yaml": None})
+    assert f"-> {dev}: Ready (0 created, 0 configured, 4 unchanged, 2 pruned)" in _synced(app)
+    sandbox = fleet.sandbox
+    assert not exists(sandbox, index, RBAC, "RoleBinding", "read_only_binding", ns)
+    assert not exists(
+        sandbox, index, RBAC, "ClusterRole", f"appflow-test:{space.suffix}_reader", ""
+    )
+    assert exists(sandbox, index, RBAC, "Role", "read_only", ns)
+
+    deleted = cli("app", "delete", app)
+    assert deleted.exit_code == 0, deleted.output
+    assert not exists(sandbox, index, RBAC, "Role", "read_only", ns)
+    assert not exists(sandbox, index, "v1", "ServiceAccount", "reader", ns)
+
+
+def _legacy_id(entry_id: str) -> str:
+    """The id appflow wrote before escaping: the fields joined by '_' as they are."""
+    from appflow.model.objects import ObjectRef
+
+    ref = ObjectRef.decode(entry_id)
+    return f"{ref.namespace}_{ref.name}_{ref.group}_{ref.kind}"
+
+
+@pytest.mark.usefixtures("cluster_roles")
+def test_inventories_written_before_ids_were_escaped_are_read_and_rewritten(
+    fleet: Fleet, space: Space, tmp_path: Path
+) -> None:
+    ns, app = space.namespace, space.app("legacy")
+    index, dev = _dev(fleet)
+    files: dict[str, Any] = {"appflow.yaml": _definition(app, ns), **_rbac(ns, space.suffix)}
+    folder = write_files(tmp_path / "app", files)
+    assert cli("app", "add", app, "--local", str(folder)).exit_code == 0
+    _synced(app)
+
+    # Make both copies of the inventory what an appflow of the first format wrote:
+    # the ConfigMap (format "1", ids not escaped) and the store's mirror and fingerprints.
+    kube = fleet.sandbox.kube(index)
+    try:
+        cm = kube.get_sync("v1", "ConfigMap", f"appflow-inventory-{app}", INVENTORY_NAMESPACE)
+        assert cm is not None
+        entries = json.loads(cm["data"]["entries"])
+        old = [{"id": _legacy_id(e["id"]), "v": e["v"]} for e in entries]
+        assert any(e["id"].count("_") > 3 for e in old), old
+        cm["data"] = {"format": "1", "entries": json.dumps(old)}
+        for key in ("managedFields", "resourceVersion", "uid", "creationTimestamp"):
+            cm["metadata"].pop(key, None)
+        kube.apply_sync(cm, force=True)
+    finally:
+        kube.close()
+    _legacy_store(fleet.home / "appflow.db", app)
+
+    # Nothing changed in the app: the sync still rewrites the inventory in the new format.
+    assert f"-> {dev}: Ready (0 created, 0 configured, 6 unchanged, 0 pruned)" in _synced(app)
+    data = _inventory_data(fleet, index, app)
+    assert data["format"] == "2"
+    ids = [e["id"] for e in json.loads(data["entries"])]
+    assert f"{ns}_read%5Fonly_rbac.authorization.k8s.io_Role" in ids, ids
+
+    write_files(folder, {"binding.yaml": None})
+    assert f"-> {dev}: Ready (0 created, 0 configured, 5 unchanged, 1 pruned)" in _synced(app)
+    assert not exists(fleet.sandbox, index, RBAC, "RoleBinding", "read_only_binding", ns)
+    assert exists(fleet.sandbox, index, RBAC, "Role", "read_only", ns)
+
+
+def _inventory_data(fleet: Fleet, index: int, app: str) -> dict[str, str]:
+    kube = fleet.sandbox.kube(index)
+    try:
+        cm = kube.get_sync("v1", "ConfigMap", f"appflow-inventory-{app}", INVENTORY_NAMESPACE)
+    finally:
+        kube.close()
+    assert cm is not None
+    return dict(cm["data"])
+
+
+def _legacy_store(path: Path, app: str) -> None:
+    """Rewrite APP's mirrored inventory and fingerprints with ids not escaped."""
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    try:
+        for cluster, inventory, applied in conn.execute(
+            "SELECT cluster, inventory, applied FROM deployments WHERE app = ?", (app,)
+        ).fetchall():
+            lines = []
+            for line in json.loads(inventory):
+                api_version, _, entry_id = line.partition(" ")
+                lines.append(f"{api_version} {_legacy_id(entry_id)}")
+            keys = {_legacy_id(k): v for k, v in json.loads(applied).items()}
+            conn.execute(
+                "UPDATE deployments SET inventory = ?, applied = ? WHERE app = ? AND cluster = ?",
+                (json.dumps(lines), json.dumps(keys), app, cluster),
+            )
+    finally:
+        conn.close()
