@@ -183,6 +183,7 @@ class Engine:
                 force_conflicts=ask.force_conflicts or policy.force_conflicts,
                 wait=ask.wait,
                 wait_timeout=ask.timeout,
+                lock_timeout=ask.lock_timeout,
             )
 
         if not ask.all_apps and len(ask.names) == 1:

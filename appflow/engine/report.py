@@ -89,6 +89,7 @@ class AppSyncReport:
             blocked=tuple(str(e) for e in self.blocked),
             unreachable={c: str(e) for c, e in self.unreachable.items()},
             failed={c: str(e) for c, e in self.failed.items()},
+            busy={c: str(e) for c, e in self.busy.items()},
             held=dict(self.held),
             waiting=dict(self.waiting),
             rollout_failed=self.rollout_failed,
@@ -115,4 +116,5 @@ def _cluster_summary(result: SyncResult) -> ClusterSummary:
             ObjectNote(object=str(c.ref), message=c.reason) for c in result.plan.of(Action.SKIP)
         ),
         hooks=tuple(hook_note(h) for h in result.hooks),
+        partial=result.partial,
     )
