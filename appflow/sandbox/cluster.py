@@ -455,6 +455,18 @@ def _set_up_k3s(api: ApiClient, cluster: SandboxCluster, state: ClusterState) ->
         _require(response, "creating the IngressClass traefik", cluster=cluster)
 
 
+def _wait_api_ready(
+    api: ApiClient, cluster: SandboxCluster, state: ClusterState, *, timeout: float
+) -> None:
+    _wait(
+        "kube-apiserver /readyz",
+        lambda: api.get("/readyz").status_code == 200,
+        cluster=cluster,
+        state=state,
+        timeout=timeout,
+    )
+
+
 def _boot(
     cluster: SandboxCluster, state: ClusterState, *, timeout: float, progress: Progress
 ) -> None:
@@ -463,13 +475,7 @@ def _boot(
     _launch(cluster, state, "kube-apiserver")
     api = ApiClient(cluster, state)
     try:
-        _wait(
-            "kube-apiserver /readyz",
-            lambda: api.get("/readyz").status_code == 200,
-            cluster=cluster,
-            state=state,
-            timeout=timeout,
-        )
+        _wait_api_ready(api, cluster, state, timeout=timeout)
         progress(f"{cluster.name}: API server ready at {cluster.server_url(state)}")
         # Nodes first: kwok's K3s stages carry their addresses.
         _create_nodes(api, cluster, state)
@@ -633,13 +639,7 @@ def heal_cluster(
     if "kube-apiserver" in missing:
         api = ApiClient(cluster, state)
         try:
-            _wait(
-                "kube-apiserver /readyz",
-                lambda: api.get("/readyz").status_code == 200,
-                cluster=cluster,
-                state=state,
-                timeout=timeout,
-            )
+            _wait_api_ready(api, cluster, state, timeout=timeout)
         finally:
             api.close()
     return True

@@ -7,7 +7,6 @@ in pytest's temporary folder and removed afterwards.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from appflow import sandbox as sb
-from appflow.engine.clusters import add_cluster
 from appflow.store import open_store
+from tests.helpers import register_clusters
 
 CLUSTERS = 2
 PREFIX = "chaos"
@@ -58,16 +57,7 @@ def chaos_fleet(chaos_sandbox: Path, appflow_home: Path) -> ChaosFleet:
     infos = sb.up(clusters=CLUSTERS, prefix=PREFIX, nodes=1, root=chaos_sandbox, timeout=240)
     store = open_store()
     try:
-        for info in infos:
-            asyncio.run(
-                add_cluster(
-                    store,
-                    name=info.name,
-                    kind="imported",
-                    kubeconfig=info.kubeconfig,
-                    labels=dict(info.labels),
-                )
-            )
+        register_clusters(store, infos)
     finally:
         store.close()
     return ChaosFleet(root=chaos_sandbox, home=appflow_home, clusters=tuple(infos))

@@ -12,16 +12,17 @@ import pytest
 
 from appflow.engine.daemon import Daemon, DaemonOptions
 from tests.integration.engine.conftest import Fleet
-from tests.integration.engine.support import Space, cli, configmap, kubectl, write_files
+from tests.integration.engine.support import (
+    Space,
+    cli,
+    configmap,
+    dev_cluster,
+    dev_only,
+    kubectl,
+    write_files,
+)
 
 pytestmark = pytest.mark.cluster
-
-
-def _definition(app: str, ns: str) -> str:
-    return (
-        f"name: {app}\nnamespace: {ns}\n"
-        "targets:\n  - name: dev\n    clusterSelector:\n      matchLabels: {env: dev}\n"
-    )
 
 
 def _spoil_inventory(store: Path, app: str) -> None:
@@ -45,8 +46,7 @@ async def test_an_unreadable_entry_of_one_app_leaves_drift_detection_of_others_r
 ) -> None:
     ns = space.namespace
     broken, watched = space.app("broken"), space.app("watched")
-    index = fleet.sandbox.clusters.index(fleet.sandbox.by_env("dev"))
-    dev = fleet.sandbox.clusters[index].name
+    index, dev = dev_cluster(fleet.sandbox)
     role = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
@@ -57,9 +57,7 @@ async def test_an_unreadable_entry_of_one_app_leaves_drift_detection_of_others_r
         (broken, [configmap("broken-settings", ns, {"k": "v"})]),
         (watched, [configmap("watched-settings", ns, {"mode": "blue"}), role]),
     ):
-        folder = write_files(
-            tmp_path / app, {"appflow.yaml": _definition(app, ns), "o.yaml": objects}
-        )
+        folder = write_files(tmp_path / app, {"appflow.yaml": dev_only(app, ns), "o.yaml": objects})
         added = await asyncio.to_thread(cli, "app", "add", app, "--local", str(folder))
         assert added.exit_code == 0, added.output
         synced = await asyncio.to_thread(cli, "sync", app)

@@ -8,7 +8,7 @@ cluster sees a given write land: a condition, not a time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +26,14 @@ from tests.integration.engine.interrupt import (
 )
 from tests.integration.engine.support import (
     Space,
+    added,
     cli,
     configmap,
+    dev_cluster,
+    dev_only,
     one_line,
     status_json,
+    synced,
     write_files,
 )
 
@@ -40,35 +44,32 @@ pytestmark = pytest.mark.cluster
 QUICK_STORE = {"APPFLOW_STORE_BUSY_TIMEOUT": "2"}
 
 
-def _dev(fleet: Fleet) -> tuple[int, str]:
-    info = fleet.sandbox.by_env("dev")
-    return fleet.sandbox.clusters.index(info), info.name
-
-
 def _write_app(folder: Path, app: str, ns: str, names: Iterable[str], rev: str) -> Path:
     """APP (only on the env=dev cluster): one ConfigMap per name, each with data rev=REV."""
-    definition = (
-        f"name: {app}\nnamespace: {ns}\n"
-        "targets:\n  - name: dev\n    clusterSelector:\n      matchLabels: {env: dev}\n"
-    )
-    return write_files(
-        folder,
-        {
-            "appflow.yaml": definition,
-            "objects.yaml": [configmap(n, ns, {"rev": rev}) for n in names],
-        },
-    )
+    objects = [configmap(n, ns, {"rev": rev}) for n in names]
+    return write_files(folder, {"appflow.yaml": dev_only(app, ns), "objects.yaml": objects})
 
 
-def _added(app: str, folder: Path) -> None:
-    result = cli("app", "add", app, "--local", str(folder))
-    assert result.exit_code == 0, result.output
+def _deployed(space: Space, folder: Path, base: str, names: list[str]) -> str:
+    """App BASE (with the space's suffix) of ConfigMaps NAMES, added and synced with rev A."""
+    app = space.app(base)
+    added(app, _write_app(folder, app, space.namespace, names, "A"))
+    synced(app)
+    return app
 
 
-def _synced(app: str, *args: str) -> str:
-    result = cli("sync", app, *args)
-    assert result.exit_code == 0, result.output
-    return one_line(result.stdout)
+def _killed_when(
+    fleet: Fleet, app: str, ns: str, check: Callable[[Objects], bool], *, what: str, log: Path
+) -> None:
+    """Sync APP in a process of its own and SIGKILL it once CHECK holds on the cluster."""
+    kubeconfig = fleet.sandbox.by_env("dev").kubeconfig
+    with watching(kubeconfig, app=app, namespace=ns) as watch:
+        killed = AppflowProcess(fleet.home, ["sync", app], log=log)
+        try:
+            watch.until(check, what=what)
+            killed.kill()
+        finally:
+            killed.close()
 
 
 def _labelled(fleet: Fleet, index: int, app: str, ns: str) -> dict[str, str]:
@@ -112,12 +113,10 @@ def test_content_an_unrecorded_apply_left_is_applied_again(
     """What a sync that applied other content but never recorded it (killed, or its store
     write refused) leaves is appflow's own apply of that content: the next sync of the
     recorded content must see it, not skip it as unchanged."""
-    ns, app = space.namespace, space.app("repair")
-    index, dev = _dev(fleet)
+    ns, folder = space.namespace, tmp_path / "app"
+    index, dev = dev_cluster(fleet.sandbox)
     names = [f"c-{i:02d}" for i in range(40)]
-    folder = _write_app(tmp_path / "app", app, ns, names, "A")
-    _added(app, folder)
-    _synced(app)
+    app = _deployed(space, folder, "repair", names)
 
     kube = fleet.sandbox.kube(index)
     try:
@@ -126,10 +125,10 @@ def test_content_an_unrecorded_apply_left_is_applied_again(
     finally:
         kube.close()
 
-    text = _synced(app)
+    text = synced(app)
     assert f"-> {dev}: Ready (0 created, 40 configured, 1 unchanged, 0 pruned)" in text, text
     assert set(_labelled(fleet, index, app, ns).values()) == {"A"}
-    again = _synced(app)
+    again = synced(app)
     assert f"-> {dev}: Ready (0 created, 0 configured, 41 unchanged, 0 pruned)" in again, again
 
 
@@ -138,13 +137,11 @@ def test_a_sync_the_store_could_not_record_says_so_and_the_next_sync_repairs_it(
 ) -> None:
     """The issue's repro: sync A; sync B while another process holds the store's lock;
     sync A: 800 configured, not 800 unchanged."""
-    ns, app = space.namespace, space.app("locked")
-    index, dev = _dev(fleet)
+    ns, folder = space.namespace, tmp_path / "app"
+    index, dev = dev_cluster(fleet.sandbox)
     kubeconfig = fleet.sandbox.clusters[index].kubeconfig
     names = [f"c-{i:03d}" for i in range(800)]
-    folder = _write_app(tmp_path / "app", app, ns, names, "A")
-    _added(app, folder)
-    _synced(app)
+    app = _deployed(space, folder, "locked", names)
 
     _write_app(folder, app, ns, names, "B")
     with watching(kubeconfig, app=app, namespace=ns) as watch:
@@ -169,7 +166,7 @@ def test_a_sync_the_store_could_not_record_says_so_and_the_next_sync_repairs_it(
     assert "revision 2" in deployment["message"], deployment
 
     _write_app(folder, app, ns, names, "A")
-    text = _synced(app)
+    text = synced(app)
     assert f"-> {dev}: Ready (0 created, 800 configured, 1 unchanged, 0 pruned)" in text, text
     assert set(_labelled(fleet, index, app, ns).values()) == {"A"}
     assert _deployment(app, dev)["state"] == "Ready"
@@ -178,23 +175,21 @@ def test_a_sync_the_store_could_not_record_says_so_and_the_next_sync_repairs_it(
 def test_a_sync_killed_midway_then_a_lost_inventory_leaves_no_orphan(
     fleet: Fleet, space: Space, tmp_path: Path
 ) -> None:
-    ns, app = space.namespace, space.app("orphans")
-    index, dev = _dev(fleet)
-    kubeconfig = fleet.sandbox.clusters[index].kubeconfig
+    ns, folder = space.namespace, tmp_path / "app"
+    index, dev = dev_cluster(fleet.sandbox)
     kept = [f"a-{i:02d}" for i in range(10)]
     new = [f"n-{i:03d}" for i in range(150)]
-    folder = _write_app(tmp_path / "app", app, ns, kept, "A")
-    _added(app, folder)
-    _synced(app)
+    app = _deployed(space, folder, "orphans", kept)
 
     _write_app(folder, app, ns, kept + new, "B")
-    with watching(kubeconfig, app=app, namespace=ns) as watch:
-        killed = AppflowProcess(fleet.home, ["sync", app], log=tmp_path / "killed.log")
-        try:
-            watch.until(_any_named("n-"), what="the first new object of revision 2")
-            killed.kill()
-        finally:
-            killed.close()
+    _killed_when(
+        fleet,
+        app,
+        ns,
+        _any_named("n-"),
+        what="the first new object of revision 2",
+        log=tmp_path / "k.log",
+    )
 
     # The interrupted revision is named until a sync completes; never Ready.
     deployment = _deployment(app, dev)
@@ -209,7 +204,7 @@ def test_a_sync_killed_midway_then_a_lost_inventory_leaves_no_orphan(
         kube.close()
 
     _write_app(folder, app, ns, kept, "C")
-    _synced(app)
+    synced(app)
     assert _labelled(fleet, index, app, ns) == dict.fromkeys(kept, "C")
     assert _inventory_on_cluster(fleet, index, app) == set(kept)
     deployment = _deployment(app, dev)
@@ -220,26 +215,24 @@ def test_a_sync_killed_midway_then_a_lost_inventory_leaves_no_orphan(
 def test_the_next_sync_finishes_an_interrupted_one_without_waiting_for_it(
     fleet: Fleet, space: Space, tmp_path: Path
 ) -> None:
-    ns, app = space.namespace, space.app("forward")
-    index, dev = _dev(fleet)
-    kubeconfig = fleet.sandbox.clusters[index].kubeconfig
+    ns, folder = space.namespace, tmp_path / "app"
+    index, dev = dev_cluster(fleet.sandbox)
     names = [f"c-{i:03d}" for i in range(150)]
-    folder = _write_app(tmp_path / "app", app, ns, names[:10], "A")
-    _added(app, folder)
-    _synced(app)
+    app = _deployed(space, folder, "forward", names[:10])
 
     _write_app(folder, app, ns, names, "B")
-    with watching(kubeconfig, app=app, namespace=ns) as watch:
-        killed = AppflowProcess(fleet.home, ["sync", app], log=tmp_path / "killed.log")
-        try:
-            watch.until(with_value("rev", "B"), what="the first object of revision 2")
-            killed.kill()
-        finally:
-            killed.close()
+    _killed_when(
+        fleet,
+        app,
+        ns,
+        with_value("rev", "B"),
+        what="the first object of revision 2",
+        log=tmp_path / "k.log",
+    )
 
     # The killed process held the app on the cluster: a dead holder is no holder, so
     # this sync must not wait for it (--lock-timeout 0 fails instead of waiting).
-    text = _synced(app, "--lock-timeout", "0")
+    text = synced(app, "--lock-timeout", "0")
     assert f"{app} revision 2 -> {dev}: Ready" in text, text
     assert _labelled(fleet, index, app, ns) == dict.fromkeys(names, "B")
     assert _inventory_on_cluster(fleet, index, app) == set(names)
@@ -251,15 +244,13 @@ def test_a_second_writer_is_told_who_holds_the_app_or_waits_for_it(
 ) -> None:
     import socket
 
-    ns, app = space.namespace, space.app("writers")
-    index, dev = _dev(fleet)
+    ns, folder = space.namespace, tmp_path / "app"
+    index, dev = dev_cluster(fleet.sandbox)
     kubeconfig = fleet.sandbox.clusters[index].kubeconfig
     first = [f"a-{i:02d}" for i in range(10)]
     second = [f"b-{i:03d}" for i in range(200)]
     third = [f"c-{i:02d}" for i in range(10)]
-    folder = _write_app(tmp_path / "app", app, ns, first, "A")
-    _added(app, folder)
-    _synced(app)
+    app = _deployed(space, folder, "writers", first)
 
     _write_app(folder, app, ns, second, "B")
     with watching(kubeconfig, app=app, namespace=ns) as watch:

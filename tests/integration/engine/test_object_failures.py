@@ -19,21 +19,17 @@ from appflow.model.objects import Manifest
 from tests.integration.engine.conftest import Fleet
 from tests.integration.engine.support import (
     Space,
+    added,
     cli,
     configmap,
+    dev_cluster,
+    dev_only,
     one_line,
     status_json,
     write_files,
 )
 
 pytestmark = pytest.mark.cluster
-
-
-def _definition(app: str, ns: str) -> str:
-    return (
-        f"name: {app}\nnamespace: {ns}\n"
-        "targets:\n  - name: dev\n    clusterSelector:\n      matchLabels: {env: dev}\n"
-    )
 
 
 def _json(command: str, *args: str) -> Any:
@@ -82,8 +78,7 @@ def test_a_refused_object_fails_its_app_not_its_cluster(
     fleet: Fleet, space: Space, tmp_path: Path, case: str
 ) -> None:
     ns, app, other = space.namespace, space.app("bad"), space.app("good")
-    dev = fleet.sandbox.by_env("dev").name
-    index = fleet.sandbox.clusters.index(fleet.sandbox.by_env("dev"))
+    index, dev = dev_cluster(fleet.sandbox)
     obj, reason = (text.format(ns=ns) for text in CASES[case])
     objects: list[Manifest] = [configmap("fine", ns, {"k": "v"})]
     if case == "data-not-base64":
@@ -99,15 +94,13 @@ def test_a_refused_object_fails_its_app_not_its_cluster(
         objects = [configmap("extra", ns, {"k": "v"})]
     else:
         objects.append(_too_large(ns))
-    folder = write_files(
-        tmp_path / "bad", {"appflow.yaml": _definition(app, ns), "o.yaml": objects}
-    )
+    folder = write_files(tmp_path / "bad", {"appflow.yaml": dev_only(app, ns), "o.yaml": objects})
     good = write_files(
         tmp_path / "good",
-        {"appflow.yaml": _definition(other, ns), "o.yaml": [{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "good", "namespace": ns}}]},
+        {"appflow.yaml": dev_only(other, ns), "o.yaml": [{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "good", "namespace": ns}}]},
     )  # fmt: skip
-    for name, path in ((app, folder), (other, good)):
-        assert cli("app", "add", name, "--local", str(path)).exit_code == 0
+    added(app, folder)
+    added(other, good)
 
     result = cli("sync", app)
     said = one_line(result.output)
@@ -140,8 +133,7 @@ def test_an_object_refused_after_others_were_applied_says_the_cluster_changed(
     """Dry runs pass one by one, the quota refuses the second create: part of the
     revision is on the cluster, and the error says so."""
     ns, app = space.namespace, space.app("partial")
-    dev = fleet.sandbox.by_env("dev").name
-    index = fleet.sandbox.clusters.index(fleet.sandbox.by_env("dev"))
+    index, dev = dev_cluster(fleet.sandbox)
     kube = fleet.sandbox.kube(index)
     try:
         held = len(kube.list_sync("v1", "ConfigMap", namespace=ns))
@@ -149,10 +141,8 @@ def test_an_object_refused_after_others_were_applied_says_the_cluster_changed(
     finally:
         kube.close()
     objects = [configmap("first", ns, {"k": "v"}), configmap("second", ns, {"k": "v"})]
-    folder = write_files(
-        tmp_path / "app", {"appflow.yaml": _definition(app, ns), "o.yaml": objects}
-    )
-    assert cli("app", "add", app, "--local", str(folder)).exit_code == 0
+    folder = write_files(tmp_path / "app", {"appflow.yaml": dev_only(app, ns), "o.yaml": objects})
+    added(app, folder)
 
     result = cli("sync", app)
     said = one_line(result.output)

@@ -16,10 +16,13 @@ from appflow.model.objects import INVENTORY_NAMESPACE, Manifest
 from tests.integration.engine.conftest import Fleet
 from tests.integration.engine.support import (
     Space,
+    added,
     cli,
     configmap,
+    dev_cluster,
+    dev_only,
     exists,
-    one_line,
+    synced,
     write_files,
 )
 
@@ -56,13 +59,6 @@ def _rbac(ns: str, suffix: str) -> dict[str, list[Manifest]]:
     }  # fmt: skip
 
 
-def _definition(app: str, ns: str) -> str:
-    return (
-        f"name: {app}\nnamespace: {ns}\n"
-        "targets:\n  - name: dev\n    clusterSelector:\n      matchLabels: {env: dev}\n"
-    )
-
-
 @pytest.fixture
 def cluster_roles(fleet: Fleet, space: Space) -> Iterator[None]:
     """Cluster-scoped objects outlive the test's namespace: remove them whatever happens."""
@@ -75,33 +71,29 @@ def cluster_roles(fleet: Fleet, space: Space) -> Iterator[None]:
             kube.close()
 
 
-def _dev(fleet: Fleet) -> tuple[int, str]:
-    info = fleet.sandbox.by_env("dev")
-    return fleet.sandbox.clusters.index(info), info.name
-
-
-def _synced(app: str) -> str:
-    result = cli("sync", app)
-    assert result.exit_code == 0, result.output
-    return one_line(result.stdout)
+def _rbac_app(fleet: Fleet, space: Space, folder: Path, base: str) -> tuple[str, int, str]:
+    """App BASE (with the space's suffix) of _rbac's objects in FOLDER, registered:
+    its name, and the index and name of the cluster it goes to."""
+    app = space.app(base)
+    files: dict[str, Any] = {"appflow.yaml": dev_only(app, space.namespace)}
+    write_files(folder, {**files, **_rbac(space.namespace, space.suffix)})
+    added(app, folder)
+    return (app, *dev_cluster(fleet.sandbox))
 
 
 @pytest.mark.usefixtures("cluster_roles")
 def test_objects_whose_names_hold_underscores_sync_prune_and_delete(
     fleet: Fleet, space: Space, tmp_path: Path
 ) -> None:
-    ns, app = space.namespace, space.app("rbac")
-    index, dev = _dev(fleet)
-    files: dict[str, Any] = {"appflow.yaml": _definition(app, ns), **_rbac(ns, space.suffix)}
-    folder = write_files(tmp_path / "app", files)
-    assert cli("app", "add", app, "--local", str(folder)).exit_code == 0
+    ns, folder = space.namespace, tmp_path / "app"
+    app, index, dev = _rbac_app(fleet, space, folder, "rbac")
 
-    assert f"-> {dev}: Ready (5 created, 1 configured, 0 unchanged, 0 pruned)" in _synced(app)
+    assert f"-> {dev}: Ready (5 created, 1 configured, 0 unchanged, 0 pruned)" in synced(app)
     # The second sync reads back what the first recorded: ids with '_' in a name.
-    assert f"-> {dev}: Ready (0 created, 0 configured, 6 unchanged, 0 pruned)" in _synced(app)
+    assert f"-> {dev}: Ready (0 created, 0 configured, 6 unchanged, 0 pruned)" in synced(app)
 
     write_files(folder, {"binding.yaml": None, "cluster-role.yaml": None})
-    assert f"-> {dev}: Ready (0 created, 0 configured, 4 unchanged, 2 pruned)" in _synced(app)
+    assert f"-> {dev}: Ready (0 created, 0 configured, 4 unchanged, 2 pruned)" in synced(app)
     sandbox = fleet.sandbox
     assert not exists(sandbox, index, RBAC, "RoleBinding", "read_only_binding", ns)
     assert not exists(
@@ -127,12 +119,9 @@ def _legacy_id(entry_id: str) -> str:
 def test_inventories_written_before_ids_were_escaped_are_read_and_rewritten(
     fleet: Fleet, space: Space, tmp_path: Path
 ) -> None:
-    ns, app = space.namespace, space.app("legacy")
-    index, dev = _dev(fleet)
-    files: dict[str, Any] = {"appflow.yaml": _definition(app, ns), **_rbac(ns, space.suffix)}
-    folder = write_files(tmp_path / "app", files)
-    assert cli("app", "add", app, "--local", str(folder)).exit_code == 0
-    _synced(app)
+    ns, folder = space.namespace, tmp_path / "app"
+    app, index, dev = _rbac_app(fleet, space, folder, "legacy")
+    synced(app)
 
     # Make both copies of the inventory what an appflow of the first format wrote:
     # the ConfigMap (format "1", ids not escaped) and the store's mirror and fingerprints.
@@ -152,14 +141,14 @@ def test_inventories_written_before_ids_were_escaped_are_read_and_rewritten(
     _legacy_store(fleet.home / "appflow.db", app)
 
     # Nothing changed in the app: the sync still rewrites the inventory in the new format.
-    assert f"-> {dev}: Ready (0 created, 0 configured, 6 unchanged, 0 pruned)" in _synced(app)
+    assert f"-> {dev}: Ready (0 created, 0 configured, 6 unchanged, 0 pruned)" in synced(app)
     data = _inventory_data(fleet, index, app)
     assert data["format"] == "2"
     ids = [e["id"] for e in json.loads(data["entries"])]
     assert f"{ns}_read%5Fonly_rbac.authorization.k8s.io_Role" in ids, ids
 
     write_files(folder, {"binding.yaml": None})
-    assert f"-> {dev}: Ready (0 created, 0 configured, 5 unchanged, 1 pruned)" in _synced(app)
+    assert f"-> {dev}: Ready (0 created, 0 configured, 5 unchanged, 1 pruned)" in synced(app)
     assert not exists(fleet.sandbox, index, RBAC, "RoleBinding", "read_only_binding", ns)
     assert exists(fleet.sandbox, index, RBAC, "Role", "read_only", ns)
 
