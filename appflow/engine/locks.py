@@ -5,9 +5,9 @@ Two syncs of one app onto one cluster at once (the CLI and the daemon, two CLIs,
 left out of the other's inventory and never pruned. So every verb that writes to a
 cluster holds (app, cluster) from before it reads live state until its result is
 recorded. The holds live in the store (``Store.acquire_sync_lock``: a table in the
-embedded store; the hub keeps them as Leases, and a pull agent, the only writer of its
-cluster, keeps its own), with the holder's pid, host and start, and a heartbeat renewed
-while it works. A second writer waits up to its lock timeout, then fails with
+embedded store; hub mode's store is to keep them as Leases, and a pull agent is the only
+writer of its own cluster), with the holder's pid, host and start, and a heartbeat
+renewed while it works. A second writer waits up to its lock timeout, then fails with
 "sync of APP on CLUSTER in progress by PID/host since T". A holder that died (its pid
 is gone from this host) or stopped renewing (another host) is taken over.
 """

@@ -136,7 +136,7 @@ class Store(Protocol):
     def running_syncs(self) -> list[SyncRecord]: ...
     def recover_interrupted(self) -> list[SyncRecord]: ...
 
-    # one writer per app and cluster (the hub keeps these as Leases)
+    # one writer per app and cluster (hub mode's store is to keep these as Leases)
     def acquire_sync_lock(
         self, app: str, cluster: str, *, token: str, stale_after: float, mine: frozenset[str]
     ) -> SyncLock:
