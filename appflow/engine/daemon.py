@@ -437,6 +437,10 @@ class Daemon:
         if self.queue.busy(app, cluster):
             return  # a sync of this app is due or running: it settles the object
         kube = self.engine.kube(await asyncio.to_thread(self.store.get_cluster, cluster))
+        try:
+            before = await asyncio.to_thread(self.store.get_deployment, app, cluster)
+        except NotFoundError:
+            return
         live = await kube.get(api_version, ref.kind, ref.name, ref.namespace)
         if not await self._suspect(app, cluster, ref, live):
             return
@@ -457,6 +461,10 @@ class Daemon:
             self.queue.add(WorkKey(app, cluster), trigger="selfHeal")
             return
         deployment = await asyncio.to_thread(self.store.get_deployment, app, cluster)
+        if self.queue.busy(app, cluster) or deployment.applied != before.applied:
+            # A sync started or completed since LIVE was read (on a busy machine the
+            # reads above can outlast a whole sync): its record is newer than this verdict.
+            return
         if deployment.state != state or deployment.message != what:
             counts = deployment.resource_counts
             if state == "Modified":
