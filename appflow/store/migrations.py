@@ -243,9 +243,10 @@ def _catalog_repos_file_taken_in(path: Path) -> None:
 
 def _escaped_id_v8(text: str) -> str:
     """An inventory id of version 7 and before (fields joined by '_', a name may hold '_')
-    escaped as version 8 writes it ('%' and '_' inside a field as '%25' and '%5F'). Only a name can
-    hold '_' (Kubernetes allows none in namespaces, groups and kinds) and none holds '%',
-    so the namespace is before the first '_' and the group and kind after the last two."""
+    escaped as version 8 writes it ('%' and '_' inside a field as '%25' and '%5F'). Only a
+    name can hold '_' (Kubernetes allows none in namespaces, groups and kinds) and none
+    holds '%', so the namespace is before the first '_' and the group and kind after the
+    last two."""
     parts = text.split("_")
     if len(parts) < 4 or "%" in text:
         return text  # unreadable either way; readers skip it and say so
