@@ -10,11 +10,13 @@ decides that) and its other apps keep syncing.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from appflow import settings
 from appflow.model.objects import Manifest
 from tests.integration.engine.conftest import Fleet
 from tests.integration.engine.support import (
@@ -66,6 +68,18 @@ def _too_large(ns: str) -> Manifest:
     return configmap("huge", ns, {"blob": "x" * (10 * 1024 * 1024)})
 
 
+@pytest.fixture
+def objects_unbounded(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """appflow refuses an object over APPFLOW_MAX_OBJECT_BYTES before any write; an
+    operator who raised the limit past the API server's sends it, and the API server
+    drops the connection: that must still be the object's failure."""
+    monkeypatch.setenv("APPFLOW_MAX_OBJECT_BYTES", "64Mi")
+    settings.limits.cache_clear()
+    yield
+    monkeypatch.undo()
+    settings.limits.cache_clear()
+
+
 CASES = {
     "data-not-base64": ("Secret/{ns}/broken", "illegal base64"),
     "admission-quota": ("ConfigMap/{ns}/extra", "exceeded quota"),
@@ -75,7 +89,7 @@ CASES = {
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_a_refused_object_fails_its_app_not_its_cluster(
-    fleet: Fleet, space: Space, tmp_path: Path, case: str
+    fleet: Fleet, space: Space, tmp_path: Path, case: str, request: pytest.FixtureRequest
 ) -> None:
     ns, app, other = space.namespace, space.app("bad"), space.app("good")
     index, dev = dev_cluster(fleet.sandbox)
@@ -93,6 +107,7 @@ def test_a_refused_object_fails_its_app_not_its_cluster(
             kube.close()
         objects = [configmap("extra", ns, {"k": "v"})]
     else:
+        request.getfixturevalue("objects_unbounded")
         objects.append(_too_large(ns))
     folder = write_files(tmp_path / "bad", {"appflow.yaml": dev_only(app, ns), "o.yaml": objects})
     good = write_files(
