@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 APPFLOW := $(BIN)/appflow
 PYTEST_ARGS ?=
 
-.PHONY: help tools install lint test unit integration demo demo-down bench screenshots clean crds image image-push
+.PHONY: help tools install lint test unit integration demo demo-down bench screenshots chaos clean crds image image-push
 REGISTRY ?= localhost:5000
 
 help:
@@ -17,6 +17,7 @@ help:
 	@echo "make install   create $(VENV) and install appflow with its dev tools"
 	@echo "make lint      ruff, mypy, import contracts (layers, no cycles), function length, hadolint"
 	@echo "make bench     run the benchmarks in bench/"
+	@echo "make chaos     the long chaos run: 150 syncs under seeded faults on a private sandbox"
 	@echo "make screenshots  regenerate the dashboard screenshots in docs/screenshots/"
 	@echo "make crds      regenerate the hub chart's CRDs from appflow/schemas"
 	@echo "make image     build appflow's container image with buildah (tools/build-image.sh)"
@@ -45,6 +46,15 @@ unit: install
 
 test: tools install lint image
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The long form of tests/chaos (the normal suite runs a short one). CHAOS_SEED picks
+# another sequence of faults; the figures land in chaos-report.json.
+CHAOS_ITERATIONS ?= 150
+CHAOS_SEED ?= 10
+chaos: tools install
+	APPFLOW_CHAOS_ITERATIONS=$(CHAOS_ITERATIONS) APPFLOW_CHAOS_SEED=$(CHAOS_SEED) \
+	APPFLOW_CHAOS_REPORT=chaos-report.json \
+	$(BIN)/pytest tests/chaos -p no:cacheprovider -s --timeout 3600 $(PYTEST_ARGS)
 
 demo: tools install
 	bash tools/demo.sh

@@ -95,6 +95,13 @@ class AppflowError(Exception):
         merged = {**{k: v for k, v in where.items() if v is not None}, **current}
         return self.placed(Where(**merged))
 
+    def noted(self, note: str) -> Self:
+        """A copy of this error whose message ends with NOTE (what else the user must know)."""
+        clone = self.placed(self.where)
+        clone.message = f"{self.message}; {note}"
+        clone.args = (clone.message, *self.args[1:])
+        return clone
+
     def placed(self, where: Where) -> Self:
         """A copy of this error (same class, message, hint and cause) at WHERE."""
         clone = type(self).__new__(type(self), *self.args)
@@ -183,6 +190,21 @@ class PolicyError(AppflowError):
     """An operator's policy does not allow what an app asks for (guard rails, helm lookup)."""
 
 
+class ObjectForbiddenError(ApplyError):
+    """The API server forbade one object (HTTP 403: admission, a quota, RBAC for its kind)."""
+
+
+class ObjectFailedError(ApplyError):
+    """The API server failed on one object (HTTP 500, a dropped connection) yet answers its
+    health probe: the object's failure, not the cluster's."""
+
+
+class SyncInProgressError(AppflowError):
+    """Another process is syncing the same app on the same cluster."""
+
+    retryable = True
+
+
 class PruneError(AppflowError):
     """An object could not be deleted, or deleting it was refused as unsafe."""
 
@@ -199,6 +221,12 @@ class ContentError(StoreError):
 
 class FencedError(AppflowError):
     """This hub controller replica no longer holds its membership Lease, so it must not write."""
+
+    retryable = True
+
+
+class SyncNotRecordedError(StoreError):
+    """A sync changed the cluster, but the store refused to record it: the next sync must."""
 
     retryable = True
 

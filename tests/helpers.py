@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from click.testing import CliRunner, Result
 
 from appflow import sandbox as sb
 from appflow.kube.client import Connection, KubeCluster
+from appflow.store import Store
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,22 @@ def fresh_namespace(kube: KubeCluster, *, prefix: str) -> Iterator[str]:
     finally:
         kube.delete_sync("v1", "Namespace", name)
         kube.close()
+
+
+def register_clusters(store: Store, clusters: Iterable[sb.SandboxInfo]) -> None:
+    """Register sandbox CLUSTERS in STORE as imported clusters, with their labels."""
+    from appflow.engine.clusters import add_cluster
+
+    for info in clusters:
+        asyncio.run(
+            add_cluster(
+                store,
+                name=info.name,
+                kind="imported",
+                kubeconfig=info.kubeconfig,
+                labels=dict(info.labels),
+            )
+        )
 
 
 def eventually(check: Callable[[], bool], *, timeout: float = 60.0, what: str) -> None:

@@ -263,7 +263,7 @@ def _print_report(report: SyncSummary) -> None:
         err_console.print(f"[bold red]sync of {report.app} refused before any change:[/]")
         for err in report.blocked:
             err_console.print(f"  - {err}", highlight=False)
-    for cluster, text in sorted({**report.unreachable, **report.failed}.items()):
+    for cluster, text in sorted({**report.unreachable, **report.failed, **report.busy}.items()):
         err_console.print(f"[red]{cluster}:[/] {text}", highlight=False)
     for cluster, why in sorted(report.held.items()):
         err_console.print(f"[yellow]{cluster}:[/] held: {why}", highlight=False)
@@ -292,6 +292,8 @@ def _print_report(report: SyncSummary) -> None:
             console.print(f"    {hook.text}", highlight=False)
         for f in c.failing[:10]:
             console.print(f"    {f.object}: {f.message}", highlight=False)
+        if c.partial:
+            console.print(f"    [yellow]{c.partial}[/]", highlight=False)
         for kept in c.kept:
             console.print(f"    kept {kept.object}: {kept.message}", highlight=False)
 
@@ -342,6 +344,7 @@ def _report_data(report: SyncSummary) -> dict[str, Any]:
         "revision": report.revision,
         "blocked": list(report.blocked),
         "unreachable": dict(report.unreachable),
+        "busy": dict(report.busy),
         "failed": dict(report.failed),
         "held": dict(report.held),
         "warnings": list(report.warnings),
@@ -388,6 +391,13 @@ _sync_options = [
     click.option(
         "--timeout", type=float, default=300.0, show_default=True, help="Seconds --wait waits."
     ),
+    click.option(
+        "--lock-timeout",
+        type=click.FloatRange(min=0),
+        default=SyncAsk().lock_timeout,
+        show_default=True,
+        help="Seconds to wait for another sync of the same app on a cluster (0: fail at once).",
+    ),
     output_option,
 ]
 
@@ -409,6 +419,7 @@ def app_sync(
     force_conflicts: bool,
     wait: bool,
     timeout: float,
+    lock_timeout: float,
     output: str,
 ) -> None:
     """Render, validate on every target, then apply app NAME(s).
@@ -424,6 +435,7 @@ def app_sync(
         force_conflicts=force_conflicts,
         wait=wait,
         timeout=timeout,
+        lock_timeout=lock_timeout,
     )
     _do_sync(ask, output)
 
@@ -626,7 +638,9 @@ def status(output: str) -> None:
                 row.append("-")
             else:
                 style = STATE_STYLE.get(d["state"], "")
-                rev = f" r{d['revision']}" if d["revision"] else ""
+                # WaitApplied names the revision being applied (or interrupted).
+                shown = d["desiredRevision"] if d["state"] == "WaitApplied" else d["revision"]
+                rev = f" r{shown}" if shown else ""
                 row.append(f"[{style}]{d['state']}[/]{rev}")
         table.add_row(*row)
     console.print(table)

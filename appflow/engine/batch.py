@@ -73,7 +73,9 @@ async def sync_apps(
             for before in batch.after.get(name, ()):
                 if before in done:
                     await done[before].wait()
-            async with limit:
+            # Each app holds its (app, cluster) pairs in a session of its own, released
+            # when its sync is recorded, as a single sync does (Engine.sync).
+            async with limit, parts.locks.session():
                 reports[name] = await sync_app(parts, request(name), progress=progress)
         except AppflowError as err:
             errors[name] = err

@@ -31,7 +31,7 @@ from typing import Any, cast
 from appflow.engine.engine import AppSyncReport, Engine
 from appflow.engine.queue import ALL, WorkKey, WorkQueue
 from appflow.engine.stages.live import secret_content
-from appflow.errors import AppflowError, NotFoundError
+from appflow.errors import AppflowError, NotFoundError, StoreError
 from appflow.model.diff import changed_paths, normalize
 from appflow.model.objects import LABEL_APP, Manifest, ObjectRef
 from appflow.model.ownership import stamp, untouched_since
@@ -115,7 +115,7 @@ class Daemon:
         self._last_repo_trigger = {}
         # Syncs a killed process left running are marked interrupted (with an
         # event); every app is queued below, which re-syncs them.
-        await self.recorder.recover_interrupted()
+        await self._store_write(self.recorder.recover_interrupted)
         for app in await asyncio.to_thread(self.store.list_apps):
             if not app.paused:
                 self.queue.add(WorkKey(app.name), trigger="poll")
@@ -131,9 +131,32 @@ class Daemon:
         for name, factory in (extra or {}).items():
             self._spawn(name, factory)
         self._ready = True
-        await self.recorder.event(kind="daemon", message="appflow serve started", outcome="started")
+        await self._store_write(
+            lambda: self.recorder.event(
+                kind="daemon", message="appflow serve started", outcome="started"
+            )
+        )
         await self._stopping.wait()
         await self._shutdown()
+
+    async def _store_write(self, write: Callable[[], Awaitable[object]]) -> None:
+        """WRITE, retried while another process keeps the store busy, until stopping.
+
+        Another appflow process may hold the store's lock for a while (a long
+        transaction, a crash under a debugger): the daemon waits it out rather than die.
+        """
+        delay = 0.5
+        while True:
+            try:
+                await write()
+                return
+            except StoreError as err:
+                if self._stopping.is_set():
+                    return
+                log.warning("the store is busy (%s); trying again in %.0fs", err, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+                delay = min(delay * 2, 30.0)
 
     @property
     def stopping(self) -> asyncio.Event:
@@ -155,7 +178,10 @@ class Daemon:
             for task in pending:
                 task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
-        await self.recorder.event(kind="daemon", message="appflow serve stopped", outcome="stopped")
+        with contextlib.suppress(StoreError):
+            await self.recorder.event(
+                kind="daemon", message="appflow serve stopped", outcome="stopped"
+            )
 
     def _spawn(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
         async def supervised() -> None:
@@ -169,7 +195,12 @@ class Daemon:
                 except Exception as err:
                     failures += 1
                     delay = min(60.0, 2.0**failures) * random.uniform(0.5, 1.0)
-                    log.exception("task %s failed; restarting in %.1fs", name, delay)
+                    if isinstance(err, AppflowError):
+                        # Expected failures (a busy store, a cluster that went away) say
+                        # what happened in one line; only a bug earns a traceback.
+                        log.warning("task %s failed: %s; restarting in %.1fs", name, err, delay)
+                    else:
+                        log.exception("task %s failed; restarting in %.1fs", name, delay)
                     with contextlib.suppress(AppflowError):
                         await self.recorder.event(
                             kind="failure",
@@ -199,13 +230,14 @@ class Daemon:
             finally:
                 delay = self.queue.done(key, ok=ok)
                 if not ok:
-                    await self.recorder.event(
-                        kind="backoff",
-                        app=key.app,
-                        cluster=None if key.cluster == ALL else key.cluster,
-                        trigger=trigger,
-                        message=f"retrying in {delay:.0f}s (attempt {self.queue.failures(key)})",
-                    )
+                    with contextlib.suppress(StoreError):
+                        await self.recorder.event(
+                            kind="backoff",
+                            app=key.app,
+                            cluster=None if key.cluster == ALL else key.cluster,
+                            trigger=trigger,
+                            message=f"retrying in {delay:.0f}s (attempt {self.queue.failures(key)})",
+                        )
 
     async def _work(self, key: WorkKey, trigger: SyncTrigger) -> bool:
         commit = self._app_commits.pop(key.app, None) if key.cluster == ALL else None
@@ -223,14 +255,18 @@ class Daemon:
                 key.app,
                 clusters=() if key.cluster == ALL else (key.cluster,),
                 trigger=trigger,
+                # Another process syncing the app: back off and retry, never block a worker.
+                lock_timeout=0,
                 # A user's sync asks the remote; one a poll queued takes what the poll found.
                 commit=None if trigger == "user" else commit,
             )
         except AppflowError as err:
-            await self.recorder.event(
-                kind="failure", app=key.app, trigger=trigger, outcome="failed", message=str(err)
-            )
-            return not err.retryable
+            with contextlib.suppress(StoreError):
+                await self.recorder.event(
+                    kind="failure", app=key.app, trigger=trigger, outcome="failed", message=str(err)
+                )
+            # A busy store is as passing as a cluster that did not answer: try again.
+            return not (err.retryable or isinstance(err, StoreError))
         if self._on_sync is not None:
             self._on_sync(report, time.monotonic() - started)
         self._inventory_changed.set()
@@ -383,6 +419,9 @@ class Daemon:
             deployment = await asyncio.to_thread(self.store.get_deployment, app, cluster)
         except NotFoundError:
             return False
+        if deployment.state == "WaitApplied":
+            # A sync (of this process or another) is writing: it records the outcome.
+            return False
         recorded = deployment.applied.get(ref.encode())
         if recorded is None:
             return False  # not (or no longer) applied by appflow
@@ -398,6 +437,10 @@ class Daemon:
         if self.queue.busy(app, cluster):
             return  # a sync of this app is due or running: it settles the object
         kube = self.engine.kube(await asyncio.to_thread(self.store.get_cluster, cluster))
+        try:
+            before = await asyncio.to_thread(self.store.get_deployment, app, cluster)
+        except NotFoundError:
+            return
         live = await kube.get(api_version, ref.kind, ref.name, ref.namespace)
         if not await self._suspect(app, cluster, ref, live):
             return
@@ -418,6 +461,10 @@ class Daemon:
             self.queue.add(WorkKey(app, cluster), trigger="selfHeal")
             return
         deployment = await asyncio.to_thread(self.store.get_deployment, app, cluster)
+        if self.queue.busy(app, cluster) or deployment.applied != before.applied:
+            # A sync started or completed since LIVE was read (on a busy machine the
+            # reads above can outlast a whole sync): its record is newer than this verdict.
+            return
         if deployment.state != state or deployment.message != what:
             counts = deployment.resource_counts
             if state == "Modified":

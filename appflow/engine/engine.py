@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from appflow.engine.connections import Connections
+from appflow.engine.locks import SyncLocks
 from appflow.engine.options import EngineOptions
 from appflow.engine.parts import EngineParts
 from appflow.engine.recorder import Recorder
@@ -73,6 +74,7 @@ class Engine:
             resolvers=resolvers,
             secrets=SecretsStage(),
             options=chosen,
+            locks=SyncLocks(store),
         )
 
     @property
@@ -114,6 +116,7 @@ class Engine:
         options: SyncOptions | None = None,
         options_from_policy: OptionsFromPolicy | None = None,
         commit: str | None = None,
+        lock_timeout: float | None = None,
         progress: Progress = quiet,
     ) -> AppSyncReport:
         """Render, validate and apply app NAME on its targets (or the named CLUSTERS among them).
@@ -122,7 +125,9 @@ class Engine:
         OPTIONS_FROM_POLICY when given (for flags that add to the policy: the
         caller need not load the app's definition a second time to read it).
         COMMIT, for a git app, is the commit to sync when the caller resolved it
-        already (the poller, a webhook): the remote is not asked again.
+        already (the poller, a webhook): the remote is not asked again. LOCK_TIMEOUT:
+        how long to wait for another writer of the app on a cluster (default: the
+        options' lock_timeout); 0 fails at once, naming it.
         """
         request = SyncRequest(
             app=name,
@@ -131,8 +136,10 @@ class Engine:
             options=options,
             options_from_policy=options_from_policy,
             commit=commit,
+            lock_timeout=lock_timeout,
         )
-        return await sync_app(self.parts, request, progress=progress)
+        async with self.parts.locks.session():
+            return await sync_app(self.parts, request, progress=progress)
 
     async def every_app(self) -> Batch:
         """Every registered app, each after the apps it depends on (for `sync --all`)."""
@@ -176,6 +183,7 @@ class Engine:
                 force_conflicts=ask.force_conflicts or policy.force_conflicts,
                 wait=ask.wait,
                 wait_timeout=ask.timeout,
+                lock_timeout=ask.lock_timeout,
             )
 
         if not ask.all_apps and len(ask.names) == 1:
@@ -216,15 +224,17 @@ class Engine:
         """Re-apply revision TO of app NAME exactly as it was rendered, and pause auto-sync."""
         from appflow.engine.rollback import rollback_app
 
-        return await rollback_app(
-            self.parts, name, to=to, options=options or SyncOptions(), progress=progress
-        )
+        async with self.parts.locks.session():
+            return await rollback_app(
+                self.parts, name, to=to, options=options or SyncOptions(), progress=progress
+            )
 
     async def uninstall(self, name: str, *, progress: Progress = quiet) -> AppSyncReport:
         """Remove app NAME from every cluster it is deployed to."""
         from appflow.engine.uninstall import uninstall_app
 
-        return await uninstall_app(self.parts, name, progress=progress)
+        async with self.parts.locks.session():
+            return await uninstall_app(self.parts, name, progress=progress)
 
     async def run_tests(
         self, name: str, *, clusters: Sequence[str] = (), timeout: float = 300.0

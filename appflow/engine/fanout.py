@@ -11,13 +11,16 @@ finished sync is recorded as it finishes (see ``Recorder.sync_finished``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from appflow.engine.parts import EngineParts
 from appflow.engine.policies import enforce_guard_rails, load_policies
 from appflow.engine.report import AppSyncReport
+from appflow.engine.stages.apply import inventory_ahead
 from appflow.engine.stages.execute import execute
+from appflow.engine.stages.failures import Blame
 from appflow.engine.stages.prepare import prepare
 from appflow.engine.stages.types import (
     DesiredState,
@@ -27,11 +30,17 @@ from appflow.engine.stages.types import (
     SyncOptions,
     SyncResult,
 )
-from appflow.errors import AppflowError, ClusterError
+from appflow.errors import (
+    AppflowError,
+    ClusterError,
+    StoreError,
+    SyncInProgressError,
+    SyncNotRecordedError,
+    Where,
+)
 from appflow.model.inventory import Inventory
 from appflow.model.records import (
     ClusterRecord,
-    DeploymentRecord,
     RevisionRecord,
     SourceRef,
     SyncTrigger,
@@ -61,10 +70,10 @@ async def prepare_all(
     desired: Mapping[str, DesiredState],
     *,
     clusters: Mapping[str, ClusterRecord],
-    deployments: Mapping[str, DeploymentRecord],
     options: SyncOptions,
 ) -> dict[str, Prepared]:
-    """Prepare DESIRED on every cluster (bounded); refusals go to REPORT.blocked."""
+    """Prepare DESIRED on every cluster (bounded), each under its sync lock; refusals go
+    to REPORT.blocked, clusters another writer holds to REPORT.busy."""
     limit = asyncio.Semaphore(parts.options.cluster_concurrency)
     prepared: dict[str, Prepared] = {}
     policies = await load_policies(
@@ -73,13 +82,18 @@ async def prepare_all(
 
     async def one(name: str) -> None:
         app = desired[name].app
-        previous = deployments.get(name)
         async with limit:
             try:
                 # The operator's guard rails, before any dry run (see engine.policies).
                 await enforce_guard_rails(
                     parts.connections.kube(clusters[name]), desired[name], policies[name]
                 )
+                # Held from before live state is read until the result is recorded: a
+                # second writer would otherwise plan from the same inventory.
+                await parts.locks.acquire(app, name, timeout=options.lock_timeout)
+                # What the store knows now, not when the sync began: a writer this one
+                # waited for has recorded since.
+                previous = await parts.recorder.deployment_of(app, name)
                 prepared[name] = await prepare(
                     parts.connections.kube(clusters[name]),
                     desired[name],
@@ -87,6 +101,8 @@ async def prepare_all(
                     fingerprints=dict(previous.applied) if previous else {},
                     options=options,
                 )
+            except SyncInProgressError as err:
+                report.busy[name] = err
             except ClusterError as err:
                 await unreachable(parts, report, name, err.located(app=app, cluster=name))
             except SyncBlocked as err:
@@ -101,9 +117,24 @@ async def prepare_all(
 async def unreachable(
     parts: EngineParts, report: AppSyncReport, cluster: str, err: AppflowError
 ) -> None:
-    """CLUSTER failed before a sync started there: report and record it."""
+    """CLUSTER failed before a sync started there: report and record it.
+
+    Whether the cluster is Offline is its health probe's to say, not one request's:
+    when the probe answers, the failure is the Deployment's (ErrApplied).
+    """
     report.cluster_failed(cluster, err)
-    await parts.recorder.cluster_failed(report.app, cluster, err)
+    offline = await _offline(parts, report.app, cluster, err)
+    await parts.recorder.cluster_failed(report.app, cluster, err, offline=offline)
+
+
+async def _offline(parts: EngineParts, app: str, cluster: str, err: AppflowError) -> bool:
+    if not isinstance(err, ClusterError):
+        return False
+    try:
+        record = await asyncio.to_thread(parts.store.get_cluster, cluster)
+    except AppflowError:
+        return True
+    return not await Blame(parts.connections.kube(record)).cluster_answers()
 
 
 async def validated(
@@ -112,7 +143,6 @@ async def validated(
     desired: Mapping[str, DesiredState],
     *,
     clusters: Mapping[str, ClusterRecord],
-    deployments: Mapping[str, DeploymentRecord],
     source_ref: SourceRef | None,
     trigger: SyncTrigger,
     options: SyncOptions,
@@ -123,9 +153,7 @@ async def validated(
     prepared: dict[str, Prepared] = {}
     if not report.blocked:
         progress(f"{report.app}: validating on {len(desired)} cluster(s) (server-side dry run)")
-        prepared = await prepare_all(
-            parts, report, desired, clusters=clusters, deployments=deployments, options=options
-        )
+        prepared = await prepare_all(parts, report, desired, clusters=clusters, options=options)
     if report.blocked:
         await parts.recorder.blocked(
             report.app, report.blocked, clusters=list(desired), trigger=trigger
@@ -173,6 +201,8 @@ async def deliver(
         trigger=delivery.trigger,
         source_ref=delivery.source_ref,
         action=action,
+        ahead={c: inventory_ahead(p, options=chosen) for c, p in delivery.prepared.items()},
+        lock_timeout=chosen.lock_timeout,
     )
 
 
@@ -185,27 +215,105 @@ async def run_on_clusters(
     trigger: SyncTrigger,
     source_ref: SourceRef | None,
     action: Action,
+    ahead: Mapping[str, Inventory | None] | None = None,
+    lock_timeout: float = 0.0,
 ) -> None:
-    """Run ACTION on each of CLUSTERS (bounded), recording each one's history and Deployment."""
+    """Run ACTION on each of CLUSTERS (bounded), recording each one's history and Deployment.
+
+    AHEAD is, per cluster, what the app's inventory must name before ACTION writes
+    anything (None: it writes nothing): the store's mirror is written ahead with it,
+    and the Deployment says WaitApplied at REVISION until the result is recorded, so
+    a crash or a store that refuses the last write never leaves it saying Ready.
+    """
     limit = asyncio.Semaphore(parts.options.cluster_concurrency)
-    recorder = parts.recorder
 
     async def one(cluster: str) -> None:
         async with limit:
-            sync = await recorder.sync_started(
-                report.app, cluster, revision=revision, trigger=trigger
-            )
             try:
-                result = await action(cluster)
-            except AppflowError as err:
-                located = err.located(app=report.app, cluster=cluster)
-                report.cluster_failed(cluster, located)
-                await recorder.sync_failed(sync, located, source_ref=source_ref)
+                await parts.locks.acquire(report.app, cluster, timeout=lock_timeout)
+            except SyncInProgressError as err:
+                report.busy[cluster] = err
                 return
-            if result.served_kinds_changed:
-                parts.connections.served_kinds_changed(cluster)
-            report.results.append(result)
-            await recorder.sync_finished(sync, result, revision=revision, source_ref=source_ref)
+            await _run_one(
+                parts,
+                report,
+                cluster,
+                revision=revision,
+                trigger=trigger,
+                source_ref=source_ref,
+                action=action,
+                ahead=(ahead or {}).get(cluster),
+            )
 
     await asyncio.gather(*(one(c) for c in clusters))
     report.results.sort(key=lambda r: r.cluster)
+
+
+async def _run_one(
+    parts: EngineParts,
+    report: AppSyncReport,
+    cluster: str,
+    *,
+    revision: RevisionRecord | None,
+    trigger: SyncTrigger,
+    source_ref: SourceRef | None,
+    action: Action,
+    ahead: Inventory | None,
+) -> None:
+    recorder = parts.recorder
+    app = report.app
+    try:
+        sync = await recorder.sync_started(
+            app, cluster, revision=revision, trigger=trigger, ahead=ahead
+        )
+    except StoreError as err:
+        report.cluster_failed(
+            cluster,
+            err.located(app=app, cluster=cluster).noted("nothing was changed on the cluster"),
+        )
+        return
+    try:
+        result = await action(cluster)
+    except AppflowError as err:
+        located = err.located(app=app, cluster=cluster)
+        if ahead is not None:
+            number = f"revision {revision.number}" if revision else "the revision"
+            located = located.noted(
+                f"the cluster may already have changed: {number} was being applied; "
+                "the next sync finishes it"
+            )
+        report.cluster_failed(cluster, located)
+        offline = await _offline(parts, app, cluster, located)
+        with contextlib.suppress(StoreError):
+            await recorder.sync_failed(sync, located, source_ref=source_ref, offline=offline)
+        return
+    if result.served_kinds_changed:
+        parts.connections.served_kinds_changed(cluster)
+    report.results.append(result)
+    try:
+        await recorder.sync_finished(sync, result, revision=revision, source_ref=source_ref)
+    except StoreError as err:
+        report.cluster_failed(cluster, _not_recorded(err, app, cluster, revision, result, ahead))
+
+
+def _not_recorded(
+    err: StoreError,
+    app: str,
+    cluster: str,
+    revision: RevisionRecord | None,
+    result: SyncResult,
+    ahead: Inventory | None,
+) -> AppflowError:
+    """The error for a sync whose result the store refused to record."""
+    where = Where(app=app, cluster=cluster)
+    if ahead is None:
+        return err.placed(where).noted("the sync changed nothing on the cluster")
+    number = f"revision {revision.number}" if revision else "the change"
+    changed = "applied to" if result.ok else "partly applied to"
+    return SyncNotRecordedError(
+        f"{number} was {changed} the cluster, but the store refused to record it "
+        f"({err.message}): the cluster already changed; until a sync completes, "
+        f"the Deployment shows WaitApplied at {number}",
+        where=where,
+        hint="run the sync again: it finds the objects as they are and records them",
+    )

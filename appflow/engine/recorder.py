@@ -21,8 +21,9 @@ from dataclasses import replace
 from typing import ParamSpec, TypeVar
 
 from appflow.engine.stages.types import DesiredState, SyncResult
-from appflow.errors import AppflowError, NotFoundError
+from appflow.errors import AppflowError, ApplyError, NotFoundError
 from appflow.model.appdef import AppDefinition
+from appflow.model.inventory import Inventory, union
 from appflow.model.objects import Manifest
 from appflow.model.ownership import digest
 from appflow.model.plan import Action
@@ -31,6 +32,7 @@ from appflow.model.records import (
     ClusterRecord,
     DeploymentRecord,
     DeploymentState,
+    FailingObject,
     RepoRecord,
     RevisionRecord,
     RolloutRecord,
@@ -57,15 +59,51 @@ class Recorder:
     # -- one cluster's sync -------------------------------------------------------------
 
     async def sync_started(
-        self, app: str, cluster: str, *, revision: RevisionRecord | None, trigger: SyncTrigger
+        self,
+        app: str,
+        cluster: str,
+        *,
+        revision: RevisionRecord | None,
+        trigger: SyncTrigger,
+        ahead: Inventory | None = None,
     ) -> SyncRecord:
-        return await self._run(
-            self.store.start_sync,
-            app,
-            cluster,
-            revision=revision.number if revision else None,
-            trigger=trigger,
-        )
+        """The sync's history entry and, when it is about to write (AHEAD: what the
+        inventory must name first), the Deployment written ahead: WaitApplied at the
+        revision, its mirrored inventory covering everything the sync may create. One
+        transaction, before the first write to the cluster."""
+        return await self._run(self._sync_started, app, cluster, revision, trigger, ahead)
+
+    def _sync_started(
+        self,
+        app: str,
+        cluster: str,
+        revision: RevisionRecord | None,
+        trigger: SyncTrigger,
+        ahead: Inventory | None,
+    ) -> SyncRecord:
+        number = revision.number if revision else None
+        with self.store.transaction():
+            sync = self.store.start_sync(app, cluster, revision=number, trigger=trigger)
+            if ahead is None:
+                return sync
+            base = self._previous(app, cluster) or DeploymentRecord(app=app, cluster=cluster)
+            what = f"revision {number}" if number is not None else "the app's removal"
+            since = sync.started_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+            self.store.put_deployment(
+                replace(
+                    base,
+                    state="WaitApplied",
+                    desired_revision=number,
+                    message=f"applying {what} (sync {sync.id}, since {since}); until it "
+                    "completes the cluster may hold part of it",
+                    inventory=union(Inventory(app, base.inventory), ahead, app=app).entries,
+                )
+            )
+            return sync
+
+    async def deployment_of(self, app: str, cluster: str) -> DeploymentRecord | None:
+        """APP's Deployment on CLUSTER as the store has it now, or None."""
+        return await self._run(self._previous, app, cluster)
 
     async def sync_finished(
         self,
@@ -86,7 +124,7 @@ class Recorder:
         source_ref: SourceRef | None,
     ) -> None:
         counts = {a.value: n for a, n in result.plan.counts().items()}
-        message = "; ".join(str(e) for e in result.errors) or (
+        message = _message(result) or (
             result.plan.summary() if result.plan.changes else result.health.message
         )
         with self.store.transaction():
@@ -110,13 +148,19 @@ class Recorder:
             )
 
     async def sync_failed(
-        self, sync: SyncRecord, err: AppflowError, *, source_ref: SourceRef | None
+        self,
+        sync: SyncRecord,
+        err: AppflowError,
+        *,
+        source_ref: SourceRef | None,
+        offline: bool = False,
     ) -> None:
-        """A sync that ended in an error before it had a result: one transaction."""
-        await self._run(self._sync_failed, sync, err, source_ref)
+        """A sync that ended in an error before it had a result: one transaction.
+        OFFLINE: the cluster's health probe failed too."""
+        await self._run(self._sync_failed, sync, err, source_ref, offline)
 
     def _sync_failed(
-        self, sync: SyncRecord, err: AppflowError, source_ref: SourceRef | None
+        self, sync: SyncRecord, err: AppflowError, source_ref: SourceRef | None, offline: bool
     ) -> None:
         with self.store.transaction():
             self.store.finish_sync(sync.id, outcome="failed", message=str(err))
@@ -129,26 +173,43 @@ class Recorder:
                 outcome="failed",
                 commit=_text(source_ref),
             )
-            self._cluster_failed(sync.app, sync.cluster, err)
+            self._cluster_failed(sync.app, sync.cluster, err, offline=offline)
 
-    async def cluster_failed(self, app: str, cluster: str, err: AppflowError) -> None:
-        """ERR stopped APP on CLUSTER before a sync started there (reading, rendering)."""
-        await self._run(self._in_transaction, self._cluster_failed, app, cluster, err)
+    async def cluster_failed(
+        self, app: str, cluster: str, err: AppflowError, *, offline: bool = False
+    ) -> None:
+        """ERR stopped APP on CLUSTER before a sync started there (reading, rendering);
+        OFFLINE: the cluster's health probe failed too. With an event."""
 
-    def _in_transaction(self, func: Callable[P, None], *args: P.args, **kwargs: P.kwargs) -> None:
-        with self.store.transaction():
-            func(*args, **kwargs)
+        def write() -> None:
+            with self.store.transaction():
+                self._cluster_failed(app, cluster, err, offline=offline)
+                self.store.add_event(
+                    kind="failure",
+                    app=app,
+                    cluster=cluster,
+                    outcome="unreachable" if offline else "failed",
+                    message=str(err),
+                )
 
-    def _cluster_failed(self, app: str, cluster: str, err: AppflowError) -> None:
-        # A cluster that did not answer is Offline and its Deployments Unknown; an
-        # error no retry fixes is the Deployment's own: ErrApplied.
-        if err.retryable:
+        await self._run(write)
+
+    def _cluster_failed(
+        self, app: str, cluster: str, err: AppflowError, *, offline: bool = False
+    ) -> None:
+        # Only the cluster's own health probe makes it Offline (its Deployments
+        # Unknown); any other error is the Deployment's: ErrApplied. A Deployment
+        # written ahead as WaitApplied keeps saying so: part of a revision may be on
+        # the cluster, and only a completed sync ends that.
+        if offline:
             record = self.store.get_cluster(cluster)
             if record.state != "Offline" or record.state_reason != err.message:
                 self.store.put_cluster(replace(record, state="Offline", state_reason=err.message))
-        state: DeploymentState = "Unknown" if err.retryable else "ErrApplied"
         previous = self._previous(app, cluster)
         base = previous or DeploymentRecord(app=app, cluster=cluster)
+        state: DeploymentState = "Unknown" if offline else "ErrApplied"
+        if base.state == "WaitApplied":
+            state = "WaitApplied"
         with contextlib.suppress(NotFoundError):
             self.store.put_deployment(replace(base, state=state, message=str(err)))
 
@@ -188,7 +249,7 @@ class Recorder:
                 desired_revision=revision.number if revision else None,
                 applied_revision=revision.number if revision and result.ok else None,
                 state=result.state,
-                message="; ".join(str(e) for e in result.errors) or result.health.message,
+                message=_message(result) or result.health.message,
                 inventory=result.inventory.entries,
                 applied=result.fingerprints,
                 release=release,
@@ -225,8 +286,31 @@ class Recorder:
                         outcome="blocked",
                         message=message,
                     )
+                self._refused(app, errors)
 
         await self._run(write)
+
+    def _refused(self, app: str, errors: Sequence[AppflowError]) -> None:
+        """Objects the API server refused make their Deployment ErrApplied, with the
+        reason per object; what the cluster holds is unchanged (nothing was written)."""
+        by_cluster: dict[str, list[AppflowError]] = {}
+        for err in errors:
+            if isinstance(err, ApplyError) and err.where.cluster and err.where.object:
+                by_cluster.setdefault(err.where.cluster, []).append(err)
+        for cluster, refused in by_cluster.items():
+            base = self._previous(app, cluster) or DeploymentRecord(app=app, cluster=cluster)
+            failing = tuple(
+                FailingObject(object=str(e.where.object), message=e.message) for e in refused
+            )
+            with contextlib.suppress(NotFoundError):
+                self.store.put_deployment(
+                    replace(
+                        base,
+                        state="ErrApplied",
+                        message="; ".join(str(e) for e in refused),
+                        failing=failing,
+                    )
+                )
 
     async def deployment_state(
         self, app: str, cluster: str, state: DeploymentState, message: str
@@ -371,6 +455,14 @@ class Recorder:
             commit=commit,
             outcome=outcome,
         )
+
+
+def _message(result: SyncResult) -> str:
+    """A failed sync's errors, and what it had written before (the cluster changed)."""
+    text = "; ".join(str(e) for e in result.errors)
+    if text and result.partial:
+        text += f" ({result.partial})"
+    return text
 
 
 def _text(source_ref: SourceRef | None) -> str | None:

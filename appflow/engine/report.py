@@ -36,10 +36,13 @@ class AppSyncReport:
     """Left out of repr: asyncio.run's SIGINT handling formats the finished task's
     result, and thousands of planned changes took a no-op sync 20 ms to print."""
     unreachable: dict[str, AppflowError] = field(default_factory=dict)
-    """Clusters that failed with a retryable error."""
+    """Clusters that failed with a retryable error (did not answer, or a change the
+    store could not record)."""
     failed: dict[str, AppflowError] = field(default_factory=dict)
     """Clusters that failed with an error no retry can fix."""
     blocked: list[AppflowError] = field(default_factory=list)
+    busy: dict[str, AppflowError] = field(default_factory=dict)
+    """Clusters where another process was syncing the app (not touched; retry later)."""
     warnings: list[str] = field(default_factory=list)
     waiting: dict[str, str] = field(default_factory=dict)
     """Clusters skipped because a dependency is not Ready there, and why."""
@@ -56,6 +59,7 @@ class AppSyncReport:
     def ok(self) -> bool:
         return (
             not self.blocked
+            and not self.busy
             and not self.unreachable
             and not self.failed
             and not self.rollout_failed
@@ -74,7 +78,7 @@ class AppSyncReport:
     @property
     def retry(self) -> bool:
         """Whether trying again later may get further (a cluster did not answer)."""
-        return bool(self.unreachable)
+        return bool(self.unreachable or self.busy)
 
     def summary(self) -> SyncSummary:
         """What the CLI shows of this report (the same wherever the sync ran)."""
@@ -85,6 +89,7 @@ class AppSyncReport:
             blocked=tuple(str(e) for e in self.blocked),
             unreachable={c: str(e) for c, e in self.unreachable.items()},
             failed={c: str(e) for c, e in self.failed.items()},
+            busy={c: str(e) for c, e in self.busy.items()},
             held=dict(self.held),
             waiting=dict(self.waiting),
             rollout_failed=self.rollout_failed,
@@ -111,4 +116,5 @@ def _cluster_summary(result: SyncResult) -> ClusterSummary:
             ObjectNote(object=str(c.ref), message=c.reason) for c in result.plan.of(Action.SKIP)
         ),
         hooks=tuple(hook_note(h) for h in result.hooks),
+        partial=result.partial,
     )

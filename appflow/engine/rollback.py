@@ -57,7 +57,6 @@ async def rollback_app(
         report,
         desired,
         clusters={c: clusters[c] for c in desired},
-        deployments=state.deployments,
         source_ref=revision.source_ref,
         trigger="rollback",
         options=options,

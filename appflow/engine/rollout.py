@@ -186,16 +186,12 @@ class RolloutRunner:
                 self.report.warnings.append(f"{cluster}: cannot roll back: {err}")
                 continue
             record = self.delivery.clusters[cluster]
-            deployments = await asyncio.to_thread(
-                self.parts.store.list_deployments, app=self.report.app
-            )
             back_report = AppSyncReport(app=self.report.app)
             found = await validated(
                 self.parts,
                 back_report,
                 desired,
                 clusters={cluster: record},
-                deployments={d.cluster: d for d in deployments},
                 source_ref=old.source_ref,
                 trigger="rollback",
                 options=SyncOptions(wait=True, wait_timeout=self.gate.wait_timeout, rollback=True),

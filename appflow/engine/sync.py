@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from appflow.engine.desired import options_for, render_desired
 from appflow.engine.fanout import deliver, run_on_clusters, unreachable, validated
@@ -48,6 +48,8 @@ class SyncRequest:
     """Options from the app's syncPolicy plus the caller's flags (when OPTIONS is None)."""
     commit: str | None = None
     """The commit a git app syncs from, already resolved (the poller's, a webhook's)."""
+    lock_timeout: float | None = None
+    """Overrides the options' lock_timeout (the daemon: 0, it retries with backoff)."""
 
 
 @dataclass(kw_only=True)
@@ -83,14 +85,14 @@ async def sync_app(
     options = request.options
     if options is None and request.options_from_policy is not None:
         options = request.options_from_policy(policy)
+    options = options or SyncOptions(prune=policy.prune, force_conflicts=policy.force_conflicts)
+    if request.lock_timeout is not None:
+        options = replace(options, lock_timeout=request.lock_timeout)
     run = _Run(
         state=state,
         definition=definition,
         source=source,
-        options=options_for(
-            definition,
-            options or SyncOptions(prune=policy.prune, force_conflicts=policy.force_conflicts),
-        ),
+        options=options_for(definition, options),
         report=AppSyncReport(app=request.app, warnings=list(definition.warnings)),
         targets={c.name: c for c in state.fleet.targets(definition, request.clusters)},
         progress=progress,
@@ -200,7 +202,6 @@ async def _deliver(
         run.report,
         desired,
         clusters=run.targets,
-        deployments=run.state.deployments,
         source_ref=run.source.ref,
         trigger=request.trigger,
         options=run.options,

@@ -49,7 +49,6 @@ async def uninstall_app(parts: EngineParts, name: str, *, progress: Progress) ->
         report,
         desired,
         clusters={c: clusters[c] for c in pruned},
-        deployments=deployed,
         source_ref=None,
         trigger="user",
         options=SyncOptions(prune=True),

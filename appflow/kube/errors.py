@@ -23,6 +23,7 @@ from appflow.errors import (
     ImmutableFieldError,
     MissingKindError,
     MissingNamespaceError,
+    ObjectForbiddenError,
     Where,
 )
 
@@ -99,6 +100,14 @@ def translate(
                     hint="create it in the app (a Namespace object) or set the app's namespace",
                 )
             return ApplyError(f"not found: {message}", where=where)
+        if code == 403 and obj is not None and action in ("apply", "delete"):
+            # The API server answered, about this object: admission (a policy, a
+            # webhook, an exhausted quota) or RBAC for its kind refused it.
+            return ObjectForbiddenError(
+                f"forbidden by the cluster (HTTP 403): {message}",
+                where=where,
+                hint=_forbidden_hint(message),
+            )
         if code in (401, 403):
             return ClusterError(
                 f"the API server refused appflow's credentials (HTTP {code}): {message}",
@@ -111,6 +120,14 @@ def translate(
             )
         return ApplyError(f"HTTP {code}: {message}", where=where)
     return ClusterError(f"{type(err).__name__}: {_short(err)}", where=where)
+
+
+def _forbidden_hint(message: str) -> str:
+    if "exceeded quota" in message:
+        return "the namespace's ResourceQuota has no room for it: raise the quota or remove objects"
+    if "denied" in message or "admission" in message.lower():
+        return "an admission policy of the cluster refused it: change the object or the policy"
+    return "appflow's credentials may not write this kind here: grant it in the cluster's RBAC"
 
 
 def _short(err: BaseException) -> str:

@@ -8,10 +8,10 @@ again instead of forgetting it on the cluster.
 
 Stored form (:meth:`Inventory.to_data`), for the ``data`` of a ConfigMap::
 
-    format: "1"
+    format: "2"
     entries: |
       [
-      {"id": "_web_apps_Deployment", ...},
+      {"id": "shop_web_apps_Deployment", "v": "apps/v1"},
       ...
       ]
 
@@ -20,6 +20,10 @@ object, because ConfigMap keys only allow ``[-._a-zA-Z0-9]`` and object names
 may contain other characters (ClusterRoles named ``system:...``). Entries are
 sorted, so the same inventory always serialises to the same bytes and an
 unchanged inventory is never rewritten.
+
+Format "2" escapes '_' and '%' inside the fields of an id (see ObjectRef.encode);
+format "1" (ids not escaped) is still read, and rewritten as "2" by the next sync.
+An appflow that knows only "1" refuses to read "2" rather than misread it.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ from appflow.errors import PruneError, StoreError, Where
 from appflow.model.objects import Manifest, ObjectRef
 from appflow.model.order import deletion_order
 
-INVENTORY_FORMAT = "1"
+INVENTORY_FORMAT = "2"
+READABLE_FORMATS = ("1", INVENTORY_FORMAT)
 
 
 @dataclass(frozen=True, order=True)
@@ -95,7 +100,7 @@ class Inventory:
     def from_data(cls, app: str, data: Mapping[str, str]) -> Inventory:
         """Read back what :meth:`to_data` wrote; StoreError when it is not that."""
         fmt = data.get("format")
-        if fmt != INVENTORY_FORMAT:
+        if fmt not in READABLE_FORMATS:
             raise _unreadable(app, f"unknown inventory format {fmt!r}")
         try:
             raw: Any = json.loads(data.get("entries", ""))
@@ -121,13 +126,41 @@ class Inventory:
 
 def entries_from_lines(app: str, lines: Iterable[str]) -> tuple[InventoryEntry, ...]:
     """The entries written by :meth:`InventoryEntry.to_line`, in the order given."""
+    entries, unreadable = readable_entries(lines)
+    if unreadable:
+        raise _unreadable(app, f"bad mirrored entry {unreadable[0]!r}")
+    return entries
+
+
+def readable_entries(lines: Iterable[str]) -> tuple[tuple[InventoryEntry, ...], tuple[str, ...]]:
+    """The entries of LINES that read back, and the lines that do not.
+
+    For readers that must go on past a damaged entry: one unreadable line of one app
+    must not hide every other app's inventory (drift detection, the status grid).
+    """
     entries: list[InventoryEntry] = []
+    unreadable: list[str] = []
     for line in lines:
         try:
             entries.append(InventoryEntry.from_line(line))
-        except ValueError as err:
-            raise _unreadable(app, f"bad mirrored entry {line!r}") from err
-    return tuple(entries)
+        except ValueError:
+            unreadable.append(line)
+    return tuple(entries), tuple(unreadable)
+
+
+def in_current_format(data: Mapping[str, str]) -> bool:
+    """Whether ConfigMap DATA is in the format this appflow writes (else a sync rewrites it)."""
+    return data.get("format") == INVENTORY_FORMAT
+
+
+def union(first: Inventory | None, second: Inventory | None, *, app: str) -> Inventory:
+    """Every object either inventory names; SECOND's apiVersion wins for objects in both.
+
+    Recovery after a crash: the cluster's copy and the store's mirror are both written
+    ahead of any change, and either may be lost or behind; what either names may exist.
+    """
+    entries = (first.entries if first else ()) + (second.entries if second else ())
+    return Inventory(app, entries)
 
 
 def _unreadable(app: str, detail: str) -> StoreError:

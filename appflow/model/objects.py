@@ -69,13 +69,63 @@ class ObjectRef:
         return f"{self.group_kind}/{self.name}"
 
     def encode(self) -> str:
-        """Stable id for inventories: '<namespace>_<name>_<group>_<kind>' as Flux does."""
-        return f"{self.namespace}_{self.name}_{self.group}_{self.kind}"
+        """The inventory id: '<namespace>_<name>_<group>_<kind>', as Flux writes it, with
+        '%' and '_' inside a field escaped as '%25' and '%5F'.
+
+        RBAC objects and custom resources may have '_' (and almost anything else but '/'
+        and '%') in their names, so the fields alone cannot be told apart by '_'; escaped,
+        every id has exactly three separators and reads back to its ObjectRef. Names
+        without '_' get the same id as before (see :meth:`decode` for older ids).
+        """
+        return "_".join(
+            _escape(part) for part in (self.namespace, self.name, self.group, self.kind)
+        )
 
     @classmethod
     def decode(cls, text: str) -> ObjectRef:
+        """Read an id written by :meth:`encode`, or by appflow before ids were escaped.
+
+        An id with more than three '_' is the older form, where only a name could hold
+        '_' (Kubernetes allows none in namespaces, groups and kinds): the namespace is
+        before the first '_', the group and kind after the last two, the name between.
+        """
         parts = text.split("_")
-        if len(parts) != 4:
+        if len(parts) == 4:
+            namespace, name, group, kind = (_unescape(part, text) for part in parts)
+        elif len(parts) > 4 and "%" not in text:
+            namespace, group, kind = parts[0], parts[-2], parts[-1]
+            name = "_".join(parts[1:-2])
+        else:
             raise ValueError(f"not an inventory id: {text!r}")
-        namespace, name, group, kind = parts
         return cls(group=group, kind=kind, namespace=namespace, name=name)
+
+
+_ESCAPES = {"%": "%25", "_": "%5F"}
+_UNESCAPES = {"25": "%", "5F": "_"}
+
+
+def _escape(part: str) -> str:
+    if "%" not in part and "_" not in part:
+        return part
+    return "".join(_ESCAPES.get(char, char) for char in part)
+
+
+def _unescape(part: str, text: str) -> str:
+    if "%" not in part:
+        return part
+    out: list[str] = []
+    index = 0
+    while index < len(part):
+        char = part[index]
+        if char != "%":
+            out.append(char)
+            index += 1
+            continue
+        found = _UNESCAPES.get(part[index + 1 : index + 3])
+        if found is None:
+            raise ValueError(
+                f"not an inventory id (bad escape at {part[index : index + 3]!r}): {text!r}"
+            )
+        out.append(found)
+        index += 3
+    return "".join(out)

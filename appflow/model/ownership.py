@@ -3,14 +3,16 @@
 Every object appflow applies carries the label ``appflow.dev/app`` and the
 annotation ``appflow.dev/owner``; prune deletes only objects that carry both
 (see plan.owned_by). A fingerprint records what appflow applied and what the
-API server kept of appflow's fields, so a later sync can tell, without a dry
-run, that nothing about an object changed on either side.
+API server kept of appflow's fields, values included, so a later sync can tell,
+without a dry run, that nothing about an object changed on either side; any
+doubt (another fingerprint, another uid, other values) means a dry run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from appflow.model.objects import ANNOTATION_OWNER, FIELD_MANAGER, LABEL_APP, Manifest
@@ -39,23 +41,78 @@ def digest(data: Any) -> str:
 def managed_fields_digest(
     live: Manifest, *, manager: str = FIELD_MANAGER, content: str = ""
 ) -> str:
-    """Digest of the fields MANAGER owns by apply on LIVE (and of CONTENT, when given).
+    """Digest of the fields MANAGER owns by apply on LIVE, of their values (and of CONTENT,
+    when given).
 
-    When anyone else changes one of those fields, the API server moves its
-    ownership away from MANAGER, so this digest changes too; status updates and
-    fields of other managers leave it alone. That is what makes it a cheap and
-    exact drift signal. A Secret's ``stringData`` is the exception: it is
-    write-only, so a hand edit of the ``data`` it became moves nothing away
-    from MANAGER; for Secrets the caller passes CONTENT, a keyed digest of
-    their data (``model.redact.content_digest``).
+    The set of fields alone is not enough: another apply by the same manager (an
+    appflow sync of other content that was never recorded: killed, or its store write
+    refused) changes values and leaves the set as it was. With the values, equal
+    digests prove that appflow's fields hold what they held when the digest was taken.
+    When anyone else changes one of those fields, the API server moves its ownership
+    away from MANAGER, so the digest changes too; status updates and fields of other
+    managers leave it alone, which is what makes it a cheap and exact drift signal.
+
+    A Secret's values never enter this digest (it is stored without a key): for Secrets
+    the caller passes CONTENT, a keyed digest of their data
+    (``model.redact.content_digest``). That also covers ``stringData``, which is
+    write-only: a hand edit of the ``data`` it became moves nothing away from MANAGER.
     """
     entries = (live.get("metadata") or {}).get("managedFields") or []
     owned = [
-        e.get("fieldsV1")
+        e.get("fieldsV1") or {}
         for e in entries
-        if e.get("manager") == manager and e.get("operation") == "Apply"
+        if e.get("manager") == manager
+        and e.get("operation") == "Apply"
+        and not e.get("subresource")
     ]
-    return digest([owned, content] if content else owned)[:16]
+    valued = live
+    if live.get("kind") == "Secret" and live.get("apiVersion") == "v1":
+        valued = {k: v for k, v in live.items() if k not in ("data", "stringData")}
+    values = [owned_values(valued, fields) for fields in owned]
+    return digest([owned, values, content] if content else [owned, values])[:16]
+
+
+def owned_values(value: Any, fields: Mapping[str, Any]) -> Any:
+    """The parts of VALUE named by FIELDS, a managedFields ``fieldsV1`` set.
+
+    Keys follow the structured-merge-diff path elements: ``f:name`` a field, ``k:{...}``
+    the list item with those key fields, ``v:value`` a set member, ``i:N`` a list index,
+    ``.`` the node itself. An empty set below a key means the whole value there; a node
+    owned only by ``.`` contributes its presence, not fields other managers own.
+    """
+    picked: dict[str, Any] = {}
+    for key, below in fields.items():
+        if key == ".":
+            continue
+        child = _path_element(value, key)
+        if not below:
+            picked[key] = child
+        elif set(below) == {"."}:
+            picked[key] = child is not None
+        else:
+            picked[key] = owned_values(child, below)
+    return picked
+
+
+def _path_element(value: Any, key: str) -> Any:
+    kind, _, text = key.partition(":")
+    if kind == "f":
+        return value.get(text) if isinstance(value, dict) else None
+    if not isinstance(value, list):
+        return None
+    if kind == "i":
+        return value[int(text)] if text.isdigit() and int(text) < len(value) else None
+    try:
+        wanted = json.loads(text)
+    except ValueError:
+        return None
+    if kind == "v":
+        return wanted if wanted in value else None
+    if kind == "k" and isinstance(wanted, dict):
+        for item in value:
+            if isinstance(item, dict) and all(item.get(k) == v for k, v in wanted.items()):
+                return item
+    return None
 
 
 def fingerprint(desired_digest: str, live: Manifest, *, content: str = "") -> str:

@@ -582,6 +582,34 @@ class SyncRecord:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SyncLock:
+    """One writer's hold on an app on a cluster: only one process syncs (app, cluster) at once.
+
+    TOKEN tells one hold from another (a process may hold several, one per sync);
+    HEARTBEAT_AT is renewed while the sync runs, so a hold whose owner died, or stopped
+    renewing, can be taken over (see ``Store.acquire_sync_lock``).
+    """
+
+    app: str
+    cluster: str
+    token: str
+    pid: int
+    host: str
+    started_at: datetime
+    heartbeat_at: datetime
+
+    def __post_init__(self) -> None:
+        _check_aware(self.started_at, field_name="started_at")
+        _check_aware(self.heartbeat_at, field_name="heartbeat_at")
+
+    @property
+    def holder(self) -> str:
+        """'PID/host since T', as messages name the holder."""
+        since = self.started_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return f"{self.pid}/{self.host} since {since}"
+
+
+@dataclass(frozen=True, kw_only=True)
 class EventRecord:
     """Something that happened, for the event feed: a sync, a failure, drift, a prune...
 

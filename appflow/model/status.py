@@ -119,6 +119,7 @@ def _cell(d: DeploymentRecord) -> dict[str, Any]:
     return {
         "state": d.state,
         "revision": d.applied_revision,
+        "desiredRevision": d.desired_revision,
         "message": d.message,
         "resources": d.resource_counts.as_dict(),
         "failing": [f"{f.object}: {f.message}" for f in d.failing],

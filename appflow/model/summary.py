@@ -28,6 +28,8 @@ class SyncAsk:
     force_conflicts: bool = False
     wait: bool = False
     timeout: float = 300.0
+    lock_timeout: float = 300.0
+    """Seconds to wait for another writer of the same app on a cluster (0: fail at once)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,6 +83,8 @@ class ClusterSummary:
     """Objects prune left in place, and why."""
     hooks: tuple[HookNote, ...] = ()
     """The hooks that ran, in the order they ran."""
+    partial: str = ""
+    """When the sync failed after it wrote to the cluster: what it wrote, said plainly."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,6 +108,8 @@ class SyncSummary:
     """Clusters that failed with an error a retry may fix."""
     failed: dict[str, str] = field(default_factory=dict)
     """Clusters that failed with an error no retry fixes."""
+    busy: dict[str, str] = field(default_factory=dict)
+    """Clusters another writer of the app held (not touched; try again later)."""
     held: dict[str, str] = field(default_factory=dict)
     waiting: dict[str, str] = field(default_factory=dict)
     rollout_failed: str = ""

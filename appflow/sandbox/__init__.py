@@ -22,6 +22,7 @@ from appflow.sandbox.cluster import (
     ClusterState,
     Progress,
     SandboxCluster,
+    heal_cluster,
     kwok_configured,
     locked,
     new_state,
@@ -150,6 +151,9 @@ def up(
 ) -> list[SandboxInfo]:
     """Make sure clusters PREFIX-1..PREFIX-N run; start the missing or stopped ones.
 
+    A Degraded cluster (some of its processes died) gets only those back when it can
+    (see heal_cluster), else a whole restart.
+
     K3S_LIKE (None: new clusters are, existing ones keep their record) says whether
     they give what K3s gives. Running clusters are left alone, so `up` twice is
     harmless, except that one whose kwok plays another K3s setting gets kwok
@@ -167,6 +171,10 @@ def up(
         if info is not None and info.status == "Running":
             _keep_running(c, k3s_like, timeout=timeout, progress=progress)
             continue
+        if info is not None and info.status == "Degraded":
+            with locked(c):
+                if heal_cluster(c, c.state(), timeout=timeout, progress=progress):
+                    continue
         if info is not None and info.status in ("Degraded", "Broken"):
             progress(f"{c.name}: {info.status.lower()}, restarting it")
             stop_cluster(c)

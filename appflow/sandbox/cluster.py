@@ -455,6 +455,18 @@ def _set_up_k3s(api: ApiClient, cluster: SandboxCluster, state: ClusterState) ->
         _require(response, "creating the IngressClass traefik", cluster=cluster)
 
 
+def _wait_api_ready(
+    api: ApiClient, cluster: SandboxCluster, state: ClusterState, *, timeout: float
+) -> None:
+    _wait(
+        "kube-apiserver /readyz",
+        lambda: api.get("/readyz").status_code == 200,
+        cluster=cluster,
+        state=state,
+        timeout=timeout,
+    )
+
+
 def _boot(
     cluster: SandboxCluster, state: ClusterState, *, timeout: float, progress: Progress
 ) -> None:
@@ -463,13 +475,7 @@ def _boot(
     _launch(cluster, state, "kube-apiserver")
     api = ApiClient(cluster, state)
     try:
-        _wait(
-            "kube-apiserver /readyz",
-            lambda: api.get("/readyz").status_code == 200,
-            cluster=cluster,
-            state=state,
-            timeout=timeout,
-        )
+        _wait_api_ready(api, cluster, state, timeout=timeout)
         progress(f"{cluster.name}: API server ready at {cluster.server_url(state)}")
         # Nodes first: kwok's K3s stages carry their addresses.
         _create_nodes(api, cluster, state)
@@ -597,6 +603,46 @@ def start_cluster(
             stop_cluster(cluster)
             raise
     raise AssertionError("unreachable")
+
+
+def heal_cluster(
+    cluster: SandboxCluster,
+    state: ClusterState,
+    *,
+    timeout: float = 180.0,
+    progress: Progress = lambda _: None,
+) -> bool:
+    """Start again the components of a Degraded CLUSTER that are not running, and only those.
+
+    A killed API server (or controller, or kwok) comes back on its own ports with the
+    cluster's data and the other processes untouched, in a second or two instead of a
+    whole restart. Only when etcd still runs and every missing component's port is free;
+    False otherwise (the caller restarts the whole cluster).
+    """
+    running = {p.name: p.pid for p in cluster.running()}
+    missing = [c for c in COMPONENTS if c not in running]
+    if "etcd" in missing or not missing:
+        return False
+    owned = {"kube-apiserver": "apiserver", "kube-controller-manager": "controller_manager"}
+    owned |= {"kube-scheduler": "scheduler", "kwok": "kwok"}
+    ports = [state.ports[owned[c]] for c in missing]
+    # A process killed a moment ago may still hold its port while the kernel tears it down.
+    deadline = time.monotonic() + 10
+    while not all(processes.port_is_free(port) for port in ports):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    state.pids = dict(running)
+    for component in missing:
+        progress(f"{cluster.name}: {component} is not running, starting it again")
+        _launch(cluster, state, component)
+    if "kube-apiserver" in missing:
+        api = ApiClient(cluster, state)
+        try:
+            _wait_api_ready(api, cluster, state, timeout=timeout)
+        finally:
+            api.close()
+    return True
 
 
 def stop_cluster(cluster: SandboxCluster, *, grace: float = 10.0) -> list[processes.RunningProcess]:

@@ -209,7 +209,10 @@ class StatusCluster(BaseModel):
 
 class StatusDeployment(BaseModel):
     state: str
-    revision: int | None
+    revision: int | None = Field(description="The revision last applied completely.")
+    desiredRevision: int | None = Field(
+        description="The revision being applied; while WaitApplied, the one a sync did not finish."
+    )
     message: str
     failing: list[str]
     resources: dict[str, int] = Field(

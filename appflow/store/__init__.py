@@ -11,7 +11,7 @@ exists; anything else that goes wrong in the store raises StoreError.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -30,6 +30,7 @@ from appflow.model.records import (
     RevisionRecord,
     RolloutRecord,
     SourceRef,
+    SyncLock,
     SyncOutcome,
     SyncRecord,
     SyncTrigger,
@@ -134,6 +135,16 @@ class Store(Protocol):
     ) -> list[SyncRecord]: ...
     def running_syncs(self) -> list[SyncRecord]: ...
     def recover_interrupted(self) -> list[SyncRecord]: ...
+
+    # one writer per app and cluster (hub mode's store is to keep these as Leases)
+    def acquire_sync_lock(
+        self, app: str, cluster: str, *, token: str, stale_after: float, mine: frozenset[str]
+    ) -> SyncLock:
+        """The hold of TOKEN when it got it, else the current holder's."""
+        ...
+
+    def renew_sync_locks(self, tokens: Collection[str]) -> set[str]: ...
+    def release_sync_lock(self, app: str, cluster: str, *, token: str) -> None: ...
 
     # events
     def add_event(

@@ -238,6 +238,56 @@ def _catalog_repos_file_taken_in(path: Path) -> None:
         legacy.rename(legacy.with_name(f"{_CATALOG_REPOS_FILE}.moved-to-store"))
 
 
+# -- version 8: inventory ids escaped ----------------------------------------------------------
+
+
+def _escaped_id_v8(text: str) -> str:
+    """An inventory id of version 7 and before (fields joined by '_', a name may hold '_')
+    escaped as version 8 writes it ('%' and '_' inside a field as '%25' and '%5F'). Only a
+    name can hold '_' (Kubernetes allows none in namespaces, groups and kinds) and none
+    holds '%', so the namespace is before the first '_' and the group and kind after the
+    last two."""
+    parts = text.split("_")
+    if len(parts) < 4 or "%" in text:
+        return text  # unreadable either way; readers skip it and say so
+    name = "_".join(parts[1:-2]).replace("_", "%5F")
+    return "_".join((parts[0], name, parts[-2], parts[-1]))
+
+
+def _escaped_ids_v8(conn: sqlite3.Connection) -> None:
+    # Each sync's action per object (the dashboard's object tree) is keyed by id too.
+    for sync_id, objects_text in conn.execute("SELECT id, objects FROM syncs").fetchall():
+        objects = json.loads(objects_text or "{}")
+        if any(str(k).count("_") > 3 for k in objects):
+            conn.execute(
+                "UPDATE syncs SET objects = ? WHERE id = ?",
+                (
+                    json.dumps(
+                        {_escaped_id_v8(k): v for k, v in objects.items()},
+                        sort_keys=True,
+                        separators=(",", ":"),
+                    ),
+                    sync_id,
+                ),
+            )
+    rows = conn.execute("SELECT app, cluster, inventory, applied FROM deployments")
+    for app, cluster, inventory_text, applied_text in rows.fetchall():
+        lines = []
+        for line in json.loads(inventory_text or "[]"):
+            api_version, _, entry_id = str(line).partition(" ")
+            lines.append(f"{api_version} {_escaped_id_v8(entry_id)}")
+        applied = {_escaped_id_v8(k): v for k, v in json.loads(applied_text or "{}").items()}
+        conn.execute(
+            "UPDATE deployments SET inventory = ?, applied = ? WHERE app = ? AND cluster = ?",
+            (
+                json.dumps(lines, sort_keys=True, separators=(",", ":")),
+                json.dumps(applied, sort_keys=True, separators=(",", ":")),
+                app,
+                cluster,
+            ),
+        )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         version=1,
@@ -447,6 +497,24 @@ MIGRATIONS: tuple[Migration, ...] = (
                 PRIMARY KEY (scope, name)
             )""",
         ),
+    ),
+    Migration(
+        version=8,
+        description="sync locks (one writer per app and cluster); inventory ids escaped",
+        statements=(
+            # No foreign keys: a hold outlives nothing, and is about a sync, not a record.
+            """CREATE TABLE sync_locks (
+                app TEXT NOT NULL,
+                cluster TEXT NOT NULL,
+                token TEXT NOT NULL,
+                owner_pid INTEGER NOT NULL,
+                owner_host TEXT NOT NULL,
+                started_at TEXT NOT NULL,
+                heartbeat_at TEXT NOT NULL,
+                PRIMARY KEY (app, cluster)
+            )""",
+        ),
+        convert=_escaped_ids_v8,
     ),
 )
 

@@ -25,7 +25,7 @@ import socket
 import sqlite3
 import threading
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -36,7 +36,7 @@ from typing import Any, Self, cast
 from appflow.errors import ConfigError, NotFoundError, StoreError, Where
 from appflow.model.appdef import Dependency, RolloutSpec, SyncPolicy
 from appflow.model.codec import from_json, to_json
-from appflow.model.inventory import InventoryEntry, entries_from_lines
+from appflow.model.inventory import InventoryEntry, readable_entries
 from appflow.model.policy import Policy, PolicyScope
 from appflow.model.records import (
     AppRecord,
@@ -57,6 +57,7 @@ from appflow.model.records import (
     RolloutPartitionRecord,
     RolloutRecord,
     SourceRef,
+    SyncLock,
     SyncOutcome,
     SyncRecord,
     SyncTrigger,
@@ -82,14 +83,32 @@ def default_store_path() -> Path:
     return data_dir() / STORE_FILE
 
 
-def open_store(
-    path: Path | None = None, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
-) -> SqliteStore:
+def open_store(path: Path | None = None, *, busy_timeout_ms: int | None = None) -> SqliteStore:
     """Open (creating and migrating as needed) the store at ``path`` or the default path.
 
-    Syncs left ``running`` by a process that no longer exists are marked ``interrupted``.
+    BUSY_TIMEOUT_MS is how long a write waits for another process's transaction; by
+    default APPFLOW_STORE_BUSY_TIMEOUT (seconds) or 10 s. Syncs left ``running`` by a
+    process that no longer exists are marked ``interrupted``.
     """
+    if busy_timeout_ms is None:
+        busy_timeout_ms = _busy_timeout_from_env()
     return SqliteStore(path or default_store_path(), busy_timeout_ms=busy_timeout_ms)
+
+
+def _busy_timeout_from_env() -> int:
+    text = os.environ.get("APPFLOW_STORE_BUSY_TIMEOUT", "").strip()
+    if not text:
+        return DEFAULT_BUSY_TIMEOUT_MS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 3600:
+        raise ConfigError(
+            f"APPFLOW_STORE_BUSY_TIMEOUT={text!r} is not a number of seconds between 0 and 3600",
+            hint="unset it to wait 10 s for another appflow process's store writes",
+        )
+    return int(seconds * 1000)
 
 
 # -- value encoding ---------------------------------------------------------------------------
@@ -129,8 +148,26 @@ def _inventory_out(entries: tuple[InventoryEntry, ...]) -> str:
     return _json_out([e.to_line() for e in entries])
 
 
-def _inventory_in(app: str, text: str) -> tuple[InventoryEntry, ...]:
-    return entries_from_lines(app, _json_in(text))
+def _inventory_in(app: str, cluster: str, text: str) -> tuple[InventoryEntry, ...]:
+    # One damaged entry must not hide this deployment, or every other one from a
+    # reader of them all (drift detection, the status grid): it is left out and said.
+    # The cluster's own copy of the inventory still names the object.
+    try:
+        lines = _json_in(text)
+    except ValueError:
+        lines = None
+    if not isinstance(lines, list):
+        log.warning("app %s on cluster %s: the mirrored inventory is not a JSON list", app, cluster)
+        return ()
+    entries, unreadable = readable_entries(str(line) for line in lines)
+    for line in unreadable:
+        log.warning(
+            "app %s on cluster %s: unreadable mirrored inventory entry %r left out",
+            app,
+            cluster,
+            line,
+        )
+    return entries
 
 
 def _source_ref_in(text: str) -> SourceRef:
@@ -972,35 +1009,149 @@ class SqliteStore:
         ]
         if not dead:
             return []
-        recovered: list[SyncRecord] = []
         with self._write("recover interrupted syncs") as conn:
-            finished_at = _time_out(utc_now())
-            for sync_id in dead:
-                cursor = conn.execute(
-                    """UPDATE syncs SET outcome = 'interrupted', finished_at = ?, message = ?
-                       WHERE id = ? AND outcome = 'running'""",
-                    (finished_at, INTERRUPTED_MESSAGE, sync_id),
-                )
-                # Another process may have recovered it between the read and the write.
-                if cursor.rowcount == 1:
-                    sync = self._get_sync(conn, sync_id)
-                    recovered.append(sync)
-                    # Whoever notices an interruption records it, in the same transaction.
-                    conn.execute(
-                        """INSERT INTO events (time, app, cluster, kind, trigger, source_commit,
-                               outcome, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-                        (
-                            finished_at,
-                            sync.app,
-                            sync.cluster,
-                            "failure",
-                            sync.trigger,
-                            None,
-                            "interrupted",
-                            f"sync {sync.id}: {INTERRUPTED_MESSAGE}",
-                        ),
-                    )
-        return recovered
+            return [sync for sync_id in dead for sync in self._interrupt(conn, sync_id=sync_id)]
+
+    def _interrupt(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        sync_id: int | None = None,
+        app: str | None = None,
+        cluster: str | None = None,
+    ) -> list[SyncRecord]:
+        """Mark running syncs (SYNC_ID, or every one of APP on CLUSTER) interrupted, each
+        with an event, and the Deployment it was applying says so; return them."""
+        if sync_id is not None:
+            ids = [sync_id]
+        else:
+            rows = conn.execute(
+                """SELECT id FROM syncs WHERE outcome = 'running' AND app = ? AND cluster = ?""",
+                (app, cluster),
+            ).fetchall()
+            ids = [int(r["id"]) for r in rows]
+        finished_at = _time_out(utc_now())
+        interrupted: list[SyncRecord] = []
+        for each in ids:
+            cursor = conn.execute(
+                """UPDATE syncs SET outcome = 'interrupted', finished_at = ?, message = ?
+                   WHERE id = ? AND outcome = 'running'""",
+                (finished_at, INTERRUPTED_MESSAGE, each),
+            )
+            # Another process may have recovered it between the read and the write.
+            if cursor.rowcount != 1:
+                continue
+            sync = self._get_sync(conn, each)
+            interrupted.append(sync)
+            self._interrupted_deployment(conn, sync)
+            # Whoever notices an interruption records it, in the same transaction.
+            conn.execute(
+                """INSERT INTO events (time, app, cluster, kind, trigger, source_commit,
+                       outcome, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    finished_at,
+                    sync.app,
+                    sync.cluster,
+                    "failure",
+                    sync.trigger,
+                    None,
+                    "interrupted",
+                    f"sync {sync.id}: {INTERRUPTED_MESSAGE}",
+                ),
+            )
+        return interrupted
+
+    def _interrupted_deployment(self, conn: sqlite3.Connection, sync: SyncRecord) -> None:
+        """The Deployment SYNC was applying (WaitApplied, written ahead) says it stopped."""
+        if sync.revision is None:
+            return
+        conn.execute(
+            """UPDATE deployments SET message = ?, updated_at = ?
+               WHERE app = ? AND cluster = ? AND state = 'WaitApplied'
+                   AND desired_revision = ?""",
+            (
+                f"revision {sync.revision} was interrupted (sync {sync.id}: {INTERRUPTED_MESSAGE}); "
+                "the cluster may hold part of it until a sync completes",
+                _time_out(utc_now()),
+                sync.app,
+                sync.cluster,
+                sync.revision,
+            ),
+        )
+
+    # -- sync locks: one writer per app and cluster --------------------------------------------
+
+    def acquire_sync_lock(
+        self, app: str, cluster: str, *, token: str, stale_after: float, mine: frozenset[str]
+    ) -> SyncLock:
+        """Take the hold on APP on CLUSTER for TOKEN, or return whoever holds it.
+
+        A hold is taken over when its owner is gone: a process of this host that no
+        longer exists, one of this process whose token is not among MINE (its sync
+        ended without releasing it), or any owner whose heartbeat is older than
+        STALE_AFTER seconds (another host, or a process that stopped).
+        """
+        now = utc_now()
+        with self._write(f"take the sync lock of app {app} on cluster {cluster}") as conn:
+            row = conn.execute(
+                "SELECT * FROM sync_locks WHERE app = ? AND cluster = ?", (app, cluster)
+            ).fetchone()
+            if row is not None:
+                held = _lock_from(row)
+                if held.token == token or not self._stale(held, now, stale_after, mine):
+                    return held
+            conn.execute(
+                """INSERT OR REPLACE INTO sync_locks (app, cluster, token, owner_pid, owner_host,
+                       started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                (app, cluster, token, os.getpid(), self._host, _time_out(now), _time_out(now)),
+            )
+            # Whoever holds (app, cluster) is its only writer: a sync of it still
+            # "running" ended without its record (its process lives on, or lived on
+            # another host), and is interrupted now.
+            self._interrupt(conn, app=app, cluster=cluster)
+            return SyncLock(
+                app=app,
+                cluster=cluster,
+                token=token,
+                pid=os.getpid(),
+                host=self._host,
+                started_at=now,
+                heartbeat_at=now,
+            )
+
+    def _stale(
+        self, held: SyncLock, now: datetime, stale_after: float, mine: frozenset[str]
+    ) -> bool:
+        if (now - held.heartbeat_at).total_seconds() > stale_after:
+            return True
+        if held.host != self._host:
+            return False
+        if held.pid == os.getpid():
+            return held.token not in mine
+        return not _process_alive(held.pid)
+
+    def renew_sync_locks(self, tokens: Collection[str]) -> set[str]:
+        """Renew the heartbeat of the holds with TOKENS; return the tokens still held."""
+        if not tokens:
+            return set()
+        marks = ",".join("?" for _ in tokens)
+        with self._write("renew sync locks") as conn:
+            conn.execute(
+                f"UPDATE sync_locks SET heartbeat_at = ? WHERE token IN ({marks})",
+                (_time_out(utc_now()), *tokens),
+            )
+            rows = conn.execute(
+                f"SELECT token FROM sync_locks WHERE token IN ({marks})", tuple(tokens)
+            ).fetchall()
+        return {str(r["token"]) for r in rows}
+
+    def release_sync_lock(self, app: str, cluster: str, *, token: str) -> None:
+        """Let go of the hold on APP on CLUSTER, if TOKEN still has it."""
+        with self._write(f"release the sync lock of app {app} on cluster {cluster}") as conn:
+            conn.execute(
+                "DELETE FROM sync_locks WHERE app = ? AND cluster = ? AND token = ?",
+                (app, cluster, token),
+            )
 
     # -- events -----------------------------------------------------------------------------
 
@@ -1309,7 +1460,7 @@ def _deployment_from(row: sqlite3.Row) -> DeploymentRecord:
         applied_revision=row["applied_revision"],
         state=row["state"],
         message=row["message"],
-        inventory=_inventory_in(row["app"], row["inventory"]),
+        inventory=_inventory_in(row["app"], row["cluster"], row["inventory"]),
         applied=_json_in(row["applied"]),
         release=None
         if row["release"] is None
@@ -1338,6 +1489,18 @@ def _sync_from(row: sqlite3.Row) -> SyncRecord:
         counts=_json_in(row["counts"]),
         message=row["message"],
         objects=_json_in(row["objects"]),
+    )
+
+
+def _lock_from(row: sqlite3.Row) -> SyncLock:
+    return SyncLock(
+        app=row["app"],
+        cluster=row["cluster"],
+        token=row["token"],
+        pid=int(row["owner_pid"]),
+        host=row["owner_host"],
+        started_at=_time_in_required(row["started_at"]),
+        heartbeat_at=_time_in_required(row["heartbeat_at"]),
     )
 
 

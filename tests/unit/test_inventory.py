@@ -45,7 +45,7 @@ def test_from_manifests_sorts_and_keeps_one_entry_per_object() -> None:
 def test_to_data_is_a_stable_json_document_one_entry_per_line() -> None:
     inventory = Inventory.from_manifests("web", [SERVICE, CLUSTER_ROLE, DEPLOYMENT])
     data = inventory.to_data()
-    assert data["format"] == "1"
+    assert data["format"] == "2"
     assert data["entries"].splitlines() == [
         "[",
         '{"id": "shop_web__Service", "v": "v1"},',

@@ -111,11 +111,18 @@ def test_a_release_remembers_which_helm_revision_each_revision_became(store: Sql
     assert (release.helm_revision_of(1), release.helm_revision_of(2)) == (1, 2)
 
 
-def test_retryable_and_terminal_failures_leave_different_states(store: SqliteStore) -> None:
+def test_only_a_failed_health_probe_makes_a_cluster_offline(store: SqliteStore) -> None:
     recorder = Recorder(store)
     store.put_cluster(replace(store.get_cluster(CLUSTER), state="Online"))
 
-    asyncio.run(recorder.cluster_failed(APP, CLUSTER, ClusterUnreachableError("timed out")))
+    # One request failed, but the cluster answers its probe: the Deployment's failure.
+    asyncio.run(recorder.cluster_failed(APP, CLUSTER, ClusterUnreachableError("reset")))
+    assert store.get_deployment(APP, CLUSTER).state == "ErrApplied"
+    assert store.get_cluster(CLUSTER).state == "Online"
+
+    asyncio.run(
+        recorder.cluster_failed(APP, CLUSTER, ClusterUnreachableError("timed out"), offline=True)
+    )
     assert store.get_deployment(APP, CLUSTER).state == "Unknown"
     assert store.get_cluster(CLUSTER).state == "Offline"
 

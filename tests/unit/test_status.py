@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from appflow.model.health import HealthStatus
-from appflow.model.records import DeploymentRecord, ResourceCounts
-from appflow.model.status import deployment_state, resource_counts, resource_totals
+from appflow.model.records import AppRecord, ClusterRecord, DeploymentRecord, ResourceCounts
+from appflow.model.status import deployment_state, resource_counts, resource_totals, status_grid
 
 
 @pytest.mark.parametrize(
@@ -50,3 +50,19 @@ def test_totals_add_up_deployments() -> None:
 
     assert resource_totals([a, b]) == ResourceCounts(ready=3, missing=1, orphaned=1)
     assert resource_totals([a, b]).as_dict()["orphaned"] == 1
+
+
+def test_the_grid_names_the_revision_an_unfinished_sync_was_applying() -> None:
+    app = AppRecord(name="web", source="local", local_path="/src")
+    cluster = ClusterRecord(name="edge-1", kind="imported")
+    interrupted = DeploymentRecord(
+        app="web",
+        cluster="edge-1",
+        state="WaitApplied",
+        desired_revision=2,
+        applied_revision=1,
+        message="revision 2 was interrupted",
+    )
+    [row] = status_grid([app], [cluster], [interrupted])["apps"]
+    cell = row["deployments"]["edge-1"]
+    assert (cell["state"], cell["revision"], cell["desiredRevision"]) == ("WaitApplied", 1, 2)

@@ -14,11 +14,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from appflow.engine.stages.failures import Blame
 from appflow.engine.stages.hooks import SyncHooks
 from appflow.engine.stages.inventory import write_inventory
 from appflow.engine.stages.live import secret_content
 from appflow.engine.stages.types import Prepared, Progress, SyncOptions, quiet
-from appflow.errors import AppflowError, ApplyError, ImmutableFieldError, Where
+from appflow.errors import AppflowError, ApplyError, ClusterError, ImmutableFieldError, Where
 from appflow.kube.client import KubeCluster
 from appflow.model.hooks import HookStep
 from appflow.model.inventory import Inventory
@@ -69,7 +70,6 @@ async def apply(
     HOOKS, when given, puts the sync's PreSync and Sync hooks between the stages and
     runs them there; a hook that fails stops the apply like a stage that fails.
     """
-    app = prepared.desired.app
     to_apply = _to_apply(prepared)
     done = Applied(
         fingerprints={
@@ -80,14 +80,11 @@ async def apply(
         attempted=len(to_apply),
         stored_inventory=prepared.old_inventory if prepared.inventory_on_cluster else None,
     )
-    new_inventory = Inventory.from_manifests(app, prepared.objects)
-    to_prune = prepared.plan.of(Action.PRUNE) if options.prune else []
-    if to_apply or to_prune or len(prepared.old_inventory) != len(new_inventory):
+    ahead = inventory_ahead(prepared, options=options)
+    if ahead is not None and ahead != done.stored_inventory:
         # Write-ahead: every object about to be created is tracked before it exists.
-        ahead = Inventory(app, prepared.old_inventory.entries + new_inventory.entries)
-        if ahead != prepared.old_inventory:
-            await write_inventory(kube, ahead)
-            done.stored_inventory = ahead
+        await write_inventory(kube, ahead)
+        done.stored_inventory = ahead
     manifests = [m for m in prepared.objects if ObjectRef.of(m) in to_apply]
     stages = plan_stages(manifests, is_namespaced=_scope_of(prepared))
     for step in hooks.schedule(stages) if hooks else stages:
@@ -99,6 +96,26 @@ async def apply(
         if done.errors:
             break
     return done
+
+
+def inventory_ahead(prepared: Prepared, *, options: SyncOptions) -> Inventory | None:
+    """What APP's inventories must name before this sync writes anything (the old
+    inventory and everything desired), or None when the sync will write nothing.
+
+    Pure, so the caller can write the store's mirror ahead too, before the first write
+    to the cluster: both copies then know every object the sync may create.
+    """
+    app = prepared.desired.app
+    new_inventory = Inventory.from_manifests(app, prepared.objects)
+    to_prune = prepared.plan.of(Action.PRUNE) if options.prune else []
+    changes = _to_apply(prepared) or to_prune
+    if (
+        not changes
+        and prepared.inventory_on_cluster
+        and len(prepared.old_inventory) == len(new_inventory)
+    ):
+        return None
+    return Inventory(app, prepared.old_inventory.entries + new_inventory.entries)
 
 
 def _scope_of(prepared: Prepared) -> Callable[[ObjectRef], bool]:
@@ -137,8 +154,14 @@ async def _apply_stage(
         ),
         return_exceptions=True,
     )
+    blame = Blame(kube)
     for m, result in zip(stage.manifests, results, strict=True):
         ref = ObjectRef.of(m)
+        if isinstance(result, ClusterError):
+            result = await blame.of(result, m)
+            if isinstance(result, ClusterError):
+                # The cluster went away mid-apply: the sync is interrupted, not refused.
+                raise result.located(app=app, cluster=kube.name, object=str(ref))
         if isinstance(result, AppflowError):
             done.errors.append(result.located(app=app, cluster=kube.name, object=str(ref)))
         elif isinstance(result, BaseException):

@@ -88,7 +88,18 @@ async def execute(
         applied=applied.count,
         served_kinds_changed=applied.crds_applied,
         hooks=tuple(hooks.runs),
+        partial=_partial(applied, pruned) if errors else "",
         seconds=time.monotonic() - started,
+    )
+
+
+def _partial(applied: Applied, pruned: Pruned) -> str:
+    """What a failed sync wrote before it stopped, when it wrote anything."""
+    if not applied.count and not pruned.deleted:
+        return ""
+    return (
+        f"the cluster already changed: {applied.count} of {applied.attempted} objects were "
+        f"applied and {len(pruned.deleted)} pruned before this; the next sync finishes it"
     )
 
 

@@ -1,8 +1,9 @@
 """The inventory on the cluster: the ConfigMap ``appflow-system/appflow-inventory-<app>``.
 
-The cluster's copy is the truth about what an app owns there (the store keeps a mirror);
-prune works only from it. It is written ahead of any apply, so a crash mid-apply never
-leaves an object appflow created without tracking it.
+Both this copy and the store's mirror are written ahead of any apply, so a crash
+mid-apply never leaves an object appflow created without tracking it; a sync reads both
+and prunes from their union, so losing either (a deleted ConfigMap, a store write that
+failed) loses nothing. A ConfigMap in an older format is rewritten by the next sync.
 """
 
 from __future__ import annotations
@@ -28,16 +29,27 @@ def inventory_of(kube: KubeCluster, app: str, configmap: Manifest) -> Inventory:
     try:
         return Inventory.from_data(app, configmap.get("data") or {})
     except AppflowError as err:
-        raise err.located(app=app, cluster=kube.name) from None
+        located = err.located(app=app, cluster=kube.name, object=str(inventory_ref(app)))
+        located.hint = (
+            f"nothing is synced or pruned until it is readable; if it was damaged, delete it "
+            f"(kubectl -n {INVENTORY_NAMESPACE} delete configmap {inventory_name(app)}): "
+            "the store's mirror stands in and the next sync writes it again"
+        )
+        raise located from None
 
 
 async def read_inventory(kube: KubeCluster, app: str) -> Inventory | None:
     """The inventory stored on the cluster, or None when there is none."""
+    cm = await inventory_configmap(kube, app)
+    return None if cm is None else inventory_of(kube, app, cm)
+
+
+async def inventory_configmap(kube: KubeCluster, app: str) -> Manifest | None:
+    """The ConfigMap that holds APP's inventory on the cluster, or None."""
     try:
-        cm = await kube.get("v1", "ConfigMap", inventory_name(app), INVENTORY_NAMESPACE)
+        return await kube.get("v1", "ConfigMap", inventory_name(app), INVENTORY_NAMESPACE)
     except MissingKindError:
         return None
-    return None if cm is None else inventory_of(kube, app, cm)
 
 
 async def write_inventory(kube: KubeCluster, inventory: Inventory) -> None:

@@ -14,8 +14,9 @@ import asyncio
 from dataclasses import dataclass, field
 
 from appflow.engine.stages.apply import replace_opted_in
+from appflow.engine.stages.failures import Blame
 from appflow.engine.stages.hooks import check_hooks, hook_operation
-from appflow.engine.stages.inventory import inventory_of, inventory_ref, read_inventory
+from appflow.engine.stages.inventory import inventory_configmap, inventory_of, inventory_ref
 from appflow.engine.stages.live import (
     Kind,
     crd_kinds,
@@ -35,10 +36,16 @@ from appflow.errors import (
 from appflow.kube.client import KubeCluster
 from appflow.kube.errors import conflicting_managers
 from appflow.model.hooks import Hook, due_in_sync, split_hooks
-from appflow.model.inventory import Inventory
+from appflow.model.inventory import Inventory, in_current_format, union
 from appflow.model.objects import Manifest, ObjectRef, split_api_version
-from appflow.model.ownership import digest, only_imperative, stamp, unchanged_since
-from appflow.model.plan import plan_sync
+from appflow.model.ownership import (
+    digest,
+    fingerprint,
+    only_imperative,
+    stamp,
+    unchanged_since,
+)
+from appflow.model.plan import Action, Plan, plan_sync
 
 
 async def prepare(
@@ -68,7 +75,7 @@ async def prepare(
         # fingerprints every object is dry-run, and each dry run says whether
         # its object exists: listing every kind only pays when the cluster has
         # an inventory of APP after all (the store was reset).
-        found.on_cluster = await read_inventory(kube, app)
+        found.read(kube, await inventory_configmap(kube, app))
         if found.on_cluster is None:
             found.namespaced = await served_kinds(kube, kinds_of(objects, Inventory(app, ())))
             return await _plan(kube, found, options)
@@ -87,8 +94,27 @@ class _Found:
     labelled: dict[ObjectRef, Manifest] = field(default_factory=dict)
     namespaced: dict[Kind, bool] = field(default_factory=dict)
     on_cluster: Inventory | None = None
+    current_format: bool = True
+    """The cluster's inventory ConfigMap is in the format this appflow writes."""
     old_inventory: Inventory | None = None
     hooks: tuple[Hook, ...] = ()
+
+    def read(self, kube: KubeCluster, configmap: Manifest | None) -> None:
+        """Take the cluster's inventory from CONFIGMAP (None: it has none)."""
+        if configmap is None:
+            return
+        self.on_cluster = inventory_of(kube, self.desired.app, configmap)
+        self.current_format = in_current_format(configmap.get("data") or {})
+
+    @property
+    def stored_exactly(self) -> bool:
+        """The cluster's ConfigMap holds the old inventory as this appflow writes it: an
+        unchanged inventory need not be written again."""
+        return (
+            self.on_cluster is not None
+            and self.current_format
+            and self.on_cluster == self.old_inventory
+        )
 
     @property
     def inventory(self) -> Inventory:
@@ -103,25 +129,26 @@ async def _read_state(kube: KubeCluster, found: _Found, previous: Inventory | No
     # and no round trip before the LISTs. The store's mirror of the inventory
     # says which other kinds to list.
     app = found.desired.app
-    known = found.on_cluster or previous or Inventory(app, ())
+    known = union(previous, found.on_cluster, app=app)
     listed = kinds_of(found.objects, known) | {("v1", "ConfigMap")}
     found.labelled, found.namespaced = await read_live(kube, app, listed)
     configmap = found.labelled.pop(inventory_ref(app), None)
     if configmap is not None:
-        found.on_cluster = inventory_of(kube, app, configmap)
+        found.read(kube, configmap)
     elif found.on_cluster is None and previous is not None and len(previous):
         # Expected but not listed (its label edited away?): look it up by name.
-        found.on_cluster = await read_inventory(kube, app)
-    # The cluster's inventory is the truth; the store's mirror stands in when
-    # the cluster lost it (someone deleted the ConfigMap).
-    found.old_inventory = found.on_cluster or previous or Inventory(app, ())
+        found.read(kube, await inventory_configmap(kube, app))
+    # Both copies are written ahead of every change, and either can be lost or behind
+    # (a deleted ConfigMap; a store write refused, or a process killed, after the
+    # cluster's was written): what either names may exist, so both count.
+    found.old_inventory = union(previous, found.on_cluster, app=app)
     hooks = {h.ref for h in found.hooks}
     kept = tuple(e for e in found.old_inventory.entries if e.ref not in hooks)
     if len(kept) < len(found.old_inventory):
         # Objects that are hooks now (an appflow that did not know hooks applied them):
-        # they leave the inventory, unpruned; the inventory on the cluster is rewritten.
+        # they leave the inventory, unpruned; the old inventory no longer matches the
+        # cluster's, so the cluster's is rewritten.
         found.old_inventory = Inventory(app, kept)
-        found.on_cluster = None
     unlisted = kinds_of((), found.old_inventory) - listed
     if unlisted:
         more, more_namespaced = await read_live(kube, app, unlisted)
@@ -188,11 +215,36 @@ async def _plan(kube: KubeCluster, found: _Found, options: SyncOptions) -> Prepa
         namespaced=_with_crd_scopes(found.namespaced, found.objects, crds),
         deferred=tuple(deferred),
         takeover=frozenset(checks.takeover),
-        inventory_on_cluster=found.on_cluster is not None,
-        fingerprints=dict(found.fingerprints),
+        inventory_on_cluster=found.stored_exactly,
+        fingerprints=_vouched(found.fingerprints, plan, digests, checks),
         hooks=found.hooks,
         hook_operation=operation,
     )
+
+
+def _vouched(
+    recorded: dict[str, str],
+    plan: Plan,
+    digests: dict[ObjectRef, str],
+    checks: _DryRuns,
+) -> dict[str, str]:
+    """RECORDED, plus a fingerprint for every object a dry run found unchanged.
+
+    Without one, such an object (applied by a sync that was never recorded, or
+    unchanged after a new revision) would be dry-run again by every later sync. The
+    dry run vouches for the live object only when applying would not even move field
+    ownership: then the live object is what an apply would leave.
+    """
+    out = dict(recorded)
+    for change in plan.of(Action.UNCHANGED):
+        ref = change.ref
+        live, dry = checks.live.get(ref), checks.dry_run.get(ref)
+        if live is None or dry is None or dry is live:
+            continue
+        now = fingerprint(digests[ref], live, content=secret_content(live))
+        if now == fingerprint(digests[ref], dry, content=secret_content(dry)):
+            out[ref.encode()] = now
+    return out
 
 
 async def _look_up_prune_candidates(
@@ -239,6 +291,9 @@ class _DryRuns:
     errors: list[AppflowError] = field(default_factory=list)
     takeover: set[ObjectRef] = field(default_factory=set)
     absent_namespaces: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.blame = Blame(self.kube)
 
     async def run(self, to_check: list[Manifest]) -> None:
         # Namespaces this sync creates: objects in them cannot be dry-run there
@@ -288,10 +343,17 @@ class _DryRuns:
         stand_in = {**m, "metadata": {**m["metadata"], "namespace": "default"}}
         try:
             await self.kube.apply(stand_in, dry_run=True, force=self.options.force_conflicts)
-        except ClusterError:
-            raise
+        except ClusterError as err:
+            self._refused(await self._blamed(err, m), ref)
         except AppflowError as inner:
             self._refused(inner, ref)
+
+    async def _blamed(self, err: ClusterError, m: Manifest) -> AppflowError:
+        """ERR when the cluster is down (raised: nothing more to check), else the object's."""
+        blamed = await self.blame.of(err, m)
+        if isinstance(blamed, ClusterError):
+            raise blamed
+        return blamed
 
     async def check(self, m: Manifest) -> None:
         ref = ObjectRef.of(m)
@@ -314,8 +376,9 @@ class _DryRuns:
                 return
             self._refused(err, ref)
             return
-        except ClusterError:
-            raise
+        except ClusterError as err:
+            self._refused(await self._blamed(err, m), ref)
+            return
         except AppflowError as err:
             self._refused(err, ref)
             return

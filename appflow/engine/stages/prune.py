@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from appflow.engine.stages.failures import Blame
 from appflow.engine.stages.types import Prepared, Progress, SyncOptions, quiet
-from appflow.errors import AppflowError
+from appflow.errors import AppflowError, ClusterError
 from appflow.kube.client import KubeCluster
 from appflow.model.inventory import InventoryEntry
 from appflow.model.objects import ObjectRef
@@ -47,12 +48,16 @@ async def prune(
         return done
     if candidates:
         progress(f"{kube.name}: pruning {len(candidates)} objects")
+    blame = Blame(kube)
     for ref in candidates:
         entry = by_ref[ref]
         try:
             await kube.delete(entry.api_version, ref.kind, ref.name, ref.namespace)
             done.deleted.append(ref)
         except AppflowError as err:
-            done.errors.append(err.located(app=app, cluster=kube.name, object=str(ref)))
+            failure = await blame.of(err, None) if isinstance(err, ClusterError) else err
+            if isinstance(failure, ClusterError):
+                raise failure.located(app=app, cluster=kube.name, object=str(ref)) from None
+            done.errors.append(failure.located(app=app, cluster=kube.name, object=str(ref)))
             done.kept.append(entry)
     return done

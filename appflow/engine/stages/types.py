@@ -36,6 +36,9 @@ class SyncOptions:
     rollback: bool = False
     """The sync is a rollback: Helm's pre-rollback and post-rollback hooks run, not the
     upgrade ones."""
+    lock_timeout: float = 300.0
+    """How long to wait for another writer of the same app and cluster (the engine
+    holds the lock around the stages; they never see it)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,7 +83,8 @@ class Prepared:
     takeover: frozenset[ObjectRef] = frozenset()
     """Objects whose fields appflow takes back from hand edits (applied with force)."""
     inventory_on_cluster: bool = False
-    """old_inventory was read from the cluster (not the store's mirror standing in)."""
+    """The cluster's inventory ConfigMap holds old_inventory exactly, in the current format
+    (old_inventory is the union of it and the store's mirror)."""
     fingerprints: dict[str, str]
     hooks: tuple[Hook, ...] = ()
     """The desired state's hooks: run at their moments, never applied as objects."""
@@ -112,6 +116,8 @@ class SyncResult:
     """A CustomResourceDefinition was applied: what the cluster serves has changed."""
     hooks: tuple[HookRun, ...] = ()
     """The hooks that ran, in the order they ran."""
+    partial: str = ""
+    """When the sync failed after it wrote to the cluster: what it wrote, said plainly."""
     seconds: float = 0.0
 
     @property

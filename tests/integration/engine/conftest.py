@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from appflow.engine.clusters import add_cluster
 from appflow.engine.engine import Engine
 from appflow.model.objects import INVENTORY_NAMESPACE
 from appflow.store import SqliteStore, open_store
-from tests.helpers import Sandbox
+from tests.helpers import Sandbox, register_clusters
 from tests.integration.engine.support import Space, new_suffix
 
 
@@ -34,16 +32,7 @@ class Fleet:
 @pytest.fixture
 def fleet(sandbox: Sandbox, appflow_home: Path) -> Iterator[Fleet]:
     store = open_store()
-    for info in sandbox.clusters:
-        asyncio.run(
-            add_cluster(
-                store,
-                name=info.name,
-                kind="imported",
-                kubeconfig=info.kubeconfig,
-                labels=dict(info.labels),
-            )
-        )
+    register_clusters(store, sandbox.clusters)
     engine = Engine(store)
     try:
         yield Fleet(home=appflow_home, store=store, engine=engine, sandbox=sandbox)

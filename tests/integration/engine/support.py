@@ -84,6 +84,33 @@ def kubectl(sandbox: Sandbox, index: int, *args: str) -> str:
     return done.stdout
 
 
+def synced(app: str, *args: str) -> str:
+    """`appflow sync APP ARGS`, which must succeed; its output on one line."""
+    result = cli("sync", app, *args)
+    assert result.exit_code == 0, result.output
+    return one_line(result.stdout)
+
+
+def added(app: str, folder: Path) -> None:
+    """`appflow app add APP --local FOLDER`, which must succeed."""
+    result = cli("app", "add", app, "--local", str(folder))
+    assert result.exit_code == 0, result.output
+
+
+def dev_cluster(sandbox: Sandbox) -> tuple[int, str]:
+    """The index and name of the sandbox's env=dev cluster."""
+    info = sandbox.by_env("dev")
+    return sandbox.clusters.index(info), info.name
+
+
+def dev_only(app: str, ns: str) -> str:
+    """An appflow.yaml for APP in namespace NS that targets the env=dev cluster alone."""
+    return (
+        f"name: {app}\nnamespace: {ns}\n"
+        "targets:\n  - name: dev\n    clusterSelector:\n      matchLabels: {env: dev}\n"
+    )
+
+
 # -- app folders ------------------------------------------------------------------
 
 
