@@ -15,6 +15,7 @@ folder on this machine is what the user edits.
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import time
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ from appflow.hub.reports import report_of
 from appflow.hub.store import HubStore
 from appflow.model import resources as res
 from appflow.model.appdef import SyncPolicy
-from appflow.model.hub import API_VERSION
+from appflow.model.hub import ANNOTATION_WEBHOOK, API_VERSION
 from appflow.model.plan import Plan
 from appflow.model.records import SyncTrigger, utc_now
 
@@ -135,6 +136,14 @@ class HubEngine(Engine):
     ) -> AppSyncReport:
         """Ask APP NAME's owner to run ASKED (with SPEC changed in the same write); its report
         once it finished."""
+        request_id = await self.submit(name, asked, spec=spec)
+        progress(f"{name}: asked the hub's controllers (request {request_id})")
+        return await self._outcome(name, request_id, deadline=timeout + wait_for, progress=progress)
+
+    async def submit(
+        self, name: str, asked: dict[str, Any], *, spec: dict[str, Any] | None = None
+    ) -> str:
+        """Write ASKED as APP NAME's syncRequest (replacing any earlier one); its id."""
         request_id = f"{int(time.time())}-{secrets.token_hex(6)}"
         body = {
             "id": request_id,
@@ -158,8 +167,7 @@ class HubEngine(Engine):
             self.hub.workspace,
             {"spec": {**(spec or {}), "syncRequest": body}},
         )
-        progress(f"{name}: asked the hub's controllers (request {request_id})")
-        return await self._outcome(name, request_id, deadline=timeout + wait_for, progress=progress)
+        return request_id
 
     async def _outcome(
         self, name: str, request_id: str, *, deadline: float, progress: Progress
@@ -210,3 +218,55 @@ class HubEngine(Engine):
         if not data:
             raise StoreError(f"the report of {name}'s sync is empty", where=Where(app=name))
         return report_of(dict(data[0]))
+
+
+class HubTriggers:
+    """``appflow.server.triggers.Triggers`` on a hub: what a webhook or the API asks for is
+    written where the owning replica picks it up (``appflow serve --hub``).
+
+    A push to a repository pokes its GitRepo (the annotation ``appflow.dev/webhook`` with the
+    commit, read by the repository's owner, which polls at once); a sync asked for over the
+    API becomes the app's ``syncRequest``. Nothing runs in the serving process, so any number
+    of ``serve --hub`` processes answer webhooks in the same way.
+    """
+
+    def __init__(self, engine: HubEngine) -> None:
+        self.engine = engine
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._pending.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            import logging
+
+            logging.getLogger("appflow.server").warning("hub trigger failed: %s", task.exception())
+
+    def trigger_repo(self, repo: str, *, trigger: SyncTrigger, commit: str | None = None) -> None:
+        poke = json.dumps({"commit": commit, "at": res.stamp(utc_now()), "trigger": trigger})
+        self._spawn(
+            self.engine.hub.kube.patch(
+                API_VERSION,
+                "GitRepo",
+                repo,
+                self.engine.hub.workspace,
+                {"metadata": {"annotations": {ANNOTATION_WEBHOOK: poke}}},
+            )
+        )
+
+    def trigger_app(self, app: str, *, trigger: SyncTrigger, cluster: str | None = None) -> None:
+        self._spawn(
+            self.engine.submit(
+                app, {"clusters": [cluster] if cluster else None, "trigger": trigger}
+            )
+        )
+
+    def queue_depth(self) -> int:
+        return len(self._pending)
+
+    def ready(self) -> bool:
+        return True

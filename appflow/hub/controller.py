@@ -49,7 +49,13 @@ from appflow.hub.store import HubFiles, HubStore
 from appflow.kube.client import Connection, KubeCluster
 from appflow.kube.lease import Membership, MembershipOptions, default_identity
 from appflow.model import resources as res
-from appflow.model.hub import API_VERSION, DEFAULT_WORKSPACE, LABEL_WORKSPACE, SYSTEM_NAMESPACE
+from appflow.model.hub import (
+    ANNOTATION_WEBHOOK,
+    API_VERSION,
+    DEFAULT_WORKSPACE,
+    LABEL_WORKSPACE,
+    SYSTEM_NAMESPACE,
+)
 from appflow.model.hubstatus import condition
 from appflow.model.objects import Manifest
 from appflow.model.records import SyncTrigger, utc_now
@@ -60,8 +66,6 @@ log = logging.getLogger("appflow.controller")
 STATUS = "~status"
 """The queue's key for an app whose status only is to be aggregated again."""
 HEALTH = "~health"
-ANNOTATION_WEBHOOK = "appflow.dev/webhook"
-"""On a GitRepo: the latest webhook delivery ``{"commit", "at"}``, for the repository's owner."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -513,6 +513,19 @@ class HubStore:
             )
         self.kube.delete_sync(API_VERSION, "GitRepo", name, self.workspace)
 
+    def webhook_secret(self, ref: str) -> bytes:
+        """The webhook secret a repository's ``secret:NAME/KEY`` reference names, read now."""
+        name, _, key = ref.removeprefix("secret:").partition("/")
+        secret = self.kube.get_sync("v1", "Secret", name, self.workspace)
+        encoded = ((secret or {}).get("data") or {}).get(key or res.SECRET_KEY_WEBHOOK)
+        if not encoded:
+            raise ConfigError(
+                f"the webhook secret {name} (key {key}) is missing on the hub",
+                where=Where(object=f"Secret/{self.workspace}/{name}"),
+                hint="set it again: appflow repo set-webhook-secret",
+            )
+        return base64.b64decode(encoded).strip()
+
     # -- apps ---------------------------------------------------------------------------------------
 
     def local_spec(self, app: AppRecord) -> dict[str, str] | None:
@@ -833,8 +846,6 @@ class HubStore:
     def put_rollout(self, rollout: RolloutRecord) -> RolloutRecord:
         obj = self.app_object(rollout.app)
         record = replace(rollout, updated_at=utc_now())
-        # The whole rollout, replaced: a merge patch would keep partitions of a longer one.
-        self.patch_status(obj, {"rollout": None}, conditional=False)
         self.patch_status(obj, {"rollout": res.rollout_status(record)}, conditional=False)
         return record
 

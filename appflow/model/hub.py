@@ -25,6 +25,9 @@ ENV_WORKSPACE = "APPFLOW_HUB_WORKSPACE"
 HUB_CONTEXT_FILE = "hub-context.json"
 """In the data folder: the hub `appflow hub use` chose."""
 
+ANNOTATION_WEBHOOK = "appflow.dev/webhook"
+"""On a GitRepo: the latest webhook delivery ``{"commit", "at", "trigger"}``, for its owner."""
+
 LABEL_CLUSTER = "appflow.dev/cluster"
 LABEL_WORKSPACE = "appflow.dev/workspace"
 LABEL_CONTENT_MEDIA = "appflow.dev/content"

@@ -172,18 +172,17 @@ def cluster_resource(
 
 
 def cluster_status(record: ClusterRecord, *, namespace: str) -> dict[str, Any]:
-    return _compact(
-        {
-            "state": record.state,
-            "reason": record.state_reason,
-            "lastSeen": stamp(record.last_seen),
-            "kubernetesVersion": record.k8s_version,
-            "distribution": record.distribution,
-            "topology": record.mode,
-            "nodeCount": record.node_count,
-            "namespace": namespace,
-        }
-    )
+    """A merge patch of the Cluster's status: None removes what is no longer known."""
+    return {
+        "state": record.state,
+        "reason": record.state_reason,
+        "lastSeen": stamp(record.last_seen),
+        "kubernetesVersion": record.k8s_version,
+        "distribution": record.distribution,
+        "topology": record.mode,
+        "nodeCount": record.node_count,
+        "namespace": namespace,
+    }
 
 
 def cluster_mode(obj: Mapping[str, Any]) -> str:
@@ -476,28 +475,27 @@ def revisions_of(obj: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def rollout_status(record: RolloutRecord) -> dict[str, Any]:
-    return _compact(
-        {
-            "revision": record.revision,
-            "state": record.state,
-            "current": record.current,
-            "message": record.message,
-            "updatedAt": stamp(record.updated_at),
-            "partitions": [
-                _compact(
-                    {
-                        "name": p.name,
-                        "clusterCount": len(p.clusters),
-                        "clusters": list(p.clusters),
-                        "maxUnavailable": p.max_unavailable,
-                        "state": p.state,
-                        "message": p.message,
-                    }
-                )
-                for p in record.partitions
-            ],
-        }
-    )
+    """A merge patch of the AppFlow's status.rollout (every field, so none is left over)."""
+    return {
+        "revision": record.revision,
+        "state": record.state,
+        "current": record.current,
+        "message": record.message,
+        "updatedAt": stamp(record.updated_at),
+        "partitions": [
+            _compact(
+                {
+                    "name": p.name,
+                    "clusterCount": len(p.clusters),
+                    "clusters": list(p.clusters),
+                    "maxUnavailable": p.max_unavailable,
+                    "state": p.state,
+                    "message": p.message,
+                }
+            )
+            for p in record.partitions
+        ],
+    }
 
 
 def rollout_record(app: str, data: Mapping[str, Any]) -> RolloutRecord:
