@@ -194,6 +194,12 @@ def crds_command(output_dir: Path | None) -> None:
 @click.option(
     "--sync-history-limit", type=int, default=10, show_default=True, help="Per Deployment."
 )
+@click.option(
+    "--lease-kubeconfig",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    hidden=True,
+    help="Another way to the same hub for the Lease traffic alone (tests cut only that way).",
+)
 def controller(
     kubeconfig: Path | None,
     context: str | None,
@@ -208,6 +214,7 @@ def controller(
     state_dir: Path | None,
     revision_history_limit: int,
     sync_history_limit: int,
+    lease_kubeconfig: Path | None,
 ) -> None:
     """Run one replica of the hub controller; run several, they share the AppFlows by Leases."""
     import logging
@@ -233,6 +240,7 @@ def controller(
         state_dir=state_dir,
         revision_limit=revision_history_limit,
         history_limit=sync_history_limit,
+        lease_kubeconfig=lease_kubeconfig,
     )
     run(run_controller(options))
 

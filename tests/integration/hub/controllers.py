@@ -121,6 +121,30 @@ class HubFleet:
                 r.process.kill()
                 r.process.wait(timeout=10)
 
+    def ask_sync(self, names: list[str]) -> dict[str, str]:
+        """Ask for a sync of each app (its local folder uploaded with it), waiting for none;
+        the request ids."""
+        import asyncio
+
+        from appflow.hub.backend import open_hub_engine, parse_hub
+
+        engine = open_hub_engine(parse_hub(str(self.hub.kubeconfig), workspace=self.workspace))
+
+        async def ask() -> dict[str, str]:
+            ids = {}
+            for name in names:
+                app = await asyncio.to_thread(engine.hub.get_app, name)
+                spec = {}
+                if app.source == "local":
+                    spec["local"] = await asyncio.to_thread(engine.hub.local_spec, app)
+                ids[name] = await engine.submit(name, {"trigger": "user"}, spec=spec)
+            return ids
+
+        try:
+            return asyncio.run(ask())
+        finally:
+            engine.close()
+
     def logs(self) -> str:
         return "\n".join(
             f"--- {r.identity}\n{r.log.read_text(errors='replace')[-4000:]}" for r in self.replicas
@@ -152,7 +176,9 @@ class HubFleet:
             live = [r for r in self.replicas if r.alive()]
             held = [r.held() for r in live]
             union = set().union(*held) if held else set()
-            return union >= set(names) and sum(len(h) for h in held) == len(union)
+            # Every live replica a member with a share (the last to join took its part).
+            everyone = len(names) < len(live) or all(held)
+            return everyone and union >= set(names) and sum(len(h) for h in held) == len(union)
 
         eventually(shared, timeout=timeout, what=f"{len(names)} AppFlows held once each")
 
