@@ -195,7 +195,9 @@ def test_a_replica_killed_during_a_rollout_hands_its_apps_to_the_others(
     assert added.exit_code == 0, added.output
     try:
         eventually(
-            lambda: all(_rolled_out(fleet, n, 1) for n in names), timeout=180, what="every app at r1"
+            lambda: all(_rolled_out(fleet, n, 1) for n in names),
+            timeout=180,
+            what="every app at r1",
         )
         fleet.wait_owned(names)
         for name in names:
