@@ -56,7 +56,7 @@ from appflow.model.hub import (
     LABEL_WORKSPACE,
     SYSTEM_NAMESPACE,
 )
-from appflow.model.hubstatus import condition
+from appflow.model.hubstatus import cluster_apps, condition
 from appflow.model.objects import Manifest
 from appflow.model.records import SyncTrigger, utc_now
 from appflow.paths import data_dir
@@ -65,6 +65,8 @@ log = logging.getLogger("appflow.controller")
 
 STATUS = "~status"
 """The queue's key for an app whose status only is to be aggregated again."""
+RELEASE = "~release"
+"""The queue's key for an app one of whose agents reported a validation."""
 HEALTH = "~health"
 
 
@@ -236,8 +238,10 @@ class Controller:
             keys=self.keys,
             restrict=self.shard.restrict,
         )
+        # Stores and stages call it from many threads at once: a pool smaller than them
+        # would drop connections, and every new one costs a TLS handshake on both sides.
         self.write_kube = KubeCluster(
-            replace(hub, concurrency=32), write_guard=self.membership.remaining
+            replace(hub, concurrency=64), write_guard=self.membership.remaining
         )
         files = HubFiles(
             root=options.state_dir or data_dir() / "controller" / self.identity,
@@ -265,8 +269,15 @@ class Controller:
             ),
         )
         self.engine = engine
+        self.deployments: dict[str, dict[str, Manifest]] = {}
+        """Per app, per cluster: its AppFlowDeployment as the watch last saw it."""
         self.reconciler = Reconciler(
-            engine=engine, store=self.store, kube=self.write_kube, identity=self.identity
+            engine=engine,
+            store=self.store,
+            kube=self.write_kube,
+            identity=self.identity,
+            seen=self.seen_deployments,
+            seen_clusters=lambda: list(self.objects["Cluster"].values()),
         )
         self.queue = WorkQueue()
         self.locks: dict[str, asyncio.Lock] = {}
@@ -362,10 +373,26 @@ class Controller:
                 self.queue_app(app, "watch", delay=1.0)
 
     def on_deployment(self, event: str, obj: Manifest) -> None:
-        app = str((obj.get("spec") or {}).get("app", ""))
-        if app and app in self.objects["AppFlow"]:
-            # At most about once a second per app: the queue merges what is waiting.
-            self.queue_app(app, "watch", what=STATUS, delay=1.0)
+        spec = obj.get("spec") or {}
+        app, cluster = str(spec.get("app", "")), str(spec.get("cluster", ""))
+        if not app or not cluster:
+            return
+        seen = self.deployments.setdefault(app, {})
+        before = seen.get(cluster)
+        if event == "DELETED":
+            seen.pop(cluster, None)
+        else:
+            seen[cluster] = obj
+        if app not in self.objects["AppFlow"]:
+            return
+        # At most about once a second per app: the queue merges what is waiting.
+        self.queue_app(app, "watch", what=STATUS, delay=1.0)
+        validation = (obj.get("status") or {}).get("staged")
+        if validation and validation != ((before or {}).get("status") or {}).get("staged"):
+            self.queue_app(app, "watch", what=RELEASE, delay=0.5)
+
+    def seen_deployments(self, app: str) -> list[Manifest]:
+        return list(self.deployments.get(app, {}).values())
 
     # -- work ------------------------------------------------------------------------------------
 
@@ -392,7 +419,10 @@ class Controller:
     async def _work(self, key: WorkKey, trigger: SyncTrigger) -> bool:
         if key.cluster == STATUS:
             await self.reconciler.aggregate(key.app)
-            await self._release(key.app)
+            return True
+        if key.cluster == RELEASE:
+            with contextlib.suppress(NotFoundError):
+                await self.reconciler.release(key.app)
             return True
         if key.cluster == HEALTH:
             await self.reconciler.refresh_health(key.app)
@@ -401,11 +431,6 @@ class Controller:
         if trigger == "poll" and commit is not None and not await self._due(key.app, commit):
             return True
         return await self.reconciler.reconcile(key.app, trigger)
-
-    async def _release(self, app: str) -> None:
-        """Release a staged revision of APP whose pull targets all validated it."""
-        with contextlib.suppress(NotFoundError):
-            await publish.release(self.store, self.write_kube, app=app)
 
     async def _due(self, app: str, commit: str) -> bool:
         """Whether APP's folder changed between its latest revision's commit and COMMIT."""
@@ -528,15 +553,11 @@ class Controller:
             status: dict[str, Any] = {}
             if res.cluster_mode(obj) == "push":
                 status = await self._probe(obj, check_cluster)
-            deployments = await asyncio.to_thread(
-                self.store.deployment_objects, cluster=name, with_unreported=True
-            )
-            from appflow.model.hubstatus import cluster_apps
-
-            status.update(cluster_apps(deployments))
-            fresh = await asyncio.to_thread(
-                self.read_kube.get_sync, API_VERSION, "Cluster", name, self.workspace
-            )
+            on_it = [
+                d for per_app in self.deployments.values() if (d := per_app.get(name)) is not None
+            ]
+            status.update(cluster_apps(on_it))
+            fresh = self.objects["Cluster"].get(name)
             if fresh is None:
                 return
             current = fresh.get("status") or {}
@@ -616,19 +637,17 @@ class Controller:
         while not self.stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), self.options.health_seconds)
-            owned = set(self.owned_apps())
-            if not owned:
-                continue
-            try:
-                summaries = await asyncio.to_thread(
-                    self.engine.store.list_deployment_summaries, apps=sorted(owned)
-                )
-            except AppflowError as err:
-                log.debug("health: %s", err)
-                continue
-            for s in summaries:
-                if s.state in ("NotReady", "Missing") and s.applied_revision is not None:
-                    self.queue_app(s.app, "watch", what=HEALTH)
+            push = {n for n, c in self.objects["Cluster"].items() if res.cluster_mode(c) == "push"}
+            for app in self.owned_apps():
+                for cluster, d in self.deployments.get(app, {}).items():
+                    status = d.get("status") or {}
+                    if (
+                        cluster in push
+                        and status.get("state") in ("NotReady", "Missing")
+                        and status.get("appliedRevision") is not None
+                    ):
+                        self.queue_app(app, "watch", what=HEALTH)
+                        break
 
     async def run(self) -> None:
         ws = self.workspace

@@ -144,17 +144,16 @@ async def stage(
     app: str,
     revision: RevisionRecord,
     plan: PullPlan,
+    deployments: Sequence[Mapping[str, Any]],
 ) -> int:
     """Stage REVISION in every pull target's AppFlowDeployment; how many were written.
 
-    One write per Deployment: a create with the whole spec, or a patch of ``spec.staged``
-    when the Deployment exists (a Deployment already staged at this revision is left alone).
+    DEPLOYMENTS are the app's AppFlowDeployments as last seen. One write per Deployment: a
+    create with the whole spec, or a patch of ``spec.staged`` when the Deployment exists (a
+    Deployment already staged at this revision is left alone).
     """
     listing = await asyncio.to_thread(store.revision_listing, app, revision.number)
-    existing = {
-        str((o.get("spec") or {}).get("cluster")): o
-        for o in await asyncio.to_thread(store.deployment_objects, app=app, with_unreported=True)
-    }
+    existing = {str((o.get("spec") or {}).get("cluster")): o for o in deployments}
     limit = asyncio.Semaphore(WRITES_AT_ONCE)
     written = 0
 
@@ -221,9 +220,11 @@ def release_decision(deployments: Sequence[Mapping[str, Any]]) -> tuple[list[str
     return names, {}
 
 
-async def release(store: HubStore, kube: KubeCluster, *, app: str) -> dict[str, str]:
-    """Release what is staged for APP where every target validated it; the rejections."""
-    deployments = await asyncio.to_thread(store.deployment_objects, app=app, with_unreported=True)
+async def release(
+    kube: KubeCluster, *, app: str, deployments: Sequence[Mapping[str, Any]]
+) -> dict[str, str]:
+    """Release what is staged for APP (whose AppFlowDeployments are DEPLOYMENTS, as last
+    seen) where every target validated it; the rejections."""
     names, rejected = release_decision(deployments)
     by_cluster = {str((d.get("spec") or {}).get("cluster")): d for d in deployments}
     for cluster in names:

@@ -39,6 +39,7 @@ from appflow.kube.client import KubeCluster
 from appflow.model import resources as res
 from appflow.model.appdef import SyncPolicy
 from appflow.model.hubstatus import app_status
+from appflow.model.objects import Manifest
 from appflow.model.records import (
     AppRecord,
     GitCommit,
@@ -94,6 +95,24 @@ class Reconciler:
     stalled: dict[str, str] = field(default_factory=dict)
     """Per app, why its last reconcile could not go on."""
     on_report: Callable[[AppSyncReport], None] | None = None
+    seen: Callable[[str], list[Manifest]] | None = None
+    """An app's AppFlowDeployments as the replica's watch last saw them (None: listed)."""
+    seen_clusters: Callable[[], list[Manifest]] | None = None
+    """The Clusters as the replica's watch last saw them (None: listed)."""
+
+    async def release(self, app: str) -> dict[str, str]:
+        """Release APP's staged revision where every target validated it (decided on a fresh
+        list: a watch that lags could hide a target that has not validated yet)."""
+        listed = await asyncio.to_thread(
+            self.store.deployment_objects, app=app, with_unreported=True
+        )
+        return await publish.release(self.kube, app=app, deployments=listed)
+
+    async def deployments(self, app: str) -> list[Manifest]:
+        """APP's AppFlowDeployments, from the watch when there is one (no LIST per call)."""
+        if self.seen is not None:
+            return self.seen(app)
+        return await asyncio.to_thread(self.store.deployment_objects, app=app, with_unreported=True)
 
     @property
     def recorder(self) -> HubRecorder:
@@ -147,23 +166,12 @@ class Reconciler:
 
     # -- syncs ------------------------------------------------------------------------------
 
-    async def _fleet(self) -> FleetState:
-        """Every cluster of the hub (push and pull) and the groups."""
-        clusters, groups = await asyncio.gather(
-            asyncio.to_thread(self.store.list_clusters),
-            asyncio.to_thread(self.store.list_groups),
-        )
-        return FleetState(
-            clusters={c.name: c for c in clusters},
-            groups={
-                g.name: ClusterGroup(name=g.name, selector=parse_selector(g.selector))
-                for g in groups
-            },
-        )
-
     async def _pull_fleet(self) -> FleetState | None:
         """The pull-mode clusters (None: the hub has none), their capabilities noted."""
-        objects = await asyncio.to_thread(self.store.cluster_objects)
+        if self.seen_clusters is not None:
+            objects = self.seen_clusters()
+        else:
+            objects = await asyncio.to_thread(self.store.cluster_objects)
         pull = [o for o in objects if res.cluster_mode(o) == "pull"]
         if not pull:
             return None
@@ -173,10 +181,14 @@ class Reconciler:
                 found = publish.capabilities_of(obj)
                 if found is not None:
                     connections.reported[res.name_of(obj)] = found
-        fleet = await self._fleet()
-        names = {res.name_of(o) for o in pull}
+        groups = await asyncio.to_thread(self.store.list_groups)
+        records = [res.cluster_record(o) for o in pull]
         return FleetState(
-            clusters={n: c for n, c in fleet.clusters.items() if n in names}, groups=fleet.groups
+            clusters={c.name: c for c in records},
+            groups={
+                g.name: ClusterGroup(name=g.name, selector=parse_selector(g.selector))
+                for g in groups
+            },
         )
 
     async def _sync(
@@ -237,7 +249,12 @@ class Reconciler:
                 )
                 report.revision = revision
                 written = await publish.stage(
-                    self.store, self.kube, app=record.name, revision=revision, plan=plan
+                    self.store,
+                    self.kube,
+                    app=record.name,
+                    revision=revision,
+                    plan=plan,
+                    deployments=await self.deployments(record.name),
                 )
                 log.info(
                     "%s: revision %d staged on %d pull cluster(s)",
@@ -245,7 +262,7 @@ class Reconciler:
                     revision.number,
                     written,
                 )
-                rejected = await publish.release(self.store, self.kube, app=record.name)
+                rejected = await self.release(record.name)
                 report.blocked.extend(
                     AppflowError(
                         f"{c}: the agent's dry run refused revision {revision.number}: {m}"
@@ -327,9 +344,7 @@ class Reconciler:
         """Write APP's aggregated status from its Deployments."""
         with contextlib.suppress(NotFoundError):
             obj = await asyncio.to_thread(self.store.app_object, app)
-            deployments = await asyncio.to_thread(
-                self.store.deployment_objects, app=app, with_unreported=True
-            )
+            deployments = await self.deployments(app)
             before = obj.get("status") or {}
             patch = app_status(
                 deployments,
