@@ -26,17 +26,25 @@ from appflow.paths import data_dir
 class HubTarget:
     """A hub to talk to: its kubeconfig, context and workspace."""
 
-    kubeconfig: Path
+    kubeconfig: Path | None
+    """None: in-cluster (the pod's ServiceAccount)."""
     context: str | None = None
     workspace: str = DEFAULT_WORKSPACE
 
     def describe(self) -> str:
-        where = f"{self.kubeconfig}{':' + self.context if self.context else ''}"
+        where = f"{self.kubeconfig or IN_CLUSTER}{':' + self.context if self.context else ''}"
         return f"{where} (workspace {self.workspace})"
 
 
+IN_CLUSTER = "in-cluster"
+"""As --hub: the pod's own ServiceAccount (serve --hub in the hub's chart)."""
+
+
 def parse_hub(text: str, *, workspace: str | None = None, option: str = "--hub") -> HubTarget:
-    """KUBECONFIG[:CONTEXT] as a HubTarget; the file must exist."""
+    """KUBECONFIG[:CONTEXT] (or ``in-cluster``) as a HubTarget; the file must exist."""
+    chosen = workspace or os.environ.get(ENV_WORKSPACE) or DEFAULT_WORKSPACE
+    if text == IN_CLUSTER:
+        return HubTarget(kubeconfig=None, workspace=chosen)
     path, context = Path(text), None
     if not path.is_file() and ":" in text:
         head, _, tail = text.rpartition(":")
@@ -47,7 +55,6 @@ def parse_hub(text: str, *, workspace: str | None = None, option: str = "--hub")
             where=Where(field=option),
             hint="give KUBECONFIG or KUBECONFIG:CONTEXT",
         )
-    chosen = workspace or os.environ.get(ENV_WORKSPACE) or DEFAULT_WORKSPACE
     if not re.fullmatch(DNS_LABEL, chosen):
         raise ConfigError(
             f"workspace {chosen!r} is not a namespace name", where=Where(field="workspace")

@@ -97,6 +97,8 @@ class ControllerOptions:
     revision_limit: int = 20
     history_limit: int = 10
     engine: EngineOptions = field(default_factory=EngineOptions)
+    collect_seconds: float = 600.0
+    """How often the collector (one replica) deletes content nothing references."""
     lease_kubeconfig: Path | None = None
     """Another way to the same hub for the Lease traffic alone (tests cut only that way)."""
 
@@ -117,6 +119,10 @@ def repo_key(namespace: str, name: str) -> str:
 
 def cluster_key(namespace: str, name: str) -> str:
     return f"cluster/{namespace}/{name}"
+
+
+def collector_key(namespace: str) -> str:
+    return f"gc/{namespace}"
 
 
 RESYNC_SECONDS = 300.0
@@ -293,6 +299,7 @@ class Controller:
             [app_key(ws, n) for n in self.objects["AppFlow"]]
             + [repo_key(ws, n) for n in self.objects["GitRepo"]]
             + [cluster_key(ws, n) for n in self.objects["Cluster"]]
+            + [collector_key(ws)]
         )
 
     def owns_app(self, name: str) -> bool:
@@ -471,6 +478,8 @@ class Controller:
             elif kind == "gitrepo":
                 self.pokes[name] = asyncio.Event()
                 self.shard.run(key, self._supervised(key, partial(self.poll_repo, name)), name=key)
+            elif kind == "gc":
+                self.shard.run(key, self._supervised(key, self.collect), name=key)
             elif kind == "cluster":
                 self.shard.run(
                     key, self._supervised(key, partial(self.probe_cluster, name)), name=key
@@ -539,6 +548,18 @@ class Controller:
                     )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(poke.wait(), interval * random.uniform(0.8, 1.2))
+
+    async def collect(self) -> None:
+        """Delete content nothing references, now and then (this replica owns the workspace's
+        collector key)."""
+        from appflow.hub.collect import collect
+
+        while not self.stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), self.options.collect_seconds)
+            if self.stop.is_set():
+                return
+            await collect(self.store)
 
     # -- clusters ----------------------------------------------------------------------------------
 

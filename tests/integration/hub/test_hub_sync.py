@@ -307,3 +307,65 @@ def test_bad_input_is_marked_on_its_resource_and_the_rest_goes_on(
     finally:
         kube.close()
         fleet.cli("app", "delete", "ok-app")
+
+
+def test_the_collector_deletes_only_content_nothing_references(fleet: HubFleet) -> None:
+    from appflow.hub.collect import collect
+    from appflow.model.hub import cluster_namespace
+
+    store = _store(fleet)
+    try:
+        _add_pull_cluster(fleet, "edge-1", {})
+
+        def render(tag: str) -> list[dict[str, Any]]:
+            return [
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": f"{tag}-{i}"},
+                    "data": {"v": tag * 400},
+                }
+                for i in range(8)
+            ]
+
+        kept = store.put_objects(render("kept"))
+        delta = store.put_objects(render("kept")[:7] + render("newer")[7:], base=kept)
+        dropped = store.put_objects(render("dropped"))
+        manifest = res.deployment_resource(
+            "web",
+            "edge-1",
+            workspace=fleet.workspace,
+            namespace=cluster_namespace(fleet.workspace, "edge-1"),
+        )
+        manifest["spec"]["staged"] = {
+            "revision": 2,
+            "renderDigest": "sha256-" + "0" * 64,
+            "index": delta,
+        }
+        kube = fleet.kube()
+        try:
+            kube.create_sync(manifest)
+            before = {
+                o["metadata"]["name"]
+                for o in kube.list_sync(API_VERSION, "AppFlowContent", namespace=fleet.workspace)
+            }
+            young = asyncio.run(collect(store))
+            assert young == []  # younger than ten minutes: kept whatever refers to it
+            deleted = set(asyncio.run(collect(store, min_age=0)))
+            after = {
+                o["metadata"]["name"]
+                for o in kube.list_sync(API_VERSION, "AppFlowContent", namespace=fleet.workspace)
+            }
+        finally:
+            kube.close()
+        assert dropped in deleted
+        assert {delta, kept} <= after  # the delta index and the index it builds on
+        assert after == before - deleted
+        # What is kept still reads back whole, from the hub (a fresh store has no cache).
+        fresh = _store(fleet)
+        try:
+            assert [o["metadata"]["name"] for o in fresh.get_objects(delta)][-1] == "newer-7"
+        finally:
+            fresh.close()
+    finally:
+        store.close()
