@@ -355,10 +355,12 @@ class Controller:
         commit = (obj.get("status") or {}).get("commit")
         moved = before is not None and (before.get("status") or {}).get("commit") != commit
         if event != "DELETED" and commit and moved:
+            # A push a webhook announced is the webhook's, as standalone records it.
+            trigger: SyncTrigger = "webhook" if _webhook_commit(obj) == commit else "poll"
             for app in list(self.objects["AppFlow"].values()):
                 if (app.get("spec") or {}).get("repo") == name:
                     self.moved[res.name_of(app)] = str(commit)
-                    self.queue_app(res.name_of(app), "poll")
+                    self.queue_app(res.name_of(app), trigger)
         hook = ((obj.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_WEBHOOK)
         before_hook = (((before or {}).get("metadata") or {}).get("annotations") or {}).get(
             ANNOTATION_WEBHOOK
@@ -435,7 +437,8 @@ class Controller:
             await self.reconciler.refresh_health(key.app)
             return True
         commit = self.moved.pop(key.app, None)
-        if trigger == "poll" and commit is not None and not await self._due(key.app, commit):
+        moved = trigger in ("poll", "webhook") and commit is not None
+        if moved and commit is not None and not await self._due(key.app, commit):
             return True
         return await self.reconciler.reconcile(key.app, trigger)
 
