@@ -288,6 +288,8 @@ class Controller:
         self.queue = WorkQueue()
         self.locks: dict[str, asyncio.Lock] = {}
         self.pokes: dict[str, asyncio.Event] = {}
+        self.gained: set[str] = set()
+        """Apps whose key this replica gained and has not worked on since."""
         self.moved: dict[str, str] = {}
         """Per app, the commit its repository moved to (the app's owner checks its folder)."""
 
@@ -306,12 +308,16 @@ class Controller:
         return self.membership.may_act(app_key(self.workspace, name))
 
     def owned_apps(self) -> list[str]:
-        return sorted(n for n in self.objects["AppFlow"] if self.owns_app(n))
+        """The apps of this replica's shard (work queued for them waits out a view change)."""
+        ws = self.workspace
+        return sorted(n for n in self.objects["AppFlow"] if app_key(ws, n) in self.shard.acting)
 
     def queue_app(
         self, name: str, trigger: SyncTrigger, *, what: str = ALL, delay: float = 0.0
     ) -> None:
-        if self.owns_app(name):
+        # The shard's keys, not may_act: while a new view is being published the membership
+        # allows nothing for a moment, and work asked for meanwhile must not be lost.
+        if app_key(self.workspace, name) in self.shard.acting:
             self.queue.add(WorkKey(name, what), trigger=trigger, delay=delay)
 
     # -- watches ---------------------------------------------------------------------------------
@@ -377,7 +383,7 @@ class Controller:
             or (before.get("metadata") or {}).get("labels") != labels
             or before.get("spec") != obj.get("spec")
         )
-        if changed and self.membership.acting():
+        if changed:
             for app in self.owned_apps():
                 self.queue_app(app, "watch", delay=1.0)
 
@@ -408,21 +414,25 @@ class Controller:
     async def worker(self) -> None:
         while not self.stop.is_set():
             key, trigger = await self.queue.get()
-            ok = True
-            if self.owns_app(key.app):
-                lock = self.locks.setdefault(key.app, asyncio.Lock())
-                async with lock:
-                    task = self.shard.run(
-                        app_key(self.workspace, key.app),
-                        self._work(key, trigger),
-                        name=f"app:{key.app}",
-                    )
-                    await asyncio.wait({task})
-                    ok = task.cancelled() or (task.exception() is None and bool(task.result()))
-                    if not task.cancelled() and task.exception() is not None:
-                        err = task.exception()
-                        if not isinstance(err, FencedError):
-                            log.error("%s: %s", key.app, err, exc_info=err)
+            if not self.owns_app(key.app):
+                self.queue.done(key, ok=True)
+                if app_key(self.workspace, key.app) in self.shard.acting:
+                    # Still this replica's, not allowed this instant (a view being published).
+                    self.queue.add(key, trigger=trigger, delay=0.5)
+                continue
+            lock = self.locks.setdefault(key.app, asyncio.Lock())
+            async with lock:
+                task = self.shard.run(
+                    app_key(self.workspace, key.app),
+                    self._work(key, trigger),
+                    name=f"app:{key.app}",
+                )
+                await asyncio.wait({task})
+                ok = task.cancelled() or (task.exception() is None and bool(task.result()))
+                if not task.cancelled() and task.exception() is not None:
+                    err = task.exception()
+                    if not isinstance(err, FencedError):
+                        log.error("%s: %s", key.app, err, exc_info=err)
             self.queue.done(key, ok=ok)
 
     async def _work(self, key: WorkKey, trigger: SyncTrigger) -> bool:
@@ -436,6 +446,17 @@ class Controller:
         if key.cluster == HEALTH:
             await self.reconciler.refresh_health(key.app)
             return True
+        if key.app in self.gained:
+            # Whatever a previous owner left running ended with it (its watch shows whether
+            # there is anything to mark; most apps have nothing). Forgotten only once done, so
+            # a failed attempt is retried with the work item.
+            if any(
+                e.get("outcome") == "running"
+                for d in self.seen_deployments(key.app)
+                for e in (d.get("status") or {}).get("history") or []
+            ):
+                await asyncio.to_thread(self.store.recover_interrupted, app=key.app)
+            self.gained.discard(key.app)
         commit = self.moved.pop(key.app, None)
         moved = trigger in ("poll", "webhook") and commit is not None
         if moved and commit is not None and not await self._due(key.app, commit):
@@ -474,9 +495,7 @@ class Controller:
         for key in sorted(gained):
             kind, name = key.split("/", 1)[0], key.split("/", 2)[-1]
             if kind == "appflow":
-                # Whatever a previous owner left running ended with it.
-                with contextlib.suppress(AppflowError):
-                    await asyncio.to_thread(self.store.recover_interrupted, app=name)
+                self.gained.add(name)
                 self.queue_app(name, "poll")
             elif kind == "gitrepo":
                 self.pokes[name] = asyncio.Event()
