@@ -176,6 +176,12 @@ async def stage(
                 if await kube.create(manifest) is not None:
                     written += 1
                     return
+                # It exists (the watch had not shown it yet): written only if it differs.
+                found = await kube.get(
+                    API_VERSION, "AppFlowDeployment", res.deployment_name(app), namespace
+                )
+                if ((found or {}).get("spec") or {}).get("staged") == staged:
+                    return
             await kube.patch(
                 API_VERSION,
                 "AppFlowDeployment",
