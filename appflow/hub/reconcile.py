@@ -166,6 +166,13 @@ class Reconciler:
 
     # -- syncs ------------------------------------------------------------------------------
 
+    def _has_push_clusters(self) -> bool:
+        """Whether the hub has push-mode clusters (as the watch saw them; listed without one)."""
+        objects = (
+            self.seen_clusters() if self.seen_clusters is not None else self.store.cluster_objects()
+        )
+        return any(res.cluster_mode(o) == "push" for o in objects)
+
     async def _pull_fleet(self) -> FleetState | None:
         """The pull-mode clusters (None: the hub has none), their capabilities noted."""
         if self.seen_clusters is not None:
@@ -236,13 +243,20 @@ class Reconciler:
             )
 
         try:
-            report = await self.engine.sync(
-                record.name,
-                clusters=clusters,
-                trigger=trigger,
-                options_from_policy=from_policy,
-                commit=commit,
-            )
+            if plan is not None and not clusters and not self._has_push_clusters():
+                # A fleet of pull clusters only: nothing for the engine to validate or apply
+                # (and nothing of its state to read); the revision and the definition's
+                # decisions are recorded as its sync would.
+                report = AppSyncReport(app=record.name, warnings=list(plan.definition.warnings))
+                await self.recorder.definition_read(record, plan.definition)
+            else:
+                report = await self.engine.sync(
+                    record.name,
+                    clusters=clusters,
+                    trigger=trigger,
+                    options_from_policy=from_policy,
+                    commit=commit,
+                )
             if plan is not None and plan.desired and not report.blocked:
                 revision = report.revision or await self.recorder.revision(
                     record.name, plan.desired, source_ref=plan.source.ref
