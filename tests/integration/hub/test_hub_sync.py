@@ -369,3 +369,31 @@ def test_the_collector_deletes_only_content_nothing_references(fleet: HubFleet) 
             fresh.close()
     finally:
         store.close()
+
+
+def test_catalog_install_works_unchanged_against_a_hub(fleet: HubFleet, sandbox: Sandbox) -> None:
+    fleet.start()
+    assert fleet.cli("cluster", "add", "--from-sandbox").exit_code == 0
+    try:
+        refused = fleet.cli(
+            "catalog", "install", "redis", "--cluster", "test-1", "--set", "replicas=many"
+        )
+        assert refused.exit_code != 0
+        assert "replicas" in refused.output  # checked before any cluster is touched
+        assert not fleet.deployments("redis")
+        installed = fleet.cli("catalog", "install", "redis", "--cluster", "test-1", "--wait")
+        assert installed.exit_code == 0, installed.output
+        assert "redis revision 1 -> test-1: Ready" in installed.output.replace("\n", " ")
+        listed = fleet.cli("catalog", "installs", "-o", "json")
+        (row,) = json.loads(listed.output)
+        assert (row["name"], row["clusters"]) == ("redis", {"test-1": "Ready"})
+        kube = sandbox.kube(0)
+        try:
+            assert kube.list_sync("apps/v1", "Deployment", namespace="redis")
+        finally:
+            kube.close()
+        removed = fleet.cli("catalog", "uninstall", "redis")
+        assert removed.exit_code == 0, removed.output
+        assert fleet.cli("app", "show", "redis").exit_code != 0
+    finally:
+        fleet.cli("app", "delete", "redis")
