@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import os
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,11 +68,12 @@ def test_a_render_over_5_mb_goes_through_the_hub_to_push_and_pull_clusters(
 ) -> None:
     app = tmp_path / "big"
     app.mkdir()
+    namespace = f"big-{secrets.token_hex(3)}"  # the sandbox is shared
     (app / "appflow.yaml").write_text(
         yaml.safe_dump(
             {
                 "name": "big",
-                "namespace": "big",
+                "namespace": namespace,
                 "targets": [
                     {"name": "one", "clusterName": "test-1"},
                     {"name": "edge", "clusterName": "edge-9"},
@@ -86,7 +88,7 @@ def test_a_render_over_5_mb_goes_through_the_hub_to_push_and_pull_clusters(
                 {
                     "apiVersion": "v1",
                     "kind": "ConfigMap",
-                    "metadata": {"name": f"blob-{i}", "namespace": "big"},
+                    "metadata": {"name": f"blob-{i}", "namespace": namespace},
                     "data": {"payload": base64.b64encode(os.urandom(360 * 1024)).decode()},
                 }
             )
@@ -134,7 +136,7 @@ def test_a_render_over_5_mb_goes_through_the_hub_to_push_and_pull_clusters(
             for o in objects:
                 if o["kind"] != "ConfigMap":
                     continue
-                found = live.get_sync("v1", "ConfigMap", o["metadata"]["name"], "big")
+                found = live.get_sync("v1", "ConfigMap", o["metadata"]["name"], namespace)
                 assert found is not None
                 assert found["data"] == o["data"]
         finally:
@@ -223,13 +225,14 @@ def test_bad_input_is_marked_on_its_resource_and_the_rest_goes_on(
 ) -> None:
     app = tmp_path / "ok-app"
     app.mkdir()
-    (app / "appflow.yaml").write_text(yaml.safe_dump({"name": "ok-app", "namespace": "ok-app"}))
+    namespace = f"ok-app-{secrets.token_hex(3)}"  # the sandbox is shared
+    (app / "appflow.yaml").write_text(yaml.safe_dump({"name": "ok-app", "namespace": namespace}))
     (app / "cm.yaml").write_text(
         yaml.safe_dump(
             {
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
-                "metadata": {"name": "c", "namespace": "ok-app"},
+                "metadata": {"name": "c", "namespace": namespace},
                 "data": {"k": "v"},
             }
         )
@@ -374,6 +377,8 @@ def test_the_collector_deletes_only_content_nothing_references(fleet: HubFleet) 
 def test_catalog_install_works_unchanged_against_a_hub(fleet: HubFleet, sandbox: Sandbox) -> None:
     fleet.start()
     assert fleet.cli("cluster", "add", "--from-sandbox").exit_code == 0
+    # Not the default namespace "redis": the sandbox is shared with other tests' installs.
+    namespace = f"redis-{secrets.token_hex(3)}"
     try:
         refused = fleet.cli(
             "catalog", "install", "redis", "--cluster", "test-1", "--set", "replicas=many"
@@ -381,7 +386,9 @@ def test_catalog_install_works_unchanged_against_a_hub(fleet: HubFleet, sandbox:
         assert refused.exit_code != 0
         assert "replicas" in refused.output  # checked before any cluster is touched
         assert not fleet.deployments("redis")
-        installed = fleet.cli("catalog", "install", "redis", "--cluster", "test-1", "--wait")
+        installed = fleet.cli(
+            "catalog", "install", "redis", "--cluster", "test-1", "-n", namespace, "--wait"
+        )
         assert installed.exit_code == 0, installed.output
         assert "redis revision 1 -> test-1: Ready" in installed.output.replace("\n", " ")
         listed = fleet.cli("catalog", "installs", "-o", "json")
@@ -389,7 +396,7 @@ def test_catalog_install_works_unchanged_against_a_hub(fleet: HubFleet, sandbox:
         assert (row["name"], row["clusters"]) == ("redis", {"test-1": "Ready"})
         kube = sandbox.kube(0)
         try:
-            assert kube.list_sync("apps/v1", "Deployment", namespace="redis")
+            assert kube.list_sync("apps/v1", "Deployment", namespace=namespace)
         finally:
             kube.close()
         removed = fleet.cli("catalog", "uninstall", "redis")

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import Result
 
+from appflow.model.resources import event_record
 from tests.helpers import Sandbox, eventually, run_cli
 from tests.integration.hub.conftest import Hub
 from tests.integration.hub.controllers import hub_fleet
@@ -26,9 +28,17 @@ CLUSTERS = ("test-1", "test-2", "test-3")
 class Backend:
     """Runs `appflow ...` as a user would, against one backend."""
 
-    def __init__(self, name: str, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        env: dict[str, str],
+        *,
+        k8s_events: Callable[[str], list[dict[str, Any]]] | None = None,
+    ) -> None:
         self.name = name
         self.env = env
+        self.k8s_events = k8s_events
+        """On a hub: the Kubernetes Events regarding an AppFlow (kubectl's view of its history)."""
 
     def __call__(self, *args: str, code: int | None = 0) -> Result:
         result = run_cli(*args, env={**self.env, "COLUMNS": "200"})
@@ -53,8 +63,17 @@ def backend(request: pytest.FixtureRequest, sandbox: Sandbox, tmp_path: Path) ->
     hub: Hub = request.getfixturevalue("hub_crds")
     with hub_fleet(hub, tmp_path, sandbox_root=sandbox.root) as fleet:
         fleet.start()
+
+        def k8s_events(app: str) -> list[dict[str, Any]]:
+            kube = fleet.kube()
+            try:
+                found = kube.list_sync("events.k8s.io/v1", "Event", namespace=fleet.workspace)
+            finally:
+                kube.close()
+            return [e for e in found if (e.get("regarding") or {}).get("name") == app]
+
         try:
-            yield Backend("hub", fleet.env)
+            yield Backend("hub", fleet.env, k8s_events=k8s_events)
         except BaseException:
             print(fleet.logs())
             raise
@@ -71,10 +90,10 @@ def _changes(cluster: dict[str, Any]) -> tuple[int, int, int, int]:
     return tuple(counts.get(k, 0) for k in ("created", "configured", "unchanged", "pruned"))  # type: ignore[return-value]
 
 
-def _live_page(sandbox: Sandbox, index: int) -> Any:
+def _live_page(sandbox: Sandbox, index: int, namespace: str) -> Any:
     kube = sandbox.kube(index)
     try:
-        found = kube.get_sync("v1", "ConfigMap", "hello-page", "hello-edge")
+        found = kube.get_sync("v1", "ConfigMap", "hello-page", namespace)
         return (found or {}).get("data", {}).get("index.html")
     finally:
         kube.close()
@@ -83,6 +102,14 @@ def _live_page(sandbox: Sandbox, index: int) -> Any:
 def test_the_readme_fleet_walkthrough(backend: Backend, sandbox: Sandbox, tmp_path: Path) -> None:
     examples = tmp_path / "repos-example"
     shutil.copytree(ROOT / "repos-example", examples)
+    # The example's namespace is fixed; the sandbox is shared (other tests, the other backend's
+    # run whose namespace may still be terminating): the objects go to a namespace of this run.
+    namespace = f"hello-edge-{secrets.token_hex(3)}"
+    for path in (examples / "plain").glob("*.yaml"):
+        text = path.read_text().replace("namespace: hello-edge", f"namespace: {namespace}")
+        if path.name == "namespace.yaml":  # the Namespace object itself
+            text = text.replace("name: hello-edge", f"name: {namespace}")
+        path.write_text(text)
     appflow = backend
 
     added = appflow("cluster", "add", "--from-sandbox")
@@ -100,7 +127,8 @@ def test_the_readme_fleet_walkthrough(backend: Backend, sandbox: Sandbox, tmp_pa
         status = appflow("status").output
         assert re.search(r"hello-edge\s+Ready r1\s+Ready r1\s+Ready r1", status), status
         assert all(
-            _live_page(sandbox, i).strip() == "<h1>Hello from the edge</h1>" for i in range(3)
+            _live_page(sandbox, i, namespace).strip() == "<h1>Hello from the edge</h1>"
+            for i in range(3)
         )
 
         web = examples / "plain" / "web.yaml"
@@ -117,7 +145,7 @@ def test_the_readme_fleet_walkthrough(backend: Backend, sandbox: Sandbox, tmp_pa
         assert '"revision": 2' in history
         assert '"revision": 1' in history
         assert all(
-            _live_page(sandbox, i).strip() == "<h1>Hello from the walkthrough</h1>"
+            _live_page(sandbox, i, namespace).strip() == "<h1>Hello from the walkthrough</h1>"
             for i in range(3)
         )
 
@@ -125,8 +153,17 @@ def test_the_readme_fleet_walkthrough(backend: Backend, sandbox: Sandbox, tmp_pa
         assert "auto-sync of hello-edge is paused" in back.output
         assert back.output.count("1 configured") == 3, back.output
         assert all(
-            _live_page(sandbox, i).strip() == "<h1>Hello from the edge</h1>" for i in range(3)
+            _live_page(sandbox, i, namespace).strip() == "<h1>Hello from the edge</h1>"
+            for i in range(3)
         )
+        if appflow.k8s_events is not None:
+            # The syncs and the rollback are Kubernetes Events regarding the AppFlow too.
+            records = [event_record(e) for e in appflow.k8s_events("hello-edge")]
+            synced_on = {r.cluster for r in records if r is not None and r.kind == "sync"}
+            rolled_back_on = {
+                r.cluster for r in records if r is not None and r.trigger == "rollback"
+            }
+            assert synced_on == rolled_back_on == set(CLUSTERS), records
         eventually(
             lambda: bool(
                 re.search(r"hello-edge\s+Ready r1\s+Ready r1\s+Ready r1", appflow("status").output)
