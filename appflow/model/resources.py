@@ -711,8 +711,9 @@ def event_manifest(
         regarding = {"apiVersion": API_VERSION, "kind": "Cluster", "name": cluster}
     else:
         regarding = {"apiVersion": "v1", "kind": "Namespace", "name": workspace}
-    if regarding["kind"] != "Namespace":
-        regarding["namespace"] = workspace
+    # Even for the (cluster-scoped) Namespace: the API server refuses an Event outside default
+    # and kube-system whose regarding namespace differs from its own.
+    regarding["namespace"] = workspace
     labels = {**MANAGED_BY}
     if app:
         labels[LABEL_APP] = app

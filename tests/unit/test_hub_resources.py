@@ -373,6 +373,25 @@ def test_an_event_is_an_events_k8s_io_event_regarding_the_app() -> None:
     assert res.event_record({"metadata": {"name": "someone-elses"}}) is None
 
 
+def test_an_event_about_the_workspace_regards_its_namespace_in_its_namespace() -> None:
+    event = res.event_manifest(
+        event_id=7,
+        workspace="team",
+        kind="failure",
+        message="repository edge: cannot list the refs",
+        app=None,
+        cluster=None,
+        trigger="poll",
+        commit=None,
+        outcome="fetch-failed",
+        time=T0,
+        reporter="replica-a",
+    )
+    # The API server refuses an Event in "team" whose regarding namespace is not "team".
+    assert event["metadata"]["namespace"] == event["regarding"]["namespace"] == "team"
+    assert (event["regarding"]["kind"], event["regarding"]["name"]) == ("Namespace", "team")
+
+
 def test_a_pending_request_is_one_not_finished_yet() -> None:
     obj: dict[str, Any] = {"spec": {"syncRequest": {"id": "r1"}}}
     assert res.pending_request(obj) == {"id": "r1"}
