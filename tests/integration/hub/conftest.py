@@ -14,13 +14,17 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from appflow import sandbox as sb
 from appflow.hub.crds import crd_manifests
 from appflow.kube.client import Connection, KubeCluster
-from tests.helpers import built_tool, eventually, fresh_namespace
+from tests.helpers import Sandbox, built_tool, eventually, fresh_namespace
+
+if TYPE_CHECKING:
+    from tests.integration.hub.controllers import HubFleet
 
 
 @dataclass(frozen=True)
@@ -91,3 +95,17 @@ def hub_namespace(hub: Hub) -> Iterator[str]:
     """A fresh namespace on the hub, deleted after the test."""
     with fresh_namespace(hub.kube(), prefix="h") as name:
         yield name
+
+
+@pytest.fixture
+def fleet(hub_crds: Hub, sandbox: Sandbox, tmp_path: Path) -> Iterator[HubFleet]:
+    """A workspace of the test's own on the hub, its replicas started by the test; the push
+    clusters are the sandbox's. The replicas' logs are printed at teardown (pytest shows them
+    when the test failed)."""
+    from tests.integration.hub.controllers import hub_fleet  # it imports this module
+
+    with hub_fleet(hub_crds, tmp_path, sandbox_root=sandbox.root) as f:
+        try:
+            yield f
+        finally:
+            print(f.logs())

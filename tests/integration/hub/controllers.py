@@ -13,6 +13,7 @@ import os
 import re
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -30,8 +31,13 @@ from tests.helpers import eventually, run_cli
 from tests.integration.hub.conftest import Hub
 
 ROOT = Path(__file__).resolve().parents[3]
-TOOK = re.compile(r"took appflow/(\S+)/(\S+)")
-RELEASED = re.compile(r"released appflow/(\S+)/(\S+)")
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (for a replica's --listen)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -40,14 +46,13 @@ class Replica:
     process: subprocess.Popen[bytes]
     log: Path
 
-    def held(self) -> set[str]:
-        """The AppFlows this replica holds now, from what it logged."""
+    def held(self, kind: str = "appflow") -> set[str]:
+        """The AppFlows (or GitRepos: KIND gitrepo) this replica holds now, from its log."""
+        event = re.compile(rf"(took|released) {kind}/\S+/(\S+)")
         held: set[str] = set()
         for line in self.log.read_text(errors="replace").splitlines():
-            if m := TOOK.search(line):
-                held.add(m.group(2))
-            elif m := RELEASED.search(line):
-                held.discard(m.group(2))
+            if m := event.search(line):
+                (held.add if m.group(1) == "took" else held.discard)(m.group(2))
         return held
 
     def alive(self) -> bool:

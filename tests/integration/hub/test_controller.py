@@ -1,41 +1,16 @@
-"""`appflow controller` replicas as processes against the hub: they share the AppFlows."""
+"""`appflow controller` replicas as processes against the hub: they share the AppFlows, and
+each answers its readiness probe."""
 
 from __future__ import annotations
 
-import re
-import secrets
-import socket
-import subprocess
-import sys
 import urllib.request
-from pathlib import Path
 
 import pytest
-import yaml
 
 from appflow.model.hub import API_VERSION
-from tests.helpers import eventually
-from tests.integration.hub.conftest import Hub
+from tests.integration.hub.controllers import HubFleet, free_port
 
-ROOT = Path(__file__).resolve().parents[3]
-TOOK = re.compile(r"took appflow/(\S+)/(\S+)")
-RELEASED = re.compile(r"released appflow/(\S+)/(\S+)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _holding(log: Path) -> set[str]:
-    held: set[str] = set()
-    for line in log.read_text().splitlines():
-        if m := TOOK.search(line):
-            held.add(m.group(2))
-        elif m := RELEASED.search(line):
-            held.discard(m.group(2))
-    return held
+pytestmark = pytest.mark.cluster
 
 
 def _ready(port: int) -> bool:
@@ -46,59 +21,25 @@ def _ready(port: int) -> bool:
         return False
 
 
-@pytest.mark.cluster
-def test_two_controllers_share_the_appflows_of_their_workspace(
-    hub_crds: Hub, hub_namespace: str, tmp_path: Path
-) -> None:
-    leases = f"{hub_namespace}"
+def test_two_controllers_share_the_appflows_of_their_workspace(fleet: HubFleet) -> None:
     names = [f"app-{i:02d}" for i in range(12)]
-    for name in names:
-        app = {
-            "apiVersion": API_VERSION,
-            "kind": "AppFlow",
-            "metadata": {"name": name, "namespace": hub_namespace},
-            "spec": {"definition": {"namespace": "web"}},
-        }
-        hub_crds.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(app))
-    processes: list[tuple[subprocess.Popen[bytes], Path, int]] = []
+    kube = fleet.kube()
     try:
-        for i in range(2):
-            log, port = tmp_path / f"controller-{i}.log", _free_port()
-            args = [
-                sys.executable,
-                "-m",
-                "appflow",
-                "controller",
-                "--kubeconfig",
-                str(hub_crds.kubeconfig),
-                "--namespace",
-                leases,
-                "--workspace",
-                hub_namespace,
-                "--lease-duration",
-                "6",
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--identity",
-                f"c{i}-{secrets.token_hex(3)}",
-            ]
-            with log.open("wb") as out:
-                processes.append((subprocess.Popen(args, cwd=ROOT, stderr=out), log, port))
-
-        def shared() -> bool:
-            held = [_holding(log) for _, log, _ in processes]
-            return all(held) and sorted(held[0] | held[1]) == names and not held[0] & held[1]
-
-        try:
-            eventually(shared, timeout=90, what="the 12 AppFlows held once each by 2 controllers")
-        except BaseException:
-            for _, log, _ in processes:
-                print(f"--- {log.name}\n{log.read_text()[-3000:]}")
-            raise
-        for _, _, port in processes:
-            assert _ready(port)
+        for name in names:
+            kube.create_sync(
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": "AppFlow",
+                    "metadata": {"name": name, "namespace": fleet.workspace},
+                    "spec": {"definition": {"namespace": "web"}},
+                }
+            )
     finally:
-        for process, _, _ in processes:
-            process.terminate()
-        for process, _, _ in processes:
-            process.wait(timeout=30)
+        kube.close()
+    ports = [free_port() for _ in range(2)]
+    for port in ports:
+        fleet.start(extra=("--listen", f"127.0.0.1:{port}"))
+    # Each held once, and each replica holds a share.
+    fleet.wait_owned(names)
+    assert all(r.held() for r in fleet.replicas)
+    assert all(_ready(port) for port in ports)

@@ -9,7 +9,6 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,22 +21,11 @@ from appflow.model import resources as res
 from appflow.model.hub import API_VERSION
 from appflow.model.records import ClusterRecord
 from tests.helpers import Sandbox, eventually
-from tests.integration.hub.conftest import Hub
-from tests.integration.hub.controllers import HubFleet, hub_fleet
+from tests.integration.hub.controllers import HubFleet
 
 pytestmark = pytest.mark.cluster
 
 MIB = 1024 * 1024
-
-
-@pytest.fixture
-def fleet(hub_crds: Hub, sandbox: Sandbox, tmp_path: Path) -> Iterator[HubFleet]:
-    with hub_fleet(hub_crds, tmp_path, sandbox_root=sandbox.root) as f:
-        try:
-            yield f
-        except BaseException:
-            print(f.logs())
-            raise
 
 
 def _store(fleet: HubFleet) -> HubStore:

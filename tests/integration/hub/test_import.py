@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,7 @@ import pytest
 
 from appflow.model.hub import API_VERSION
 from tests.helpers import Sandbox, eventually, run_cli
-from tests.integration.hub.conftest import Hub
-from tests.integration.hub.controllers import HubFleet, hub_fleet
+from tests.integration.hub.controllers import HubFleet
 
 pytestmark = pytest.mark.cluster
 
@@ -24,16 +22,6 @@ ROOT = Path(__file__).resolve().parents[3]
 PATHS = ("plain", "helm-web", "kustomize-telemetry", "fleet-mqtt", "edge-site/broker")
 APPS = ("hello-edge", "edge-web", "telemetry", "fleet-mqtt", "site-broker")
 INSTALLS = ("mosquitto", "redis")
-
-
-@pytest.fixture
-def fleet(hub_crds: Hub, sandbox: Sandbox, tmp_path: Path) -> Iterator[HubFleet]:
-    with hub_fleet(hub_crds, tmp_path, sandbox_root=sandbox.root) as f:
-        try:
-            yield f
-        except BaseException:
-            print(f.logs())
-            raise
 
 
 def _counts(entry: dict[str, Any]) -> tuple[int, int, int]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,29 +22,19 @@ import yaml
 from appflow.model.hub import API_VERSION
 from appflow.model.resources import parse_time
 from tests.helpers import Sandbox, eventually
-from tests.integration.hub.conftest import Hub
-from tests.integration.hub.controllers import HubFleet, hub_fleet
-from tests.integration.hub.test_membership import Proxy
+from tests.integration.hub.controllers import HubFleet, free_port
+from tests.integration.hub.test_membership import proxied
 
 pytestmark = pytest.mark.cluster
 
 LEASE = 6
 
 
-@pytest.fixture
-def fleet(hub_crds: Hub, sandbox: Sandbox, tmp_path: Path) -> Iterator[HubFleet]:
-    with hub_fleet(hub_crds, tmp_path, sandbox_root=sandbox.root) as f:
-        try:
-            yield f
-        except BaseException:
-            print(f.logs())
-            raise
-
-
-def test_sixty_apps_spread_over_three_replicas_within_a_quarter_of_a_third(
+def test_sixty_apps_spread_over_three_replicas_and_each_repository_has_one_poller(
     fleet: HubFleet,
 ) -> None:
     names = [f"app-{i:02d}" for i in range(60)]
+    repos = [f"repo-{i}" for i in range(6)]
     kube = fleet.kube()
     try:
         for name in names:
@@ -58,15 +47,55 @@ def test_sixty_apps_spread_over_three_replicas_within_a_quarter_of_a_third(
                     "spec": {"repo": "nowhere", "path": name, "paused": True},
                 }
             )
+        for repo in repos:
+            # Nothing listens there: every poll fails, and its poller records a failure Event
+            # as the replica it is, which is what shows who polled.
+            kube.create_sync(
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": "GitRepo",
+                    "metadata": {"name": repo, "namespace": fleet.workspace},
+                    "spec": {"url": f"https://127.0.0.1:{free_port()}/{repo}.git", "ref": "main"},
+                }
+            )
+        for _ in range(3):
+            fleet.start(lease_duration=LEASE, extra=("--poll-seconds", "1"))
+        fleet.wait_owned(names)
+        settled = time.time()
+        shares = sorted(len(r.held()) for r in fleet.replicas)
+        print(f"shares of 60 apps over 3 replicas: {shares}")
+        assert sum(shares) == 60
+        assert all(15 <= s <= 25 for s in shares), shares
+
+        owners = {
+            repo: [r.identity for r in fleet.replicas if repo in r.held("gitrepo")]
+            for repo in repos
+        }
+        assert all(len(o) == 1 for o in owners.values()), owners
+
+        def pollers() -> dict[str, list[str]]:
+            """Per repository, who recorded each failed poll since the shares settled."""
+            found: dict[str, list[str]] = {repo: [] for repo in repos}
+            for event in kube.list_sync("events.k8s.io/v1", "Event", namespace=fleet.workspace):
+                moment = parse_time(event.get("eventTime"))
+                note = str(event.get("note") or "")
+                for repo in repos:
+                    if (
+                        moment
+                        and moment.timestamp() > settled
+                        and note.startswith(f"repository {repo}:")
+                    ):
+                        found[repo].append(str(event.get("reportingInstance")))
+            return found
+
+        eventually(
+            lambda: all(len(p) >= 2 for p in pollers().values()),
+            timeout=60,
+            what="every repository polled twice since the shares settled",
+        )
+        assert {repo: sorted(set(p)) for repo, p in pollers().items()} == owners
     finally:
         kube.close()
-    for _ in range(3):
-        fleet.start(lease_duration=LEASE)
-    fleet.wait_owned(names)
-    shares = sorted(len(r.held()) for r in fleet.replicas)
-    print(f"shares of 60 apps over 3 replicas: {shares}")
-    assert sum(shares) == 60
-    assert all(15 <= s <= 25 for s in shares), shares
 
 
 def _write_app(root: Path, name: str, *, value: str) -> None:
@@ -264,13 +293,7 @@ def test_a_replica_killed_during_a_rollout_hands_its_apps_to_the_others(
 def test_a_replica_that_loses_the_hub_stops_writing_within_the_lease_duration(
     fleet: HubFleet, sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    config = yaml.safe_load(fleet.hub.kubeconfig.read_text())
-    server = config["clusters"][0]["cluster"]["server"]
-    host, port = server.removeprefix("https://").rsplit(":", 1)
-    proxy = Proxy((host, int(port)))
-    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
-    through_proxy = tmp_path / "lease-kubeconfig"
-    through_proxy.write_text(yaml.safe_dump(config))
+    proxy, through_proxy = proxied(fleet.hub.kubeconfig, tmp_path / "lease-kubeconfig")
     source = tmp_path / "apps"
     name = f"fence-{secrets.token_hex(3)}"
     _write_app(source, name, value="one")
@@ -281,7 +304,7 @@ def test_a_replica_that_loses_the_hub_stops_writing_within_the_lease_duration(
                 "--lease-kubeconfig",
                 str(through_proxy),
                 "--listen",
-                f"127.0.0.1:{_free_port()}",
+                f"127.0.0.1:{free_port()}",
             ),
         )
         assert fleet.cli("cluster", "add", "--from-sandbox").exit_code == 0
@@ -315,11 +338,3 @@ def test_a_replica_that_loses_the_hub_stops_writing_within_the_lease_duration(
     finally:
         proxy.close()
         fleet.cli("app", "delete", name)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

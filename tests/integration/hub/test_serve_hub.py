@@ -19,7 +19,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -28,20 +27,9 @@ import yaml
 
 from appflow.model.hub import API_VERSION
 from tests.helpers import Sandbox, eventually
-from tests.integration.hub.conftest import Hub
-from tests.integration.hub.controllers import ROOT, HubFleet, hub_fleet
+from tests.integration.hub.controllers import ROOT, HubFleet
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture
-def fleet(hub_crds: Hub, sandbox: Sandbox, tmp_path: Path) -> Iterator[HubFleet]:
-    with hub_fleet(hub_crds, tmp_path, sandbox_root=sandbox.root) as f:
-        try:
-            yield f
-        except BaseException:
-            print(f.logs())
-            raise
 
 
 def _git(repo: Path, *args: str) -> str:
