@@ -74,9 +74,8 @@ def backend(request: pytest.FixtureRequest, sandbox: Sandbox, tmp_path: Path) ->
 
         try:
             yield Backend("hub", fleet.env, k8s_events=k8s_events)
-        except BaseException:
-            print(fleet.logs())
-            raise
+        finally:
+            print(fleet.logs())  # shown by pytest when the test failed
 
 
 def _synced(result: Result) -> dict[str, dict[str, Any]]:
