@@ -341,22 +341,23 @@ class HubStore:
         if record.context and isinstance(document, dict):
             document["current-context"] = record.context
         name = res.cluster_secret_name(record.name)
+        kubeconfig = yaml.safe_dump(document, sort_keys=False).encode()
+        self._put_secret(name, {res.SECRET_KEY_KUBECONFIG: kubeconfig})
+        return name
+
+    def _put_secret(self, name: str, data: Mapping[str, bytes]) -> None:
+        """Create or replace the workspace's Secret NAME holding DATA."""
         self.kube.apply_sync(
             {
                 "apiVersion": "v1",
                 "kind": "Secret",
                 "type": "Opaque",
                 "metadata": {"name": name, "namespace": self.workspace, "labels": dict(MANAGED_BY)},
-                "data": {
-                    res.SECRET_KEY_KUBECONFIG: base64.b64encode(
-                        yaml.safe_dump(document, sort_keys=False).encode()
-                    ).decode()
-                },
+                "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
             },
             force=True,
             field_manager=FIELD_MANAGER,
         )
-        return name
 
     def put_cluster(self, cluster: ClusterRecord) -> ClusterRecord:
         existing = self._get("Cluster", cluster.name)
@@ -468,17 +469,7 @@ class HubStore:
             return ref.removeprefix("secret:").split("/", 1)[0]
         value = _read_secret_ref(ref)
         name = res.webhook_secret_name(repo.name)
-        self.kube.apply_sync(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "type": "Opaque",
-                "metadata": {"name": name, "namespace": self.workspace, "labels": dict(MANAGED_BY)},
-                "data": {res.SECRET_KEY_WEBHOOK: base64.b64encode(value).decode()},
-            },
-            force=True,
-            field_manager=FIELD_MANAGER,
-        )
+        self._put_secret(name, {res.SECRET_KEY_WEBHOOK: value})
         return name
 
     def put_repo(self, repo: RepoRecord) -> RepoRecord:

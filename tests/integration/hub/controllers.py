@@ -150,6 +150,22 @@ class HubFleet:
         finally:
             engine.close()
 
+    def create_appflows(self, names: list[str], spec: dict[str, Any]) -> None:
+        """AppFlows NAMES with SPEC, written straight to the hub (as kubectl would)."""
+        kube = self.kube()
+        try:
+            for name in names:
+                kube.create_sync(
+                    {
+                        "apiVersion": API_VERSION,
+                        "kind": "AppFlow",
+                        "metadata": {"name": name, "namespace": self.workspace},
+                        "spec": spec,
+                    }
+                )
+        finally:
+            kube.close()
+
     def logs(self) -> str:
         return "\n".join(
             f"--- {r.identity}\n{r.log.read_text(errors='replace')[-4000:]}" for r in self.replicas

@@ -7,7 +7,6 @@ import urllib.request
 
 import pytest
 
-from appflow.model.hub import API_VERSION
 from tests.integration.hub.controllers import HubFleet, free_port
 
 pytestmark = pytest.mark.cluster
@@ -23,19 +22,7 @@ def _ready(port: int) -> bool:
 
 def test_two_controllers_share_the_appflows_of_their_workspace(fleet: HubFleet) -> None:
     names = [f"app-{i:02d}" for i in range(12)]
-    kube = fleet.kube()
-    try:
-        for name in names:
-            kube.create_sync(
-                {
-                    "apiVersion": API_VERSION,
-                    "kind": "AppFlow",
-                    "metadata": {"name": name, "namespace": fleet.workspace},
-                    "spec": {"definition": {"namespace": "web"}},
-                }
-            )
-    finally:
-        kube.close()
+    fleet.create_appflows(names, {"definition": {"namespace": "web"}})
     ports = [free_port() for _ in range(2)]
     for port in ports:
         fleet.start(extra=("--listen", f"127.0.0.1:{port}"))
