@@ -86,6 +86,7 @@ from appflow.model.records import (
     SyncTrigger,
     TokenRecord,
     TokenScope,
+    no_rollout,
     utc_now,
 )
 from appflow.model.webhooks import parse_secret_ref
@@ -849,9 +850,7 @@ class HubStore:
     def get_rollout(self, app: str) -> RolloutRecord:
         data = (self.app_object(app).get("status") or {}).get("rollout")
         if not data:
-            raise NotFoundError(
-                f"app {app} has no rollout", where=Where(app=app), hint="its sync starts one"
-            )
+            raise no_rollout(app)
         return res.rollout_record(app, data)
 
     # -- sync history -----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ the replicas and deletes what the test made on the hub, including its clusters' 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -26,6 +27,7 @@ from typing import Any
 from click.testing import Result
 
 from appflow.kube.client import KubeCluster
+from appflow.kube.lease import ANNOTATION_VIEW
 from appflow.model.hub import API_VERSION, LABEL_WORKSPACE
 from tests.helpers import eventually, run_cli
 from tests.integration.hub.conftest import Hub
@@ -193,13 +195,29 @@ class HubFleet:
             kube.close()
 
     def wait_owned(self, names: list[str], *, timeout: float = 90) -> None:
+        def agreed(live: set[str]) -> bool:
+            """Every live replica's Lease publishes a view of exactly the live replicas (the last
+            to join is a member: nothing moves any more; a share may be empty)."""
+            kube = self.kube()
+            try:
+                leases = kube.list_sync("coordination.k8s.io/v1", "Lease", namespace=self.leases)
+            finally:
+                kube.close()
+            views = {}
+            for lease in leases:
+                raw = (lease["metadata"].get("annotations") or {}).get(ANNOTATION_VIEW)
+                view = json.loads(raw or "null") or {}
+                views[(lease.get("spec") or {}).get("holderIdentity")] = set(
+                    view.get("members", ())
+                )
+            return all(views.get(me) == live for me in live)
+
         def shared() -> bool:
             live = [r for r in self.replicas if r.alive()]
             held = [r.held() for r in live]
             union = set().union(*held) if held else set()
-            # Every live replica a member with a share (the last to join took its part).
-            everyone = len(names) < len(live) or all(held)
-            return everyone and union >= set(names) and sum(len(h) for h in held) == len(union)
+            once = union >= set(names) and sum(len(h) for h in held) == len(union)
+            return once and agreed({r.identity for r in live})
 
         eventually(shared, timeout=timeout, what=f"{len(names)} AppFlows held once each")
 

@@ -125,6 +125,9 @@ def test_the_readme_fleet_walkthrough(backend: Backend, sandbox: Sandbox, tmp_pa
         assert all(c["state"] == "Ready" for c in synced.values()), synced
         status = appflow("status").output
         assert re.search(r"hello-edge\s+Ready r1\s+Ready r1\s+Ready r1", status), status
+        # The example has no rollout strategy: both backends say so in the same words.
+        none = appflow("rollout", "status", "hello-edge", code=1).output
+        assert "app hello-edge: the app has no rollout" in none, none
         assert all(
             _live_page(sandbox, i, namespace).strip() == "<h1>Hello from the edge</h1>"
             for i in range(3)
