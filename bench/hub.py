@@ -300,6 +300,7 @@ def count_staged(
     kubeconfig: Path, workspace: str, expected: int, stop: threading.Event, done: threading.Event
 ) -> None:
     """Watch the AppFlowDeployments of WORKSPACE until EXPECTED hold a staged state."""
+    from appflow.errors import AppflowError
     from appflow.kube.client import Connection, KubeCluster
     from appflow.model.hub import API_VERSION, LABEL_WORKSPACE
 
@@ -316,18 +317,31 @@ def count_staged(
             loop.call_soon_threadsafe(halt.set)
 
         threading.Thread(target=watch_stop, daemon=True).start()
-        async for _event, obj in kube.watch(
-            API_VERSION,
-            "AppFlowDeployment",
-            label_selector=f"{LABEL_WORKSPACE}={workspace}",
-            stop=halt,
-        ):
-            spec = obj.get("spec") or {}
-            if spec.get("staged"):
-                staged.add((str(spec.get("app")), str(spec.get("cluster"))))
-                if len(staged) >= expected:
+
+        async def counted() -> bool:
+            """Watch from the current state (a watch without a resourceVersion starts with every
+            object as ADDED); True once EXPECTED Deployments are staged."""
+            async for _event, obj in kube.watch(
+                API_VERSION,
+                "AppFlowDeployment",
+                label_selector=f"{LABEL_WORKSPACE}={workspace}",
+                stop=halt,
+            ):
+                spec = obj.get("spec") or {}
+                if spec.get("staged"):
+                    staged.add((str(spec.get("app")), str(spec.get("cluster"))))
+                    if len(staged) >= expected:
+                        return True
+            return False
+
+        while not halt.is_set():
+            try:
+                if await counted():
                     done.set()
-                    break
+                    return
+            except AppflowError as err:
+                # Under load a watch's resourceVersion expires (410): start a new one.
+                _log(f"  counting: {err}; watching again")
 
     try:
         asyncio.run(follow())

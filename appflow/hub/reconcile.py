@@ -166,20 +166,15 @@ class Reconciler:
 
     # -- syncs ------------------------------------------------------------------------------
 
-    def _has_push_clusters(self) -> bool:
-        """Whether the hub has push-mode clusters (as the watch saw them; listed without one)."""
-        objects = (
-            self.seen_clusters() if self.seen_clusters is not None else self.store.cluster_objects()
-        )
-        return any(res.cluster_mode(o) == "push" for o in objects)
+    async def _cluster_objects(self) -> list[Manifest]:
+        """The hub's Clusters, as the watch saw them (listed without one)."""
+        if self.seen_clusters is not None:
+            return list(self.seen_clusters())
+        return await asyncio.to_thread(self.store.cluster_objects)
 
     async def _pull_fleet(self) -> FleetState | None:
         """The pull-mode clusters (None: the hub has none), their capabilities noted."""
-        if self.seen_clusters is not None:
-            objects = self.seen_clusters()
-        else:
-            objects = await asyncio.to_thread(self.store.cluster_objects)
-        pull = [o for o in objects if res.cluster_mode(o) == "pull"]
+        pull = [o for o in await self._cluster_objects() if res.cluster_mode(o) == "pull"]
         if not pull:
             return None
         connections = self.engine.parts.connections
@@ -243,7 +238,11 @@ class Reconciler:
             )
 
         try:
-            if plan is not None and not clusters and not self._has_push_clusters():
+            if (
+                plan is not None
+                and not clusters
+                and not any(res.cluster_mode(o) == "push" for o in await self._cluster_objects())
+            ):
                 # A fleet of pull clusters only: nothing for the engine to validate or apply
                 # (and nothing of its state to read); the revision and the definition's
                 # decisions are recorded as its sync would.
