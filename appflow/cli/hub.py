@@ -300,6 +300,7 @@ def import_command(source: Path | None) -> None:
         ("clusters", done.clusters),
         ("groups", done.groups),
         ("repos", done.repos),
+        ("catalog repositories", done.catalog_repos),
         ("apps", done.apps),
         ("catalog installs", done.installs),
     ):

@@ -22,6 +22,7 @@ from appflow.errors import ConfigError
 from appflow.hub.store import HubStore
 from appflow.model.records import (
     AppRecord,
+    CatalogRepoRecord,
     ClusterGroupRecord,
     ClusterRecord,
     RepoRecord,
@@ -36,6 +37,7 @@ class Imported:
     clusters: list[str] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
     repos: list[str] = field(default_factory=list)
+    catalog_repos: list[str] = field(default_factory=list)
     apps: list[str] = field(default_factory=list)
     installs: list[str] = field(default_factory=list)
 
@@ -45,6 +47,7 @@ class _Fleet:
     clusters: list[ClusterRecord]
     groups: list[ClusterGroupRecord]
     repos: list[RepoRecord]
+    catalog_repos: list[CatalogRepoRecord]
     apps: list[AppRecord]
 
 
@@ -53,6 +56,7 @@ def _read(source: Store) -> _Fleet:
         clusters=source.list_clusters(),
         groups=source.list_groups(),
         repos=source.list_repos(),
+        catalog_repos=source.list_catalog_repos(),
         apps=source.list_apps(),
     )
 
@@ -64,12 +68,14 @@ def _problems(fleet: _Fleet, target: HubStore) -> list[str]:
         "cluster": {c.name for c in target.list_clusters()},
         "group": {g.name for g in target.list_groups()},
         "repo": {r.name for r in target.list_repos()},
+        "catalog repository": {r.name for r in target.list_catalog_repos()},
         "app": {a.name for a in target.list_apps()},
     }
     named: list[tuple[str, str]] = [
         *(("cluster", c.name) for c in fleet.clusters),
         *(("group", g.name) for g in fleet.groups),
         *(("repo", r.name) for r in fleet.repos),
+        *(("catalog repository", r.name) for r in fleet.catalog_repos),
         *(("app", a.name) for a in fleet.apps),
     ]
     problems += [
@@ -87,7 +93,8 @@ def _problems(fleet: _Fleet, target: HubStore) -> list[str]:
 
 
 async def import_store(source: Store, target: HubStore) -> Imported:
-    """Copy SOURCE's clusters, groups, repos and apps to TARGET; what was written."""
+    """Copy SOURCE's clusters, groups, repos, catalog repositories and apps to TARGET; what
+    was written."""
     fleet = await asyncio.to_thread(_read, source)
     problems = await asyncio.to_thread(_problems, fleet, target)
     if problems:
@@ -105,6 +112,10 @@ async def import_store(source: Store, target: HubStore) -> Imported:
     for repo in fleet.repos:
         await asyncio.to_thread(target.put_repo, repo)
         done.repos.append(repo.name)
+    for catalog_repo in fleet.catalog_repos:
+        # Before the installs that name it; its password and CA stay files of this machine.
+        await asyncio.to_thread(target.put_catalog_repo, catalog_repo)
+        done.catalog_repos.append(catalog_repo.name)
     for app in fleet.apps:
         await asyncio.to_thread(target.put_app, app)
         (done.installs if app.source == "catalog" else done.apps).append(app.name)

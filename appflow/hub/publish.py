@@ -93,7 +93,7 @@ async def render_pull(
 ) -> PullPlan | None:
     """APP rendered for each pull cluster it targets (None: it targets none)."""
     resolver = parts.resolvers.of(app)
-    source = await resolver.fetch(app, repo, commit=commit)
+    source = await resolver.fetch(app, repo, commit=commit, store=parts.store)
     definition = await resolver.definition(app, source)
     targets = {c.name: c for c in fleet.targets(definition)}
     if not targets:

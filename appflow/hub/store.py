@@ -71,6 +71,7 @@ from appflow.model.objects import Manifest
 from appflow.model.records import (
     AppRecord,
     CatalogInstall,
+    CatalogRepoRecord,
     ClusterGroupRecord,
     ClusterRecord,
     DeploymentRecord,
@@ -496,6 +497,25 @@ class HubStore:
         if obj is None:
             raise _not_found("repo", name, "appflow repo list")
         self.patch_status(obj, res.repo_status(commit, utc_now()), conditional=False)
+
+    # -- catalog repositories -------------------------------------------------------------
+
+    def put_catalog_repo(self, repo: CatalogRepoRecord) -> CatalogRepoRecord:
+        self._apply(res.catalog_repo_resource(repo, workspace=self.workspace))
+        return self.get_catalog_repo(repo.name)
+
+    def get_catalog_repo(self, name: str) -> CatalogRepoRecord:
+        obj = self._get("CatalogRepo", name)
+        if obj is None:
+            raise _not_found("catalog repository", name, "appflow catalog repo list")
+        return res.catalog_repo_record(obj)
+
+    def list_catalog_repos(self) -> list[CatalogRepoRecord]:
+        return sorted(map(res.catalog_repo_record, self._list("CatalogRepo")), key=_by_name)
+
+    def delete_catalog_repo(self, name: str) -> None:
+        if not self.kube.delete_sync(API_VERSION, "CatalogRepo", name, self.workspace):
+            raise _not_found("catalog repository", name, "appflow catalog repo list")
 
     def list_repos(self) -> list[RepoRecord]:
         return sorted((res.repo_record(o) for o in self._list("GitRepo")), key=_by_name)

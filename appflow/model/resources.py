@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -28,6 +29,7 @@ from appflow.model.objects import Manifest
 from appflow.model.records import (
     AppRecord,
     CatalogChart,
+    CatalogRepoRecord,
     ClusterGroupRecord,
     ClusterRecord,
     ClusterState,
@@ -39,6 +41,7 @@ from appflow.model.records import (
     GitCommit,
     HelmReleaseRef,
     LocalContent,
+    RepoCredentials,
     RepoRecord,
     ResourceCounts,
     RevisionRecord,
@@ -281,13 +284,39 @@ def repo_resource(record: RepoRecord, *, workspace: str, webhook_secret: str | N
     if webhook_secret:
         spec["webhookSecretRef"] = {"name": webhook_secret, "key": SECRET_KEY_WEBHOOK}
     obj["spec"] = spec
-    if record.auth:
+    if record.auth.kind != "none":
         obj["metadata"]["annotations"] = {
             ANNOTATION_RECORD: json.dumps(
-                {"recordVersion": RECORD_VERSION, "auth": dict(record.auth)}, sort_keys=True
+                {"recordVersion": RECORD_VERSION, "auth": to_json(record.auth)}, sort_keys=True
             )
         }
     return obj
+
+
+def catalog_repo_resource(record: CatalogRepoRecord, *, workspace: str) -> Manifest:
+    """A CatalogRepo; where its password and CA are kept (files of the machine that added it)
+    travel in the record annotation, as a GitRepo's credentials do."""
+    obj = resource("CatalogRepo", record.name, workspace)
+    obj["spec"] = {"url": record.url}
+    extra = to_json(record)
+    obj["metadata"]["annotations"] = {
+        ANNOTATION_RECORD: json.dumps(
+            {"recordVersion": RECORD_VERSION, "catalogRepo": extra}, sort_keys=True
+        )
+    }
+    return obj
+
+
+def catalog_repo_record(obj: Mapping[str, Any]) -> CatalogRepoRecord:
+    extra = _annotation_record(obj).get("catalogRepo")
+    spec = _part(obj, "spec")
+    if isinstance(extra, dict):
+        record = from_json(CatalogRepoRecord, extra, what="catalogRepo")
+        return replace(record, url=str(spec.get("url") or record.url), created_at=created_at(obj))
+    # Written with kubectl: its spec decides.
+    return CatalogRepoRecord(
+        name=name_of(obj), url=str(spec.get("url", "")), created_at=created_at(obj)
+    )
 
 
 def repo_status(commit: str | None, fetched: datetime | None) -> dict[str, Any]:
@@ -309,7 +338,11 @@ def repo_record(obj: Mapping[str, Any]) -> RepoRecord:
         url=str(spec.get("url", "")),
         ref=str(spec.get("ref") or ""),
         paths=tuple(spec.get("paths") or ()),
-        auth={str(k): str(v) for k, v in cast(dict[str, Any], extra.get("auth") or {}).items()},
+        auth=(
+            from_json(RepoCredentials, extra["auth"], what="auth")
+            if extra.get("auth")
+            else RepoCredentials()
+        ),
         poll_interval_seconds=int(spec.get("pollIntervalSeconds", 60)),
         webhook_secret_ref=(
             f"secret:{webhook['name']}/{webhook.get('key') or SECRET_KEY_WEBHOOK}"

@@ -22,6 +22,7 @@ from appflow.model.records import (
     AppRecord,
     CatalogChart,
     CatalogInstall,
+    CatalogRepoRecord,
     ClusterGroupRecord,
     ClusterRecord,
     DeploymentRecord,
@@ -31,6 +32,7 @@ from appflow.model.records import (
     InstalledChart,
     LocalContent,
     ReleaseRevision,
+    RepoCredentials,
     RepoRecord,
     ResourceCounts,
     RevisionRecord,
@@ -118,7 +120,7 @@ def test_a_repo_round_trips_with_its_webhook_secret_as_a_reference() -> None:
         url="https://git.example.com/retail.git",
         ref="main",
         paths=("apps/", "edge/"),
-        auth={"kind": "token", "token_file": "/secrets/token"},
+        auth=RepoCredentials(kind="token", secret_file="/secrets/token"),
         poll_interval_seconds=30,
         webhook_secret_ref="secret:appflow-webhook-retail/secret",
         last_commit="a" * 40,
@@ -129,6 +131,29 @@ def test_a_repo_round_trips_with_its_webhook_secret_as_a_reference() -> None:
     assert obj["spec"]["webhookSecretRef"] == {"name": "appflow-webhook-retail", "key": "secret"}
     back = res.repo_record(_stored(obj, status=res.repo_status(record.last_commit, T0)))
     assert back == record
+
+
+def test_a_catalog_repo_round_trips_and_one_written_with_kubectl_reads() -> None:
+    record = CatalogRepoRecord(
+        name="vendor",
+        url="oci://registry.example.com/charts",
+        username="robot",
+        password_file="/secrets/vendor-password",
+        poll_interval_seconds=600,
+        created_at=datetime(2025, 3, 1, 12, 0, 5, tzinfo=UTC),
+    )
+    obj = res.catalog_repo_resource(record, workspace="team")
+    assert obj["spec"] == {"url": "oci://registry.example.com/charts"}
+    assert res.catalog_repo_record(_stored(obj)) == record
+    by_hand = res.resource("CatalogRepo", "public", "team")
+    by_hand["spec"] = {"url": "https://charts.example.com"}
+    back = res.catalog_repo_record(_stored(by_hand))
+    assert (back.name, back.url, back.username, back.poll_interval_seconds) == (
+        "public",
+        "https://charts.example.com",
+        None,
+        300,
+    )
 
 
 def _catalog_app() -> AppRecord:
