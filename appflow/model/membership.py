@@ -74,7 +74,8 @@ def _assign(keys: frozenset[str], members: tuple[str, ...]) -> tuple[tuple[str, 
     # push one member's share of the apps below the bound.
     kinds: dict[str, list[str]] = {}
     for key in keys:
-        kinds.setdefault(key.split("/", 1)[0], []).append(key)
+        kind, _, rest = key.partition("/")
+        kinds.setdefault(kind if rest else "", []).append(key)  # "key-07" and the like: one kind
     out: list[tuple[str, str]] = []
     for kind in sorted(kinds):
         cap = max(1, math.ceil((1 + SLACK) * len(kinds[kind]) / len(members)))
