@@ -68,6 +68,7 @@ from appflow.model.hub import (
     cluster_namespace,
 )
 from appflow.model.objects import Manifest
+from appflow.model.policy import Policy, PolicyScope
 from appflow.model.records import (
     AppRecord,
     CatalogInstall,
@@ -1122,7 +1123,14 @@ class HubStore:
     def _token_of(data: Mapping[str, Any]) -> TokenRecord:
         return from_json(TokenRecord, cast(JsonObject, dict(data.get("record") or {})))
 
-    def add_token(self, name: str, *, token_hash: str, scope: TokenScope = "admin") -> TokenRecord:
+    def add_token(
+        self,
+        name: str,
+        *,
+        token_hash: str,
+        scope: TokenScope = "admin",
+        expires_at: datetime | None = None,
+    ) -> TokenRecord:
         tokens, version = self._tokens()
         if name in tokens:
             raise StoreError(
@@ -1133,6 +1141,7 @@ class HubStore:
             id=max((self._token_of(t).id for t in tokens.values()), default=0) + 1,
             name=name,
             scope=scope,
+            expires_at=expires_at,
         )
         tokens[name] = {"hash": token_hash, "record": to_json(record)}
         # Secret data keys allow [-._a-zA-Z0-9]: token names are DNS-ish already.
@@ -1167,6 +1176,97 @@ class HubStore:
                         self._write_tokens(tokens, version)
                 return record
         return None
+
+    # -- webhook deliveries ------------------------------------------------------------------
+
+    def remember_deliveries(self, keys: list[str], *, now: float, ttl_seconds: float) -> bool:
+        """True if any of KEYS was seen within the TTL (a replay); otherwise remember them.
+
+        In one ConfigMap of the workspace, changed only by conditional patches: two
+        ``serve --hub`` replicas given the same delivery cannot both take it as new."""
+        wanted = {hashlib.sha256(k.encode()).hexdigest()[:40]: k for k in keys if k}
+        for _ in range(8):
+            found = self.kube.get_sync("v1", "ConfigMap", DELIVERIES_CONFIGMAP, self.workspace)
+            if found is None:
+                body = {str(h): str(now) for h in wanted}
+                created = self.kube.create_sync(
+                    _configmap(DELIVERIES_CONFIGMAP, self.workspace, body)
+                )
+                if created is not None:
+                    return False
+                continue  # another replica created it meanwhile
+            seen = {k: float(v) for k, v in (found.get("data") or {}).items()}
+            if any(h in seen and seen[h] > now - ttl_seconds for h in wanted):
+                return True
+            data: dict[str, str | None] = {
+                k: None for k, t in seen.items() if t <= now - ttl_seconds
+            }
+            data.update({h: str(now) for h in wanted})
+            patch = {
+                "metadata": {"resourceVersion": found["metadata"]["resourceVersion"]},
+                "data": data,
+            }
+            try:
+                self.kube.patch_sync("v1", "ConfigMap", DELIVERIES_CONFIGMAP, self.workspace, patch)
+            except ConflictError:
+                continue
+            return False
+        raise StoreError("the webhook delivery record kept changing under this writer; try again")
+
+    # -- policies ----------------------------------------------------------------------------
+
+    def _policies(self) -> dict[str, str]:
+        found = self.kube.get_sync("v1", "ConfigMap", POLICIES_CONFIGMAP, self.workspace)
+        return dict((found or {}).get("data") or {})
+
+    def put_policy(self, policy: Policy) -> Policy:
+        stored = replace(policy, updated_at=utc_now())
+        self.kube.apply_sync(
+            _configmap(
+                POLICIES_CONFIGMAP,
+                self.workspace,
+                {_policy_key(stored.scope, stored.name): json.dumps(to_json(stored))},
+            ),
+            force=True,
+            # A manager per policy: applying one leaves the others' keys alone.
+            field_manager=f"{FIELD_MANAGER}-{_policy_key(stored.scope, stored.name)}",
+        )
+        return stored
+
+    def get_policy(self, scope: PolicyScope, name: str) -> Policy:
+        text = self._policies().get(_policy_key(scope, name))
+        if text is None:
+            raise NotFoundError(f"{scope} {name} has no policy", hint="see `appflow policy list`")
+        return from_json(Policy, json.loads(text), what="policy")
+
+    def list_policies(self) -> list[Policy]:
+        found = [from_json(Policy, json.loads(t), what="policy") for t in self._policies().values()]
+        return sorted(found, key=lambda p: (p.scope, p.name))
+
+    def delete_policy(self, scope: PolicyScope, name: str) -> None:
+        key = _policy_key(scope, name)
+        if key not in self._policies():
+            raise NotFoundError(f"{scope} {name} has no policy", hint="see `appflow policy list`")
+        self.kube.patch_sync(
+            "v1", "ConfigMap", POLICIES_CONFIGMAP, self.workspace, {"data": {key: None}}
+        )
+
+
+DELIVERIES_CONFIGMAP = "appflow-webhook-deliveries"
+POLICIES_CONFIGMAP = "appflow-policies"
+
+
+def _policy_key(scope: str, name: str) -> str:
+    return f"{scope}.{name}"  # ConfigMap keys allow [-._a-zA-Z0-9]: names are DNS-ish
+
+
+def _configmap(name: str, namespace: str, data: Mapping[str, str]) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(MANAGED_BY)},
+        "data": dict(data),
+    }
 
 
 def _read_secret_ref(ref: str) -> bytes:

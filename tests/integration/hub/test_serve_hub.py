@@ -27,6 +27,7 @@ import yaml
 
 from appflow.model.hub import API_VERSION
 from tests.helpers import Sandbox, eventually
+from tests.integration.hub.conftest import Hub
 from tests.integration.hub.controllers import ROOT, HubFleet
 
 pytestmark = pytest.mark.cluster
@@ -224,3 +225,45 @@ def _ready(fleet: HubFleet, sandbox: Sandbox, greeting: str) -> bool:
     finally:
         kube.close()
     return (live or {}).get("data", {}).get("text") == greeting
+
+
+def test_two_servers_take_one_delivery_once_and_policies_live_in_the_workspace(
+    hub_crds: Hub, hub_namespace: str
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from appflow.errors import NotFoundError
+    from appflow.hub.store import HubStore
+    from appflow.model.policy import Policy
+
+    stores = [HubStore(hub_crds.kube(), workspace=hub_namespace, writer=f"s{i}") for i in (0, 1)]
+    try:
+        now = time.time()
+        # The same delivery reaching two serve --hub replicas at once: one of them takes it.
+        with ThreadPoolExecutor(2) as pool:
+            replays = list(
+                pool.map(
+                    lambda s: s.remember_deliveries(["github:abc"], now=now, ttl_seconds=300),
+                    stores,
+                )
+            )
+        assert sorted(replays) == [False, True]
+        assert (
+            stores[0].remember_deliveries(["github:abc"], now=now + 301, ttl_seconds=300) is False
+        )
+        policy = Policy(scope="cluster", name="berlin-1", namespaces=("shop-*",))
+        other = Policy(scope="repo", name="retail", cluster_scoped=False)
+        stores[0].put_policy(policy)
+        stores[1].put_policy(other)
+        assert [(p.scope, p.name) for p in stores[1].list_policies()] == [
+            ("cluster", "berlin-1"),
+            ("repo", "retail"),
+        ]
+        assert stores[1].get_policy("cluster", "berlin-1").namespaces == ("shop-*",)
+        stores[1].delete_policy("cluster", "berlin-1")
+        with pytest.raises(NotFoundError):
+            stores[0].get_policy("cluster", "berlin-1")
+        assert stores[0].get_policy("repo", "retail").cluster_scoped is False
+    finally:
+        for s in stores:
+            s.close()
