@@ -69,8 +69,11 @@ class HubEngine(Engine):
         options: SyncOptions | None = None,
         options_from_policy: OptionsFromPolicy | None = None,
         commit: str | None = None,
+        lock_timeout: float | None = None,
         progress: Progress = quiet,
     ) -> AppSyncReport:
+        # LOCK_TIMEOUT is standalone's wait for another process's sync: on a hub the app's
+        # owning replica is its only writer and queues the request itself.
         chosen = options or (
             options_from_policy(SyncPolicy()) if options_from_policy else SyncOptions()
         )

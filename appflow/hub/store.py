@@ -83,6 +83,7 @@ from appflow.model.records import (
     RevisionRecord,
     RolloutRecord,
     SourceRef,
+    SyncLock,
     SyncOutcome,
     SyncRecord,
     SyncTrigger,
@@ -180,6 +181,8 @@ class HubStore:
         self._lock = threading.Lock()
         self._renders: dict[str, list[JsonObject]] = {}
         self._token_used: dict[str, float] = {}
+        self._sync_locks: dict[tuple[str, str], SyncLock] = {}
+        self._locks_guard = threading.Lock()
         self._namespaces: set[str] = set()
 
     def close(self) -> None:
@@ -1176,6 +1179,40 @@ class HubStore:
                         self._write_tokens(tokens, version)
                 return record
         return None
+
+    # -- sync locks --------------------------------------------------------------------------
+
+    def acquire_sync_lock(
+        self, app: str, cluster: str, *, token: str, stale_after: float, mine: frozenset[str]
+    ) -> SyncLock:
+        """On a hub the replica that owns APP is its only writer (its Lease fences it), so a
+        hold only keeps this process's own syncs of (APP, CLUSTER) apart."""
+        with self._locks_guard:
+            held = self._sync_locks.get((app, cluster))
+            if held is not None and held.token != token and held.token in mine:
+                return held
+            now = utc_now()
+            taken = SyncLock(
+                app=app,
+                cluster=cluster,
+                token=token,
+                pid=os.getpid(),
+                host=self.writer,
+                started_at=now,
+                heartbeat_at=now,
+            )
+            self._sync_locks[(app, cluster)] = taken
+            return taken
+
+    def renew_sync_locks(self, tokens: Collection[str]) -> set[str]:
+        with self._locks_guard:
+            return {lock.token for lock in self._sync_locks.values() if lock.token in tokens}
+
+    def release_sync_lock(self, app: str, cluster: str, *, token: str) -> None:
+        with self._locks_guard:
+            held = self._sync_locks.get((app, cluster))
+            if held is not None and held.token == token:
+                del self._sync_locks[(app, cluster)]
 
     # -- webhook deliveries ------------------------------------------------------------------
 
