@@ -1,4 +1,8 @@
-"""What every command needs: the store, the engine, asyncio, label parsing."""
+"""What every command needs: the store, the engine, asyncio, label parsing.
+
+The store and the engine are standalone's (SQLite, syncing in this process) or a hub's
+(custom resources, actions asked of its controllers): see ``appflow.hub.backend``.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,32 @@ from appflow.errors import ConfigError
 
 if TYPE_CHECKING:
     from appflow.engine.engine import Engine
-    from appflow.store import SqliteStore
+    from appflow.hub.backend import HubTarget
+    from appflow.store import Store
 
 T = TypeVar("T")
+
+hub_flag: str | None = None
+"""The root command's --hub, for the commands that open the store or the engine."""
+
+
+def chosen_hub() -> HubTarget | None:
+    """The hub this command talks to (None: standalone SQLite)."""
+    import os
+
+    from appflow.model.hub import ENV_HUB, HUB_CONTEXT_FILE
+    from appflow.paths import data_dir
+
+    # Standalone commands must not pay for the hub's imports (the Kubernetes client).
+    if (
+        hub_flag is None
+        and not os.environ.get(ENV_HUB)
+        and not (data_dir() / HUB_CONTEXT_FILE).is_file()
+    ):
+        return None
+    from appflow.hub.backend import chosen_hub as choose
+
+    return choose(hub_flag)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -22,10 +49,16 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 @contextmanager
-def store_session() -> Iterator[SqliteStore]:
-    from appflow.store import open_store
+def store_session() -> Iterator[Store]:
+    hub = chosen_hub()
+    if hub is not None:
+        from appflow.hub.backend import open_hub_store
 
-    store = open_store()
+        store: Store = open_hub_store(hub)
+    else:
+        from appflow.store import open_store
+
+        store = open_store()
     try:
         yield store
     finally:
@@ -40,6 +73,16 @@ def engine_session() -> Iterator[Engine]:
     import appflow.engine.catalog  # noqa: F401
     from appflow.engine.engine import Engine
 
+    hub = chosen_hub()
+    if hub is not None:
+        from appflow.hub.backend import open_hub_engine
+
+        hub_engine = open_hub_engine(hub)
+        try:
+            yield hub_engine
+        finally:
+            hub_engine.close()
+        return
     with store_session() as store:
         engine = Engine(store)
         try:

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from appflow.cli.common import run
+from appflow.errors import ConfigError
 from appflow.model.hub import DEFAULT_WORKSPACE, SYSTEM_NAMESPACE
 
 
@@ -171,6 +172,34 @@ def crds_command(output_dir: Path | None) -> None:
 @click.option(
     "--identity", default="", help="This replica's member name (default: POD_NAME + random)."
 )
+@click.option("--workers", type=int, default=4, show_default=True, help="Apps reconciled at once.")
+@click.option(
+    "--resync-seconds",
+    type=float,
+    default=600.0,
+    show_default=True,
+    help="Every app is synced again this often (drift, missed events).",
+)
+@click.option(
+    "--poll-seconds", type=float, help="Poll every GitRepo this often (default: its own)."
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where kubeconfigs and source snapshots are written (default: the data folder).",
+)
+@click.option(
+    "--revision-history-limit", type=int, default=20, show_default=True, help="Per AppFlow."
+)
+@click.option(
+    "--sync-history-limit", type=int, default=10, show_default=True, help="Per Deployment."
+)
+@click.option(
+    "--lease-kubeconfig",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    hidden=True,
+    help="Another way to the same hub for the Lease traffic alone (tests cut only that way).",
+)
 def controller(
     kubeconfig: Path | None,
     context: str | None,
@@ -179,6 +208,13 @@ def controller(
     lease_duration: int,
     listen: str | None,
     identity: str,
+    workers: int,
+    resync_seconds: float,
+    poll_seconds: float | None,
+    state_dir: Path | None,
+    revision_history_limit: int,
+    sync_history_limit: int,
+    lease_kubeconfig: Path | None,
 ) -> None:
     """Run one replica of the hub controller; run several, they share the AppFlows by Leases."""
     import logging
@@ -198,5 +234,75 @@ def controller(
         lease_duration=lease_duration,
         listen=listen,
         identity=identity,
+        workers=workers,
+        resync_seconds=resync_seconds,
+        poll_seconds=poll_seconds,
+        state_dir=state_dir,
+        revision_limit=revision_history_limit,
+        history_limit=sync_history_limit,
+        lease_kubeconfig=lease_kubeconfig,
     )
     run(run_controller(options))
+
+
+@hub.command("use")
+@click.argument("hub_ref", metavar="KUBECONFIG[:CONTEXT]", required=False)
+@click.option("--workspace", help="The hub namespace of the apps and clusters (default: appflow).")
+@click.option("--standalone", is_flag=True, help="Forget the saved hub: work standalone again.")
+def use_command(hub_ref: str | None, workspace: str | None, standalone: bool) -> None:
+    """Make later commands work on this hub (as --hub does for one command)."""
+    from appflow.hub.backend import parse_hub, save_hub
+
+    if standalone == bool(hub_ref):
+        raise ConfigError("give KUBECONFIG[:CONTEXT], or --standalone")
+    if standalone:
+        save_hub(None)
+        click.echo("commands work on the standalone store again")
+        return
+    assert hub_ref is not None
+    target = parse_hub(hub_ref, workspace=workspace, option="KUBECONFIG")
+    save_hub(target)
+    click.echo(f"commands work on the hub {target.describe()}")
+
+
+@hub.command("import")
+@click.option(
+    "--from",
+    "source",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The standalone store to copy (default: this machine's).",
+)
+def import_command(source: Path | None) -> None:
+    """Copy a standalone store's clusters, groups, repos, apps and catalog installs to the hub.
+
+    The hub is the one --hub, APPFLOW_HUB or `appflow hub use` names; kubeconfigs go into
+    Secrets, local folders and local charts are uploaded. The standalone store is only read.
+    """
+    from appflow.cli.common import chosen_hub
+    from appflow.hub.backend import open_hub_store
+    from appflow.hub.importer import import_store
+    from appflow.store import open_store
+
+    target = chosen_hub()
+    if target is None:
+        raise ConfigError(
+            "which hub? give --hub KUBECONFIG[:CONTEXT] (before `hub import`), set APPFLOW_HUB,"
+            " or run `appflow hub use` first"
+        )
+    store = open_store(source)
+    hub_store = open_hub_store(target)
+    try:
+        done = run(import_store(store, hub_store))
+    finally:
+        store.close()
+        hub_store.close()
+    for kind, names in (
+        ("clusters", done.clusters),
+        ("groups", done.groups),
+        ("repos", done.repos),
+        ("catalog repositories", done.catalog_repos),
+        ("apps", done.apps),
+        ("catalog installs", done.installs),
+    ):
+        click.echo(f"{kind}: {', '.join(names) or '-'}")
+    click.echo(f"imported into {target.describe()}; {store.path} is unchanged")

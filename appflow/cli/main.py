@@ -190,11 +190,19 @@ class AppflowGroup(click.Group):
     is_flag=True,
     help="Log everything to stderr (secret values are scrubbed from every line).",
 )
-def cli(debug: bool) -> None:
+@click.option(
+    "--hub",
+    metavar="KUBECONFIG[:CONTEXT]",
+    help="Work on the hub of this kubeconfig instead of the standalone store"
+    " (also APPFLOW_HUB, or `appflow hub use`).",
+)
+def cli(debug: bool, hub: str | None) -> None:
     """GitOps and Helm app flows for edge Kubernetes fleets."""
+    from appflow.cli import common
     from appflow.cli.logs import configure_logging
 
     configure_logging(debug=debug)
+    common.hub_flag = hub
 
 
 def main() -> None:

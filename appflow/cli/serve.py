@@ -212,6 +212,64 @@ async def _serve(engine: Engine, config: ServeConfig) -> None:
         server.should_exit = True
 
 
+async def _serve_hub(config: ServeConfig) -> None:
+    """`appflow serve --hub`: the same webhooks, API and dashboard over a hub's resources.
+
+    Nothing syncs in this process: webhooks poke the repository's owner, API actions become
+    requests the apps' owners run (see ``appflow.hub.actions``), reads go through HubStore.
+    """
+    import uvicorn
+
+    from appflow.cli.common import chosen_hub
+    from appflow.hub.actions import HubTriggers
+    from appflow.hub.backend import open_hub_engine
+    from appflow.server.app import create_app
+    from appflow.server.metrics import Metrics
+    from appflow.server.webhooks import read_webhook_secret
+    from appflow.sources.catalog import default_catalog_dir
+
+    target = chosen_hub()
+    assert target is not None
+    engine = open_hub_engine(target)
+    hub = engine.hub
+
+    def read_secret(ref: str) -> bytes:
+        return hub.webhook_secret(ref) if ref.startswith("secret:") else read_webhook_secret(ref)
+
+    app = create_app(
+        store=hub,
+        triggers=HubTriggers(engine),
+        max_body_bytes=config.max_body_bytes,
+        require_token=config.require_token,
+        metrics=Metrics(),
+        engine=engine,
+        catalog_dir=default_catalog_dir(),
+        read_secret=read_secret,
+    )
+    stopping = asyncio.Event()
+    app.state.stopping = stopping
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=5,
+        )
+    )
+    err_console.print(
+        f"appflow serve: the hub {target.describe()} on http://{config.host}:{config.port} "
+        f"(dashboard: http://{config.host}:{config.port}/ui/)",
+        highlight=False,
+    )
+    try:
+        await server.serve()
+    finally:
+        stopping.set()
+        engine.close()
+
+
 @click.command()
 @click.option(
     "--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -225,18 +283,32 @@ async def _serve(engine: Engine, config: ServeConfig) -> None:
     type=float,
     help="Seconds between repository polls (overrides each repo's interval).",
 )
+@click.option(
+    "--hub",
+    "hub_ref",
+    metavar="KUBECONFIG[:CONTEXT]",
+    help="Serve a hub's webhooks, API and dashboard (its controllers do the work).",
+)
 def serve(
     config_file: Path | None,
     listen: str | None,
     workers: int | None,
     resync: float | None,
     poll: float | None,
+    hub_ref: str | None,
 ) -> None:
     """Run appflow as a service: poll and webhooks, drift and self-heal, HTTP API and metrics."""
+    from appflow.cli import common
+
     config = load_serve_config(
         config_file,
         {"listen": listen, "workers": workers, "resyncSeconds": resync, "pollSeconds": poll},
     )
+    if hub_ref:
+        common.hub_flag = hub_ref
+    if common.chosen_hub() is not None:
+        asyncio.run(_serve_hub(config))
+        return
     with engine_session() as engine:
         asyncio.run(_serve(engine, config))
 

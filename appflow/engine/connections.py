@@ -15,7 +15,7 @@ from pathlib import Path
 
 from appflow.engine.options import EngineOptions
 from appflow.errors import ConfigError, Where
-from appflow.kube.client import Connection, KubeCluster
+from appflow.kube.client import Connection, KubeCluster, WriteGuard
 from appflow.model.capabilities import Capabilities
 from appflow.model.records import ClusterRecord
 
@@ -23,8 +23,11 @@ from appflow.model.records import ClusterRecord
 class Connections:
     """KubeClusters and capabilities by cluster name."""
 
-    def __init__(self, options: EngineOptions) -> None:
+    def __init__(self, options: EngineOptions, *, write_guard: WriteGuard | None = None) -> None:
         self.options = options
+        self.write_guard = write_guard
+        """Given to every cluster's client: a hub controller replica writes only while it
+        holds its membership Lease (see ``KubeCluster``)."""
         self._kubes: dict[str, KubeCluster] = {}
         self._identities: dict[str, _Identity] = {}
         self._capabilities: dict[str, Capabilities] = {}
@@ -51,7 +54,8 @@ class Connections:
                 context=cluster.context,
                 timeout=self.options.request_timeout,
                 concurrency=self.options.requests_per_cluster,
-            )
+            ),
+            write_guard=self.write_guard,
         )
         self._kubes[cluster.name] = fresh
         self._identities[cluster.name] = identity

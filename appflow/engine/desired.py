@@ -398,8 +398,10 @@ async def render_desired(
         definition, source, cluster, groups=groups, connections=connections, policies=policies
     )
     opened = await secrets.open(definition, request, cluster=cluster, groups=groups)
+    # The cluster's client only when the chart looks up: a pull-mode cluster of the hub has no
+    # connection here, and its renders need none.
     async with lookup_render(
-        connections.kube(cluster), definition, opened.request, policies
+        lambda: connections.kube(cluster), definition, opened.request, policies
     ) as rendering:
         rendered = await render(rendering, cache=cache if opened.cacheable else None)
     if release:

@@ -11,7 +11,7 @@ of the cluster confined to what the policies grant, or not at all.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 
@@ -100,12 +100,13 @@ async def enforce_guard_rails(
 
 @asynccontextmanager
 async def lookup_render(
-    kube: KubeCluster,
+    kube: Callable[[], KubeCluster],
     definition: AppDefinition,
     request: RenderRequest,
     policies: Sequence[Policy],
 ) -> AsyncIterator[RenderRequest]:
-    """REQUEST, rendering against a confined view of the cluster when the chart asks for lookup.
+    """REQUEST, rendering against a confined view of the cluster (KUBE gives its client) when
+    the chart asks for lookup.
 
     A chart may ask (``helm.lookup: true`` in its repository); only the operator's
     policies may allow it. Refused: PolicyError naming why and how to allow it.
@@ -121,7 +122,7 @@ async def lookup_render(
             hint="an operator allows it with `appflow policy set cluster|group|repo NAME "
             "--helm-lookup allow`; or remove helm.lookup from the app",
         )
-    async with kube.lookup_view(namespaces=grant.namespaces) as kubeconfig:
+    async with kube().lookup_view(namespaces=grant.namespaces) as kubeconfig:
         yield replace(request, server_render_kubeconfig=kubeconfig)
 
 

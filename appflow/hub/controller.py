@@ -1,30 +1,73 @@
-"""``appflow controller``: one replica of the hub controller (docs/hub.md §5).
+"""``appflow controller``: one replica of the hub controller (docs/hub.md §5, §6).
 
-A replica holds its membership Lease (``appflow.kube.lease``), follows the AppFlows of its
-workspace with one list+watch, and takes its share of them by rendezvous hashing: the
-``Shard`` is told which AppFlows are its own as the members come and go, and stops the ones
-it loses before the membership lets another replica start them. Its HTTP port answers
-``/healthz`` (the process runs) and ``/readyz`` (it holds its Lease).
+A replica holds its membership Lease (``appflow.kube.lease``) and follows its workspace with
+one list+watch per kind (AppFlows, GitRepos, Clusters, AppFlowDeployments; never polling the
+API). Its work keys are the AppFlows (``appflow/<ns>/<name>``), the GitRepos
+(``gitrepo/<ns>/<name>``: polling and webhooks, so two replicas never poll one repository) and
+the Clusters (``cluster/<ns>/<name>``: probing, and the apps on each counted); rendezvous
+hashing over the live members decides whose each key is, and a replica works only on keys
+the membership lets it act on:
+
+- an AppFlow's owner reconciles it (``appflow.hub.reconcile``) when its spec or request
+  changes, its repository moves, the clusters change, its Deployments report (status only),
+  and every resync; a worker pool takes them from a coalescing queue, one app at a time;
+- a GitRepo's owner resolves its ref at its poll interval (or when a webhook pokes it) and
+  records the commit in the GitRepo's status, which every replica watches;
+- a Cluster's owner probes a push-mode cluster (credentials, version, nodes), marks it with a
+  condition when its Secret is missing or its credentials are refused, and counts its apps.
+
+Every write goes through a KubeCluster fenced by the membership (the hub, and each push
+cluster): a replica that cannot renew its Lease stops writing before another takes over.
+When the membership takes a key away, its work is cancelled and awaited before the handover;
+the next owner marks the syncs it left running as interrupted and reconciles again.
+Its HTTP port answers ``/healthz`` (the process runs) and ``/readyz`` (it holds its Lease).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
+import random
 import secrets
 import signal
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
+from typing import Any
 
-from appflow.errors import AppflowError, ConfigError, Where
+from appflow.engine.engine import Engine
+from appflow.engine.options import EngineOptions
+from appflow.engine.queue import ALL, WorkKey, WorkQueue
+from appflow.errors import AppflowError, ConfigError, FencedError, NotFoundError, Where
+from appflow.hub import publish
+from appflow.hub.reconcile import HubRecorder, Reconciler
+from appflow.hub.store import HubFiles, HubStore
 from appflow.kube.client import Connection, KubeCluster
 from appflow.kube.lease import Membership, MembershipOptions, default_identity
-from appflow.model.hub import API_VERSION, DEFAULT_WORKSPACE, SYSTEM_NAMESPACE
+from appflow.model import resources as res
+from appflow.model.hub import (
+    ANNOTATION_WEBHOOK,
+    API_VERSION,
+    DEFAULT_WORKSPACE,
+    LABEL_WORKSPACE,
+    SYSTEM_NAMESPACE,
+)
+from appflow.model.hubstatus import cluster_apps, condition
+from appflow.model.objects import Manifest
+from appflow.model.records import SyncTrigger, utc_now
+from appflow.paths import data_dir
 
 log = logging.getLogger("appflow.controller")
+
+STATUS = "~status"
+"""The queue's key for an app whose status only is to be aggregated again."""
+RELEASE = "~release"
+"""The queue's key for an app one of whose agents reported a validation."""
+HEALTH = "~health"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,11 +78,29 @@ class ControllerOptions:
     namespace: str = SYSTEM_NAMESPACE
     """Where the membership Leases are."""
     workspace: str | None = DEFAULT_WORKSPACE
-    """The namespace whose AppFlows this controller serves (None: every namespace)."""
+    """The namespace whose AppFlows this controller serves."""
     lease_duration: int = 15
     listen: str | None = None
     """host:port for /healthz and /readyz."""
     identity: str = ""
+    workers: int = 4
+    """Apps reconciled at once."""
+    resync_seconds: float = 600.0
+    poll_seconds: float | None = None
+    """Overrides every GitRepo's poll interval (tests)."""
+    probe_seconds: float = 30.0
+    """How often a push-mode cluster's owner probes it."""
+    health_seconds: float = 5.0
+    """How often Deployments that are not Ready yet are assessed again."""
+    state_dir: Path | None = None
+    """Where kubeconfigs and snapshot copies go (default: the data folder's ``controller/``)."""
+    revision_limit: int = 20
+    history_limit: int = 10
+    engine: EngineOptions = field(default_factory=EngineOptions)
+    collect_seconds: float = 600.0
+    """How often the collector (one replica) deletes content nothing references."""
+    lease_kubeconfig: Path | None = None
+    """Another way to the same hub for the Lease traffic alone (tests cut only that way)."""
 
 
 def identity_from_environment() -> str:
@@ -52,62 +113,52 @@ def app_key(namespace: str, name: str) -> str:
     return f"appflow/{namespace}/{name}"
 
 
-class Shard:
-    """The AppFlows this replica works on."""
+def repo_key(namespace: str, name: str) -> str:
+    return f"gitrepo/{namespace}/{name}"
 
-    def __init__(self) -> None:
-        self.acting: set[str] = set()
 
-    async def restrict(self, keep: Callable[[str], bool]) -> None:
-        for key in sorted(self.acting):
-            if not keep(key):
-                self.acting.discard(key)
-                log.info("released %s", key)
+def cluster_key(namespace: str, name: str) -> str:
+    return f"cluster/{namespace}/{name}"
 
-    def take(self, keys: frozenset[str]) -> None:
-        for key in sorted(keys - self.acting):
-            self.acting.add(key)
-            log.info("took %s", key)
+
+def collector_key(namespace: str) -> str:
+    return f"gc/{namespace}"
 
 
 RESYNC_SECONDS = 300.0
 """A full list this often: a watch that had to restart from scratch does not report what was
 deleted meanwhile (client-go's informers resync for the same reason)."""
 
+Handler = Callable[[str, Manifest], None]
 
-async def _follow_appflows(
-    kube: KubeCluster, options: ControllerOptions, keys: set[str], stop: asyncio.Event
+
+async def follow(
+    kube: KubeCluster,
+    kind: str,
+    handle: Handler,
+    stop: asyncio.Event,
+    *,
+    label_selector: str | None = None,
+    listed: Callable[[list[Manifest]], None] | None = None,
 ) -> None:
-    """Keep KEYS equal to the AppFlows of the workspace: a list, then a watch, again every
-    RESYNC_SECONDS and after errors."""
-
-    def key_of(obj: dict[str, object]) -> str | None:
-        meta = obj.get("metadata")
-        if not isinstance(meta, dict):
-            return None
-        namespace = str(meta.get("namespace", ""))
-        if options.workspace and namespace != options.workspace:
-            return None
-        return app_key(namespace, str(meta.get("name", "")))
-
+    """List KIND, then watch it, again every RESYNC_SECONDS and after errors: HANDLE gets
+    ("ADDED"|"MODIFIED"|"DELETED", object) for each change, LISTED each full list."""
     while not stop.is_set():
         round_over = asyncio.Event()
         timer = asyncio.get_running_loop().call_later(RESYNC_SECONDS, round_over.set)
         relay = asyncio.create_task(_relay(stop, round_over))
         try:
-            listed = await kube.list_objects(API_VERSION, "AppFlow")
-            keys.clear()
-            keys.update(k for k in map(key_of, listed) if k)
-            async for event, obj in kube.watch(API_VERSION, "AppFlow", stop=round_over):
-                key = key_of(obj)
-                if key is None:
-                    continue
-                if event == "DELETED":
-                    keys.discard(key)
-                else:
-                    keys.add(key)
+            found = await kube.list_objects(API_VERSION, kind, label_selector=label_selector)
+            if listed is not None:
+                listed(found)
+            for obj in found:
+                handle("ADDED", obj)
+            async for event, obj in kube.watch(
+                API_VERSION, kind, label_selector=label_selector, stop=round_over
+            ):
+                handle(event, obj)
         except AppflowError as err:
-            log.warning("following AppFlows: %s", err)
+            log.warning("following %s: %s", kind, err)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 2.0)
         finally:
@@ -118,6 +169,592 @@ async def _follow_appflows(
 async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
     await source.wait()
     target.set()
+
+
+class Shard:
+    """The keys this replica works on, and the work running for each."""
+
+    def __init__(self) -> None:
+        self.acting: set[str] = set()
+        self.tasks: dict[str, set[asyncio.Task[Any]]] = {}
+
+    def run(self, key: str, work: Awaitable[Any], *, name: str) -> asyncio.Task[Any]:
+        """Run WORK for KEY as a task the shard cancels when KEY is taken away."""
+        task = asyncio.ensure_future(work)
+        task.set_name(name)
+        running = self.tasks.setdefault(key, set())
+        running.add(task)
+        task.add_done_callback(running.discard)
+        return task
+
+    def running(self, key: str) -> bool:
+        return bool(self.tasks.get(key))
+
+    async def restrict(self, keep: Callable[[str], bool]) -> None:
+        """Stop the work of every key KEEP rejects, and return once it stopped."""
+        lost = [k for k in sorted(self.acting | set(self.tasks)) if not keep(k)]
+        stopping = [t for k in lost for t in self.tasks.pop(k, set())]
+        for task in stopping:
+            task.cancel()
+        if stopping:
+            await asyncio.wait(stopping)
+        for key in lost:
+            if key in self.acting:
+                self.acting.discard(key)
+                log.info("released %s", key)
+
+    def take(self, keys: frozenset[str]) -> set[str]:
+        """Note KEYS as this replica's; the ones it did not have."""
+        gained = set(keys - self.acting)
+        for key in sorted(gained):
+            self.acting.add(key)
+            log.info("took %s", key)
+        return gained
+
+
+class Controller:
+    """One replica: its membership, its view of the workspace, and the work it owns."""
+
+    def __init__(self, options: ControllerOptions, *, stop: asyncio.Event) -> None:
+        if not options.workspace:
+            raise ConfigError(
+                "a controller serves one workspace",
+                where=Where(field="workspace"),
+                hint="pass --workspace NAMESPACE",
+            )
+        self.options = options
+        self.workspace = options.workspace
+        self.stop = stop
+        self.identity = options.identity or identity_from_environment()
+        hub = Connection(name="hub", kubeconfig=options.kubeconfig, context=options.context)
+        timeout = max(1.0, 0.3 * options.lease_duration)
+        self.lease_kube = KubeCluster(
+            replace(hub, timeout=timeout, kubeconfig=options.lease_kubeconfig or hub.kubeconfig)
+        )
+        self.read_kube = KubeCluster(hub)
+        self.shard = Shard()
+        self.objects: dict[str, dict[str, Manifest]] = {"AppFlow": {}, "GitRepo": {}, "Cluster": {}}
+        self.membership = Membership(
+            self.lease_kube,
+            MembershipOptions(
+                namespace=options.namespace,
+                identity=self.identity,
+                duration=float(options.lease_duration),
+            ),
+            keys=self.keys,
+            restrict=self.shard.restrict,
+        )
+        # Stores and stages call it from many threads at once: a pool smaller than them
+        # would drop connections, and every new one costs a TLS handshake on both sides.
+        self.write_kube = KubeCluster(
+            replace(hub, concurrency=64), write_guard=self.membership.remaining
+        )
+        files = HubFiles(
+            root=options.state_dir or data_dir() / "controller" / self.identity,
+            local_folders="snapshot",
+        )
+        common: dict[str, Any] = {
+            "workspace": self.workspace,
+            "writer": self.identity,
+            "files": files,
+            "live_writers": lambda: self.membership.live,
+            "revision_limit": options.revision_limit,
+            "history_limit": options.history_limit,
+        }
+        self.store = HubStore(self.write_kube, **common)
+        engine_store = HubStore(self.write_kube, push_only=True, **common)
+        # The catalog's source resolver registers itself when its package is imported.
+        import appflow.engine.catalog  # noqa: F401
+
+        engine = Engine(engine_store, options=options.engine)
+        engine.parts = replace(
+            engine.parts,
+            recorder=HubRecorder(engine_store),
+            connections=publish.HubConnections(
+                options.engine, write_guard=self.membership.remaining, store=self.store
+            ),
+        )
+        self.engine = engine
+        self.deployments: dict[str, dict[str, Manifest]] = {}
+        """Per app, per cluster: its AppFlowDeployment as the watch last saw it."""
+        self.reconciler = Reconciler(
+            engine=engine,
+            store=self.store,
+            kube=self.write_kube,
+            identity=self.identity,
+            seen=self.seen_deployments,
+            seen_clusters=lambda: list(self.objects["Cluster"].values()),
+        )
+        self.queue = WorkQueue()
+        self.locks: dict[str, asyncio.Lock] = {}
+        self.pokes: dict[str, asyncio.Event] = {}
+        self.gained: set[str] = set()
+        """Apps whose key this replica gained and has not worked on since."""
+        self.moved: dict[str, str] = {}
+        """Per app, the commit its repository moved to (the app's owner checks its folder)."""
+
+    # -- what is shared ------------------------------------------------------------------------
+
+    def keys(self) -> frozenset[str]:
+        ws = self.workspace
+        return frozenset(
+            [app_key(ws, n) for n in self.objects["AppFlow"]]
+            + [repo_key(ws, n) for n in self.objects["GitRepo"]]
+            + [cluster_key(ws, n) for n in self.objects["Cluster"]]
+            + [collector_key(ws)]
+        )
+
+    def owns_app(self, name: str) -> bool:
+        return self.membership.may_act(app_key(self.workspace, name))
+
+    def owned_apps(self) -> list[str]:
+        """The apps of this replica's shard (work queued for them waits out a view change)."""
+        ws = self.workspace
+        return sorted(n for n in self.objects["AppFlow"] if app_key(ws, n) in self.shard.acting)
+
+    def queue_app(
+        self, name: str, trigger: SyncTrigger, *, what: str = ALL, delay: float = 0.0
+    ) -> None:
+        # The shard's keys, not may_act: while a new view is being published the membership
+        # allows nothing for a moment, and work asked for meanwhile must not be lost.
+        if app_key(self.workspace, name) in self.shard.acting:
+            self.queue.add(WorkKey(name, what), trigger=trigger, delay=delay)
+
+    # -- watches ---------------------------------------------------------------------------------
+
+    def _remember(self, kind: str, event: str, obj: Manifest) -> Manifest | None:
+        """Keep the latest KIND objects of the workspace; the one this event replaced."""
+        meta = obj.get("metadata") or {}
+        if meta.get("namespace") != self.workspace:
+            return None
+        known = self.objects[kind]
+        name = str(meta.get("name"))
+        before = known.get(name)
+        if event == "DELETED":
+            known.pop(name, None)
+        else:
+            known[name] = obj
+        return before
+
+    def on_appflow(self, event: str, obj: Manifest) -> None:
+        before = self._remember("AppFlow", event, obj)
+        if event == "DELETED":
+            return
+        name = res.name_of(obj)
+        generation = (obj.get("metadata") or {}).get("generation")
+        if res.pending_request(obj) is not None:
+            # A request shows in the spec too: one sync runs it (not also a "watch" one).
+            requested = res.sync_request(obj).get("id")
+            if (
+                before is None
+                or res.sync_request(before).get("id") != requested
+                or event == "ADDED"
+            ):
+                self.queue_app(name, "user")
+            return
+        if before is None or (before.get("metadata") or {}).get("generation") != generation:
+            self.queue_app(name, "watch")
+
+    def on_gitrepo(self, event: str, obj: Manifest) -> None:
+        before = self._remember("GitRepo", event, obj)
+        name = res.name_of(obj)
+        commit = (obj.get("status") or {}).get("commit")
+        moved = before is not None and (before.get("status") or {}).get("commit") != commit
+        if event != "DELETED" and commit and moved:
+            # A push a webhook announced is the webhook's, as standalone records it.
+            trigger: SyncTrigger = "webhook" if _webhook_commit(obj) == commit else "poll"
+            for app in list(self.objects["AppFlow"].values()):
+                if (app.get("spec") or {}).get("repo") == name:
+                    self.moved[res.name_of(app)] = str(commit)
+                    self.queue_app(res.name_of(app), trigger)
+        hook = ((obj.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_WEBHOOK)
+        before_hook = (((before or {}).get("metadata") or {}).get("annotations") or {}).get(
+            ANNOTATION_WEBHOOK
+        )
+        if hook and hook != before_hook and name in self.pokes:
+            self.pokes[name].set()
+
+    def on_cluster(self, event: str, obj: Manifest) -> None:
+        before = self._remember("Cluster", event, obj)
+        labels = (obj.get("metadata") or {}).get("labels")
+        changed = (
+            event == "DELETED"
+            or before is None
+            or (before.get("metadata") or {}).get("labels") != labels
+            or before.get("spec") != obj.get("spec")
+        )
+        if changed:
+            for app in self.owned_apps():
+                self.queue_app(app, "watch", delay=1.0)
+
+    def on_deployment(self, event: str, obj: Manifest) -> None:
+        spec = obj.get("spec") or {}
+        app, cluster = str(spec.get("app", "")), str(spec.get("cluster", ""))
+        if not app or not cluster:
+            return
+        seen = self.deployments.setdefault(app, {})
+        before = seen.get(cluster)
+        if event == "DELETED":
+            seen.pop(cluster, None)
+        else:
+            seen[cluster] = obj
+        if app not in self.objects["AppFlow"]:
+            return
+        # At most about once a second per app: the queue merges what is waiting.
+        self.queue_app(app, "watch", what=STATUS, delay=1.0)
+        validation = (obj.get("status") or {}).get("staged")
+        if validation and validation != ((before or {}).get("status") or {}).get("staged"):
+            self.queue_app(app, "watch", what=RELEASE, delay=0.5)
+
+    def seen_deployments(self, app: str) -> list[Manifest]:
+        return list(self.deployments.get(app, {}).values())
+
+    # -- work ------------------------------------------------------------------------------------
+
+    async def worker(self) -> None:
+        while not self.stop.is_set():
+            key, trigger = await self.queue.get()
+            if not self.owns_app(key.app):
+                self.queue.done(key, ok=True)
+                if app_key(self.workspace, key.app) in self.shard.acting:
+                    # Still this replica's, not allowed this instant (a view being published).
+                    self.queue.add(key, trigger=trigger, delay=0.5)
+                continue
+            lock = self.locks.setdefault(key.app, asyncio.Lock())
+            async with lock:
+                task = self.shard.run(
+                    app_key(self.workspace, key.app),
+                    self._work(key, trigger),
+                    name=f"app:{key.app}",
+                )
+                await asyncio.wait({task})
+                ok = task.cancelled() or (task.exception() is None and bool(task.result()))
+                if not task.cancelled() and task.exception() is not None:
+                    err = task.exception()
+                    if not isinstance(err, FencedError):
+                        log.error("%s: %s", key.app, err, exc_info=err)
+            self.queue.done(key, ok=ok)
+
+    async def _work(self, key: WorkKey, trigger: SyncTrigger) -> bool:
+        if key.cluster == STATUS:
+            await self.reconciler.aggregate(key.app)
+            return True
+        if key.cluster == RELEASE:
+            with contextlib.suppress(NotFoundError):
+                await self.reconciler.release(key.app)
+            return True
+        if key.cluster == HEALTH:
+            await self.reconciler.refresh_health(key.app)
+            return True
+        if key.app in self.gained:
+            # Whatever a previous owner left running ended with it (its watch shows whether
+            # there is anything to mark; most apps have nothing). Forgotten only once done, so
+            # a failed attempt is retried with the work item.
+            if any(
+                e.get("outcome") == "running"
+                for d in self.seen_deployments(key.app)
+                for e in (d.get("status") or {}).get("history") or []
+            ):
+                await asyncio.to_thread(self.store.recover_interrupted, app=key.app)
+            self.gained.discard(key.app)
+        commit = self.moved.pop(key.app, None)
+        moved = trigger in ("poll", "webhook") and commit is not None
+        if moved and commit is not None and not await self._due(key.app, commit):
+            return True
+        return await self.reconciler.reconcile(key.app, trigger)
+
+    async def _due(self, app: str, commit: str) -> bool:
+        """Whether APP's folder changed between its latest revision's commit and COMMIT."""
+        from appflow.engine.sources import git_source
+        from appflow.model.records import GitCommit
+        from appflow.sources import git
+
+        try:
+            record = await asyncio.to_thread(self.store.get_app, app)
+            latest = await asyncio.to_thread(self.store.latest_revision, app, with_rendered=False)
+            if record.source != "git" or record.repo is None or latest is None:
+                return True
+            if not isinstance(latest.source_ref, GitCommit):
+                return True
+            if latest.source_ref.commit == commit:
+                return False
+            repo = await asyncio.to_thread(self.store.get_repo, record.repo)
+            spec = git_source(repo)
+            await git.fetch(
+                git.GitSource(url=repo.url, ref=git.RefSpec.commit(commit), auth=spec.auth)
+            )
+            changed = await git.changed_paths(repo.url, latest.source_ref.commit, commit)
+        except AppflowError as err:
+            log.info("%s: cannot tell what commit %s changed (%s); syncing", app, commit[:12], err)
+            return True
+        prefix = (record.path.strip("/") + "/") if record.path else ""
+        return any(p.startswith(prefix) for p in changed)
+
+    async def take(self, gained: set[str]) -> None:
+        """Start the work of keys this replica just got."""
+        for key in sorted(gained):
+            kind, name = key.split("/", 1)[0], key.split("/", 2)[-1]
+            if kind == "appflow":
+                self.gained.add(name)
+                self.queue_app(name, "poll")
+            elif kind == "gitrepo":
+                self.pokes[name] = asyncio.Event()
+                self.shard.run(key, self._supervised(key, partial(self.poll_repo, name)), name=key)
+            elif kind == "gc":
+                self.shard.run(key, self._supervised(key, self.collect), name=key)
+            elif kind == "cluster":
+                self.shard.run(
+                    key, self._supervised(key, partial(self.probe_cluster, name)), name=key
+                )
+
+    async def _supervised(self, key: str, factory: Callable[[], Awaitable[None]]) -> None:
+        failures = 0
+        while not self.stop.is_set() and self.membership.may_act(key):
+            try:
+                await factory()
+                return
+            except asyncio.CancelledError:
+                raise
+            except FencedError:
+                return
+            except Exception:
+                failures += 1
+                delay = min(60.0, 2.0**failures) * random.uniform(0.5, 1.0)
+                log.exception("%s failed; again in %.1fs", key, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), delay)
+
+    # -- repositories ----------------------------------------------------------------------------
+
+    async def poll_repo(self, name: str) -> None:
+        """Resolve GitRepo NAME's ref at its interval (or when a webhook pokes it); record the
+        commit in its status, where every replica sees it."""
+        from appflow.engine.repos import is_url
+        from appflow.engine.sources import git_source
+        from appflow.sources import git
+
+        poke = self.pokes[name]
+        failures = 0
+        while not self.stop.is_set():
+            try:
+                repo = await asyncio.to_thread(self.store.get_repo, name)
+            except NotFoundError:
+                return
+            interval = self.options.poll_seconds or float(repo.poll_interval_seconds) or 3600.0
+            poke.clear()
+            if is_url(repo.url):
+                hooked = _webhook_commit(self.objects["GitRepo"].get(name))
+                try:
+                    spec = git_source(repo)
+                    commit = hooked or (await git.resolve(spec)).commit
+                    if commit != repo.last_commit:
+                        await git.fetch(
+                            git.GitSource(
+                                url=repo.url, ref=git.RefSpec.commit(commit), auth=spec.auth
+                            )
+                        )
+                        await asyncio.to_thread(self.store.record_fetch, name, commit=commit)
+                        log.info("repo %s moved to %s", name, commit[:12])
+                    failures = 0
+                except FencedError:
+                    raise
+                except AppflowError as err:
+                    failures += 1
+                    interval = min(600.0, interval * (2 ** min(failures, 4)))
+                    await asyncio.to_thread(
+                        self.store.add_event,
+                        kind="failure",
+                        trigger="poll",
+                        outcome="fetch-failed",
+                        message=f"repository {name}: {err}; next attempt in {interval:.0f}s",
+                    )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(poke.wait(), interval * random.uniform(0.8, 1.2))
+
+    async def collect(self) -> None:
+        """Delete content nothing references, now and then (this replica owns the workspace's
+        collector key)."""
+        from appflow.hub.collect import collect
+
+        while not self.stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), self.options.collect_seconds)
+            if self.stop.is_set():
+                return
+            await collect(self.store)
+
+    # -- clusters ----------------------------------------------------------------------------------
+
+    async def probe_cluster(self, name: str) -> None:
+        """Probe push-mode cluster NAME (and count the apps on any cluster) now and then."""
+        from appflow.engine.clusters import check_cluster
+
+        while not self.stop.is_set():
+            obj = self.objects["Cluster"].get(name)
+            if obj is None:
+                return
+            status: dict[str, Any] = {}
+            if res.cluster_mode(obj) == "push":
+                status = await self._probe(obj, check_cluster)
+            on_it = [
+                d for per_app in self.deployments.values() if (d := per_app.get(name)) is not None
+            ]
+            status.update(cluster_apps(on_it))
+            fresh = self.objects["Cluster"].get(name)
+            if fresh is None:
+                return
+            current = fresh.get("status") or {}
+            if any(current.get(k) != v for k, v in status.items()):
+                await asyncio.to_thread(self.store.patch_status, fresh, status, conditional=False)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), self.options.probe_seconds)
+
+    async def _probe(self, obj: Manifest, check: Any) -> dict[str, Any]:
+        """The probe's conditions for push Cluster OBJ (its record is written by the probe)."""
+        name = res.name_of(obj)
+        before = (obj.get("status") or {}).get("conditions") or []
+        now = utc_now()
+        ref = res.secret_ref(obj)
+        record = await asyncio.to_thread(self.store.get_cluster, name)
+        if ref is None or record.kubeconfig_path is None:
+            secret = ref[0] if ref else "(none)"
+            reason = (
+                f"the kubeconfig Secret {secret} (key {ref[1] if ref else 'kubeconfig'}) is missing"
+            )
+            return {
+                "state": "Error",
+                "reason": reason,
+                "conditions": [
+                    condition(
+                        "Ready",
+                        False,
+                        reason="CredentialsMissing",
+                        message=reason,
+                        before=before,
+                        now=now,
+                        generation=None,
+                    )
+                ],
+            }
+        checked = await check(self.store, record, timeout=self.options.engine.request_timeout)
+        ok = checked.state == "Online"
+        why = (
+            "CredentialsRejected"
+            if "refused appflow's credentials" in checked.state_reason
+            else ("Unreachable" if checked.state == "Offline" else checked.state)
+        )
+        return {
+            "conditions": [
+                condition(
+                    "Ready",
+                    ok,
+                    reason="Online" if ok else why,
+                    message=checked.state_reason
+                    or f"{checked.node_count} node(s), {checked.k8s_version}",
+                    before=before,
+                    now=now,
+                    generation=None,
+                )
+            ]
+        }
+
+    # -- loops -----------------------------------------------------------------------------------
+
+    async def assign(self) -> None:
+        generation = 0
+        while not self.stop.is_set():
+            generation = await self.membership.wait_changed(generation, timeout=1.0)
+            gained = self.shard.take(self.membership.acting())
+            if gained:
+                await self.take(gained)
+
+    async def resync(self) -> None:
+        while not self.stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), self.options.resync_seconds)
+            for app in self.owned_apps():
+                self.queue_app(app, "poll")
+
+    async def health(self) -> None:
+        """Queue a health check for owned apps whose push Deployments are not Ready yet."""
+        while not self.stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), self.options.health_seconds)
+            push = {n for n, c in self.objects["Cluster"].items() if res.cluster_mode(c) == "push"}
+            for app in self.owned_apps():
+                for cluster, d in self.deployments.get(app, {}).items():
+                    status = d.get("status") or {}
+                    if (
+                        cluster in push
+                        and status.get("state") in ("NotReady", "Missing")
+                        and status.get("appliedRevision") is not None
+                    ):
+                        self.queue_app(app, "watch", what=HEALTH)
+                        break
+
+    async def run(self) -> None:
+        ws = self.workspace
+        deployments = f"{LABEL_WORKSPACE}={ws}"
+        tasks = [
+            asyncio.create_task(
+                follow(self.read_kube, "AppFlow", self.on_appflow, self.stop), name="appflows"
+            ),
+            asyncio.create_task(
+                follow(self.read_kube, "GitRepo", self.on_gitrepo, self.stop), name="gitrepos"
+            ),
+            asyncio.create_task(
+                follow(self.read_kube, "Cluster", self.on_cluster, self.stop), name="clusters"
+            ),
+            asyncio.create_task(
+                follow(
+                    self.read_kube,
+                    "AppFlowDeployment",
+                    self.on_deployment,
+                    self.stop,
+                    label_selector=deployments,
+                ),
+                name="deployments",
+            ),
+            asyncio.create_task(self.assign(), name="assign"),
+            asyncio.create_task(self.resync(), name="resync"),
+            asyncio.create_task(self.health(), name="health"),
+            *(
+                asyncio.create_task(self.worker(), name=f"worker-{i}")
+                for i in range(self.options.workers)
+            ),
+        ]
+        if self.options.listen:
+            tasks.append(
+                asyncio.create_task(
+                    _serve_health(
+                        self.options.listen, lambda: self.membership.remaining() > 0, self.stop
+                    ),
+                    name="health-http",
+                )
+            )
+        log.info(
+            "controller %s: leases in %s, AppFlows of %s", self.identity, self.options.namespace, ws
+        )
+        try:
+            await self.membership.run(self.stop)
+        finally:
+            self.stop.set()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.engine.close()
+            for kube in (self.lease_kube, self.read_kube, self.write_kube):
+                kube.close()
+
+
+def _webhook_commit(obj: Manifest | None) -> str | None:
+    text = (((obj or {}).get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_WEBHOOK)
+    if not text:
+        return None
+    with contextlib.suppress(ValueError, AttributeError):
+        commit = json.loads(text).get("commit")
+        return str(commit) if commit else None
+    return None
 
 
 async def _serve_health(listen: str, ready: Callable[[], bool], stop: asyncio.Event) -> None:
@@ -152,58 +789,4 @@ async def run_controller(options: ControllerOptions, *, stop: asyncio.Event | No
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    identity = options.identity or identity_from_environment()
-    timeout = max(1.0, 0.3 * options.lease_duration)
-    lease_kube = KubeCluster(
-        Connection(
-            name="hub", kubeconfig=options.kubeconfig, context=options.context, timeout=timeout
-        )
-    )
-    watch_kube = KubeCluster(
-        Connection(name="hub", kubeconfig=options.kubeconfig, context=options.context)
-    )
-    keys: set[str] = set()
-    shard = Shard()
-    membership = Membership(
-        lease_kube,
-        MembershipOptions(
-            namespace=options.namespace,
-            identity=identity,
-            duration=float(options.lease_duration),
-        ),
-        keys=lambda: frozenset(keys),
-        restrict=shard.restrict,
-    )
-
-    async def assign() -> None:
-        generation = 0
-        while not stop.is_set():
-            generation = await membership.wait_changed(generation, timeout=1.0)
-            shard.take(membership.acting())
-
-    tasks = [
-        asyncio.create_task(_follow_appflows(watch_kube, options, keys, stop), name="appflows"),
-        asyncio.create_task(assign(), name="assign"),
-    ]
-    if options.listen:
-        tasks.append(
-            asyncio.create_task(
-                _serve_health(options.listen, lambda: membership.remaining() > 0, stop),
-                name="health",
-            )
-        )
-    log.info(
-        "controller %s: leases in %s, AppFlows of %s",
-        identity,
-        options.namespace,
-        options.workspace or "every namespace",
-    )
-    try:
-        await membership.run(stop)
-    finally:
-        stop.set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        lease_kube.close()
-        watch_kube.close()
+    await Controller(options, stop=stop).run()

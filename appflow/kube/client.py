@@ -28,7 +28,7 @@ from kubernetes.dynamic.exceptions import ConflictError as DynConflict
 from kubernetes.dynamic.exceptions import NotFoundError as DynNotFound
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
-from appflow.errors import ConfigError, FencedError, MissingKindError, Where
+from appflow.errors import ConfigError, FencedError, MissingKindError, NotFoundError, Where
 from appflow.kube.errors import translate
 from appflow.kube.lookup import LookupView
 from appflow.model.capabilities import Capabilities
@@ -420,6 +420,56 @@ class KubeCluster:
             namespace=namespace,
             label_selector=label_selector,
             timeout=timeout,
+        )
+
+    def patch_sync(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str,
+        patch: Manifest,
+        *,
+        subresource: str | None = None,
+    ) -> Manifest:
+        """JSON merge PATCH of an object (or of its SUBRESOURCE, such as ``status``).
+
+        A ``metadata.resourceVersion`` in PATCH makes it conditional: ConflictError when the
+        object changed since it was read (optimistic concurrency)."""
+        resource = self.resource_sync(api_version, kind)
+        if subresource:
+            resource = resource.subresources[subresource]
+        obj = f"{kind}/{namespace + '/' if namespace else ''}{name}"
+        try:
+            result = self._client().patch(
+                resource,
+                body=patch,
+                name=name,
+                namespace=namespace or None,
+                content_type="application/merge-patch+json",
+                _request_timeout=self.write_timeout(obj),
+                serializer=_plain,
+            )
+        except DynNotFound as err:
+            raise NotFoundError(
+                f"{obj} does not exist", where=Where(cluster=self.name, object=obj)
+            ) from err
+        except Exception as err:
+            raise translate(err, cluster=self.name, obj=obj, action="patch") from err
+        return result  # type: ignore[no-any-return]
+
+    async def patch(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str,
+        patch: Manifest,
+        *,
+        subresource: str | None = None,
+    ) -> Manifest:
+        return await self._run(  # type: ignore[no-any-return]
+            self.patch_sync, api_version, kind, name, namespace, patch, subresource=subresource
         )
 
     def delete_sync(

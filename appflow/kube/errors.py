@@ -79,6 +79,12 @@ def translate(
                 where=where,
                 hint="another tool owns these fields; use --force-conflicts to take them over",
             )
+        if code == 409 and action == "patch":
+            return ConflictError(
+                f"the object changed since it was read: {message}",
+                where=where,
+                hint="read it again and retry",
+            )
         if code == 422 or code == 400:
             causes = (status.get("details") or {}).get("causes") or []
             if (

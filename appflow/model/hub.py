@@ -19,6 +19,15 @@ SYSTEM_NAMESPACE = "appflow-system"
 DEFAULT_WORKSPACE = "appflow"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "appflow"}
 
+ENV_HUB = "APPFLOW_HUB"
+"""KUBECONFIG[:CONTEXT] of the hub the CLI works on (as --hub)."""
+ENV_WORKSPACE = "APPFLOW_HUB_WORKSPACE"
+HUB_CONTEXT_FILE = "hub-context.json"
+"""In the data folder: the hub `appflow hub use` chose."""
+
+ANNOTATION_WEBHOOK = "appflow.dev/webhook"
+"""On a GitRepo: the latest webhook delivery ``{"commit", "at", "trigger"}``, for its owner."""
+
 LABEL_CLUSTER = "appflow.dev/cluster"
 LABEL_WORKSPACE = "appflow.dev/workspace"
 LABEL_CONTENT_MEDIA = "appflow.dev/content"

@@ -5,10 +5,12 @@ tested without a cluster (``appflow.kube.lease`` does the Lease I/O and runs the
 
 - **Rendezvous hashing with bounded loads.** Each key ranks the members by
   ``sha256(member "\\0" key)``; keys, taken in the order of their own hash, go to the
-  highest-ranked member that holds fewer than ``ceil((1 + SLACK) * keys / members)``. Plain
+  highest-ranked member that holds fewer than ``ceil((1 + SLACK) * keys / members)`` keys of
+  that kind (apps, repositories and clusters are each balanced on their own). Plain
   rendezvous hashing leaves each member a binomial share (60 keys over 3 members: outside
-  15..25 for some member in about a third of fleets); the bound keeps every share within 10 %
-  of the mean, and a member joining or leaving still moves few keys. Because the assignment
+  15..25 for some member in about a third of fleets); the bound keeps every share at most 10 %
+  above the mean (over 3 members, so at least 80 % of it), and a member joining or leaving
+  still moves few keys. Because the assignment
   depends on the whole key set, members publish a digest of the key set they assign.
 - **Liveness on the observer's clock.** A member is live while its Lease changed less than
   ``OBSERVER_EXPIRY`` of the lease duration ago, *measured from when the observer saw the
@@ -67,14 +69,22 @@ def assign(keys: Collection[str], members: Collection[str]) -> dict[str, str]:
 def _assign(keys: frozenset[str], members: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     if not members:
         return ()
-    cap = max(1, math.ceil((1 + SLACK) * len(keys) / len(members)))
-    load = dict.fromkeys(members, 0)
+    # Each kind of key (what comes before the first "/": apps, repositories, clusters) is
+    # balanced on its own: bounded over all keys together, a few keys of another kind could
+    # push one member's share of the apps below the bound.
+    kinds: dict[str, list[str]] = {}
+    for key in keys:
+        kind, _, rest = key.partition("/")
+        kinds.setdefault(kind if rest else "", []).append(key)  # "key-07" and the like: one kind
     out: list[tuple[str, str]] = []
-    for key in sorted(keys, key=lambda k: (hashlib.sha256(k.encode()).digest(), k)):
-        ranked = sorted(members, key=lambda m: (score(m, key), m), reverse=True)
-        chosen = next(m for m in ranked if load[m] < cap)
-        load[chosen] += 1
-        out.append((key, chosen))
+    for kind in sorted(kinds):
+        cap = max(1, math.ceil((1 + SLACK) * len(kinds[kind]) / len(members)))
+        load = dict.fromkeys(members, 0)
+        for key in sorted(kinds[kind], key=lambda k: (hashlib.sha256(k.encode()).digest(), k)):
+            ranked = sorted(members, key=lambda m: (score(m, key), m), reverse=True)
+            chosen = next(m for m in ranked if load[m] < cap)
+            load[chosen] += 1
+            out.append((key, chosen))
     return tuple(out)
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, cast, get_args
 
-from appflow.errors import ConfigError, Where
+from appflow.errors import ConfigError, NotFoundError, Where
 from appflow.model.appdef import Dependency, EncryptedValues, RolloutSpec, SyncPolicy
 from appflow.model.codec import JsonObject, to_json
 from appflow.model.inventory import InventoryEntry
@@ -697,6 +697,15 @@ class RolloutRecord:
                 for p in self.partitions
             ],
         }
+
+
+def no_rollout(app: str) -> NotFoundError:
+    """What every store says of an app without a rollout record."""
+    return NotFoundError(
+        "the app has no rollout",
+        where=Where(app=app),
+        hint="rollouts are made by syncs of apps with a rollout strategy",
+    )
 
 
 TokenScope = Literal["admin", "read-only"]

@@ -12,6 +12,7 @@ malformed parameter, 503 when the store is busy. A 500 means a bug in appflow.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -83,6 +84,7 @@ def create_app(
     engine: Engine | None = None,
     catalog_dir: Path | None = None,
     body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS,
+    read_secret: Callable[[str], bytes] | None = None,
 ) -> FastAPI:
     """The appflow HTTP app over STORE, queuing work on TRIGGERS.
 
@@ -91,7 +93,8 @@ def create_app(
     available as ``app.state.metrics`` either way. REQUIRE_TOKEN=False serves the API
     without bearer tokens (only for a server bound to loopback, or tests). ENGINE, when
     given, lets the API and the dashboard diff, roll back and install (``appflow serve``).
-    BODY_TIMEOUT_SECONDS bounds how long a webhook body may take to arrive.
+    BODY_TIMEOUT_SECONDS bounds how long a webhook body may take to arrive. READ_SECRET reads
+    a repository's webhook secret reference (the hub's are Secrets).
     """
     if max_body_bytes <= 0:
         raise ConfigError("the webhook body limit must be positive")
@@ -171,6 +174,8 @@ def create_app(
         max_body_bytes=max_body_bytes,
         body_timeout_seconds=body_timeout_seconds,
     )
+    if read_secret is not None:
+        receiver.read_secret = read_secret
     app.include_router(webhook_router(receiver))
     service = FleetService(store=store, triggers=triggers, engine=engine, catalog_dir=catalog_dir)
     app.state.service = service

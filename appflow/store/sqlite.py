@@ -63,6 +63,7 @@ from appflow.model.records import (
     SyncTrigger,
     TokenRecord,
     TokenScope,
+    no_rollout,
     utc_now,
 )
 from appflow.paths import data_dir
@@ -869,11 +870,7 @@ class SqliteStore:
         with self._read(f"read rollout of app {app}") as conn:
             row = conn.execute("SELECT * FROM rollouts WHERE app = ?", (app,)).fetchone()
         if row is None:
-            raise NotFoundError(
-                "the app has no rollout",
-                where=Where(app=app),
-                hint="rollouts are made by syncs of apps with a rollout strategy",
-            )
+            raise no_rollout(app)
         return RolloutRecord(
             app=row["app"],
             revision=row["revision"],

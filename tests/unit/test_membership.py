@@ -22,6 +22,24 @@ def test_sixty_keys_over_three_members_stay_within_a_quarter_of_a_third(trial: i
     }
 
 
+@pytest.mark.parametrize("trial", range(50))
+def test_keys_of_other_kinds_do_not_push_a_share_of_the_apps_out_of_bounds(trial: int) -> None:
+    # A replica's keys: its apps, and the workspace's repositories, clusters and collector.
+    apps = _keys(60)
+    others = [f"gitrepo/appflow/repo-{i}" for i in range(6)] + ["gc/appflow"]
+    members = [f"controller-{secrets.token_hex(3)}" for _ in range(3)]
+    shares = m.shares([*apps, *others], members)
+    of_apps = {k: len(set(v) & set(apps)) for k, v in shares.items()}
+    assert all(15 <= n <= 25 for n in of_apps.values()), of_apps
+
+
+def test_keys_without_a_kind_are_balanced_together() -> None:
+    keys = [f"key-{i:02d}" for i in range(60)]
+    for _ in range(20):
+        members = [f"m-{secrets.token_hex(3)}" for _ in range(3)]
+        assert all(16 <= len(v) <= 22 for v in m.shares(keys, members).values())
+
+
 def test_assignment_depends_on_the_sets_not_their_order() -> None:
     keys = _keys(40)
     assert m.assign(keys, ["a", "b", "c"]) == m.assign(list(reversed(keys)), ["c", "a", "b"])

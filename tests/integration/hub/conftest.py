@@ -14,13 +14,20 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from appflow import sandbox as sb
+from appflow.errors import AppflowError
 from appflow.hub.crds import crd_manifests
 from appflow.kube.client import Connection, KubeCluster
-from tests.helpers import built_tool, eventually, fresh_namespace
+from appflow.model.hub import API_VERSION
+from appflow.model.objects import Manifest
+from tests.helpers import Sandbox, built_tool, eventually, fresh_namespace
+
+if TYPE_CHECKING:
+    from tests.integration.hub.controllers import HubFleet
 
 
 @dataclass(frozen=True)
@@ -62,10 +69,20 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
             assert not report.problems, report.problems
 
 
-def _established(kube: KubeCluster, name: str) -> bool:
-    crd = kube.get_sync("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
-    conditions = ((crd or {}).get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+def _established(kube: KubeCluster, crd: Manifest) -> bool:
+    """Established, and its objects can be listed: a CRD created again (after the uninstall
+    test) answers 429 "storage is (re)initializing" for a moment after it is Established."""
+    name = crd["metadata"]["name"]
+    found = kube.get_sync("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
+    conditions = ((found or {}).get("status") or {}).get("conditions") or []
+    if not any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
+        return False
+    kube.invalidate_discovery()
+    try:
+        kube.list_sync(API_VERSION, crd["spec"]["names"]["kind"], namespace="default")
+    except AppflowError:
+        return False
+    return True
 
 
 @pytest.fixture
@@ -78,9 +95,11 @@ def hub_crds(hub: Hub) -> Hub:
         for crd in crd_manifests():
             kube.apply_sync(crd, force=True)
         for crd in crd_manifests():
-            name = crd["metadata"]["name"]
-            eventually(lambda n=name: _established(kube, n), timeout=60, what=f"{name} established")
-        kube.invalidate_discovery()
+            eventually(
+                lambda c=crd: _established(kube, c),
+                timeout=60,
+                what=f"{crd['metadata']['name']} established",
+            )
     finally:
         kube.close()
     return hub
@@ -91,3 +110,17 @@ def hub_namespace(hub: Hub) -> Iterator[str]:
     """A fresh namespace on the hub, deleted after the test."""
     with fresh_namespace(hub.kube(), prefix="h") as name:
         yield name
+
+
+@pytest.fixture
+def fleet(hub_crds: Hub, sandbox: Sandbox, tmp_path: Path) -> Iterator[HubFleet]:
+    """A workspace of the test's own on the hub, its replicas started by the test; the push
+    clusters are the sandbox's. The replicas' logs are printed at teardown (pytest shows them
+    when the test failed)."""
+    from tests.integration.hub.controllers import hub_fleet  # it imports this module
+
+    with hub_fleet(hub_crds, tmp_path, sandbox_root=sandbox.root) as f:
+        try:
+            yield f
+        finally:
+            print(f.logs())

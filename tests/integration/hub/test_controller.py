@@ -1,41 +1,19 @@
-"""`appflow controller` replicas as processes against the hub: they share the AppFlows."""
+"""`appflow controller` replicas as processes against the hub: they share the AppFlows and the
+repositories (each polled by its owner only), and each answers its readiness probe."""
 
 from __future__ import annotations
 
-import re
-import secrets
-import socket
-import subprocess
-import sys
+import time
 import urllib.request
-from pathlib import Path
 
 import pytest
-import yaml
 
 from appflow.model.hub import API_VERSION
+from appflow.model.resources import parse_time
 from tests.helpers import eventually
-from tests.integration.hub.conftest import Hub
+from tests.integration.hub.controllers import HubFleet, free_port
 
-ROOT = Path(__file__).resolve().parents[3]
-TOOK = re.compile(r"took appflow/(\S+)/(\S+)")
-RELEASED = re.compile(r"released appflow/(\S+)/(\S+)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _holding(log: Path) -> set[str]:
-    held: set[str] = set()
-    for line in log.read_text().splitlines():
-        if m := TOOK.search(line):
-            held.add(m.group(2))
-        elif m := RELEASED.search(line):
-            held.discard(m.group(2))
-    return held
+pytestmark = pytest.mark.cluster
 
 
 def _ready(port: int) -> bool:
@@ -46,59 +24,67 @@ def _ready(port: int) -> bool:
         return False
 
 
-@pytest.mark.cluster
-def test_two_controllers_share_the_appflows_of_their_workspace(
-    hub_crds: Hub, hub_namespace: str, tmp_path: Path
+def test_two_controllers_share_the_appflows_and_each_repository_has_one_poller(
+    fleet: HubFleet,
 ) -> None:
-    leases = f"{hub_namespace}"
     names = [f"app-{i:02d}" for i in range(12)]
-    for name in names:
-        app = {
-            "apiVersion": API_VERSION,
-            "kind": "AppFlow",
-            "metadata": {"name": name, "namespace": hub_namespace},
-            "spec": {"definition": {"namespace": "web"}},
-        }
-        hub_crds.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(app))
-    processes: list[tuple[subprocess.Popen[bytes], Path, int]] = []
+    repos = [f"repo-{i}" for i in range(4)]
+    fleet.create_appflows(names, {"definition": {"namespace": "web"}})
+    kube = fleet.kube()
     try:
-        for i in range(2):
-            log, port = tmp_path / f"controller-{i}.log", _free_port()
-            args = [
-                sys.executable,
-                "-m",
-                "appflow",
-                "controller",
-                "--kubeconfig",
-                str(hub_crds.kubeconfig),
-                "--namespace",
-                leases,
-                "--workspace",
-                hub_namespace,
-                "--lease-duration",
-                "6",
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--identity",
-                f"c{i}-{secrets.token_hex(3)}",
-            ]
-            with log.open("wb") as out:
-                processes.append((subprocess.Popen(args, cwd=ROOT, stderr=out), log, port))
+        for repo in repos:
+            # Nothing listens there: every poll fails, and its poller records a failure Event
+            # as the replica it is, which is what shows who polled.
+            kube.create_sync(
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": "GitRepo",
+                    "metadata": {"name": repo, "namespace": fleet.workspace},
+                    "spec": {"url": f"https://127.0.0.1:{free_port()}/{repo}.git", "ref": "main"},
+                }
+            )
+        ports = [free_port() for _ in range(2)]
+        for port in ports:
+            fleet.start(extra=("--listen", f"127.0.0.1:{port}", "--poll-seconds", "1"))
+        # Each held once, by members that agree on who the members are.
+        fleet.wait_owned(names)
+        assert sum(len(r.held()) for r in fleet.replicas) == len(names)
+        assert all(_ready(port) for port in ports)
 
-        def shared() -> bool:
-            held = [_holding(log) for _, log, _ in processes]
-            return all(held) and sorted(held[0] | held[1]) == names and not held[0] & held[1]
+        def owners() -> dict[str, list[str]]:
+            return {
+                repo: [r.identity for r in fleet.replicas if repo in r.held("gitrepo")]
+                for repo in repos
+            }
 
-        try:
-            eventually(shared, timeout=90, what="the 12 AppFlows held once each by 2 controllers")
-        except BaseException:
-            for _, log, _ in processes:
-                print(f"--- {log.name}\n{log.read_text()[-3000:]}")
-            raise
-        for _, _, port in processes:
-            assert _ready(port)
+        # The repositories' keys move in the same view as the apps'; their logs may lag.
+        eventually(
+            lambda: all(len(o) == 1 for o in owners().values()),
+            timeout=30,
+            what="each repository held by one replica",
+        )
+        settled = time.time()
+
+        def pollers() -> dict[str, list[str]]:
+            """Per repository, who recorded each failed poll since the shares settled."""
+            found: dict[str, list[str]] = {repo: [] for repo in repos}
+            for event in kube.list_sync("events.k8s.io/v1", "Event", namespace=fleet.workspace):
+                moment = parse_time(event.get("eventTime"))
+                note = str(event.get("note") or "")
+                for repo in repos:
+                    if (
+                        moment
+                        and moment.timestamp() > settled
+                        and note.startswith(f"repository {repo}:")
+                    ):
+                        found[repo].append(str(event.get("reportingInstance")))
+            return found
+
+        eventually(
+            lambda: all(len(p) >= 2 for p in pollers().values()),
+            timeout=60,
+            what="every repository polled twice since the shares settled",
+        )
+        assert {repo: sorted(set(p)) for repo, p in pollers().items()} == owners()
     finally:
-        for process, _, _ in processes:
-            process.terminate()
-        for process, _, _ in processes:
-            process.wait(timeout=30)
+        kube.close()

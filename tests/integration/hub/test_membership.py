@@ -280,17 +280,23 @@ class Proxy:
         self.server.close()
 
 
-@pytest.mark.cluster
-def test_a_member_cut_off_from_the_api_server_stops_writing_within_the_lease_duration(
-    group: Group, hub: Hub, tmp_path: Path
-) -> None:
-    config = yaml.safe_load(hub.kubeconfig.read_text())
+def proxied(kubeconfig: Path, into: Path) -> tuple[Proxy, Path]:
+    """A Proxy to KUBECONFIG's API server, and a copy of KUBECONFIG (at INTO) that goes
+    through it."""
+    config = yaml.safe_load(kubeconfig.read_text())
     server = config["clusters"][0]["cluster"]["server"]
     host, port = server.removeprefix("https://").rsplit(":", 1)
     proxy = Proxy((host, int(port)))
     config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
-    through_proxy = tmp_path / "lease-kubeconfig"
-    through_proxy.write_text(yaml.safe_dump(config))
+    into.write_text(yaml.safe_dump(config))
+    return proxy, into
+
+
+@pytest.mark.cluster
+def test_a_member_cut_off_from_the_api_server_stops_writing_within_the_lease_duration(
+    group: Group, hub: Hub, tmp_path: Path
+) -> None:
+    proxy, through_proxy = proxied(hub.kubeconfig, tmp_path / "lease-kubeconfig")
     duration = 6.0
     try:
         member = group.start(keys=4, duration=duration, beat=0.3, lease_kubeconfig=through_proxy)

@@ -1,0 +1,392 @@
+"""What an AppFlow's owner does with it: sync, run requests, publish, aggregate.
+
+One reconcile of one app, level-triggered (it reads the resources, never an event's payload):
+
+1. an unfinished ``spec.syncRequest`` (``appflow sync``, ``rollback``, ``app delete`` on a hub)
+   runs once, and its outcome (the engine's whole report, as content) goes to the AppFlow's
+   ``status.syncRequest``, where the CLI that asked waits for it;
+2. otherwise an app that syncs by itself (``syncPolicy.auto``, not paused) is synced when its
+   definition, source or targets changed, and every resync;
+3. its status is aggregated from its Deployments.
+
+A sync is the engine's, over a view of the hub that holds the push-mode clusters
+(``HubStore(push_only=True)``): the engine renders, validates every target, applies with its
+stages through the replica's fenced connections, and records through the ``Store`` protocol.
+Pull-mode targets are rendered first with the same render cache, and their renders join the
+same revision (``HubRecorder``); they are staged, and released once every agent validated.
+A render that fails for any target, push or pull, refuses the revision everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from appflow.engine.engine import Engine
+from appflow.engine.recorder import Recorder
+from appflow.engine.report import AppSyncReport
+from appflow.engine.stages.types import DesiredState, SyncOptions
+from appflow.engine.state import FleetState
+from appflow.errors import AppflowError, FencedError, NotFoundError
+from appflow.hub import publish
+from appflow.hub.reports import report_data
+from appflow.hub.store import HubStore
+from appflow.kube.client import KubeCluster
+from appflow.model import resources as res
+from appflow.model.appdef import SyncPolicy
+from appflow.model.hubstatus import app_status
+from appflow.model.objects import Manifest
+from appflow.model.records import (
+    AppRecord,
+    GitCommit,
+    RevisionRecord,
+    SourceRef,
+    SyncTrigger,
+    utc_now,
+)
+from appflow.model.targeting import ClusterGroup, parse_selector
+
+log = logging.getLogger("appflow.controller")
+
+
+class HubRecorder(Recorder):
+    """The engine's recorder, whose revisions also hold the renders of pull-mode targets."""
+
+    def __init__(self, store: HubStore) -> None:
+        super().__init__(store)
+        self.pull: dict[str, tuple[SourceRef, Mapping[str, DesiredState]]] = {}
+        """Per app being synced, the source and the pull targets' renders of this sync."""
+
+    async def revision(
+        self, app: str, desired: Mapping[str, DesiredState], *, source_ref: SourceRef
+    ) -> RevisionRecord:
+        extra = self.pull.get(app)
+        if extra is not None and extra[0] == source_ref:
+            desired = {**extra[1], **desired}
+        return await super().revision(app, desired, source_ref=source_ref)
+
+
+@dataclass(kw_only=True)
+class Outcome:
+    """What one reconcile found, for the status it writes."""
+
+    stalled: str = ""
+    reconciling: bool = False
+    report: AppSyncReport | None = None
+
+
+@dataclass(kw_only=True)
+class Reconciler:
+    """The per-app work of one controller replica."""
+
+    engine: Engine
+    """Over ``HubStore(push_only=True)``, with fenced connections and a ``HubRecorder``."""
+    store: HubStore
+    """The whole hub (push and pull clusters)."""
+    kube: KubeCluster
+    """The hub, fenced: every write of this replica goes through it."""
+    identity: str
+    last_commits: dict[str, str] = field(default_factory=dict)
+    """Per app, the commit its last sync from a poll used (a new one makes it due)."""
+    stalled: dict[str, str] = field(default_factory=dict)
+    """Per app, why its last reconcile could not go on."""
+    on_report: Callable[[AppSyncReport], None] | None = None
+    seen: Callable[[str], list[Manifest]] | None = None
+    """An app's AppFlowDeployments as the replica's watch last saw them (None: listed)."""
+    seen_clusters: Callable[[], list[Manifest]] | None = None
+    """The Clusters as the replica's watch last saw them (None: listed)."""
+
+    async def release(self, app: str) -> dict[str, str]:
+        """Release APP's staged revision where every target validated it (decided on a fresh
+        list: a watch that lags could hide a target that has not validated yet)."""
+        listed = await asyncio.to_thread(
+            self.store.deployment_objects, app=app, with_unreported=True
+        )
+        return await publish.release(self.kube, app=app, deployments=listed)
+
+    async def deployments(self, app: str) -> list[Manifest]:
+        """APP's AppFlowDeployments, from the watch when there is one (no LIST per call)."""
+        if self.seen is not None:
+            return self.seen(app)
+        return await asyncio.to_thread(self.store.deployment_objects, app=app, with_unreported=True)
+
+    @property
+    def recorder(self) -> HubRecorder:
+        recorder = self.engine.recorder
+        assert isinstance(recorder, HubRecorder)
+        return recorder
+
+    async def reconcile(self, app: str, trigger: SyncTrigger) -> bool:
+        """Reconcile APP; False when it should be tried again after a backoff."""
+        try:
+            obj = await asyncio.to_thread(self.store.app_object, app)
+        except NotFoundError:
+            self.stalled.pop(app, None)
+            return True
+        ok = True
+        outcome = Outcome()
+        try:
+            request = res.pending_request(obj)
+            if request is not None:
+                outcome = await self._run_request(obj, request)
+            else:
+                record = await asyncio.to_thread(self.store.app_of, obj)
+                if self._syncs(record, trigger):
+                    report = await self._sync(record, trigger=trigger)
+                    outcome = self._outcome(report)
+                    ok = not report.retry
+                else:
+                    outcome.stalled = self.stalled.get(app, "")
+        except FencedError:
+            raise
+        except AppflowError as err:
+            log.warning("%s: %s", app, err)
+            outcome.stalled = str(err)
+            ok = not err.retryable
+        self.stalled[app] = outcome.stalled
+        await self.aggregate(app, stalled=outcome.stalled)
+        return ok
+
+    def _syncs(self, record: AppRecord, trigger: SyncTrigger) -> bool:
+        if record.paused:
+            return False
+        return record.policy.auto or trigger == "user"
+
+    def _outcome(self, report: AppSyncReport) -> Outcome:
+        stalled = "; ".join(str(e) for e in report.blocked)
+        if report.rollout_failed:
+            stalled = stalled or f"rollout failed: {report.rollout_failed}"
+        if self.on_report is not None:
+            self.on_report(report)
+        return Outcome(stalled=stalled, report=report)
+
+    # -- syncs ------------------------------------------------------------------------------
+
+    async def _cluster_objects(self) -> list[Manifest]:
+        """The hub's Clusters, as the watch saw them (listed without one)."""
+        if self.seen_clusters is not None:
+            return list(self.seen_clusters())
+        return await asyncio.to_thread(self.store.cluster_objects)
+
+    async def _pull_fleet(self) -> FleetState | None:
+        """The pull-mode clusters (None: the hub has none), their capabilities noted."""
+        pull = [o for o in await self._cluster_objects() if res.cluster_mode(o) == "pull"]
+        if not pull:
+            return None
+        connections = self.engine.parts.connections
+        if isinstance(connections, publish.HubConnections):
+            for obj in pull:
+                found = publish.capabilities_of(obj)
+                if found is not None:
+                    connections.reported[res.name_of(obj)] = found
+        groups = await asyncio.to_thread(self.store.list_groups)
+        records = [res.cluster_record(o) for o in pull]
+        return FleetState(
+            clusters={c.name: c for c in records},
+            groups={
+                g.name: ClusterGroup(name=g.name, selector=parse_selector(g.selector))
+                for g in groups
+            },
+        )
+
+    async def _sync(
+        self,
+        record: AppRecord,
+        *,
+        trigger: SyncTrigger,
+        clusters: Sequence[str] = (),
+        options: SyncOptions | None = None,
+        force_conflicts: bool = False,
+        commit: str | None = None,
+    ) -> AppSyncReport:
+        """Sync RECORD on its push targets (the engine) and publish it to its pull targets."""
+        repo = (
+            await asyncio.to_thread(self.store.get_repo, record.repo)
+            if record.source == "git" and record.repo
+            else None
+        )
+        if commit is None and repo is not None and trigger != "user":
+            commit = repo.last_commit  # what the repository's poller found
+        pull_fleet = None if clusters else await self._pull_fleet()
+        plan = None
+        if pull_fleet is not None:
+            plan = await publish.render_pull(
+                self.engine.parts, record, repo, fleet=pull_fleet, commit=commit
+            )
+        if plan is not None and plan.blocked:
+            report = AppSyncReport(app=record.name, blocked=list(plan.blocked))
+            await self.recorder.blocked(
+                record.name, plan.blocked, clusters=list(plan.clusters), trigger=trigger
+            )
+            return report
+        if plan is not None:
+            if isinstance(plan.source.ref, GitCommit):
+                commit = plan.source.ref.commit
+            self.recorder.pull[record.name] = (plan.source.ref, plan.desired)
+
+        def from_policy(policy: SyncPolicy) -> SyncOptions:
+            base = options or SyncOptions()
+            return SyncOptions(
+                prune=policy.prune,
+                force_conflicts=force_conflicts or policy.force_conflicts,
+                wait=base.wait,
+                wait_timeout=base.wait_timeout,
+            )
+
+        try:
+            if (
+                plan is not None
+                and not clusters
+                and not any(res.cluster_mode(o) == "push" for o in await self._cluster_objects())
+            ):
+                # A fleet of pull clusters only: nothing for the engine to validate or apply
+                # (and nothing of its state to read); the revision and the definition's
+                # decisions are recorded as its sync would.
+                report = AppSyncReport(app=record.name, warnings=list(plan.definition.warnings))
+                await self.recorder.definition_read(record, plan.definition)
+            else:
+                report = await self.engine.sync(
+                    record.name,
+                    clusters=clusters,
+                    trigger=trigger,
+                    options_from_policy=from_policy,
+                    commit=commit,
+                )
+            if plan is not None and plan.desired and not report.blocked:
+                revision = report.revision or await self.recorder.revision(
+                    record.name, plan.desired, source_ref=plan.source.ref
+                )
+                report.revision = revision
+                written = await publish.stage(
+                    self.store,
+                    self.kube,
+                    app=record.name,
+                    revision=revision,
+                    plan=plan,
+                    deployments=await self.deployments(record.name),
+                )
+                log.info(
+                    "%s: revision %d staged on %d pull cluster(s)",
+                    record.name,
+                    revision.number,
+                    written,
+                )
+                rejected = await self.release(record.name)
+                report.blocked.extend(
+                    AppflowError(
+                        f"{c}: the agent's dry run refused revision {revision.number}: {m}"
+                    )
+                    for c, m in sorted(rejected.items())
+                )
+        finally:
+            self.recorder.pull.pop(record.name, None)
+        return report
+
+    # -- requests ---------------------------------------------------------------------------
+
+    async def _request_status(self, app: str, status: Mapping[str, Any]) -> None:
+        obj = await asyncio.to_thread(self.store.app_object, app)
+        await asyncio.to_thread(
+            self.store.patch_status, obj, {"syncRequest": dict(status)}, conditional=False
+        )
+
+    async def _run_request(self, obj: Mapping[str, Any], request: Mapping[str, Any]) -> Outcome:
+        """Run the AppFlow's syncRequest once; its outcome goes to status.syncRequest."""
+        app = res.name_of(obj)
+        request_id = str(request["id"])
+        await self._request_status(
+            app, {"id": request_id, "phase": "Running", "writer": self.identity}
+        )
+        wait = bool(request.get("wait"))
+        options = SyncOptions(
+            force_conflicts=bool(request.get("forceConflicts")),
+            wait=wait,
+            wait_timeout=float(request.get("timeoutSeconds") or 300),
+        )
+        try:
+            if request.get("uninstall"):
+                report = await self.engine.uninstall(app)
+            elif request.get("rollbackTo"):
+                report = await self.engine.rollback(
+                    app, to=int(request["rollbackTo"]), options=options
+                )
+            else:
+                record = await asyncio.to_thread(self.store.app_of, dict(obj))
+                report = await self._sync(
+                    record,
+                    trigger=request.get("trigger") or "user",
+                    clusters=tuple(request.get("clusters") or ()),
+                    options=options,
+                    force_conflicts=options.force_conflicts,
+                    commit=request.get("commit"),
+                )
+        except FencedError:
+            raise
+        except AppflowError as err:
+            report = AppSyncReport(app=app, blocked=[err.located(app=app)])
+        outcome = self._outcome(report)
+        succeeded = report.ok and (report.ready or not wait)
+        digest = await asyncio.to_thread(self.store.put_objects, [report_data(report)])
+        problems = [str(e) for e in report.blocked] + [
+            f"{c}: {e}" for c, e in sorted({**report.unreachable, **report.failed}.items())
+        ]
+        status: dict[str, Any] = {
+            "id": request_id,
+            "phase": "Succeeded" if succeeded else "Failed",
+            "message": "; ".join(problems)[:2000]
+            if problems
+            else ("done" if succeeded else "not Ready"),
+            "report": digest,
+            "writer": self.identity,
+            "finishedAt": res.stamp(utc_now()),
+        }
+        if report.revision is not None:
+            status["revision"] = report.revision.number
+        await self._request_status(app, status)
+        return outcome
+
+    # -- status -----------------------------------------------------------------------------
+
+    async def aggregate(
+        self, app: str, *, stalled: str | None = None, reconciling: bool = False
+    ) -> None:
+        """Write APP's aggregated status from its Deployments."""
+        with contextlib.suppress(NotFoundError):
+            obj = await asyncio.to_thread(self.store.app_object, app)
+            deployments = await self.deployments(app)
+            before = obj.get("status") or {}
+            patch = app_status(
+                deployments,
+                before=before,
+                generation=(obj.get("metadata") or {}).get("generation"),
+                reconciling=reconciling,
+                stalled=self.stalled.get(app, "") if stalled is None else stalled,
+                now=utc_now(),
+            )
+            if all(before.get(k) == v for k, v in patch.items() if k != "conditions") and [
+                {k: v for k, v in c.items() if k != "lastTransitionTime"}
+                for c in patch["conditions"]
+            ] == [
+                {k: v for k, v in c.items() if k != "lastTransitionTime"}
+                for c in before.get("conditions") or []
+            ]:
+                return
+            await asyncio.to_thread(self.store.patch_status, obj, patch, conditional=False)
+
+    async def refresh_health(self, app: str) -> None:
+        """Re-assess the push Deployments of APP that are not Ready yet."""
+        deployments = await asyncio.to_thread(
+            self.engine.store.list_deployment_summaries, apps=[app]
+        )
+        for d in deployments:
+            if d.state in ("NotReady", "Missing") and d.applied_revision is not None:
+                try:
+                    await self.engine.refresh_health(app=d.app, cluster=d.cluster)
+                except FencedError:
+                    raise
+                except AppflowError as err:
+                    log.debug("health of %s on %s: %s", d.app, d.cluster, err)
