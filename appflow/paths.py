@@ -10,6 +10,7 @@ private repositories and rendered Secrets.
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 from functools import cache
 from pathlib import Path
@@ -78,3 +79,30 @@ def write_private(path: Path, data: bytes) -> Path:
 def serve_socket() -> Path:
     """The local socket of a running `appflow serve` (see appflow.server.local)."""
     return data_dir() / "serve.sock"
+
+
+def key_file(path: Path, *, size: int = 32) -> bytes:
+    """The random key kept in PATH (mode 0600), made on first use.
+
+    Two processes starting at once both end up with the first key written: each writes its
+    own under a private name and links it into place, and the loser reads the winner's.
+    """
+    try:
+        found = path.read_bytes()
+        if len(found) == size:
+            return found
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fresh = secrets.token_bytes(size)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(fresh)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        fresh = path.read_bytes()
+    finally:
+        tmp.unlink(missing_ok=True)
+    return fresh

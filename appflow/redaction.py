@@ -16,8 +16,6 @@ guessing them; it is made on first use.
 
 from __future__ import annotations
 
-import os
-import secrets
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,7 +23,7 @@ from typing import Any
 
 from appflow import errors
 from appflow.model.redact import Redactor
-from appflow.paths import data_dir
+from appflow.paths import data_dir, key_file
 
 KEY_FILE = "redaction.key"
 _KEY_BYTES = 32
@@ -41,32 +39,9 @@ def key() -> bytes:
     with _lock:
         known = _keys.get(path)
         if known is None:
-            known = _load_or_create(path)
+            known = key_file(path, size=_KEY_BYTES)
             _keys[path] = known
         return known
-
-
-def _load_or_create(path: Path) -> bytes:
-    try:
-        found = path.read_bytes()
-        if len(found) == _KEY_BYTES:
-            return found
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fresh = secrets.token_bytes(_KEY_BYTES)
-    tmp = path.with_name(f".{KEY_FILE}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(fresh)
-    try:
-        # Two processes starting at once: the first key written wins, both use it.
-        os.link(tmp, path)
-    except FileExistsError:
-        fresh = path.read_bytes()
-    finally:
-        tmp.unlink(missing_ok=True)
-    return fresh
 
 
 def redactor(values: Iterable[Any] = ()) -> Redactor:

@@ -99,6 +99,8 @@ log = logging.getLogger("appflow.hub.store")
 T = TypeVar("T")
 LocalFolders = Literal["upload", "snapshot"]
 TOKENS_SECRET = "appflow-api-tokens"
+SESSION_SECRET = "appflow-ui-session"
+"""The dashboard's session-signing key, shared by every serve --hub of the workspace."""
 REVISION_LIMIT = 20
 HISTORY_LIMIT = 10
 FIELD_MANAGER = "appflow"
@@ -1150,6 +1152,33 @@ class HubStore:
         # Secret data keys allow [-._a-zA-Z0-9]: token names are DNS-ish already.
         self._write_tokens(tokens, version)
         return record
+
+    def session_key(self) -> bytes:
+        # Made by the first server to ask; one that loses the race to create it reads the
+        # winner's, so every replica behind the Service signs sessions with the same key.
+        for _ in range(2):
+            secret = self.kube.get_sync("v1", "Secret", SESSION_SECRET, self.workspace)
+            if secret is not None:
+                return base64.b64decode(((secret.get("data") or {}).get("key")) or "")
+            body = {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "Opaque",
+                "metadata": {
+                    "name": SESSION_SECRET,
+                    "namespace": self.workspace,
+                    "labels": dict(MANAGED_BY),
+                },
+                "data": {"key": base64.b64encode(secrets.token_bytes(32)).decode()},
+            }
+            created = self.kube.create_sync(body)
+            if created is not None:
+                return base64.b64decode(body["data"]["key"])  # type: ignore[index]
+        raise StoreError(
+            f"the dashboard's session key (Secret {SESSION_SECRET} in {self.workspace}) "
+            "could not be read or made",
+            hint="check that serve --hub may get and create Secrets in the workspace",
+        )
 
     def list_tokens(self) -> list[TokenRecord]:
         tokens, _ = self._tokens()

@@ -183,6 +183,11 @@ class Store(Protocol):
         """The token with this hash, or None; records its use (best-effort, never waiting)."""
         ...
 
+    def session_key(self) -> bytes:
+        """The dashboard's session-signing key: made once, the same for every server that
+        reads this store (so a browser stays signed in whichever of them answers)."""
+        ...
+
     # webhook deliveries (the generic receiver's replay guard)
     def remember_deliveries(self, keys: list[str], *, now: float, ttl_seconds: float) -> bool:
         """True if any of KEYS was seen within the TTL (a replay); otherwise remember them."""

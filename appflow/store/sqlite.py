@@ -66,11 +66,13 @@ from appflow.model.records import (
     no_rollout,
     utc_now,
 )
-from appflow.paths import data_dir
+from appflow.paths import data_dir, key_file
 from appflow.store.migrations import migrate
 
 log = logging.getLogger("appflow.store")
 
+SESSION_KEY_FILE = "ui-session.key"
+"""Next to the store file: the dashboard's session-signing key."""
 STORE_FILE = "appflow.db"
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
 TOKEN_TOUCH_SECONDS = 60
@@ -1241,6 +1243,9 @@ class SqliteStore:
             )
             assert cursor.lastrowid is not None  # an INSERT into a rowid table sets it
             return replace(record, id=cursor.lastrowid)
+
+    def session_key(self) -> bytes:
+        return key_file(self.path.parent / SESSION_KEY_FILE)
 
     def list_tokens(self) -> list[TokenRecord]:
         """Every API token (names and times, no hashes), oldest first."""

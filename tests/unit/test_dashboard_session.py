@@ -5,7 +5,8 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from appflow.server.ui.session import Sessions, load_key
+from appflow.server.ui.session import Sessions
+from appflow.store.sqlite import SqliteStore
 
 HASH = "a" * 64
 
@@ -48,9 +49,21 @@ def test_csrf_tokens_belong_to_one_session() -> None:
     assert not sessions.csrf_ok(one, "")
 
 
-def test_the_key_is_made_once_and_private(tmp_path: Path) -> None:
-    path = tmp_path / "data" / "ui-session.key"
-    key = load_key(path)
-    assert len(key) == 32
-    assert load_key(path) == key
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+def test_the_key_is_made_once_private_and_shared_by_every_server_of_the_store(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "data" / "appflow.db"
+    first, second = SqliteStore(path), SqliteStore(path)
+    try:
+        key = first.session_key()
+        assert len(key) == 32
+        assert second.session_key() == key
+        assert stat.S_IMODE((path.parent / "ui-session.key").stat().st_mode) == 0o600
+    finally:
+        first.close()
+        second.close()
+    reopened = SqliteStore(path)
+    try:
+        assert reopened.session_key() == key
+    finally:
+        reopened.close()

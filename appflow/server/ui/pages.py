@@ -38,7 +38,6 @@ from appflow.model.codec import to_json
 from appflow.model.overview import MAX_PER_PAGE, OverviewQuery, paginate
 from appflow.model.records import DEPLOYMENT_STATES, TargetChoice, TokenRecord
 from appflow.model.tokens import hash_token
-from appflow.paths import data_dir
 from appflow.server.auth import find_token
 from appflow.server.bodies import (
     DEFAULT_BODY_TIMEOUT_SECONDS,
@@ -64,7 +63,6 @@ from appflow.server.ui.session import (
     Session,
     SessionEnded,
     Sessions,
-    load_key,
 )
 
 log = logging.getLogger("appflow.ui")
@@ -265,9 +263,7 @@ def _int(value: str | None, default: int, *, low: int = 1, high: int = 10**9) ->
 
 def mount_dashboard(app: FastAPI, *, service: FleetService, require_token: bool) -> None:
     """Serve the dashboard under /ui (and send / there)."""
-    ui = Dashboard(
-        service=service, require_token=require_token, key=load_key(data_dir() / "ui-session.key")
-    )
+    ui = Dashboard(service=service, require_token=require_token, key=service.store.session_key())
     app.state.dashboard = ui
 
     class UiRoute(APIRoute):

@@ -20,11 +20,9 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from appflow.model.records import TokenRecord, utc_now
 from appflow.store import Store
@@ -35,7 +33,6 @@ CSRF_FIELD = "_csrf"
 CSRF_HEADER = "x-csrf-token"
 SESSION_SECONDS = 12 * 3600
 """A session ends 12 hours after sign-in (a shift), whatever the token allows."""
-KEY_BYTES = 32
 
 
 def _b64(data: bytes) -> str:
@@ -44,24 +41,6 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def load_key(path: Path) -> bytes:
-    """The signing key at PATH, made (mode 0600) when missing."""
-    try:
-        key = path.read_bytes()
-        if len(key) >= KEY_BYTES:
-            return key
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(KEY_BYTES)
-    temporary = path.with_suffix(".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(key)
-    os.replace(temporary, path)
-    return key
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -267,3 +267,24 @@ def test_two_servers_take_one_delivery_once_and_policies_live_in_the_workspace(
     finally:
         for s in stores:
             s.close()
+
+
+def test_every_server_of_a_workspace_signs_dashboard_sessions_with_one_key(
+    hub_crds: Hub, hub_namespace: str
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from appflow.hub.store import HubStore
+
+    # Replicas of serve --hub behind one Service: a browser signed in on one pod must stay
+    # signed in when the next request reaches another, also when both start at once.
+    stores = [HubStore(hub_crds.kube(), workspace=hub_namespace, writer=f"s{i}") for i in (0, 1)]
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            keys = list(pool.map(lambda s: s.session_key(), stores))
+        assert len(keys[0]) == 32
+        assert keys[0] == keys[1]
+        assert stores[1].session_key() == keys[0]
+    finally:
+        for s in stores:
+            s.close()
