@@ -174,6 +174,10 @@ class ConflictError(ApplyError):
     """Server-side apply conflict: another field manager owns the fields."""
 
 
+class OwnershipConflictError(ApplyError):
+    """The object belongs to another app: two apps cannot own one object."""
+
+
 class ImmutableFieldError(ApplyError):
     """The object changes a field the API server does not allow to change."""
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from appflow.errors import ConfigError, PruneError
 from appflow.model.inventory import Inventory
 from appflow.model.objects import Manifest, ObjectRef
-from appflow.model.plan import Action, Change, Plan, owned_by, plan_sync
+from appflow.model.plan import Action, Change, Plan, may_prune, owned_by, plan_sync
 
 TESTDATA = Path(__file__).parent / "testdata" / "plan"
 
@@ -189,6 +189,51 @@ def test_prune_only_owned_objects_and_say_why_others_stay() -> None:
         "--- live/Service/shop/stale",
         "+++ /dev/null",
     ]
+
+
+def test_keep_reports_owned_candidates_as_kept_not_pruned() -> None:
+    """Pruning off, or an app deleted with keepResources: the plan says what happens."""
+    old = Inventory.from_manifests("web", [obj("ConfigMap", "left"), obj("ConfigMap", "foreign")])
+    plan = plan_sync(
+        app="web",
+        desired=[],
+        dry_run={},
+        live={
+            ref(obj("ConfigMap", "left")): owned("ConfigMap", "left"),
+            ref(obj("ConfigMap", "foreign")): owned("ConfigMap", "foreign", app="other"),
+        },
+        old_inventory=old,
+        keep="keepResources: the app's objects stay when it is deleted",
+    )
+    assert sorted(actions(plan)) == [
+        (
+            "ConfigMap/shop/foreign",
+            Action.SKIP,
+            "not owned by app web: label appflow.dev/app is 'other'",
+        ),
+        (
+            "ConfigMap/shop/left",
+            Action.KEEP,
+            "keepResources: the app's objects stay when it is deleted",
+        ),
+    ]
+    assert plan.summary() == "1 kept, 1 skipped"
+    assert not plan.has_changes
+
+
+def test_may_prune_asks_the_object_as_it_is_now() -> None:
+    assert may_prune(owned("ConfigMap", "a"), "web") == (True, "no longer in the desired state")
+    assert may_prune(None, "web") == (False, "already gone")
+    taken = owned("ConfigMap", "a", app="web-b")
+    assert may_prune(taken, "web") == (
+        False,
+        "not owned by app web: label appflow.dev/app is 'web-b'",
+    )
+    kept = owned("ConfigMap", "a", **{"appflow.dev/prune": "false"})
+    assert may_prune(kept, "web") == (False, "kept by annotation appflow.dev/prune=false")
+    going = owned("ConfigMap", "a")
+    going["metadata"]["deletionTimestamp"] = "2025-01-01T00:00:00Z"
+    assert may_prune(going, "web") == (False, "already being deleted")
 
 
 def test_summary_counts_in_a_fixed_order() -> None:
