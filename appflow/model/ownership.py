@@ -29,6 +29,7 @@ from appflow.model.objects import (
     LABEL_APP,
     Manifest,
     ObjectRef,
+    is_shared,
 )
 
 
@@ -38,8 +39,11 @@ def stamp(manifest: Manifest, *, app: str) -> Manifest:
     Only the top level and ``metadata`` are copied; ``spec``, ``data`` and the
     rest are shared with MANIFEST (neither is ever modified in place). Every
     sync stamps every object: a deep copy of 500 objects cost a no-op sync a
-    sixth of its time.
+    sixth of its time. A shared object (``appflow.dev/shared``) is owned by no
+    app and comes back as it is.
     """
+    if is_shared(manifest):
+        return manifest
     meta = dict(manifest.get("metadata") or {})
     meta["labels"] = {**(meta.get("labels") or {}), LABEL_APP: app}
     meta["annotations"] = {**(meta.get("annotations") or {}), ANNOTATION_OWNER: app}
@@ -263,7 +267,8 @@ def check_ownership(
     about to create it, or lost it by hand). An object labelled as APP's is
     APP's, whatever a stale inventory of another app says: prune re-reads the
     label before it deletes, so a stale entry is harmless. Objects nobody owns
-    (made by hand, or by another tool) are adopted, as before.
+    (made by hand, or by another tool) are adopted, as before. Shared objects
+    (``appflow.dev/shared``) belong to no app and are never a conflict.
 
     Taking an owned object needs an opt-in: TAKE_OWNERSHIP (a user's
     ``--take-ownership``, once), or ``appflow.dev/take-ownership: "true"`` on
@@ -282,6 +287,8 @@ def check_ownership(
     conflicts: list[OwnershipConflict] = []
     transfers: list[Transfer] = []
     for manifest in desired:
+        if is_shared(manifest):
+            continue
         ref = ObjectRef.of(manifest)
         current = live.get(ref)
         label = owner_label(current)

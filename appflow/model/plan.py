@@ -191,6 +191,8 @@ def plan_sync(
             )
         new_inventory = Inventory.from_manifests(app, desired)
         for entry in prune_set(old_inventory, new_inventory):
+            if entry.ref in seen:
+                continue  # desired still, only no longer owned (now shared)
             change = _plan_prune(entry.ref, app, live, diff)
             if keep and change.action is Action.PRUNE:
                 change = Change(entry.ref, Action.KEEP, keep)

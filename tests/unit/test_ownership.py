@@ -310,3 +310,22 @@ def test_after_a_transfer_the_old_owner_cannot_claim_it_back_by_annotation() -> 
 def test_without_objects_leaves_the_rest_of_the_inventory() -> None:
     inventory = _inventory("web-a", "a", "b", "c")
     assert without_objects(inventory, [_ref("b"), _ref("zzz")]) == _inventory("web-a", "a", "c")
+
+
+def test_a_shared_object_is_owned_by_no_app() -> None:
+    namespace = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": "shop", "annotations": {"appflow.dev/shared": "true"}},
+    }
+    assert stamp(namespace, app="web-b") is namespace
+    assert Inventory.from_manifests("web-b", [namespace, _cm("a")]).refs() == (_ref("a"),)
+    labelled = {**namespace, "metadata": {**namespace["metadata"], "labels": {LABEL_APP: "web-a"}}}
+    ns_ref = ObjectRef(group="", kind="Namespace", namespace="", name="shop")
+    check = check_ownership(
+        app="web-b",
+        desired=[namespace],
+        live={ns_ref: labelled},
+        inventories=[Inventory.from_manifests("web-a", [labelled])],
+    )
+    assert check == OwnershipCheck()

@@ -376,3 +376,21 @@ def test_plan_sync_never_prunes_what_the_app_does_not_own(
     # Every object that left the desired state is accounted for, pruned or skipped.
     left = {r for r in old.refs() if r not in desired_refs}
     assert {c.ref for c in plan.changes if c.action in (Action.PRUNE, Action.SKIP)} == left
+
+
+def test_an_object_that_became_shared_is_no_prune_candidate() -> None:
+    """Inventories written before the app's namespace was shared still list it."""
+    namespace = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": "shop", "annotations": {"appflow.dev/shared": "true"}},
+    }
+    old = Inventory.from_lines("web", [f"v1 {ref(namespace).encode()}"])
+    plan = plan_sync(
+        app="web",
+        desired=[namespace],
+        dry_run={ref(namespace): namespace},
+        live={ref(namespace): namespace},
+        old_inventory=old,
+    )
+    assert actions(plan) == [("Namespace/shop", Action.UNCHANGED, "")]
