@@ -178,6 +178,10 @@ class OwnershipConflictError(ApplyError):
     """The object belongs to another app: two apps cannot own one object."""
 
 
+class ObjectChangedError(ApplyError):
+    """The object changed since appflow read it (a precondition failed); it was left alone."""
+
+
 class ImmutableFieldError(ApplyError):
     """The object changes a field the API server does not allow to change."""
 

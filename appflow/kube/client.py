@@ -480,16 +480,28 @@ class KubeCluster:
         namespace: str = "",
         *,
         propagation: str = "Background",
+        uid: str | None = None,
+        resource_version: str | None = None,
     ) -> bool:
-        """Delete an object; False when it was already gone."""
+        """Delete an object; False when it was already gone.
+
+        UID and RESOURCE_VERSION, when given, are preconditions the API server
+        checks atomically: the delete happens only if the object is still the
+        one read (ObjectChangedError otherwise).
+        """
         resource = self.resource_sync(api_version, kind)
         obj = f"{kind}/{namespace + '/' if namespace else ''}{name}"
+        preconditions = {
+            k: v for k, v in (("uid", uid), ("resourceVersion", resource_version)) if v
+        }
+        body = {"preconditions": preconditions} if preconditions else None
         try:
             self._client().delete(
                 resource,
                 name=name,
                 namespace=namespace or None if resource.namespaced else None,
                 propagation_policy=propagation,
+                body=body,
                 _request_timeout=self.write_timeout(obj),
             )
         except DynNotFound:
@@ -506,9 +518,18 @@ class KubeCluster:
         namespace: str = "",
         *,
         propagation: str = "Background",
+        uid: str | None = None,
+        resource_version: str | None = None,
     ) -> bool:
         return await self._run(  # type: ignore[no-any-return]
-            self.delete_sync, api_version, kind, name, namespace, propagation=propagation
+            self.delete_sync,
+            api_version,
+            kind,
+            name,
+            namespace,
+            propagation=propagation,
+            uid=uid,
+            resource_version=resource_version,
         )
 
     async def watch(
