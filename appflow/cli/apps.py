@@ -13,7 +13,7 @@ from appflow.cli.common import engine_session, run, store_session
 from appflow.cli.output import console, emit, err_console, new_table, output_option
 from appflow.errors import ConfigError, NotFoundError
 from appflow.model.giturl import redact_url
-from appflow.model.summary import HookNote, SyncAsk, SyncSummary, hook_note
+from appflow.model.summary import ClusterSummary, HookNote, SyncAsk, SyncSummary, hook_note
 
 if TYPE_CHECKING:
     from appflow.engine.batch import BatchResult
@@ -257,6 +257,43 @@ def app_show(name: str, output: str) -> None:
 
 
 def _print_report(report: SyncSummary) -> None:
+    _print_problems(report)
+    revision = f" revision {report.revision}" if report.revision else ""
+    for c in report.clusters:
+        style = STATE_STYLE.get(c.state, "")
+        summary = ", ".join(
+            f"{c.counts.get(action, 0)} {action}"
+            for action in ("created", "configured", "unchanged", "pruned")
+        )
+        if c.counts.get("kept"):
+            summary += f", {c.counts['kept']} kept"
+        if c.helm_revision is not None:
+            summary = f"helm release revision {c.helm_revision}"
+        console.print(
+            f"{report.app}{revision} -> {c.cluster}: [{style}]{c.state}[/] ({summary}) in {c.seconds:.2f}s",
+            highlight=False,
+        )
+        _print_notes(c)
+        # Kept on purpose (pruning off, keepResources): one line per reason, not per object.
+        for reason, count in c.kept_on_purpose.items():
+            console.print(f"    kept {count} objects: {reason}", highlight=False)
+        for owner, taken in sorted(c.taken_from.items()):
+            console.print(f"    took {', '.join(taken)} from app {owner}", highlight=False)
+
+
+def _print_notes(c: ClusterSummary) -> None:
+    """The hooks that ran, the failing objects, and the objects prune left in place."""
+    for hook in c.hooks:
+        console.print(f"    {hook.text}", highlight=False)
+    for f in c.failing[:10]:
+        console.print(f"    {f.object}: {f.message}", highlight=False)
+    if c.partial:
+        console.print(f"    [yellow]{c.partial}[/]", highlight=False)
+    for kept in c.kept:
+        console.print(f"    kept {kept.object}: {kept.message}", highlight=False)
+
+
+def _print_problems(report: SyncSummary) -> None:
     for warning in report.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}")
     if report.blocked:
@@ -275,27 +312,6 @@ def _print_report(report: SyncSummary) -> None:
         )
     for r in report.rolled_back:
         err_console.print(f"{r.cluster}: rolled back, {r.state}", highlight=False)
-    revision = f" revision {report.revision}" if report.revision else ""
-    for c in report.clusters:
-        style = STATE_STYLE.get(c.state, "")
-        summary = ", ".join(
-            f"{c.counts.get(action, 0)} {action}"
-            for action in ("created", "configured", "unchanged", "pruned")
-        )
-        if c.helm_revision is not None:
-            summary = f"helm release revision {c.helm_revision}"
-        console.print(
-            f"{report.app}{revision} -> {c.cluster}: [{style}]{c.state}[/] ({summary}) in {c.seconds:.2f}s",
-            highlight=False,
-        )
-        for hook in c.hooks:
-            console.print(f"    {hook.text}", highlight=False)
-        for f in c.failing[:10]:
-            console.print(f"    {f.object}: {f.message}", highlight=False)
-        if c.partial:
-            console.print(f"    [yellow]{c.partial}[/]", highlight=False)
-        for kept in c.kept:
-            console.print(f"    kept {kept.object}: {kept.message}", highlight=False)
 
 
 def _do_sync(ask: SyncAsk, output: str) -> None:
@@ -358,6 +374,7 @@ def _report_data(report: SyncSummary) -> dict[str, Any]:
                 "health": c.health,
                 "errors": list(c.errors),
                 "hooks": [_hook_data(h) for h in c.hooks],
+                "takenFrom": {owner: list(refs) for owner, refs in c.taken_from.items()},
                 "seconds": round(c.seconds, 3),
             }
             for c in report.clusters
@@ -384,6 +401,11 @@ _sync_options = [
     ),
     click.option(
         "--force-conflicts", is_flag=True, help="Take over fields owned by other field managers."
+    ),
+    click.option(
+        "--take-ownership",
+        is_flag=True,
+        help="Move objects another app owns to this app (once; they leave that app's inventory).",
     ),
     click.option(
         "--wait", is_flag=True, help="Wait until Healthy; exit 1 if it is not within --timeout."
@@ -417,6 +439,7 @@ def app_sync(
     all_apps: bool,
     clusters: tuple[str, ...],
     force_conflicts: bool,
+    take_ownership: bool,
     wait: bool,
     timeout: float,
     lock_timeout: float,
@@ -433,6 +456,7 @@ def app_sync(
         all_apps=all_apps,
         clusters=clusters,
         force_conflicts=force_conflicts,
+        take_ownership=take_ownership,
         wait=wait,
         timeout=timeout,
         lock_timeout=lock_timeout,
@@ -556,7 +580,11 @@ def app_delete(name: str, keep_objects: bool) -> None:
         store.get_app(name)
         if not keep_objects:
             reports = run(engine.uninstall(name))
-            _print_report(reports.summary())
+            summary = reports.summary()
+            _print_problems(summary)
+            for c in summary.clusters:
+                console.print(f"{c.cluster}: {_removal(c)}", highlight=False)
+                _print_notes(c)
             if not reports.ok:
                 raise ConfigError(
                     f"app {name} was not deleted: it could not be removed from every cluster "
@@ -565,6 +593,15 @@ def app_delete(name: str, keep_objects: bool) -> None:
         with contextlib.suppress(NotFoundError):
             store.delete_app(name, with_deployments=True)
     console.print(f"deleted app {name}")
+
+
+def _removal(c: ClusterSummary) -> str:
+    """What deleting the app did on one cluster, e.g. 'pruned 3 objects'."""
+    kept = c.counts.get("kept", 0)
+    done = [f"pruned {c.pruned} objects"] if c.pruned or not kept else []
+    if kept:
+        done.append(f"kept {kept} objects (keepResources)")
+    return ", ".join(done)
 
 
 @app.command("test")

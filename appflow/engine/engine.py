@@ -181,6 +181,7 @@ class Engine:
             return SyncOptions(
                 prune=policy.prune,
                 force_conflicts=ask.force_conflicts or policy.force_conflicts,
+                take_ownership=ask.take_ownership,
                 wait=ask.wait,
                 wait_timeout=ask.timeout,
                 lock_timeout=ask.lock_timeout,

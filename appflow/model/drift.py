@@ -6,7 +6,8 @@ someone else took one of appflow's fields, or deleted and re-created it. That
 test is exact and cheap; the field paths that say *where* it drifted are then
 found by comparing what appflow applied with the live object, restricted to
 the fields appflow set (fields the server or other managers add are not
-drift). A Deployment whose objects drifted is ``Modified``, as Fleet shows it.
+drift). A Deployment whose objects drifted is ``Modified``, as Fleet shows it
+(``appflow.model.status.deployment_state``).
 """
 
 from __future__ import annotations
@@ -16,10 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from appflow.model.diff import changed_paths, normalize
-from appflow.model.health import Health, HealthStatus
 from appflow.model.objects import Manifest, ObjectRef
 from appflow.model.ownership import stamp, untouched_since
-from appflow.model.records import DeploymentState
 
 _SHOWN = 3
 """Drifted objects named in a Deployment's message; the rest are counted."""
@@ -75,21 +74,6 @@ def find_drift(
             continue
         found.append(Drift(ref, drifted_paths(manifest, current, app=app)))
     return tuple(found)
-
-
-def observed_state(health: Health, drift: Sequence[Drift]) -> DeploymentState:
-    """A Deployment's state from its objects' health and drift.
-
-    Missing objects come first (the app cannot work), then drift (what is
-    running is not what Git says, Fleet's Modified), then health.
-    """
-    if health.status is HealthStatus.MISSING:
-        return "Missing"
-    if drift:
-        return "Modified"
-    if health.status is HealthStatus.HEALTHY:
-        return "Ready"
-    return "NotReady"
 
 
 def drift_message(drift: Sequence[Drift]) -> str:

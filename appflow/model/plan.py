@@ -18,7 +18,7 @@ moment of deletion, because another app may have taken it since the plan.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -84,6 +84,18 @@ class Plan:
             change.action in (Action.CREATE, Action.CONFIGURE, Action.PRUNE)
             for change in self.changes
         )
+
+    def revised(self, changes: Iterable[Change]) -> Plan:
+        """This plan with CHANGES in place of the changes of the same objects.
+
+        What a stage learned while carrying the plan out (an object another
+        app took between the plan and the delete) replaces what was planned,
+        so that reports say what happened.
+        """
+        by_ref = {change.ref: change for change in changes}
+        if not by_ref:
+            return self
+        return Plan(tuple(by_ref.get(change.ref, change) for change in self.changes))
 
     def summary(self) -> str:
         """E.g. '3 created, 1 configured, 46 unchanged, 2 pruned'; zero counts are left out."""

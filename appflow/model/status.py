@@ -22,7 +22,11 @@ from appflow.model.records import (
 
 
 def deployment_state(
-    health: HealthStatus | None, *, apply_failed: bool = False, orphaned: bool = False
+    health: HealthStatus | None,
+    *,
+    apply_failed: bool = False,
+    orphaned: bool = False,
+    modified: bool = False,
 ) -> DeploymentState:
     """The state of a Deployment whose objects' aggregate health is HEALTH.
 
@@ -30,7 +34,8 @@ def deployment_state(
     because an app is never Ready while part of it was not applied. ORPHANED: the app
     declares nothing on the cluster any more, but prune kept objects it owned there
     (prune is off): it is not deployed, and not gone. No HEALTH (the cluster did not
-    answer) is Unknown.
+    answer) is Unknown. MODIFIED: an object drifted from what appflow applied (Fleet's
+    Modified); only a missing object outranks it, because then the app cannot work.
     """
     if apply_failed:
         return "ErrApplied"
@@ -38,10 +43,12 @@ def deployment_state(
         return "Orphaned"
     if health is None:
         return "Unknown"
-    if health is HealthStatus.HEALTHY:
-        return "Ready"
     if health is HealthStatus.MISSING:
         return "Missing"
+    if modified:
+        return "Modified"
+    if health is HealthStatus.HEALTHY:
+        return "Ready"
     return "NotReady"
 
 

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import yaml
 
-from appflow.model.drift import Drift, drift_message, drifted_paths, find_drift, observed_state
-from appflow.model.health import Health, HealthStatus
+from appflow.model.drift import Drift, drift_message, drifted_paths, find_drift
+from appflow.model.health import HealthStatus
 from appflow.model.objects import Manifest, ObjectRef
 from appflow.model.ownership import digest, fingerprint, stamp
+from appflow.model.status import deployment_state
 
 TESTDATA = Path(__file__).parent / "testdata" / "drift"
 WEB = ObjectRef(group="apps", kind="Deployment", namespace="shop", name="web")
@@ -68,16 +69,12 @@ def test_drifted_paths_ignore_fields_appflow_does_not_set() -> None:
 
 
 def test_state_missing_before_modified_before_health() -> None:
-    healthy = Health(HealthStatus.HEALTHY, "")
-    progressing = Health(HealthStatus.PROGRESSING, "1 of 2 replicas available")
-    missing = Health(HealthStatus.MISSING, "ConfigMap/shop/a is missing")
-    drift = (Drift(WEB, ("spec.replicas",)),)
-
-    assert observed_state(healthy, ()) == "Ready"
-    assert observed_state(progressing, ()) == "NotReady"
-    assert observed_state(healthy, drift) == "Modified"
-    assert observed_state(progressing, drift) == "Modified"
-    assert observed_state(missing, drift) == "Missing"
+    assert deployment_state(HealthStatus.HEALTHY) == "Ready"
+    assert deployment_state(HealthStatus.PROGRESSING) == "NotReady"
+    assert deployment_state(HealthStatus.HEALTHY, modified=True) == "Modified"
+    assert deployment_state(HealthStatus.PROGRESSING, modified=True) == "Modified"
+    assert deployment_state(HealthStatus.MISSING, modified=True) == "Missing"
+    assert deployment_state(HealthStatus.HEALTHY, modified=True, apply_failed=True) == "ErrApplied"
 
 
 def test_drift_message_names_the_first_objects_and_counts_the_rest() -> None:

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from appflow.errors import ConfigError, PruneError
-from appflow.model.inventory import Inventory
+from appflow.model.inventory import Inventory, InventoryEntry
 from appflow.model.objects import Manifest, ObjectRef
 from appflow.model.plan import Action, Change, Plan, may_prune, owned_by, plan_sync
 
@@ -385,7 +385,7 @@ def test_an_object_that_became_shared_is_no_prune_candidate() -> None:
         "kind": "Namespace",
         "metadata": {"name": "shop", "annotations": {"appflow.dev/shared": "true"}},
     }
-    old = Inventory.from_lines("web", [f"v1 {ref(namespace).encode()}"])
+    old = Inventory("web", (InventoryEntry(ref(namespace), "v1"),))
     plan = plan_sync(
         app="web",
         desired=[namespace],

@@ -230,7 +230,7 @@ Step = tuple[Any, ...]
 
 
 @settings(
-    max_examples=6,
+    max_examples=30,
     deadline=None,
     # Every step talks to a real cluster: shrinking a failure would take minutes; the
     # failing sequence is printed as generated.
@@ -238,7 +238,7 @@ Step = tuple[Any, ...]
     suppress_health_check=[HealthCheck.function_scoped_fixture],
     database=None,
 )
-@given(steps=st.lists(st.one_of(_write, _sync, _write, _sync, _delete), min_size=4, max_size=10))
+@given(steps=st.lists(st.one_of(_write, _sync, _write, _sync, _delete), min_size=4, max_size=12))
 @example(
     steps=[
         ("write", "a", frozenset({"web", "settings"})),
