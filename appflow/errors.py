@@ -116,6 +116,10 @@ class ConfigError(AppflowError):
     """Input written by a user is malformed or invalid (YAML, schema, flags)."""
 
 
+class AppPinnedError(AppflowError):
+    """The app is pinned to a revision by a rollback: a sync would move it off that revision."""
+
+
 class ToolMissingError(AppflowError):
     """An external binary appflow drives (helm, kustomize, kube-apiserver...) is not installed."""
 

@@ -230,6 +230,7 @@ def app_show(name: str, output: str) -> None:
             "localPath": a.local_path,
             "path": a.path,
             "paused": a.paused,
+            "pinnedRevision": a.pinned_revision,
             "latestRevision": latest.number if latest else None,
             "deployments": [
                 {
@@ -548,7 +549,7 @@ def app_history(name: str, limit: int, output: str) -> None:
 @click.option("--wait", is_flag=True)
 @click.option("--timeout", type=float, default=300.0, show_default=True)
 def app_rollback(name: str, to: int, wait: bool, timeout: float) -> None:
-    """Re-apply revision --to of app NAME as it was rendered; pauses auto-sync."""
+    """Re-apply revision --to of app NAME as it was rendered; pins the app there."""
     from appflow.engine.stages.types import SyncOptions
 
     with engine_session() as engine, err_console.status("rolling back...") as status:
@@ -562,8 +563,38 @@ def app_rollback(name: str, to: int, wait: bool, timeout: float) -> None:
         )
     _print_report(report.summary())
     console.print(
-        f"auto-sync of {name} is paused; `appflow app sync {name}` returns to the source's revision"
+        f"app {name} is pinned to revision {to}: no sync moves it from there; "
+        f"`appflow app resume {name}` returns it to the source's revision",
+        highlight=False,
     )
+    if not report.ok or (wait and not report.ready):
+        sys.exit(1)
+
+
+@app.command("resume")
+@click.argument("name")
+@click.option(
+    "--wait", is_flag=True, help="Wait until Healthy; exit 1 if it is not within --timeout."
+)
+@click.option(
+    "--timeout", type=float, default=300.0, show_default=True, help="Seconds --wait waits."
+)
+def app_resume(name: str, wait: bool, timeout: float) -> None:
+    """Unpin app NAME after a rollback and sync the source's revision; syncs follow it again."""
+    from appflow.engine.stages.types import SyncOptions
+    from appflow.model.appdef import SyncPolicy
+
+    def options(policy: SyncPolicy) -> SyncOptions:
+        return SyncOptions(
+            prune=policy.prune,
+            force_conflicts=policy.force_conflicts,
+            wait=wait,
+            wait_timeout=timeout,
+        )
+
+    with engine_session() as engine, err_console.status("resuming...") as status:
+        report = run(engine.resume(name, options_from_policy=options, progress=status.update))
+    _print_report(report.summary())
     if not report.ok or (wait and not report.ready):
         sys.exit(1)
 

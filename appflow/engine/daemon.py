@@ -327,9 +327,13 @@ class Daemon:
             self.queue.add(WorkKey(name), trigger=trigger)
 
     async def _out_of_sync(self, app: AppRecord, commit: str | None) -> None:
-        why = "the app is paused" if app.paused else "its syncPolicy.auto is false"
+        if app.pinned_revision is not None:
+            why = f"a rollback pinned it to revision {app.pinned_revision}"
+            act = f"appflow app resume {app.name}"
+        else:
+            why, act = "its syncPolicy.auto is false", f"appflow sync {app.name}"
         moved = f"the source moved to {commit[:12]}" if commit else "the source moved"
-        message = f"{moved}; not synced because {why} (appflow sync {app.name})"
+        message = f"{moved}; not synced because {why} ({act})"
         deployments = await asyncio.to_thread(self.store.list_deployments, app=app.name)
         for d in deployments:
             await self.recorder.deployment_state(app.name, d.cluster, "OutOfSync", message)

@@ -222,13 +222,26 @@ class Engine:
         options: SyncOptions | None = None,
         progress: Progress = quiet,
     ) -> AppSyncReport:
-        """Re-apply revision TO of app NAME exactly as it was rendered, and pause auto-sync."""
+        """Re-apply revision TO of app NAME exactly as it was rendered, and pin it there."""
         from appflow.engine.rollback import rollback_app
 
         async with self.parts.locks.session():
             return await rollback_app(
                 self.parts, name, to=to, options=options or SyncOptions(), progress=progress
             )
+
+    async def resume(
+        self,
+        name: str,
+        *,
+        options_from_policy: OptionsFromPolicy | None = None,
+        progress: Progress = quiet,
+    ) -> AppSyncReport:
+        """Unpin app NAME (a rollback pinned it) and sync the source's revision."""
+        from appflow.engine.rollback import resume_app
+
+        await resume_app(self.parts, name)
+        return await self.sync(name, options_from_policy=options_from_policy, progress=progress)
 
     async def uninstall(self, name: str, *, progress: Progress = quiet) -> AppSyncReport:
         """Remove app NAME from every cluster it is deployed to."""
