@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,9 +18,10 @@ from appflow.model.summary import ClusterSummary, HookNote, SyncAsk, SyncSummary
 
 if TYPE_CHECKING:
     from appflow.engine.batch import BatchResult
+    from appflow.model.records import DeploymentRecord
 
-# What a command needs is imported inside it: `appflow status` reads the store and
-# prints, and must not pay for the engine, the Kubernetes client or git; a sync a
+# What a command needs is imported inside it: `appflow status --cached` reads the store
+# and prints, and must not pay for the engine, the Kubernetes client or git; a sync a
 # running `appflow serve` takes over needs none of them either.
 
 STATE_STYLE = {
@@ -200,16 +202,55 @@ def app_list(output: str) -> None:
     )
 
 
+_observe_options = [
+    click.option(
+        "--cached", is_flag=True, help="Show what was recorded, without asking the clusters."
+    ),
+    click.option(
+        "--timeout",
+        type=float,
+        default=5.0,
+        show_default=True,
+        help="Seconds each cluster has to answer; a silent one shows its recorded state.",
+    ),
+]
+
+
+def _with_observe_options(f: Any) -> Any:
+    for option in reversed(_observe_options):
+        f = option(f)
+    return f
+
+
+def _observed(
+    apps: Sequence[str] | None, *, cached: bool, timeout: float
+) -> tuple[list[DeploymentRecord], dict[tuple[str, str], bool] | None]:
+    """The Deployments of APPS (all when None): read again from their clusters
+    (concurrently, each within TIMEOUT), or as recorded with CACHED."""
+    if cached:
+        with store_session() as store:
+            if apps is None:
+                return store.list_deployments(), None
+            return [d for name in apps for d in store.list_deployments(app=name)], None
+    # Every request gets the same bound, so a cluster that never answers holds
+    # no thread (nor the exit of this command) beyond it.
+    with engine_session(request_timeout=timeout) as engine:
+        found = run(engine.observe(apps=apps, timeout=timeout))
+    return [o.record for o in found], {(o.record.app, o.record.cluster): o.refreshed for o in found}
+
+
 @app.command("show")
 @click.argument("name")
 @click.option(
     "-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True
 )
-def app_show(name: str, output: str) -> None:
+@_with_observe_options
+def app_show(name: str, output: str, cached: bool, timeout: float) -> None:
     """Show app NAME: its source, deployments and their failing objects."""
     from appflow import redaction
     from appflow.model.redact import shown_secrets
 
+    deployments, refreshed = _observed([name], cached=cached, timeout=timeout)
     with store_session() as store:
         a = store.get_app(name)
         latest = store.latest_revision(name)
@@ -240,8 +281,13 @@ def app_show(name: str, output: str) -> None:
                     "message": d.message,
                     "resources": d.resource_counts.as_dict(),
                     "failing": [{"object": f.object, "message": f.message} for f in d.failing],
+                    **(
+                        {"refreshed": refreshed.get((d.app, d.cluster), False)}
+                        if refreshed is not None
+                        else {}
+                    ),
                 }
-                for d in store.list_deployments(app=name)
+                for d in deployments
             ],
             # Secret values of the latest revision as digests: a change shows, a value never.
             "secrets": shown_secrets(latest.rendered, redaction.redactor()) if latest else [],
@@ -684,14 +730,16 @@ def app_test(name: str, clusters: tuple[str, ...], timeout: float, output: str) 
 
 
 @click.command()
+@_with_observe_options
 @output_option
-def status(output: str) -> None:
+def status(cached: bool, timeout: float, output: str) -> None:
     """The apps x clusters grid: each Deployment's state."""
     from appflow.model.status import status_grid
 
+    deployments, refreshed = _observed(None, cached=cached, timeout=timeout)
     with store_session() as store:
         clusters = store.list_clusters()
-        data = status_grid(store.list_apps(), clusters, store.list_deployments())
+        data = status_grid(store.list_apps(), clusters, deployments, refreshed=refreshed)
     if output != "table":
         emit(data, output=output)
         return
@@ -714,7 +762,10 @@ def status(output: str) -> None:
     console.print(table)
     for a in data["apps"]:
         for cluster_name, d in a["deployments"].items():
-            for line in d["failing"][:5]:
+            # Drift and a silent cluster say what they are in the message; failing
+            # objects, one line each.
+            lines = [d["message"]] if d["state"] in ("Modified", "Unknown") else []
+            for line in [*lines, *d["failing"][:5]]:
                 console.print(f"  {a['name']} on {cluster_name}: {line}", highlight=False)
 
 

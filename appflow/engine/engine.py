@@ -5,11 +5,12 @@ recorder, cluster connections, the render cache, the source resolvers):
 
     sync       sync.py       one app onto its targets (rollouts: rollout.py)
     diff       diff.py       what a sync would change
-    rollback   rollback.py   an earlier revision, exactly as rendered
+    rollback   rollback.py   an earlier revision, exactly as rendered (pinned there; resume)
     uninstall  uninstall.py  everything an app owns, from every cluster
     run_tests  testing.py    the app's tests (test hooks, helm test) on its clusters
     refresh_repo  repos.py   one look at a repository: which apps a new commit touches
-    refresh_health refresh.py a Deployment's health, read again
+    refresh_health refresh.py a Deployment's health and drift, read again
+    observe    refresh.py    what `appflow status` shows: every Deployment, read again
 
 The sync stages themselves (prepare, apply, prune, inventory, health) are in
 ``appflow.engine.stages`` and know nothing of the store.
@@ -43,6 +44,7 @@ from appflow.store import Store
 
 if TYPE_CHECKING:
     from appflow.engine.batch import Batch, BatchResult
+    from appflow.engine.refresh import Observation
     from appflow.engine.repos import RepoRefresh
     from appflow.engine.testing import AppTestReport
 
@@ -271,3 +273,12 @@ class Engine:
         from appflow.engine.refresh import refresh_health
 
         return await refresh_health(self.parts, app=app, cluster=cluster)
+
+    async def observe(
+        self, *, apps: Sequence[str] | None = None, timeout: float = 5.0
+    ) -> list[Observation]:
+        """Every Deployment of APPS (default: all) read again from its cluster, each
+        cluster within TIMEOUT seconds; what changed is recorded."""
+        from appflow.engine.refresh import observe
+
+        return await observe(self.parts, apps=apps, timeout=timeout)

@@ -131,6 +131,7 @@ class KubeCluster:
         configuration.connection_pool_maxsize = max(4, connection.concurrency)
         configuration.retries = 0
         self._api = k8s.ApiClient(configuration)
+        _bound_requests(self._api, connection.timeout)
         self._dynamic: DynamicClient | None = None
         self._lock = threading.Lock()
         # The client's discovery cache is not thread-safe: a lookup of a kind it
@@ -661,3 +662,22 @@ class KubeCluster:
             return await self.get(str(m.get("apiVersion")), ref.kind, ref.name, ref.namespace)
 
         return list(await asyncio.gather(*(one(m) for m in manifests)))
+
+
+def _bound_requests(api: Any, timeout: float) -> None:
+    """Give every request of API that names no timeout of its own TIMEOUT.
+
+    The dynamic client's discovery sends its requests without one: against a
+    cluster that accepts connections and never answers (a site whose link went
+    down behind a NAT), such a request, and the thread and process exit waiting
+    on it, would hang forever. Streams (watches) keep none: they are quiet by design.
+    """
+    rest = api.rest_client
+    send = rest.request
+
+    def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("_request_timeout") is None and "watch=true" not in url.lower():
+            kwargs["_request_timeout"] = timeout
+        return send(method, url, *args, **kwargs)
+
+    rest.request = request

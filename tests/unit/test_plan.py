@@ -394,3 +394,17 @@ def test_an_object_that_became_shared_is_no_prune_candidate() -> None:
         old_inventory=old,
     )
     assert actions(plan) == [("Namespace/shop", Action.UNCHANGED, "")]
+
+
+def test_revised_replaces_what_a_stage_learned_and_keeps_the_order() -> None:
+    a, b = ObjectRef("", "ConfigMap", "shop", "a"), ObjectRef("", "ConfigMap", "shop", "b")
+    plan = Plan(
+        (Change(a, Action.PRUNE, "no longer in the desired state"), Change(b, Action.PRUNE))
+    )
+    taken = Change(a, Action.SKIP, "not owned by app web: label appflow.dev/app is 'web-b'")
+
+    revised = plan.revised([taken])
+
+    assert revised.changes == (taken, Change(b, Action.PRUNE))
+    assert revised.summary() == "1 pruned, 1 skipped"
+    assert plan.revised([]) is plan
