@@ -17,12 +17,13 @@ names the drifted field paths (``appflow.model.drift``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from appflow.engine.parts import EngineParts
 from appflow.engine.stages.health import Assessment, assess_health, assess_objects
-from appflow.errors import AppflowError, ClusterError, NotFoundError
+from appflow.errors import AppflowError, ClusterError, MissingKindError, NotFoundError
 from appflow.kube.client import KubeCluster
 from appflow.model.drift import drift_message, find_drift
 from appflow.model.hooks import main_objects
@@ -51,20 +52,30 @@ class _Deployed:
     """A Deployment and the objects of its applied revision on its cluster."""
 
     record: DeploymentRecord
-    objects: tuple[Manifest, ...]
+    objects: tuple[Manifest, ...] | None
+    """None: there is nothing to judge it by (nothing applied, or no render recorded)."""
 
     @property
     def judged(self) -> bool:
         """Whether reading the cluster can tell something new about it."""
-        return self.record.applied_revision is not None and self.record.state not in _KEPT_STATES
+        return self.objects is not None
+
+    @property
+    def desired(self) -> tuple[Manifest, ...]:
+        return self.objects or ()
 
 
 def _deployed(store: Store, record: DeploymentRecord) -> _Deployed:
     if record.applied_revision is None or record.state in _KEPT_STATES:
-        return _Deployed(record=record, objects=())
+        return _Deployed(record=record, objects=None)
     rendered = store.get_revision(record.app, record.applied_revision).rendered
+    found = rendered.get(record.cluster)
+    if found is None and record.inventory:
+        # The revision holds no render for this cluster (it joined with content other
+        # clusters already had): what it should hold is unknown, so it is not judged.
+        return _Deployed(record=record, objects=None)
     # Hooks are not part of an app's health or drift (they ran, or will, at their moments).
-    return _Deployed(record=record, objects=main_objects(rendered.get(record.cluster, [])))
+    return _Deployed(record=record, objects=main_objects(found or ()))
 
 
 def _judged(
@@ -78,7 +89,7 @@ def _judged(
         if record.release is not None
         else find_drift(
             app=record.app,
-            desired=[m for m in item.objects if not is_shared(m)],
+            desired=[m for m in item.desired if not is_shared(m)],
             live=live,
             fingerprints=record.applied,
         )
@@ -117,10 +128,10 @@ async def refresh_health(parts: EngineParts, *, app: str, cluster: str) -> Deplo
     kube = parts.connections.kube(where)
     try:
         if item.record.release is not None:
-            assessment, live = await assess_objects(kube, item.objects), {}
+            assessment, live = await assess_objects(kube, item.desired), {}
         else:
-            live = await _live_of(kube, item.objects, app=app)
-            assessment = await assess_health(kube, app, item.objects, seen=live)
+            live = await _live_of(kube, item.desired, app=app)
+            assessment = await assess_health(kube, app, item.desired, seen=live)
     except ClusterError as err:
         return replace(item.record, state="Unknown", message=str(err))
     return await _record(parts, item.record, _judged(item, assessment, live))
@@ -146,6 +157,11 @@ async def _live_of(
         {(str(m.get("apiVersion")), str(m.get("kind"))) for m in objects if not is_shared(m)}
     )
     selector = f"{LABEL_APP}={app}" if app else LABEL_APP
+    if kinds:
+        # Discovery first, alone: the LISTs share what it learns, and a cluster that does
+        # not answer costs one timed-out request, not one per kind in waiting threads.
+        with contextlib.suppress(MissingKindError):
+            await kube.info(*kinds[0])
     found = await asyncio.gather(
         *(kube.list_objects(v, k, label_selector=selector, timeout=timeout) for v, k in kinds),
         return_exceptions=True,
@@ -214,7 +230,7 @@ async def _observe_cluster(
     parts: EngineParts, kube: KubeCluster, items: list[_Deployed], timeout: float
 ) -> list[Observation]:
     labelled = [i for i in items if i.record.release is None]
-    live = await _live_of(kube, [m for i in labelled for m in i.objects], app=None, timeout=timeout)
+    live = await _live_of(kube, [m for i in labelled for m in i.desired], app=None, timeout=timeout)
     by_app: dict[str, dict[ObjectRef, Manifest]] = {}
     for ref, obj in live.items():
         owner = ((obj.get("metadata") or {}).get("labels") or {}).get(LABEL_APP)
@@ -223,10 +239,10 @@ async def _observe_cluster(
     for item in items:
         app = item.record.app
         if item.record.release is not None:
-            assessment, seen = await assess_objects(kube, item.objects), {}
+            assessment, seen = await assess_objects(kube, item.desired), {}
         else:
             seen = by_app.get(app, {})
-            assessment = await assess_health(kube, app, item.objects, seen=seen)
+            assessment = await assess_health(kube, app, item.desired, seen=seen)
         after = await _record(parts, item.record, _judged(item, assessment, seen))
         out.append(Observation(record=after, refreshed=True))
     return out
