@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 
 from appflow.engine.parts import EngineParts
 from appflow.engine.stages.health import Assessment, assess_health, assess_objects
+from appflow.engine.stages.live import secret_content
 from appflow.errors import AppflowError, ClusterError, MissingKindError, NotFoundError
 from appflow.kube.client import KubeCluster
 from appflow.model.drift import drift_message, find_drift
@@ -92,6 +93,7 @@ def _judged(
             desired=[m for m in item.desired if not is_shared(m)],
             live=live,
             fingerprints=record.applied,
+            content=secret_content,
         )
     )
     return replace(

@@ -12,7 +12,7 @@ drift). A Deployment whose objects drifted is ``Modified``, as Fleet shows it
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,19 +58,26 @@ def find_drift(
     desired: Sequence[Manifest],
     live: Mapping[ObjectRef, Manifest],
     fingerprints: Mapping[str, str],
+    content: Callable[[Manifest], str] = lambda _: "",
 ) -> tuple[Drift, ...]:
     """APP's DESIRED objects that drifted on one cluster, in the order given.
 
     FINGERPRINTS are those recorded at apply time (by encoded ObjectRef); an
     object without one was never applied by appflow as it is now and cannot
-    have drifted. A missing object is not drift here: health reports it Missing.
+    have drifted. CONTENT gives what a fingerprint adds for a live object (a
+    keyed digest of a Secret's data), as at apply time. A missing object is not
+    drift here: health reports it Missing.
     """
     found: list[Drift] = []
     for manifest in desired:
         ref = ObjectRef.of(manifest)
         current = live.get(ref)
         recorded = fingerprints.get(ref.encode())
-        if current is None or recorded is None or untouched_since(recorded, current):
+        if (
+            current is None
+            or recorded is None
+            or untouched_since(recorded, current, content=content(current))
+        ):
             continue
         found.append(Drift(ref, drifted_paths(manifest, current, app=app)))
     return tuple(found)

@@ -84,3 +84,27 @@ def test_drift_message_names_the_first_objects_and_counts_the_rest() -> None:
         "ConfigMap/shop/c2 changed: data.k; and 2 more objects changed"
     )
     assert drift_message([Drift(WEB)]) == "Deployment.apps/shop/web changed: fields appflow owns"
+
+
+def test_a_secret_is_judged_with_the_content_its_fingerprint_was_taken_with() -> None:
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "creds", "namespace": "shop", "uid": "u-9", "managedFields": []},
+        "data": {"password": "czNjcjN0"},
+    }
+    ref = ObjectRef("", "Secret", "shop", "creds")
+    recorded = {ref.encode(): fingerprint("d" * 64, secret, content="keyed-digest-1")}
+
+    def content(live: Manifest) -> str:
+        return "keyed-digest-1" if live["data"]["password"] == "czNjcjN0" else "keyed-digest-2"
+
+    kept = find_drift(
+        app="shop", desired=[secret], live={ref: secret}, fingerprints=recorded, content=content
+    )
+    assert kept == ()
+    changed = {**secret, "data": {"password": "b3RoZXI="}}
+    moved = find_drift(
+        app="shop", desired=[secret], live={ref: changed}, fingerprints=recorded, content=content
+    )
+    assert [d.ref for d in moved] == [ref]
