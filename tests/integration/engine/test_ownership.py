@@ -23,10 +23,12 @@ from appflow.model.objects import INVENTORY_NAMESPACE, LABEL_APP, Manifest
 from tests.integration.engine.conftest import Fleet
 from tests.integration.engine.support import (
     Space,
+    added,
     cli,
     configmap,
     deployment,
     exists,
+    fleet_folder,
     live,
     one_line,
     service,
@@ -41,17 +43,7 @@ TAKE = {"appflow.dev/take-ownership": "true"}
 
 def fleet_bundle(folder: Path, namespace: str, objects: dict[str, list[Manifest]]) -> Path:
     """A Fleet raw-YAML bundle: fleet.yaml with defaultNamespace, one manifest file per entry."""
-    files: dict[str, str | list[Manifest] | None] = {
-        "fleet.yaml": f"# Fleet bundle (ref-fleet-yaml): raw manifests, one namespace\n"
-        f"defaultNamespace: {namespace}\n"
-    }
-    files.update(objects)
-    return write_files(folder, files)
-
-
-def add_app(name: str, folder: Path) -> None:
-    added = cli("app", "add", name, "--local", str(folder))
-    assert added.exit_code == 0, added.output
+    return fleet_folder(folder, {"defaultNamespace": namespace}, dict(objects))
 
 
 def inventory_ids(fleet: Fleet, index: int, app: str) -> set[str]:
@@ -76,7 +68,7 @@ def test_second_app_rendering_the_same_objects_is_refused_before_any_write(
 ) -> None:
     ns = space.namespace
     first, second = space.app("shop"), space.app("shop-copy")
-    add_app(
+    added(
         first,
         fleet_bundle(
             tmp_path / "shop",
@@ -84,7 +76,7 @@ def test_second_app_rendering_the_same_objects_is_refused_before_any_write(
             {"web.yaml": [deployment("web", ns), service("web", ns), configmap("shop", ns, {})]},
         ),
     )
-    add_app(
+    added(
         second,
         fleet_bundle(
             tmp_path / "shop-copy",
@@ -134,7 +126,7 @@ def test_take_ownership_moves_objects_and_updates_the_old_owners_inventory(
 ) -> None:
     ns = space.namespace
     old, new = space.app("legacy"), space.app("platform")
-    add_app(
+    added(
         old,
         fleet_bundle(
             tmp_path / "legacy",
@@ -149,7 +141,7 @@ def test_take_ownership_moves_objects_and_updates_the_old_owners_inventory(
     moving = deployment("web", ns, replicas=2)
     moving["metadata"]["annotations"] = dict(TAKE)
     new_folder = fleet_bundle(tmp_path / "platform", ns, {"web.yaml": [moving, service("web", ns)]})
-    add_app(new, new_folder)
+    added(new, new_folder)
 
     # The annotation moves the Deployment only; the Service is still the old app's.
     partly = cli("sync", new)
@@ -195,8 +187,8 @@ def test_two_sources_claiming_one_object_are_refused_both_ways(
     ns = space.namespace
     one, two = space.app("one"), space.app("two")
     claimed = configmap("shared", ns, {"from": "one"}, annotations=dict(TAKE))
-    add_app(one, fleet_bundle(tmp_path / "one", ns, {"cm.yaml": [claimed]}))
-    add_app(
+    added(one, fleet_bundle(tmp_path / "one", ns, {"cm.yaml": [claimed]}))
+    added(
         two,
         fleet_bundle(
             tmp_path / "two",
@@ -292,7 +284,7 @@ def test_no_app_ever_deletes_an_object_another_app_still_declares(
             },
         )
         if app not in registered:
-            add_app(name_of[app], folder)
+            added(name_of[app], folder)
         registered[app] = names
 
     try:
