@@ -107,7 +107,7 @@ def test_install_runs_pre_install_hooks_by_weight_before_the_chart_and_post_inst
     shown = json.loads(cli("app", "show", app, "-o", "json").stdout)
     [deployment] = shown["deployments"]
     assert deployment["state"] == "Ready"
-    assert deployment["resources"]["desiredReady"] == 4, deployment
+    assert deployment["resources"]["desiredReady"] == 3, deployment
 
 
 def test_a_failing_pre_install_hook_stops_the_install_and_the_retry_installs(
