@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from appflow.model.hooks import ANNOTATION_HOOK
 from appflow.model.objects import INVENTORY_NAMESPACE, LABEL_APP
 from tests.integration.engine.conftest import Fleet
+from tests.integration.engine.hook_support import job_state
 from tests.integration.engine.support import (
     Space,
     cli,
@@ -45,6 +47,27 @@ keepResources: true
             "cache.yaml": [deployment("cache", ns)],
             "settings.yaml": [configmap("settings", ns, {"size": "1Gi"})],
             "legacy.yaml": [configmap("legacy", ns, {"old": "yes"})],
+            # A delete hook: with keepResources nothing is deleted, so it never runs.
+            "drain.yaml": [
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "metadata": {
+                        "name": "drain",
+                        "namespace": ns,
+                        "annotations": {ANNOTATION_HOOK: "PreDelete"},
+                    },
+                    "spec": {
+                        "backoffLimit": 0,
+                        "template": {
+                            "spec": {
+                                "restartPolicy": "Never",
+                                "containers": [{"name": "drain", "image": "busybox:1.36"}],
+                            }
+                        },
+                    },
+                }
+            ],
         },
     )
     assert cli("app", "add", app, "--local", str(folder)).exit_code == 0
@@ -78,6 +101,7 @@ keepResources: true
         assert not exists(
             fleet.sandbox, index, "v1", "ConfigMap", f"appflow-inventory-{app}", INVENTORY_NAMESPACE
         )
+        assert job_state(fleet.sandbox, index, "drain", ns) is None
     listed = cli("app", "list", "-o", "json")
     assert app not in listed.stdout
 
