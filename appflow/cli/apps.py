@@ -227,11 +227,14 @@ def _observed(
 ) -> tuple[list[DeploymentRecord], dict[tuple[str, str], bool] | None]:
     """The Deployments of APPS (all when None): read again from their clusters
     (concurrently, each within TIMEOUT), or as recorded with CACHED."""
-    if cached:
-        with store_session() as store:
-            if apps is None:
-                return store.list_deployments(), None
-            return [d for name in apps for d in store.list_deployments(app=name)], None
+    with store_session() as store:
+        if apps is None:
+            recorded = store.list_deployments()
+        else:
+            recorded = [d for name in apps for d in store.list_deployments(app=name)]
+    if cached or not recorded:
+        # Nothing to read from a cluster: the engine and the Kubernetes client stay unloaded.
+        return recorded, None
     # Every request gets the same bound, so a cluster that never answers holds
     # no thread (nor the exit of this command) beyond it.
     with engine_session(request_timeout=timeout) as engine:
