@@ -168,6 +168,8 @@ def test_owned_values_follow_keys_sets_and_indexes_of_lists() -> None:
         owned_values(live, fields)["f:spec"]["f:containers"]['k:{"name":"main"}']["f:image"]
         == "web:2"
     )
+
+
 # -- one owner per object: check_ownership ------------------------------------------
 
 TAKE = {"appflow.dev/take-ownership": "true"}

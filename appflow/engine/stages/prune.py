@@ -1,8 +1,8 @@
 """Prune: delete what left the desired state, from the inventory only, and only what appflow owns.
 
 Candidates come from the plan (``appflow.model.plan``): objects of the old inventory (the
-union of the cluster's copy and the store's mirror, see ``prepare``) the new desired state lacks, that carry appflow's ownership marks and no
-``appflow.dev/prune: "false"``. The plan was made from what prepare read; between then
+union of the cluster's copy and the store's mirror, see ``prepare``) that the new desired
+state lacks, that carry appflow's ownership marks and no ``appflow.dev/prune: "false"``. The plan was made from what prepare read; between then
 and the delete another app may have taken the object (or a person relabelled it), so
 each candidate is read again and judged by ``may_prune`` as it is at that moment, and
 deleted with the uid and resourceVersion just read as preconditions: the API server

@@ -139,12 +139,6 @@ def fleet_folder(
     return write_files(folder, {"fleet.yaml": yaml.safe_dump(fleet_yaml), **(files or {})})
 
 
-def added(app: str, folder: Path) -> None:
-    """`appflow app add APP --local FOLDER`, which must succeed."""
-    result = cli("app", "add", app, "--local", str(folder))
-    assert result.exit_code == 0, result.output
-
-
 def register_local(fleet: Any, name: str, folder: Path) -> None:
     """Register FOLDER as local app NAME straight in the fleet's store."""
     fleet.store.put_app(AppRecord(name=name, source="local", local_path=str(folder), path=""))
