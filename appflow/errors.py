@@ -116,6 +116,10 @@ class ConfigError(AppflowError):
     """Input written by a user is malformed or invalid (YAML, schema, flags)."""
 
 
+class AppPinnedError(AppflowError):
+    """The app is pinned to a revision by a rollback: a sync would move it off that revision."""
+
+
 class ToolMissingError(AppflowError):
     """An external binary appflow drives (helm, kustomize, kube-apiserver...) is not installed."""
 
@@ -172,6 +176,14 @@ class HookError(AppflowError):
 
 class ConflictError(ApplyError):
     """Server-side apply conflict: another field manager owns the fields."""
+
+
+class OwnershipConflictError(ApplyError):
+    """The object belongs to another app: two apps cannot own one object."""
+
+
+class ObjectChangedError(ApplyError):
+    """The object changed since appflow read it (a precondition failed); it was left alone."""
 
 
 class ImmutableFieldError(ApplyError):

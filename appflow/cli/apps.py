@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,13 +14,14 @@ from appflow.cli.common import engine_session, run, store_session
 from appflow.cli.output import console, emit, err_console, new_table, output_option
 from appflow.errors import ConfigError, NotFoundError
 from appflow.model.giturl import redact_url
-from appflow.model.summary import HookNote, SyncAsk, SyncSummary, hook_note
+from appflow.model.summary import ClusterSummary, HookNote, SyncAsk, SyncSummary, hook_note
 
 if TYPE_CHECKING:
     from appflow.engine.batch import BatchResult
+    from appflow.model.records import DeploymentRecord
 
-# What a command needs is imported inside it: `appflow status` reads the store and
-# prints, and must not pay for the engine, the Kubernetes client or git; a sync a
+# What a command needs is imported inside it: `appflow status --cached` reads the store
+# and prints, and must not pay for the engine, the Kubernetes client or git; a sync a
 # running `appflow serve` takes over needs none of them either.
 
 STATE_STYLE = {
@@ -200,16 +202,58 @@ def app_list(output: str) -> None:
     )
 
 
+_observe_options = [
+    click.option(
+        "--cached", is_flag=True, help="Show what was recorded, without asking the clusters."
+    ),
+    click.option(
+        "--timeout",
+        type=float,
+        default=5.0,
+        show_default=True,
+        help="Seconds each cluster has to answer; a silent one shows its recorded state.",
+    ),
+]
+
+
+def _with_observe_options(f: Any) -> Any:
+    for option in reversed(_observe_options):
+        f = option(f)
+    return f
+
+
+def _observed(
+    apps: Sequence[str] | None, *, cached: bool, timeout: float
+) -> tuple[list[DeploymentRecord], dict[tuple[str, str], bool] | None]:
+    """The Deployments of APPS (all when None): read again from their clusters
+    (concurrently, each within TIMEOUT), or as recorded with CACHED."""
+    with store_session() as store:
+        if apps is None:
+            recorded = store.list_deployments()
+        else:
+            recorded = [d for name in apps for d in store.list_deployments(app=name)]
+    if cached or not recorded:
+        # Nothing to read from a cluster: the engine and the Kubernetes client stay unloaded.
+        return recorded, None
+    # Every request gets the same bound, so a cluster that never answers holds
+    # no thread (nor the exit of this command) beyond it.
+    with engine_session(request_timeout=timeout) as engine:
+        found = run(engine.observe(apps=apps, timeout=timeout))
+    return [o.record for o in found], {(o.record.app, o.record.cluster): o.refreshed for o in found}
+
+
 @app.command("show")
 @click.argument("name")
 @click.option(
     "-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True
 )
-def app_show(name: str, output: str) -> None:
+@_with_observe_options
+def app_show(name: str, output: str, cached: bool, timeout: float) -> None:
     """Show app NAME: its source, deployments and their failing objects."""
     from appflow import redaction
     from appflow.model.redact import shown_secrets
 
+    deployments, refreshed = _observed([name], cached=cached, timeout=timeout)
     with store_session() as store:
         a = store.get_app(name)
         latest = store.latest_revision(name)
@@ -230,6 +274,7 @@ def app_show(name: str, output: str) -> None:
             "localPath": a.local_path,
             "path": a.path,
             "paused": a.paused,
+            "pinnedRevision": a.pinned_revision,
             "latestRevision": latest.number if latest else None,
             "deployments": [
                 {
@@ -239,8 +284,13 @@ def app_show(name: str, output: str) -> None:
                     "message": d.message,
                     "resources": d.resource_counts.as_dict(),
                     "failing": [{"object": f.object, "message": f.message} for f in d.failing],
+                    **(
+                        {"refreshed": refreshed.get((d.app, d.cluster), False)}
+                        if refreshed is not None
+                        else {}
+                    ),
                 }
-                for d in store.list_deployments(app=name)
+                for d in deployments
             ],
             # Secret values of the latest revision as digests: a change shows, a value never.
             "secrets": shown_secrets(latest.rendered, redaction.redactor()) if latest else [],
@@ -257,6 +307,43 @@ def app_show(name: str, output: str) -> None:
 
 
 def _print_report(report: SyncSummary) -> None:
+    _print_problems(report)
+    revision = f" revision {report.revision}" if report.revision else ""
+    for c in report.clusters:
+        style = STATE_STYLE.get(c.state, "")
+        summary = ", ".join(
+            f"{c.counts.get(action, 0)} {action}"
+            for action in ("created", "configured", "unchanged", "pruned")
+        )
+        if c.counts.get("kept"):
+            summary += f", {c.counts['kept']} kept"
+        if c.helm_revision is not None:
+            summary = f"helm release revision {c.helm_revision}"
+        console.print(
+            f"{report.app}{revision} -> {c.cluster}: [{style}]{c.state}[/] ({summary}) in {c.seconds:.2f}s",
+            highlight=False,
+        )
+        _print_notes(c)
+        # Kept on purpose (pruning off, keepResources): one line per reason, not per object.
+        for reason, count in c.kept_on_purpose.items():
+            console.print(f"    kept {count} objects: {reason}", highlight=False)
+        for owner, taken in sorted(c.taken_from.items()):
+            console.print(f"    took {', '.join(taken)} from app {owner}", highlight=False)
+
+
+def _print_notes(c: ClusterSummary) -> None:
+    """The hooks that ran, the failing objects, and the objects prune left in place."""
+    for hook in c.hooks:
+        console.print(f"    {hook.text}", highlight=False)
+    for f in c.failing[:10]:
+        console.print(f"    {f.object}: {f.message}", highlight=False)
+    if c.partial:
+        console.print(f"    [yellow]{c.partial}[/]", highlight=False)
+    for kept in c.kept:
+        console.print(f"    kept {kept.object}: {kept.message}", highlight=False)
+
+
+def _print_problems(report: SyncSummary) -> None:
     for warning in report.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}")
     if report.blocked:
@@ -275,27 +362,6 @@ def _print_report(report: SyncSummary) -> None:
         )
     for r in report.rolled_back:
         err_console.print(f"{r.cluster}: rolled back, {r.state}", highlight=False)
-    revision = f" revision {report.revision}" if report.revision else ""
-    for c in report.clusters:
-        style = STATE_STYLE.get(c.state, "")
-        summary = ", ".join(
-            f"{c.counts.get(action, 0)} {action}"
-            for action in ("created", "configured", "unchanged", "pruned")
-        )
-        if c.helm_revision is not None:
-            summary = f"helm release revision {c.helm_revision}"
-        console.print(
-            f"{report.app}{revision} -> {c.cluster}: [{style}]{c.state}[/] ({summary}) in {c.seconds:.2f}s",
-            highlight=False,
-        )
-        for hook in c.hooks:
-            console.print(f"    {hook.text}", highlight=False)
-        for f in c.failing[:10]:
-            console.print(f"    {f.object}: {f.message}", highlight=False)
-        if c.partial:
-            console.print(f"    [yellow]{c.partial}[/]", highlight=False)
-        for kept in c.kept:
-            console.print(f"    kept {kept.object}: {kept.message}", highlight=False)
 
 
 def _do_sync(ask: SyncAsk, output: str) -> None:
@@ -358,6 +424,7 @@ def _report_data(report: SyncSummary) -> dict[str, Any]:
                 "health": c.health,
                 "errors": list(c.errors),
                 "hooks": [_hook_data(h) for h in c.hooks],
+                "takenFrom": {owner: list(refs) for owner, refs in c.taken_from.items()},
                 "seconds": round(c.seconds, 3),
             }
             for c in report.clusters
@@ -384,6 +451,11 @@ _sync_options = [
     ),
     click.option(
         "--force-conflicts", is_flag=True, help="Take over fields owned by other field managers."
+    ),
+    click.option(
+        "--take-ownership",
+        is_flag=True,
+        help="Move objects another app owns to this app (once; they leave that app's inventory).",
     ),
     click.option(
         "--wait", is_flag=True, help="Wait until Healthy; exit 1 if it is not within --timeout."
@@ -417,6 +489,7 @@ def app_sync(
     all_apps: bool,
     clusters: tuple[str, ...],
     force_conflicts: bool,
+    take_ownership: bool,
     wait: bool,
     timeout: float,
     lock_timeout: float,
@@ -433,6 +506,7 @@ def app_sync(
         all_apps=all_apps,
         clusters=clusters,
         force_conflicts=force_conflicts,
+        take_ownership=take_ownership,
         wait=wait,
         timeout=timeout,
         lock_timeout=lock_timeout,
@@ -524,7 +598,7 @@ def app_history(name: str, limit: int, output: str) -> None:
 @click.option("--wait", is_flag=True)
 @click.option("--timeout", type=float, default=300.0, show_default=True)
 def app_rollback(name: str, to: int, wait: bool, timeout: float) -> None:
-    """Re-apply revision --to of app NAME as it was rendered; pauses auto-sync."""
+    """Re-apply revision --to of app NAME as it was rendered; pins the app there."""
     from appflow.engine.stages.types import SyncOptions
 
     with engine_session() as engine, err_console.status("rolling back...") as status:
@@ -538,8 +612,38 @@ def app_rollback(name: str, to: int, wait: bool, timeout: float) -> None:
         )
     _print_report(report.summary())
     console.print(
-        f"auto-sync of {name} is paused; `appflow app sync {name}` returns to the source's revision"
+        f"app {name} is pinned to revision {to}: no sync moves it from there; "
+        f"`appflow app resume {name}` returns it to the source's revision",
+        highlight=False,
     )
+    if not report.ok or (wait and not report.ready):
+        sys.exit(1)
+
+
+@app.command("resume")
+@click.argument("name")
+@click.option(
+    "--wait", is_flag=True, help="Wait until Healthy; exit 1 if it is not within --timeout."
+)
+@click.option(
+    "--timeout", type=float, default=300.0, show_default=True, help="Seconds --wait waits."
+)
+def app_resume(name: str, wait: bool, timeout: float) -> None:
+    """Unpin app NAME after a rollback and sync the source's revision; syncs follow it again."""
+    from appflow.engine.stages.types import SyncOptions
+    from appflow.model.appdef import SyncPolicy
+
+    def options(policy: SyncPolicy) -> SyncOptions:
+        return SyncOptions(
+            prune=policy.prune,
+            force_conflicts=policy.force_conflicts,
+            wait=wait,
+            wait_timeout=timeout,
+        )
+
+    with engine_session() as engine, err_console.status("resuming...") as status:
+        report = run(engine.resume(name, options_from_policy=options, progress=status.update))
+    _print_report(report.summary())
     if not report.ok or (wait and not report.ready):
         sys.exit(1)
 
@@ -556,7 +660,11 @@ def app_delete(name: str, keep_objects: bool) -> None:
         store.get_app(name)
         if not keep_objects:
             reports = run(engine.uninstall(name))
-            _print_report(reports.summary())
+            summary = reports.summary()
+            _print_problems(summary)
+            for c in summary.clusters:
+                console.print(f"{c.cluster}: {_removal(c)}", highlight=False)
+                _print_notes(c)
             if not reports.ok:
                 raise ConfigError(
                     f"app {name} was not deleted: it could not be removed from every cluster "
@@ -565,6 +673,15 @@ def app_delete(name: str, keep_objects: bool) -> None:
         with contextlib.suppress(NotFoundError):
             store.delete_app(name, with_deployments=True)
     console.print(f"deleted app {name}")
+
+
+def _removal(c: ClusterSummary) -> str:
+    """What deleting the app did on one cluster, e.g. 'pruned 3 objects'."""
+    kept = c.counts.get("kept", 0)
+    done = [f"pruned {c.pruned} objects"] if c.pruned or not kept else []
+    if kept:
+        done.append(f"kept {kept} objects (keepResources)")
+    return ", ".join(done)
 
 
 @app.command("test")
@@ -616,14 +733,16 @@ def app_test(name: str, clusters: tuple[str, ...], timeout: float, output: str) 
 
 
 @click.command()
+@_with_observe_options
 @output_option
-def status(output: str) -> None:
+def status(cached: bool, timeout: float, output: str) -> None:
     """The apps x clusters grid: each Deployment's state."""
     from appflow.model.status import status_grid
 
+    deployments, refreshed = _observed(None, cached=cached, timeout=timeout)
     with store_session() as store:
         clusters = store.list_clusters()
-        data = status_grid(store.list_apps(), clusters, store.list_deployments())
+        data = status_grid(store.list_apps(), clusters, deployments, refreshed=refreshed)
     if output != "table":
         emit(data, output=output)
         return
@@ -646,7 +765,10 @@ def status(output: str) -> None:
     console.print(table)
     for a in data["apps"]:
         for cluster_name, d in a["deployments"].items():
-            for line in d["failing"][:5]:
+            # Drift and a silent cluster say what they are in the message; failing
+            # objects, one line each.
+            lines = [d["message"]] if d["state"] in ("Modified", "Unknown") else []
+            for line in [*lines, *d["failing"][:5]]:
                 console.print(f"  {a['name']} on {cluster_name}: {line}", highlight=False)
 
 

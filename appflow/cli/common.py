@@ -66,12 +66,13 @@ def store_session() -> Iterator[Store]:
 
 
 @contextmanager
-def engine_session() -> Iterator[Engine]:
+def engine_session(*, request_timeout: float | None = None) -> Iterator[Engine]:
     # The engine pulls in the Kubernetes client: only commands that sync pay for it.
     # Importing the catalog package registers its source resolver (cheaply: its
     # adapters load only when a catalog app syncs), so catalog installs sync too.
     import appflow.engine.catalog  # noqa: F401
     from appflow.engine.engine import Engine
+    from appflow.engine.options import EngineOptions
 
     hub = chosen_hub()
     if hub is not None:
@@ -83,8 +84,13 @@ def engine_session() -> Iterator[Engine]:
         finally:
             hub_engine.close()
         return
+    options = (
+        EngineOptions()
+        if request_timeout is None
+        else EngineOptions(request_timeout=request_timeout)
+    )
     with store_session() as store:
-        engine = Engine(store)
+        engine = Engine(store, options=options)
         try:
             yield engine
         finally:

@@ -26,15 +26,15 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, cast
+from typing import cast
 
 from appflow.engine.engine import AppSyncReport, Engine
 from appflow.engine.queue import ALL, WorkKey, WorkQueue
 from appflow.engine.stages.live import secret_content
 from appflow.errors import AppflowError, NotFoundError, StoreError
-from appflow.model.diff import changed_paths, normalize
+from appflow.model.drift import Drift, drifted_paths
 from appflow.model.objects import LABEL_APP, Manifest, ObjectRef
-from appflow.model.ownership import stamp, untouched_since
+from appflow.model.ownership import untouched_since
 from appflow.model.records import AppRecord, DeploymentRecord, DeploymentState, SyncTrigger
 
 log = logging.getLogger("appflow.daemon")
@@ -327,9 +327,13 @@ class Daemon:
             self.queue.add(WorkKey(name), trigger=trigger)
 
     async def _out_of_sync(self, app: AppRecord, commit: str | None) -> None:
-        why = "the app is paused" if app.paused else "its syncPolicy.auto is false"
+        if app.pinned_revision is not None:
+            why = f"a rollback pinned it to revision {app.pinned_revision}"
+            act = f"appflow app resume {app.name}"
+        else:
+            why, act = "its syncPolicy.auto is false", f"appflow sync {app.name}"
         moved = f"the source moved to {commit[:12]}" if commit else "the source moved"
-        message = f"{moved}; not synced because {why} (appflow sync {app.name})"
+        message = f"{moved}; not synced because {why} ({act})"
         deployments = await asyncio.to_thread(self.store.list_deployments, app=app.name)
         for d in deployments:
             await self.recorder.deployment_state(app.name, d.cluster, "OutOfSync", message)
@@ -448,7 +452,7 @@ class Daemon:
             what, state = f"{ref} was deleted", "Missing"
         else:
             paths = await asyncio.to_thread(self._drifted_paths, app, cluster, ref, live)
-            what, state = f"{ref} changed: {', '.join(paths) or 'fields appflow owns'}", "Modified"
+            what, state = Drift(ref, paths).describe(), "Modified"
         if await asyncio.to_thread(self._self_heals, app):
             await self.recorder.event(
                 kind="drift",
@@ -489,26 +493,17 @@ class Daemon:
         except NotFoundError:
             return False
 
-    def _drifted_paths(self, app: str, cluster: str, ref: ObjectRef, live: Manifest) -> list[str]:
+    def _drifted_paths(
+        self, app: str, cluster: str, ref: ObjectRef, live: Manifest
+    ) -> tuple[str, ...]:
         """Field paths where LIVE differs from what appflow applied (only fields appflow sets)."""
         deployment = self.store.get_deployment(app, cluster)
         if deployment.applied_revision is None:
-            return []
+            return ()
         rendered = self.store.get_revision(app, deployment.applied_revision).rendered.get(
             cluster, []
         )
         for desired in rendered:
             if ObjectRef.of(desired) == ref:
-                mine = normalize(stamp(desired, app=app))
-                theirs = _project(normalize(live), mine)
-                return changed_paths(mine, theirs)
-        return []
-
-
-def _project(live: Any, shape: Any) -> Any:
-    """LIVE restricted to the keys present in SHAPE (what appflow set), recursively."""
-    if isinstance(shape, dict) and isinstance(live, dict):
-        return {k: _project(live[k], v) for k, v in shape.items() if k in live}
-    if isinstance(shape, list) and isinstance(live, list) and len(shape) == len(live):
-        return [_project(lv, sv) for lv, sv in zip(live, shape, strict=True)]
-    return live
+                return drifted_paths(desired, live, app=app)
+        return ()

@@ -42,6 +42,7 @@ from appflow.model.capabilities import Capabilities
 from appflow.model.objects import (
     ANNOTATION_PRUNE,
     ANNOTATION_REPLACE,
+    ANNOTATION_SHARED,
     ANNOTATION_TAKE_OWNERSHIP,
     Manifest,
 )
@@ -438,11 +439,13 @@ def with_app_namespace(
 ) -> tuple[Manifest, ...]:
     """OBJECTS plus the app's namespace, when they use it and do not define it.
 
-    As Fleet does with defaultNamespace, the namespace is created for the app;
-    it is marked to be kept on prune, because deleting a namespace deletes
-    everything in it, including objects appflow does not own. fleet.yaml's
-    namespaceLabels and namespaceAnnotations are set on it (then it is created
-    even where Kubernetes made it, as Fleet labels the namespace it deploys to).
+    As Fleet does with defaultNamespace, the namespace is created for the app. It
+    is shared: owned by no app, because several apps deploy into one namespace
+    and each adds it (one owner would make every other app's sync a conflict),
+    and so never pruned, because deleting a namespace deletes everything in it,
+    including objects appflow does not own. fleet.yaml's namespaceLabels and
+    namespaceAnnotations are set on it (then it is created even where Kubernetes
+    made it, as Fleet labels the namespace it deploys to).
     """
     marked = bool(labels or annotations)
     if not namespace or (namespace in ("default", "kube-system") and not marked):
@@ -456,7 +459,11 @@ def with_app_namespace(
         return objects
     metadata: dict[str, object] = {
         "name": namespace,
-        "annotations": {**(annotations or {}), ANNOTATION_PRUNE: "false"},
+        "annotations": {
+            **(annotations or {}),
+            ANNOTATION_SHARED: "true",
+            ANNOTATION_PRUNE: "false",
+        },
     }
     if labels:
         metadata["labels"] = dict(labels)

@@ -5,11 +5,12 @@ recorder, cluster connections, the render cache, the source resolvers):
 
     sync       sync.py       one app onto its targets (rollouts: rollout.py)
     diff       diff.py       what a sync would change
-    rollback   rollback.py   an earlier revision, exactly as rendered
+    rollback   rollback.py   an earlier revision, exactly as rendered (pinned there; resume)
     uninstall  uninstall.py  everything an app owns, from every cluster
     run_tests  testing.py    the app's tests (test hooks, helm test) on its clusters
     refresh_repo  repos.py   one look at a repository: which apps a new commit touches
-    refresh_health refresh.py a Deployment's health, read again
+    refresh_health refresh.py a Deployment's health and drift, read again
+    observe    refresh.py    what `appflow status` shows: every Deployment, read again
 
 The sync stages themselves (prepare, apply, prune, inventory, health) are in
 ``appflow.engine.stages`` and know nothing of the store.
@@ -43,6 +44,7 @@ from appflow.store import Store
 
 if TYPE_CHECKING:
     from appflow.engine.batch import Batch, BatchResult
+    from appflow.engine.refresh import Observation
     from appflow.engine.repos import RepoRefresh
     from appflow.engine.testing import AppTestReport
 
@@ -181,6 +183,7 @@ class Engine:
             return SyncOptions(
                 prune=policy.prune,
                 force_conflicts=ask.force_conflicts or policy.force_conflicts,
+                take_ownership=ask.take_ownership,
                 wait=ask.wait,
                 wait_timeout=ask.timeout,
                 lock_timeout=ask.lock_timeout,
@@ -221,13 +224,26 @@ class Engine:
         options: SyncOptions | None = None,
         progress: Progress = quiet,
     ) -> AppSyncReport:
-        """Re-apply revision TO of app NAME exactly as it was rendered, and pause auto-sync."""
+        """Re-apply revision TO of app NAME exactly as it was rendered, and pin it there."""
         from appflow.engine.rollback import rollback_app
 
         async with self.parts.locks.session():
             return await rollback_app(
                 self.parts, name, to=to, options=options or SyncOptions(), progress=progress
             )
+
+    async def resume(
+        self,
+        name: str,
+        *,
+        options_from_policy: OptionsFromPolicy | None = None,
+        progress: Progress = quiet,
+    ) -> AppSyncReport:
+        """Unpin app NAME (a rollback pinned it) and sync the source's revision."""
+        from appflow.engine.rollback import resume_app
+
+        await resume_app(self.parts, name)
+        return await self.sync(name, options_from_policy=options_from_policy, progress=progress)
 
     async def uninstall(self, name: str, *, progress: Progress = quiet) -> AppSyncReport:
         """Remove app NAME from every cluster it is deployed to."""
@@ -257,3 +273,12 @@ class Engine:
         from appflow.engine.refresh import refresh_health
 
         return await refresh_health(self.parts, app=app, cluster=cluster)
+
+    async def observe(
+        self, *, apps: Sequence[str] | None = None, timeout: float = 5.0
+    ) -> list[Observation]:
+        """Every Deployment of APPS (default: all) read again from its cluster, each
+        cluster within TIMEOUT seconds; what changed is recorded."""
+        from appflow.engine.refresh import observe
+
+        return await observe(self.parts, apps=apps, timeout=timeout)

@@ -137,6 +137,7 @@ class Recorder:
                 objects={c.ref.encode(): c.action.value for c in result.plan.changes},
             )
             self._deployment(result, revision)
+            self._handed_over(result)
             self.store.add_event(
                 kind="sync" if result.ok else "failure",
                 app=result.app,
@@ -226,9 +227,35 @@ class Recorder:
                 replace(record, state="Online", state_reason="", last_seen=utc_now())
             )
 
+    def _handed_over(self, result: SyncResult) -> None:
+        """The apps RESULT's sync took objects from no longer own them on its cluster:
+        their Deployments' inventory mirrors and fingerprints lose them, in the same
+        transaction as the new owner's Deployment."""
+        for owner, refs in result.taken_from.items():
+            previous = self._previous(owner, result.cluster)
+            if previous is None:
+                continue
+            gone = set(refs)
+            encoded = {r.encode() for r in refs}
+            self.store.put_deployment(
+                replace(
+                    previous,
+                    inventory=tuple(e for e in previous.inventory if e.ref not in gone),
+                    applied={k: v for k, v in previous.applied.items() if k not in encoded},
+                )
+            )
+            self.store.add_event(
+                kind="ownership",
+                app=owner,
+                cluster=result.cluster,
+                outcome="taken",
+                message=f"app {result.app} took over " + ", ".join(str(r) for r in sorted(refs)),
+            )
+
     def _deployment(self, result: SyncResult, revision: RevisionRecord | None) -> None:
         # Prunes and kept objects are what left the desired state; anything else is desired.
-        desired = any(c.action not in (Action.PRUNE, Action.SKIP) for c in result.plan.changes)
+        left = (Action.PRUNE, Action.KEEP, Action.SKIP)
+        desired = any(c.action not in left for c in result.plan.changes)
         owned = result.inventory.entries or result.fingerprints or result.release
         if result.ok and not owned and not desired:
             # Nothing owned and nothing desired: the app left this cluster.

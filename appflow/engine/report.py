@@ -115,6 +115,18 @@ def _cluster_summary(result: SyncResult) -> ClusterSummary:
         kept=tuple(
             ObjectNote(object=str(c.ref), message=c.reason) for c in result.plan.of(Action.SKIP)
         ),
+        kept_on_purpose=_kept_on_purpose(result),
+        pruned=len(result.pruned),
+        taken_from={
+            owner: tuple(str(ref) for ref in refs) for owner, refs in result.taken_from.items()
+        },
         hooks=tuple(hook_note(h) for h in result.hooks),
         partial=result.partial,
     )
+
+
+def _kept_on_purpose(result: SyncResult) -> dict[str, int]:
+    kept: dict[str, int] = {}
+    for change in result.plan.of(Action.KEEP):
+        kept[change.reason] = kept.get(change.reason, 0) + 1
+    return kept

@@ -1,9 +1,11 @@
-"""Rollback: re-apply an earlier revision exactly as it was rendered, and pause auto-sync.
+"""Rollback: re-apply an earlier revision exactly as it was rendered, and pin the app there.
 
 Objects appflow applied are re-applied from the revision's stored renders (nothing is
 fetched or rendered) and what came later is pruned; release-mode apps are rolled back
 with `helm rollback` to the Helm revision that appflow revision became on each cluster.
-As Argo CD does, the app is paused afterwards: the next automatic sync would undo it.
+The app is pinned to that revision afterwards (Argo CD pauses auto-sync for the same
+reason: the next sync would undo the rollback): no automatic sync moves it, a manual
+sync is refused saying how to unpin, and ``resume_app`` unpins it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from appflow.engine.stages import release
 from appflow.engine.stages.types import DesiredState, Progress, SyncOptions
 from appflow.engine.state import AppState, read_app_state
 from appflow.errors import AppflowError, NotFoundError, Where
-from appflow.model.records import ClusterRecord, HelmReleaseRef, RevisionRecord
+from appflow.model.records import AppRecord, ClusterRecord, HelmReleaseRef, RevisionRecord
 
 
 async def rollback_app(
@@ -65,8 +67,16 @@ async def rollback_app(
     )
     if delivery is not None:
         await deliver(parts, delivery, report, list(delivery.prepared))
-    await parts.recorder.app(replace(state.app, paused=True))
+    await parts.recorder.app(replace(state.app, pinned_revision=to))
     return report
+
+
+async def resume_app(parts: EngineParts, name: str) -> AppRecord:
+    """Unpin app NAME: syncs follow its source again (the caller syncs it)."""
+    app = await asyncio.to_thread(parts.store.get_app, name)
+    if app.pinned_revision is None:
+        return app
+    return await parts.recorder.app(replace(app, pinned_revision=None))
 
 
 def _read(parts: EngineParts, name: str, to: int) -> tuple[AppState, RevisionRecord]:

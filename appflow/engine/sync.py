@@ -25,7 +25,7 @@ from appflow.engine.sources import Source
 from appflow.engine.stages import release
 from appflow.engine.stages.types import DesiredState, Progress, SyncBlocked, SyncOptions
 from appflow.engine.state import AppState, load_app_state
-from appflow.errors import AppflowError, ClusterError
+from appflow.errors import AppflowError, AppPinnedError, ClusterError, Where
 from appflow.model.appdef import AppDefinition, SyncPolicy
 from appflow.model.records import ClusterRecord, GitCommit, SyncTrigger
 from appflow.model.rollout import is_progressive, plan_rollout
@@ -70,6 +70,8 @@ async def sync_app(
 ) -> AppSyncReport:
     """Render, validate and apply REQUEST.app on its targets; see the module docstring."""
     state = await load_app_state(parts.store, request.app)
+    if state.app.pinned_revision is not None:
+        raise pinned(request.app, state.app.pinned_revision)
     resolver = parts.resolvers.of(state.app)
     source = await resolver.fetch(state.app, state.repo, commit=request.commit, store=parts.store)
     if (
@@ -113,6 +115,16 @@ async def sync_app(
         _add_clusters_left(run, desired)
     await _deliver(parts, run, desired, request)
     return run.report
+
+
+def pinned(app: str, revision: int) -> AppPinnedError:
+    """Why a sync of APP, pinned to REVISION by a rollback, does not run (and what to do)."""
+    return AppPinnedError(
+        f"app {app} is pinned to revision {revision} by `appflow app rollback`; "
+        "a sync would replace it with the source's revision",
+        where=Where(app=app),
+        hint=f"`appflow app resume {app}` unpins it and syncs the source's revision",
+    )
 
 
 async def _hold_for_dependencies(parts: EngineParts, run: _Run) -> None:

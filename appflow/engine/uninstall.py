@@ -3,7 +3,12 @@
 Objects appflow applied are pruned from the inventory (and the inventory ConfigMap
 removed once empty), between the PreDelete and PostDelete hooks of the revision each
 cluster has (``stages.hooks.delete_with_hooks``); Helm releases are uninstalled with
-helm, which runs a chart's delete hooks itself.
+helm, which runs a chart's delete hooks itself. An app whose definition says
+keepResources (Fleet's field) leaves its objects, and its Helm releases, where they
+are, and runs no delete hook (nothing is deleted): only its inventories go, and the
+report says what was kept. The kept objects still carry the app's label, so adding
+the app again adopts them, and any other app needs an explicit take-ownership to
+have them.
 """
 
 from __future__ import annotations
@@ -32,8 +37,15 @@ async def uninstall_app(parts: EngineParts, name: str, *, progress: Progress) ->
     clusters = state.fleet.clusters
     deployed = {c: d for c, d in state.deployments.items() if c in clusters}
     report = AppSyncReport(app=name)
+    keep = KEPT if state.app.policy.keep_resources else ""
     for cluster, deployment in deployed.items():
         if deployment.release is None:
+            continue
+        if keep:
+            report.warnings.append(
+                f"{cluster}: kept Helm release {deployment.release.namespace}/"
+                f"{deployment.release.name} ({KEPT})"
+            )
             continue
         try:
             await release.uninstall(
@@ -42,7 +54,11 @@ async def uninstall_app(parts: EngineParts, name: str, *, progress: Progress) ->
         except AppflowError as err:
             report.cluster_failed(cluster, err)
     pruned = [c for c, d in deployed.items() if d.release is None]
-    hooks = await asyncio.to_thread(_hooks, parts.store, {c: deployed[c] for c in pruned})
+    hooks = (
+        {}
+        if keep
+        else await asyncio.to_thread(_hooks, parts.store, {c: deployed[c] for c in pruned})
+    )
     desired = {c: DesiredState(app=name, cluster=c, objects=(), revision="") for c in pruned}
     delivery = await validated(
         parts,
@@ -51,7 +67,7 @@ async def uninstall_app(parts: EngineParts, name: str, *, progress: Progress) ->
         clusters={c: clusters[c] for c in pruned},
         source_ref=None,
         trigger="user",
-        options=SyncOptions(prune=True),
+        options=SyncOptions(prune=True, keep=keep),
         progress=progress,
     )
     if delivery is not None:
@@ -79,7 +95,7 @@ async def uninstall_app(parts: EngineParts, name: str, *, progress: Progress) ->
             action=remove,
         )
     for result in report.results:
-        if result.ok and not result.inventory.entries:
+        if result.ok and (keep or not result.inventory.entries):
             await delete_inventory(parts.connections.kube(clusters[result.cluster]), name)
     return report
 
@@ -89,3 +105,6 @@ def _hooks(
 ) -> dict[str, tuple[Hook, ...]]:
     """Per cluster, the hooks of the revision it has."""
     return {c: split_hooks(deployed_objects(store, d)).hooks for c, d in deployments.items()}
+
+
+KEPT = "keepResources: the app's objects stay when it is deleted"

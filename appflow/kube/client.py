@@ -131,6 +131,7 @@ class KubeCluster:
         configuration.connection_pool_maxsize = max(4, connection.concurrency)
         configuration.retries = 0
         self._api = k8s.ApiClient(configuration)
+        _bound_requests(self._api, connection.timeout)
         self._dynamic: DynamicClient | None = None
         self._lock = threading.Lock()
         # The client's discovery cache is not thread-safe: a lookup of a kind it
@@ -480,16 +481,28 @@ class KubeCluster:
         namespace: str = "",
         *,
         propagation: str = "Background",
+        uid: str | None = None,
+        resource_version: str | None = None,
     ) -> bool:
-        """Delete an object; False when it was already gone."""
+        """Delete an object; False when it was already gone.
+
+        UID and RESOURCE_VERSION, when given, are preconditions the API server
+        checks atomically: the delete happens only if the object is still the
+        one read (ObjectChangedError otherwise).
+        """
         resource = self.resource_sync(api_version, kind)
         obj = f"{kind}/{namespace + '/' if namespace else ''}{name}"
+        preconditions = {
+            k: v for k, v in (("uid", uid), ("resourceVersion", resource_version)) if v
+        }
+        body = {"preconditions": preconditions} if preconditions else None
         try:
             self._client().delete(
                 resource,
                 name=name,
                 namespace=namespace or None if resource.namespaced else None,
                 propagation_policy=propagation,
+                body=body,
                 _request_timeout=self.write_timeout(obj),
             )
         except DynNotFound:
@@ -506,9 +519,18 @@ class KubeCluster:
         namespace: str = "",
         *,
         propagation: str = "Background",
+        uid: str | None = None,
+        resource_version: str | None = None,
     ) -> bool:
         return await self._run(  # type: ignore[no-any-return]
-            self.delete_sync, api_version, kind, name, namespace, propagation=propagation
+            self.delete_sync,
+            api_version,
+            kind,
+            name,
+            namespace,
+            propagation=propagation,
+            uid=uid,
+            resource_version=resource_version,
         )
 
     async def watch(
@@ -640,3 +662,22 @@ class KubeCluster:
             return await self.get(str(m.get("apiVersion")), ref.kind, ref.name, ref.namespace)
 
         return list(await asyncio.gather(*(one(m) for m in manifests)))
+
+
+def _bound_requests(api: Any, timeout: float) -> None:
+    """Give every request of API that names no timeout of its own TIMEOUT.
+
+    The dynamic client's discovery sends its requests without one: against a
+    cluster that accepts connections and never answers (a site whose link went
+    down behind a NAT), such a request, and the thread and process exit waiting
+    on it, would hang forever. Streams (watches) keep none: they are quiet by design.
+    """
+    rest = api.rest_client
+    send = rest.request
+
+    def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("_request_timeout") is None and "watch=true" not in url.lower():
+            kwargs["_request_timeout"] = timeout
+        return send(method, url, *args, **kwargs)
+
+    rest.request = request

@@ -23,6 +23,7 @@ from appflow.errors import (
     ImmutableFieldError,
     MissingKindError,
     MissingNamespaceError,
+    ObjectChangedError,
     ObjectForbiddenError,
     Where,
 )
@@ -84,6 +85,12 @@ def translate(
                 f"the object changed since it was read: {message}",
                 where=where,
                 hint="read it again and retry",
+            )
+        if code == 409 and action == "delete":
+            return ObjectChangedError(
+                f"changed since it was read, so it was not deleted: {message}",
+                where=where,
+                hint="the next sync looks at it again",
             )
         if code == 422 or code == 400:
             causes = (status.get("details") or {}).get("causes") or []

@@ -20,7 +20,7 @@ fleet.yaml policy (Fleet's documented fields, see rancher/fleet-docs
   namespace/defaultNamespace, helm values/valuesFiles/valuesFrom,
   kustomize.dir, yaml.overlays, doNotDeploy), ``dependsOn`` (with
   acceptedStates), ``paused`` (syncPolicy.auto false), ``keepResources``
-  (syncPolicy.prune false), ``correctDrift.enabled`` (syncPolicy.selfHeal),
+  (syncPolicy.keepResources), ``correctDrift.enabled`` (syncPolicy.selfHeal),
   ``overrideTargets`` (targets), ``rolloutStrategy`` (maxUnavailable,
   maxUnavailablePartitions, autoPartitionSize, partitions by clusterSelector
   or clusterGroup).
@@ -216,6 +216,9 @@ class SyncPolicy:
     replace_immutable: bool = False
     """Replace objects whose immutable fields change (helm.force:
     appflow.dev/replace-on-immutable on every object)."""
+    keep_resources: bool = False
+    """Fleet's keepResources: deleting the app leaves its objects on the clusters.
+    Objects that leave the desired state are still pruned (that is ``prune``)."""
 
     @property
     def waits(self) -> bool:
@@ -727,6 +730,9 @@ def from_appflow_document(
             sync_doc.get("forceConflicts"), ("syncPolicy", "forceConflicts"), default=False
         ),
         timeout_seconds=r.positive_int(helm_doc.get("timeoutSeconds"), ("helm", "timeoutSeconds")),
+        keep_resources=r.boolean(
+            sync_doc.get("keepResources"), ("syncPolicy", "keepResources"), default=False
+        ),
     )
     rollout = _rollout(r, r.mapping(doc.get("rollout"), ("rollout",)), ("rollout",))
     decryption_doc = r.mapping(doc.get("decryption"), ("decryption",))
@@ -984,8 +990,9 @@ def from_fleet_document(
     sync = SyncPolicy(
         # A paused bundle is marked OutOfSync until someone confirms it: a manual sync.
         auto=not r.boolean(doc.get("paused"), ("paused",), default=False),
-        # keepResources keeps objects when they leave the bundle.
-        prune=not r.boolean(doc.get("keepResources"), ("keepResources",), default=False),
+        # Fleet's keepResources keeps the objects when the bundle is deleted; an
+        # object that leaves the bundle is still removed.
+        keep_resources=r.boolean(doc.get("keepResources"), ("keepResources",), default=False),
         self_heal=r.boolean(drift.get("enabled"), ("correctDrift", "enabled"), default=False),
         # Fleet deploys every bundle as a Helm release, so these helm options hold for
         # kustomize and manifest apps too.

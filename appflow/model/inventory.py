@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from appflow.errors import PruneError, StoreError, Where
-from appflow.model.objects import Manifest, ObjectRef
+from appflow.model.objects import Manifest, ObjectRef, is_shared
 from appflow.model.order import deletion_order
 
 INVENTORY_FORMAT = "2"
@@ -76,8 +76,11 @@ class Inventory:
 
     @classmethod
     def from_manifests(cls, app: str, manifests: Iterable[Manifest]) -> Inventory:
+        """The inventory of MANIFESTS; shared objects are owned by no app and left out."""
         entries = tuple(
-            InventoryEntry(ObjectRef.of(m), str(m.get("apiVersion", ""))) for m in manifests
+            InventoryEntry(ObjectRef.of(m), str(m.get("apiVersion", "")))
+            for m in manifests
+            if not is_shared(m)
         )
         return cls(app, entries)
 

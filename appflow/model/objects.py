@@ -26,6 +26,10 @@ ANNOTATION_REPLACE = "appflow.dev/replace-on-immutable"
 """Set to 'true' to allow delete-and-recreate when an immutable field changes."""
 ANNOTATION_TAKE_OWNERSHIP = "appflow.dev/take-ownership"
 """Set to 'true' in an app's source to move the object to that app from the app owning it."""
+ANNOTATION_SHARED = "appflow.dev/shared"
+"""'true' on an object several apps may declare alike, such as the namespace appflow creates
+for an app's objects: applied, but owned by no app (no ownership marks, in no inventory),
+so never pruned and never a conflict."""
 INVENTORY_NAMESPACE = "appflow-system"
 
 
@@ -129,3 +133,10 @@ def _unescape(part: str, text: str) -> str:
         out.append(found)
         index += 3
     return "".join(out)
+
+
+def is_shared(manifest: Manifest) -> bool:
+    """True when MANIFEST is annotated ``appflow.dev/shared: "true"``."""
+    annotations = (manifest.get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(ANNOTATION_SHARED)
+    return str(value).strip().lower() == "true" if value is not None else False

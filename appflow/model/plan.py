@@ -10,13 +10,15 @@ changes (the false drift Fleet users hand-write compare patches for).
 
 Prune candidates come only from the previous Inventory, and an object is
 pruned only when the live object still carries the app's ownership label and
-annotation and is not marked to be kept: nothing unowned is ever deleted.
+annotation and is not marked to be kept: nothing unowned is ever deleted. The
+same test (:func:`may_prune`) is made again on the object as re-read at the
+moment of deletion, because another app may have taken it since the plan.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -42,6 +44,9 @@ class Action(enum.Enum):
     CONFIGURE = "configured"
     UNCHANGED = "unchanged"
     PRUNE = "pruned"
+    KEEP = "kept"
+    """Owned, out of the desired state, and left on the cluster on purpose (pruning is
+    off, or the app is deleted with keepResources): it stays in the inventory."""
     SKIP = "skipped"
     """Left on the cluster although it left the desired state: kept by annotation, not owned, or gone."""
 
@@ -80,6 +85,18 @@ class Plan:
             for change in self.changes
         )
 
+    def revised(self, changes: Iterable[Change]) -> Plan:
+        """This plan with CHANGES in place of the changes of the same objects.
+
+        What a stage learned while carrying the plan out (an object another
+        app took between the plan and the delete) replaces what was planned,
+        so that reports say what happened.
+        """
+        by_ref = {change.ref: change for change in changes}
+        if not by_ref:
+            return self
+        return Plan(tuple(by_ref.get(change.ref, change) for change in self.changes))
+
     def summary(self) -> str:
         """E.g. '3 created, 1 configured, 46 unchanged, 2 pruned'; zero counts are left out."""
         parts = [f"{n} {action.value}" for action, n in self.counts().items() if n]
@@ -114,6 +131,25 @@ def kept_by_annotation(live: Manifest) -> bool:
     return str(value).strip().lower() == "false" if value is not None else False
 
 
+def may_prune(live: Manifest | None, app: str) -> tuple[bool, str]:
+    """Whether ``app`` may delete the live object, and a sentence saying why (not).
+
+    Asked twice of every prune candidate: when the sync is planned, and again
+    of the object as re-read just before the delete, so that an object another
+    app took in between is never deleted.
+    """
+    if live is None:
+        return False, "already gone"
+    if (live.get("metadata") or {}).get("deletionTimestamp"):
+        return False, "already being deleted"
+    owned, why = owned_by(live, app)
+    if not owned:
+        return False, why
+    if kept_by_annotation(live):
+        return False, f"kept by annotation {ANNOTATION_PRUNE}=false"
+    return True, "no longer in the desired state"
+
+
 def plan_sync(
     *,
     app: str,
@@ -123,6 +159,7 @@ def plan_sync(
     old_inventory: Inventory | None,
     with_diffs: bool = True,
     redactor: Redactor | None = None,
+    keep: str = "",
 ) -> Plan:
     """Plan one sync of ``app``: desired objects in the given order, then prune candidates.
 
@@ -135,6 +172,11 @@ def plan_sync(
     ``with_diffs=False`` leaves ``Change.diff`` empty: a sync of hundreds of
     objects needs the actions, and only ``diff`` shows the text. Diffs hide
     secret values as ``redactor`` says (Secret data always).
+
+    ``keep``, when given, says why nothing is pruned this time (pruning is
+    off, the app is deleted with keepResources): candidates that would be
+    pruned are KEEP with that reason, so that no report says "pruned" of an
+    object that stays.
 
     Raises ConfigError when an object appears twice in ``desired`` and
     PruneError when ``old_inventory`` belongs to another app.
@@ -161,7 +203,12 @@ def plan_sync(
             )
         new_inventory = Inventory.from_manifests(app, desired)
         for entry in prune_set(old_inventory, new_inventory):
-            changes.append(_plan_prune(entry.ref, app, live, diff))
+            if entry.ref in seen:
+                continue  # desired still, only no longer owned (now shared)
+            change = _plan_prune(entry.ref, app, live, diff)
+            if keep and change.action is Action.PRUNE:
+                change = Change(entry.ref, Action.KEEP, keep)
+            changes.append(change)
     return Plan(tuple(changes))
 
 
@@ -207,13 +254,7 @@ def _plan_prune(
     if ref not in live:
         return Change(ref, Action.SKIP, "live state unknown; not deleted blind")
     current = live[ref]
-    if current is None:
-        return Change(ref, Action.SKIP, "already gone")
-    owned, why = owned_by(current, app)
-    if not owned:
+    allowed, why = may_prune(current, app)
+    if not allowed:
         return Change(ref, Action.SKIP, why)
-    if kept_by_annotation(current):
-        return Change(ref, Action.SKIP, f"kept by annotation {ANNOTATION_PRUNE}=false")
-    return Change(
-        ref, Action.PRUNE, "no longer in the desired state", unified_diff(ref, current, None)
-    )
+    return Change(ref, Action.PRUNE, why, unified_diff(ref, current, None))

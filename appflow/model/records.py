@@ -420,7 +420,7 @@ class CatalogRepoRecord:
 
 @dataclass(frozen=True, kw_only=True)
 class AppRecord:
-    """An AppFlow: what to deploy (source, path), what its definition last said, paused or not.
+    """An AppFlow: what to deploy (source, path), what its definition last said, pinned or not.
 
     ``repo`` names a RepoRecord when ``source`` is ``git``; ``local_path`` is the folder when
     ``source`` is ``local``; ``path`` is the app folder inside the repo, or the catalog entry.
@@ -443,7 +443,9 @@ class AppRecord:
     """The definition's rollout strategy as last read (what the dashboard shows of it)."""
     catalog: CatalogInstall | None = None
     """What was installed, for ``source == "catalog"``: the record is the definition."""
-    paused: bool = False
+    pinned_revision: int | None = None
+    """Set by ``app rollback``: the app stays at this revision, whatever its source says,
+    until ``app resume`` (no automatic sync, and a manual one is refused with that hint)."""
     created_at: datetime = field(default_factory=utc_now)
     updated_at: datetime = field(default_factory=utc_now)
 
@@ -466,6 +468,11 @@ class AppRecord:
             )
         _check_aware(self.created_at, field_name="created_at")
         _check_aware(self.updated_at, field_name="updated_at")
+
+    @property
+    def paused(self) -> bool:
+        """No sync moves the app (it is pinned to a revision)."""
+        return self.pinned_revision is not None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,7 +8,7 @@ exactly the same shape.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from appflow.model.health import HealthStatus
@@ -22,7 +22,11 @@ from appflow.model.records import (
 
 
 def deployment_state(
-    health: HealthStatus | None, *, apply_failed: bool = False, orphaned: bool = False
+    health: HealthStatus | None,
+    *,
+    apply_failed: bool = False,
+    orphaned: bool = False,
+    modified: bool = False,
 ) -> DeploymentState:
     """The state of a Deployment whose objects' aggregate health is HEALTH.
 
@@ -30,7 +34,8 @@ def deployment_state(
     because an app is never Ready while part of it was not applied. ORPHANED: the app
     declares nothing on the cluster any more, but prune kept objects it owned there
     (prune is off): it is not deployed, and not gone. No HEALTH (the cluster did not
-    answer) is Unknown.
+    answer) is Unknown. MODIFIED: an object drifted from what appflow applied (Fleet's
+    Modified); only a missing object outranks it, because then the app cannot work.
     """
     if apply_failed:
         return "ErrApplied"
@@ -38,10 +43,12 @@ def deployment_state(
         return "Orphaned"
     if health is None:
         return "Unknown"
-    if health is HealthStatus.HEALTHY:
-        return "Ready"
     if health is HealthStatus.MISSING:
         return "Missing"
+    if modified:
+        return "Modified"
+    if health is HealthStatus.HEALTHY:
+        return "Ready"
     return "NotReady"
 
 
@@ -88,8 +95,14 @@ def status_grid(
     apps: Sequence[AppRecord],
     clusters: Sequence[ClusterRecord],
     deployments: Iterable[DeploymentRecord],
+    *,
+    refreshed: Mapping[tuple[str, str], bool] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """``{"clusters": [...], "apps": [{"name", "counts", "deployments": {cluster: ...}}]}``."""
+    """``{"clusters": [...], "apps": [{"name", "counts", "deployments": {cluster: ...}}]}``.
+
+    REFRESHED, when given, says per (app, cluster) whether the Deployment was just read
+    from its cluster (each cell then carries ``refreshed``).
+    """
     by_key = {(d.app, d.cluster): d for d in deployments}
     # Grouped once: scanning every deployment for every app took 27 s at 1,000 x 50.
     by_app: dict[str, list[DeploymentRecord]] = {}
@@ -105,7 +118,7 @@ def status_grid(
                 "counts": state_counts(by_app.get(a.name, ())),
                 "resources": resource_totals(by_app.get(a.name, ())).as_dict(),
                 "deployments": {
-                    c.name: _cell(by_key[(a.name, c.name)])
+                    c.name: _cell(by_key[(a.name, c.name)], refreshed)
                     for c in clusters
                     if (a.name, c.name) in by_key
                 },
@@ -115,8 +128,8 @@ def status_grid(
     }
 
 
-def _cell(d: DeploymentRecord) -> dict[str, Any]:
-    return {
+def _cell(d: DeploymentRecord, refreshed: Mapping[tuple[str, str], bool] | None) -> dict[str, Any]:
+    cell: dict[str, Any] = {
         "state": d.state,
         "revision": d.applied_revision,
         "desiredRevision": d.desired_revision,
@@ -124,3 +137,6 @@ def _cell(d: DeploymentRecord) -> dict[str, Any]:
         "resources": d.resource_counts.as_dict(),
         "failing": [f"{f.object}: {f.message}" for f in d.failing],
     }
+    if refreshed is not None:
+        cell["refreshed"] = refreshed.get((d.app, d.cluster), False)
+    return cell

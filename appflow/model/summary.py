@@ -26,6 +26,8 @@ class SyncAsk:
     all_apps: bool = False
     clusters: tuple[str, ...] = ()
     force_conflicts: bool = False
+    take_ownership: bool = False
+    """Move desired objects other apps own to the app (``--take-ownership``)."""
     wait: bool = False
     timeout: float = 300.0
     lock_timeout: float = 300.0
@@ -81,6 +83,13 @@ class ClusterSummary:
     failing: tuple[ObjectNote, ...] = ()
     kept: tuple[ObjectNote, ...] = ()
     """Objects prune left in place, and why."""
+    kept_on_purpose: dict[str, int] = field(default_factory=dict)
+    """Why -> how many objects out of the desired state stay by choice (pruning off,
+    keepResources): one line per reason, not per object."""
+    pruned: int = 0
+    """Objects actually deleted (not those judged no longer the app's at deletion)."""
+    taken_from: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Previous owner -> the objects this sync took from it."""
     hooks: tuple[HookNote, ...] = ()
     """The hooks that ran, in the order they ran."""
     partial: str = ""

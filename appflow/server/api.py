@@ -131,6 +131,7 @@ def api_router(*, service: FleetService, require_token: bool) -> APIRouter:
             localPath=a.local_path,
             path=a.path,
             paused=a.paused,
+            pinnedRevision=a.pinned_revision,
             latestRevision=latest.number if latest else None,
             deployments=[
                 AppDeployment(

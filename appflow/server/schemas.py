@@ -154,6 +154,9 @@ class AppDetail(BaseModel):
     localPath: str | None
     path: str
     paused: bool
+    pinnedRevision: int | None = Field(
+        description="The revision a rollback pinned the app to (`appflow app resume` unpins)."
+    )
     latestRevision: int | None
     deployments: list[AppDeployment]
 

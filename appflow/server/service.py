@@ -379,20 +379,20 @@ class FleetService:
         )
 
     async def rollback(self, actor: Actor, name: str, *, to: int) -> AppSyncReport:
-        """Re-apply revision TO of app NAME; auto-sync stays paused until the next sync."""
+        """Re-apply revision TO of app NAME; it stays pinned there until `app resume`."""
         actor.require_write("roll back apps")
         engine = self._engine("roll back")
 
-        def pause() -> None:
+        def pin() -> None:
             app = self.store.get_app(name)
             self.store.get_revision(name, to)
-            # Paused first: the daemon's next poll must not re-apply the newest revision
+            # Pinned first: the daemon's next poll must not re-apply the newest revision
             # while the rollback is on its way.
-            self.store.put_app(replace(app, paused=True))
+            self.store.put_app(replace(app, pinned_revision=to))
             self._record(actor, f"rollback to revision {to} requested", app=name)
 
         # The daemon's syncs share this event loop: the store is read and written aside.
-        await asyncio.to_thread(pause)
+        await asyncio.to_thread(pin)
         return await engine.rollback(name, to=to)
 
     def pause_rollout(self, actor: Actor, name: str) -> RolloutRecord:

@@ -516,6 +516,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
         convert=_escaped_ids_v8,
     ),
+    Migration(
+        version=9,
+        description="apps: the revision a rollback pinned, instead of a paused flag",
+        statements=(
+            "ALTER TABLE apps ADD COLUMN pinned_revision INTEGER",
+            # A paused app was paused by a rollback: it stays at what it applied last.
+            """UPDATE apps SET pinned_revision = COALESCE(
+                   (SELECT MAX(applied_revision) FROM deployments d WHERE d.app = apps.name),
+                   (SELECT MAX(number) FROM revisions r WHERE r.app = apps.name))
+               WHERE paused = 1""",
+        ),
+        after=("ALTER TABLE apps DROP COLUMN paused",),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

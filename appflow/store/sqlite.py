@@ -561,15 +561,16 @@ class SqliteStore:
                 self.get_repo(app.repo)  # NotFoundError naming the repo, not a bare FK failure
             conn.execute(
                 """INSERT INTO apps (name, source, repo, local_path, path, policy, labels,
-                       depends_on, rollout, catalog, paused, created_at, updated_at)
+                       depends_on, rollout, catalog, pinned_revision, created_at, updated_at)
                    VALUES (:name, :source, :repo, :local_path, :path, :policy, :labels,
-                       :depends_on, :rollout, :catalog, :paused, :created_at, :updated_at)
+                       :depends_on, :rollout, :catalog, :pinned_revision, :created_at, :updated_at)
                    ON CONFLICT (name) DO UPDATE SET source = excluded.source,
                        repo = excluded.repo, local_path = excluded.local_path,
                        path = excluded.path, policy = excluded.policy,
                        labels = excluded.labels, depends_on = excluded.depends_on,
                        rollout = excluded.rollout, catalog = excluded.catalog,
-                       paused = excluded.paused, updated_at = excluded.updated_at""",
+                       pinned_revision = excluded.pinned_revision,
+                       updated_at = excluded.updated_at""",
                 {
                     "name": app.name,
                     "source": app.source,
@@ -581,7 +582,7 @@ class SqliteStore:
                     "depends_on": _record_out(app.depends_on),
                     "rollout": _record_out(app.rollout),
                     "catalog": _record_out(app.catalog),
-                    "paused": int(app.paused),
+                    "pinned_revision": app.pinned_revision,
                     "created_at": _time_out(app.created_at),
                     "updated_at": _time_out(utc_now()),
                 },
@@ -1448,7 +1449,7 @@ def _app_from(row: sqlite3.Row) -> AppRecord:
         catalog=None
         if row["catalog"] is None
         else from_json(CatalogInstall, _json_in(row["catalog"]), what="catalog"),
-        paused=bool(row["paused"]),
+        pinned_revision=row["pinned_revision"],
         created_at=_time_in_required(row["created_at"]),
         updated_at=_time_in_required(row["updated_at"]),
     )

@@ -248,6 +248,15 @@ def test_kind_inferred_from_folder_when_no_section(tmp_path: Path) -> None:
     assert (app.name, app.kind, app.sync_policy.prune) == ("svc", "kustomize", False)
 
 
+def test_keep_resources_is_its_own_switch_next_to_prune(tmp_path: Path) -> None:
+    app_dir = tmp_path / "edge"
+    app_dir.mkdir()
+    (app_dir / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n")
+    (app_dir / "appflow.yaml").write_text("syncPolicy:\n  keepResources: true\n")
+    (app,) = load_app_definitions(tmp_path)
+    assert (app.sync_policy.keep_resources, app.sync_policy.prune) == (True, True)
+
+
 @pytest.mark.parametrize(
     ("path", "name"),
     [

@@ -76,10 +76,11 @@ def test_repo_keeps_the_webhook_secret_command() -> None:
 
 
 def test_status_and_a_handed_over_sync_load_no_engine(tmp_path: Path) -> None:
-    # `appflow status` reads the store; `appflow sync` imports the engine only when no
+    # `appflow status --cached` reads the store, as does `appflow status` while there is
+    # no Deployment to read from a cluster; `appflow sync` imports the engine only when no
     # running `appflow serve` takes the sync over, and then only when it syncs.
     env = {**os.environ, "APPFLOW_HOME": str(tmp_path / "home")}
-    for args in (["status"], ["sync", "--help"]):
+    for args in (["status"], ["status", "--cached"], ["sync", "--help"]):
         modules = _modules_after(args, env=env)
 
         assert "appflow.cli.apps" in modules
@@ -104,3 +105,23 @@ def test_syncing_plain_yaml_here_needs_no_git_helm_or_catalog() -> None:
         for m in modules
         if m.split(".")[0] in ("pygit2", "pyhelm3", "jsonschema", "httpx", "cryptography")
     ]
+
+
+def test_status_cached_loads_no_engine_with_deployments_recorded(tmp_path: Path) -> None:
+    # Without --cached, status reads each Deployment's health from its cluster (engine).
+    from appflow.model.records import AppRecord, ClusterRecord, DeploymentRecord
+    from appflow.store import open_store
+
+    home = tmp_path / "home"
+    env = {**os.environ, "APPFLOW_HOME": str(home)}
+    home.mkdir()
+    with open_store(home / "appflow.db") as store:
+        store.put_cluster(ClusterRecord(name="edge-1", kind="imported", kubeconfig_path="/k"))
+        store.put_app(AppRecord(name="web", source="local", local_path="/src", path=""))
+        store.put_deployment(DeploymentRecord(app="web", cluster="edge-1", state="Ready"))
+
+    modules = _modules_after(["status", "--cached"], env=env)
+
+    assert "appflow.model.status" in modules  # the grid was made, from the record
+    assert not [m for m in modules if m.startswith("appflow.engine")]
+    assert not [m for m in modules if m.split(".")[0] in HEAVY]

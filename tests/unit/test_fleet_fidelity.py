@@ -171,7 +171,12 @@ def test_namespace_labels_and_annotations_mark_the_created_namespace() -> None:
     created = with_app_namespace(used, "shop", labels={"team": "a"}, annotations={"x": "y"})[0]
     assert created["kind"] == "Namespace"
     assert created["metadata"]["labels"] == {"team": "a"}
-    assert created["metadata"]["annotations"] == {"x": "y", "appflow.dev/prune": "false"}
+    # Shared: owned by no app (apps deploying into one namespace are no conflict).
+    assert created["metadata"]["annotations"] == {
+        "x": "y",
+        "appflow.dev/shared": "true",
+        "appflow.dev/prune": "false",
+    }
     # Asked-for labels are set even on a namespace Kubernetes made itself.
     assert with_app_namespace((), "default", labels={"team": "a"})[0]["metadata"]["name"] == (
         "default"

@@ -163,9 +163,12 @@ helm:
   timeoutSeconds: 120
 """
     )
-    assert (app.sync_policy.auto, app.sync_policy.prune, app.sync_policy.self_heal) == (
+    # Fleet's keepResources keeps objects when the app is deleted; pruning stays on.
+    policy = app.sync_policy
+    assert (policy.auto, policy.prune, policy.self_heal, policy.keep_resources) == (
         True,
-        False,
+        True,
+        True,
         True,
     )
     assert app.targets == (

@@ -170,7 +170,7 @@ def _catalog_app() -> AppRecord:
             targets=TargetChoice(selector="site=berlin"),
             namespace="mqtt",
         ),
-        paused=True,
+        pinned_revision=3,
         created_at=datetime(2025, 3, 1, 12, 0, 5, tzinfo=UTC),
         updated_at=T0,
     )

@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from appflow.errors import ConfigError, PruneError
-from appflow.model.inventory import Inventory
+from appflow.model.inventory import Inventory, InventoryEntry
 from appflow.model.objects import Manifest, ObjectRef
-from appflow.model.plan import Action, Change, Plan, owned_by, plan_sync
+from appflow.model.plan import Action, Change, Plan, may_prune, owned_by, plan_sync
 
 TESTDATA = Path(__file__).parent / "testdata" / "plan"
 
@@ -191,6 +191,51 @@ def test_prune_only_owned_objects_and_say_why_others_stay() -> None:
     ]
 
 
+def test_keep_reports_owned_candidates_as_kept_not_pruned() -> None:
+    """Pruning off, or an app deleted with keepResources: the plan says what happens."""
+    old = Inventory.from_manifests("web", [obj("ConfigMap", "left"), obj("ConfigMap", "foreign")])
+    plan = plan_sync(
+        app="web",
+        desired=[],
+        dry_run={},
+        live={
+            ref(obj("ConfigMap", "left")): owned("ConfigMap", "left"),
+            ref(obj("ConfigMap", "foreign")): owned("ConfigMap", "foreign", app="other"),
+        },
+        old_inventory=old,
+        keep="keepResources: the app's objects stay when it is deleted",
+    )
+    assert sorted(actions(plan)) == [
+        (
+            "ConfigMap/shop/foreign",
+            Action.SKIP,
+            "not owned by app web: label appflow.dev/app is 'other'",
+        ),
+        (
+            "ConfigMap/shop/left",
+            Action.KEEP,
+            "keepResources: the app's objects stay when it is deleted",
+        ),
+    ]
+    assert plan.summary() == "1 kept, 1 skipped"
+    assert not plan.has_changes
+
+
+def test_may_prune_asks_the_object_as_it_is_now() -> None:
+    assert may_prune(owned("ConfigMap", "a"), "web") == (True, "no longer in the desired state")
+    assert may_prune(None, "web") == (False, "already gone")
+    taken = owned("ConfigMap", "a", app="web-b")
+    assert may_prune(taken, "web") == (
+        False,
+        "not owned by app web: label appflow.dev/app is 'web-b'",
+    )
+    kept = owned("ConfigMap", "a", **{"appflow.dev/prune": "false"})
+    assert may_prune(kept, "web") == (False, "kept by annotation appflow.dev/prune=false")
+    going = owned("ConfigMap", "a")
+    going["metadata"]["deletionTimestamp"] = "2025-01-01T00:00:00Z"
+    assert may_prune(going, "web") == (False, "already being deleted")
+
+
 def test_summary_counts_in_a_fixed_order() -> None:
     refs = [ObjectRef("", "ConfigMap", "shop", str(i)) for i in range(7)]
     plan = Plan(
@@ -331,3 +376,35 @@ def test_plan_sync_never_prunes_what_the_app_does_not_own(
     # Every object that left the desired state is accounted for, pruned or skipped.
     left = {r for r in old.refs() if r not in desired_refs}
     assert {c.ref for c in plan.changes if c.action in (Action.PRUNE, Action.SKIP)} == left
+
+
+def test_an_object_that_became_shared_is_no_prune_candidate() -> None:
+    """Inventories written before the app's namespace was shared still list it."""
+    namespace = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": "shop", "annotations": {"appflow.dev/shared": "true"}},
+    }
+    old = Inventory("web", (InventoryEntry(ref(namespace), "v1"),))
+    plan = plan_sync(
+        app="web",
+        desired=[namespace],
+        dry_run={ref(namespace): namespace},
+        live={ref(namespace): namespace},
+        old_inventory=old,
+    )
+    assert actions(plan) == [("Namespace/shop", Action.UNCHANGED, "")]
+
+
+def test_revised_replaces_what_a_stage_learned_and_keeps_the_order() -> None:
+    a, b = ObjectRef("", "ConfigMap", "shop", "a"), ObjectRef("", "ConfigMap", "shop", "b")
+    plan = Plan(
+        (Change(a, Action.PRUNE, "no longer in the desired state"), Change(b, Action.PRUNE))
+    )
+    taken = Change(a, Action.SKIP, "not owned by app web: label appflow.dev/app is 'web-b'")
+
+    revised = plan.revised([taken])
+
+    assert revised.changes == (taken, Change(b, Action.PRUNE))
+    assert revised.summary() == "1 pruned, 1 skipped"
+    assert plan.revised([]) is plan

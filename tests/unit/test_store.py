@@ -159,8 +159,9 @@ def test_group_repo_and_app_round_trip(store: SqliteStore) -> None:
     assert store.get_app("web") == stored
     assert store.list_apps() == [stored]
 
-    local = AppRecord(name="dev", source="local", local_path="/src/dev", paused=True)
-    assert store.put_app(local).paused is True
+    local = AppRecord(name="dev", source="local", local_path="/src/dev", pinned_revision=3)
+    saved = store.put_app(local)
+    assert (saved.pinned_revision, saved.paused) == (3, True)
 
 
 def test_deployment_round_trip(store: SqliteStore) -> None:

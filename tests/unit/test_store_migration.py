@@ -97,6 +97,19 @@ def test_the_paused_rollout_and_the_history_survive(legacy: Path) -> None:
     assert sorted(rendered) == ["test-1", "test-2", "test-3"]
 
 
+def test_an_app_a_rollback_paused_stays_pinned_at_the_revision_it_applied(legacy: Path) -> None:
+    conn = sqlite3.connect(legacy, isolation_level=None)
+    conn.execute("UPDATE apps SET paused = 1 WHERE name = ?", (app_name("plain", SFX),))
+    conn.close()
+
+    with open_store(legacy) as store:
+        plain = store.get_app(app_name("plain", SFX))
+        git = store.get_app(app_name("git", SFX))
+
+    assert (plain.pinned_revision, plain.paused) == (2, True)
+    assert (git.pinned_revision, git.paused) == (None, False)
+
+
 def test_a_failed_conversion_leaves_the_store_at_the_version_before(legacy: Path) -> None:
     conn = sqlite3.connect(legacy, isolation_level=None)
     conn.execute("UPDATE revisions SET source_ref = 'svn:12' WHERE number = 1")

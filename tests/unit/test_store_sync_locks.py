@@ -116,6 +116,9 @@ def _legacy_store(path: Path) -> None:
         store.put_deployment(DeploymentRecord(app="web", cluster="edge-1", state="Ready"))
     conn = sqlite3.connect(str(path), isolation_level=None)
     conn.execute("DROP TABLE sync_locks")
+    # The later migrations' changes undone too (version 9: a rollback's pin, not a flag).
+    conn.execute("ALTER TABLE apps DROP COLUMN pinned_revision")
+    conn.execute("ALTER TABLE apps ADD COLUMN paused INTEGER NOT NULL DEFAULT 0")
     conn.execute(
         "UPDATE deployments SET inventory = ?, applied = ?",
         (

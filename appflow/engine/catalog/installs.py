@@ -124,7 +124,7 @@ def _record(
     )
     if existing is not None:
         # An upgrade is the user's new desired state: it ends a rollback's pause.
-        return replace(existing, catalog=install, paused=False, updated_at=utc_now())
+        return replace(existing, catalog=install, pinned_revision=None, updated_at=utc_now())
     return AppRecord(name=name, source="catalog", path=entry.name, catalog=install)
 
 

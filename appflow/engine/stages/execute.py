@@ -17,13 +17,14 @@ from dataclasses import replace
 from appflow.engine.stages.apply import Applied, apply
 from appflow.engine.stages.health import assess_health, live_after_apply
 from appflow.engine.stages.hooks import SyncHooks
-from appflow.engine.stages.inventory import write_inventory
+from appflow.engine.stages.inventory import hand_over, write_inventory
 from appflow.engine.stages.prune import Pruned, prune
 from appflow.engine.stages.types import Prepared, Progress, SyncOptions, SyncResult, quiet
 from appflow.errors import AppflowError
 from appflow.kube.client import KubeCluster
 from appflow.model.inventory import Inventory, with_failed_deletes
-from appflow.model.plan import Action
+from appflow.model.objects import ObjectRef
+from appflow.model.plan import Action, Plan
 from appflow.model.records import FailingObject
 from appflow.model.status import deployment_state
 
@@ -46,6 +47,7 @@ async def execute(
     app = prepared.desired.app
     hooks = SyncHooks(kube, prepared, options=options, progress=progress)
     applied = await apply(kube, prepared, options=options, progress=progress, hooks=hooks)
+    taken = await hand_over(kube, _taken(prepared, applied))
     pruned = await prune(
         kube, prepared, options=options, apply_failed=bool(applied.errors), progress=progress
     )
@@ -62,11 +64,12 @@ async def execute(
         seen=None if errors else await live_after_apply(kube, prepared, applied.objects),
     )
     errors += await hooks.finish(health, failing, failed=bool(errors))
+    plan = prepared.plan.revised(pruned.skipped)
     return SyncResult(
         app=app,
         cluster=kube.name,
         revision=prepared.desired.revision,
-        plan=prepared.plan,
+        plan=plan,
         state=deployment_state(
             health.status,
             apply_failed=bool(errors),
@@ -79,12 +82,13 @@ async def execute(
         failing=_failing(errors) + failing,
         resource_counts=replace(
             counts,
-            orphaned=_orphaned(prepared, pruned, errors),
+            orphaned=_orphaned(plan, pruned, errors),
             # Objects of stages that never ran are still waiting to be applied.
             wait_applied=_waiting(applied) if errors else 0,
             err_applied=len(errors),
         ),
         pruned=tuple(pruned.deleted),
+        taken_from=taken,
         applied=applied.count,
         served_kinds_changed=applied.crds_applied,
         hooks=tuple(hooks.runs),
@@ -111,8 +115,18 @@ def _waiting(applied: Applied) -> int:
     return max(0, applied.attempted - applied.count - len(applied.errors))
 
 
-def _orphaned(prepared: Prepared, pruned: Pruned, errors: list[AppflowError]) -> int:
+def _orphaned(plan: Plan, pruned: Pruned, errors: list[AppflowError]) -> int:
     """Objects of the old inventory the app no longer declares that prune kept on purpose:
-    marked to be kept or not appflow's (SKIP), or all of them when prune is off. Not
-    counted: candidates kept because a delete or an apply failed (those are errors)."""
-    return len(prepared.plan.of(Action.SKIP)) + (0 if errors else len(pruned.kept))
+    marked to be kept or not appflow's (SKIP), or all of them when prune is off or the
+    app is deleted with keepResources (KEEP). Not counted: candidates kept because a
+    delete or an apply failed (those are errors)."""
+    return len(plan.of(Action.SKIP)) + (0 if errors else len(pruned.kept))
+
+
+def _taken(prepared: Prepared, applied: Applied) -> dict[str, tuple[ObjectRef, ...]]:
+    """Objects this sync took from other apps and has now applied (so labelled its own)."""
+    return {
+        owner: kept
+        for owner, refs in prepared.ownership.taken_from().items()
+        if (kept := tuple(r for r in refs if r in applied.objects))
+    }

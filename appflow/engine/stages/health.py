@@ -16,7 +16,7 @@ from appflow.engine.stages.live import read_live
 from appflow.engine.stages.types import Prepared
 from appflow.kube.client import KubeCluster
 from appflow.model.health import Health, HealthStatus, aggregate, assess
-from appflow.model.objects import Manifest, ObjectRef
+from appflow.model.objects import Manifest, ObjectRef, is_shared
 from appflow.model.records import FailingObject, ResourceCounts
 from appflow.model.status import resource_counts
 
@@ -76,8 +76,10 @@ async def assess_health(
     """Health of APP's objects on KUBE (read by its label); with WAIT, poll until settled.
 
     SEEN, when given, is APP's live objects as just read: the first check uses
-    it instead of reading them again.
+    it instead of reading them again. Shared objects (the app's namespace) are no
+    app's, carry no app label, and are left out.
     """
+    objects = [m for m in objects if not is_shared(m)]
     kinds = {(str(m.get("apiVersion")), str(m.get("kind"))) for m in objects}
     first = seen
 

@@ -8,10 +8,16 @@ failed) loses nothing. A ConfigMap in an older format is rewritten by the next s
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Mapping, Sequence
+
 from appflow.errors import AppflowError, MissingKindError, MissingNamespaceError
 from appflow.kube.client import KubeCluster
 from appflow.model.inventory import Inventory
 from appflow.model.objects import INVENTORY_NAMESPACE, LABEL_APP, Manifest, ObjectRef
+from appflow.model.ownership import without_objects
+
+_COMPONENT = "app.kubernetes.io/component"
 
 
 def inventory_name(app: str) -> str:
@@ -59,7 +65,7 @@ async def write_inventory(kube: KubeCluster, inventory: Inventory) -> None:
         "metadata": {
             "name": inventory_name(inventory.app),
             "namespace": INVENTORY_NAMESPACE,
-            "labels": {LABEL_APP: inventory.app, "app.kubernetes.io/component": "inventory"},
+            "labels": {LABEL_APP: inventory.app, _COMPONENT: "inventory"},
         },
         "data": inventory.to_data(),
     }
@@ -72,6 +78,50 @@ async def write_inventory(kube: KubeCluster, inventory: Inventory) -> None:
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": INVENTORY_NAMESPACE}}
         )
         await kube.apply(cm, force=True)
+
+
+async def read_inventories(kube: KubeCluster) -> list[Inventory]:
+    """Every app's inventory on KUBE (one LIST). An unreadable one is left out: the
+    labels of the objects it names still say whose they are."""
+    try:
+        found = await kube.list_objects(
+            "v1",
+            "ConfigMap",
+            namespace=INVENTORY_NAMESPACE,
+            label_selector=f"{_COMPONENT}=inventory",
+        )
+    except MissingKindError:
+        return []
+    out: list[Inventory] = []
+    for configmap in found:
+        app = ((configmap.get("metadata") or {}).get("labels") or {}).get(LABEL_APP)
+        if not app:
+            continue
+        with contextlib.suppress(AppflowError):
+            out.append(inventory_of(kube, str(app), configmap))
+    return out
+
+
+async def hand_over(
+    kube: KubeCluster, taken_from: Mapping[str, Sequence[ObjectRef]]
+) -> dict[str, tuple[ObjectRef, ...]]:
+    """Remove objects another app took from their previous owners' inventories on KUBE.
+
+    Called once the new owner has applied them (its label is on them now): a crash
+    before this leaves a stale entry in the old inventory, which prune ignores, as it
+    re-reads the label before deleting. Returns what was handed over, per old owner.
+    """
+    done: dict[str, tuple[ObjectRef, ...]] = {}
+    for owner, refs in sorted(taken_from.items()):
+        if not refs:
+            continue
+        current = await read_inventory(kube, owner)
+        if current is not None:
+            remaining = without_objects(current, refs)
+            if remaining != current:
+                await write_inventory(kube, remaining)
+        done[owner] = tuple(refs)
+    return done
 
 
 async def delete_inventory(kube: KubeCluster, app: str) -> None:

@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 from appflow.engine.stages.apply import replace_opted_in
 from appflow.engine.stages.failures import Blame
 from appflow.engine.stages.hooks import check_hooks, hook_operation
-from appflow.engine.stages.inventory import inventory_configmap, inventory_of, inventory_ref
+from appflow.engine.stages.inventory import (
+    inventory_configmap,
+    inventory_of,
+    inventory_ref,
+    read_inventories,
+)
 from appflow.engine.stages.live import (
     Kind,
     crd_kinds,
@@ -37,11 +42,14 @@ from appflow.kube.client import KubeCluster
 from appflow.kube.errors import conflicting_managers
 from appflow.model.hooks import Hook, due_in_sync, split_hooks
 from appflow.model.inventory import Inventory, in_current_format, union
-from appflow.model.objects import Manifest, ObjectRef, split_api_version
+from appflow.model.objects import Manifest, ObjectRef, is_shared, split_api_version
 from appflow.model.ownership import (
+    OwnershipCheck,
+    check_ownership,
     digest,
     fingerprint,
     only_imperative,
+    owner_label,
     stamp,
     unchanged_since,
 )
@@ -193,6 +201,8 @@ async def _plan(kube: KubeCluster, found: _Found, options: SyncOptions) -> Prepa
     checks.errors += await check_hooks(
         kube, app, due_in_sync(found.hooks, operation), stand_in=checks.absent_namespaces, crds=crds
     )
+    ownership = await _ownership(kube, found, checks.live, options)
+    checks.errors.extend(c.error(app=app, cluster=kube.name) for c in ownership.conflicts)
     if checks.errors:
         raise SyncBlocked(sorted(checks.errors, key=str), app=app, cluster=kube.name)
     await _look_up_prune_candidates(kube, found, set(digests), checks.live)
@@ -204,6 +214,7 @@ async def _plan(kube: KubeCluster, found: _Found, options: SyncOptions) -> Prepa
         old_inventory=found.inventory,
         with_diffs=options.with_diffs,
         redactor=found.desired.redactor,
+        keep=options.keep or ("" if options.prune else "pruning is off (syncPolicy.prune: false)"),
     )
     return Prepared(
         desired=found.desired,
@@ -219,6 +230,34 @@ async def _plan(kube: KubeCluster, found: _Found, options: SyncOptions) -> Prepa
         fingerprints=_vouched(found.fingerprints, plan, digests, checks),
         hooks=found.hooks,
         hook_operation=operation,
+        ownership=ownership,
+    )
+
+
+async def _ownership(
+    kube: KubeCluster, found: _Found, live: dict[ObjectRef, Manifest | None], options: SyncOptions
+) -> OwnershipCheck:
+    """Desired objects other apps own: conflicts, or transfers the user opted in to.
+
+    Objects already labelled as the app's need no look, and in a steady state every
+    desired object is: then nothing is read. Otherwise (objects to create or adopt)
+    the other apps' inventories on the cluster are read too, in one LIST: an app
+    that is creating an object owns it before the object exists.
+    """
+    app = found.desired.app
+    strangers = [
+        m
+        for m in found.objects
+        if not is_shared(m) and owner_label(live.get(ObjectRef.of(m))) != app
+    ]
+    if not strangers:
+        return OwnershipCheck()
+    return check_ownership(
+        app=app,
+        desired=strangers,
+        live=live,
+        inventories=await read_inventories(kube),
+        take_ownership=options.take_ownership,
     )
 
 

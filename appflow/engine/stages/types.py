@@ -10,6 +10,7 @@ from appflow.model.health import Health
 from appflow.model.hooks import Hook, HookRun, Operation
 from appflow.model.inventory import Inventory
 from appflow.model.objects import Manifest, ObjectRef
+from appflow.model.ownership import OwnershipCheck
 from appflow.model.plan import Plan
 from appflow.model.records import DeploymentState, FailingObject, HelmReleaseRef, ResourceCounts
 from appflow.model.redact import Redactor
@@ -28,6 +29,11 @@ class SyncOptions:
 
     prune: bool = True
     force_conflicts: bool = False
+    take_ownership: bool = False
+    """Take desired objects other apps own (``--take-ownership``); see check_ownership."""
+    keep: str = ""
+    """Why prune candidates stay this time (an app deleted with keepResources): the plan
+    says kept, with this reason. Pruning turned off keeps them too."""
     with_diffs: bool = False
     wait: bool = False
     wait_timeout: float = 300.0
@@ -91,6 +97,8 @@ class Prepared:
     hook_operation: Operation | None = None
     """What this sync is for its hooks (install, upgrade, rollback); None: they already
     ran for this revision on this cluster, and none runs."""
+    ownership: OwnershipCheck = field(default_factory=OwnershipCheck)
+    """Desired objects this sync takes from other apps (it has no conflicts: those block)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,6 +119,9 @@ class SyncResult:
     release: HelmReleaseRef | None = None
     """The Helm release, for a release-mode app."""
     pruned: tuple[ObjectRef, ...] = ()
+    taken_from: dict[str, tuple[ObjectRef, ...]] = field(default_factory=dict)
+    """Previous owner -> the objects this sync took from it (and removed from its
+    inventory on the cluster): the recorder updates that app's Deployment too."""
     applied: int = 0
     served_kinds_changed: bool = False
     """A CustomResourceDefinition was applied: what the cluster serves has changed."""

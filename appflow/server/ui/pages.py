@@ -489,7 +489,8 @@ def mount_dashboard(app: FastAPI, *, service: FleetService, require_token: bool)
         problems = report_problems(report)
         states = ", ".join(f"{r.cluster} {r.state}" for r in report.results)
         flash = (
-            f"rolled back {name} to revision {to}: {states}; auto-sync is paused until the next sync"
+            f"rolled back {name} to revision {to}: {states}; it stays pinned there until "
+            f"`appflow app resume {name}`"
             if not problems
             else f"rollback of {name} to revision {to} failed: {'; '.join(problems)}"
         )

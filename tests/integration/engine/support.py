@@ -130,6 +130,15 @@ def write_files(folder: Path, files: dict[str, str | list[Manifest] | None]) -> 
     return folder
 
 
+def fleet_folder(
+    folder: Path,
+    fleet_yaml: dict[str, Any],
+    files: dict[str, str | list[Manifest] | None] | None = None,
+) -> Path:
+    """FOLDER with a fleet.yaml of FLEET_YAML and FILES (as write_files takes them)."""
+    return write_files(folder, {"fleet.yaml": yaml.safe_dump(fleet_yaml), **(files or {})})
+
+
 def register_local(fleet: Any, name: str, folder: Path) -> None:
     """Register FOLDER as local app NAME straight in the fleet's store."""
     fleet.store.put_app(AppRecord(name=name, source="local", local_path=str(folder), path=""))

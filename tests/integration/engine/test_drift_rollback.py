@@ -182,7 +182,7 @@ def test_rollback_restores_earlier_objects_and_prunes_later_ones(
             f"{app} revision 1 -> {name}: Ready (1 created, 1 configured, 0 unchanged, 2 pruned)"
             in (out)
         ), out
-    assert f"auto-sync of {app} is paused" in out
+    assert f"app {app} is pinned to revision 1" in out
     for index in clusters:
         assert live(sandbox, index, "v1", "ConfigMap", "a", ns)["data"] == {"v": "1"}
         assert live(sandbox, index, "v1", "ConfigMap", "b", ns)["data"] == {"v": "1"}
@@ -198,10 +198,10 @@ def test_rollback_restores_earlier_objects_and_prunes_later_ones(
     [entry] = [a for a in status_json()["apps"] if a["name"] == app]
     assert {d["revision"] for d in entry["deployments"].values()} == {1}
     shown = cli("app", "show", app, "-o", "json")
-    assert '"paused": true' in shown.stdout
+    assert '"pinnedRevision": 1' in shown.stdout
 
-    # Syncing again returns to what the source says now.
-    back = cli("sync", app)
+    # Resuming returns to what the source says now.
+    back = cli("app", "resume", app)
     assert back.exit_code == 0, back.output
     for index in clusters:
         assert live(sandbox, index, "v1", "ConfigMap", "a", ns)["data"] == {"v": "2"}

@@ -27,9 +27,11 @@ from tests.integration.catalog.conftest import ChartRepo, chart_repo, helm_env  
 from tests.integration.engine.conftest import Fleet
 from tests.integration.engine.support import (
     Space,
+    added,
     cli,
     configmap,
     deployment,
+    fleet_folder,
     one_line,
     snapshot,
     status_json,
@@ -57,22 +59,10 @@ def fixture_copy(name: str, into: Path, space: Space, **substitutes: str) -> Pat
     return target
 
 
-def fleet_folder(
-    folder: Path, fleet_yaml: dict[str, Any], files: dict[str, Any] | None = None
-) -> Path:
-    """FOLDER with a fleet.yaml of FLEET_YAML and FILES (as write_files takes them)."""
-    return write_files(folder, {"fleet.yaml": yaml.safe_dump(fleet_yaml), **(files or {})})
-
-
 def shop_chart(**dependency: str) -> str:
     """Chart.yaml of chart 'shop' 1.0.0 with one DEPENDENCY (name, version, repository)."""
     meta = {"apiVersion": "v2", "name": "shop", "version": "1.0.0", "dependencies": [dependency]}
     return yaml.safe_dump(meta)
-
-
-def added(app: str, folder: Path) -> None:
-    result = cli("app", "add", app, "--local", str(folder))
-    assert result.exit_code == 0, result.output
 
 
 def synced(*args: str) -> str:

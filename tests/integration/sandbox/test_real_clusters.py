@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from appflow.errors import ConflictError
+from appflow.errors import ConflictError, ObjectChangedError
 from tests.helpers import Sandbox, eventually
 
 pytestmark = pytest.mark.cluster
@@ -29,6 +29,34 @@ def test_apply_conflict_names_the_first_field_manager(sandbox: Sandbox, namespac
     assert live["data"] == {"mode": "first"}
     forced = kube.apply_sync(changed, field_manager="second-tool", force=True)
     assert forced["data"] == {"mode": "second"}
+
+
+def test_delete_with_preconditions_leaves_an_object_changed_since_it_was_read(
+    sandbox: Sandbox, namespace: str
+) -> None:
+    kube = sandbox.kube(0)
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "owned", "namespace": namespace, "labels": {"app": "one"}},
+    }
+    read = kube.apply_sync(cm)
+    meta = read["metadata"]
+    # Someone relabels it between our read and our delete.
+    kube.apply_sync({**cm, "metadata": {**cm["metadata"], "labels": {"app": "two"}}})
+    with pytest.raises(ObjectChangedError, match="not deleted"):
+        kube.delete_sync(
+            "v1", "ConfigMap", "owned", namespace,
+            uid=meta["uid"], resource_version=meta["resourceVersion"],
+        )  # fmt: skip
+    now = kube.get_sync("v1", "ConfigMap", "owned", namespace)
+    assert now is not None
+    assert kube.delete_sync(
+        "v1", "ConfigMap", "owned", namespace,
+        uid=now["metadata"]["uid"], resource_version=now["metadata"]["resourceVersion"],
+    )  # fmt: skip
+    assert kube.get_sync("v1", "ConfigMap", "owned", namespace) is None
+    kube.close()
 
 
 def test_deployment_with_two_replicas_becomes_available(sandbox: Sandbox, namespace: str) -> None:
