@@ -55,6 +55,21 @@ def cluster() -> None:
 @click.option(
     "--from-sandbox", is_flag=True, help="Register every running sandbox cluster with its labels."
 )
+@click.option(
+    "--mode",
+    type=click.Choice(["push", "pull"]),
+    default="push",
+    show_default=True,
+    help="push: appflow applies with --kubeconfig. pull: on a hub (--hub), the cluster's agent"
+    " pulls; prints its one-time registration token and install command.",
+)
+@click.option("--hub", envvar="APPFLOW_HUB", help="The hub, KUBECONFIG[:CONTEXT] (pull mode).")
+@click.option(
+    "--workspace", default="appflow", show_default=True, help="The hub namespace (pull mode)."
+)
+@click.option(
+    "--ttl", default="1h", show_default=True, help="How long the one-time token works (pull mode)."
+)
 @output_option
 def add(
     name: str | None,
@@ -63,10 +78,22 @@ def add(
     context: str | None,
     labels: tuple[str, ...],
     from_sandbox: bool,
+    mode: str,
+    hub: str | None,
+    workspace: str,
+    ttl: str,
     output: str,
 ) -> None:
-    """Register cluster NAME after checking that appflow can reach it."""
+    """Register cluster NAME after checking that appflow can reach it (push), or create it on
+    a hub for its agent to register (pull)."""
     extra = parse_labels(labels)
+    if mode == "pull":
+        from appflow.cli.agent import add_pull_cluster
+
+        if not name or kubeconfig is not None or from_sandbox:
+            raise ConfigError("pull mode takes NAME and no --kubeconfig: the agent connects")
+        add_pull_cluster(hub=hub, workspace=workspace, name=name, kind=kind, labels=extra, ttl=ttl)
+        return
     added: list[ClusterRecord] = []
     with store_session() as store:
         if from_sandbox:
@@ -185,8 +212,16 @@ def label(name: str, labels: tuple[str, ...]) -> None:
     is_flag=True,
     help="Also forget the apps' deployments on it (objects stay on the cluster).",
 )
-def remove(name: str, force: bool) -> None:
-    """Unregister cluster NAME (its objects are left as they are)."""
+@click.option("--hub", envvar="APPFLOW_HUB", help="Remove a pull-mode cluster from this hub.")
+@click.option("--workspace", default="appflow", show_default=True, help="The hub namespace.")
+def remove(name: str, force: bool, hub: str | None, workspace: str) -> None:
+    """Unregister cluster NAME (its objects are left as they are). On a hub (--hub), a pull
+    cluster's agent credential is revoked at once."""
+    if hub:
+        from appflow.cli.agent import remove_pull_cluster
+
+        remove_pull_cluster(hub=hub, workspace=workspace, name=name)
+        return
     with store_session() as store:
         remove_cluster(store, name, force=force)
     console.print(f"removed {name}")

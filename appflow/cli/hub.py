@@ -306,3 +306,71 @@ def import_command(source: Path | None) -> None:
     ):
         click.echo(f"{kind}: {', '.join(names) or '-'}")
     click.echo(f"imported into {target.describe()}; {store.path} is unchanged")
+
+
+@hub.command("agent-api")
+@click.option(
+    "--kubeconfig",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The hub's kubeconfig (default: the pod's ServiceAccount).",
+)
+@click.option("--context", help="The kubeconfig context.")
+@click.option(
+    "--workspace", default=DEFAULT_WORKSPACE, show_default=True, help="The clusters' namespace."
+)
+@click.option(
+    "--namespace", default=SYSTEM_NAMESPACE, show_default=True, help="Where its TLS Secret is."
+)
+@click.option("--listen", default="0.0.0.0:8443", show_default=True, help="HOST:PORT to serve on.")
+@click.option(
+    "--advertise-url", required=True, help="https://HOST:PORT agents use to reach this API."
+)
+@click.option(
+    "--hub-server", help="The hub API server's URL as agents reach it (default: the kubeconfig's)."
+)
+@click.option(
+    "--hub-server-ca",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Its CA certificate (default: the kubeconfig's).",
+)
+@click.option(
+    "--credential-ttl",
+    default="90d",
+    show_default=True,
+    help="How long an agent's token lasts (it renews at half).",
+)
+def agent_api_command(
+    kubeconfig: Path | None,
+    context: str | None,
+    workspace: str,
+    namespace: str,
+    listen: str,
+    advertise_url: str,
+    hub_server: str | None,
+    hub_server_ca: Path | None,
+    credential_ttl: str,
+) -> None:
+    """Serve the agents' API: registration (token for credential) and content, over HTTPS."""
+    import logging
+
+    from appflow.model.registration import parse_duration
+    from appflow.server.agent_api import AgentApiOptions, serve_agent_api
+
+    appflow_log = logging.getLogger("appflow")
+    if appflow_log.getEffectiveLevel() > logging.INFO:
+        appflow_log.setLevel(logging.INFO)
+    run(
+        serve_agent_api(
+            AgentApiOptions(
+                kubeconfig=kubeconfig,
+                context=context,
+                workspace=workspace,
+                namespace=namespace,
+                listen=listen,
+                advertise_url=advertise_url,
+                server=hub_server,
+                server_ca=hub_server_ca,
+                credential_ttl=parse_duration(credential_ttl, option="--credential-ttl"),
+            )
+        )
+    )

@@ -44,6 +44,7 @@ from appflow.engine.options import EngineOptions
 from appflow.engine.queue import ALL, WorkKey, WorkQueue
 from appflow.errors import AppflowError, ConfigError, FencedError, NotFoundError, Where
 from appflow.hub import publish
+from appflow.hub.heartbeats import HeartbeatMonitor
 from appflow.hub.reconcile import HubRecorder, Reconciler
 from appflow.hub.store import HubFiles, HubStore
 from appflow.kube.client import Connection, KubeCluster
