@@ -120,8 +120,15 @@ class KubeLocal:
 
     def __init__(self, kube: KubeCluster) -> None:
         self.kube = kube
-        self.name = kube.name
         self.content = edge.EdgeContent(kube)
+
+    @property
+    def name(self) -> str:
+        return self.kube.name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self.kube.name = value
 
     async def facts(self, *, recipients: tuple[str, ...]) -> ClusterFacts:
         return await gather_facts(self.kube, recipients=recipients)

@@ -158,6 +158,8 @@ class Agent:
     def _connect(self, config: edge.AgentConfig) -> None:
         self.config = config
         credential = _credential(config)
+        # Errors about this cluster name it as the hub knows it.
+        self.local.name = credential.cluster
         self.session = HubSession(credential)
         self.api = AgentApi(config.hub_url, config.agent_api_ca)
         self.local.content.hub = _HubContent(self.api, credential.token)

@@ -28,22 +28,27 @@ from appflow.model import content as fmt
 from appflow.model.hub import API_VERSION
 from appflow.model.registration import AGENT_NAME
 
-REVIEW_SECONDS = 60.0
+REVIEW_SECONDS = 10.0
 """How long a TokenReview's answer is trusted: a revoked credential is refused within this."""
 REFERENCES_SECONDS = 2.0
 """A namespace's references are re-listed at most this often on a miss."""
 CACHE_BYTES = 128 * 1024 * 1024
 
 
+REFERENCE_KEYS = frozenset({"index", "secrets"})
+"""The fields of a desired state that name content (renderDigest names no stored object)."""
+
+
 def referenced_digests(value: Any) -> set[str]:
-    """Every content digest in VALUE (an AppFlowDeployment's spec), however nested."""
+    """Every content digest an AppFlowDeployment's spec names (its desired states' ``index``
+    and ``secrets``), however nested."""
     found: set[str] = set()
-    if isinstance(value, str):
-        if fmt.is_digest(value):
-            found.add(value)
-    elif isinstance(value, dict):
-        for item in value.values():
-            found |= referenced_digests(item)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in REFERENCE_KEYS and isinstance(item, str) and fmt.is_digest(item):
+                found.add(item)
+            else:
+                found |= referenced_digests(item)
     elif isinstance(value, list):
         for item in value:
             found |= referenced_digests(item)

@@ -222,3 +222,47 @@ class StatusQueue:
 
     def __len__(self) -> int:
         return len(self._pending)
+
+
+# -- release (the hub's half of two-phase publish) ------------------------------------------
+
+OfflinePolicy = Literal["wait", "skip", "release"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Release:
+    """Which targets of a partition get a staged revision released, and why the others not."""
+
+    release: frozenset[str]
+    waiting: frozenset[str]
+    """Online targets that have not validated yet (or offline ones, under ``wait``)."""
+    rejected: Mapping[str, str]
+    """Targets whose dry run refused the revision, with the API server's words."""
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.rejected) or bool(self.waiting)
+
+
+def release_decision(
+    results: Mapping[str, tuple[str | None, str]],
+    *,
+    online: frozenset[str] | set[str],
+    policy: OfflinePolicy = "wait",
+) -> Release:
+    """Whether a staged revision may be released to a partition's targets.
+
+    RESULTS maps each target to (Validated | Rejected | None while pending, message). A
+    rejection anywhere stops the release everywhere (nothing that fails on one target touches
+    any). Otherwise every online target must have validated; offline ones follow POLICY:
+    ``wait`` for them, ``skip`` them (they get it after they validate), or ``release`` to them
+    unvalidated (their agent still dry-runs before it applies).
+    """
+    rejected = {c: m for c, (r, m) in results.items() if r == "Rejected"}
+    validated = {c for c, (r, _) in results.items() if r == "Validated"}
+    pending = set(results) - validated - set(rejected)
+    waiting = {c for c in pending if c in online or policy == "wait"}
+    if rejected or waiting:
+        return Release(release=frozenset(), waiting=frozenset(waiting), rejected=rejected)
+    chosen = validated | (pending if policy == "release" else set())
+    return Release(release=frozenset(chosen), waiting=frozenset(), rejected={})

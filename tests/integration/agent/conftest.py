@@ -327,3 +327,43 @@ def wait_for(check: Any, *, timeout: float, what: str) -> Any:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(0.3)
+
+
+def register_fleet(hub: Hub, *, heartbeat: float = 2.0) -> list[str]:
+    """Register the three edges (the first with a per-cluster token, the other two with a
+    shared batch token), start their agents; the clusters' names, in edge order."""
+    hub.start_agent_api()
+    first = token_in(
+        hub.hub_cli("cluster", "add", "site-1", "--mode", "pull", "-l", "env=dev").stdout
+    )
+    batch = token_in(
+        hub.hub_cli("cluster", "token", "create", "--max-uses", "2", "-l", "env=prod").stdout
+    )
+    hub.install(0, first)
+    hub.install(1, batch)
+    hub.install(2, batch)
+    for edge in range(3):
+        hub.start_agent(edge, heartbeat=heartbeat)
+    names: list[str] = []
+    for edge in range(3):
+        names.append(
+            wait_for(
+                lambda e=edge: registered_name(hub, e), timeout=90, what=f"edge {edge} to register"
+            )
+        )
+    return names
+
+
+def registered_name(hub: Hub, edge: int) -> str:
+    import base64
+    import json
+
+    from appflow.agent.edge import CONFIG_SECRET
+
+    kube = hub.fleet.edge_kube(edge)
+    try:
+        secret = kube.get_sync("v1", "Secret", CONFIG_SECRET, AGENT_NAMESPACE) or {}
+    finally:
+        kube.close()
+    raw = (secret.get("data") or {}).get("registration.json")
+    return str(json.loads(base64.b64decode(raw))["cluster"]) if raw else ""
