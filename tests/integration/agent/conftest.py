@@ -13,6 +13,7 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -145,7 +146,12 @@ class Hub:
 
     @property
     def kubeconfig(self) -> Path:
-        return self.fleet.hub.kubeconfig
+        """A copy of the hub's kubeconfig: `sandbox stop` stops every process whose command line
+        names a file in the cluster's folder, and the hub's processes must outlive its stop."""
+        copy = self.tmp / "hub.kubeconfig"
+        if not copy.exists():
+            shutil.copyfile(self.fleet.hub.kubeconfig, copy)
+        return copy
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
