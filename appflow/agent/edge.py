@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from appflow.errors import AppflowError, ConfigError, ContentError, NotFoundError, Where
+from appflow.errors import ConfigError, ContentError, NotFoundError, Where
 from appflow.kube.client import KubeCluster
 from appflow.kube.content import ContentStore
 from appflow.model import content as fmt
@@ -252,16 +252,26 @@ ContentSource = Any
 
 class EdgeContent(ContentStore):
     """Content by digest: from memory, else from the edge cluster's Secrets, else from the hub
-    (then kept on the edge). Index and render reading are ContentStore's own."""
+    (then kept on the edge). Index and render reading are ContentStore's own.
 
-    def __init__(self, kube: KubeCluster) -> None:
-        super().__init__(kube, AGENT_NAMESPACE)
+    Without KUBE it keeps content in memory only (bench/agents.py's simulated agents)."""
+
+    def __init__(self, kube: KubeCluster | None) -> None:
+        super().__init__(kube, AGENT_NAMESPACE)  # type: ignore[arg-type]
+        self.edge = kube
         self.hub: ContentSource | None = None
-        self._on_edge: set[str] | None = None
+        self._on_edge: set[str] | None = None if kube is not None else set()
+
+    async def _keep(self, name: str, data: bytes) -> None:
+        if self.edge is not None:
+            await self.edge.apply(
+                _secret(name, {"data": gzip.compress(data, mtime=0)}, part="content"), force=True
+            )
 
     async def _edge_digests(self) -> set[str]:
         if self._on_edge is None:
-            found = await self.kube.list_objects(
+            assert self.edge is not None
+            found = await self.edge.list_objects(
                 "v1", "Secret", namespace=AGENT_NAMESPACE, label_selector=f"{LABEL_PART}=content"
             )
             self._on_edge = {
@@ -275,8 +285,8 @@ class EdgeContent(ContentStore):
             self._cache.move_to_end(digest)
             return cached
         name = _CONTENT_PREFIX + digest.removeprefix("sha256-")
-        if digest in await self._edge_digests():
-            secret = await self.kube.get("v1", "Secret", name, AGENT_NAMESPACE)
+        if self.edge is not None and digest in await self._edge_digests():
+            secret = await self.edge.get("v1", "Secret", name, AGENT_NAMESPACE)
             raw = _data(secret).get("data")
             if raw is not None:
                 data = gzip.decompress(raw)
@@ -286,27 +296,14 @@ class EdgeContent(ContentStore):
         if self.hub is None:
             raise ContentError(
                 f"content {digest} is not on this cluster and the hub is not reachable",
-                where=Where(cluster=self.kube.name),
+                where=Where(cluster=self.edge.name if self.edge else None),
                 hint="the agent fetches it once the hub answers again",
             )
         fetched: bytes = await self.hub.content(digest)
-        await self.kube.apply(
-            _secret(name, {"data": gzip.compress(fetched, mtime=0)}, part="content"), force=True
-        )
+        await self._keep(name, fetched)
         (await self._edge_digests()).add(digest)
         self._remember(digest, fetched)
         return fetched
-
-    async def has_render(self, index: str) -> bool:
-        """Whether the whole render INDEX can be read without the hub."""
-        hub, self.hub = self.hub, None
-        try:
-            await self.get_render(index)
-            return True
-        except AppflowError:
-            return False
-        finally:
-            self.hub = hub
 
     async def collect(self, keep: set[str]) -> int:
         """Delete content no kept index needs (KEEP: index digests); how many pieces."""
@@ -325,9 +322,13 @@ class EdgeContent(ContentStore):
                 base = fmt.read_index(fmt.Blob(media="index", data=await self.get(base))).base
         gone = 0
         for digest in sorted(await self._edge_digests() - needed):
-            await self.kube.delete(
-                "v1", "Secret", _CONTENT_PREFIX + digest.removeprefix("sha256-"), AGENT_NAMESPACE
-            )
+            if self.edge is not None:
+                await self.edge.delete(
+                    "v1",
+                    "Secret",
+                    _CONTENT_PREFIX + digest.removeprefix("sha256-"),
+                    AGENT_NAMESPACE,
+                )
             (await self._edge_digests()).discard(digest)
             gone += 1
         return gone

@@ -180,6 +180,16 @@ class AgentApi:
             raise ClusterError("the hub's answer to the registration is not an object")
         return answer
 
+    async def switched(self, generation: int, *, credential: str) -> None:
+        """Tell the hub this agent uses credential GENERATION now (with a token of it), so
+        that the older ones are revoked."""
+        await self._call(
+            "POST",
+            f"/agent/v1/credential/{generation}",
+            what="retiring the old credential",
+            headers={"Authorization": f"Bearer {credential}"},
+        )
+
     async def content(self, digest: str, *, credential: str) -> bytes:
         """The bytes of content DIGEST (uncompressed, verified)."""
         response = await self._call(
@@ -216,7 +226,9 @@ class Credential:
 class HubSession:
     """The hub's Kubernetes API with the agent's credential: its namespace only."""
 
-    def __init__(self, credential: Credential, *, timeout: float = 15.0) -> None:
+    def __init__(
+        self, credential: Credential, *, timeout: float = 15.0, keepalive: float = 300.0
+    ) -> None:
         self.credential = credential
         self.namespace = credential.namespace
         self.where = Where(cluster=credential.cluster)
@@ -225,6 +237,9 @@ class HubSession:
             verify=ssl_context(credential.ca),
             timeout=httpx.Timeout(timeout),
             headers={"Authorization": f"Bearer {credential.token}", "User-Agent": USER_AGENT},
+            # A heartbeat a minute must not pay a TLS handshake each time (httpx's default
+            # keeps an idle connection 5 s): that handshake was most of the hub's cost of it.
+            limits=httpx.Limits(max_keepalive_connections=4, keepalive_expiry=keepalive),
         )
         self._deployments = f"/apis/{API_VERSION}/namespaces/{self.namespace}/appflowdeployments"
 

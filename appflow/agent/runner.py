@@ -147,6 +147,8 @@ class Agent:
         self._facts_sent: dict[str, Any] | None = None
         self._token_issued = time.monotonic()
         self._retry_at: dict[str, float] = {}
+        self._settling: dict[str, int] = {}
+        self._failures: dict[str, int] = {}
         self.on_synced: Callable[[str, LocalSync], Awaitable[None]] | None = None
 
     # -- the hub connection -------------------------------------------------------------------
@@ -160,7 +162,9 @@ class Agent:
         credential = _credential(config)
         # Errors about this cluster name it as the hub knows it.
         self.local.name = credential.cluster
-        self.session = HubSession(credential)
+        self.session = HubSession(
+            credential, keepalive=max(300.0, 2.5 * self.options.heartbeat_seconds)
+        )
         self.api = AgentApi(config.hub_url, config.agent_api_ca)
         self.local.content.hub = _HubContent(self.api, credential.token)
 
@@ -317,10 +321,25 @@ class Agent:
 
     def schedule(self, name: str) -> None:
         """Work on NAME soon (once more if it is being worked on)."""
+        if self._stop.is_set():
+            return
         if name in self._running and not self._running[name].done():
             self._again.add(name)
             return
         self._running[name] = asyncio.create_task(self._work(name), name=f"agent-{name}")
+
+    def _follow_up(self, name: str) -> None:
+        """Look again soon at a Deployment still settling (NotReady after its apply): back off
+        from 1 s to the drift interval, so a rollout reports Ready when it is, not at the next
+        drift check."""
+        state = self.states.get(name)
+        if state is None or state.status.get("state") not in ("NotReady", "WaitApplied"):
+            self._settling.pop(name, None)
+            return
+        attempt = self._settling.get(name, 0)
+        self._settling[name] = attempt + 1
+        delay = min(self.options.drift_seconds, 2.0**attempt)
+        asyncio.get_running_loop().call_later(delay, self.schedule, name)
 
     async def _work(self, name: str) -> None:
         try:
@@ -329,16 +348,27 @@ class Agent:
                 async with self._slots:
                     try:
                         await self._reconcile(name)
+                        self._failures.pop(name, None)
+                        self._follow_up(name)
                     except AuthError as err:
                         self._die(err)
                         return
                     except AppflowError as err:
-                        log.warning("%s: %s", name, err)
-                        self._retry_at[name] = time.monotonic() + self.options.drift_seconds
+                        self._retry(name, err)
                 if name not in self._again:
                     return
         finally:
             self._running.pop(name, None)
+
+    def _retry(self, name: str, err: AppflowError) -> None:
+        """NAME failed (content not reachable, the cluster's API server busy...): again after
+        a backoff (capped by the drift interval), however far it got."""
+        attempt = self._failures.get(name, 0)
+        self._failures[name] = attempt + 1
+        delay = min(self.options.drift_seconds, self.options.backoff.delay(attempt))
+        log.warning("%s on %s: %s (again in %.0fs)", name, self.cluster, err, delay)
+        self._retry_at[name] = time.monotonic() + delay
+        asyncio.get_running_loop().call_later(delay, self.schedule, name)
 
     async def _reconcile(self, name: str) -> None:
         if name in self._deleted:
@@ -350,7 +380,12 @@ class Agent:
         if obj is None and state is None:
             return
         if state is None:
-            state = edge.DeploymentState(name=name, app=str(spec.get("app") or name))
+            # New here, or this cluster's agent was installed again: the hub's history goes
+            # on from where it is, so no id is used twice.
+            history = ((obj or {}).get("status") or {}).get("history") or ()
+            state = edge.DeploymentState(
+                name=name, app=str(spec.get("app") or name), history=tuple(history)
+            )
         staged = rules.Desired.of(spec.get("staged")) if obj else None
         released = rules.Desired.of(spec.get("released")) if obj else state.released
         paused = bool(spec.get("paused"))
@@ -659,7 +694,9 @@ class Agent:
             {"metadata": {"annotations": {ANNOTATION_CREDENTIAL: str(generation)}}}
         )
         await old.close()
-        log.info("switched to credential generation %d", generation)
+        assert self.api is not None
+        await self.api.switched(generation, credential=token)
+        log.info("switched to credential generation %d; the older ones are revoked", generation)
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,11 @@ def _hub_options(func: click.decorators.FC) -> click.decorators.FC:
     show_default=True,
     help="Seconds before a dead replica's work moves to the others.",
 )
+@click.option(
+    "--agent-api-url",
+    help="Also run the agents' API (pull clusters), reached by agents at this https://HOST:PORT.",
+)
+@click.option("--hub-server", help="The hub API server's URL as pull agents reach it.")
 @click.option("--wait/--no-wait", default=True, help="Wait until the controller is available.")
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait.")
 def install_command(
@@ -68,6 +73,8 @@ def install_command(
     replicas: int,
     image: str | None,
     lease_duration: int,
+    agent_api_url: str | None,
+    hub_server: str | None,
     wait: bool,
     timeout: float,
 ) -> None:
@@ -82,6 +89,8 @@ def install_command(
         replicas=replicas,
         image=image,
         lease_duration=lease_duration,
+        agent_api_url=agent_api_url,
+        hub_server=hub_server,
     )
     kube = KubeCluster(Connection(name="hub", kubeconfig=kubeconfig, context=context))
     try:

@@ -30,8 +30,8 @@ from appflow.model.registration import AGENT_NAME
 
 REVIEW_SECONDS = 10.0
 """How long a TokenReview's answer is trusted: a revoked credential is refused within this."""
-REFERENCES_SECONDS = 2.0
-"""A namespace's references are re-listed at most this often on a miss."""
+REFERENCES_SECONDS = 1.0
+"""The Deployments' references are listed again at most this often, on a miss."""
 CACHE_BYTES = 128 * 1024 * 1024
 
 
@@ -59,7 +59,6 @@ def referenced_digests(value: Any) -> set[str]:
 class _References:
     roots: set[str] = field(default_factory=set)
     reachable: set[str] = field(default_factory=set)
-    listed_at: float = 0.0
 
 
 class AgentContent:
@@ -74,7 +73,8 @@ class AgentContent:
         self._expanded: dict[str, frozenset[str]] = {}
         self._blobs: OrderedDict[str, bytes] = OrderedDict()
         self._blob_bytes = 0
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._listing = asyncio.Lock()
+        self._listed_at = -REFERENCES_SECONDS
 
     async def namespace_of(self, token: str) -> str:
         """The hub namespace of the agent TOKEN belongs to; AuthError otherwise."""
@@ -113,32 +113,56 @@ class AgentContent:
         return await self._blob(digest)
 
     async def _allowed(self, namespace: str, digest: str) -> bool:
-        refs = self._references.setdefault(namespace, _References())
-        if digest in refs.reachable:
+        refs = self._references.get(namespace)
+        if refs is not None and digest in refs.reachable:
             return True
-        lock = self._locks.setdefault(namespace, asyncio.Lock())
-        async with lock:
-            if digest in refs.reachable:
+        asked = time.monotonic()
+        async with self._listing:
+            refs = self._references.get(namespace)
+            if refs is not None and digest in refs.reachable:
                 return True
-            if time.monotonic() - refs.listed_at >= REFERENCES_SECONDS:
-                deployments = await self.kube.list_objects(
-                    API_VERSION, "AppFlowDeployment", namespace=namespace
-                )
-                refs.roots = set().union(*(referenced_digests(d.get("spec")) for d in deployments))
-                refs.listed_at = time.monotonic()
-                reachable: set[str] = set()
-                for root in refs.roots:
-                    reachable |= await self._expand(root)
-                refs.reachable = reachable
-            return digest in refs.reachable
+            if self._listed_at < asked:
+                # The answer must come from a list made after the question: a Deployment
+                # written a moment ago is not refused. Lists are at most REFERENCES_SECONDS
+                # apart, and one serves every agent that asked meanwhile.
+                wait = self._listed_at + REFERENCES_SECONDS - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                await self._list_references()
+            refs = self._references.get(namespace)
+            return refs is not None and digest in refs.reachable
+
+    async def _list_references(self) -> None:
+        # One list of every Deployment on the hub, not one per agent: after a commit a
+        # thousand agents ask within seconds, and all of them find their answer here.
+        self._listed_at = time.monotonic()
+        deployments = await self.kube.list_objects(API_VERSION, "AppFlowDeployment")
+        roots: dict[str, set[str]] = {}
+        for d in deployments:
+            if (d.get("spec") or {}).get("appNamespace", self.workspace) != self.workspace:
+                continue  # another workspace's: its content is not served here
+            ns = str((d.get("metadata") or {}).get("namespace", ""))
+            roots.setdefault(ns, set()).update(referenced_digests(d.get("spec")))
+        references = {}
+        for ns, found in roots.items():
+            reachable: set[str] = set()
+            for root in found:
+                reachable |= await self._expand(root)
+            references[ns] = _References(roots=found, reachable=reachable)
+        self._references = references
 
     async def _expand(self, root: str) -> frozenset[str]:
         """ROOT and, when it is an index, its bases and chunks (cached: content is immutable)."""
         known = self._expanded.get(root)
         if known is not None:
             return known
+        if len(self._expanded) > 100_000:
+            self._expanded.clear()
         out = {root}
-        data = await self._content.get(root)
+        try:
+            data = await self._content.get(root)
+        except ContentError:
+            return frozenset()  # not (yet, or any more) on the hub: nothing to serve from it
         try:
             document = fmt.read_index(fmt.Blob(media="index", data=data))
         except ContentError:

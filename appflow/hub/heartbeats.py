@@ -12,8 +12,8 @@ skewed clock on an edge box does not matter). From that, for the clusters whose 
 - a heartbeat again: ``Online``, with the facts the agent reports (version, nodes, GPUs...);
   the agent then sends its own latest status for each Deployment.
 
-It also finishes credential rotations (once an agent says it uses the new generation, the old
-tokens are revoked) and collects expired registration tokens.
+It writes only statuses (of Clusters and AppFlowDeployments): credentials and tokens are the
+agent API's business (``appflow.hub.registration``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from appflow.errors import AppflowError, ConflictError, NotFoundError
-from appflow.hub.registration import LEASE_API, collect_tokens, finish_rotation
+from appflow.hub.registration import LEASE_API
 from appflow.kube.client import KubeCluster
 from appflow.model import agent as rules
 from appflow.model.hub import API_VERSION, LABEL_CLUSTER, LABEL_WORKSPACE, cluster_namespace
@@ -39,7 +39,6 @@ log = logging.getLogger("appflow.heartbeats")
 
 RESYNC_SECONDS = 300.0
 TICK_SECONDS = 1.0
-TOKENS_EVERY = 600.0
 
 
 def cluster_key(workspace: str, name: str) -> str:
@@ -90,14 +89,10 @@ class HeartbeatMonitor:
         self.clusters: dict[str, dict[str, Any]] = {}
         """Pull-mode Clusters of the workspace, by name."""
         self._seen: dict[str, _Seen] = {}
-        self._tokens_at = 0.0
         self._written_seen: dict[str, float] = {}
 
     def keys(self) -> frozenset[str]:
-        keys = {cluster_key(self.workspace, name) for name in self.clusters}
-        if self.clusters:
-            keys.add(f"registration-tokens/{self.workspace}")
-        return frozenset(keys)
+        return frozenset(cluster_key(self.workspace, name) for name in self.clusters)
 
     async def run(self, stop: asyncio.Event) -> None:
         tasks = [
@@ -202,12 +197,6 @@ class HeartbeatMonitor:
                 await self._judge(name, cluster, now)
             except AppflowError as err:
                 log.warning("cluster %s: %s", name, err)
-        tokens_key = f"registration-tokens/{self.workspace}"
-        if self.clusters and self.may_act(tokens_key) and now - self._tokens_at > TOKENS_EVERY:
-            self._tokens_at = now
-            gone = await collect_tokens(self.write, workspace=self.workspace)
-            if gone:
-                log.info("collected %d expired registration token(s)", gone)
 
     async def _judge(self, name: str, cluster: dict[str, Any], now: float) -> None:
         status = cluster.get("status") or {}
@@ -215,8 +204,6 @@ class HeartbeatMonitor:
         seen = self._seen.get(name)
         if seen is None or not (seen.lease.get("spec") or {}).get("renewTime"):
             return  # registered, no heartbeat yet: Init says so
-        if seen.observed:
-            await self._finish_rotation(name, seen)
         # A Lease found by a list but never seen changing counts from when it was found, and
         # never makes a cluster Online that is not already.
         since = seen.at
@@ -242,10 +229,12 @@ class HeartbeatMonitor:
                 f" {seen.interval:.0f}s); its deployments show their last known state"
             )
             patch["lastSeen"] = _stamp(seen.wall)
+        if state == "Offline":
+            # Its deployments first: should this fail, the cluster is not Offline yet on the
+            # hub, and the next tick tries both again.
+            await self._mark_offline(name, since=_stamp(seen.wall))
         await self._write_cluster(name, patch)
         log.info("cluster %s: %s -> %s", name, current, state)
-        if state == "Offline":
-            await self._mark_offline(name, since=_stamp(seen.wall))
 
     def _facts(self, seen: _Seen) -> dict[str, Any]:
         annotations = (seen.lease.get("metadata") or {}).get("annotations") or {}
@@ -298,15 +287,6 @@ class HeartbeatMonitor:
                     patch,
                     subresource="status",
                 )
-
-    async def _finish_rotation(self, name: str, seen: _Seen) -> None:
-        annotations = (seen.lease.get("metadata") or {}).get("annotations") or {}
-        if annotations.get("appflow.dev/credential-request") is None:
-            return
-        namespace = cluster_namespace(self.workspace, name)
-        retired = await finish_rotation(self.write, namespace=namespace, lease=seen.lease)
-        if retired:
-            log.info("cluster %s: credential generation(s) %s revoked", name, retired)
 
 
 async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:

@@ -56,6 +56,10 @@ class HubOptions:
     image: str | None = None
     """repository:tag of appflow's image; default: the chart's."""
     lease_duration: int = 15
+    agent_api_url: str | None = None
+    """Where pull agents reach the agent API (https://HOST:PORT); None: no agent API."""
+    hub_server: str | None = None
+    """The hub API server's URL as agents reach it."""
 
     def __post_init__(self) -> None:
         if self.replicas < 1:
@@ -80,6 +84,12 @@ class HubOptions:
                     where=Where(field="image"),
                 )
             values["image"] = {"repository": repository, "tag": tag}
+        if self.agent_api_url:
+            values["agentApi"] = {
+                "enabled": True,
+                "advertiseUrl": self.agent_api_url,
+                "hubServer": self.hub_server or "",
+            }
         return values
 
 

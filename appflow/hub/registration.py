@@ -19,6 +19,7 @@ import asyncio
 import base64
 import json
 import logging
+import random
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -348,12 +349,14 @@ async def _claim(
 ) -> reg.RegistrationToken:
     """Count one use of the token; a concurrent use makes this re-read and re-check."""
     token, rv = plan.token, plan.resource_version
-    for _ in range(20):
+    for attempt in range(100):
         used = replace(token, uses=token.uses + 1)
         try:
             await _write_token(kube, options.workspace, used, resource_version=rv)
             return used
         except ConflictError:
+            # A batch of devices registering at once: spread the retries out.
+            await asyncio.sleep(random.uniform(0, min(0.5, 0.02 * (attempt + 1))))
             token, secret, rv = await _load_token(kube, options.workspace, text)
             token.check(secret, now=_now())
     raise AuthError(f"registration token {token.id} is busy; try again", hint="retry in a moment")
@@ -562,13 +565,13 @@ async def request_rotation(kube: KubeCluster, *, workspace: str, name: str) -> i
     return generation
 
 
-async def finish_rotation(kube: KubeCluster, *, namespace: str, lease: Manifest) -> list[int]:
-    """Once the agent uses the requested generation, revoke the older ones."""
-    annotations = (lease.get("metadata") or {}).get("annotations") or {}
-    using = str(annotations.get(reg.ANNOTATION_CREDENTIAL, ""))
-    if not using.isdigit():
-        return []
-    return await _retire_anchors(kube, namespace, keep=int(using))
+async def finish_rotation(kube: KubeCluster, *, namespace: str, generation: int) -> list[int]:
+    """The agent of NAMESPACE uses GENERATION now (it asked with a token of it): revoke the
+    older ones. Nothing when GENERATION does not exist (an old token cannot revoke a newer)."""
+    anchors = await _anchors(kube, namespace)
+    if generation not in anchors:
+        raise NotFoundError(f"credential generation {generation} does not exist in {namespace}")
+    return await _retire_anchors(kube, namespace, keep=generation)
 
 
 async def rotate_credentials(
@@ -587,7 +590,7 @@ async def rotate_credentials(
         lease = await kube.get(LEASE_API, "Lease", reg.AGENT_NAME, namespace)
         annotations = ((lease or {}).get("metadata") or {}).get("annotations") or {}
         if str(annotations.get(reg.ANNOTATION_CREDENTIAL, "")) == str(generation):
-            await finish_rotation(kube, namespace=namespace, lease=lease or {})
+            await finish_rotation(kube, namespace=namespace, generation=generation)
             return generation, True
         await asyncio.sleep(0.5)
     return generation, False

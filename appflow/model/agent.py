@@ -180,19 +180,6 @@ def append_history(
     return out[-limit:]
 
 
-def merge_history(
-    ours: Sequence[Mapping[str, Any]],
-    theirs: Sequence[Mapping[str, Any]],
-    *,
-    limit: int = HISTORY_LIMIT,
-) -> list[dict[str, Any]]:
-    """One history from the agent's copy and the hub's, each id once (ours wins: the agent
-    writes its Deployments' history), in id order, bounded."""
-    by_id: dict[int, dict[str, Any]] = {int(e.get("id", 0)): dict(e) for e in theirs}
-    by_id.update({int(e.get("id", 0)): dict(e) for e in ours})
-    return [by_id[i] for i in sorted(by_id) if i > 0][-limit:]
-
-
 # -- status queue ---------------------------------------------------------------------------
 
 

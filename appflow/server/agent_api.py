@@ -36,6 +36,8 @@ from appflow.hub.registration import (
     DEFAULT_CREDENTIAL_TTL,
     RegistrationOptions,
     check_registration,
+    collect_tokens,
+    finish_rotation,
     register,
 )
 from appflow.kube.client import Connection, KubeCluster
@@ -62,6 +64,13 @@ def _status_of(err: AppflowError) -> int:
     if isinstance(err, ConfigError):
         return 400
     return 503 if err.retryable else 500
+
+
+def _bearer(authorization: str) -> str:
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthError("no agent credential", hint="send Authorization: Bearer <token>")
+    return token.strip()
 
 
 def create_agent_app(*, kube: KubeCluster, options: RegistrationOptions, ca: bytes) -> FastAPI:
@@ -100,12 +109,19 @@ def create_agent_app(*, kube: KubeCluster, options: RegistrationOptions, ca: byt
         done = await register(kube, options, token=body.token, facts=facts)
         return done.to_data()
 
+    @app.post("/agent/v1/credential/{generation}")
+    async def post_credential(
+        generation: int, authorization: str = Header(default="")
+    ) -> dict[str, Any]:
+        """The calling agent switched to GENERATION (it calls with a token of it): the older
+        generations are revoked."""
+        namespace = await content.namespace_of(_bearer(authorization))
+        retired = await finish_rotation(kube, namespace=namespace, generation=generation)
+        return {"generation": generation, "revoked": retired}
+
     @app.get("/agent/v1/content/{digest}")
     async def get_content(digest: str, authorization: str = Header(default="")) -> Response:
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise AuthError("no agent credential", hint="send Authorization: Bearer <token>")
-        namespace = await content.namespace_of(token.strip())
+        namespace = await content.namespace_of(_bearer(authorization))
         data = await content.fetch(namespace, digest)
         return Response(
             data,
@@ -207,11 +223,27 @@ async def serve_agent_api(options: AgentApiOptions, *, stop: asyncio.Event | Non
                 options.workspace,
             )
             task = asyncio.create_task(server.serve())
+            collector = asyncio.create_task(_collect_tokens(kube, options.workspace, stop))
             await stop.wait()
+            collector.cancel()
             server.should_exit = True
             await task
     finally:
         kube.close()
+
+
+TOKENS_EVERY = 600.0
+
+
+async def _collect_tokens(kube: KubeCluster, workspace: str, stop: asyncio.Event) -> None:
+    """Delete registration tokens long expired (every replica may: it is idempotent)."""
+    while not stop.is_set():
+        with contextlib.suppress(AppflowError):
+            gone = await collect_tokens(kube, workspace=workspace)
+            if gone:
+                log.info("collected %d expired registration token(s)", gone)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), TOKENS_EVERY)
 
 
 def _private_dir() -> Path:

@@ -221,7 +221,13 @@ class Hub:
         )
 
     def install(
-        self, edge: int, token: str, *, pin: str | None = None, check: bool = True
+        self,
+        edge: int,
+        token: str,
+        *,
+        pin: str | None = None,
+        check: bool = True,
+        deploy: bool = False,
     ) -> subprocess.CompletedProcess[str]:
         return self.cli(
             "agent",
@@ -234,7 +240,7 @@ class Hub:
             pin or self.pin,
             "--kubeconfig",
             str(self.fleet.edges[edge].kubeconfig),
-            "--no-deploy",
+            "--deploy" if deploy else "--no-deploy",
             check=check,
         )
 

@@ -201,3 +201,32 @@ def test_removed_cluster_stops_its_agent_and_changes_nothing(hub: Hub) -> None:
     assert "Traceback" not in agent.text()
     assert edge_secrets(hub, 0) == edge_before
     assert hub.cluster("gone-1") is None
+
+
+def test_agent_install_applies_the_agents_chart(hub: Hub) -> None:
+    hub.start_agent_api()
+    token = token_in(hub.hub_cli("cluster", "add", "chart-1", "--mode", "pull").stdout)
+    done = hub.install(2, token, deploy=True)
+    assert "registers as chart-1" in done.stdout
+    kube = hub.fleet.edge_kube(2)
+    try:
+        deployment = kube.get_sync("apps/v1", "Deployment", "appflow-agent", AGENT_NAMESPACE)
+        assert deployment is not None
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert container["args"][:2] == ["agent", "run"]
+        assert deployment["spec"]["strategy"]["type"] == "Recreate"
+        assert kube.get_sync("v1", "ServiceAccount", "appflow-agent", AGENT_NAMESPACE) is not None
+        binding = kube.get_sync(
+            "rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "appflow-agent"
+        )
+        assert binding is not None
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "appflow-agent", "namespace": AGENT_NAMESPACE}
+        ]
+        config = edge_config(hub, 2)
+        assert config["token"] == token  # the agent exchanges it when it starts
+        assert config["caPin"] == hub.pin
+        kube.delete_sync("apps/v1", "Deployment", "appflow-agent", AGENT_NAMESPACE)
+        kube.delete_sync("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "appflow-agent")
+    finally:
+        kube.close()
