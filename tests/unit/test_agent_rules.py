@@ -65,11 +65,13 @@ def test_release_needs_every_online_target_and_stops_at_any_rejection() -> None:
     ok = release_decision(
         {"a": ("Validated", ""), "b": ("Validated", ""), "c": ("Validated", "")}, online=online
     )
-    assert ok.release == frozenset(online) and not ok.blocked
+    assert ok.release == frozenset(online)
+    assert not ok.blocked
     waiting = release_decision(
         {"a": ("Validated", ""), "b": (None, ""), "c": ("Validated", "")}, online=online
     )
-    assert waiting.release == frozenset() and waiting.waiting == frozenset({"b"})
+    assert waiting.release == frozenset()
+    assert waiting.waiting == frozenset({"b"})
     refused = release_decision(
         {
             "a": ("Validated", ""),
@@ -78,7 +80,8 @@ def test_release_needs_every_online_target_and_stops_at_any_rejection() -> None:
         },
         online=online,
     )
-    assert refused.release == frozenset() and refused.rejected == {"c": "replicas: Invalid value"}
+    assert refused.release == frozenset()
+    assert refused.rejected == {"c": "replicas: Invalid value"}
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,8 @@ def token(**changes: object) -> tuple[str, reg.RegistrationToken]:
 def test_a_token_is_found_by_its_id_and_kept_as_a_hash_only() -> None:
     text, kept = token()
     token_id, secret = reg.parse_token(text)
-    assert text.startswith("aft_") and token_id == kept.id
+    assert text.startswith("aft_")
+    assert token_id == kept.id
     data = reg.token_to_data(kept)
     assert secret not in str(data)
     assert reg.token_from_data(data) == kept

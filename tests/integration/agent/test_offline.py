@@ -9,6 +9,7 @@ import gzip
 import json
 import secrets
 import signal
+import subprocess
 import time
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 from appflow import sandbox as sb
 from appflow.agent.edge import AGENT_NAMESPACE
 from appflow.model.hub import API_VERSION
+from tests.helpers import built_tool
 from tests.integration.agent.conftest import Hub, register_fleet, wait_for
 from tests.integration.agent.publish import deployment, desired, write_deployment
 from tests.integration.agent.test_sync import app_objects, live_value, ready, status_of
@@ -162,8 +164,9 @@ def test_a_silent_agent_shows_offline_never_ready_also_after_the_hub_returns_fir
     assert shown["state"] == "Unknown"
     # kubectl shows it too.
     got = hub.fleet  # noqa: F841 - the hub's kubeconfig is all kubectl needs
-    from tests.helpers import built_tool
     import subprocess
+
+    from tests.helpers import built_tool
 
     table = subprocess.run(
         [

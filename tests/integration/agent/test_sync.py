@@ -184,10 +184,8 @@ def test_a_revision_refused_on_one_cluster_of_three_is_applied_on_none(hub: Hub)
             )
         assert staged[names[0]]["result"] == staged[names[1]]["result"] == "Validated"
         assert staged[names[2]]["result"] == "Rejected"
-        assert (
-            "Deployment.apps/" in staged[names[2]]["message"]
-            and "replicas" in staged[names[2]]["message"]
-        )
+        assert "Deployment.apps/" in staged[names[2]]["message"]
+        assert "replicas" in staged[names[2]]["message"]
         decision = release_decision(
             {c: (s["result"], s.get("message", "")) for c, s in staged.items()}, online=set(names)
         )
