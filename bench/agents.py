@@ -42,7 +42,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ from appflow import sandbox as sb
 from appflow.agent import edge
 from appflow.agent.local import LocalSync
 from appflow.agent.runner import Agent, AgentOptions, register
+from appflow.agent.secrets import Revealed
 from appflow.hub.crds import crd_manifests
 from appflow.hub.registration import create_token
 from appflow.kube.client import Connection, KubeCluster
@@ -118,7 +119,7 @@ class RecorderLocal:
     async def forget_deployment(self, name: str) -> None:
         self.deployments.pop(name, None)
 
-    async def validate(self, app: str, desired: Desired, objects: Sequence[Manifest]) -> str | None:
+    async def validate(self, app: str, desired: Desired, objects: Revealed) -> str | None:
         self.validated.append((app, desired.revision))
         return None
 
@@ -126,7 +127,7 @@ class RecorderLocal:
         self,
         app: str,
         desired: Desired,
-        objects: Sequence[Manifest],
+        objects: Revealed,
         *,
         fingerprints: Mapping[str, str],
         heal: bool,
@@ -138,12 +139,12 @@ class RecorderLocal:
             state="Ready",
             changed=first,
             counts={
-                "created": len(objects) if first else 0,
-                "unchanged": 0 if first else len(objects),
+                "created": len(objects.objects) if first else 0,
+                "unchanged": 0 if first else len(objects.objects),
             },
-            resource_counts={"desiredReady": len(objects), "ready": len(objects)},
+            resource_counts={"desiredReady": len(objects.objects), "ready": len(objects.objects)},
             fingerprints={"recorded": str(desired.revision)},
-            inventory=len(objects),
+            inventory=len(objects.objects),
         )
 
     async def uninstall(self, app: str) -> LocalSync:

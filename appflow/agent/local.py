@@ -11,22 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from appflow.agent import edge
 from appflow.agent.facts import gather_facts
-from appflow.engine.deployment import (
-    DesiredState,
-    SyncOptions,
-    SyncResult,
-    delete_inventory,
-    execute,
-    prepare,
-)
+from appflow.agent.secrets import Revealed
+from appflow.engine.stages.execute import execute
+from appflow.engine.stages.inventory import delete_inventory
+from appflow.engine.stages.prepare import prepare
+from appflow.engine.stages.types import DesiredState, SyncOptions, SyncResult
 from appflow.errors import AppflowError
 from appflow.kube.client import KubeCluster
 from appflow.model.agent import Desired
-from appflow.model.objects import Manifest
 from appflow.model.plan import Action
 from appflow.model.registration import ClusterFacts
 
@@ -61,14 +57,14 @@ class Local(Protocol):
     async def load_deployments(self) -> dict[str, edge.DeploymentState]: ...
     async def save_deployment(self, state: edge.DeploymentState) -> None: ...
     async def forget_deployment(self, name: str) -> None: ...
-    async def validate(self, app: str, desired: Desired, objects: Sequence[Manifest]) -> str | None:
+    async def validate(self, app: str, desired: Desired, objects: Revealed) -> str | None:
         """None when every object passes the API server's dry run; else why not."""
 
     async def sync(
         self,
         app: str,
         desired: Desired,
-        objects: Sequence[Manifest],
+        objects: Revealed,
         *,
         fingerprints: Mapping[str, str],
         heal: bool,
@@ -76,11 +72,6 @@ class Local(Protocol):
         """Apply OBJECTS (or, without HEAL, only report drift as Modified)."""
 
     async def uninstall(self, app: str) -> LocalSync: ...
-
-
-def _camel(key: str) -> str:
-    head, *rest = key.split("_")
-    return head + "".join(p.title() for p in rest)
 
 
 def _report(result: SyncResult) -> LocalSync:
@@ -91,15 +82,13 @@ def _report(result: SyncResult) -> LocalSync:
         "unchanged": len(plan.of(Action.UNCHANGED)),
         "pruned": len(result.pruned),
     }
-    raw: Any = result.resource_counts
-    resources = raw if isinstance(raw, Mapping) else vars(raw)
     message = "; ".join(str(e) for e in result.errors[:3]) or result.health.message
     return LocalSync(
         state=result.state,
         message=message,
         changed=bool(counts["created"] or counts["configured"] or counts["pruned"]),
         counts=counts,
-        resource_counts={_camel(k): int(v) for k, v in resources.items() if isinstance(v, int)},
+        resource_counts=result.resource_counts.as_dict(),
         failing=[{"object": f.object, "message": f.message} for f in result.failing[:20]],
         fingerprints=dict(result.fingerprints),
         inventory=len(result.inventory.entries),
@@ -148,15 +137,16 @@ class KubeLocal:
     async def forget_deployment(self, name: str) -> None:
         await edge.forget_deployment(self.kube, name)
 
-    def _state(self, app: str, desired: Desired, objects: Sequence[Manifest]) -> DesiredState:
+    def _state(self, app: str, desired: Desired, objects: Revealed) -> DesiredState:
         return DesiredState(
             app=app,
             cluster=self.name,
-            objects=tuple(objects),
+            objects=objects.objects,
             revision=desired.render_digest or desired.index,
+            redactor=objects.redactor,
         )
 
-    async def validate(self, app: str, desired: Desired, objects: Sequence[Manifest]) -> str | None:
+    async def validate(self, app: str, desired: Desired, objects: Revealed) -> str | None:
         try:
             await prepare(
                 self.kube,
@@ -173,7 +163,7 @@ class KubeLocal:
         self,
         app: str,
         desired: Desired,
-        objects: Sequence[Manifest],
+        objects: Revealed,
         *,
         fingerprints: Mapping[str, str],
         heal: bool,

@@ -38,7 +38,15 @@ from typing import Any
 from appflow.agent import edge
 from appflow.agent.hubclient import AgentApi, Credential, HubSession, WatchExpired
 from appflow.agent.local import Local, LocalSync
-from appflow.errors import AppflowError, AuthError, ConfigError, NotFoundError, Where
+from appflow.agent.secrets import Revealed, reveal_on_edge
+from appflow.errors import (
+    AppflowError,
+    AuthError,
+    ConfigError,
+    DecryptionError,
+    NotFoundError,
+    Where,
+)
 from appflow.model import agent as rules
 from appflow.model.registration import (
     ANNOTATION_CREDENTIAL,
@@ -403,9 +411,12 @@ class Agent:
             elif action == "keep" and released is not None and state.applied == released.key:
                 state = await self._check(state, released)
 
-    async def _objects(self, desired: rules.Desired) -> list[dict[str, Any]]:
+    async def _objects(self, app: str, desired: rules.Desired) -> Revealed:
+        """The objects of DESIRED, from the content on this cluster (fetching what it lacks),
+        with their encrypted values decrypted by this cluster's own key."""
         before = self.api.downloaded if self.api else 0
         objects = await self.local.content.get_render(desired.index)
+        bundle = await self.local.content.get(desired.secrets) if desired.secrets else None
         fetched = (self.api.downloaded if self.api else 0) - before
         if fetched:
             log.info(
@@ -414,13 +425,26 @@ class Agent:
                 desired.revision,
                 desired.index[:19],
             )
-        return objects
+        identity = self.config.age_identity if self.config else ""
+        return await reveal_on_edge(
+            objects,
+            bundle=bundle,
+            identity=age.parse_identity(identity) if identity else None,
+            cluster=self.cluster,
+            app=app,
+        )
 
     async def _validate(
         self, state: edge.DeploymentState, staged: rules.Desired
     ) -> edge.DeploymentState:
-        objects = await self._objects(staged)
-        problem = await self.local.validate(state.app, staged, objects)
+        try:
+            objects = await self._objects(state.app, staged)
+        except DecryptionError as err:
+            # No key here for a file, or a file tampered with: this cluster refuses the
+            # revision, which keeps it from every cluster.
+            problem: str | None = str(err)
+        else:
+            problem = await self.local.validate(state.app, staged, objects)
         validation = rules.Validation(
             revision=staged.revision,
             index=staged.index,
@@ -440,15 +464,21 @@ class Agent:
     async def _apply(
         self, state: edge.DeploymentState, released: rules.Desired, *, trigger: str
     ) -> edge.DeploymentState:
-        objects = await self._objects(released)
+        started = _stamp()
+        try:
+            objects: Revealed | None = await self._objects(state.app, released)
+        except DecryptionError as err:
+            objects, refusal = None, LocalSync(state="ErrApplied", message=str(err), ok=False)
         if state.released != released:
             # Kept before it is applied: a restarted agent has it without the hub.
             state = state.with_(released=released)
             await self.local.save_deployment(state)
-        started = _stamp()
-        result = await self.local.sync(
-            state.app, released, objects, fingerprints=state.fingerprints, heal=True
-        )
+        if objects is None:
+            result = refusal
+        else:
+            result = await self.local.sync(
+                state.app, released, objects, fingerprints=state.fingerprints, heal=True
+            )
         entry = {
             "revision": released.revision,
             "index": released.index,
@@ -480,7 +510,7 @@ class Agent:
         self, state: edge.DeploymentState, released: rules.Desired
     ) -> edge.DeploymentState:
         """Drift and health of what is applied; self-heal when the app asks for it."""
-        objects = await self._objects(released)
+        objects = await self._objects(state.app, released)
         heal = bool(released.options.get("selfHeal", False))
         result = await self.local.sync(
             state.app, released, objects, fingerprints=state.fingerprints, heal=heal

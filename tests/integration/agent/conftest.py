@@ -245,10 +245,17 @@ class Hub:
         )
 
     def start_agent(
-        self, edge: int, *, heartbeat: float = 2.0, drift: float = 2.0, backoff_max: float = 4.0
+        self,
+        edge: int,
+        *,
+        heartbeat: float = 2.0,
+        drift: float = 2.0,
+        backoff_max: float = 4.0,
+        debug: bool = False,
     ) -> Process:
         return self.process(
             f"agent-{edge}-{len(self.processes)}",
+            *(["--debug"] if debug else []),
             "agent",
             "run",
             "--kubeconfig",
@@ -341,7 +348,7 @@ def wait_for(check: Any, *, timeout: float, what: str) -> Any:
         time.sleep(0.3)
 
 
-def register_fleet(hub: Hub, *, heartbeat: float = 2.0) -> list[str]:
+def register_fleet(hub: Hub, *, heartbeat: float = 2.0, debug: bool = False) -> list[str]:
     """Register the three edges (the first with a per-cluster token, the other two with a
     shared batch token), start their agents; the clusters' names, in edge order."""
     hub.start_agent_api()
@@ -355,7 +362,7 @@ def register_fleet(hub: Hub, *, heartbeat: float = 2.0) -> list[str]:
     hub.install(1, batch)
     hub.install(2, batch)
     for edge in range(3):
-        hub.start_agent(edge, heartbeat=heartbeat)
+        hub.start_agent(edge, heartbeat=heartbeat, debug=debug)
     names: list[str] = []
     for edge in range(3):
         names.append(
