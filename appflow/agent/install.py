@@ -23,6 +23,7 @@ from appflow.agent.local import KubeLocal
 from appflow.agent.runner import register
 from appflow.errors import ConfigError, NotFoundError, Where
 from appflow.kube.client import KubeCluster
+from appflow.model.hub import image_values
 from appflow.model.objects import Manifest
 from appflow.model.order import plan_stages
 from appflow.model.registration import check_pin, parse_token
@@ -56,10 +57,7 @@ class InstallOptions:
             "backoffMaxSeconds": self.backoff_max_seconds,
         }
         if self.image:
-            repository, _, tag = self.image.rpartition(":")
-            if not repository or "/" in tag:
-                raise ConfigError(f"--image {self.image!r} needs a tag: REPOSITORY:TAG")
-            values["image"] = {"repository": repository, "tag": tag}
+            values["image"] = image_values(self.image)
         return values
 
 

@@ -32,7 +32,7 @@ from appflow.errors import (
 )
 from appflow.kube.client import KubeCluster
 from appflow.model.health import HealthStatus, assess
-from appflow.model.hub import API_VERSION, DEFAULT_WORKSPACE, SYSTEM_NAMESPACE
+from appflow.model.hub import API_VERSION, DEFAULT_WORKSPACE, SYSTEM_NAMESPACE, image_values
 from appflow.model.objects import Manifest, ObjectRef
 from appflow.model.order import deletion_order, plan_stages
 from appflow.render.helm import helm_template
@@ -77,13 +77,7 @@ class HubOptions:
             "createReleaseNamespace": True,
         }
         if self.image:
-            repository, _, tag = self.image.rpartition(":")
-            if not repository or "/" in tag:
-                raise ConfigError(
-                    f"--image {self.image!r} needs a tag: REPOSITORY:TAG",
-                    where=Where(field="image"),
-                )
-            values["image"] = {"repository": repository, "tag": tag}
+            values["image"] = image_values(self.image)
         if self.agent_api_url:
             values["agentApi"] = {
                 "enabled": True,

@@ -10,6 +10,7 @@ wiped before each test, so an edge registers afresh every time.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import secrets
@@ -66,9 +67,10 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     try:
         for crd in crd_manifests():
             kube.apply_sync(crd, force=True)
-        for crd in crd_manifests():
-            name = crd["metadata"]["name"]
-            eventually(lambda n=name: _established(kube, n), timeout=60, what=f"{name} established")
+        for name in [str(crd["metadata"]["name"]) for crd in crd_manifests()]:
+            eventually(
+                functools.partial(_established, kube, name), timeout=60, what=f"{name} established"
+            )
     finally:
         kube.close()
     try:
@@ -373,7 +375,8 @@ def register_fleet(hub: Hub, *, heartbeat: float = 2.0, debug: bool = False) -> 
     return names
 
 
-def registered_name(hub: Hub, edge: int) -> str:
+def registration(hub: Hub, edge: int) -> dict[str, Any]:
+    """What the agent on EDGE keeps of its registration (empty until it registered)."""
     import base64
     import json
 
@@ -385,4 +388,8 @@ def registered_name(hub: Hub, edge: int) -> str:
     finally:
         kube.close()
     raw = (secret.get("data") or {}).get("registration.json")
-    return str(json.loads(base64.b64decode(raw))["cluster"]) if raw else ""
+    return dict(json.loads(base64.b64decode(raw))) if raw else {}
+
+
+def registered_name(hub: Hub, edge: int) -> str:
+    return str(registration(hub, edge).get("cluster", ""))

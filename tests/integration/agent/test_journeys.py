@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,8 +29,8 @@ pytestmark = [
 EXAMPLES = Path(__file__).resolve().parents[3] / "repos-example"
 
 
-def grid(hub: Hub) -> dict[str, object]:
-    return json.loads(hub.hub_cli("status", "-o", "json").stdout)
+def grid(hub: Hub) -> dict[str, Any]:
+    return dict(json.loads(hub.hub_cli("status", "-o", "json").stdout))
 
 
 def test_repos_example_syncs_to_three_agents_all_ready(hub: Hub) -> None:
@@ -39,7 +40,7 @@ def test_repos_example_syncs_to_three_agents_all_ready(hub: Hub) -> None:
     hub.hub_cli("sync", "hello-edge", "--wait")
 
     def all_ready() -> bool:
-        cells = next(a for a in grid(hub)["apps"] if a["name"] == "hello-edge")["deployments"]  # type: ignore[index]
+        cells = next(a for a in grid(hub)["apps"] if a["name"] == "hello-edge")["deployments"]
         return all(cells.get(n, {}).get("state") == "Ready" for n in names)
 
     wait_for(all_ready, timeout=120, what="hello-edge Ready on the three pull clusters")
@@ -56,7 +57,7 @@ def test_push_and_pull_clusters_side_by_side(hub: Hub) -> None:
     hub.hub_cli("cluster", "add", "push-1", "--kubeconfig", str(push.kubeconfig), "-l", "env=prod")
     hub.hub_cli("repo", "add", "examples", str(EXAMPLES), "--path", "plain")
     hub.hub_cli("sync", "hello-edge", "--wait")
-    cells = next(a for a in grid(hub)["apps"] if a["name"] == "hello-edge")["deployments"]  # type: ignore[index]
+    cells = next(a for a in grid(hub)["apps"] if a["name"] == "hello-edge")["deployments"]
     assert {n: cells[n]["state"] for n in [*names[:2], "push-1"]} == dict.fromkeys(
         [*names[:2], "push-1"], "Ready"
     )

@@ -20,28 +20,12 @@ from appflow.agent.edge import AGENT_NAMESPACE
 from appflow.model.hub import API_VERSION
 from tests.helpers import built_tool
 from tests.integration.agent.conftest import Hub, register_fleet, wait_for
-from tests.integration.agent.publish import deployment, desired, write_deployment
-from tests.integration.agent.test_sync import app_objects, live_value, ready, status_of
+from tests.integration.agent.publish import deployment
+from tests.integration.agent.test_sync import live_value, publish_everywhere, ready, status_of
 
 pytestmark = pytest.mark.cluster
 
 OUTAGE = 120.0
-
-
-def publish_everywhere(hub: Hub, names: list[str], app: str, ns: str) -> None:
-    kube = hub.fleet.hub_kube()
-    try:
-        for cluster in names:
-            rev1 = desired(kube, hub.workspace, app_objects(ns, value="one"), revision=1)
-            write_deployment(
-                kube, workspace=hub.workspace, cluster=cluster, app=app, staged=rev1, released=rev1
-            )
-    finally:
-        kube.close()
-    for cluster in names:
-        wait_for(
-            lambda c=cluster: ready(hub, c, app, 1), timeout=120, what=f"Ready r1 on {cluster}"
-        )
 
 
 def hand_edit(hub: Hub, edge: int, ns: str, value: str) -> None:
@@ -212,9 +196,7 @@ def test_a_silent_agent_shows_offline_never_ready_also_after_the_hub_returns_fir
             ]
             == "Ready"
         )
-        assert (
-            kube.get_sync(API_VERSION, "Cluster", quiet, hub.workspace)["status"]["state"]
-            == "Online"
-        )  # type: ignore[index]
+        cluster = kube.get_sync(API_VERSION, "Cluster", quiet, hub.workspace) or {}
+        assert cluster["status"]["state"] == "Online"
     finally:
         kube.close()

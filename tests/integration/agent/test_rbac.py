@@ -4,29 +4,17 @@ rotation switches it to a new credential without downtime and revokes the old on
 
 from __future__ import annotations
 
-import base64
 import json
 
 import httpx
 import pytest
 
-from appflow.agent.edge import AGENT_NAMESPACE, CONFIG_SECRET
 from appflow.kube.auth import access_allowed, service_account_user
 from appflow.model.hub import cluster_namespace
 from appflow.model.registration import AGENT_NAME
-from tests.integration.agent.conftest import Hub, token_in, wait_for
+from tests.integration.agent.conftest import Hub, registration, token_in, wait_for
 
 pytestmark = pytest.mark.cluster
-
-
-def registration(hub: Hub, edge: int) -> dict[str, object]:
-    kube = hub.fleet.edge_kube(edge)
-    try:
-        secret = kube.get_sync("v1", "Secret", CONFIG_SECRET, AGENT_NAMESPACE) or {}
-    finally:
-        kube.close()
-    raw = (secret.get("data") or {}).get("registration.json")
-    return json.loads(base64.b64decode(raw)) if raw else {}
 
 
 def register_two(hub: Hub) -> tuple[str, str]:

@@ -9,9 +9,8 @@ import secrets
 import pytest
 
 from appflow.agent.hubclient import Credential, HubSession, WatchExpired
-from tests.integration.agent.conftest import Hub, register_fleet
+from tests.integration.agent.conftest import Hub, register_fleet, registration
 from tests.integration.agent.publish import desired, write_deployment
-from tests.integration.agent.test_rbac import registration
 from tests.integration.agent.test_sync import app_objects
 
 pytestmark = pytest.mark.cluster
