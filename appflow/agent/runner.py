@@ -30,7 +30,7 @@ import random
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -153,11 +153,9 @@ class Agent:
         self._deleted: set[str] = set()
         self._slots = asyncio.Semaphore(options.concurrency)
         self._facts_sent: dict[str, Any] | None = None
-        self._token_issued = time.monotonic()
         self._retry_at: dict[str, float] = {}
         self._settling: dict[str, int] = {}
         self._failures: dict[str, int] = {}
-        self.on_synced: Callable[[str, LocalSync], Awaitable[None]] | None = None
 
     # -- the hub connection -------------------------------------------------------------------
 
@@ -502,8 +500,6 @@ class Agent:
         )
         state = await self._save(state, result=result, revision=released.revision)
         await self.local.content.collect(self._kept_indexes())
-        if self.on_synced:
-            await self.on_synced(state.name, result)
         return state
 
     async def _check(
@@ -698,8 +694,18 @@ class Agent:
         )
         if wanted.isdigit() and int(wanted) > credential.generation:
             await self._switch_credential(int(wanted))
-        elif time.monotonic() - self._token_issued > CREDENTIAL_SECONDS / 2:
+        elif self._token_half_spent():
             await self._switch_credential(credential.generation)
+
+    def _token_half_spent(self) -> bool:
+        """Whether the token has less than half of a new one's life left (renew it then: an
+        agent offline for a while still comes back with a valid one)."""
+        expires = (self.config.registration if self.config else {}).get("expires")
+        try:
+            left = datetime.fromisoformat(str(expires).replace("Z", "+00:00")) - _now()
+        except ValueError:
+            return False
+        return left.total_seconds() < CREDENTIAL_SECONDS / 2
 
     async def _switch_credential(self, generation: int) -> None:
         """Take a token bound to GENERATION, keep it on the cluster, then use it."""
@@ -717,8 +723,10 @@ class Agent:
         config = replace(self.config, registration=registration)
         await self.local.write_config(config)
         old = self.session
+        old_api = self.api
         self._connect(config)
-        self._token_issued = time.monotonic()
+        if old_api is not None:
+            await old_api.close()
         assert self.session is not None
         await self.session.renew_lease(
             {"metadata": {"annotations": {ANNOTATION_CREDENTIAL: str(generation)}}}
