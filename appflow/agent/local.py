@@ -10,13 +10,14 @@ to run a thousand agents in one process against a real hub.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from appflow.agent import edge
 from appflow.agent.facts import gather_facts
 from appflow.agent.secrets import Revealed
 from appflow.engine.stages.execute import execute
+from appflow.engine.stages.health import assess_health
 from appflow.engine.stages.inventory import delete_inventory
 from appflow.engine.stages.prepare import prepare
 from appflow.engine.stages.types import DesiredState, SyncOptions, SyncResult
@@ -182,9 +183,13 @@ class KubeLocal:
         plan = prepared.plan
         drift = plan.of(Action.CONFIGURE) + plan.of(Action.CREATE)
         if not heal and drift:
+            # Reported, not corrected (the app does not ask for selfHeal): Fleet's Modified.
+            _, failing, counts = await assess_health(self.kube, app, prepared.objects)
             return LocalSync(
                 state="Modified",
                 message="changed on the cluster: " + ", ".join(str(c.ref) for c in drift[:5]),
+                resource_counts=replace(counts, modified=len(drift)).as_dict(),
+                failing=[{"object": f.object, "message": f.message} for f in failing[:20]],
                 fingerprints=fingerprints,
             )
         return _report(await execute(self.kube, prepared, options=options))

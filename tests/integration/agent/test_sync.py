@@ -69,9 +69,8 @@ def ready(hub: Hub, cluster: str, app: str, revision: int) -> bool:
     return status.get("state") == "Ready" and status.get("appliedRevision") == revision
 
 
-def test_released_revisions_apply_and_report_ready_and_staged_ones_wait(hub: Hub) -> None:
-    names = register_fleet(hub)
-    app, ns = f"web-{secrets.token_hex(3)}", f"web-{secrets.token_hex(3)}"
+def publish_everywhere(hub: Hub, names: list[str], app: str, ns: str) -> None:
+    """Revision 1 of the app, staged and released on every cluster; wait until all Ready."""
     kube = hub.fleet.hub_kube()
     try:
         for cluster in names:
@@ -79,12 +78,20 @@ def test_released_revisions_apply_and_report_ready_and_staged_ones_wait(hub: Hub
             write_deployment(
                 kube, workspace=hub.workspace, cluster=cluster, app=app, staged=rev1, released=rev1
             )
-        for cluster in names:
-            wait_for(
-                lambda c=cluster: ready(hub, c, app, 1),
-                timeout=120,
-                what=f"{app} Ready r1 on {cluster}",
-            )
+    finally:
+        kube.close()
+    for cluster in names:
+        wait_for(
+            lambda c=cluster: ready(hub, c, app, 1), timeout=120, what=f"Ready r1 on {cluster}"
+        )
+
+
+def test_released_revisions_apply_and_report_ready_and_staged_ones_wait(hub: Hub) -> None:
+    names = register_fleet(hub)
+    app, ns = f"web-{secrets.token_hex(3)}", f"web-{secrets.token_hex(3)}"
+    publish_everywhere(hub, names, app, ns)
+    kube = hub.fleet.hub_kube()
+    try:
         for edge in range(3):
             assert live_value(hub, edge, ns) == "one"
         status = status_of(hub, names[0], app)
@@ -149,17 +156,9 @@ def test_released_revisions_apply_and_report_ready_and_staged_ones_wait(hub: Hub
 def test_a_revision_refused_on_one_cluster_of_three_is_applied_on_none(hub: Hub) -> None:
     names = register_fleet(hub)
     app, ns = f"cfg-{secrets.token_hex(3)}", f"cfg-{secrets.token_hex(3)}"
+    publish_everywhere(hub, names, app, ns)
     kube = hub.fleet.hub_kube()
     try:
-        for cluster in names:
-            rev1 = desired(kube, hub.workspace, app_objects(ns, value="one"), revision=1)
-            write_deployment(
-                kube, workspace=hub.workspace, cluster=cluster, app=app, staged=rev1, released=rev1
-            )
-        for cluster in names:
-            wait_for(
-                lambda c=cluster: ready(hub, c, app, 1), timeout=120, what=f"Ready r1 on {cluster}"
-            )
         # r2 renders differently per cluster (per-cluster values): on the third, a replica
         # count the API server refuses.
         for index, cluster in enumerate(names):
@@ -330,3 +329,42 @@ def test_a_one_object_change_to_a_200_object_app_downloads_under_5_percent(hub: 
 def _content(kube: KubeCluster, workspace: str, digest: str) -> bytes:
     obj = kube.get_sync(API_VERSION, "AppFlowContent", digest, workspace) or {}
     return fmt.decompress(str(obj["spec"]["data"]), digest=digest)
+
+
+def test_drift_without_self_heal_is_reported_modified_and_left_alone(hub: Hub) -> None:
+    names = register_fleet(hub)
+    cluster = names[0]
+    app, ns = f"drift-{secrets.token_hex(3)}", f"drift-{secrets.token_hex(3)}"
+    kube = hub.fleet.hub_kube()
+    try:
+        rev1 = desired(
+            kube,
+            hub.workspace,
+            app_objects(ns, value="one"),
+            revision=1,
+            options={"selfHeal": False},
+        )
+        write_deployment(
+            kube, workspace=hub.workspace, cluster=cluster, app=app, staged=rev1, released=rev1
+        )
+    finally:
+        kube.close()
+    wait_for(lambda: ready(hub, cluster, app, 1), timeout=120, what="Ready r1")
+    edge = hub.fleet.edge_kube(0)
+    try:
+        edge.patch_sync("v1", "ConfigMap", "settings", ns, {"data": {"greeting": "by hand"}})
+    finally:
+        edge.close()
+    status = wait_for(
+        lambda: (
+            status_of(hub, cluster, app)
+            if status_of(hub, cluster, app).get("state") == "Modified"
+            else None
+        ),
+        timeout=60,
+        what="the drift reported",
+    )
+    assert f"ConfigMap/{ns}/settings" in status["message"]
+    assert status["resourceCounts"]["modified"] == 1
+    assert live_value(hub, 0, ns) == "by hand"
+    assert [e["trigger"] for e in status["history"]] == ["watch"]
