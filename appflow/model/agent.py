@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from appflow.model.appdef import OfflinePolicy
+
 HISTORY_LIMIT = 10
 MISSED_FOR_OFFLINE = 3
 """A pull cluster is Offline after this many heartbeat intervals without one."""
@@ -212,8 +214,6 @@ class StatusQueue:
 
 
 # -- release (the hub's half of two-phase publish) ------------------------------------------
-
-OfflinePolicy = Literal["wait", "skip", "release"]
 
 
 @dataclass(frozen=True, kw_only=True)

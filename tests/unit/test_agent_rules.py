@@ -3,8 +3,11 @@ the hub shows a silent cluster."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from appflow.errors import ConfigError
 from appflow.model.agent import (
     BackoffPolicy,
     Desired,
@@ -17,6 +20,7 @@ from appflow.model.agent import (
     offline_status,
     release_decision,
 )
+from appflow.sources.appdef import load_app_definitions
 
 R1 = Desired(revision=1, index="sha256-" + "1" * 64)
 R2 = Desired(revision=2, index="sha256-" + "2" * 64)
@@ -95,6 +99,23 @@ def test_offline_targets_follow_the_policy(
     decision = release_decision(results, online={"a", "b"}, policy=policy)  # type: ignore[arg-type]
     assert decision.release == frozenset(released)
     assert decision.waiting == frozenset(waiting)
+
+
+def test_the_offline_policy_is_the_apps_rollout_offline_targets(tmp_path: Path) -> None:
+    app_dir = tmp_path / "edge-app"
+    app_dir.mkdir()
+    (app_dir / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n")
+    (app_dir / "appflow.yaml").write_text("rollout:\n  offlineTargets: skip\n")
+    (app,) = load_app_definitions(tmp_path)
+    assert app.rollout.offline_targets == "skip"
+    (app_dir / "appflow.yaml").write_text("rollout: {}\n")
+    (app,) = load_app_definitions(tmp_path)
+    assert app.rollout.offline_targets == "wait"
+    (app_dir / "appflow.yaml").write_text("rollout:\n  offlineTargets: later\n")
+    with pytest.raises(ConfigError) as info:
+        load_app_definitions(tmp_path)
+    assert "rollout.offlineTargets" in str(info.value)
+    assert "edge-app/appflow.yaml" in str(info.value)
 
 
 def test_history_is_in_sequence_and_bounded() -> None:
