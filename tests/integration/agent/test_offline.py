@@ -147,8 +147,6 @@ def test_a_silent_agent_shows_offline_never_ready_also_after_the_hub_returns_fir
     assert shown["display"]["state"] == "Offline (last known: Ready r1)"
     assert shown["state"] == "Unknown"
     # kubectl shows it too.
-    got = hub.fleet  # noqa: F841 - the hub's kubeconfig is all kubectl needs
-
     table = subprocess.run(
         [
             str(built_tool("kubectl")),
