@@ -52,6 +52,7 @@ from appflow.agent import edge
 from appflow.agent.local import LocalSync
 from appflow.agent.runner import Agent, AgentOptions, register
 from appflow.agent.secrets import Revealed
+from appflow.errors import AppflowError
 from appflow.hub.crds import crd_manifests
 from appflow.hub.registration import create_token
 from appflow.kube.client import Connection, KubeCluster
@@ -200,13 +201,19 @@ class Setup:
 
 
 def wait(check: Any, *, timeout: float, what: str, every: float = 0.5) -> Any:
+    """CHECK's first truthy value; an error counts as not yet (a CRD just applied answers 429
+    while its storage starts)."""
     deadline = time.monotonic() + timeout
+    last = ""
     while True:
-        value = check()
+        try:
+            value = check()
+        except AppflowError as err:
+            value, last = None, f": {err}"
         if value:
             return value
         if time.monotonic() > deadline:
-            raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}")
+            raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}{last}")
         time.sleep(every)
 
 
