@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from appflow.cli.common import parse_labels, run
+from appflow.cli.common import log_progress, parse_labels, run
 from appflow.cli.output import console, emit, format_labels, output_option
 from appflow.errors import ConfigError
 from appflow.model.hub import DEFAULT_WORKSPACE
@@ -332,7 +332,6 @@ def agent_run(
     """Run the agent: register (once), then pull, validate, apply and report until stopped."""
     import asyncio
     import contextlib
-    import logging
     import signal
 
     from appflow.agent.local import KubeLocal
@@ -341,9 +340,7 @@ def agent_run(
 
     if heartbeat <= 0 or drift_interval <= 0 or backoff_max <= 0 or backoff_base <= 0:
         raise ConfigError("--heartbeat, --drift-interval and the backoff must be positive")
-    appflow_log = logging.getLogger("appflow")
-    if appflow_log.getEffectiveLevel() > logging.INFO:
-        appflow_log.setLevel(logging.INFO)
+    log_progress()
     options = AgentOptions(
         heartbeat_seconds=heartbeat,
         drift_seconds=drift_interval,

@@ -360,14 +360,11 @@ def agent_api_command(
     credential_ttl: str,
 ) -> None:
     """Serve the agents' API: registration (token for credential) and content, over HTTPS."""
-    import logging
-
+    from appflow.cli.common import log_progress
     from appflow.model.registration import parse_duration
     from appflow.server.agent_api import AgentApiOptions, serve_agent_api
 
-    appflow_log = logging.getLogger("appflow")
-    if appflow_log.getEffectiveLevel() > logging.INFO:
-        appflow_log.setLevel(logging.INFO)
+    log_progress()
     run(
         serve_agent_api(
             AgentApiOptions(
