@@ -4,46 +4,34 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from appflow.cli.common import log_progress, parse_labels, run
 from appflow.cli.output import console, emit, format_labels, output_option
 from appflow.errors import ConfigError
-from appflow.model.hub import DEFAULT_WORKSPACE
 
 if TYPE_CHECKING:  # the Kubernetes client is imported only by the commands that use it
     from appflow.kube.client import KubeCluster
 
-HUB_HELP = "The hub: KUBECONFIG[:CONTEXT] (default: $APPFLOW_HUB)."
 
-
-def hub_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option(
-        "--workspace",
-        default=DEFAULT_WORKSPACE,
-        show_default=True,
-        help="The hub namespace of the clusters.",
-    )(func)
-    return click.option("--hub", "hub", envvar="APPFLOW_HUB", help=HUB_HELP)(func)
-
-
-def hub_kube(hub: str | None) -> KubeCluster:
-    """The hub cluster named by --hub / $APPFLOW_HUB."""
+def hub_kube() -> tuple[KubeCluster, str]:
+    """The hub the command works on (root --hub, APPFLOW_HUB or `appflow hub use`), and its
+    workspace."""
+    from appflow.cli.common import chosen_hub
     from appflow.kube.client import Connection, KubeCluster
 
-    if not hub:
+    target = chosen_hub()
+    if target is None:
         raise ConfigError(
-            "pull-mode clusters live on a hub: give --hub KUBECONFIG[:CONTEXT] or set APPFLOW_HUB"
+            "pull-mode clusters live on a hub",
+            hint="give --hub KUBECONFIG[:CONTEXT] before the command, set APPFLOW_HUB,"
+            " or run `appflow hub use` first",
         )
-    path, _, context = hub.partition(":") if not os.path.exists(hub) else (hub, "", "")
-    if not Path(path).is_file():
-        raise ConfigError(f"--hub {hub!r}: no kubeconfig file {path}")
-    return KubeCluster(Connection(name="hub", kubeconfig=Path(path), context=context or None))
+    connection = Connection(name="hub", kubeconfig=target.kubeconfig, context=target.context)
+    return KubeCluster(connection), target.workspace
 
 
 def install_command(*, token: str, url: str, pin: str) -> str:
@@ -61,14 +49,12 @@ async def _endpoint_line(kube: KubeCluster, token: str) -> str:
     return install_command(token=token, url=endpoint.url, pin=endpoint.pin)
 
 
-def add_pull_cluster(
-    *, hub: str | None, workspace: str, name: str, kind: str, labels: dict[str, str], ttl: str
-) -> None:
+def add_pull_cluster(*, name: str, kind: str, labels: dict[str, str], ttl: str) -> None:
     """`appflow cluster add NAME --mode pull`: the Cluster and its one-time token."""
     from appflow.hub.registration import add_pull_cluster as add
     from appflow.model.registration import parse_duration
 
-    kube = hub_kube(hub)
+    kube, workspace = hub_kube()
 
     async def go() -> tuple[str, str]:
         token, _ = await add(
@@ -85,15 +71,22 @@ def add_pull_cluster(
     console.print(f"on the cluster, run:\n  {line}", soft_wrap=True)
 
 
-def remove_pull_cluster(*, hub: str | None, workspace: str, name: str) -> None:
+def remove_pull_cluster(name: str) -> bool:
+    """`appflow cluster remove NAME` on a hub: when NAME is a pull cluster, revoke its agent's
+    credential and remove its namespace and the Cluster (False: it is not one)."""
     from appflow.hub.registration import remove_cluster
+    from appflow.model.hub import API_VERSION
 
-    kube = hub_kube(hub)
+    kube, workspace = hub_kube()
     try:
+        found = kube.get_sync(API_VERSION, "Cluster", name, workspace) or {}
+        if (found.get("spec") or {}).get("mode") != "pull":
+            return False
         run(remove_cluster(kube, workspace=workspace, name=name))
     finally:
         kube.close()
     console.print(f"removed {name}: its agent's credential no longer works")
+    return True
 
 
 # -- cluster token ----------------------------------------------------------------------------
@@ -105,7 +98,6 @@ def token() -> None:
 
 
 @token.command("create")
-@hub_options
 @click.option(
     "--ttl", default="24h", show_default=True, help="How long the token works (30m, 24h, 7d)."
 )
@@ -132,8 +124,6 @@ def token() -> None:
 )
 @click.option("--description", default="", help="What the token is for (shown by token list).")
 def token_create(
-    hub: str | None,
-    workspace: str,
     ttl: str,
     max_uses: int | None,
     labels: tuple[str, ...],
@@ -145,7 +135,7 @@ def token_create(
     from appflow.hub.registration import create_token
     from appflow.model.registration import parse_duration
 
-    kube = hub_kube(hub)
+    kube, workspace = hub_kube()
 
     async def go() -> tuple[str, str]:
         text, _ = await create_token(
@@ -170,15 +160,14 @@ def token_create(
 
 
 @token.command("list")
-@hub_options
 @output_option
-def token_list(hub: str | None, workspace: str, output: str) -> None:
+def token_list(output: str) -> None:
     """Registration tokens: uses, expiry, labels, state (never the secret)."""
     from datetime import UTC, datetime
 
     from appflow.hub.registration import list_tokens
 
-    kube = hub_kube(hub)
+    kube, workspace = hub_kube()
     try:
         tokens = run(list_tokens(kube, workspace=workspace))
     finally:
@@ -216,13 +205,12 @@ def token_list(hub: str | None, workspace: str, output: str) -> None:
 
 
 @token.command("revoke")
-@hub_options
 @click.argument("token_id")
-def token_revoke(hub: str | None, workspace: str, token_id: str) -> None:
+def token_revoke(token_id: str) -> None:
     """Revoke a registration token at once (clusters registered with it keep working)."""
     from appflow.hub.registration import revoke_token
 
-    kube = hub_kube(hub)
+    kube, workspace = hub_kube()
     try:
         revoked = run(revoke_token(kube, workspace=workspace, token_id=token_id))
     finally:
@@ -231,7 +219,6 @@ def token_revoke(hub: str | None, workspace: str, token_id: str) -> None:
 
 
 @click.command("rotate-credentials")
-@hub_options
 @click.argument("name")
 @click.option(
     "--timeout",
@@ -245,13 +232,11 @@ def token_revoke(hub: str | None, workspace: str, token_id: str) -> None:
     is_flag=True,
     help="Revoke the old credential at once, switched or not (the agent must register again).",
 )
-def rotate_credentials(
-    hub: str | None, workspace: str, name: str, timeout: float, revoke_now: bool
-) -> None:
+def rotate_credentials(name: str, timeout: float, revoke_now: bool) -> None:
     """Give pull cluster NAME's agent a new credential, then revoke the old one (no downtime)."""
     from appflow.hub.registration import rotate_credentials as rotate
 
-    kube = hub_kube(hub)
+    kube, workspace = hub_kube()
     try:
         generation, done = run(
             rotate(kube, workspace=workspace, name=name, timeout=timeout, revoke_now=revoke_now)

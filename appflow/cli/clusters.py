@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from appflow import sandbox as sb
-from appflow.cli.common import parse_labels, run, store_session
+from appflow.cli.common import chosen_hub, parse_labels, run, store_session
 from appflow.cli.output import console, emit, format_labels, output_option
 from appflow.engine.clusters import add_cluster, check_cluster, remove_cluster
 from appflow.errors import ConfigError
@@ -63,10 +63,6 @@ def cluster() -> None:
     help="push: appflow applies with --kubeconfig. pull: on a hub (--hub), the cluster's agent"
     " pulls; prints its one-time registration token and install command.",
 )
-@click.option("--hub", envvar="APPFLOW_HUB", help="The hub, KUBECONFIG[:CONTEXT] (pull mode).")
-@click.option(
-    "--workspace", default="appflow", show_default=True, help="The hub namespace (pull mode)."
-)
 @click.option(
     "--ttl", default="1h", show_default=True, help="How long the one-time token works (pull mode)."
 )
@@ -79,8 +75,6 @@ def add(
     labels: tuple[str, ...],
     from_sandbox: bool,
     mode: str,
-    hub: str | None,
-    workspace: str,
     ttl: str,
     output: str,
 ) -> None:
@@ -92,7 +86,7 @@ def add(
 
         if not name or kubeconfig is not None or from_sandbox:
             raise ConfigError("pull mode takes NAME and no --kubeconfig: the agent connects")
-        add_pull_cluster(hub=hub, workspace=workspace, name=name, kind=kind, labels=extra, ttl=ttl)
+        add_pull_cluster(name=name, kind=kind, labels=extra, ttl=ttl)
         return
     added: list[ClusterRecord] = []
     with store_session() as store:
@@ -212,16 +206,14 @@ def label(name: str, labels: tuple[str, ...]) -> None:
     is_flag=True,
     help="Also forget the apps' deployments on it (objects stay on the cluster).",
 )
-@click.option("--hub", envvar="APPFLOW_HUB", help="Remove a pull-mode cluster from this hub.")
-@click.option("--workspace", default="appflow", show_default=True, help="The hub namespace.")
-def remove(name: str, force: bool, hub: str | None, workspace: str) -> None:
-    """Unregister cluster NAME (its objects are left as they are). On a hub (--hub), a pull
-    cluster's agent credential is revoked at once."""
-    if hub:
+def remove(name: str, force: bool) -> None:
+    """Unregister cluster NAME (its objects are left as they are). On a hub, a pull cluster's
+    agent credential is revoked at once, with its namespace and what it holds."""
+    if chosen_hub() is not None:
         from appflow.cli.agent import remove_pull_cluster
 
-        remove_pull_cluster(hub=hub, workspace=workspace, name=name)
-        return
+        if remove_pull_cluster(name):
+            return
     with store_session() as store:
         remove_cluster(store, name, force=force)
     console.print(f"removed {name}")

@@ -2,9 +2,9 @@
 
 Each agent renews the Lease ``appflow-agent`` in its namespace every heartbeat interval (its
 ``leaseDurationSeconds``). The monitor, part of ``appflow controller``, follows those Leases
-with one list+watch across the hub and notes, on its *own* clock, when it saw each change (a
-skewed clock on an edge box does not matter). From that, for the clusters whose key
-(``cluster/<workspace>/<name>``) this replica owns:
+with one list+watch across the hub (the Clusters come from the controller's own watch) and
+notes, on its *own* clock, when it saw each change (a skewed clock on an edge box does not
+matter). From that, for the clusters this replica owns (key ``cluster/<workspace>/<name>``):
 
 - one heartbeat missed: the Cluster is ``Suspect``;
 - three missed: ``Offline`` with ``lastSeen``, and every Deployment on it shows
@@ -41,10 +41,6 @@ RESYNC_SECONDS = 300.0
 TICK_SECONDS = 1.0
 
 
-def cluster_key(workspace: str, name: str) -> str:
-    return f"cluster/{workspace}/{name}"
-
-
 def _stamp(moment: datetime | None = None) -> str:
     return (moment or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -78,27 +74,24 @@ class HeartbeatMonitor:
         read: KubeCluster,
         write: KubeCluster,
         workspace: str,
-        may_act: Callable[[str], bool],
+        owns: Callable[[str], bool],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.read = read
         self.write = write
         self.workspace = workspace
-        self.may_act = may_act
+        self.owns = owns
+        """Whether this replica judges the cluster of that name."""
         self.clock = clock
         self.clusters: dict[str, dict[str, Any]] = {}
         """Pull-mode Clusters of the workspace, by name."""
         self._seen: dict[str, _Seen] = {}
         self._written_seen: dict[str, float] = {}
 
-    def keys(self) -> frozenset[str]:
-        return frozenset(cluster_key(self.workspace, name) for name in self.clusters)
-
     async def run(self, stop: asyncio.Event) -> None:
-        tasks = [
-            asyncio.create_task(self._follow("Cluster", stop), name="heartbeats-clusters"),
-            asyncio.create_task(self._follow("Lease", stop), name="heartbeats-leases"),
-        ]
+        """Follow the heartbeat Leases and judge the clusters until STOP (the Clusters come
+        from the controller's own watch, through ``on_cluster``)."""
+        follow = asyncio.create_task(self._follow_leases(stop), name="heartbeats-leases")
         try:
             while not stop.is_set():
                 with contextlib.suppress(AppflowError):
@@ -106,49 +99,37 @@ class HeartbeatMonitor:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), TICK_SECONDS)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            follow.cancel()
+            await asyncio.gather(follow, return_exceptions=True)
 
     # -- following --------------------------------------------------------------------------
 
-    async def _follow(self, kind: str, stop: asyncio.Event) -> None:
-        api = API_VERSION if kind == "Cluster" else LEASE_API
-        selector = None if kind == "Cluster" else f"{LABEL_AGENT}=heartbeat"
-        namespace = self.workspace if kind == "Cluster" else ""
+    async def _follow_leases(self, stop: asyncio.Event) -> None:
+        selector = f"{LABEL_AGENT}=heartbeat"
         while not stop.is_set():
             round_over = asyncio.Event()
             timer = asyncio.get_running_loop().call_later(RESYNC_SECONDS, round_over.set)
             relay = asyncio.create_task(_relay(stop, round_over))
             try:
-                listed = await self.read.list_objects(
-                    api, kind, namespace=namespace, label_selector=selector
-                )
-                if kind == "Cluster":
-                    self.clusters = {
-                        str(c["metadata"]["name"]): c
-                        for c in listed
-                        if (c.get("spec") or {}).get("mode") == "pull"
-                    }
-                else:
-                    for lease in listed:
-                        self._saw(lease, listed=True)
-                async for event, obj in self.read.watch(
-                    api, kind, label_selector=selector, stop=round_over
+                for lease in await self.read.list_objects(
+                    LEASE_API, "Lease", namespace="", label_selector=selector
                 ):
-                    if kind == "Cluster":
-                        self._cluster_event(event, obj)
-                    elif event != "DELETED":
+                    self._saw(lease, listed=True)
+                async for event, obj in self.read.watch(
+                    LEASE_API, "Lease", label_selector=selector, stop=round_over
+                ):
+                    if event != "DELETED":
                         self._saw(obj, listed=False)
             except AppflowError as err:
-                log.warning("following %ss: %s", kind, err)
+                log.warning("following heartbeat Leases: %s", err)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 2.0)
             finally:
                 timer.cancel()
                 relay.cancel()
 
-    def _cluster_event(self, event: str, obj: dict[str, Any]) -> None:
+    def on_cluster(self, event: str, obj: dict[str, Any]) -> None:
+        """Note a Cluster of the controller's watch (pull-mode ones are this monitor's)."""
         meta = obj.get("metadata") or {}
         if meta.get("namespace") != self.workspace:
             return
@@ -191,7 +172,7 @@ class HeartbeatMonitor:
     async def tick(self) -> None:
         now = self.clock()
         for name, cluster in list(self.clusters.items()):
-            if not self.may_act(cluster_key(self.workspace, name)):
+            if not self.owns(name):
                 continue
             try:
                 await self._judge(name, cluster, now)

@@ -31,7 +31,7 @@ from appflow import sandbox as sb
 from appflow.agent.edge import AGENT_NAMESPACE, LABEL_PART
 from appflow.hub.crds import crd_manifests
 from appflow.kube.client import Connection, KubeCluster
-from appflow.model.hub import API_VERSION
+from appflow.model.hub import API_VERSION, ENV_WORKSPACE
 from tests.helpers import eventually
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -170,9 +170,8 @@ class Hub:
         return done
 
     def hub_cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.cli(
-            *args, "--hub", str(self.kubeconfig), "--workspace", self.workspace, check=check
-        )
+        """appflow --hub HUB ARGS... on this test's workspace (APPFLOW_HUB_WORKSPACE)."""
+        return self.cli("--hub", str(self.kubeconfig), *args, check=check)
 
     def process(self, name: str, *args: str) -> Process:
         proc = Process(args=list(args), log=self.tmp / f"{name}.log", env=self.env).start()
@@ -217,6 +216,9 @@ class Hub:
             "--kubeconfig",
             str(self.kubeconfig),
             "--workspace",
+            self.workspace,
+            # Leases of this test's replicas only: another test's stopped ones hold no share.
+            "--namespace",
             self.workspace,
             "--lease-duration",
             str(lease_duration),
@@ -324,6 +326,7 @@ def hub(fleet: Fleet, tmp_path: Path) -> Iterator[Hub]:
         "APPFLOW_CACHE_DIR": str(tmp_path / "cache"),
     }
     env.pop("APPFLOW_HUB", None)
+    env[ENV_WORKSPACE] = workspace
     state = Hub(fleet=fleet, workspace=workspace, tmp=tmp_path, env=env)
     try:
         yield state
