@@ -1,4 +1,4 @@
-"""``appflow agent run``: the pull agent's life on its cluster (docs/hub.md §10).
+"""``appflow agent run``: the pull agent's life on its cluster (docs/hub.md §11).
 
 Supervised tasks on one event loop:
 

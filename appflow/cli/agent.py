@@ -1,6 +1,6 @@
 """`appflow agent ...` (on an edge cluster) and the hub's side of pull-mode clusters:
 `appflow cluster add --mode pull`, `cluster token create/list/revoke`,
-`cluster rotate-credentials`, `cluster remove` on a hub (docs/hub.md §10)."""
+`cluster rotate-credentials`, `cluster remove` on a hub (docs/hub.md §11)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TLS of the hub's agent API and where agents find it (docs/hub.md §10).
+"""TLS of the hub's agent API and where agents find it (docs/hub.md §11).
 
 The agent API serves HTTPS with a certificate from the Secret ``appflow-agent-api-tls`` in the
 hub's system namespace: given by the operator (cert-manager, a corporate CA), or made here on

@@ -1,5 +1,5 @@
 """Pull-mode clusters on the hub: registration tokens, the token-for-credential exchange,
-credential rotation and removal (docs/hub.md §10).
+credential rotation and removal (docs/hub.md §11).
 
 Tokens live as Secrets ``appflow-registration-<id>`` in the workspace holding the SHA-256 of
 their secret, never the secret. The exchange checks everything it can before it writes

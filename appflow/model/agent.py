@@ -1,4 +1,4 @@
-"""The pull agent's decisions, and the hub's view of a silent agent (docs/hub.md §10). Pure.
+"""The pull agent's decisions, and the hub's view of a silent agent (docs/hub.md §11). Pure.
 
 - what an agent does with one ``AppFlowDeployment``: validate a staged revision, apply a
   released one, or keep what it applied (two-phase publish: nothing staged is ever applied

@@ -2,7 +2,7 @@
 
 Pure: what a registration token looks like and when it may be used, how a self-registering
 cluster is named, what an agent reports about its cluster, and the RBAC rules of an agent's
-credential (docs/hub.md §10). ``appflow.hub.registration`` keeps tokens and creates clusters;
+credential (docs/hub.md §11). ``appflow.hub.registration`` keeps tokens and creates clusters;
 ``appflow.agent`` registers.
 
 A token is ``aft_<id>.<secret>``: the id (10 lowercase hex) names the Secret that keeps it,

@@ -1,4 +1,4 @@
-"""The hub's agent API: what pull agents call besides the hub's Kubernetes API (docs/hub.md §10).
+"""The hub's agent API: what pull agents call besides the hub's Kubernetes API (docs/hub.md §11).
 
 - ``GET /agent/v1/ca``: the CA of this endpoint (public; the agent checks it against the pin it
   was given before it sends anything secret);
