@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from appflow.cli.common import run
+from appflow.cli.common import log_progress, run
 from appflow.errors import ConfigError
 from appflow.model.hub import DEFAULT_WORKSPACE, SYSTEM_NAMESPACE
 
@@ -44,6 +44,16 @@ def _hub_options(func: click.decorators.FC) -> click.decorators.FC:
     ):
         func = option(func)
     return func
+
+
+def _service_kube_options(func: click.decorators.FC) -> click.decorators.FC:
+    """--kubeconfig and --context of a service that runs in the hub (controller, agent API)."""
+    func = click.option("--context", help="The kubeconfig context.")(func)
+    return click.option(
+        "--kubeconfig",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="The hub's kubeconfig (default: the pod's ServiceAccount).",
+    )(func)
 
 
 @hub.command("install")
@@ -155,12 +165,7 @@ def crds_command(output_dir: Path | None) -> None:
 
 
 @click.command()
-@click.option(
-    "--kubeconfig",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The hub's kubeconfig (default: the pod's ServiceAccount).",
-)
-@click.option("--context", help="The kubeconfig context.")
+@_service_kube_options
 @click.option(
     "--namespace", default=SYSTEM_NAMESPACE, show_default=True, help="Where the Leases are."
 )
@@ -226,15 +231,11 @@ def controller(
     lease_kubeconfig: Path | None,
 ) -> None:
     """Run one replica of the hub controller; run several, they share the AppFlows by Leases."""
-    import logging
-
     from appflow.hub.controller import ControllerOptions, run_controller
 
     # A replica says what it takes and releases (the root handler, set up by the `appflow`
     # group, scrubs every line); --debug still shows everything.
-    appflow_log = logging.getLogger("appflow")
-    if appflow_log.getEffectiveLevel() > logging.INFO:
-        appflow_log.setLevel(logging.INFO)
+    log_progress()
     options = ControllerOptions(
         kubeconfig=kubeconfig,
         context=context,
@@ -318,12 +319,7 @@ def import_command(source: Path | None) -> None:
 
 
 @hub.command("agent-api")
-@click.option(
-    "--kubeconfig",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The hub's kubeconfig (default: the pod's ServiceAccount).",
-)
-@click.option("--context", help="The kubeconfig context.")
+@_service_kube_options
 @click.option(
     "--workspace", default=DEFAULT_WORKSPACE, show_default=True, help="The clusters' namespace."
 )
@@ -360,7 +356,6 @@ def agent_api_command(
     credential_ttl: str,
 ) -> None:
     """Serve the agents' API: registration (token for credential) and content, over HTTPS."""
-    from appflow.cli.common import log_progress
     from appflow.model.registration import parse_duration
     from appflow.server.agent_api import AgentApiOptions, serve_agent_api
 
