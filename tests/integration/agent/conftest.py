@@ -10,7 +10,6 @@ wiped before each test, so an edge registers afresh every time.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import re
 import secrets
@@ -29,10 +28,9 @@ import pytest
 
 from appflow import sandbox as sb
 from appflow.agent.edge import AGENT_NAMESPACE, LABEL_PART
-from appflow.hub.crds import crd_manifests
 from appflow.kube.client import Connection, KubeCluster
 from appflow.model.hub import API_VERSION, ENV_WORKSPACE
-from tests.helpers import eventually
+from tests.helpers import apply_hub_crds, eventually
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -51,12 +49,6 @@ class Fleet:
         return KubeCluster(Connection(name=info.name, kubeconfig=info.kubeconfig))
 
 
-def _established(kube: KubeCluster, name: str) -> bool:
-    crd = kube.get_sync("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
-    conditions = ((crd or {}).get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
-
-
 @pytest.fixture(scope="session")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     keep = os.environ.get("APPFLOW_TEST_AGENT_DIR")
@@ -65,12 +57,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     edges = sb.up(clusters=3, prefix="edge", root=root, timeout=240)
     kube = KubeCluster(Connection(name="hub", kubeconfig=hub.kubeconfig))
     try:
-        for crd in crd_manifests():
-            kube.apply_sync(crd, force=True)
-        for name in [str(crd["metadata"]["name"]) for crd in crd_manifests()]:
-            eventually(
-                functools.partial(_established, kube, name), timeout=60, what=f"{name} established"
-            )
+        apply_hub_crds(kube)
     finally:
         kube.close()
     try:
