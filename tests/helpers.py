@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import secrets
 import time
@@ -16,7 +17,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from appflow import sandbox as sb
+from appflow.errors import AppflowError
+from appflow.hub.crds import crd_manifests
 from appflow.kube.client import Connection, KubeCluster
+from appflow.model.objects import Manifest
 from appflow.store import Store
 
 
@@ -68,6 +72,38 @@ def eventually(check: Callable[[], bool], *, timeout: float = 60.0, what: str) -
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(0.2)
+
+
+def apply_hub_crds(kube: KubeCluster) -> None:
+    """Apply appflow's CRDs (as generated now) and wait until each is Established and its
+    objects can be listed: a CRD (re)created a moment ago answers 429 "storage is
+    (re)initializing" for a while after it is Established."""
+
+    def served(crd: Manifest) -> bool:
+        found = kube.get_sync(
+            "apiextensions.k8s.io/v1", "CustomResourceDefinition", crd["metadata"]["name"]
+        )
+        conditions = ((found or {}).get("status") or {}).get("conditions") or []
+        if not any(
+            c.get("type") == "Established" and c.get("status") == "True" for c in conditions
+        ):
+            return False
+        kube.invalidate_discovery()
+        group, version = crd["spec"]["group"], crd["spec"]["versions"][0]["name"]
+        try:
+            kube.list_sync(f"{group}/{version}", crd["spec"]["names"]["kind"], namespace="default")
+        except AppflowError:
+            return False
+        return True
+
+    for crd in crd_manifests():
+        kube.apply_sync(crd, force=True)
+    for crd in crd_manifests():
+        eventually(
+            functools.partial(served, crd),
+            timeout=60,
+            what=f"{crd['metadata']['name']} established and served",
+        )
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> Result:

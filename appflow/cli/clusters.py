@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from appflow import sandbox as sb
-from appflow.cli.common import parse_labels, run, store_session
+from appflow.cli.common import chosen_hub, parse_labels, run, store_session
 from appflow.cli.output import console, emit, format_labels, output_option
 from appflow.engine.clusters import add_cluster, check_cluster, remove_cluster
 from appflow.errors import ConfigError
@@ -55,6 +55,17 @@ def cluster() -> None:
 @click.option(
     "--from-sandbox", is_flag=True, help="Register every running sandbox cluster with its labels."
 )
+@click.option(
+    "--mode",
+    type=click.Choice(["push", "pull"]),
+    default="push",
+    show_default=True,
+    help="push: appflow applies with --kubeconfig. pull: on a hub (--hub), the cluster's agent"
+    " pulls; prints its one-time registration token and install command.",
+)
+@click.option(
+    "--ttl", default="1h", show_default=True, help="How long the one-time token works (pull mode)."
+)
 @output_option
 def add(
     name: str | None,
@@ -63,10 +74,20 @@ def add(
     context: str | None,
     labels: tuple[str, ...],
     from_sandbox: bool,
+    mode: str,
+    ttl: str,
     output: str,
 ) -> None:
-    """Register cluster NAME after checking that appflow can reach it."""
+    """Register cluster NAME after checking that appflow can reach it (push), or create it on
+    a hub for its agent to register (pull)."""
     extra = parse_labels(labels)
+    if mode == "pull":
+        from appflow.cli.agent import add_pull_cluster
+
+        if not name or kubeconfig is not None or from_sandbox:
+            raise ConfigError("pull mode takes NAME and no --kubeconfig: the agent connects")
+        add_pull_cluster(name=name, kind=kind, labels=extra, ttl=ttl)
+        return
     added: list[ClusterRecord] = []
     with store_session() as store:
         if from_sandbox:
@@ -186,7 +207,13 @@ def label(name: str, labels: tuple[str, ...]) -> None:
     help="Also forget the apps' deployments on it (objects stay on the cluster).",
 )
 def remove(name: str, force: bool) -> None:
-    """Unregister cluster NAME (its objects are left as they are)."""
+    """Unregister cluster NAME (its objects are left as they are). On a hub, a pull cluster's
+    agent credential is revoked at once, with its namespace and what it holds."""
+    if chosen_hub() is not None:
+        from appflow.cli.agent import remove_pull_cluster
+
+        if remove_pull_cluster(name):
+            return
     with store_session() as store:
         remove_cluster(store, name, force=force)
     console.print(f"removed {name}")

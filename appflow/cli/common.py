@@ -105,3 +105,12 @@ def parse_labels(values: tuple[str, ...], *, option: str = "-l") -> dict[str, st
             raise ConfigError(f"{option} {item!r}: expected key=value, for example -l env=prod")
         labels[key.strip()] = value.strip()
     return labels
+
+
+def log_progress() -> None:
+    """A long-running service says what it does (INFO), unless --debug asked for more."""
+    import logging
+
+    appflow_log = logging.getLogger("appflow")
+    if appflow_log.getEffectiveLevel() > logging.INFO:
+        appflow_log.setLevel(logging.INFO)

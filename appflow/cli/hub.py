@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from appflow.cli.common import run
+from appflow.cli.common import log_progress, run
 from appflow.errors import ConfigError
 from appflow.model.hub import DEFAULT_WORKSPACE, SYSTEM_NAMESPACE
 
@@ -46,6 +46,16 @@ def _hub_options(func: click.decorators.FC) -> click.decorators.FC:
     return func
 
 
+def _service_kube_options(func: click.decorators.FC) -> click.decorators.FC:
+    """--kubeconfig and --context of a service that runs in the hub (controller, agent API)."""
+    func = click.option("--context", help="The kubeconfig context.")(func)
+    return click.option(
+        "--kubeconfig",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="The hub's kubeconfig (default: the pod's ServiceAccount).",
+    )(func)
+
+
 @hub.command("install")
 @_hub_options
 @click.option("--replicas", type=int, default=2, show_default=True, help="Controller replicas.")
@@ -57,6 +67,11 @@ def _hub_options(func: click.decorators.FC) -> click.decorators.FC:
     show_default=True,
     help="Seconds before a dead replica's work moves to the others.",
 )
+@click.option(
+    "--agent-api-url",
+    help="Also run the agents' API (pull clusters), reached by agents at this https://HOST:PORT.",
+)
+@click.option("--hub-server", help="The hub API server's URL as pull agents reach it.")
 @click.option("--wait/--no-wait", default=True, help="Wait until the controller is available.")
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait.")
 def install_command(
@@ -68,6 +83,8 @@ def install_command(
     replicas: int,
     image: str | None,
     lease_duration: int,
+    agent_api_url: str | None,
+    hub_server: str | None,
     wait: bool,
     timeout: float,
 ) -> None:
@@ -82,6 +99,8 @@ def install_command(
         replicas=replicas,
         image=image,
         lease_duration=lease_duration,
+        agent_api_url=agent_api_url,
+        hub_server=hub_server,
     )
     kube = KubeCluster(Connection(name="hub", kubeconfig=kubeconfig, context=context))
     try:
@@ -146,12 +165,7 @@ def crds_command(output_dir: Path | None) -> None:
 
 
 @click.command()
-@click.option(
-    "--kubeconfig",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The hub's kubeconfig (default: the pod's ServiceAccount).",
-)
-@click.option("--context", help="The kubeconfig context.")
+@_service_kube_options
 @click.option(
     "--namespace", default=SYSTEM_NAMESPACE, show_default=True, help="Where the Leases are."
 )
@@ -217,15 +231,11 @@ def controller(
     lease_kubeconfig: Path | None,
 ) -> None:
     """Run one replica of the hub controller; run several, they share the AppFlows by Leases."""
-    import logging
-
     from appflow.hub.controller import ControllerOptions, run_controller
 
     # A replica says what it takes and releases (the root handler, set up by the `appflow`
     # group, scrubs every line); --debug still shows everything.
-    appflow_log = logging.getLogger("appflow")
-    if appflow_log.getEffectiveLevel() > logging.INFO:
-        appflow_log.setLevel(logging.INFO)
+    log_progress()
     options = ControllerOptions(
         kubeconfig=kubeconfig,
         context=context,
@@ -306,3 +316,62 @@ def import_command(source: Path | None) -> None:
     ):
         click.echo(f"{kind}: {', '.join(names) or '-'}")
     click.echo(f"imported into {target.describe()}; {store.path} is unchanged")
+
+
+@hub.command("agent-api")
+@_service_kube_options
+@click.option(
+    "--workspace", default=DEFAULT_WORKSPACE, show_default=True, help="The clusters' namespace."
+)
+@click.option(
+    "--namespace", default=SYSTEM_NAMESPACE, show_default=True, help="Where its TLS Secret is."
+)
+@click.option("--listen", default="0.0.0.0:8443", show_default=True, help="HOST:PORT to serve on.")
+@click.option(
+    "--advertise-url", required=True, help="https://HOST:PORT agents use to reach this API."
+)
+@click.option(
+    "--hub-server", help="The hub API server's URL as agents reach it (default: the kubeconfig's)."
+)
+@click.option(
+    "--hub-server-ca",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Its CA certificate (default: the kubeconfig's).",
+)
+@click.option(
+    "--credential-ttl",
+    default="90d",
+    show_default=True,
+    help="How long an agent's token lasts (it renews at half).",
+)
+def agent_api_command(
+    kubeconfig: Path | None,
+    context: str | None,
+    workspace: str,
+    namespace: str,
+    listen: str,
+    advertise_url: str,
+    hub_server: str | None,
+    hub_server_ca: Path | None,
+    credential_ttl: str,
+) -> None:
+    """Serve the agents' API: registration (token for credential) and content, over HTTPS."""
+    from appflow.model.registration import parse_duration
+    from appflow.server.agent_api import AgentApiOptions, serve_agent_api
+
+    log_progress()
+    run(
+        serve_agent_api(
+            AgentApiOptions(
+                kubeconfig=kubeconfig,
+                context=context,
+                workspace=workspace,
+                namespace=namespace,
+                listen=listen,
+                advertise_url=advertise_url,
+                server=hub_server,
+                server_ca=hub_server_ca,
+                credential_ttl=parse_duration(credential_ttl, option="--credential-ttl"),
+            )
+        )
+    )

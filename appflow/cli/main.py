@@ -25,6 +25,11 @@ INTERNAL_ERROR_EXIT = 70
 
 LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     # name: (module, attribute, the command's short help)
+    "agent": (
+        "appflow.cli.agent",
+        "agent",
+        "The pull agent: runs on an edge cluster and pulls its desired state from a hub.",
+    ),
     "app": ("appflow.cli.apps", "app", "AppFlows: add, inspect, diff, sync, roll back, delete."),
     "catalog": (
         "appflow.cli.catalog",
@@ -115,9 +120,13 @@ def load_command(name: str) -> click.Command:
         command.add_command(set_webhook_secret)
     if name == "cluster" and isinstance(command, click.Group):
         # What a cluster can decrypt with is a secrets matter: its command lives with them.
+        from appflow.cli.agent import rotate_credentials, token
         from appflow.cli.secrets import cluster_recipients
 
         command.add_command(cluster_recipients)
+        # Pull-mode clusters on a hub: registration tokens and agent credentials.
+        command.add_command(token)
+        command.add_command(rotate_credentials)
     return command
 
 

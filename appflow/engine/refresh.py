@@ -200,7 +200,11 @@ async def observe(
         kept = [Observation(record=i.record, refreshed=False) for i in mine if not i.judged]
         judged = [i for i in mine if i.judged]
         record = clusters.get(cluster)
-        if record is None or not judged:
+        if record is None:
+            # A cluster this store does not read (a hub's pull cluster, whose agent reports
+            # health and drift itself): its Deployments as recorded.
+            return [Observation(record=i.record, refreshed=False) for i in mine]
+        if not judged:
             return kept
         try:
             kube = parts.connections.kube(record)

@@ -173,16 +173,13 @@ class SecretsStage:
         secret_values += sensitive
         # Before anything renders or applies with them: no error may quote them.
         redaction.remember(secret_values)
+        tokens, envelopes = tokens_of(decrypted)
         return Opened(
             request=opened_request,
             cacheable=cacheable,
             redactor=base.with_values(secret_values),
-            tokens={t: v for d in decrypted for t, v in d.tokens.items()},
-            envelopes={
-                d.ciphertext_text: str(d.documents[0])
-                for d in decrypted
-                if d.format in ("dotenv", "binary")
-            },
+            tokens=tokens,
+            envelopes=envelopes,
         )
 
     async def _inputs(self, definition: AppDefinition, request: RenderRequest) -> Scan:
@@ -255,35 +252,54 @@ class SecretsStage:
                     "decryption.paths",
                 )
             return tuple(objects)
-        out: list[Manifest] = []
-        problems: list[str] = []
-        for obj in objects:
-            encrypted_identity = any(
-                isinstance(v, str) and v in opened.tokens
-                for v in (obj.get("kind"), obj.get("apiVersion"))
-            )
-            shown = reveal(strip_metadata(obj), opened.tokens)
-            shown = reveal_secret_data(shown, opened.tokens, opened.envelopes)
-            left = leftover_tokens(shown)
-            if left or is_sops_metadata(shown.get("sops")):
-                problems.append(f"{ObjectRef.of(shown)} ({', '.join(left[:3]) or 'sops'})")
-                continue
-            if encrypted_identity:
-                shown = _namespace_fixed(shown)
-            out.append(shown)
-        if problems:
-            raise DecryptionError(
-                "objects still hold encrypted values after decryption: " + "; ".join(problems),
-                hint="an encrypted value must come from a file inside the app folder listed under "
-                "decryption.paths, unchanged by patches",
-            )
-        seen: set[ObjectRef] = set()
-        for obj in out:
-            ref = ObjectRef.of(obj)
-            if ref in seen:
-                raise DecryptionError(f"{ref} is defined twice once decrypted")
-            seen.add(ref)
-        return tuple(out)
+        return reveal_objects(objects, tokens=opened.tokens, envelopes=opened.envelopes)
+
+
+def reveal_objects(
+    objects: Sequence[Manifest], *, tokens: Mapping[str, Any], envelopes: Mapping[str, str]
+) -> tuple[Manifest, ...]:
+    """OBJECTS with every encrypted value put back from TOKENS (and ENVELOPES: whole dotenv
+    and binary files); an error naming the objects that still hold ciphertext. The push
+    engine and the pull agent (which decrypts on the edge) both reveal with this."""
+    out: list[Manifest] = []
+    problems: list[str] = []
+    for obj in objects:
+        encrypted_identity = any(
+            isinstance(v, str) and v in tokens for v in (obj.get("kind"), obj.get("apiVersion"))
+        )
+        shown = reveal(strip_metadata(obj), tokens)
+        shown = reveal_secret_data(shown, tokens, envelopes)
+        left = leftover_tokens(shown)
+        if left or is_sops_metadata(shown.get("sops")):
+            problems.append(f"{ObjectRef.of(shown)} ({', '.join(left[:3]) or 'sops'})")
+            continue
+        if encrypted_identity:
+            shown = _namespace_fixed(shown)
+        out.append(shown)
+    if problems:
+        raise DecryptionError(
+            "objects still hold encrypted values after decryption: " + "; ".join(problems),
+            hint="an encrypted value must come from a file inside the app folder listed under "
+            "decryption.paths, unchanged by patches",
+        )
+    seen: set[ObjectRef] = set()
+    for obj in out:
+        ref = ObjectRef.of(obj)
+        if ref in seen:
+            raise DecryptionError(f"{ref} is defined twice once decrypted")
+        seen.add(ref)
+    return tuple(out)
+
+
+def tokens_of(decrypted: Sequence[Decrypted]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The tokens and envelopes (whole dotenv/binary files) of decrypted files, for reveal."""
+    tokens = {t: v for d in decrypted for t, v in d.tokens.items()}
+    envelopes = {
+        d.ciphertext_text: str(d.documents[0])
+        for d in decrypted
+        if d.format in ("dotenv", "binary")
+    }
+    return tokens, envelopes
 
 
 def _encrypted(value: Any) -> bool:

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from appflow.engine.engine import Engine
+from appflow.engine.refresh import Observation
 from appflow.engine.report import AppSyncReport
 from appflow.engine.stages.types import Progress, SyncOptions, quiet
 from appflow.engine.sync import OptionsFromPolicy
@@ -56,6 +57,13 @@ class HubEngine(Engine):
 
     async def diff(self, name: str, *, clusters: Sequence[str] = ()) -> dict[str, Plan]:
         return await self._local.diff(name, clusters=clusters)
+
+    async def observe(
+        self, *, apps: Sequence[str] | None = None, timeout: float = 5.0
+    ) -> list[Observation]:
+        # Push clusters are read live; a pull cluster's Deployments are what its agent reported
+        # (the hub holds no credential to read it).
+        return await self._local.observe(apps=apps, timeout=timeout)
 
     async def diff_revision(self, name: str, *, to: int) -> dict[str, Plan]:
         return await self._local.diff_revision(name, to=to)

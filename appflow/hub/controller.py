@@ -44,6 +44,7 @@ from appflow.engine.options import EngineOptions
 from appflow.engine.queue import ALL, WorkKey, WorkQueue
 from appflow.errors import AppflowError, ConfigError, FencedError, NotFoundError, Where
 from appflow.hub import publish
+from appflow.hub.heartbeats import HeartbeatMonitor
 from appflow.hub.reconcile import HubRecorder, Reconciler
 from appflow.hub.store import HubFiles, HubStore
 from appflow.kube.client import Connection, KubeCluster
@@ -285,6 +286,13 @@ class Controller:
             seen=self.seen_deployments,
             seen_clusters=lambda: list(self.objects["Cluster"].values()),
         )
+        self.heartbeats = HeartbeatMonitor(
+            read=self.read_kube,
+            write=self.write_kube,
+            workspace=self.workspace,
+            owns=lambda name: self.membership.may_act(cluster_key(self.workspace, name)),
+        )
+        """Pull clusters: Online, Suspect or Offline from their agents' heartbeat Leases."""
         self.queue = WorkQueue()
         self.locks: dict[str, asyncio.Lock] = {}
         self.pokes: dict[str, asyncio.Event] = {}
@@ -376,6 +384,15 @@ class Controller:
 
     def on_cluster(self, event: str, obj: Manifest) -> None:
         before = self._remember("Cluster", event, obj)
+        self.heartbeats.on_cluster(event, obj)
+        state = (obj.get("status") or {}).get("state")
+        if before is not None and state != (before.get("status") or {}).get("state"):
+            # A pull cluster gone Offline, or back: what may be released changes with it
+            # (rollout.offlineTargets), for every app staged there.
+            name = res.name_of(obj)
+            for app, on in self.deployments.items():
+                if name in on:
+                    self.queue_app(app, "watch", what=RELEASE, delay=0.5)
         labels = (obj.get("metadata") or {}).get("labels")
         changed = (
             event == "DELETED"
@@ -715,6 +732,7 @@ class Controller:
                 ),
                 name="deployments",
             ),
+            asyncio.create_task(self.heartbeats.run(self.stop), name="heartbeats"),
             asyncio.create_task(self.assign(), name="assign"),
             asyncio.create_task(self.resync(), name="resync"),
             asyncio.create_task(self.health(), name="health"),

@@ -32,7 +32,7 @@ from appflow.errors import (
 )
 from appflow.kube.client import KubeCluster
 from appflow.model.health import HealthStatus, assess
-from appflow.model.hub import API_VERSION, DEFAULT_WORKSPACE, SYSTEM_NAMESPACE
+from appflow.model.hub import API_VERSION, DEFAULT_WORKSPACE, SYSTEM_NAMESPACE, image_values
 from appflow.model.objects import Manifest, ObjectRef
 from appflow.model.order import deletion_order, plan_stages
 from appflow.render.helm import helm_template
@@ -56,6 +56,10 @@ class HubOptions:
     image: str | None = None
     """repository:tag of appflow's image; default: the chart's."""
     lease_duration: int = 15
+    agent_api_url: str | None = None
+    """Where pull agents reach the agent API (https://HOST:PORT); None: no agent API."""
+    hub_server: str | None = None
+    """The hub API server's URL as agents reach it."""
 
     def __post_init__(self) -> None:
         if self.replicas < 1:
@@ -73,13 +77,13 @@ class HubOptions:
             "createReleaseNamespace": True,
         }
         if self.image:
-            repository, _, tag = self.image.rpartition(":")
-            if not repository or "/" in tag:
-                raise ConfigError(
-                    f"--image {self.image!r} needs a tag: REPOSITORY:TAG",
-                    where=Where(field="image"),
-                )
-            values["image"] = {"repository": repository, "tag": tag}
+            values["image"] = image_values(self.image)
+        if self.agent_api_url:
+            values["agentApi"] = {
+                "enabled": True,
+                "advertiseUrl": self.agent_api_url,
+                "hubServer": self.hub_server or "",
+            }
         return values
 
 

@@ -5,9 +5,10 @@ that. For each pull target it renders the app (the engine's ``render_desired``, 
 cache shared by content digest: 200 clusters in 3 environments are 3 renders), the revision
 stores each render once as content, and the owner *stages* it in every target's Deployment
 (``spec.staged``: revision, render digest, content index, apply options). Each agent dry-runs
-a staged revision and reports ``Validated`` or ``Rejected``; once every target validated,
-the owner *releases* it (``spec.released``), and only a released revision is applied. A
-rejection anywhere releases it nowhere.
+a staged revision and reports ``Validated`` or ``Rejected``; once every online target
+validated, the owner *releases* it (``spec.released``; Offline clusters as the app's
+``rollout.offlineTargets`` says), and only a released revision is applied. A rejection anywhere
+releases it nowhere.
 
 A pull cluster's capabilities (what Helm renders against) are what its agent reported in the
 Cluster's status; before it reported, the render assumes the hub's own Kubernetes version.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,8 +31,9 @@ from appflow.engine.state import FleetState
 from appflow.errors import AppflowError, ConflictError
 from appflow.hub.store import HubStore
 from appflow.kube.client import KubeCluster
+from appflow.model import agent as rules
 from appflow.model import resources as res
-from appflow.model.appdef import AppDefinition
+from appflow.model.appdef import AppDefinition, OfflinePolicy
 from appflow.model.capabilities import Capabilities
 from appflow.model.hub import API_VERSION, cluster_namespace
 from appflow.model.records import AppRecord, ClusterRecord, RepoRecord, RevisionRecord
@@ -195,43 +197,49 @@ async def stage(
     return written
 
 
-def release_decision(deployments: Sequence[Mapping[str, Any]]) -> tuple[list[str], dict[str, str]]:
+def release_decision(
+    deployments: Sequence[Mapping[str, Any]],
+    *,
+    offline: Set[str] = frozenset(),
+    policy: OfflinePolicy = "wait",
+) -> tuple[list[str], dict[str, str]]:
     """Which staged Deployments may be released now, and the rejections (by cluster).
 
-    A staged revision is released only when every Deployment that stages it validated it;
-    a rejection anywhere releases it nowhere (the promise of a fleet-wide dry run).
+    The rule is ``model.agent.release_decision``: a rejection anywhere releases the revision
+    nowhere (the promise of a fleet-wide dry run); every other target must have validated it,
+    except those on OFFLINE clusters, which follow the app's ``rollout.offlineTargets``
+    (POLICY). A validation counts only for the revision it names.
     """
-    staged = [d for d in deployments if (d.get("spec") or {}).get("staged")]
-    rejected: dict[str, str] = {}
-    waiting = False
-    for d in staged:
+    results: dict[str, tuple[str | None, str]] = {}
+    for d in deployments:
         spec, status = d.get("spec") or {}, d.get("status") or {}
-        wanted = spec["staged"]
-        if (spec.get("released") or {}) == wanted:
+        wanted = spec.get("staged")
+        if not wanted or (spec.get("released") or {}) == wanted:
             continue
         result = status.get("staged") or {}
-        if result.get("revision") != wanted.get("revision"):
-            waiting = True
-        elif result.get("result") == "Rejected":
-            rejected[str(spec.get("cluster"))] = str(result.get("message") or "rejected")
-        elif result.get("result") != "Validated":
-            waiting = True
-    if rejected or waiting:
-        return [], rejected
-    names = [
-        str((d.get("spec") or {}).get("cluster"))
-        for d in staged
-        if ((d.get("spec") or {}).get("released") or {}) != d["spec"]["staged"]
-    ]
-    return names, {}
+        verdict = result.get("result") if result.get("revision") == wanted.get("revision") else None
+        results[str(spec.get("cluster"))] = (
+            verdict if verdict in ("Validated", "Rejected") else None,
+            str(result.get("message") or "rejected"),
+        )
+    online = set(results) - set(offline)
+    decision = rules.release_decision(results, online=online, policy=policy)
+    if decision.blocked:
+        return [], dict(decision.rejected)
+    return sorted(decision.release), {}
 
 
 async def release(
-    kube: KubeCluster, *, app: str, deployments: Sequence[Mapping[str, Any]]
+    kube: KubeCluster,
+    *,
+    app: str,
+    deployments: Sequence[Mapping[str, Any]],
+    offline: Set[str] = frozenset(),
+    policy: OfflinePolicy = "wait",
 ) -> dict[str, str]:
     """Release what is staged for APP (whose AppFlowDeployments are DEPLOYMENTS, as last
-    seen) where every target validated it; the rejections."""
-    names, rejected = release_decision(deployments)
+    seen) where ``release_decision`` allows it; the rejections."""
+    names, rejected = release_decision(deployments, offline=offline, policy=policy)
     by_cluster = {str((d.get("spec") or {}).get("cluster")): d for d in deployments}
     for cluster in names:
         obj = by_cluster[cluster]

@@ -101,12 +101,30 @@ class Reconciler:
     """The Clusters as the replica's watch last saw them (None: listed)."""
 
     async def release(self, app: str) -> dict[str, str]:
-        """Release APP's staged revision where every target validated it (decided on a fresh
-        list: a watch that lags could hide a target that has not validated yet)."""
+        """Release APP's staged revision where every online target validated it (decided on a
+        fresh list: a watch that lags could hide a target that has not validated yet); Offline
+        pull clusters as the app's ``rollout.offlineTargets`` says."""
         listed = await asyncio.to_thread(
             self.store.deployment_objects, app=app, with_unreported=True
         )
-        return await publish.release(self.kube, app=app, deployments=listed)
+        record = await asyncio.to_thread(self.store.get_app, app)
+        clusters = (
+            self.seen_clusters()
+            if self.seen_clusters is not None
+            else await asyncio.to_thread(self.store.cluster_objects)
+        )
+        offline = {
+            res.name_of(c)
+            for c in clusters
+            if res.cluster_mode(c) == "pull" and (c.get("status") or {}).get("state") == "Offline"
+        }
+        return await publish.release(
+            self.kube,
+            app=app,
+            deployments=listed,
+            offline=offline,
+            policy=record.rollout.offline_targets,
+        )
 
     async def deployments(self, app: str) -> list[Manifest]:
         """APP's AppFlowDeployments, from the watch when there is one (no LIST per call)."""

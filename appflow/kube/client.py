@@ -14,7 +14,7 @@ import hashlib
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,8 @@ class Connection:
     name: str
     kubeconfig: Path | None
     """None: the pod's own ServiceAccount (in-cluster configuration)."""
+    kubeconfig_data: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    """A kubeconfig held in memory (a pull agent's hub credential): used instead of the file."""
     context: str | None = None
     timeout: float = 10.0
     """Seconds for one request to the API server before it counts as unreachable."""
@@ -107,7 +109,14 @@ class KubeCluster:
         self._write_guard = write_guard
         configuration = k8s.Configuration()
         try:
-            if connection.kubeconfig is None:
+            if connection.kubeconfig_data is not None:
+                k8s_config.load_kube_config_from_dict(
+                    connection.kubeconfig_data,
+                    context=connection.context,
+                    client_configuration=configuration,
+                    persist_config=False,
+                )
+            elif connection.kubeconfig is None:
                 k8s_config.load_incluster_config(client_configuration=configuration)
             else:
                 k8s_config.load_kube_config(
@@ -117,7 +126,7 @@ class KubeCluster:
                     persist_config=False,
                 )
         except (ConfigException, OSError, ValueError, TypeError) as err:
-            if connection.kubeconfig is None:
+            if connection.kubeconfig is None and connection.kubeconfig_data is None:
                 raise ConfigError(
                     f"no in-cluster credentials: {err}",
                     where=Where(cluster=connection.name),
@@ -183,6 +192,15 @@ class KubeCluster:
     async def _run(self, func: Any, *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, functools.partial(func, *args, **kwargs))
+
+    async def run_blocking(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking call of another module of kube/ on this cluster's threads."""
+        return await self._run(func, *args, **kwargs)
+
+    @property
+    def api_client(self) -> k8s.ApiClient:
+        """The typed client, for the modules of kube/ that call APIs the dynamic client lacks."""
+        return self._api
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -53,6 +53,8 @@ SourceKind = Literal["helm", "kustomize", "yaml"]
 Origin = Literal["appflow.yaml", "fleet.yaml", "defaults"]
 Operator = Literal["In", "NotIn", "Exists", "DoesNotExist"]
 HelmMode = Literal["template", "release"]
+OfflinePolicy = Literal["wait", "skip", "release"]
+"""What releasing a revision does about Offline pull clusters: wait, skip, release."""
 ValuesFromKind = Literal["ConfigMap", "Secret"]
 CountOrPercent = int | str
 
@@ -245,6 +247,9 @@ class RolloutSpec:
     max_unavailable_partitions: CountOrPercent = 0
     """Partitions that may fail to become Ready before the rollout stops (Fleet's
     maxUnavailablePartitions); 0 stops at the first one."""
+    offline_targets: OfflinePolicy = "wait"
+    """Hub mode: what a staged revision's release does about Offline pull clusters
+    (``model.agent.release_decision``)."""
 
 
 DEPENDENCY_STATES = (
@@ -814,6 +819,7 @@ def _rollout(
         else r.count_or_percent(
             doc["maxUnavailablePartitions"], (*path, "maxUnavailablePartitions")
         ),
+        offline_targets=cast(OfflinePolicy, doc.get("offlineTargets") or "wait"),
     )
 
 

@@ -296,3 +296,28 @@ def decompress(encoded: str, *, digest: str) -> bytes:
     if digest_of(data) != digest:
         raise ContentError(f"content {digest} is corrupt: its bytes have another digest")
     return data
+
+
+def secrets_bundle(files: Sequence[tuple[str, bytes]]) -> Blob:
+    """SOPS files as content (media ``source``): what a pull cluster's agent decrypts with its
+    own key to reveal the encrypted values its render carries (the hub holds ciphertext only).
+    FILES: (path in the app folder, the file's bytes as committed)."""
+    body = {
+        "version": 1,
+        "files": [
+            {"name": name, "data": base64.b64encode(data).decode("ascii")}
+            for name, data in sorted(files)
+        ],
+    }
+    return Blob(media="source", data=json.dumps(body, sort_keys=True).encode())
+
+
+def read_secrets_bundle(data: bytes) -> list[tuple[str, bytes]]:
+    """The (path, bytes) of each SOPS file in a bundle made by ``secrets_bundle``."""
+    try:
+        body = json.loads(data)
+        return [(str(f["name"]), base64.b64decode(f["data"], validate=True)) for f in body["files"]]
+    except (ValueError, KeyError, TypeError, binascii.Error) as err:
+        raise ContentError(
+            f"content {digest_of(data)} is not a bundle of SOPS files: {err}"
+        ) from err

@@ -12,6 +12,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from appflow.errors import ConfigError, Where
+
 GROUP = "appflow.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -213,6 +215,16 @@ KINDS: tuple[Kind, ...] = (
 )
 
 KINDS_BY_NAME = {k.kind: k for k in KINDS}
+
+
+def image_values(image: str) -> dict[str, str]:
+    """A chart's ``image`` values (repository, tag) from ``--image REPOSITORY:TAG``."""
+    repository, _, tag = image.rpartition(":")
+    if not repository or "/" in tag:
+        raise ConfigError(
+            f"--image {image!r} needs a tag: REPOSITORY:TAG", where=Where(field="image")
+        )
+    return {"repository": repository, "tag": tag}
 
 
 def cluster_namespace(workspace: str, cluster: str) -> str:

@@ -71,7 +71,7 @@ def _write(path: Path, data: bytes, *, secret: bool) -> None:
     os.chmod(path, 0o600 if secret else 0o644)
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
+def key_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -79,7 +79,7 @@ def _key_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
     )
 
 
-def _issue(
+def issue_certificate(
     *,
     subject: x509.Name,
     key: ec.EllipticCurvePrivateKey,
@@ -88,7 +88,10 @@ def _issue(
     ca: bool,
     usages: list[x509.ObjectIdentifier],
     sans: list[x509.GeneralName],
+    validity: dt.timedelta = _VALIDITY,
 ) -> x509.Certificate:
+    """A certificate for KEY's public key signed by ISSUER_KEY (the hub's agent API uses it
+    too, for its own CA and serving certificate)."""
     now = dt.datetime.now(dt.UTC)
     builder = (
         x509.CertificateBuilder()
@@ -97,7 +100,7 @@ def _issue(
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + _VALIDITY)
+        .not_valid_after(now + validity)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
     if ca:
@@ -132,12 +135,12 @@ def create_pki(folder: Path, *, cluster: str) -> ClusterPki:
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"appflow-sandbox-{cluster}-ca")])
-    ca_cert = _issue(
+    ca_cert = issue_certificate(
         subject=ca_name, key=ca_key, issuer=ca_name, issuer_key=ca_key, ca=True, usages=[], sans=[]
     )
 
     serving_key = ec.generate_private_key(ec.SECP256R1())
-    serving_cert = _issue(
+    serving_cert = issue_certificate(
         subject=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]),
         key=serving_key,
         issuer=ca_name,
@@ -155,7 +158,7 @@ def create_pki(folder: Path, *, cluster: str) -> ClusterPki:
     )
 
     admin_key = ec.generate_private_key(ec.SECP256R1())
-    admin_cert = _issue(
+    admin_cert = issue_certificate(
         subject=x509.Name(
             [
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
@@ -175,12 +178,12 @@ def create_pki(folder: Path, *, cluster: str) -> ClusterPki:
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = serialization.Encoding.PEM
     _write(pki.ca_cert, ca_cert.public_bytes(pem), secret=False)
-    _write(pki.ca_key, _key_pem(ca_key), secret=True)
+    _write(pki.ca_key, key_pem(ca_key), secret=True)
     _write(pki.serving_cert, serving_cert.public_bytes(pem), secret=False)
-    _write(pki.serving_key, _key_pem(serving_key), secret=True)
+    _write(pki.serving_key, key_pem(serving_key), secret=True)
     _write(pki.admin_cert, admin_cert.public_bytes(pem), secret=False)
-    _write(pki.admin_key, _key_pem(admin_key), secret=True)
-    _write(pki.sa_key, _key_pem(sa_key), secret=True)
+    _write(pki.admin_key, key_pem(admin_key), secret=True)
+    _write(pki.sa_key, key_pem(sa_key), secret=True)
     _write(
         pki.sa_pub,
         sa_key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo),

@@ -185,6 +185,25 @@ def test_a_staged_revision_is_released_only_when_every_target_validated_it() -> 
     ) == (["b"], {})
 
 
+def test_offline_pull_clusters_follow_the_apps_offline_targets() -> None:
+    fleet = [staged("a", 2, "Validated"), staged("b", 2, "Validated"), staged("c", 2, None)]
+    assert release_decision(fleet, offline={"c"}) == ([], {})
+    assert release_decision(fleet, offline={"c"}, policy="skip") == (["a", "b"], {})
+    assert release_decision(fleet, offline={"c"}, policy="release") == (["a", "b", "c"], {})
+    # An online cluster that has not validated holds the release back whatever the policy.
+    assert release_decision(fleet, policy="release") == ([], {})
+    # A rejection anywhere still releases nothing, offline or not.
+    refused = [*fleet[:1], staged("b", 2, "Rejected")]
+    assert release_decision([*refused, fleet[2]], offline={"c"}, policy="release")[0] == []
+    # Back from offline and validated, the skipped cluster gets the revision.
+    skipped = [
+        staged("a", 2, "Validated", released=True),
+        staged("b", 2, "Validated", released=True),
+        staged("c", 2, "Validated"),
+    ]
+    assert release_decision(skipped, policy="skip") == (["c"], {})
+
+
 def test_a_snapshot_holds_what_folder_digest_covers(tmp_path: Path) -> None:
     app = tmp_path / "app"
     (app / "templates").mkdir(parents=True)

@@ -19,12 +19,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from appflow import sandbox as sb
-from appflow.errors import AppflowError
-from appflow.hub.crds import crd_manifests
 from appflow.kube.client import Connection, KubeCluster
-from appflow.model.hub import API_VERSION
-from appflow.model.objects import Manifest
-from tests.helpers import Sandbox, built_tool, eventually, fresh_namespace
+from tests.helpers import Sandbox, apply_hub_crds, built_tool, fresh_namespace
 
 if TYPE_CHECKING:
     from tests.integration.hub.controllers import HubFleet
@@ -69,22 +65,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
             assert not report.problems, report.problems
 
 
-def _established(kube: KubeCluster, crd: Manifest) -> bool:
-    """Established, and its objects can be listed: a CRD created again (after the uninstall
-    test) answers 429 "storage is (re)initializing" for a moment after it is Established."""
-    name = crd["metadata"]["name"]
-    found = kube.get_sync("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
-    conditions = ((found or {}).get("status") or {}).get("conditions") or []
-    if not any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
-        return False
-    kube.invalidate_discovery()
-    try:
-        kube.list_sync(API_VERSION, crd["spec"]["names"]["kind"], namespace="default")
-    except AppflowError:
-        return False
-    return True
-
-
 @pytest.fixture
 def hub_crds(hub: Hub) -> Hub:
     """The hub with appflow's CRDs applied (as generated now) and established.
@@ -92,14 +72,7 @@ def hub_crds(hub: Hub) -> Hub:
     Per test: applying unchanged CRDs is cheap, and the uninstall test removes them."""
     kube = hub.kube()
     try:
-        for crd in crd_manifests():
-            kube.apply_sync(crd, force=True)
-        for crd in crd_manifests():
-            eventually(
-                lambda c=crd: _established(kube, c),
-                timeout=60,
-                what=f"{crd['metadata']['name']} established",
-            )
+        apply_hub_crds(kube)
     finally:
         kube.close()
     return hub

@@ -152,7 +152,7 @@ def test_the_readme_fleet_walkthrough(backend: Backend, sandbox: Sandbox, tmp_pa
         )
 
         back = appflow("app", "rollback", "hello-edge", "--to", "1")
-        assert "auto-sync of hello-edge is paused" in back.output
+        assert "app hello-edge is pinned to revision 1" in back.output
         assert back.output.count("1 configured") == 3, back.output
         assert all(
             _live_page(sandbox, i, namespace).strip() == "<h1>Hello from the edge</h1>"

@@ -1,0 +1,762 @@
+"""1,000 simulated pull agents and 3 real ones against one real hub API server.
+
+    .venv/bin/python -m bench.agents [--agents 1000] [--idle 60] [--outage 20] [--json FILE]
+
+It starts its own sandbox (a hub cluster and 3 edge clusters) in a temporary folder, always
+torn down (``--keep DIR`` reuses one), the hub's agent API as a process, 3 real agents as
+processes (``appflow agent run`` on the edge clusters), and N simulated agents in this one
+process. A simulated agent is ``appflow.agent.runner.Agent`` itself: the real registration
+(the agent API's token exchange), the real list+watch, heartbeat and status code against the
+hub's real API server; only its cluster is replaced by a recorder (no edge cluster: state in
+memory, every dry run and apply recorded and answered Ready).
+
+Measured:
+
+    registration   N agents register with one batch token (bounded concurrency)
+    idle           the hub API server's CPU (share of one core) and RSS with 1/4, 1/2 and all
+                   of the agents connected and idle (heartbeats every --heartbeat s), fitted
+                   linearly and extrapolated to 10,000 agents
+    heartbeat      API server CPU seconds per heartbeat (the idle window's CPU over the
+                   heartbeats sent in it: an upper bound, idle watches included)
+    commit         a new revision of one app to all N + 3 clusters, as the hub controller
+                   publishes it: staged on every cluster, every agent validates it, released,
+                   every agent applies it; from the first write to N + 3 Ready
+    storm          the hub is stopped for --outage s and started again: time until every
+                   agent has listed again and sent its heartbeat, peak API server CPU, and
+                   whether any agent gave up
+
+Targets (issue 13): commit -> all Ready <= 60 s; idle API server CPU with 1,000 agents < 10 %
+of a core. The bench's own process shares the machine's cores with the API server, etcd and
+the agent API: its CPU is printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from appflow import sandbox as sb
+from appflow.agent import edge
+from appflow.agent.local import LocalSync
+from appflow.agent.runner import Agent, AgentOptions, register
+from appflow.agent.secrets import Revealed
+from appflow.errors import AppflowError
+from appflow.hub.crds import crd_manifests
+from appflow.hub.registration import create_token
+from appflow.kube.client import Connection, KubeCluster
+from appflow.kube.content import ContentStore
+from appflow.model.agent import BackoffPolicy, Desired
+from appflow.model.hub import API_VERSION, cluster_namespace
+from appflow.model.objects import Manifest
+from appflow.model.registration import ClusterFacts
+
+COMMIT_TARGET = 60.0
+IDLE_TARGET = 0.10
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# -- the recorder in place of an edge cluster ----------------------------------------------
+
+
+@dataclass
+class RecorderLocal:
+    """An agent's cluster that records what it is asked to do and answers Ready."""
+
+    index: int
+    name: str = ""
+    config: edge.AgentConfig | None = None
+    deployments: dict[str, edge.DeploymentState] = field(default_factory=dict)
+    applied: list[tuple[str, int]] = field(default_factory=list)
+    validated: list[tuple[str, int]] = field(default_factory=list)
+    identity: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def __post_init__(self) -> None:
+        self.name = f"sim-{self.index}"
+        self.content = edge.EdgeContent(None)
+
+    async def facts(self, *, recipients: tuple[str, ...]) -> ClusterFacts:
+        return ClusterFacts(
+            identity=self.identity,
+            kubernetes_version="v1.31.2+k3s1",
+            distribution="k3s",
+            topology="single-node",
+            node_count=1,
+            architecture="arm64",
+            gpus=0,
+            api_versions=("v1", "apps/v1"),
+            agent_version="bench",
+            age_recipients=recipients,
+        )
+
+    async def read_config(self) -> edge.AgentConfig | None:
+        return self.config
+
+    async def write_config(self, config: edge.AgentConfig) -> None:
+        self.config = config
+
+    async def load_deployments(self) -> dict[str, edge.DeploymentState]:
+        return dict(self.deployments)
+
+    async def save_deployment(self, state: edge.DeploymentState) -> None:
+        self.deployments[state.name] = state
+
+    async def forget_deployment(self, name: str) -> None:
+        self.deployments.pop(name, None)
+
+    async def validate(self, app: str, desired: Desired, objects: Revealed) -> str | None:
+        self.validated.append((app, desired.revision))
+        return None
+
+    async def sync(
+        self,
+        app: str,
+        desired: Desired,
+        objects: Revealed,
+        *,
+        fingerprints: Mapping[str, str],
+        heal: bool,
+    ) -> LocalSync:
+        first = (app, desired.revision) not in self.applied
+        if first:
+            self.applied.append((app, desired.revision))
+        return LocalSync(
+            state="Ready",
+            changed=first,
+            counts={
+                "created": len(objects.objects) if first else 0,
+                "unchanged": 0 if first else len(objects.objects),
+            },
+            resource_counts={"desiredReady": len(objects.objects), "ready": len(objects.objects)},
+            fingerprints={"recorded": str(desired.revision)},
+            inventory=len(objects.objects),
+        )
+
+    async def uninstall(self, app: str) -> LocalSync:
+        return LocalSync(state="Ready")
+
+
+# -- processes and measurements ------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def apiserver_pid(root: Path, name: str) -> int:
+    info = next(i for i in sb.list_sandbox(root=root) if i.name == name)
+    return int(info.processes["kube-apiserver"])
+
+
+def appflow(*args: str, env: Mapping[str, str], log: Path | None = None) -> subprocess.Popen[bytes]:
+    out = log.open("ab") if log else subprocess.DEVNULL
+    return subprocess.Popen(
+        [sys.executable, "-m", "appflow", *args], cwd=ROOT, env=dict(env), stdout=out, stderr=out
+    )
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Setup:
+    root: Path
+    work: Path
+    hub: sb.SandboxInfo
+    edges: list[sb.SandboxInfo]
+    kubeconfig: Path
+    env: dict[str, str]
+    url: str = ""
+    pin: str = ""
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+
+def wait(check: Any, *, timeout: float, what: str, every: float = 0.5) -> Any:
+    """CHECK's first truthy value; an error counts as not yet (a CRD just applied answers 429
+    while its storage starts)."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        try:
+            value = check()
+        except AppflowError as err:
+            value, last = None, f": {err}"
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}{last}")
+        time.sleep(every)
+
+
+def start(setup: Setup) -> None:
+    kube = KubeCluster(Connection(name="hub", kubeconfig=setup.kubeconfig))
+    try:
+        for crd in crd_manifests():
+            kube.apply_sync(crd, force=True)
+        for namespace in ("appflow", "appflow-system"):
+            kube.apply_sync(
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+            )
+        wait(
+            lambda: kube.list_sync(API_VERSION, "AppFlowDeployment") is not None,
+            timeout=60,
+            what="the CRDs",
+        )
+    finally:
+        kube.close()
+    port = free_port()
+    setup.url = f"https://127.0.0.1:{port}"
+    setup.processes.append(
+        appflow(
+            "hub",
+            "agent-api",
+            "--kubeconfig",
+            str(setup.kubeconfig),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--advertise-url",
+            setup.url,
+            env=setup.env,
+            log=setup.work / "agent-api.log",
+        )
+    )
+
+    def published() -> str:
+        kube = KubeCluster(Connection(name="hub", kubeconfig=setup.kubeconfig))
+        try:
+            cm = kube.get_sync("v1", "ConfigMap", "appflow-agent-api", "appflow-system") or {}
+        finally:
+            kube.close()
+        data = cm.get("data") or {}
+        return str(data.get("caPin", "")) if data.get("url") == setup.url else ""
+
+    setup.pin = wait(published, timeout=60, what="the agent API")
+    import socket
+
+    def listening() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.5):
+                return True
+        except OSError:
+            return False
+
+    wait(listening, timeout=60, what="the agent API to listen")
+
+
+async def make_token(setup: Setup, uses: int) -> str:
+    kube = KubeCluster(Connection(name="hub", kubeconfig=setup.kubeconfig))
+    try:
+        text, _ = await create_token(
+            kube,
+            workspace="appflow",
+            ttl=__import__("datetime").timedelta(hours=4),
+            max_uses=uses,
+            labels={"bench": "agents"},
+        )
+    finally:
+        kube.close()
+    return text
+
+
+def start_real_agents(setup: Setup, token: str, heartbeat: float) -> list[str]:
+    for info in setup.edges:  # a reused sandbox (--keep) may hold an earlier agent's state
+        kube = KubeCluster(Connection(name=info.name, kubeconfig=info.kubeconfig))
+        try:
+            for secret in kube.list_sync(
+                "v1", "Secret", namespace=edge.AGENT_NAMESPACE, label_selector=edge.LABEL_PART
+            ):
+                kube.delete_sync(
+                    "v1", "Secret", str(secret["metadata"]["name"]), edge.AGENT_NAMESPACE
+                )
+        finally:
+            kube.close()
+    for index, info in enumerate(setup.edges):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "appflow",
+                "agent",
+                "install",
+                "--token",
+                token,
+                "--hub-url",
+                setup.url,
+                "--hub-ca-pin",
+                setup.pin,
+                "--kubeconfig",
+                str(info.kubeconfig),
+                "--no-deploy",
+            ],
+            cwd=ROOT,
+            env=setup.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode:
+            raise SystemExit(f"agent install on {info.name} failed: {done.stderr}")
+        setup.processes.append(
+            appflow(
+                "agent",
+                "run",
+                "--kubeconfig",
+                str(info.kubeconfig),
+                "--heartbeat",
+                str(heartbeat),
+                "--drift-interval",
+                "30",
+                env=setup.env,
+                log=setup.work / f"agent-{index}.log",
+            )
+        )
+    names = []
+    for info in setup.edges:
+        kube = KubeCluster(Connection(name=info.name, kubeconfig=info.kubeconfig))
+        try:
+
+            def registered(k: KubeCluster = kube) -> str:
+                secret = k.get_sync("v1", "Secret", edge.CONFIG_SECRET, edge.AGENT_NAMESPACE) or {}
+                raw = (secret.get("data") or {}).get("registration.json")
+                import base64
+
+                return str(json.loads(base64.b64decode(raw))["cluster"]) if raw else ""
+
+            names.append(wait(registered, timeout=120, what=f"{info.name} to register"))
+        finally:
+            kube.close()
+    return names
+
+
+# -- the simulated fleet ----------------------------------------------------------------------
+
+
+@dataclass
+class Fleet:
+    agents: list[Agent] = field(default_factory=list)
+    locals: list[RecorderLocal] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def cluster_names(self) -> list[str]:
+        return [a.cluster for a in self.agents]
+
+
+async def add_agents(
+    fleet: Fleet,
+    setup: Setup,
+    token: str,
+    count: int,
+    options: AgentOptions,
+    *,
+    concurrency: int = 24,
+) -> float:
+    """Register COUNT more simulated agents and start them; seconds the registrations took."""
+    gate = asyncio.Semaphore(concurrency)
+    started = time.monotonic()
+
+    async def one(index: int) -> None:
+        local = RecorderLocal(index=index)
+        local.config = edge.AgentConfig(hub_url=setup.url, ca_pin=setup.pin, token=token)
+        async with gate:
+            for attempt in range(8):
+                try:
+                    local.config = await register(local, local.config)
+                    break
+                except Exception as err:
+                    if attempt == 7:
+                        raise
+                    _log(f"registration of sim-{index} retried: {err}")
+                    await asyncio.sleep(1 + attempt)
+        agent = Agent(local, replace(options, identity=f"sim-{index}"))
+        fleet.agents.append(agent)
+        fleet.locals.append(local)
+        fleet.tasks.append(asyncio.create_task(agent.run(fleet.stop), name=f"sim-{index}"))
+
+    first = len(fleet.agents)
+    await asyncio.gather(*(one(first + i) for i in range(count)))
+    seconds = time.monotonic() - started
+    await until(
+        lambda: all(a.connected.is_set() for a in fleet.agents),
+        timeout=300,
+        what="every agent connected",
+    )
+    return seconds
+
+
+async def until(check: Any, *, timeout: float, what: str, every: float = 0.5) -> float:
+    started = time.monotonic()
+    while not check():
+        if time.monotonic() - started > timeout:
+            raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(every)
+    return time.monotonic() - started
+
+
+async def idle(setup: Setup, seconds: float, agents: int, heartbeat: float) -> dict[str, float]:
+    pid = apiserver_pid(setup.root, setup.hub.name)
+    await asyncio.sleep(min(10.0, seconds / 4))  # let the registrations' aftermath settle
+    before, wall, own = cpu_seconds(pid), time.monotonic(), time.process_time()
+    await asyncio.sleep(seconds)
+    used = cpu_seconds(pid) - before
+    span = time.monotonic() - wall
+    beats = agents * span / heartbeat
+    return {
+        "agents": agents,
+        "cpu_share": used / span,
+        "rss_mb": rss_mb(pid),
+        "cpu_per_heartbeat_ms": 1000 * used / beats if beats else 0.0,
+        "bench_cpu_share": (time.process_time() - own) / span,
+    }
+
+
+def app_objects(revision: int) -> list[Manifest]:
+    ns = "bench-app"
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "settings", "namespace": ns},
+            "data": {"revision": str(revision)},
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": ns},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]},
+                },
+            },
+        },
+    ]
+
+
+async def write_deployments(kubeconfig: Path, clusters: list[str], spec: dict[str, Any]) -> None:
+    """Write SPEC into the bench app's AppFlowDeployment of every cluster, as the hub
+    controller does (run in a process of its own: the controller's, not the agents')."""
+    kube = KubeCluster(Connection(name="hub", kubeconfig=kubeconfig, concurrency=32))
+    gate = asyncio.Semaphore(32)
+
+    async def one(cluster: str) -> None:
+        namespace = cluster_namespace("appflow", cluster)
+        async with gate:
+            created = await kube.create(
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": "AppFlowDeployment",
+                    "metadata": {"name": "bench-app", "namespace": namespace},
+                    "spec": {
+                        "app": "bench-app",
+                        "appNamespace": "appflow",
+                        "cluster": cluster,
+                        **spec,
+                    },
+                }
+            )
+            if created is None:
+                await kube.patch(
+                    API_VERSION, "AppFlowDeployment", "bench-app", namespace, {"spec": spec}
+                )
+
+    try:
+        await asyncio.gather(*(one(c) for c in clusters))
+    finally:
+        kube.close()
+
+
+async def writer(setup: Setup, clusters: list[str], spec: dict[str, Any]) -> float:
+    """Run write_deployments in a process of its own; the seconds it took."""
+    job = setup.work / "write.json"
+    job.write_text(
+        json.dumps({"kubeconfig": str(setup.kubeconfig), "clusters": clusters, "spec": spec})
+    )
+    started = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.agents", "--write", str(job), cwd=ROOT, env=setup.env
+    )
+    if await proc.wait():
+        raise SystemExit("writing the AppFlowDeployments failed")
+    return time.monotonic() - started
+
+
+async def commit(setup: Setup, clusters: list[str], revision: int) -> dict[str, float]:
+    """Publish REVISION of the app to CLUSTERS as the hub controller does (two-phase, written
+    by another process): seconds to the staged writes done, to all validated, to the release
+    written, to all Ready."""
+    kube = KubeCluster(Connection(name="hub", kubeconfig=setup.kubeconfig, concurrency=8))
+    try:
+        started = time.monotonic()
+        stored = await ContentStore(kube, "appflow").put_render(app_objects(revision))
+        state = {
+            "revision": revision,
+            "renderDigest": stored.index.render_digest,
+            "index": stored.digest,
+            "options": {"prune": True},
+        }
+
+        def count(predicate: Any) -> int:
+            items = kube.list_sync(API_VERSION, "AppFlowDeployment")
+            return sum(
+                1
+                for i in items
+                if i["metadata"]["name"] == "bench-app" and predicate(i.get("status") or {})
+            )
+
+        await writer(setup, clusters, {"staged": state})
+        staged_written = time.monotonic() - started
+        await until(
+            lambda: (
+                count(
+                    lambda s: (
+                        (s.get("staged") or {}).get("revision") == revision
+                        and s["staged"].get("result") == "Validated"
+                    )
+                )
+                >= len(clusters)
+            ),
+            timeout=600,
+            what="every cluster validated",
+            every=1.0,
+        )
+        validated = time.monotonic() - started
+        await writer(setup, clusters, {"released": state})
+        released_written = time.monotonic() - started
+        await until(
+            lambda: (
+                count(lambda s: s.get("appliedRevision") == revision and s.get("state") == "Ready")
+                >= len(clusters)
+            ),
+            timeout=600,
+            what="every cluster Ready",
+            every=1.0,
+        )
+        ready = time.monotonic() - started
+    finally:
+        kube.close()
+    return {
+        "staged_written": staged_written,
+        "validated": validated,
+        "released_written": released_written,
+        "ready": ready,
+    }
+
+
+async def storm(setup: Setup, fleet: Fleet, outage: float) -> dict[str, Any]:
+    _log(f"stopping the hub for {outage:.0f}s")
+    sb.stop([setup.hub.name], root=setup.root)
+    await asyncio.sleep(outage)
+    for agent in fleet.agents:
+        if agent.connected.is_set():
+            agent.connected.clear()  # they find out at their next request; count from now
+    sb.start([setup.hub.name], root=setup.root)
+    back = time.monotonic()
+    pid = apiserver_pid(setup.root, setup.hub.name)
+    peak, last, last_at = 0.0, cpu_seconds(pid), time.monotonic()
+    total_start = last
+    while True:
+        await asyncio.sleep(1.0)
+        now, used = time.monotonic(), cpu_seconds(pid)
+        peak = max(peak, (used - last) / (now - last_at))
+        last, last_at = used, now
+        settled = all(a.connected.is_set() and not len(a.queue) for a in fleet.agents)
+        if settled or now - back > 900:
+            break
+    gave_up = [
+        a.cluster
+        for a, t in zip(fleet.agents, fleet.tasks, strict=True)
+        if t.done() or a.fatal is not None
+    ]
+    return {
+        "settle_seconds": time.monotonic() - back,
+        "peak_cpu_share": peak,
+        "cpu_seconds": last - total_start,
+        "gave_up": len(gave_up),
+        "settled": all(a.connected.is_set() for a in fleet.agents),
+    }
+
+
+def fit(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """Least squares y = a + b x."""
+    n = len(points)
+    sx = sum(x for x, _ in points)
+    sy = sum(y for _, y in points)
+    sxx = sum(x * x for x, _ in points)
+    sxy = sum(x * y for x, y in points)
+    b = (n * sxy - sx * sy) / (n * sxx - sx * sx) if n > 1 and n * sxx != sx * sx else 0.0
+    return (sy - b * sx) / n, b
+
+
+async def run(args: argparse.Namespace, setup: Setup) -> dict[str, Any]:
+    options = AgentOptions(
+        heartbeat_seconds=args.heartbeat,
+        drift_seconds=600.0,
+        backoff=BackoffPolicy(base=1.0, cap=args.backoff_max),
+    )
+    token = await make_token(setup, args.agents + 3)
+    real = start_real_agents(setup, token, args.heartbeat)
+    _log(f"3 real agents registered: {', '.join(real)}")
+    fleet = Fleet()
+    results: dict[str, Any] = {
+        "agents": args.agents,
+        "heartbeat_seconds": args.heartbeat,
+        "idle": [],
+    }
+    steps = sorted({max(1, args.agents // 4), max(1, args.agents // 2), args.agents})
+    registration = 0.0
+    try:
+        for step in steps:
+            seconds = await add_agents(fleet, setup, token, step - len(fleet.agents), options)
+            registration += seconds
+            _log(f"{len(fleet.agents)} simulated agents registered and connected ({seconds:.1f}s)")
+            sample = await idle(setup, args.idle, len(fleet.agents) + 3, args.heartbeat)
+            results["idle"].append(sample)
+            _log(
+                f"idle with {sample['agents']} agents: API server {100 * sample['cpu_share']:.1f} % of a core, {sample['rss_mb']:.0f} MB"
+            )
+        results["registration_seconds"] = registration
+        results["registration_per_second"] = args.agents / registration if registration else 0.0
+        clusters = [*real, *fleet.cluster_names()]
+        _log(f"commit: r1 to {len(clusters)} clusters")
+        results["commit"] = await commit(setup, clusters, 1)
+        _log(f"all {len(clusters)} Ready {results['commit']['ready']:.1f}s after the commit")
+        results["storm"] = await storm(setup, fleet, args.outage)
+    finally:
+        fleet.stop.set()
+        await asyncio.gather(*fleet.tasks, return_exceptions=True)
+    return results
+
+
+def report(results: dict[str, Any]) -> None:
+    print("\nappflow pull agents against one hub API server (bench/agents.py)")
+    print(f"machine: {os.cpu_count()} cores, load {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(
+        f"registration: {results['agents']} agents in {results['registration_seconds']:.1f}s ({results['registration_per_second']:.1f}/s)"
+    )
+    print(f"\nidle, heartbeat every {results['heartbeat_seconds']:.0f}s:")
+    print(
+        f"{'agents':>8} {'API server CPU':>16} {'RSS MB':>8} {'ms CPU/heartbeat':>17} {'bench CPU':>10}"
+    )
+    for s in results["idle"]:
+        print(
+            f"{s['agents']:>8} {100 * s['cpu_share']:>15.1f}% {s['rss_mb']:>8.0f} {s['cpu_per_heartbeat_ms']:>17.2f} {100 * s['bench_cpu_share']:>9.1f}%"
+        )
+    a, b = fit([(s["agents"], s["cpu_share"]) for s in results["idle"]])
+    ma, mb = fit([(s["agents"], s["rss_mb"]) for s in results["idle"]])
+    full = results["idle"][-1]
+    print(
+        f"target: idle CPU with {full['agents']} agents < {100 * IDLE_TARGET:.0f}% of a core: {'met' if full['cpu_share'] < IDLE_TARGET else 'NOT met'}"
+    )
+    print(
+        f"fit: CPU {100 * a:.2f}% + {100 * b * 1000:.2f}% per 1,000 agents; RSS {ma:.0f} MB + {mb * 1000:.0f} MB per 1,000 agents"
+    )
+    print(
+        f"extrapolated to 10,000 agents: {100 * (a + b * 10_000):.0f}% of a core, {ma + mb * 10_000:.0f} MB"
+    )
+    c = results["commit"]
+    n = results["agents"] + 3
+    print(
+        f"\ncommit -> {n} clusters: staged written {c['staged_written']:.1f}s, all validated {c['validated']:.1f}s, all Ready {c['ready']:.1f}s (target <= {COMMIT_TARGET:.0f}s: {'met' if c['ready'] <= COMMIT_TARGET else 'NOT met'})"
+    )
+    print(
+        f"  at this rate 10,000 clusters: ~{c['ready'] * 10_000 / n:.0f}s (one controller writing, one agent process here)"
+    )
+    s = results["storm"]
+    print(
+        f"\nreconnect storm after a hub restart: settled in {s['settle_seconds']:.1f}s, peak API server CPU {100 * s['peak_cpu_share']:.0f}% of a core, {s['cpu_seconds']:.1f} CPU s in all; agents that gave up: {s['gave_up']}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--agents", type=int, default=1000)
+    parser.add_argument(
+        "--idle", type=float, default=60.0, help="Seconds of each idle measurement."
+    )
+    parser.add_argument("--heartbeat", type=float, default=60.0)
+    parser.add_argument("--outage", type=float, default=20.0)
+    parser.add_argument("--backoff-max", type=float, default=30.0)
+    parser.add_argument("--keep", type=Path, help="Sandbox folder to reuse (not torn down).")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--write", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.write:
+        job = json.loads(args.write.read_text())
+        asyncio.run(write_deployments(Path(job["kubeconfig"]), job["clusters"], job["spec"]))
+        return
+    work = Path(tempfile.mkdtemp(prefix="bench-agents-"))
+    root = args.keep or work / "sandbox"
+    env = {
+        **os.environ,
+        "APPFLOW_HOME": str(work / "home"),
+        "APPFLOW_CACHE_DIR": str(work / "cache"),
+    }
+    os.environ.update(
+        {"APPFLOW_HOME": env["APPFLOW_HOME"], "APPFLOW_CACHE_DIR": env["APPFLOW_CACHE_DIR"]}
+    )
+    setup: Setup | None = None
+    try:
+        _log("starting a hub and 3 edge clusters")
+        (hub,) = sb.up(clusters=1, prefix="hub", root=root, timeout=300)
+        edges = sb.up(clusters=3, prefix="edge", root=root, timeout=300)
+        kubeconfig = (
+            work / "hub.kubeconfig"
+        )  # outside the cluster's folder: sandbox stop spares our processes
+        shutil.copyfile(hub.kubeconfig, kubeconfig)
+        setup = Setup(
+            root=root, work=work, hub=hub, edges=list(edges), kubeconfig=kubeconfig, env=env
+        )
+        start(setup)
+        results = asyncio.run(run(args, setup))
+        report(results)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2))
+    finally:
+        if setup is not None:
+            for proc in setup.processes:
+                proc.terminate()
+            for proc in setup.processes:
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        if not args.keep:
+            sb.down(root=root)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
