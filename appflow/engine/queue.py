@@ -29,6 +29,18 @@ class WorkKey:
     cluster: str = ALL
 
 
+_PRECEDENCE: tuple[SyncTrigger, ...] = ("watch", "selfHeal", "poll", "webhook", "user", "rollback")
+"""Triggers from the least to the most telling: when two asks merge into one sync, its history
+names the one that explains it best (a webhook's commit synced while a watch's resync was
+waiting is the webhook's sync)."""
+
+
+def _telling(waiting: SyncTrigger | None, new: SyncTrigger) -> SyncTrigger:
+    if waiting is None:
+        return new
+    return max(waiting, new, key=_PRECEDENCE.index)
+
+
 @dataclass
 class _Entry:
     key: WorkKey
@@ -65,10 +77,12 @@ class WorkQueue:
 
     def add(self, key: WorkKey, *, trigger: SyncTrigger, delay: float = 0.0) -> None:
         """Ask for KEY to be worked on (merged with what is already asked)."""
-        if key.cluster != ALL and WorkKey(key.app) in self._waiting:
+        whole = self._waiting.get(WorkKey(key.app))
+        if key.cluster != ALL and whole is not None:
+            whole.trigger = _telling(whole.trigger, trigger)
             return  # the whole app syncs soon anyway
         if key in self._running:
-            self._again.setdefault(key, trigger)
+            self._again[key] = _telling(self._again.get(key), trigger)
             return
         if key.cluster == ALL:
             for other in [k for k in self._waiting if k.app == key.app and k.cluster != ALL]:
@@ -80,6 +94,7 @@ class WorkQueue:
         else:
             # An explicit trigger cuts a backoff short; the earliest wish wins.
             current.not_before = min(current.not_before, not_before)
+            current.trigger = _telling(current.trigger, trigger)
         self._wakeup.set()
 
     def _ready(self) -> _Entry | None:

@@ -49,6 +49,32 @@ async def test_trigger_during_work_runs_once_more_afterwards() -> None:
     assert await _drain(queue) == [(WorkKey("web"), "webhook")]
 
 
+async def test_merged_asks_keep_the_trigger_that_explains_the_sync() -> None:
+    # A webhook's commit synced while a watch's resync was already waiting is the webhook's
+    # sync; a self-heal of one cluster folded into a user's sync of the app stays the user's.
+    queue = WorkQueue()
+    queue.add(WorkKey("web"), trigger="watch")
+    queue.add(WorkKey("web"), trigger="webhook")
+    queue.add(WorkKey("web"), trigger="poll")
+    queue.add(WorkKey("api"), trigger="user")
+    queue.add(WorkKey("api", "berlin-1"), trigger="selfHeal")
+    queue.add(WorkKey("db"), trigger="selfHeal")
+    queue.add(WorkKey("db", "rome-1"), trigger="poll")
+    assert sorted(await _drain(queue)) == [
+        (WorkKey("api"), "user"),
+        (WorkKey("db"), "poll"),
+        (WorkKey("web"), "webhook"),
+    ]
+    running = WorkQueue()
+    running.add(WorkKey("web"), trigger="poll")
+    key, _ = await running.get()
+    running.add(WorkKey("web"), trigger="watch")
+    running.add(WorkKey("web"), trigger="webhook")
+    running.add(WorkKey("web"), trigger="watch")
+    running.done(key, ok=True)
+    assert await _drain(running) == [(WorkKey("web"), "webhook")]
+
+
 async def test_failure_is_retried_after_a_backoff_and_others_are_not_delayed() -> None:
     queue = WorkQueue(backoff=Backoff(base=0.2, cap=0.2))
     queue.add(WorkKey("bad"), trigger="poll")
