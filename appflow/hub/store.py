@@ -1159,7 +1159,16 @@ class HubStore:
         for _ in range(2):
             secret = self.kube.get_sync("v1", "Secret", SESSION_SECRET, self.workspace)
             if secret is not None:
-                return base64.b64decode(((secret.get("data") or {}).get("key")) or "")
+                key = base64.b64decode(((secret.get("data") or {}).get("key")) or "")
+                if len(key) < 32:
+                    # Signing sessions with an empty or short key would let anyone forge one.
+                    raise StoreError(
+                        f"the Secret {SESSION_SECRET} in {self.workspace} holds no usable "
+                        "session key (its data.key is missing or shorter than 32 bytes)",
+                        hint=f"delete it (kubectl -n {self.workspace} delete secret "
+                        f"{SESSION_SECRET}) and restart serve --hub: the first to start makes one",
+                    )
+                return key
             body = {
                 "apiVersion": "v1",
                 "kind": "Secret",

@@ -274,6 +274,7 @@ def test_every_server_of_a_workspace_signs_dashboard_sessions_with_one_key(
 ) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
+    from appflow.errors import StoreError
     from appflow.hub.store import HubStore
 
     # Replicas of serve --hub behind one Service: a browser signed in on one pod must stay
@@ -285,6 +286,16 @@ def test_every_server_of_a_workspace_signs_dashboard_sessions_with_one_key(
         assert len(keys[0]) == 32
         assert keys[0] == keys[1]
         assert stores[1].session_key() == keys[0]
+        # A key emptied by hand is refused, never used to sign sessions.
+        kube = hub_crds.kube()
+        try:
+            kube.patch_sync(
+                "v1", "Secret", "appflow-ui-session", hub_namespace, {"data": {"key": ""}}
+            )
+        finally:
+            kube.close()
+        with pytest.raises(StoreError, match="no usable session key"):
+            stores[0].session_key()
     finally:
         for s in stores:
             s.close()
