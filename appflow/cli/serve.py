@@ -353,9 +353,15 @@ def _summary(report: AppSyncReport) -> str:
 @click.option(
     "--debounce", type=float, default=0.5, show_default=True, help="Seconds of quiet before a sync."
 )
-def watch(path: Path, clusters: tuple[str, ...], debounce: float) -> None:
+@click.option(
+    "--poll",
+    is_flag=True,
+    help="Look at file times instead of the operating system's notifications "
+    "(network or container-mounted folders); chosen by itself when the system refuses.",
+)
+def watch(path: Path, clusters: tuple[str, ...], debounce: float, poll: bool) -> None:
     """Development mode: sync the apps under PATH each time a file in them is saved."""
-    import watchfiles
+    from appflow.sources.changes import file_changes
 
     root = path.resolve()
 
@@ -371,10 +377,10 @@ def watch(path: Path, clusters: tuple[str, ...], debounce: float) -> None:
         console.print(f"{time.strftime('%H:%M:%S')} {d.name}: {line}", highlight=False)
 
     async def loop() -> None:
-        saved: asyncio.Queue[set[tuple[Any, str]]] = asyncio.Queue()
+        saved: asyncio.Queue[set[Path]] = asyncio.Queue()
 
         async def watch_files() -> None:
-            async for changes in watchfiles.awatch(root, debounce=int(debounce * 1000), step=50):
+            async for changes in file_changes(root, debounce_ms=int(debounce * 1000), poll=poll):
                 saved.put_nowait(changes)
 
         # The watch starts before the first syncs (awatch sets it up before its first
@@ -398,7 +404,7 @@ def watch(path: Path, clusters: tuple[str, ...], debounce: float) -> None:
                 changes = getter.result()
                 while not saved.empty():  # saves made during the last sync: one sync for all
                     changes |= saved.get_nowait()
-                touched = {Path(p).resolve() for _, p in changes}
+                touched = {p.resolve() for p in changes}
                 try:
                     definitions = load_app_definitions(root)
                 except AppflowError as err:

@@ -17,8 +17,9 @@ from tests.integration.engine.support import Space, configmap, write_files
 pytestmark = pytest.mark.cluster
 
 
+@pytest.mark.parametrize("poll", [False, True], ids=["notified", "polled"])
 def test_a_saved_file_reaches_the_cluster_and_is_summarised(
-    fleet: Fleet, space: Space, tmp_path: Path
+    fleet: Fleet, space: Space, tmp_path: Path, poll: bool
 ) -> None:
     ns, app = space.namespace, space.app("dev")
     folder = write_files(
@@ -31,7 +32,8 @@ def test_a_saved_file_reaches_the_cluster_and_is_summarised(
     dev = fleet.sandbox.by_env("dev")
     index = fleet.cluster_names.index(dev.name)
     process = subprocess.Popen(
-        [sys.executable, "-m", "appflow", "watch", str(folder), "--cluster", dev.name],
+        [sys.executable, "-m", "appflow", "watch", str(folder), "--cluster", dev.name]
+        + (["--poll"] if poll else []),
         env=appflow_env(fleet),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -19,6 +19,7 @@ from appflow.engine.report import AppSyncReport
 from appflow.engine.stages.types import Progress, quiet
 from appflow.errors import AppflowError
 from appflow.sources import catalog as source
+from appflow.sources.changes import file_changes
 
 log = logging.getLogger("appflow.catalog")
 
@@ -55,12 +56,10 @@ async def apply_auto_upgrades(
 
 
 async def watch_catalog(engine: Engine, catalog_dir: Path, *, stop: asyncio.Event) -> None:
-    """Upgrade ``auto`` installs when files under CATALOG_DIR change (watchfiles)."""
-    import watchfiles
-
+    """Upgrade ``auto`` installs when files under CATALOG_DIR change."""
     if not catalog_dir.is_dir():
         return
-    async for _changes in watchfiles.awatch(catalog_dir, stop_event=stop, debounce=800):
+    async for _changes in file_changes(catalog_dir, debounce_ms=800, stop=stop):
         await apply_auto_upgrades(engine, catalog_dir)
 
 
