@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from appflow import sandbox as sb
 from tests.helpers import Sandbox, fresh_namespace
@@ -25,6 +26,12 @@ SANDBOX_CLUSTERS = 3
 # (tests of that line unset it).
 os.environ.setdefault("APPFLOW_DEBUG", "1")
 _LOG_LINES = 40
+
+# Property tests judge appflow, not the machine's speed: on a loaded CI machine generating an
+# example or running one can take longer than Hypothesis' defaults allow (200 ms per example,
+# a budget for generation), which fails a correct test. No time limit, no speed health check.
+settings.register_profile("appflow", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("appflow")
 
 
 _active_root: Path | None = None
