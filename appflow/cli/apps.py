@@ -369,21 +369,25 @@ def _do_sync(ask: SyncAsk, output: str) -> None:
 
     summaries: tuple[SyncSummary, ...]
     errors: tuple[str, ...]
+    skipped: tuple[str, ...]
     with err_console.status("syncing...") as status:
         # A running `appflow serve` of this home does it with its warm engine; --debug
         # keeps the sync here, so its log is this terminal's.
         handed = None if _debugging() else hand_over(ask, progress=status.update)
         if handed is not None:
-            summaries, errors = handed.summaries, handed.errors
+            summaries, errors, skipped = handed.summaries, handed.errors, handed.skipped
         else:
             result = _sync_here(ask, status.update)
             summaries = tuple(r.summary() for r in result.reports)
             errors = tuple(str(e) for e in result.errors)
+            skipped = result.skipped
     if output == "table":
         for report in summaries:
             _print_report(report)
     else:
         emit([_report_data(r) for r in summaries], output=output)
+    for line in skipped:
+        err_console.print(f"[yellow]{line}[/]", highlight=False, soft_wrap=True)
     for error in errors:
         err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
     if (
