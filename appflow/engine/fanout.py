@@ -99,6 +99,7 @@ async def prepare_all(
                     desired[name],
                     previous_inventory=Inventory(app, previous.inventory) if previous else None,
                     fingerprints=dict(previous.applied) if previous else {},
+                    hook_record=previous.hooks if previous else None,
                     options=options,
                 )
             except SyncInProgressError as err:

@@ -256,7 +256,10 @@ class Recorder:
         # Prunes and kept objects are what left the desired state; anything else is desired.
         left = (Action.PRUNE, Action.KEEP, Action.SKIP)
         desired = any(c.action not in left for c in result.plan.changes)
-        owned = result.inventory.entries or result.fingerprints or result.release
+        # An app of hooks alone owns no object, but must remember that its hooks ran.
+        owned = bool(
+            result.inventory.entries or result.fingerprints or result.release or result.hook_record
+        )
         if result.ok and not owned and not desired:
             # Nothing owned and nothing desired: the app left this cluster.
             with contextlib.suppress(NotFoundError):
@@ -280,6 +283,7 @@ class Recorder:
                 inventory=result.inventory.entries,
                 applied=result.fingerprints,
                 release=release,
+                hooks=result.hook_record,
                 resource_counts=result.resource_counts,
                 failing=result.failing,
             )

@@ -17,7 +17,6 @@ from appflow.errors import ConfigError
 from appflow.model.hooks import (
     DeletePolicy,
     Hook,
-    HookRecord,
     HookRun,
     HookStep,
     Operation,
@@ -38,6 +37,7 @@ from appflow.model.hooks import (
 )
 from appflow.model.objects import Manifest, ObjectRef
 from appflow.model.order import Stage, plan_stages, sync_wave
+from appflow.model.records import HookRecord
 
 TESTDATA = Path(__file__).parent / "testdata"
 
