@@ -568,6 +568,7 @@ def app_history(name: str, limit: int, output: str) -> None:
                 else "-",
                 "cluster": s.cluster,
                 "trigger": s.trigger,
+                "actor": s.actor,
                 "started": s.started_at.isoformat(timespec="seconds"),
                 "outcome": s.outcome,
                 "counts": s.counts,
@@ -578,13 +579,13 @@ def app_history(name: str, limit: int, output: str) -> None:
     emit(
         data,
         output=output,
-        columns=("REVISION", "SOURCE", "CLUSTER", "TRIGGER", "STARTED", "OUTCOME", "MESSAGE"),
+        columns=("REVISION", "SOURCE", "CLUSTER", "BY", "STARTED", "OUTCOME", "MESSAGE"),
         rows=lambda d: [
             [
                 str(x["revision"] or "-"),
                 x["source"],
                 x["cluster"],
-                x["trigger"],
+                x["actor"] or x["trigger"],  # SyncRecord.asked_by
                 x["started"],
                 x["outcome"],
                 x["message"][:80],

@@ -65,13 +65,14 @@ class Recorder:
         *,
         revision: RevisionRecord | None,
         trigger: SyncTrigger,
+        actor: str = "",
         ahead: Inventory | None = None,
     ) -> SyncRecord:
         """The sync's history entry and, when it is about to write (AHEAD: what the
         inventory must name first), the Deployment written ahead: WaitApplied at the
         revision, its mirrored inventory covering everything the sync may create. One
-        transaction, before the first write to the cluster."""
-        return await self._run(self._sync_started, app, cluster, revision, trigger, ahead)
+        transaction, before the first write to the cluster. ACTOR: who asked (SyncRecord)."""
+        return await self._run(self._sync_started, app, cluster, revision, trigger, actor, ahead)
 
     def _sync_started(
         self,
@@ -79,11 +80,14 @@ class Recorder:
         cluster: str,
         revision: RevisionRecord | None,
         trigger: SyncTrigger,
+        actor: str,
         ahead: Inventory | None,
     ) -> SyncRecord:
         number = revision.number if revision else None
         with self.store.transaction():
-            sync = self.store.start_sync(app, cluster, revision=number, trigger=trigger)
+            sync = self.store.start_sync(
+                app, cluster, revision=number, trigger=trigger, actor=actor
+            )
             if ahead is None:
                 return sync
             base = self._previous(app, cluster) or DeploymentRecord(app=app, cluster=cluster)

@@ -46,6 +46,8 @@ CLUSTER_STATES: tuple[str, ...] = get_args(ClusterState)
 APP_SOURCES: tuple[str, ...] = get_args(AppSource)
 DEPLOYMENT_STATES: tuple[str, ...] = get_args(DeploymentState)
 SYNC_TRIGGERS: tuple[str, ...] = get_args(SyncTrigger)
+CLI_ACTOR = "cli"
+"""SyncRecord.actor of a sync the command line asked for (`appflow sync`)."""
 SYNC_OUTCOMES: tuple[str, ...] = get_args(SyncOutcome)
 
 RenderedObjects = dict[str, list[JsonObject]]
@@ -610,6 +612,11 @@ class SyncRecord:
     message: str = ""
     objects: dict[str, str] = field(default_factory=dict)
     """Per encoded ObjectRef, the action this sync took on it (created, configured, ...)."""
+
+    @property
+    def asked_by(self) -> str:
+        """Who or what started it, as history shows it: the actor, else the trigger."""
+        return self.actor or self.trigger
 
     def __post_init__(self) -> None:
         _check_choice(self.trigger, SYNC_TRIGGERS, field_name="trigger")
