@@ -25,6 +25,7 @@ from appflow.store import SqliteStore, open_store
 from tests.helpers import Sandbox
 from tests.integration.engine.support import cli, new_suffix, one_line
 from tests.legacy_store import (
+    DUMP,
     DUMP_V9,
     HOOK_APPS,
     app_name,
@@ -38,6 +39,23 @@ from tests.legacy_store import (
 assert _catalog
 
 
+def _load(sandbox: Sandbox, home: Path, *, src: Path, suffix: str, dump: Path) -> None:
+    """The old store DUMP as HOME's store, its clusters' kubeconfigs where it expects them."""
+    for info in sandbox.clusters:
+        target = home / "clusters" / f"{info.name}.kubeconfig"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(info.kubeconfig, target)
+        os.chmod(target, 0o600)
+    load_dump(
+        home / "appflow.db",
+        home=home,
+        cache=Path(os.environ["APPFLOW_CACHE_DIR"]),
+        src=src,
+        suffix=suffix,
+        dump=dump,
+    )
+
+
 @pytest.fixture
 def legacy(
     sandbox: Sandbox, appflow_home: Path, tmp_path: Path
@@ -45,18 +63,7 @@ def legacy(
     suffix = new_suffix()
     src = tmp_path / "src"
     write_sources(src, suffix, generation=2)
-    for info in sandbox.clusters:
-        target = appflow_home / "clusters" / f"{info.name}.kubeconfig"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(info.kubeconfig, target)
-        os.chmod(target, 0o600)
-    load_dump(
-        appflow_home / "appflow.db",
-        home=appflow_home,
-        cache=Path(os.environ["APPFLOW_CACHE_DIR"]),
-        src=src,
-        suffix=suffix,
-    )
+    _load(sandbox, appflow_home, src=src, suffix=suffix, dump=DUMP)
     store = open_store()
     engine = Engine(store)
     try:
@@ -143,19 +150,7 @@ def legacy_v9(sandbox: Sandbox, appflow_home: Path, tmp_path: Path) -> Iterator[
     suffix = new_suffix()
     src = tmp_path / "src"
     write_hook_sources(src, suffix, generation=2)
-    for info in sandbox.clusters:
-        target = appflow_home / "clusters" / f"{info.name}.kubeconfig"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(info.kubeconfig, target)
-        os.chmod(target, 0o600)
-    load_dump(
-        appflow_home / "appflow.db",
-        home=appflow_home,
-        cache=Path(os.environ["APPFLOW_CACHE_DIR"]),
-        src=src,
-        suffix=suffix,
-        dump=DUMP_V9,
-    )
+    _load(sandbox, appflow_home, src=src, suffix=suffix, dump=DUMP_V9)
     store = open_store()
     engine = Engine(store)
     try:
