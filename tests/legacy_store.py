@@ -25,6 +25,10 @@ import yaml
 
 DUMP = Path(__file__).parent / "unit" / "testdata" / "store-v3.sql"
 APPS = ("plain", "rel", "cat", "git")
+DUMP_V9 = Path(__file__).parent / "unit" / "testdata" / "store-v9.sql"
+"""Schema version 9 (main before hook state had a field of its own), written by
+``tests/unit/testdata/make_store_v9.py``: the apps of :func:`write_hook_sources`."""
+HOOK_APPS = ("hooked", "done")
 
 
 def app_name(kind: str, suffix: str) -> str:
@@ -137,9 +141,62 @@ def _git(repo: Path, *args: str) -> None:
     )
 
 
-def load_dump(db: Path, *, home: Path, cache: Path, src: Path, suffix: str) -> None:
-    """Create the store file DB from the dump, placeholders filled in."""
-    text = DUMP.read_text()
+def write_hook_sources(src: Path, suffix: str, *, generation: int = 1) -> None:
+    """Two apps of one Helm chart (template mode) with Helm's hooks: a pre-install Job
+    (``<app>-first``), a pre-upgrade Job (``<app>-upgrade``) and a post-install Job
+    (``<app>-welcome``). In generation 1 app "hooked"'s welcome fails (its install failed,
+    after its objects were applied); app "done"'s succeeds. Generation 2 changes a value
+    and lets every hook succeed."""
+    ns = namespace(suffix)
+    for kind in HOOK_APPS:
+        chart = src / kind
+        (chart / "templates").mkdir(parents=True, exist_ok=True)
+        (chart / "Chart.yaml").write_text(
+            yaml.safe_dump({"apiVersion": "v2", "name": kind, "version": "0.1.0"})
+        )
+        fails = kind == "hooked" and generation == 1
+        (chart / "values.yaml").write_text(
+            yaml.safe_dump({"generation": generation, "welcomeExit": "1" if fails else "0"})
+        )
+        (chart / "templates" / "cm.yaml").write_text(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-settings\n"
+            'data:\n  generation: "{{ .Values.generation }}"\n'
+        )
+        for job, hook, code in (
+            ("first", "pre-install", '"0"'),
+            ("upgrade", "pre-upgrade", '"0"'),
+            ("welcome", "post-install", "{{ .Values.welcomeExit | quote }}"),
+        ):
+            (chart / "templates" / f"{job}.yaml").write_text(
+                "apiVersion: batch/v1\nkind: Job\nmetadata:\n"
+                f"  name: {{{{ .Release.Name }}}}-{job}\n"
+                f'  annotations:\n    "helm.sh/hook": {hook}\n'
+                "spec:\n  backoffLimit: 0\n  template:\n    metadata:\n      annotations:\n"
+                f"        sandbox.appflow.dev/exit-code: {code}\n"
+                "    spec:\n      restartPolicy: Never\n      containers:\n"
+                f"        - name: {job}\n          image: registry.example/{job}:1\n"
+            )
+        (chart / "appflow.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "name": hook_app_name(kind, suffix),
+                    "namespace": ns,
+                    "helm": {"chart": "."},
+                    "syncPolicy": {"auto": False},
+                }
+            )
+        )
+
+
+def hook_app_name(kind: str, suffix: str) -> str:
+    return f"legacy9-{kind}-{suffix}"
+
+
+def load_dump(
+    db: Path, *, home: Path, cache: Path, src: Path, suffix: str, dump: Path = DUMP
+) -> None:
+    """Create the store file DB from DUMP, placeholders filled in."""
+    text = dump.read_text()
     for placeholder, value in (
         ("@HOME@", str(home)),
         ("@CACHE@", str(cache)),

@@ -24,6 +24,7 @@ from appflow.engine.stages.types import DesiredState, SyncOptions, SyncResult
 from appflow.errors import AppflowError
 from appflow.kube.client import KubeCluster
 from appflow.model.agent import Desired
+from appflow.model.hooks import hook_record_among, hook_record_apart
 from appflow.model.plan import Action
 from appflow.model.registration import ClusterFacts
 
@@ -91,7 +92,7 @@ def _report(result: SyncResult) -> LocalSync:
         counts=counts,
         resource_counts=result.resource_counts.as_dict(),
         failing=[{"object": f.object, "message": f.message} for f in result.failing[:20]],
-        fingerprints=dict(result.fingerprints),
+        fingerprints=hook_record_among(result.fingerprints, result.hook_record),
         inventory=len(result.inventory.entries),
         ok=result.ok,
     )
@@ -170,12 +171,15 @@ class KubeLocal:
         heal: bool,
     ) -> LocalSync:
         options = _options(desired)
+        # The edge state keeps the hook record among the fingerprints (its own format).
+        applied, hook_record = hook_record_apart(fingerprints)
         try:
             prepared = await prepare(
                 self.kube,
                 self._state(app, desired, objects),
                 previous_inventory=None,
-                fingerprints=dict(fingerprints),
+                fingerprints=applied,
+                hook_record=hook_record,
                 options=options,
             )
         except AppflowError as err:

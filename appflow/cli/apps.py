@@ -369,21 +369,25 @@ def _do_sync(ask: SyncAsk, output: str) -> None:
 
     summaries: tuple[SyncSummary, ...]
     errors: tuple[str, ...]
+    skipped: tuple[str, ...]
     with err_console.status("syncing...") as status:
         # A running `appflow serve` of this home does it with its warm engine; --debug
         # keeps the sync here, so its log is this terminal's.
         handed = None if _debugging() else hand_over(ask, progress=status.update)
         if handed is not None:
-            summaries, errors = handed.summaries, handed.errors
+            summaries, errors, skipped = handed.summaries, handed.errors, handed.skipped
         else:
             result = _sync_here(ask, status.update)
             summaries = tuple(r.summary() for r in result.reports)
             errors = tuple(str(e) for e in result.errors)
+            skipped = result.skipped
     if output == "table":
         for report in summaries:
             _print_report(report)
     else:
         emit([_report_data(r) for r in summaries], output=output)
+    for line in skipped:
+        err_console.print(f"[yellow]{line}[/]", highlight=False, soft_wrap=True)
     for error in errors:
         err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
     if (
@@ -564,6 +568,7 @@ def app_history(name: str, limit: int, output: str) -> None:
                 else "-",
                 "cluster": s.cluster,
                 "trigger": s.trigger,
+                "actor": s.actor,
                 "started": s.started_at.isoformat(timespec="seconds"),
                 "outcome": s.outcome,
                 "counts": s.counts,
@@ -574,13 +579,13 @@ def app_history(name: str, limit: int, output: str) -> None:
     emit(
         data,
         output=output,
-        columns=("REVISION", "SOURCE", "CLUSTER", "TRIGGER", "STARTED", "OUTCOME", "MESSAGE"),
+        columns=("REVISION", "SOURCE", "CLUSTER", "BY", "STARTED", "OUTCOME", "MESSAGE"),
         rows=lambda d: [
             [
                 str(x["revision"] or "-"),
                 x["source"],
                 x["cluster"],
-                x["trigger"],
+                x["actor"] or x["trigger"],  # SyncRecord.asked_by
                 x["started"],
                 x["outcome"],
                 x["message"][:80],

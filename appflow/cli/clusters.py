@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +11,17 @@ import click
 from appflow import sandbox as sb
 from appflow.cli.common import chosen_hub, parse_labels, run, store_session
 from appflow.cli.output import console, emit, format_labels, output_option
-from appflow.engine.clusters import add_cluster, check_cluster, remove_cluster
+from appflow.engine.clusters import (
+    add_cluster,
+    add_group,
+    check_cluster,
+    label_cluster,
+    list_groups,
+    remove_cluster,
+    remove_group,
+)
 from appflow.errors import ConfigError
-from appflow.model.records import ClusterGroupRecord, ClusterRecord
-from appflow.model.targeting import parse_selector, selector_matches
+from appflow.model.records import ClusterRecord
 
 
 def cluster_data(c: ClusterRecord) -> dict[str, Any]:
@@ -187,16 +194,13 @@ def check(names: tuple[str, ...], output: str) -> None:
 @click.argument("labels", nargs=-1, required=True)
 def label(name: str, labels: tuple[str, ...]) -> None:
     """Set labels (k=v) or remove them (k-) on cluster NAME."""
+    remove = [item[:-1] for item in labels if item.endswith("-") and "=" not in item]
+    given = tuple(item for item in labels if not (item.endswith("-") and "=" not in item))
     with store_session() as store:
-        record = store.get_cluster(name)
-        current = dict(record.labels)
-        for item in labels:
-            if item.endswith("-") and "=" not in item:
-                current.pop(item[:-1], None)
-            else:
-                current.update(parse_labels((item,), option="label"))
-        store.put_cluster(replace(record, labels=current))
-    console.print(f"{name}: {format_labels(current)}")
+        record = label_cluster(
+            store, name=name, set_labels=parse_labels(given, option="label"), remove=remove
+        )
+    console.print(f"{name}: {format_labels(record.labels)}")
 
 
 @cluster.command("remove")
@@ -234,15 +238,9 @@ def group() -> None:
 )
 def group_add(name: str, selector: str) -> None:
     """Define group NAME as the clusters SELECTOR matches."""
-    parse_selector(selector)
     with store_session() as store:
-        store.put_group(ClusterGroupRecord(name=name, selector=selector))
-        members = [c.name for c in store.list_clusters() if _matches(selector, c.labels)]
+        members = add_group(store, name=name, selector=selector)
     console.print(f"group {name}: {', '.join(members) or 'no cluster matches yet'}")
-
-
-def _matches(selector: str, labels: dict[str, str]) -> bool:
-    return selector_matches(parse_selector(selector), labels)
 
 
 @group.command("list")
@@ -250,14 +248,9 @@ def _matches(selector: str, labels: dict[str, str]) -> bool:
 def group_list(output: str) -> None:
     """Show cluster groups and their members."""
     with store_session() as store:
-        clusters = store.list_clusters()
         data = [
-            {
-                "name": g.name,
-                "selector": g.selector,
-                "clusters": [c.name for c in clusters if _matches(g.selector, c.labels)],
-            }
-            for g in store.list_groups()
+            {"name": g.name, "selector": g.selector, "clusters": members}
+            for g, members in list_groups(store)
         ]
     emit(
         data,
@@ -271,9 +264,6 @@ def group_list(output: str) -> None:
 @click.argument("name")
 def group_remove(name: str) -> None:
     """Delete group NAME (apps that target it then match no cluster through it)."""
-    from appflow.secrets.keys import KeyRing
-
     with store_session() as store:
-        store.delete_group(name)
-    KeyRing().remove_owner(scope="group", owner=name)
+        remove_group(store, name=name)
     console.print(f"removed group {name}")

@@ -21,10 +21,12 @@ from appflow.paths import serve_socket
 
 @dataclass(frozen=True, kw_only=True)
 class HandedOver:
-    """What the daemon's sync did: each app's summary, and errors that stopped an app."""
+    """What the daemon's sync did: each app's summary, errors that stopped an app, and
+    why it left an app out (``BatchResult.skipped``)."""
 
     summaries: tuple[SyncSummary, ...]
     errors: tuple[str, ...]
+    skipped: tuple[str, ...] = ()
 
 
 def hand_over(ask: SyncAsk, *, progress: Callable[[str], None]) -> HandedOver | None:
@@ -52,6 +54,7 @@ def hand_over(ask: SyncAsk, *, progress: Callable[[str], None]) -> HandedOver | 
                 return HandedOver(
                     summaries=tuple(from_json(SyncSummary, r) for r in message["reports"]),
                     errors=tuple(str(e) for e in message["errors"]),
+                    skipped=tuple(str(s) for s in message.get("skipped", ())),
                 )
     raise AppflowError(
         f"appflow serve (at {path}) stopped before the sync finished",

@@ -7,9 +7,6 @@ kept as a reference (``file:/path`` or ``env:NAME``) that the server reads per d
 
 from __future__ import annotations
 
-import os
-import stat
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -17,9 +14,8 @@ import click
 
 from appflow.cli.common import store_session
 from appflow.cli.output import console, emit, err_console, output_option
-from appflow.errors import ConfigError, Where
 from appflow.model.records import utc_now
-from appflow.model.tokens import hash_token, new_token, parse_ttl
+from appflow.model.tokens import parse_ttl
 
 
 @click.group()
@@ -41,15 +37,13 @@ def token() -> None:
 @output_option
 def token_create(name: str, read_only: bool, ttl: str | None, output: str) -> None:
     """Create API token NAME and print it once (only its hash is kept)."""
-    expires_at = utc_now() + parse_ttl(ttl) if ttl is not None else None
-    secret = new_token()
+    from appflow.engine.tokens import create_token
+
     with store_session() as store:
-        record = store.add_token(
-            name,
-            token_hash=hash_token(secret),
-            scope="read-only" if read_only else "admin",
-            expires_at=expires_at,
+        made = create_token(
+            store, name=name, read_only=read_only, ttl=parse_ttl(ttl) if ttl else None
         )
+    record, secret, expires_at = made.record, made.secret, made.record.expires_at
     if output != "table":
         emit(
             {
@@ -113,8 +107,10 @@ def token_list(output: str) -> None:
 @click.argument("name")
 def token_revoke(name: str) -> None:
     """Revoke API token NAME: requests carrying it are refused from now on."""
+    from appflow.engine.tokens import revoke_token
+
     with store_session() as store:
-        store.delete_token(name)
+        revoke_token(store, name=name)
     console.print(f"token {name} revoked")
 
 
@@ -140,44 +136,15 @@ def set_webhook_secret(
     Bitbucket sign with it, GitLab sends it as its token, the generic receiver signs
     timestamp and body); only the reference is stored, never the secret.
     """
-    if sum(x is not None and x is not False for x in (secret_file, secret_env, clear)) != 1:
-        raise ConfigError("give exactly one of --secret-file FILE, --secret-env VAR or --clear")
-    ref: str | None = None
-    if secret_file is not None:
-        ref = f"file:{_checked_secret_file(secret_file)}"
-    elif secret_env is not None:
-        if not secret_env.replace("_", "").isalnum():
-            raise ConfigError(f"{secret_env!r} is not an environment variable name")
-        ref = f"env:{secret_env}"
-        if not os.environ.get(secret_env):
-            err_console.print(
-                f"[yellow]warning:[/] {secret_env} is not set here; the appflow server "
-                "reads it from its own environment",
-                highlight=False,
-            )
+    from appflow.engine.repos import set_webhook_secret as keep_secret
+
     with store_session() as store:
-        repo = store.get_repo(name)
-        store.put_repo(replace(repo, webhook_secret_ref=ref))
-    if ref is None:
+        kept = keep_secret(
+            store, repo=name, secret_file=secret_file, secret_env=secret_env, clear=clear
+        )
+    for warning in kept.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    if kept.ref is None:
         console.print(f"repo {name}: webhook secret removed; its webhooks are now refused")
     else:
-        console.print(f"repo {name}: webhook secret from {ref}", highlight=False)
-
-
-def _checked_secret_file(path: Path) -> Path:
-    resolved = path.expanduser().resolve()
-    try:
-        mode = resolved.stat().st_mode
-        empty = not resolved.read_bytes().strip()
-    except OSError as err:
-        raise ConfigError(
-            f"cannot read the secret file: {err.strerror}", where=Where(file=str(resolved))
-        ) from err
-    if empty:
-        raise ConfigError("the secret file is empty", where=Where(file=str(resolved)))
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        err_console.print(
-            f"[yellow]warning:[/] {resolved} can be read by other users; chmod 600 it",
-            highlight=False,
-        )
-    return resolved
+        console.print(f"repo {name}: webhook secret from {kept.ref}", highlight=False)

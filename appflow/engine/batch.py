@@ -7,6 +7,10 @@ for each other; for names given, the name before it, as typed. What depends on w
 from the apps' records (what their definitions said when last read): no source is fetched
 to order them. An app whose sync fails does not stop the others; its dependents still run
 after it and hold back (WaitApplied) where it is not Ready, as dependsOn does in any sync.
+
+`--all` leaves out an app a rollback pinned: its pin is an operator's decision that a sync
+of "everything" must not undo (a sync that names it refuses, as a single sync does). The
+batch says so, with the way out, and syncs the others.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from appflow.engine.parts import EngineParts
 from appflow.engine.report import AppSyncReport
@@ -31,6 +35,8 @@ class BatchResult:
 
     reports: tuple[AppSyncReport, ...]
     errors: tuple[AppflowError, ...]
+    skipped: tuple[str, ...] = ()
+    """Why each app left out of the batch was (an app pinned by a rollback), said plainly."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +46,8 @@ class Batch:
     names: tuple[str, ...]
     after: Mapping[str, tuple[str, ...]]
     """Per app, the apps of the batch whose syncs must have finished before it starts."""
+    pinned: Mapping[str, int] = field(default_factory=dict)
+    """Apps of the batch a rollback pinned (to that revision): not synced, said why."""
 
     @classmethod
     def one_after_another(cls, names: Sequence[str]) -> Batch:
@@ -49,10 +57,20 @@ class Batch:
 
 
 async def every_app(parts: EngineParts) -> Batch:
-    """Every registered app, each after the apps it depends on, the others at once."""
+    """Every registered app, each after the apps it depends on, the others at once; the
+    apps a rollback pinned are in it, to be left out (``Batch.pinned``)."""
     apps = await asyncio.to_thread(parts.store.list_apps)
     graph = resolve_dependencies(apps)  # refuses a missing dependency or a cycle
-    return Batch(names=tuple(dependency_order(graph)), after=graph)
+    held = {a.name: a.pinned_revision for a in apps if a.pinned_revision is not None}
+    return Batch(names=tuple(dependency_order(graph)), after=graph, pinned=held)
+
+
+def skipped_line(app: str, revision: int) -> str:
+    """What `sync --all` says of app APP, pinned to REVISION, that it left out."""
+    return (
+        f"skipped app {app}: pinned to revision {revision} by `appflow app rollback`; "
+        f"`appflow app resume {app}` unpins it and syncs the source's revision"
+    )
 
 
 async def sync_apps(
@@ -73,6 +91,8 @@ async def sync_apps(
             for before in batch.after.get(name, ()):
                 if before in done:
                     await done[before].wait()
+            if name in batch.pinned:
+                return
             # Each app holds its (app, cluster) pairs in a session of its own, released
             # when its sync is recorded, as a single sync does (Engine.sync).
             async with limit, parts.locks.session():
@@ -86,4 +106,5 @@ async def sync_apps(
     return BatchResult(
         reports=tuple(reports[n] for n in batch.names if n in reports),
         errors=tuple(errors[n] for n in batch.names if n in errors),
+        skipped=tuple(skipped_line(n, batch.pinned[n]) for n in batch.names if n in batch.pinned),
     )

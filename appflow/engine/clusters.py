@@ -1,4 +1,4 @@
-"""The cluster registry: add, probe and remove sync targets.
+"""The cluster registry: add, probe, label and remove sync targets, and cluster groups.
 
 A cluster is registered only after appflow has reached it: a kubeconfig that
 is unreadable, expired or for the wrong server fails at `cluster add`, not at
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -20,7 +21,14 @@ from appflow.engine.recorder import Recorder
 from appflow.errors import AppflowError, ConfigError, NotFoundError, Where
 from appflow.kube.client import Connection, KubeCluster
 from appflow.model.objects import Manifest
-from appflow.model.records import ClusterKind, ClusterRecord, ClusterState, utc_now
+from appflow.model.records import (
+    ClusterGroupRecord,
+    ClusterKind,
+    ClusterRecord,
+    ClusterState,
+    utc_now,
+)
+from appflow.model.targeting import parse_selector, selector_matches
 from appflow.paths import data_dir, write_private
 from appflow.secrets.keys import KeyRing
 from appflow.store import Store
@@ -240,3 +248,47 @@ def remove_cluster(store: Store, name: str, *, force: bool = False) -> None:
         Path(record.kubeconfig_path).unlink(missing_ok=True)
     # Its age keys are credentials too: they go with it.
     KeyRing().remove_owner(scope="cluster", owner=name)
+
+
+def label_cluster(
+    store: Store,
+    *,
+    name: str,
+    set_labels: Mapping[str, str] | None = None,
+    remove: Sequence[str] = (),
+) -> ClusterRecord:
+    """Cluster NAME with SET_LABELS set and the labels named in REMOVE gone (`cluster label`)."""
+    record = store.get_cluster(name)
+    labels = {k: v for k, v in record.labels.items() if k not in set(remove)}
+    labels.update(set_labels or {})
+    return store.put_cluster(replace(record, labels=labels))
+
+
+def members(store: Store, selector: str) -> list[str]:
+    """The registered clusters SELECTOR matches, by name."""
+    parsed = parse_selector(selector)
+    return [c.name for c in store.list_clusters() if selector_matches(parsed, c.labels)]
+
+
+def add_group(store: Store, *, name: str, selector: str) -> list[str]:
+    """Define group NAME as the clusters SELECTOR matches (refused when it does not parse);
+    the clusters it matches now."""
+    parse_selector(selector)
+    store.put_group(ClusterGroupRecord(name=name, selector=selector))
+    return members(store, selector)
+
+
+def list_groups(store: Store) -> list[tuple[ClusterGroupRecord, list[str]]]:
+    """Every cluster group with the clusters it matches now."""
+    clusters = store.list_clusters()
+    found = []
+    for g in store.list_groups():
+        parsed = parse_selector(g.selector)
+        found.append((g, [c.name for c in clusters if selector_matches(parsed, c.labels)]))
+    return found
+
+
+def remove_group(store: Store, *, name: str, keys: KeyRing | None = None) -> None:
+    """Delete group NAME; its age keys (credentials of its members) go with it."""
+    store.delete_group(name)
+    (keys or KeyRing()).remove_owner(scope="group", owner=name)

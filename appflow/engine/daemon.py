@@ -97,8 +97,10 @@ class Daemon:
             self._repo_commits[repo] = commit
         event.set()
 
-    def trigger_app(self, app: str, *, trigger: SyncTrigger, cluster: str | None = None) -> None:
-        self.queue.add(WorkKey(app, cluster or ALL), trigger=trigger)
+    def trigger_app(
+        self, app: str, *, trigger: SyncTrigger, cluster: str | None = None, actor: str = ""
+    ) -> None:
+        self.queue.add(WorkKey(app, cluster or ALL), trigger=trigger, actor=actor)
 
     def queue_depth(self) -> int:
         return len(self.queue)
@@ -255,6 +257,7 @@ class Daemon:
                 key.app,
                 clusters=() if key.cluster == ALL else (key.cluster,),
                 trigger=trigger,
+                actor=self.queue.actor(key),
                 # Another process syncing the app: back off and retry, never block a worker.
                 lock_timeout=0,
                 # A user's sync asks the remote; one a poll queued takes what the poll found.

@@ -36,7 +36,7 @@ from appflow.errors import ConfigError
 from appflow.kube.client import KubeCluster
 from appflow.model.appdef import AppDefinition, SyncPolicy
 from appflow.model.plan import Plan
-from appflow.model.records import ClusterRecord, DeploymentRecord, SyncTrigger
+from appflow.model.records import CLI_ACTOR, ClusterRecord, DeploymentRecord, SyncTrigger
 from appflow.model.summary import SyncAsk
 from appflow.model.targeting import ClusterGroup
 from appflow.render.cache import RenderCache
@@ -119,6 +119,7 @@ class Engine:
         options_from_policy: OptionsFromPolicy | None = None,
         commit: str | None = None,
         lock_timeout: float | None = None,
+        actor: str = "",
         progress: Progress = quiet,
     ) -> AppSyncReport:
         """Render, validate and apply app NAME on its targets (or the named CLUSTERS among them).
@@ -129,12 +130,14 @@ class Engine:
         COMMIT, for a git app, is the commit to sync when the caller resolved it
         already (the poller, a webhook): the remote is not asked again. LOCK_TIMEOUT:
         how long to wait for another writer of the app on a cluster (default: the
-        options' lock_timeout); 0 fails at once, naming it.
+        options' lock_timeout); 0 fails at once, naming it. ACTOR: who asked (an API
+        token's name, "cli"), kept in the sync's history.
         """
         request = SyncRequest(
             app=name,
             clusters=tuple(clusters),
             trigger=trigger,
+            actor=actor,
             options=options,
             options_from_policy=options_from_policy,
             commit=commit,
@@ -156,6 +159,7 @@ class Engine:
         clusters: Sequence[str] = (),
         trigger: SyncTrigger = "user",
         options_from_policy: OptionsFromPolicy | None = None,
+        actor: str = "",
         progress: Progress = quiet,
     ) -> BatchResult:
         """Sync BATCH's apps concurrently, each after the apps it waits for (see
@@ -167,6 +171,7 @@ class Engine:
                 app=name,
                 clusters=tuple(clusters),
                 trigger=trigger,
+                actor=actor,
                 options_from_policy=options_from_policy,
             )
 
@@ -191,7 +196,11 @@ class Engine:
 
         if not ask.all_apps and len(ask.names) == 1:
             report = await self.sync(
-                ask.names[0], clusters=ask.clusters, options_from_policy=options, progress=progress
+                ask.names[0],
+                clusters=ask.clusters,
+                options_from_policy=options,
+                actor=CLI_ACTOR,
+                progress=progress,
             )
             return BatchResult(reports=(report,), errors=())
         if ask.all_apps:
@@ -201,7 +210,11 @@ class Engine:
         else:
             raise ConfigError("name an app, or use --all")
         return await self.sync_batch(
-            batch, clusters=ask.clusters, options_from_policy=options, progress=progress
+            batch,
+            clusters=ask.clusters,
+            options_from_policy=options,
+            actor=CLI_ACTOR,
+            progress=progress,
         )
 
     async def diff(self, name: str, *, clusters: Sequence[str] = ()) -> dict[str, Plan]:

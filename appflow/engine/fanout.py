@@ -62,6 +62,8 @@ class Delivery:
     trigger: SyncTrigger
     options: SyncOptions
     progress: Progress
+    actor: str = ""
+    """Who asked for the sync (SyncRecord.actor)."""
 
 
 async def prepare_all(
@@ -99,6 +101,7 @@ async def prepare_all(
                     desired[name],
                     previous_inventory=Inventory(app, previous.inventory) if previous else None,
                     fingerprints=dict(previous.applied) if previous else {},
+                    hook_record=previous.hooks if previous else None,
                     options=options,
                 )
             except SyncInProgressError as err:
@@ -148,6 +151,7 @@ async def validated(
     options: SyncOptions,
     progress: Progress,
     revision: RevisionRecord | None = None,
+    actor: str = "",
 ) -> Delivery | None:
     """DESIRED prepared on every target and its revision recorded; None when refused."""
     prepared: dict[str, Prepared] = {}
@@ -171,6 +175,7 @@ async def validated(
         trigger=trigger,
         options=options,
         progress=progress,
+        actor=actor,
     )
 
 
@@ -199,6 +204,7 @@ async def deliver(
         [c for c in clusters if c in delivery.prepared],
         revision=delivery.revision,
         trigger=delivery.trigger,
+        actor=delivery.actor,
         source_ref=delivery.source_ref,
         action=action,
         ahead={c: inventory_ahead(p, options=chosen) for c, p in delivery.prepared.items()},
@@ -217,6 +223,7 @@ async def run_on_clusters(
     action: Action,
     ahead: Mapping[str, Inventory | None] | None = None,
     lock_timeout: float = 0.0,
+    actor: str = "",
 ) -> None:
     """Run ACTION on each of CLUSTERS (bounded), recording each one's history and Deployment.
 
@@ -240,6 +247,7 @@ async def run_on_clusters(
                 cluster,
                 revision=revision,
                 trigger=trigger,
+                actor=actor,
                 source_ref=source_ref,
                 action=action,
                 ahead=(ahead or {}).get(cluster),
@@ -256,6 +264,7 @@ async def _run_one(
     *,
     revision: RevisionRecord | None,
     trigger: SyncTrigger,
+    actor: str,
     source_ref: SourceRef | None,
     action: Action,
     ahead: Inventory | None,
@@ -264,7 +273,7 @@ async def _run_one(
     app = report.app
     try:
         sync = await recorder.sync_started(
-            app, cluster, revision=revision, trigger=trigger, ahead=ahead
+            app, cluster, revision=revision, trigger=trigger, actor=actor, ahead=ahead
         )
     except StoreError as err:
         report.cluster_failed(

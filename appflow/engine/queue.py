@@ -5,7 +5,8 @@ commit, a user's sync: the app syncs as a whole, so rollouts and validation
 across targets apply); a single cluster is used for self-heal and for a
 cluster that came back. Triggers for a key that is already waiting merge into
 it; a trigger for a key being worked on marks it to run once more afterwards;
-a "*" key absorbs the app's single-cluster keys. A failed item is retried after
+a "*" key absorbs the app's single-cluster keys. Who asked (an API token's name) goes
+with the trigger that explains the merged sync. A failed item is retried after
 an exponential backoff with jitter, so one bad cluster or repository never
 spins the daemon, and never delays the others' keys.
 """
@@ -35,16 +36,27 @@ names the one that explains it best (a webhook's commit synced while a watch's r
 waiting is the webhook's sync)."""
 
 
-def _telling(waiting: SyncTrigger | None, new: SyncTrigger) -> SyncTrigger:
+@dataclass(frozen=True)
+class Ask:
+    """Why a key is worked on: the trigger, and who asked (empty for appflow itself)."""
+
+    trigger: SyncTrigger
+    actor: str = ""
+
+
+def _telling(waiting: Ask | None, new: Ask) -> Ask:
+    """The ask that explains a merged sync best (the later one of two equally telling)."""
     if waiting is None:
         return new
-    return max(waiting, new, key=_PRECEDENCE.index)
+    if _PRECEDENCE.index(new.trigger) >= _PRECEDENCE.index(waiting.trigger):
+        return new
+    return waiting
 
 
 @dataclass
 class _Entry:
     key: WorkKey
-    trigger: SyncTrigger
+    ask: Ask
     not_before: float = 0.0
     attempts: int = 0
 
@@ -68,21 +80,26 @@ class WorkQueue:
     backoff: Backoff = field(default_factory=Backoff)
     _waiting: dict[WorkKey, _Entry] = field(default_factory=dict)
     _running: set[WorkKey] = field(default_factory=set)
-    _again: dict[WorkKey, SyncTrigger] = field(default_factory=dict)
+    _again: dict[WorkKey, Ask] = field(default_factory=dict)
+    _asked: dict[WorkKey, Ask] = field(default_factory=dict)
+    """The ask of each running key."""
     _failures: dict[WorkKey, int] = field(default_factory=dict)
     _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __len__(self) -> int:
         return len(self._waiting) + len(self._running)
 
-    def add(self, key: WorkKey, *, trigger: SyncTrigger, delay: float = 0.0) -> None:
-        """Ask for KEY to be worked on (merged with what is already asked)."""
+    def add(
+        self, key: WorkKey, *, trigger: SyncTrigger, actor: str = "", delay: float = 0.0
+    ) -> None:
+        """Ask for KEY to be worked on (merged with what is already asked); ACTOR: who asked."""
+        ask = Ask(trigger, actor)
         whole = self._waiting.get(WorkKey(key.app))
         if key.cluster != ALL and whole is not None:
-            whole.trigger = _telling(whole.trigger, trigger)
+            whole.ask = _telling(whole.ask, ask)
             return  # the whole app syncs soon anyway
         if key in self._running:
-            self._again[key] = _telling(self._again.get(key), trigger)
+            self._again[key] = _telling(self._again.get(key), ask)
             return
         if key.cluster == ALL:
             for other in [k for k in self._waiting if k.app == key.app and k.cluster != ALL]:
@@ -90,11 +107,11 @@ class WorkQueue:
         current = self._waiting.get(key)
         not_before = time.monotonic() + delay
         if current is None:
-            self._waiting[key] = _Entry(key, trigger, not_before, self._failures.get(key, 0))
+            self._waiting[key] = _Entry(key, ask, not_before, self._failures.get(key, 0))
         else:
             # An explicit trigger cuts a backoff short; the earliest wish wins.
             current.not_before = min(current.not_before, not_before)
-            current.trigger = _telling(current.trigger, trigger)
+            current.ask = _telling(current.ask, ask)
         self._wakeup.set()
 
     def _ready(self) -> _Entry | None:
@@ -107,6 +124,7 @@ class WorkQueue:
         entry = min(due, key=lambda e: (e.not_before, e.key))
         del self._waiting[entry.key]
         self._running.add(entry.key)
+        self._asked[entry.key] = entry.ask
         return entry
 
     def _next_deadline(self) -> float | None:
@@ -119,7 +137,7 @@ class WorkQueue:
         while True:
             entry = self._ready()
             if entry is not None:
-                return entry.key, entry.trigger
+                return entry.key, entry.ask.trigger
             self._wakeup.clear()
             deadline = self._next_deadline()
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -129,6 +147,7 @@ class WorkQueue:
     def done(self, key: WorkKey, *, ok: bool) -> float:
         """Mark KEY finished; on failure it is retried after a backoff (returned, seconds)."""
         self._running.discard(key)
+        self._asked.pop(key, None)
         delay = 0.0
         if ok:
             self._failures.pop(key, None)
@@ -138,9 +157,15 @@ class WorkQueue:
             delay = self.backoff.delay(attempts)
         again = self._again.pop(key, None)
         if again is not None or not ok:
-            self.add(key, trigger=again or "poll", delay=delay)
+            ask = again or Ask("poll")
+            self.add(key, trigger=ask.trigger, actor=ask.actor, delay=delay)
         self._wakeup.set()
         return delay
+
+    def actor(self, key: WorkKey) -> str:
+        """Who asked for the running KEY (empty: appflow itself, or not running)."""
+        ask = self._asked.get(key)
+        return ask.actor if ask else ""
 
     def busy(self, app: str, cluster: str) -> bool:
         """Whether a sync that covers APP on CLUSTER is waiting or running."""

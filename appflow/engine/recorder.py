@@ -65,13 +65,14 @@ class Recorder:
         *,
         revision: RevisionRecord | None,
         trigger: SyncTrigger,
+        actor: str = "",
         ahead: Inventory | None = None,
     ) -> SyncRecord:
         """The sync's history entry and, when it is about to write (AHEAD: what the
         inventory must name first), the Deployment written ahead: WaitApplied at the
         revision, its mirrored inventory covering everything the sync may create. One
-        transaction, before the first write to the cluster."""
-        return await self._run(self._sync_started, app, cluster, revision, trigger, ahead)
+        transaction, before the first write to the cluster. ACTOR: who asked (SyncRecord)."""
+        return await self._run(self._sync_started, app, cluster, revision, trigger, actor, ahead)
 
     def _sync_started(
         self,
@@ -79,11 +80,14 @@ class Recorder:
         cluster: str,
         revision: RevisionRecord | None,
         trigger: SyncTrigger,
+        actor: str,
         ahead: Inventory | None,
     ) -> SyncRecord:
         number = revision.number if revision else None
         with self.store.transaction():
-            sync = self.store.start_sync(app, cluster, revision=number, trigger=trigger)
+            sync = self.store.start_sync(
+                app, cluster, revision=number, trigger=trigger, actor=actor
+            )
             if ahead is None:
                 return sync
             base = self._previous(app, cluster) or DeploymentRecord(app=app, cluster=cluster)
@@ -256,7 +260,10 @@ class Recorder:
         # Prunes and kept objects are what left the desired state; anything else is desired.
         left = (Action.PRUNE, Action.KEEP, Action.SKIP)
         desired = any(c.action not in left for c in result.plan.changes)
-        owned = result.inventory.entries or result.fingerprints or result.release
+        # An app of hooks alone owns no object, but must remember that its hooks ran.
+        owned = bool(
+            result.inventory.entries or result.fingerprints or result.release or result.hook_record
+        )
         if result.ok and not owned and not desired:
             # Nothing owned and nothing desired: the app left this cluster.
             with contextlib.suppress(NotFoundError):
@@ -280,6 +287,7 @@ class Recorder:
                 inventory=result.inventory.entries,
                 applied=result.fingerprints,
                 release=release,
+                hooks=result.hook_record,
                 resource_counts=result.resource_counts,
                 failing=result.failing,
             )

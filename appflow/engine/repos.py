@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -429,3 +430,64 @@ async def _due_apps(store: Store, repo: RepoRecord, commit: str) -> list[str]:
         if any(p.startswith(prefix) for p in changed):
             due.append(app.name)
     return due
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebhookSecret:
+    """Where repository REPO's webhook secret is read from now (None: nowhere, its webhooks
+    are refused), and what the caller should be warned of."""
+
+    repo: str
+    ref: str | None
+    warnings: tuple[str, ...] = ()
+
+
+def set_webhook_secret(
+    store: Store,
+    *,
+    repo: str,
+    secret_file: Path | None = None,
+    secret_env: str | None = None,
+    clear: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> WebhookSecret:
+    """Keep where the webhook secret of repository REPO is read from: a file (read at each
+    delivery), an environment variable of the server, or nothing (CLEAR). Exactly one of
+    them. Only the reference is stored, never the secret."""
+    if sum(x is not None and x is not False for x in (secret_file, secret_env, clear)) != 1:
+        raise ConfigError("give exactly one of --secret-file FILE, --secret-env VAR or --clear")
+    ref: str | None = None
+    warnings: list[str] = []
+    if secret_file is not None:
+        resolved, readable = _checked_secret_file(secret_file)
+        ref = f"file:{resolved}"
+        if readable:
+            warnings.append(f"{resolved} can be read by other users; chmod 600 it")
+    elif secret_env is not None:
+        if not secret_env.replace("_", "").isalnum():
+            raise ConfigError(f"{secret_env!r} is not an environment variable name")
+        ref = f"env:{secret_env}"
+        if not (os.environ if environ is None else environ).get(secret_env):
+            warnings.append(
+                f"{secret_env} is not set here; the appflow server reads it from its own "
+                "environment"
+            )
+    record = store.get_repo(repo)
+    store.put_repo(replace(record, webhook_secret_ref=ref))
+    return WebhookSecret(repo=repo, ref=ref, warnings=tuple(warnings))
+
+
+def _checked_secret_file(path: Path) -> tuple[Path, bool]:
+    """PATH resolved, and whether users other than its owner can read it; refused when it
+    cannot be read or is empty (every delivery would be refused)."""
+    resolved = path.expanduser().resolve()
+    try:
+        mode = resolved.stat().st_mode
+        empty = not resolved.read_bytes().strip()
+    except OSError as err:
+        raise ConfigError(
+            f"cannot read the secret file: {err.strerror}", where=Where(file=str(resolved))
+        ) from err
+    if empty:
+        raise ConfigError("the secret file is empty", where=Where(file=str(resolved)))
+    return resolved, bool(mode & (stat.S_IRWXG | stat.S_IRWXO))

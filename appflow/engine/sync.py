@@ -43,6 +43,8 @@ class SyncRequest:
     clusters: Sequence[str] = ()
     """Only these clusters among the app's targets (no rollout, nothing pruned elsewhere)."""
     trigger: SyncTrigger = "user"
+    actor: str = ""
+    """Who asked: an API token's name, "cli"; empty for the daemon's own triggers."""
     options: SyncOptions | None = None
     options_from_policy: OptionsFromPolicy | None = None
     """Options from the app's syncPolicy plus the caller's flags (when OPTIONS is None)."""
@@ -105,7 +107,7 @@ async def sync_app(
         )
     await _hold_for_dependencies(parts, run)
     if definition.helm is not None and definition.helm.mode == "release":
-        return await _sync_release(parts, run, request.trigger)
+        return await _sync_release(parts, run, request)
     if not run.targets and not run.report.waiting:
         run.report.warnings.append(
             f"app {request.app}: its targets match no registered cluster; nothing to sync"
@@ -218,6 +220,7 @@ async def _deliver(
         trigger=request.trigger,
         options=run.options,
         progress=run.progress,
+        actor=request.actor,
     )
     if delivery is None:
         return
@@ -246,9 +249,9 @@ async def _deliver(
     await runner.run()
 
 
-async def _sync_release(parts: EngineParts, run: _Run, trigger: SyncTrigger) -> AppSyncReport:
+async def _sync_release(parts: EngineParts, run: _Run, request: SyncRequest) -> AppSyncReport:
     """Helm release mode: template every target first, then helm upgrade --install each."""
-    report = run.report
+    report, trigger = run.report, request.trigger
     run.progress(f"{report.app}: rendering the chart for {len(run.targets)} cluster(s)")
     rendered = await _render_each(parts, run, release=True)
     desired = {c: d for c, (_, d) in rendered.items()}
@@ -270,6 +273,7 @@ async def _sync_release(parts: EngineParts, run: _Run, trigger: SyncTrigger) -> 
         list(desired),
         revision=revision,
         trigger=trigger,
+        actor=request.actor,
         source_ref=run.source.ref,
         action=lambda c: release.install_or_upgrade(
             parts.connections.kube(run.targets[c]), rendered[c][0], desired[c], options=run.options

@@ -78,6 +78,7 @@ class HubEngine(Engine):
         options_from_policy: OptionsFromPolicy | None = None,
         commit: str | None = None,
         lock_timeout: float | None = None,
+        actor: str = "",
         progress: Progress = quiet,
     ) -> AppSyncReport:
         # LOCK_TIMEOUT is standalone's wait for another process's sync: on a hub the app's
@@ -94,16 +95,19 @@ class HubEngine(Engine):
             # new files and the request are one write, so the owner runs one sync, this one.
             progress(f"{name}: uploading {app.local_path}")
             spec["local"] = await asyncio.to_thread(self.hub.local_spec, app)
+        asked: dict[str, Any] = {
+            "clusters": list(clusters) or None,
+            "forceConflicts": chosen.force_conflicts or None,
+            "wait": chosen.wait or None,
+            "timeoutSeconds": int(chosen.wait_timeout) if chosen.wait else None,
+            "trigger": trigger,
+            "commit": commit,
+        }
+        if actor:
+            asked["requestedBy"] = actor
         return await self.request(
             name,
-            {
-                "clusters": list(clusters) or None,
-                "forceConflicts": chosen.force_conflicts or None,
-                "wait": chosen.wait or None,
-                "timeoutSeconds": int(chosen.wait_timeout) if chosen.wait else None,
-                "trigger": trigger,
-                "commit": commit,
-            },
+            asked,
             wait_for=chosen.wait_timeout if chosen.wait else 0.0,
             progress=progress,
             spec=spec,
@@ -166,8 +170,8 @@ class HubEngine(Engine):
             "timeoutSeconds": None,
             "trigger": None,
             "commit": None,
-            **asked,
             "requestedBy": self.requested_by,
+            **asked,
             "requestedAt": res.stamp(utc_now()),
         }
         kube = self.hub.kube
@@ -269,12 +273,13 @@ class HubTriggers:
             )
         )
 
-    def trigger_app(self, app: str, *, trigger: SyncTrigger, cluster: str | None = None) -> None:
-        self._spawn(
-            self.engine.submit(
-                app, {"clusters": [cluster] if cluster else None, "trigger": trigger}
-            )
-        )
+    def trigger_app(
+        self, app: str, *, trigger: SyncTrigger, cluster: str | None = None, actor: str = ""
+    ) -> None:
+        asked: dict[str, Any] = {"clusters": [cluster] if cluster else None, "trigger": trigger}
+        if actor:
+            asked["requestedBy"] = actor  # the API token's name, in place of this replica's
+        self._spawn(self.engine.submit(app, asked))
 
     def queue_depth(self) -> int:
         return len(self._pending)

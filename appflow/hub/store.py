@@ -882,7 +882,13 @@ class HubStore:
     # -- sync history -----------------------------------------------------------------------------------
 
     def start_sync(
-        self, app: str, cluster: str, *, revision: int | None, trigger: SyncTrigger
+        self,
+        app: str,
+        cluster: str,
+        *,
+        revision: int | None,
+        trigger: SyncTrigger,
+        actor: str = "",
     ) -> SyncRecord:
         obj = self._ensure_deployment(app, cluster)
         history = res.history_of(obj)
@@ -893,6 +899,7 @@ class HubStore:
             cluster=cluster,
             revision=revision,
             trigger=trigger,
+            actor=actor,
             started_at=utc_now(),
         )
         entry = res.history_entry(record, writer=self.writer)

@@ -57,6 +57,7 @@ from appflow.model.objects import (
     ObjectRef,
 )
 from appflow.model.order import CRD_GROUP_KIND, Stage, integer_annotation, kind_rank
+from appflow.model.records import HookRecord
 
 ANNOTATION_HOOK = "appflow.dev/hook"
 ANNOTATION_HOOK_DELETE_POLICY = "appflow.dev/hook-delete-policy"
@@ -68,7 +69,23 @@ ARGO_HOOK = "argocd.argoproj.io/hook"
 ARGO_HOOK_DELETE_POLICY = "argocd.argoproj.io/hook-delete-policy"
 
 HOOKS_KEY = "appflow.dev/hooks"
-"""Key, among a Deployment's fingerprints, of what it remembers of its hooks (HookRecord)."""
+"""Where hook state was kept before it had a field of its own: among a Deployment's
+fingerprints, under this key (HookRecord.encode). Read from hub objects written before
+``DeploymentRecord.hooks``; the pull agent's edge state still keeps it there."""
+
+
+def hook_record_apart(fingerprints: Mapping[str, str]) -> tuple[dict[str, str], HookRecord | None]:
+    """FINGERPRINTS that hold a hook record under HOOKS_KEY (the pull agent's edge state)
+    as the objects' fingerprints and the record."""
+    rest = {k: v for k, v in fingerprints.items() if k != HOOKS_KEY}
+    return rest, HookRecord.decode(fingerprints.get(HOOKS_KEY))
+
+
+def hook_record_among(fingerprints: Mapping[str, str], record: HookRecord | None) -> dict[str, str]:
+    """FINGERPRINTS with RECORD kept among them, as ``hook_record_apart`` reads them."""
+    if record is None:
+        return dict(fingerprints)
+    return {**fingerprints, HOOKS_KEY: record.encode()}
 
 
 class Operation(enum.StrEnum):
@@ -354,27 +371,6 @@ def due_in_sync(hooks: Iterable[Hook], operation: Operation | None) -> tuple[Hoo
 
 
 # -- which operation a sync is -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class HookRecord:
-    """What a Deployment remembers of its hooks (among its fingerprints, under HOOKS_KEY)."""
-
-    revision: str = ""
-    """The revision whose sync hooks all ran on the cluster."""
-    install_failed: bool = False
-    """The app's first sync there failed: the next one is an install again."""
-
-    def encode(self) -> str:
-        return "install-failed" if self.install_failed else self.revision
-
-    @classmethod
-    def decode(cls, text: str | None) -> HookRecord | None:
-        if not text:
-            return None
-        if text == "install-failed":
-            return cls(install_failed=True)
-        return cls(revision=text)
 
 
 def sync_operation(

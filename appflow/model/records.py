@@ -46,6 +46,8 @@ CLUSTER_STATES: tuple[str, ...] = get_args(ClusterState)
 APP_SOURCES: tuple[str, ...] = get_args(AppSource)
 DEPLOYMENT_STATES: tuple[str, ...] = get_args(DeploymentState)
 SYNC_TRIGGERS: tuple[str, ...] = get_args(SyncTrigger)
+CLI_ACTOR = "cli"
+"""SyncRecord.actor of a sync the command line asked for (`appflow sync`)."""
 SYNC_OUTCOMES: tuple[str, ...] = get_args(SyncOutcome)
 
 RenderedObjects = dict[str, list[JsonObject]]
@@ -195,6 +197,31 @@ class HelmReleaseRef:
         return HelmReleaseRef(
             namespace=self.namespace, name=self.name, revision=helm_revision, history=history
         )
+
+
+@dataclass(frozen=True, kw_only=True)
+class HookRecord:
+    """What a Deployment remembers of its hooks, so that a revision's hooks run once per
+    cluster (see ``appflow.model.hooks.sync_operation``)."""
+
+    revision: str = ""
+    """The revision whose sync hooks all ran on the cluster."""
+    install_failed: bool = False
+    """The app's first sync there failed: the next one is an install again."""
+
+    def encode(self) -> str:
+        """The one-string form kept before hook state had a field of its own (still the
+        pull agent's, among its fingerprints under ``appflow.model.hooks.HOOKS_KEY``)."""
+        return "install-failed" if self.install_failed else self.revision
+
+    @classmethod
+    def decode(cls, text: str | None) -> HookRecord | None:
+        """The record ``encode`` wrote (None for nothing)."""
+        if not text:
+            return None
+        if text == "install-failed":
+            return cls(install_failed=True)
+        return cls(revision=text)
 
 
 # -- catalog installs ------------------------------------------------------------------------
@@ -526,6 +553,8 @@ class DeploymentRecord:
     object still matches it, a re-sync skips the object without a dry run."""
     release: HelmReleaseRef | None = None
     """The Helm release, for a release-mode app (Helm owns its objects: no inventory)."""
+    hooks: HookRecord | None = None
+    """What the app's hooks did here last (None: the app has no hooks, or none ran yet)."""
     resource_counts: ResourceCounts = field(default_factory=ResourceCounts)
     failing: tuple[FailingObject, ...] = ()
     updated_at: datetime = field(default_factory=utc_now)
@@ -573,6 +602,9 @@ class SyncRecord:
     """None when the sync failed before a revision existed (e.g. the render failed)."""
     trigger: SyncTrigger
     started_at: datetime
+    actor: str = ""
+    """Who asked: the API or dashboard token's name, or "cli" for the command line; empty
+    for what appflow started itself (the trigger says what: poll, webhook, selfHeal...)."""
     finished_at: datetime | None = None
     outcome: SyncOutcome = "running"
     counts: dict[str, int] = field(default_factory=dict)
@@ -580,6 +612,11 @@ class SyncRecord:
     message: str = ""
     objects: dict[str, str] = field(default_factory=dict)
     """Per encoded ObjectRef, the action this sync took on it (created, configured, ...)."""
+
+    @property
+    def asked_by(self) -> str:
+        """Who or what started it, as history shows it: the actor, else the trigger."""
+        return self.actor or self.trigger
 
     def __post_init__(self) -> None:
         _check_choice(self.trigger, SYNC_TRIGGERS, field_name="trigger")

@@ -23,6 +23,7 @@ from typing import Any, cast
 from appflow.errors import StoreError, Where
 from appflow.model.appdef import LabelRequirement, LabelSelector, Operator
 from appflow.model.codec import JsonObject, JsonValue, from_json, to_json
+from appflow.model.hooks import HOOKS_KEY
 from appflow.model.hub import API_VERSION, LABEL_CLUSTER, LABEL_WORKSPACE, MANAGED_BY
 from appflow.model.inventory import InventoryEntry
 from appflow.model.objects import Manifest
@@ -40,6 +41,7 @@ from appflow.model.records import (
     FailingObject,
     GitCommit,
     HelmReleaseRef,
+    HookRecord,
     LocalContent,
     RepoCredentials,
     RepoRecord,
@@ -596,8 +598,8 @@ def deployment_status(record: DeploymentRecord, *, inventory: str | None) -> dic
 
 
 def inventory_objects(record: DeploymentRecord) -> list[JsonObject]:
-    """A Deployment's inventory, fingerprints and Helm release as content objects (one per
-    line, so that a long inventory is chunked like any render)."""
+    """A Deployment's inventory, fingerprints, Helm release and hook record as content
+    objects (one per line, so that a long inventory is chunked like any render)."""
     lines: list[JsonObject] = []
     applied = dict(record.applied)
     for entry in record.inventory:
@@ -609,11 +611,13 @@ def inventory_objects(record: DeploymentRecord) -> list[JsonObject]:
     lines.extend({"object": k, "fingerprint": v} for k, v in sorted(applied.items()))
     if record.release is not None:
         lines.append({"release": to_json(record.release)})
+    if record.hooks is not None:
+        lines.append({"hooks": to_json(record.hooks)})
     return lines
 
 
 def has_inventory_data(record: DeploymentRecord) -> bool:
-    return bool(record.inventory or record.applied or record.release)
+    return bool(record.inventory or record.applied or record.release or record.hooks)
 
 
 def deployment_record(
@@ -624,16 +628,23 @@ def deployment_record(
     entries: list[InventoryEntry] = []
     applied: dict[str, str] = {}
     release: HelmReleaseRef | None = None
+    hooks: HookRecord | None = None
     for line in inventory:
         if "entry" in line:
             entry = InventoryEntry.from_line(str(line["entry"]))
             entries.append(entry)
             if "fingerprint" in line:
                 applied[entry.ref.encode()] = str(line["fingerprint"])
+        elif line.get("object") == HOOKS_KEY:
+            # Written before hook state had a line of its own: read, and written back
+            # in the new shape by the next sync.
+            hooks = HookRecord.decode(str(line.get("fingerprint", "")))
         elif "object" in line:
             applied[str(line["object"])] = str(line.get("fingerprint", ""))
         elif "release" in line:
             release = from_json(HelmReleaseRef, line["release"], what="release")
+        elif "hooks" in line:
+            hooks = from_json(HookRecord, line["hooks"], what="hooks")
     return DeploymentRecord(
         app=str(spec.get("app") or name_of(obj)),
         cluster=str(spec.get("cluster", "")),
@@ -644,6 +655,7 @@ def deployment_record(
         inventory=tuple(entries),
         applied=applied,
         release=release,
+        hooks=hooks,
         resource_counts=counts_of(status.get("resourceCounts")),
         failing=tuple(
             FailingObject(object=str(f.get("object", "")), message=str(f.get("message", "")))
@@ -681,6 +693,7 @@ def history_entry(sync: SyncRecord, *, writer: str) -> dict[str, Any]:
             "id": sync.id,
             "revision": sync.revision,
             "trigger": sync.trigger,
+            "actor": sync.actor or None,
             "startedAt": stamp(sync.started_at),
             "finishedAt": stamp(sync.finished_at),
             "outcome": sync.outcome,
@@ -698,6 +711,7 @@ def sync_record(app: str, cluster: str, entry: Mapping[str, Any], *, sync_id: in
         cluster=cluster,
         revision=entry.get("revision"),
         trigger=entry.get("trigger") or "user",
+        actor=str(entry.get("actor") or ""),
         started_at=parse_time(entry.get("startedAt")) or utc_now(),
         finished_at=parse_time(entry.get("finishedAt")),
         outcome=entry.get("outcome") or "running",

@@ -159,6 +159,7 @@ def api_router(*, service: FleetService, require_token: bool) -> APIRouter:
                 else "-",
                 cluster=s.cluster,
                 trigger=s.trigger,
+                actor=s.actor,
                 started=s.started_at,
                 finished=s.finished_at,
                 outcome=s.outcome,

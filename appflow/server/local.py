@@ -12,7 +12,7 @@ each way, with progress lines in between:
 
     -> {"sync": <SyncAsk>}
     <- {"progress": "web: rendering for 3 cluster(s)"}            (any number)
-    <- {"reports": [<SyncSummary>, ...], "errors": ["...", ...]}  or  {"error": "..."}
+    <- {"reports": [<SyncSummary>, ...], "errors": ["...", ...], "skipped": ["...", ...]}  or  {"error": "..."}
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ async def _serve_one(
             {
                 "reports": [to_json(r.summary()) for r in result.reports],
                 "errors": [str(e) for e in result.errors],
+                "skipped": list(result.skipped),
             }
         )
     except AppflowError as err:

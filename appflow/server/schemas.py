@@ -169,6 +169,11 @@ class SyncEntry(BaseModel):
     source: str = Field(description="Source commit (12 characters) or chart version.")
     cluster: str
     trigger: str
+    actor: str = Field(
+        default="",
+        description="Who asked: the API or dashboard token's name, or cli; empty for "
+        "appflow's own triggers (poll, webhook, selfHeal...).",
+    )
     started: datetime
     finished: datetime | None
     outcome: str

@@ -373,7 +373,7 @@ class FleetService:
         await asyncio.to_thread(self.store.get_app, name)
         if cluster is not None:
             await asyncio.to_thread(self.store.get_cluster, cluster)
-        self.triggers.trigger_app(name, trigger="user", cluster=cluster)
+        self.triggers.trigger_app(name, trigger="user", cluster=cluster, actor=actor.name)
         await asyncio.to_thread(
             self._record, actor, f"sync requested{' on ' + cluster if cluster else ''}", app=name
         )
@@ -408,7 +408,7 @@ class FleetService:
 
         actor.require_write("resume rollouts")
         record = await asyncio.to_thread(resume_rollout, self.store, name, by=f"token {actor.name}")
-        self.triggers.trigger_app(name, trigger="user")
+        self.triggers.trigger_app(name, trigger="user", actor=actor.name)
         await asyncio.to_thread(self._record, actor, "rollout resumed", app=name)
         return record
 

@@ -17,8 +17,11 @@ class Triggers(Protocol):
     def trigger_repo(self, repo: str, *, trigger: SyncTrigger, commit: str | None = None) -> None:
         """Fetch repository REPO now (in the background) and sync the apps whose paths changed."""
 
-    def trigger_app(self, app: str, *, trigger: SyncTrigger, cluster: str | None = None) -> None:
-        """Sync app APP (on one CLUSTER, or on all its targets) in the background."""
+    def trigger_app(
+        self, app: str, *, trigger: SyncTrigger, cluster: str | None = None, actor: str = ""
+    ) -> None:
+        """Sync app APP (on one CLUSTER, or on all its targets) in the background; ACTOR
+        (an API token's name) is recorded as who asked."""
 
     def queue_depth(self) -> int:
         """Work items waiting or running."""

@@ -118,7 +118,13 @@ class Store(Protocol):
     def get_rollout(self, app: str) -> RolloutRecord: ...
 
     def start_sync(
-        self, app: str, cluster: str, *, revision: int | None, trigger: SyncTrigger
+        self,
+        app: str,
+        cluster: str,
+        *,
+        revision: int | None,
+        trigger: SyncTrigger,
+        actor: str = "",
     ) -> SyncRecord: ...
     def finish_sync(
         self,

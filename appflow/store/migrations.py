@@ -288,6 +288,41 @@ def _escaped_ids_v8(conn: sqlite3.Connection) -> None:
         )
 
 
+# -- version 10: hook state in a field of its own; who asked for a sync ----------------------
+
+_HOOKS_KEY_V9 = "appflow.dev/hooks"
+"""Where version 9 kept a Deployment's hook state: among its fingerprints, as one string
+(a revision, or "install-failed")."""
+
+
+def _hook_state_v10(text: str) -> dict[str, Any]:
+    """Version 9's one-string hook state as version 10's object (HookRecord's camelCase)."""
+    if text == "install-failed":
+        return {"revision": "", "installFailed": True}
+    return {"revision": text, "installFailed": False}
+
+
+def _hook_records_v10(conn: sqlite3.Connection) -> None:
+    rows = conn.execute(
+        "SELECT app, cluster, applied FROM deployments WHERE applied LIKE ?",
+        (f'%"{_HOOKS_KEY_V9}"%',),
+    )
+    for app, cluster, applied_text in rows.fetchall():
+        applied: dict[str, str] = json.loads(applied_text or "{}")
+        text = applied.pop(_HOOKS_KEY_V9, None)
+        if text is None:
+            continue  # the key's text was inside some other fingerprint
+        conn.execute(
+            "UPDATE deployments SET applied = ?, hooks = ? WHERE app = ? AND cluster = ?",
+            (
+                json.dumps(applied, sort_keys=True, separators=(",", ":")),
+                json.dumps(_hook_state_v10(text), sort_keys=True) if text else None,
+                app,
+                cluster,
+            ),
+        )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         version=1,
@@ -528,6 +563,18 @@ MIGRATIONS: tuple[Migration, ...] = (
                WHERE paused = 1""",
         ),
         after=("ALTER TABLE apps DROP COLUMN paused",),
+    ),
+    Migration(
+        version=10,
+        description="deployments: hook state in a field of its own; syncs: who asked",
+        statements=(
+            # {"revision", "installFailed"} (HookRecord); NULL: no hook ran there.
+            "ALTER TABLE deployments ADD COLUMN hooks TEXT",
+            # The API token's name (or 'cli') that asked for a sync; '' for the daemon's
+            # own triggers and for every sync recorded before version 10.
+            "ALTER TABLE syncs ADD COLUMN actor TEXT NOT NULL DEFAULT ''",
+        ),
+        convert=_hook_records_v10,
     ),
 )
 

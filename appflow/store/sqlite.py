@@ -49,6 +49,7 @@ from appflow.model.records import (
     EventRecord,
     FailingObject,
     HelmReleaseRef,
+    HookRecord,
     RenderedObjects,
     RepoCredentials,
     RepoRecord,
@@ -738,17 +739,17 @@ class SqliteStore:
             self.get_cluster(deployment.cluster)
             conn.execute(
                 """INSERT INTO deployments (app, cluster, desired_revision, applied_revision,
-                       state, message, inventory, applied, release, resource_counts, failing,
-                       updated_at)
+                       state, message, inventory, applied, release, hooks, resource_counts,
+                       failing, updated_at)
                    VALUES (:app, :cluster, :desired_revision, :applied_revision, :state,
-                       :message, :inventory, :applied, :release, :resource_counts, :failing,
-                       :updated_at)
+                       :message, :inventory, :applied, :release, :hooks, :resource_counts,
+                       :failing, :updated_at)
                    ON CONFLICT (app, cluster) DO UPDATE SET
                        desired_revision = excluded.desired_revision,
                        applied_revision = excluded.applied_revision, state = excluded.state,
                        message = excluded.message, inventory = excluded.inventory,
                        applied = excluded.applied, release = excluded.release,
-                       resource_counts = excluded.resource_counts, failing = excluded.failing,
+                       hooks = excluded.hooks, resource_counts = excluded.resource_counts, failing = excluded.failing,
                        updated_at = excluded.updated_at""",
                 {
                     "app": deployment.app,
@@ -760,6 +761,7 @@ class SqliteStore:
                     "inventory": _inventory_out(deployment.inventory),
                     "applied": _json_out(deployment.applied),
                     "release": _record_out(deployment.release),
+                    "hooks": _record_out(deployment.hooks),
                     "resource_counts": _record_out(deployment.resource_counts),
                     "failing": _json_out(
                         [{"object": f.object, "message": f.message} for f in deployment.failing]
@@ -894,7 +896,13 @@ class SqliteStore:
         )
 
     def start_sync(
-        self, app: str, cluster: str, *, revision: int | None, trigger: SyncTrigger
+        self,
+        app: str,
+        cluster: str,
+        *,
+        revision: int | None,
+        trigger: SyncTrigger,
+        actor: str = "",
     ) -> SyncRecord:
         """Record that a sync of ``app`` to ``cluster`` has started; it is ``running`` until
         finish_sync, or ``interrupted`` if this process dies first."""
@@ -904,18 +912,20 @@ class SqliteStore:
             cluster=cluster,
             revision=revision,
             trigger=trigger,
+            actor=actor,
             started_at=utc_now(),
         )
         with self._write(f"record a sync of app {app} to cluster {cluster}") as conn:
             cursor = conn.execute(
-                """INSERT INTO syncs (app, cluster, revision, trigger, started_at, finished_at,
-                       outcome, counts, message, owner_host, owner_pid)
-                   VALUES (?, ?, ?, ?, ?, NULL, 'running', '{}', '', ?, ?)""",
+                """INSERT INTO syncs (app, cluster, revision, trigger, actor, started_at,
+                       finished_at, outcome, counts, message, owner_host, owner_pid)
+                   VALUES (?, ?, ?, ?, ?, ?, NULL, 'running', '{}', '', ?, ?)""",
                 (
                     app,
                     cluster,
                     revision,
                     trigger,
+                    actor,
                     _time_out(record.started_at),
                     self._host,
                     os.getpid(),
@@ -1468,6 +1478,9 @@ def _deployment_from(row: sqlite3.Row) -> DeploymentRecord:
         release=None
         if row["release"] is None
         else from_json(HelmReleaseRef, _json_in(row["release"]), what="release"),
+        hooks=None
+        if row["hooks"] is None
+        else from_json(HookRecord, _json_in(row["hooks"]), what="hooks"),
         resource_counts=from_json(
             ResourceCounts, _json_in(row["resource_counts"]), what="resourceCounts"
         ),
@@ -1486,6 +1499,7 @@ def _sync_from(row: sqlite3.Row) -> SyncRecord:
         cluster=row["cluster"],
         revision=row["revision"],
         trigger=row["trigger"],
+        actor=row["actor"],
         started_at=_time_in_required(row["started_at"]),
         finished_at=_time_in(row["finished_at"]),
         outcome=row["outcome"],

@@ -15,9 +15,9 @@ import yaml
 
 from appflow.errors import ConfigError
 from appflow.model.hooks import (
+    HOOKS_KEY,
     DeletePolicy,
     Hook,
-    HookRecord,
     HookRun,
     HookStep,
     Operation,
@@ -28,6 +28,8 @@ from appflow.model.hooks import (
     deletions_after,
     due_in_sync,
     hook_of,
+    hook_record_among,
+    hook_record_apart,
     hooks_in,
     left_behind_on_delete,
     main_objects,
@@ -38,6 +40,7 @@ from appflow.model.hooks import (
 )
 from appflow.model.objects import Manifest, ObjectRef
 from appflow.model.order import Stage, plan_stages, sync_wave
+from appflow.model.records import HookRecord
 
 TESTDATA = Path(__file__).parent / "testdata"
 
@@ -399,6 +402,16 @@ def test_record_after_a_sync() -> None:
     assert HookRecord.decode(failed.encode()) == failed
     assert HookRecord.decode(previous.encode()) == previous
     assert HookRecord.decode(None) is None
+
+
+def test_the_agents_edge_state_keeps_the_hook_record_among_its_fingerprints() -> None:
+    objects = {"web_default_apps_Deployment": "f:g:u"}
+    record = HookRecord(revision="r2")
+    kept = hook_record_among(objects, record)
+    assert kept == {**objects, HOOKS_KEY: "r2"}
+    assert hook_record_apart(kept) == (objects, record)
+    assert hook_record_apart(objects) == (objects, None)
+    assert hook_record_among(objects, None) == objects
 
 
 # -- hook objects on the cluster ---------------------------------------------------------------

@@ -8,6 +8,7 @@ a newer appflow is refused rather than half read.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from appflow.errors import StoreError
 from appflow.model import resources as res
 from appflow.model.appdef import Dependency, RolloutSpec, SyncPolicy
+from appflow.model.hooks import HOOKS_KEY
 from appflow.model.inventory import InventoryEntry
 from appflow.model.objects import ObjectRef
 from appflow.model.records import (
@@ -29,6 +31,7 @@ from appflow.model.records import (
     FailingObject,
     GitCommit,
     HelmReleaseRef,
+    HookRecord,
     InstalledChart,
     LocalContent,
     ReleaseRevision,
@@ -321,9 +324,29 @@ def _deployment() -> DeploymentRecord:
             history=(ReleaseRevision(revision=3, helm_revision=5),),
         ),
         resource_counts=ResourceCounts(desired_ready=2, ready=1, not_ready=1),
+        hooks=HookRecord(revision="r4"),
         failing=(FailingObject(object="Deployment/web/web", message="1 of 2 available"),),
         updated_at=T0,
     )
+
+
+def test_hook_state_of_a_deployment_written_before_it_had_a_line_is_read() -> None:
+    # Before DeploymentRecord.hooks, the hook state was one more fingerprint line.
+    record = _deployment()
+    old_lines = [
+        line for line in res.inventory_objects(replace(record, hooks=None)) if "hooks" not in line
+    ]
+    old_lines.append({"object": HOOKS_KEY, "fingerprint": "install-failed"})
+    obj = _stored(
+        res.deployment_resource("web", "berlin-1", workspace="team", namespace="ns"),
+        status=res.deployment_status(record, inventory="sha256-" + "2" * 64),
+    )
+    read = res.deployment_record(obj, inventory=old_lines)
+    assert read.hooks == HookRecord(install_failed=True)
+    assert HOOKS_KEY not in read.applied
+    assert read.applied == record.applied
+    # Written back, it has a line of its own.
+    assert {"hooks": {"revision": "", "installFailed": True}} in res.inventory_objects(read)
 
 
 def test_a_deployment_round_trips_through_its_status_and_inventory_content() -> None:
@@ -360,6 +383,19 @@ def test_history_is_bounded_and_keeps_a_running_sync() -> None:
     assert [e["id"] for e in replaced] == [1, *range(3, 12)]
     assert replaced[0]["outcome"] == "failed"
     assert res.sync_record("web", "c", replaced[0], sync_id=1).outcome == "failed"
+
+
+def test_who_asked_for_a_sync_is_kept_in_its_history_entry() -> None:
+    asked = SyncRecord(
+        id=3, app="web", cluster="c", revision=1, trigger="user", actor="ops", started_at=T0
+    )
+    own = replace(asked, trigger="poll", actor="")
+    entries = [res.history_entry(s, writer="replica-a") for s in (asked, own)]
+    assert entries[0]["actor"] == "ops"
+    assert "actor" not in entries[1]
+    read = [res.sync_record("web", "c", e, sync_id=3) for e in entries]
+    assert read == [asked, own]
+    assert [s.asked_by for s in read] == ["ops", "poll"]
 
 
 def test_an_event_is_an_events_k8s_io_event_regarding_the_app() -> None:

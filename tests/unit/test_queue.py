@@ -75,6 +75,29 @@ async def test_merged_asks_keep_the_trigger_that_explains_the_sync() -> None:
     assert await _drain(running) == [(WorkKey("web"), "webhook")]
 
 
+async def test_who_asked_goes_with_the_trigger_that_explains_the_sync() -> None:
+    queue = WorkQueue()
+    queue.add(WorkKey("web"), trigger="poll")
+    queue.add(WorkKey("web"), trigger="user", actor="ops")
+    queue.add(WorkKey("web"), trigger="watch")
+    queue.add(WorkKey("api"), trigger="user", actor="ops")
+    queue.add(WorkKey("api"), trigger="user", actor="ci")
+    seen = {}
+    for _ in range(2):
+        key, trigger = await queue.get()
+        seen[key.app] = (trigger, queue.actor(key))
+        queue.done(key, ok=True)
+    assert seen == {"web": ("user", "ops"), "api": ("user", "ci")}
+    assert queue.actor(WorkKey("web")) == "", "not running: no one"
+    # Asked again while running: the second run names who asked then.
+    queue.add(WorkKey("web"), trigger="poll")
+    key, _ = await queue.get()
+    queue.add(WorkKey("web"), trigger="user", actor="ops")
+    queue.done(key, ok=True)
+    key, trigger = await queue.get()
+    assert (trigger, queue.actor(key)) == ("user", "ops")
+
+
 async def test_failure_is_retried_after_a_backoff_and_others_are_not_delayed() -> None:
     queue = WorkQueue(backoff=Backoff(base=0.2, cap=0.2))
     queue.add(WorkKey("bad"), trigger="poll")

@@ -119,6 +119,9 @@ def _legacy_store(path: Path) -> None:
     # The later migrations' changes undone too (version 9: a rollback's pin, not a flag).
     conn.execute("ALTER TABLE apps DROP COLUMN pinned_revision")
     conn.execute("ALTER TABLE apps ADD COLUMN paused INTEGER NOT NULL DEFAULT 0")
+    # (version 10: hook state in a column of its own, who asked for a sync)
+    conn.execute("ALTER TABLE deployments DROP COLUMN hooks")
+    conn.execute("ALTER TABLE syncs DROP COLUMN actor")
     conn.execute(
         "UPDATE deployments SET inventory = ?, applied = ?",
         (

@@ -77,7 +77,7 @@ async def execute(
         ),
         health=health,
         inventory=inventory,
-        fingerprints=hooks.fingerprints(applied.fingerprints, succeeded=not errors),
+        fingerprints=applied.fingerprints,
         errors=tuple(errors),
         failing=_failing(errors) + failing,
         resource_counts=replace(
@@ -92,6 +92,7 @@ async def execute(
         applied=applied.count,
         served_kinds_changed=applied.crds_applied,
         hooks=tuple(hooks.runs),
+        hook_record=hooks.record(succeeded=not errors),
         partial=_partial(applied, pruned) if errors else "",
         seconds=time.monotonic() - started,
     )

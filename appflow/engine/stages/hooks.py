@@ -18,8 +18,8 @@ health: a completed Job is the record of a run, not desired state. Three callers
 
 - a sync (``SyncHooks``): PreSync and Sync hooks within the apply stage (see
   ``appflow.model.hooks.apply_schedule``), PostSync once the app is healthy, SyncFail
-  when anything failed; what ran is remembered among the Deployment's fingerprints, so
-  that a revision's hooks run once per cluster;
+  when anything failed; what ran is remembered in the Deployment's hook record
+  (``DeploymentRecord.hooks``), so that a revision's hooks run once per cluster;
 - an app delete (``delete_with_hooks``): PreDelete, the prune of everything, the removal
   of the hook objects the syncs left, PostDelete;
 - ``appflow app test`` (``run_tests``): the Test hooks.
@@ -37,9 +37,7 @@ from appflow.errors import AppflowError, ClusterError, HookError, MissingKindErr
 from appflow.kube.client import KubeCluster
 from appflow.model.health import Health, HealthStatus
 from appflow.model.hooks import (
-    HOOKS_KEY,
     Hook,
-    HookRecord,
     HookRun,
     HookStep,
     Operation,
@@ -60,7 +58,7 @@ from appflow.model.objects import LABEL_APP, Manifest, ObjectRef
 from appflow.model.order import Stage
 from appflow.model.ownership import stamp
 from appflow.model.plan import owned_by
-from appflow.model.records import FailingObject
+from appflow.model.records import FailingObject, HookRecord
 
 _POLL = 0.2
 
@@ -206,17 +204,17 @@ async def _finished(
 def hook_operation(
     hooks: Sequence[Hook],
     *,
-    fingerprints: Mapping[str, str],
+    record: HookRecord | None,
     inventory: Inventory,
     revision: str,
     rollback: bool,
 ) -> Operation | None:
-    """What a sync of REVISION is for HOOKS, from what the Deployment remembers (None: no
-    hooks, or they already ran for this revision here)."""
+    """What a sync of REVISION is for HOOKS, from what the Deployment remembers of them
+    (RECORD; None: no hooks, or they already ran for this revision here)."""
     if not hooks:
         return None
     return sync_operation(
-        HookRecord.decode(fingerprints.get(HOOKS_KEY)),
+        record,
         owns_objects=bool(inventory.entries),
         revision=revision,
         rollback=rollback,
@@ -277,7 +275,7 @@ class SyncHooks:
 
     The apply stage asks it for its schedule (``schedule``) and runs its PreSync and
     Sync steps (``run``); execute lets it finish (``finish``: PostSync or SyncFail) and
-    asks what to remember (``fingerprints``).
+    asks what to remember (``record``).
     """
 
     def __init__(
@@ -294,7 +292,7 @@ class SyncHooks:
         self.options = options
         self.progress = progress
         self.revision = prepared.desired.revision
-        self.previous = HookRecord.decode(prepared.fingerprints.get(HOOKS_KEY))
+        self.previous = prepared.hook_record
         self.operation = prepared.hook_operation
         self.runs: list[HookRun] = []
 
@@ -356,16 +354,16 @@ class SyncHooks:
             errors += await self.run(HookStep(Phase.SYNC_FAIL, fail))
         return errors
 
-    def fingerprints(self, applied: dict[str, str], *, succeeded: bool) -> dict[str, str]:
-        """APPLIED plus what the Deployment remembers of its hooks after this sync."""
-        record = self.previous
-        if self.operation is not None:
-            record = record_after(
-                self.operation, revision=self.revision, succeeded=succeeded, previous=record
-            )
-        if not self.hooks or record is None:
-            return applied
-        return {**applied, HOOKS_KEY: record.encode()}
+    def record(self, *, succeeded: bool) -> HookRecord | None:
+        """What the Deployment remembers of its hooks after this sync (None for an app
+        without hooks: a record left by hooks it no longer has is dropped)."""
+        if not self.hooks:
+            return None
+        if self.operation is None:
+            return self.previous
+        return record_after(
+            self.operation, revision=self.revision, succeeded=succeeded, previous=self.previous
+        )
 
 
 # -- an app delete -------------------------------------------------------------------------

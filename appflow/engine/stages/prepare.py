@@ -54,6 +54,7 @@ from appflow.model.ownership import (
     unchanged_since,
 )
 from appflow.model.plan import Action, Plan, plan_sync
+from appflow.model.records import HookRecord
 
 
 async def prepare(
@@ -62,19 +63,26 @@ async def prepare(
     *,
     previous_inventory: Inventory | None,
     fingerprints: dict[str, str],
+    hook_record: HookRecord | None = None,
     options: SyncOptions,
 ) -> Prepared:
     """Plan the sync of DESIRED onto KUBE without changing anything on it.
 
-    PREVIOUS_INVENTORY and FINGERPRINTS are what the caller remembers of the
-    last sync (the store's mirror; None and {} when it remembers nothing): the
+    PREVIOUS_INVENTORY, FINGERPRINTS and HOOK_RECORD are what the caller remembers of
+    the last sync (the store's mirror; None, {} and None when it remembers nothing): the
     cluster's own inventory wins over the mirror when both exist.
     """
     app = desired.app
     # Hooks run at their moments (stages/hooks.py); they are never applied as desired state.
     split = split_hooks(desired.objects)
     objects = tuple(stamp(m, app=app) for m in split.main)
-    found = _Found(desired=desired, objects=objects, fingerprints=fingerprints, hooks=split.hooks)
+    found = _Found(
+        desired=desired,
+        objects=objects,
+        fingerprints=fingerprints,
+        hooks=split.hooks,
+        hook_record=hook_record,
+    )
     # A fingerprint is recorded: of secret values it holds only their keyed digests.
     hide = desired.redactor.redact if desired.sensitive and desired.redactor else None
     found.digests = {ObjectRef.of(m): digest(hide(m) if hide else m) for m in objects}
@@ -106,6 +114,7 @@ class _Found:
     """The cluster's inventory ConfigMap is in the format this appflow writes."""
     old_inventory: Inventory | None = None
     hooks: tuple[Hook, ...] = ()
+    hook_record: HookRecord | None = None
 
     def read(self, kube: KubeCluster, configmap: Manifest | None) -> None:
         """Take the cluster's inventory from CONFIGMAP (None: it has none)."""
@@ -193,7 +202,7 @@ async def _plan(kube: KubeCluster, found: _Found, options: SyncOptions) -> Prepa
     await checks.run(to_check)
     operation = hook_operation(
         found.hooks,
-        fingerprints=found.fingerprints,
+        record=found.hook_record,
         inventory=found.inventory,
         revision=found.desired.revision,
         rollback=options.rollback,
@@ -230,6 +239,7 @@ async def _plan(kube: KubeCluster, found: _Found, options: SyncOptions) -> Prepa
         fingerprints=_vouched(found.fingerprints, plan, digests, checks),
         hooks=found.hooks,
         hook_operation=operation,
+        hook_record=found.hook_record,
         ownership=ownership,
     )
 

@@ -12,7 +12,13 @@ from appflow.model.inventory import Inventory
 from appflow.model.objects import Manifest, ObjectRef
 from appflow.model.ownership import OwnershipCheck
 from appflow.model.plan import Plan
-from appflow.model.records import DeploymentState, FailingObject, HelmReleaseRef, ResourceCounts
+from appflow.model.records import (
+    DeploymentState,
+    FailingObject,
+    HelmReleaseRef,
+    HookRecord,
+    ResourceCounts,
+)
 from appflow.model.redact import Redactor
 
 Progress = Callable[[str], None]
@@ -97,6 +103,8 @@ class Prepared:
     hook_operation: Operation | None = None
     """What this sync is for its hooks (install, upgrade, rollback); None: they already
     ran for this revision on this cluster, and none runs."""
+    hook_record: HookRecord | None = None
+    """What the Deployment remembered of its hooks before this sync."""
     ownership: OwnershipCheck = field(default_factory=OwnershipCheck)
     """Desired objects this sync takes from other apps (it has no conflicts: those block)."""
 
@@ -127,6 +135,8 @@ class SyncResult:
     """A CustomResourceDefinition was applied: what the cluster serves has changed."""
     hooks: tuple[HookRun, ...] = ()
     """The hooks that ran, in the order they ran."""
+    hook_record: HookRecord | None = None
+    """What the Deployment remembers of its hooks after this sync."""
     partial: str = ""
     """When the sync failed after it wrote to the cluster: what it wrote, said plainly."""
     seconds: float = 0.0

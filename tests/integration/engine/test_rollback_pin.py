@@ -66,3 +66,44 @@ def test_rollback_pins_until_resume(fleet: Fleet, space: Space, tmp_path: Path) 
             "mode": "green"
         }
     assert cli("sync", app).exit_code == 0
+
+
+def test_sync_all_leaves_a_pinned_app_out_and_syncs_the_others(
+    fleet: Fleet, space: Space, tmp_path: Path
+) -> None:
+    ns = space.namespace
+    pinned, other = space.app("held"), space.app("moving")
+    folders = {
+        name: write_files(
+            tmp_path / name,
+            {
+                "fleet.yaml": f"defaultNamespace: {ns}\n",
+                "settings.yaml": [configmap(f"{name}-settings", ns, {"mode": "blue"})],
+            },
+        )
+        for name in (pinned, other)
+    }
+    for name, folder in folders.items():
+        assert cli("app", "add", name, "--local", str(folder)).exit_code == 0
+        assert cli("sync", name).exit_code == 0
+        write_files(
+            folder, {"settings.yaml": [configmap(f"{name}-settings", ns, {"mode": "green"})]}
+        )
+    rolled = cli("app", "rollback", pinned, "--to", "1")
+    assert rolled.exit_code == 0, rolled.output
+
+    synced = cli("sync", "--all")
+    assert synced.exit_code == 0, synced.output
+    said = one_line(synced.output)
+    assert f"skipped app {pinned}: pinned to revision 1" in said, said
+    assert f"`appflow app resume {pinned}`" in said, said
+    assert f"{other} revision 2 -> " in said, said
+    for index in range(len(fleet.cluster_names)):
+        assert live(fleet.sandbox, index, "v1", "ConfigMap", f"{other}-settings", ns)["data"] == {
+            "mode": "green"
+        }
+        assert live(fleet.sandbox, index, "v1", "ConfigMap", f"{pinned}-settings", ns)["data"] == {
+            "mode": "blue"
+        }
+    # Named, a pinned app still refuses.
+    assert cli("sync", pinned).exit_code != 0

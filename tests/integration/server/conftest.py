@@ -43,6 +43,8 @@ class RecordingTriggers:
 
     repos: list[tuple[str, str, str | None]] = field(default_factory=list)
     apps: list[tuple[str, str, str | None]] = field(default_factory=list)
+    actors: list[str] = field(default_factory=list)
+    """Who asked for each of APPS (an API token's name)."""
     is_ready: bool = True
     depth: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -51,9 +53,12 @@ class RecordingTriggers:
         with self._lock:
             self.repos.append((repo, trigger, commit))
 
-    def trigger_app(self, app: str, *, trigger: SyncTrigger, cluster: str | None = None) -> None:
+    def trigger_app(
+        self, app: str, *, trigger: SyncTrigger, cluster: str | None = None, actor: str = ""
+    ) -> None:
         with self._lock:
             self.apps.append((app, trigger, cluster))
+            self.actors.append(actor)
 
     def queue_depth(self) -> int:
         return self.depth

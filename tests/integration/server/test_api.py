@@ -156,6 +156,7 @@ def test_sync_queues_the_app(served: Served) -> None:
     assert unknown_app.status_code == 404
     assert unknown_cluster.status_code == 404
     assert served.triggers.apps == [("web", "user", None), ("web", "user", "berlin-1")]
+    assert served.triggers.actors == ["tests", "tests"], "the token's name"
 
 
 def test_refresh_queues_a_fetch(served: Served) -> None:
