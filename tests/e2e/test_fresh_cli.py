@@ -12,11 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.e2e.support import appflow_env, serving
+from tests.e2e.support import appflow_env, serving, synced_small_app
 from tests.integration.engine.conftest import Fleet
-from tests.integration.engine.support import Space, cli, configmap, deployment, write_files
+from tests.integration.engine.support import Space
 
 pytestmark = pytest.mark.cluster
 
@@ -50,16 +49,7 @@ def imported(fleet: Fleet, *args: str) -> tuple[str, dict[str, object]]:
 
 
 def test_the_hot_path_imports_no_heavy_package(fleet: Fleet, space: Space, tmp_path: Path) -> None:
-    ns, app = space.namespace, space.app("light")
-    write_files(
-        tmp_path / "app",
-        {
-            "appflow.yaml": yaml.safe_dump({"name": app, "namespace": ns}),
-            "objects.yaml": [configmap("settings", ns, {"a": "b"}), deployment("web", ns)],
-        },
-    )
-    assert cli("app", "add", app, "--local", str(tmp_path / "app")).exit_code == 0
-    assert cli("sync", app).exit_code == 0
+    app = synced_small_app(space, tmp_path / "app", "light")
     clusters = len(fleet.cluster_names)
 
     out, loaded = imported(fleet, "sync", app)

@@ -9,6 +9,8 @@ import json
 import socket
 import stat
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,15 @@ from appflow.kube.client import Connection, KubeCluster
 from tests.helpers import Sandbox, built_tool, fresh_namespace
 
 pytestmark = pytest.mark.cluster
+
+
+@contextmanager
+def connected(name: str, kubeconfig: Path, *, timeout: float = 10.0) -> Iterator[KubeCluster]:
+    kube = KubeCluster(Connection(name=name, kubeconfig=kubeconfig, timeout=timeout))
+    try:
+        yield kube
+    finally:
+        kube.close()
 
 
 def kubectl_json(kubeconfig: Path, *args: str) -> Any:
@@ -57,8 +68,7 @@ def same_object(ours: dict[str, Any], theirs: dict[str, Any]) -> None:
 
 def test_reads_are_what_the_api_server_holds(sandbox: Sandbox) -> None:
     kubeconfig = sandbox.clusters[0].kubeconfig
-    reader = KubeCluster(Connection(name="reader", kubeconfig=kubeconfig))
-    try:
+    with connected("reader", kubeconfig) as reader:
         assert reader.reads_directly
         with fresh_namespace(sandbox.kube(0), prefix="rest") as ns:
             writer = sandbox.kube(0)
@@ -92,14 +102,11 @@ def test_reads_are_what_the_api_server_holds(sandbox: Sandbox) -> None:
             assert ("c", ns) in {
                 (o["metadata"]["name"], o["metadata"]["namespace"]) for o in everywhere
             }
-    finally:
-        reader.close()
 
 
 def test_discovery_and_capabilities(sandbox: Sandbox) -> None:
     kubeconfig = sandbox.clusters[0].kubeconfig
-    kube = KubeCluster(Connection(name="reader", kubeconfig=kubeconfig))
-    try:
+    with connected("reader", kubeconfig) as kube:
         deployments = kube.info_sync("apps/v1", "Deployment")
         assert (deployments.plural, deployments.namespaced) == ("deployments", True)
         namespaces = kube.info_sync("v1", "Namespace")
@@ -119,8 +126,6 @@ def test_discovery_and_capabilities(sandbox: Sandbox) -> None:
             check=True,
         ).stdout.split()
         assert set(served) == set(capabilities.api_versions)
-    finally:
-        kube.close()
 
 
 def _kubeconfig(
@@ -139,16 +144,13 @@ def test_refused_credentials_are_an_error_naming_the_cluster(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
     path = _kubeconfig(sandbox, tmp_path, user={"token": "not-a-token"})
-    kube = KubeCluster(Connection(name="refused", kubeconfig=path))
-    try:
+    with connected("refused", path) as kube:
         assert kube.reads_directly
         with pytest.raises(
             ClusterError, match=r"refused appflow's credentials \(HTTP 401\)"
         ) as err:
             kube.list_sync("v1", "ConfigMap", namespace="default")
         assert err.value.where.cluster == "refused"
-    finally:
-        kube.close()
 
 
 def test_a_silent_address_is_unreachable(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -159,13 +161,10 @@ def test_a_silent_address_is_unreachable(sandbox: Sandbox, tmp_path: Path) -> No
     path = _kubeconfig(
         sandbox, tmp_path, user=config["users"][0]["user"], server=f"https://127.0.0.1:{port}"
     )
-    kube = KubeCluster(Connection(name="gone", kubeconfig=path, timeout=5))
-    try:
+    with connected("gone", path, timeout=5) as kube:
         with pytest.raises(ClusterUnreachableError, match="did not answer") as err:
             kube.list_sync("v1", "ConfigMap", namespace="default")
         assert err.value.where.cluster == "gone"
-    finally:
-        kube.close()
 
 
 def test_an_exec_plugin_kubeconfig_reads_through_the_kubernetes_package(
@@ -193,30 +192,23 @@ def test_an_exec_plugin_kubeconfig_reads_through_the_kubernetes_package(
             "interactiveMode": "Never",
         }
     }
-    kube = KubeCluster(
-        Connection(name="plugin", kubeconfig=_kubeconfig(sandbox, tmp_path, user=exec_user))
-    )
-    try:
+    with connected("plugin", _kubeconfig(sandbox, tmp_path, user=exec_user)) as kube:
         assert not kube.reads_directly
         listed = kube.list_sync("v1", "Namespace")
         assert "default" in {o["metadata"]["name"] for o in listed}
         assert kube.info_sync("apps/v1", "Deployment").plural == "deployments"
-    finally:
-        kube.close()
 
 
 def test_server_side_apply_dry_run_apply_and_conflict(sandbox: Sandbox) -> None:
     kubeconfig = sandbox.clusters[0].kubeconfig
-    kube = KubeCluster(Connection(name="writer", kubeconfig=kubeconfig))
-    try:
+    with connected("writer", kubeconfig) as kube:
         assert kube.reads_directly
         with fresh_namespace(sandbox.kube(0), prefix="rest") as ns:
             wanted = configmap("applied", ns, {"t": "x"})
             dry = kube.apply_sync(wanted, dry_run=True)
             assert dry["data"] == {"key": "applied"}
-            assert (
-                kube.get_sync("v1", "ConfigMap", "applied", ns) is None
-            )  # a dry run writes nothing
+            # A dry run writes nothing.
+            assert kube.get_sync("v1", "ConfigMap", "applied", ns) is None
 
             applied = kube.apply_sync(wanted)
             theirs = kubectl_json(
@@ -236,5 +228,3 @@ def test_server_side_apply_dry_run_apply_and_conflict(sandbox: Sandbox) -> None:
 
             with pytest.raises(ConfigError, match="namespaced object without a namespace"):
                 kube.apply_sync({**wanted, "metadata": {"name": "nowhere"}})
-    finally:
-        kube.close()
