@@ -124,6 +124,7 @@ class KubeCluster:
             self.server = str(self.api_client.configuration.host)
         else:
             self.server = self._rest.endpoint.server
+            self._rest.discovery_file = self._cache_file("rest-discovery")
         # Our own pool bounds the requests in flight to one cluster; asyncio's
         # default executor is shared and small (cores + 4 threads).
         self._pool = ThreadPoolExecutor(
@@ -162,16 +163,18 @@ class KubeCluster:
             if self._dynamic is None:
                 from kubernetes.dynamic import DynamicClient
 
-                key = hashlib.sha256(f"{self.name}|{self.server}".encode()).hexdigest()[:16]
-                folder = cache_dir() / "kube"
-                folder.mkdir(parents=True, exist_ok=True)
+                cache_file = self._cache_file("discovery")
+                cache_file.parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    self._dynamic = DynamicClient(
-                        api, cache_file=str(folder / f"discovery-{key}.json")
-                    )
+                    self._dynamic = DynamicClient(api, cache_file=str(cache_file))
                 except Exception as err:
                     raise translate(err, cluster=self.name, action="discovery") from err
             return self._dynamic
+
+    def _cache_file(self, what: str) -> Path:
+        """Where this cluster's WHAT (discovery) is cached between processes."""
+        key = hashlib.sha256(f"{self.name}|{self.server}".encode()).hexdigest()[:16]
+        return cache_dir() / "kube" / f"{what}-{key}.json"
 
     async def _run(self, func: Any, *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()

@@ -27,6 +27,7 @@ import os
 import ssl
 import tempfile
 import threading
+import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
@@ -46,6 +47,9 @@ _USER_KEYS = frozenset(
 )
 _IGNORED_KEYS = frozenset({"extensions"})
 """Kubeconfig fields that change nothing about a request."""
+DISCOVERY_TTL = 600.0
+"""Seconds an API version's discovery, kept on disk, is used by new processes (kubectl keeps
+its own for as long); a kind it does not list is read again at once."""
 
 
 class ApiStatusError(Exception):
@@ -170,16 +174,26 @@ def _tls(cluster: dict[str, Any], user: dict[str, Any], base: Path | None) -> ss
 
 
 class RestClient:
-    """Read requests to one API server, from many threads at once (a pool of keep-alive
-    connections, at most POOL of them kept idle)."""
+    """Requests to one API server, from many threads at once (a pool of keep-alive
+    connections, at most POOL of them kept idle).
+
+    What discovery read is kept in ``discovery_file`` too (when set before the first
+    request), for the next processes: a fresh CLI
+    then lists at once instead of first asking for each API version (a round trip each,
+    seconds on a loaded cluster). An entry older than ``DISCOVERY_TTL``, or one that does
+    not list the kind asked for, is read again."""
 
     def __init__(self, endpoint: Endpoint, *, pool: int) -> None:
         self.endpoint = endpoint
         self._pool = pool
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
+        self.discovery_file: Path | None = None
         self._kinds: dict[str, dict[str, tuple[str, bool]]] = {}
         """Per API version (as read by discovery): kind -> (plural, namespaced)."""
+        self._read_at: dict[str, float] = {}
+        """Per API version: when it was read (epoch seconds)."""
+        self._loaded = False
 
     def close(self) -> None:
         with self._lock:
@@ -195,8 +209,11 @@ class RestClient:
         Each API version is read once and remembered until ``invalidate``; a kind it
         does not list sends one more read (a CRD may have just been created)."""
         with self._lock:
+            if not self._loaded:
+                self._load_discovery()
             known = self._kinds.get(api_version)
-        if known is None or kind not in known:
+            fresh = time.time() - self._read_at.get(api_version, 0.0) < DISCOVERY_TTL
+        if known is None or kind not in known or not fresh:
             path = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
             listed = self.get(path, timeout=timeout)
             known = {
@@ -206,14 +223,50 @@ class RestClient:
             }
             with self._lock:
                 self._kinds[api_version] = known
+                self._read_at[api_version] = time.time()
+                self._save_discovery()
         if kind not in known:
             raise KindNotServedError(f"the cluster does not serve {kind} in {api_version}")
         return known[kind]
 
     def invalidate(self) -> None:
-        """Forget what discovery read (after CRDs were created)."""
+        """Forget what discovery read (after CRDs were created), here and on disk."""
         with self._lock:
             self._kinds.clear()
+            self._read_at.clear()
+            self._save_discovery()
+
+    def _load_discovery(self) -> None:
+        self._loaded = True
+        if self.discovery_file is None:
+            return
+        try:
+            saved = json.loads(self.discovery_file.read_text())
+            for api_version, entry in saved.items():
+                kinds = {str(k): (str(v[0]), bool(v[1])) for k, v in entry["kinds"].items()}
+                self._kinds[str(api_version)] = kinds
+                self._read_at[str(api_version)] = float(entry["at"])
+        except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
+            # Missing or damaged: discovery is read from the server, as without a file.
+            self._kinds.clear()
+            self._read_at.clear()
+
+    def _save_discovery(self) -> None:
+        if self.discovery_file is None:
+            return
+        saved = {
+            v: {"at": self._read_at[v], "kinds": {k: list(p) for k, p in kinds.items()}}
+            for v, kinds in self._kinds.items()
+        }
+        folder = self.discovery_file.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            # Written aside and renamed: a process reading it meanwhile sees one whole file.
+            with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, suffix=".tmp") as out:
+                json.dump(saved, out)
+            os.replace(out.name, self.discovery_file)
+        except OSError:
+            pass  # a cache that cannot be written only costs the next process a round trip
 
     def path(
         self, api_version: str, kind: str, *, namespace: str, name: str = "", timeout: float

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import socket
 import stat
 import subprocess
@@ -25,9 +26,10 @@ from appflow.errors import (
     MissingKindError,
 )
 from appflow.kube.client import Connection, KubeCluster
+from appflow.kube.rest import DISCOVERY_TTL
 from tests.helpers import Sandbox, built_tool, fresh_namespace
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("appflow_home")]
 
 
 @contextmanager
@@ -228,3 +230,33 @@ def test_server_side_apply_dry_run_apply_and_conflict(sandbox: Sandbox) -> None:
 
             with pytest.raises(ConfigError, match="namespaced object without a namespace"):
                 kube.apply_sync({**wanted, "metadata": {"name": "nowhere"}})
+
+
+def test_discovery_is_kept_for_the_next_process_and_read_again_when_old_or_lacking(
+    sandbox: Sandbox,
+) -> None:
+    kubeconfig = sandbox.clusters[0].kubeconfig
+    with connected("kept", kubeconfig) as kube:
+        assert kube.info_sync("v1", "ConfigMap").plural == "configmaps"
+        (kept,) = (Path(os.environ["APPFLOW_CACHE_DIR"]) / "kube").glob("rest-discovery-*.json")
+    saved = json.loads(kept.read_text())
+    assert saved["v1"]["kinds"]["ConfigMap"] == ["configmaps", True]
+
+    # A kind only the file knows shows that the next client answers from it ...
+    del saved["v1"]["kinds"]["Secret"]
+    saved["v1"]["kinds"]["Imaginary"] = ["imaginaries", True]
+    kept.write_text(json.dumps(saved))
+    with connected("kept", kubeconfig) as kube:
+        assert kube.info_sync("v1", "Imaginary").plural == "imaginaries"
+        # ... and a kind it lacks is read from the server (a CRD may be new).
+        assert kube.info_sync("v1", "Secret").plural == "secrets"
+    # Once the entry is older than its time to live, the server's answer replaces it.
+    saved = json.loads(kept.read_text())
+    saved["v1"]["kinds"]["Imaginary"] = ["imaginaries", True]
+    saved["v1"]["at"] -= DISCOVERY_TTL + 1
+    kept.write_text(json.dumps(saved))
+    with (
+        connected("kept", kubeconfig) as kube,
+        pytest.raises(MissingKindError, match="does not serve Imaginary in v1"),
+    ):
+        kube.info_sync("v1", "Imaginary")
