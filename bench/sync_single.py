@@ -25,7 +25,9 @@ Then the "fresh CLI, unchanged app" figures: `appflow sync NAME` and `appflow
 status` run as new processes against the app the CLI just synced (unchanged, so
 each sync is a no-op that still reads and compares every live object), each
 --fresh times, first alone and then with `appflow serve` running for the same
-home (which takes the sync over). Its target is 0.25 s wall.
+home (which takes the sync over), each run next to a no-op `kubectl apply
+--server-side` of kubectl's copy (the baseline row, and the /kubectl column: both
+meet the same load). Its target is 0.25 s wall.
 """
 
 from __future__ import annotations
@@ -286,21 +288,7 @@ class Runner:
                 raise RuntimeError(f"Engine.sync({t.name}) failed: {'; '.join(problems)}")
             return Sample(wall=elapsed, cpu=cpu)
         if t.tool == "kubectl":
-            return env.run(
-                [
-                    str(env.kubectl),
-                    "--kubeconfig",
-                    str(env.kubeconfig),
-                    "apply",
-                    "--server-side",
-                    "--field-manager",
-                    "bench",
-                    "--recursive",
-                    "-f",
-                    str(t.folder),
-                ],
-                what="kubectl apply",
-            )
+            return env.run(kubectl_noop(env, t), what="kubectl apply")
         if t.tool == "helm":
             return env.run(
                 [
@@ -320,6 +308,22 @@ class Runner:
 
     def change(self, t: Target) -> None:
         write_changed_configmap(t.folder, t.namespace, self.total)
+
+
+def kubectl_noop(env: Env, t: Target) -> list[str]:
+    """kubectl's apply of T's folder (a no-op once the folder is applied)."""
+    return [
+        str(env.kubectl),
+        "--kubeconfig",
+        str(env.kubeconfig),
+        "apply",
+        "--server-side",
+        "--field-manager",
+        "bench",
+        "--recursive",
+        "-f",
+        str(t.folder),
+    ]
 
 
 # -- checks (untimed): a benchmark that applied nothing would be fast and wrong ----------
@@ -417,6 +421,7 @@ class Fresh:
 
 
 FRESH_ROWS = {
+    "kubectl": "kubectl apply --server-side (no-op, baseline)",
     "sync": "appflow sync NAME",
     "status": "appflow status",
     "sync-serve": "appflow sync NAME, appflow serve running",
@@ -437,26 +442,35 @@ def _check_noop(sample_out: str, total: int) -> None:
         raise RuntimeError(f"not the expected no-op ({expected}): {sample_out[-2000:]}")
 
 
-def measure_fresh(env: Env, name: str, total: int, runs: int) -> Fresh:
-    """`appflow sync NAME` and `appflow status` as new processes, alone and with serve up."""
+def measure_fresh(env: Env, name: str, total: int, runs: int, *, kubectl: list[str]) -> Fresh:
+    """`appflow sync NAME` and `appflow status` as new processes, alone and with serve up,
+    each run next to a no-op KUBECTL apply (the baseline, so that both meet the same load)."""
     fresh = Fresh()
+
+    def record(key: str, sample: Sample) -> None:
+        fresh.wall.setdefault(key, []).append(sample.wall)
+        fresh.cpu.setdefault(key, []).append(sample.cpu)
+
+    def baseline() -> None:
+        record("kubectl", env.run(kubectl, what="kubectl apply (no-op baseline)"))
+
     for key, args in (("sync", ["sync", name]), ("status", ["status"])):
         env.run([*env.appflow, *args], what=f"appflow {args[0]} (warm-up)")
         for _ in range(runs):
+            baseline()
             sample, out = env.run_output([*env.appflow, *args], what=f"appflow {args[0]}")
             if key == "sync":
                 _check_noop(out, total)
-            fresh.wall.setdefault(key, []).append(sample.wall)
-            fresh.cpu.setdefault(key, []).append(sample.cpu)
+            record(key, sample)
     with serving(env) as daemon:
         env.run([*env.appflow, "sync", name], what="appflow sync (warm-up, handed over)")
         for _ in range(runs):
+            baseline()
             before = _process_cpu(daemon.pid)
             sample, out = env.run_output([*env.appflow, "sync", name], what="appflow sync")
             fresh.daemon_cpu.append(_process_cpu(daemon.pid) - before)
             _check_noop(out, total)
-            fresh.wall.setdefault("sync-serve", []).append(sample.wall)
-            fresh.cpu.setdefault("sync-serve", []).append(sample.cpu)
+            record("sync-serve", sample)
     return fresh
 
 
@@ -507,19 +521,23 @@ def _wait_idle(env: Env, daemon: subprocess.Popen[bytes], *, timeout: float = 30
 
 
 def fresh_table(fresh: Fresh) -> str:
-    headers = ["fresh process, unchanged app", "wall s", "client CPU s", "target", "met?"]
+    headers = ["fresh process, unchanged app", "wall s", "client CPU s", "/kubectl", "target"]
+    headers.append("met?")
     rows = []
+    kubectl = statistics.median(fresh.wall["kubectl"]) if "kubectl" in fresh.wall else None
     for key, title in FRESH_ROWS.items():
         if key not in fresh.wall:
             continue
         wall = statistics.median(fresh.wall[key])
+        baseline = key == "kubectl"
         rows.append(
             [
                 title,
                 _cell(fresh.wall[key]),
                 _cell(fresh.cpu[key]),
-                f"<= {FRESH_TARGET:.2f}",
-                "yes" if wall <= FRESH_TARGET else "NO",
+                "-" if baseline or not kubectl else f"{wall / kubectl:.2f}",
+                "-" if baseline else f"<= {FRESH_TARGET:.2f}",
+                "-" if baseline else ("yes" if wall <= FRESH_TARGET else "NO"),
             ]
         )
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
@@ -705,9 +723,14 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             results = measure(runner, tools, args.repeat, args.objects)
             wall = time.perf_counter() - started
+            facts["loadavg_fresh_start"] = [round(x, 2) for x in os.getloadavg()]
             fresh = (
                 measure_fresh(
-                    env, runner.target("appflow", args.repeat).name, args.objects, args.fresh
+                    env,
+                    runner.target("appflow", args.repeat).name,
+                    args.objects,
+                    args.fresh,
+                    kubectl=kubectl_noop(env, runner.target("kubectl", args.repeat)),
                 )
                 if args.fresh > 0 and "appflow" in tools
                 else Fresh()

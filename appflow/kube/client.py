@@ -3,6 +3,10 @@
 The only module family that imports the kubernetes client. Its calls block, so
 each public coroutine runs them with asyncio.to_thread; the engine never sees a
 blocking call. Every error leaves here translated by appflow.kube.errors.
+
+Reads (discovery, GET, LIST, the version) go through the thin client of
+``appflow.kube.rest`` when it speaks the cluster's kubeconfig: the kubernetes package,
+most of a fresh process's start-up, is then imported only by the first write or watch.
 """
 
 from __future__ import annotations
@@ -16,24 +20,18 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
-from kubernetes import watch as k8s_watch
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
-from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import ConflictError as DynConflict
-from kubernetes.dynamic.exceptions import NotFoundError as DynNotFound
-from kubernetes.dynamic.exceptions import ResourceNotFoundError
+from typing import TYPE_CHECKING, Any
 
 from appflow.errors import ConfigError, FencedError, MissingKindError, NotFoundError, Where
 from appflow.kube.errors import translate
-from appflow.kube.lookup import LookupView
+from appflow.kube.rest import KindNotServedError, RestClient, rest_client_for
 from appflow.model.capabilities import Capabilities
 from appflow.model.objects import FIELD_MANAGER, Manifest, ObjectRef
 from appflow.paths import cache_dir
+
+if TYPE_CHECKING:
+    from kubernetes import client as k8s
+    from kubernetes.dynamic import DynamicClient
 
 _GONE = 410
 """The API server's answer to a watch from a resourceVersion it no longer keeps."""
@@ -107,47 +105,26 @@ class KubeCluster:
         self.connection = connection
         self.name = connection.name
         self._write_guard = write_guard
-        configuration = k8s.Configuration()
-        try:
-            if connection.kubeconfig_data is not None:
-                k8s_config.load_kube_config_from_dict(
-                    connection.kubeconfig_data,
-                    context=connection.context,
-                    client_configuration=configuration,
-                    persist_config=False,
-                )
-            elif connection.kubeconfig is None:
-                k8s_config.load_incluster_config(client_configuration=configuration)
-            else:
-                k8s_config.load_kube_config(
-                    config_file=str(connection.kubeconfig),
-                    context=connection.context,
-                    client_configuration=configuration,
-                    persist_config=False,
-                )
-        except (ConfigException, OSError, ValueError, TypeError) as err:
-            if connection.kubeconfig is None and connection.kubeconfig_data is None:
-                raise ConfigError(
-                    f"no in-cluster credentials: {err}",
-                    where=Where(cluster=connection.name),
-                    hint="outside a pod, pass --kubeconfig",
-                ) from err
-            raise ConfigError(
-                f"cannot use kubeconfig: {err}",
-                where=Where(cluster=connection.name, file=str(connection.kubeconfig)),
-                hint="check the file and --context",
-            ) from err
-        configuration.connection_pool_maxsize = max(4, connection.concurrency)
-        configuration.retries = 0
-        self._api = k8s.ApiClient(configuration)
-        _bound_requests(self._api, connection.timeout)
+        self._api_client: k8s.ApiClient | None = None
         self._dynamic: DynamicClient | None = None
         self._lock = threading.Lock()
         # The client's discovery cache is not thread-safe: a lookup of a kind it
         # does not know rebuilds the cache, and a lookup in another thread meanwhile
         # fails with KeyError. Lookups are in-memory once warm; serialize them.
         self._discovery_lock = threading.RLock()
-        self.server = str(configuration.host)
+        self._rest: RestClient | None = rest_client_for(
+            kubeconfig=connection.kubeconfig,
+            data=connection.kubeconfig_data,
+            context=connection.context,
+            pool=max(4, connection.concurrency),
+        )
+        if self._rest is None:
+            # A kubeconfig only the kubernetes package speaks (or a broken one: it says
+            # what is wrong now, when the cluster is added, not at the first write).
+            self.server = str(self.api_client.configuration.host)
+        else:
+            self.server = self._rest.endpoint.server
+            self._rest.discovery_file = self._cache_file("rest-discovery")
         # Our own pool bounds the requests in flight to one cluster; asyncio's
         # default executor is shared and small (cores + 4 threads).
         self._pool = ThreadPoolExecutor(
@@ -159,6 +136,11 @@ class KubeCluster:
     @property
     def timeout(self) -> float:
         return self.connection.timeout
+
+    @property
+    def reads_directly(self) -> bool:
+        """Reads go through ``appflow.kube.rest`` (not the kubernetes package)."""
+        return self._rest is not None
 
     def write_timeout(self, obj: str, *, base: float | None = None) -> float:
         """The timeout of a write about OBJ (BASE, default the connection's), cut to what the
@@ -176,18 +158,23 @@ class KubeCluster:
         return min(base, left)
 
     def _client(self) -> DynamicClient:
+        api = self.api_client
         with self._lock:
             if self._dynamic is None:
-                key = hashlib.sha256(f"{self.name}|{self.server}".encode()).hexdigest()[:16]
-                folder = cache_dir() / "kube"
-                folder.mkdir(parents=True, exist_ok=True)
+                from kubernetes.dynamic import DynamicClient
+
+                cache_file = self._cache_file("discovery")
+                cache_file.parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    self._dynamic = DynamicClient(
-                        self._api, cache_file=str(folder / f"discovery-{key}.json")
-                    )
+                    self._dynamic = DynamicClient(api, cache_file=str(cache_file))
                 except Exception as err:
                     raise translate(err, cluster=self.name, action="discovery") from err
             return self._dynamic
+
+    def _cache_file(self, what: str) -> Path:
+        """Where this cluster's WHAT (discovery) is cached between processes."""
+        key = hashlib.sha256(f"{self.name}|{self.server}".encode()).hexdigest()[:16]
+        return cache_dir() / "kube" / f"{what}-{key}.json"
 
     async def _run(self, func: Any, *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -199,18 +186,31 @@ class KubeCluster:
 
     @property
     def api_client(self) -> k8s.ApiClient:
-        """The typed client, for the modules of kube/ that call APIs the dynamic client lacks."""
-        return self._api
+        """The typed client, for the modules of kube/ that call APIs the dynamic client lacks
+        (made, and the kubernetes package imported, on first use)."""
+        with self._lock:
+            if self._api_client is None:
+                self._api_client = _kubernetes_api(self.connection)
+            return self._api_client
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._api.close()
+        if self._rest is not None:
+            self._rest.close()
+        with self._lock:
+            if self._api_client is not None:
+                self._api_client.close()
 
     @contextlib.asynccontextmanager
     async def lookup_view(self, *, namespaces: Iterable[str]) -> AsyncIterator[Path]:
         """A kubeconfig for helm that reads only NAMESPACES of this cluster (see kube.lookup)."""
+        from appflow.kube.lookup import LookupView
+
         view = LookupView(
-            self._api, cluster=self.name, namespaces=namespaces, timeout=max(self.timeout, 30.0)
+            self.api_client,
+            cluster=self.name,
+            namespaces=namespaces,
+            timeout=max(self.timeout, 30.0),
         )
         try:
             yield view.kubeconfig
@@ -220,23 +220,47 @@ class KubeCluster:
     # -- discovery -------------------------------------------------------
 
     def resource_sync(self, api_version: str, kind: str) -> Any:
+        """The kubernetes package's resource of KIND, for its writes and watches."""
+        from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
         try:
             with self._discovery_lock:
                 return self._client().resources.get(api_version=api_version, kind=kind)
         except ResourceNotFoundError as err:
-            raise MissingKindError(
-                f"the cluster does not serve {kind} in {api_version}",
-                where=Where(cluster=self.name),
-                hint="install its CustomResourceDefinition first, or add the CRD to the app",
-            ) from err
+            raise self._not_served(api_version, kind) from err
+        except Exception as err:
+            raise translate(err, cluster=self.name, action="discovery") from err
+
+    def _not_served(self, api_version: str, kind: str) -> MissingKindError:
+        return MissingKindError(
+            f"the cluster does not serve {kind} in {api_version}",
+            where=Where(cluster=self.name),
+            hint="install its CustomResourceDefinition first, or add the CRD to the app",
+        )
+
+    def _rest_path(
+        self, rest: RestClient, api_version: str, kind: str, *, namespace: str, name: str = ""
+    ) -> str:
+        try:
+            return rest.path(
+                api_version, kind, namespace=namespace, name=name, timeout=self.timeout
+            )
+        except KindNotServedError as err:
+            raise self._not_served(api_version, kind) from err
         except Exception as err:
             raise translate(err, cluster=self.name, action="discovery") from err
 
     def invalidate_discovery(self) -> None:
         """Forget cached discovery (after CRDs were created)."""
+        if self._rest is not None:
+            self._rest.invalidate()
+        with self._lock:
+            dynamic = self._dynamic
+        if dynamic is None:
+            return  # nothing read through the kubernetes package yet
         try:
             with self._discovery_lock:
-                self._client().resources.invalidate_cache()
+                dynamic.resources.invalidate_cache()
         except Exception as err:
             raise translate(err, cluster=self.name, action="discovery") from err
 
@@ -244,6 +268,16 @@ class KubeCluster:
         await self._run(self.invalidate_discovery)
 
     def info_sync(self, api_version: str, kind: str) -> ResourceInfo:
+        if self._rest is not None:
+            try:
+                plural, namespaced = self._rest.resource(api_version, kind, timeout=self.timeout)
+            except KindNotServedError as err:
+                raise self._not_served(api_version, kind) from err
+            except Exception as err:
+                raise translate(err, cluster=self.name, action="discovery") from err
+            return ResourceInfo(
+                api_version=api_version, kind=kind, plural=plural, namespaced=namespaced
+            )
         resource = self.resource_sync(api_version, kind)
         return ResourceInfo(
             api_version=api_version,
@@ -257,7 +291,11 @@ class KubeCluster:
 
     def version_sync(self) -> str:
         try:
-            info = k8s.VersionApi(self._api).get_code(_request_timeout=self.timeout)
+            if self._rest is not None:
+                return str(self._rest.get("/version", timeout=self.timeout)["gitVersion"])
+            from kubernetes import client as k8s
+
+            info = k8s.VersionApi(self.api_client).get_code(_request_timeout=self.timeout)
         except Exception as err:
             raise translate(err, cluster=self.name, action="version") from err
         return str(info.git_version)
@@ -268,15 +306,29 @@ class KubeCluster:
     def capabilities_sync(self) -> Capabilities:
         version = self.version_sync()
         try:
-            groups = k8s.ApisApi(self._api).get_api_versions(_request_timeout=self.timeout)
-            core = k8s.CoreApi(self._api).get_api_versions(_request_timeout=self.timeout)
+            if self._rest is not None:
+                core = self._rest.get("/api", timeout=self.timeout)
+                groups = self._rest.get("/apis", timeout=self.timeout)
+                versions = {str(v) for v in core["versions"]}
+                versions |= {
+                    str(gv["groupVersion"]) for g in groups["groups"] for gv in g["versions"]
+                }
+            else:
+                versions = self._typed_api_versions()
         except Exception as err:
             raise translate(err, cluster=self.name, action="discovery") from err
+        return Capabilities(kube_version=version, api_versions=tuple(sorted(versions)))
+
+    def _typed_api_versions(self) -> set[str]:
+        from kubernetes import client as k8s
+
+        groups = k8s.ApisApi(self.api_client).get_api_versions(_request_timeout=self.timeout)
+        core = k8s.CoreApi(self.api_client).get_api_versions(_request_timeout=self.timeout)
         versions = {str(v) for v in core.versions}
         for group in groups.groups:
             for gv in group.versions:
                 versions.add(str(gv.group_version))
-        return Capabilities(kube_version=version, api_versions=tuple(sorted(versions)))
+        return versions
 
     async def capabilities(self) -> Capabilities:
         return await self._run(self.capabilities_sync)  # type: ignore[no-any-return]
@@ -296,26 +348,46 @@ class KubeCluster:
 
         TIMEOUT (seconds) replaces the connection's for this request."""
         ref = ObjectRef.of(manifest)
-        resource = self.resource_sync(str(manifest.get("apiVersion")), ref.kind)
+        api_version = str(manifest.get("apiVersion"))
+        if self._rest is not None:
+            namespaced = self.info_sync(api_version, ref.kind).namespaced
+        else:
+            resource = self.resource_sync(api_version, ref.kind)
+            namespaced = bool(resource.namespaced)
         namespace = ref.namespace or None
-        if resource.namespaced and not namespace:
+        if namespaced and not namespace:
             raise ConfigError(
                 "namespaced object without a namespace",
                 where=Where(cluster=self.name, object=str(ref)),
                 hint="set metadata.namespace or the app's namespace",
             )
+        seconds = (
+            (timeout or self.timeout) if dry_run else self.write_timeout(str(ref), base=timeout)
+        )
+        if self._rest is not None:
+            query = {"fieldManager": field_manager}
+            if force:
+                query["force"] = "true"
+            if dry_run:
+                query["dryRun"] = "All"
+            path = self._rest_path(
+                self._rest, api_version, ref.kind, namespace=ref.namespace, name=ref.name
+            )
+            try:
+                applied: Manifest = self._rest.apply(path, manifest, query=query, timeout=seconds)
+            except Exception as err:
+                raise translate(err, cluster=self.name, obj=str(ref)) from err
+            return applied
         try:
             result = self._client().server_side_apply(
                 resource,
                 body=manifest,
                 name=ref.name,
-                namespace=namespace if resource.namespaced else None,
+                namespace=namespace if namespaced else None,
                 field_manager=field_manager,
                 force_conflicts=force or None,
                 dry_run="All" if dry_run else None,
-                _request_timeout=(timeout or self.timeout)
-                if dry_run
-                else self.write_timeout(str(ref), base=timeout),
+                _request_timeout=seconds,
                 serializer=_plain,
             )
         except Exception as err:
@@ -347,6 +419,8 @@ class KubeCluster:
         created this way, as server-side apply addresses objects by name. With DRY_RUN the
         server only validates it (and names nothing).
         """
+        from kubernetes.dynamic.exceptions import ConflictError as DynConflict
+
         ref = ObjectRef.of(manifest)
         resource = self.resource_sync(str(manifest.get("apiVersion")), ref.kind)
         try:
@@ -371,8 +445,17 @@ class KubeCluster:
     def get_sync(
         self, api_version: str, kind: str, name: str, namespace: str = ""
     ) -> Manifest | None:
-        resource = self.resource_sync(api_version, kind)
         obj = f"{kind}/{namespace + '/' if namespace else ''}{name}"
+        if self._rest is not None:
+            path = self._rest_path(self._rest, api_version, kind, namespace=namespace, name=name)
+            try:
+                found: Manifest | None = self._rest.get(path, timeout=self.timeout)
+            except Exception as err:
+                raise translate(err, cluster=self.name, obj=obj, action="get") from err
+            return found
+        from kubernetes.dynamic.exceptions import NotFoundError as DynNotFound
+
+        resource = self.resource_sync(api_version, kind)
         try:
             result = self._client().get(
                 resource,
@@ -403,25 +486,45 @@ class KubeCluster:
     ) -> list[Manifest]:
         """Objects of a kind (a consistent read). TIMEOUT: seconds, default at least 30 (a list
         of many large objects takes time; a caller with a deadline passes its own)."""
+        seconds = timeout if timeout is not None else max(self.timeout, 30.0)
+        if self._rest is not None:
+            path = self._rest_path(self._rest, api_version, kind, namespace=namespace)
+            try:
+                items = self._rest.list(path, label_selector=label_selector, timeout=seconds)
+            except Exception as err:
+                raise translate(err, cluster=self.name, obj=f"{kind} list", action="list") from err
+        else:
+            items = self._list_typed(api_version, kind, namespace, label_selector, seconds)
+        for item in items:
+            # Items of a list carry no apiVersion/kind of their own.
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind)
+        return list(items)
+
+    def _list_typed(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        label_selector: str | None,
+        seconds: float,
+    ) -> list[Manifest]:
+        from kubernetes.dynamic.exceptions import NotFoundError as DynNotFound
+
         resource = self.resource_sync(api_version, kind)
         try:
             result = self._client().get(
                 resource,
                 namespace=namespace or None if resource.namespaced else None,
                 label_selector=label_selector,
-                _request_timeout=timeout if timeout is not None else max(self.timeout, 30.0),
+                _request_timeout=seconds,
                 serializer=_plain,
             )
         except DynNotFound:
             return []
         except Exception as err:
             raise translate(err, cluster=self.name, obj=f"{kind} list", action="list") from err
-        items = result.get("items") or []
-        for item in items:
-            # Items of a list carry no apiVersion/kind of their own.
-            item.setdefault("apiVersion", api_version)
-            item.setdefault("kind", kind)
-        return list(items)
+        return list(result.get("items") or [])
 
     async def list_objects(
         self,
@@ -455,6 +558,8 @@ class KubeCluster:
 
         A ``metadata.resourceVersion`` in PATCH makes it conditional: ConflictError when the
         object changed since it was read (optimistic concurrency)."""
+        from kubernetes.dynamic.exceptions import NotFoundError as DynNotFound
+
         resource = self.resource_sync(api_version, kind)
         if subresource:
             resource = resource.subresources[subresource]
@@ -508,6 +613,8 @@ class KubeCluster:
         checks atomically: the delete happens only if the object is still the
         one read (ObjectChangedError otherwise).
         """
+        from kubernetes.dynamic.exceptions import NotFoundError as DynNotFound
+
         resource = self.resource_sync(api_version, kind)
         obj = f"{kind}/{namespace + '/' if namespace else ''}{name}"
         preconditions = {
@@ -582,6 +689,9 @@ class KubeCluster:
             loop.call_soon_threadsafe(events.put_nowait, (kind_of_event, obj))
 
         def pump() -> None:
+            from kubernetes import watch as k8s_watch
+            from kubernetes.client.exceptions import ApiException
+
             resource_version = since
             known: dict[ObjectRef, Manifest] = {}
             while not halt.is_set():
@@ -699,3 +809,46 @@ def _bound_requests(api: Any, timeout: float) -> None:
         return send(method, url, *args, **kwargs)
 
     rest.request = request
+
+
+def _kubernetes_api(connection: Connection) -> k8s.ApiClient:
+    """The kubernetes package's client for CONNECTION (ConfigError when it cannot be used)."""
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+    from kubernetes.config.config_exception import ConfigException
+
+    configuration = k8s.Configuration()
+    try:
+        if connection.kubeconfig_data is not None:
+            k8s_config.load_kube_config_from_dict(
+                connection.kubeconfig_data,
+                context=connection.context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+        elif connection.kubeconfig is None:
+            k8s_config.load_incluster_config(client_configuration=configuration)
+        else:
+            k8s_config.load_kube_config(
+                config_file=str(connection.kubeconfig),
+                context=connection.context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+    except (ConfigException, OSError, ValueError, TypeError) as err:
+        if connection.kubeconfig is None and connection.kubeconfig_data is None:
+            raise ConfigError(
+                f"no in-cluster credentials: {err}",
+                where=Where(cluster=connection.name),
+                hint="outside a pod, pass --kubeconfig",
+            ) from err
+        raise ConfigError(
+            f"cannot use kubeconfig: {err}",
+            where=Where(cluster=connection.name, file=str(connection.kubeconfig)),
+            hint="check the file and --context",
+        ) from err
+    configuration.connection_pool_maxsize = max(4, connection.concurrency)
+    configuration.retries = 0
+    api = k8s.ApiClient(configuration)
+    _bound_requests(api, connection.timeout)
+    return api

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from typing import Any
-
-import urllib3.exceptions
-from kubernetes.client.exceptions import ApiException
-from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from appflow.errors import (
     AppflowError,
@@ -27,11 +24,12 @@ from appflow.errors import (
     ObjectForbiddenError,
     Where,
 )
+from appflow.kube.rest import ApiStatusError
 
 _MANAGER = re.compile(r'conflicts? with "([^"]+)"')
 
 
-def _status_body(err: ApiException) -> dict[str, Any]:
+def _status_body(err: BaseException) -> dict[str, Any]:
     body = getattr(err, "body", None)
     if isinstance(body, bytes):
         body = body.decode(errors="replace")
@@ -56,22 +54,27 @@ def translate(
     where = Where(cluster=cluster, object=obj)
     if isinstance(err, AppflowError):
         return err.located(cluster=cluster, object=obj)
-    if isinstance(err, ResourceNotFoundError):
-        return MissingKindError(
-            f"the cluster does not serve this kind: {err}",
-            where=where,
-            hint="install its CustomResourceDefinition first, or add it to the app",
-        )
-    if isinstance(err, urllib3.exceptions.HTTPError | OSError | TimeoutError):
+    # The kubernetes package's errors can only have been raised once it was imported
+    # (reads go through appflow.kube.rest, which does not import it).
+    if "kubernetes.dynamic.exceptions" in sys.modules:
+        from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+        if isinstance(err, ResourceNotFoundError):
+            return MissingKindError(
+                f"the cluster does not serve this kind: {err}",
+                where=where,
+                hint="install its CustomResourceDefinition first, or add it to the app",
+            )
+    if isinstance(err, OSError | TimeoutError) or _unreachable(err):
         return ClusterUnreachableError(
             f"the API server did not answer: {_short(err)}",
             where=where,
             hint="check that the cluster is up and reachable; appflow retries with backoff",
         )
-    if isinstance(err, ApiException):
+    if isinstance(err, ApiStatusError) or _api_exception(err):
         status = _status_body(err)
-        message = str(status.get("message") or err.reason or err)
-        code = int(err.status or 0)
+        message = str(status.get("message") or getattr(err, "reason", "") or err)
+        code = int(getattr(err, "status", 0) or 0)
         if code == 409 and action == "apply":
             managers = conflicting_managers(message)
             owners = ", ".join(managers) or "another field manager"
@@ -133,6 +136,22 @@ def translate(
             )
         return ApplyError(f"HTTP {code}: {message}", where=where)
     return ClusterError(f"{type(err).__name__}: {_short(err)}", where=where)
+
+
+def _unreachable(err: BaseException) -> bool:
+    if "urllib3.exceptions" not in sys.modules:
+        return False
+    import urllib3.exceptions
+
+    return isinstance(err, urllib3.exceptions.HTTPError)
+
+
+def _api_exception(err: BaseException) -> bool:
+    if "kubernetes.client.exceptions" not in sys.modules:
+        return False
+    from kubernetes.client.exceptions import ApiException
+
+    return isinstance(err, ApiException)
 
 
 def _forbidden_hint(message: str) -> str:

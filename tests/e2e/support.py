@@ -17,8 +17,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from tests.integration.engine.conftest import Fleet
+from tests.integration.engine.support import Space, cli, configmap, deployment, write_files
 
 
 def free_port() -> int:
@@ -35,6 +37,22 @@ def appflow_env(fleet: Fleet) -> dict[str, str]:
         "APPFLOW_CACHE_DIR": os.environ["APPFLOW_CACHE_DIR"],
         "COLUMNS": "1000",
     }
+
+
+def synced_small_app(space: Space, folder: Path, base: str) -> str:
+    """App BASE (suffixed) of a ConfigMap and a Deployment in FOLDER, added and synced until
+    Ready; its name."""
+    ns, app = space.namespace, space.app(base)
+    write_files(
+        folder,
+        {
+            "appflow.yaml": yaml.safe_dump({"name": app, "namespace": ns}),
+            "objects.yaml": [configmap("settings", ns, {"a": "b"}), deployment("web", ns)],
+        },
+    )
+    assert cli("app", "add", app, "--local", str(folder)).exit_code == 0
+    assert cli("sync", app, "--wait", "--timeout", "120").exit_code == 0
+    return app
 
 
 def until(

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.e2e.support import appflow_env, serving
+from tests.e2e.support import appflow_env, serving, synced_small_app
 from tests.integration.engine.conftest import Fleet
-from tests.integration.engine.support import Space, cli, configmap, deployment, write_files
+from tests.integration.engine.support import Space
 
 pytestmark = pytest.mark.cluster
 
@@ -62,16 +61,7 @@ def last_sync_pids(fleet: Fleet, app: str, count: int) -> set[int]:
 def test_a_running_daemon_takes_over_a_fresh_sync_and_the_output_is_the_same(
     fleet: Fleet, space: Space, tmp_path: Path
 ) -> None:
-    ns, app = space.namespace, space.app("handed")
-    write_files(
-        tmp_path / "app",
-        {
-            "appflow.yaml": yaml.safe_dump({"name": app, "namespace": ns}),
-            "objects.yaml": [configmap("settings", ns, {"a": "b"}), deployment("web", ns)],
-        },
-    )
-    assert cli("app", "add", app, "--local", str(tmp_path / "app")).exit_code == 0
-    assert cli("sync", app, "--wait", "--timeout", "120").exit_code == 0
+    app = synced_small_app(space, tmp_path / "app", "handed")
     clusters = len(fleet.cluster_names)
 
     alone = {args: fresh(fleet, *args) for args in (("sync", app), ("sync", app, "-o", "json"))}
