@@ -262,7 +262,7 @@ def register_clusters(store: Any, count: int) -> None:
 
 
 def start_replicas(
-    hub: Hub, workspace: str, leases: str, count: int, folder: Path
+    hub: Hub, workspace: str, leases: str, count: int, folder: Path, *, profile: Path | None = None
 ) -> list[tuple[subprocess.Popen[bytes], Path]]:
     out = []
     for i in range(count):
@@ -275,8 +275,16 @@ def start_replicas(
         }
         env.pop("APPFLOW_HUB", None)
         log = home / "controller.log"
+        # --profile: each replica under cProfile (its SIGTERM ends it cleanly, so the
+        # profile is written); the files are named after the point and the replica.
+        profiler = (
+            ["-m", "cProfile", "-o", str(profile / f"{folder.name}-replica-{i}.prof")]
+            if profile is not None
+            else []
+        )
         args = [
             sys.executable,
+            *profiler,
             "-m",
             "appflow",
             "controller",
@@ -406,7 +414,9 @@ def floor_rate(hub: Hub, count: int) -> float:
     return rate
 
 
-def run_point(hub: Hub, work: Path, *, apps: int, clusters: int, replicas: int) -> Point:
+def run_point(
+    hub: Hub, work: Path, *, apps: int, clusters: int, replicas: int, profile: Path | None = None
+) -> Point:
     from appflow.engine.repos import register_repo
     from appflow.hub.store import HubStore
     from appflow.kube.client import Connection, KubeCluster
@@ -428,7 +438,7 @@ def run_point(hub: Hub, work: Path, *, apps: int, clusters: int, replicas: int) 
     _log(f"[{clusters} clusters, {replicas} replica(s)] registering the clusters (load {_load()})")
     register_clusters(store, clusters)
     url = write_repository(folder / "repo", apps)
-    processes = start_replicas(hub, workspace, leases, replicas, folder)
+    processes = start_replicas(hub, workspace, leases, replicas, folder, profile=profile)
     time.sleep(5)  # the replicas join and list an empty workspace: not part of what is timed
     expected = apps * clusters
     stop, done = threading.Event(), threading.Event()
@@ -559,7 +569,14 @@ def main() -> None:
     parser.add_argument(
         "--keep", type=Path, help="Keep the hub sandbox in this folder (reused when it runs)."
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="Run each replica under cProfile and write its profile into this folder.",
+    )
     args = parser.parse_args()
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     counts = [int(c) for c in args.clusters.split(",")]
     replica_counts = [int(r) for r in args.replicas.split(",")]
     work = Path(tempfile.mkdtemp(prefix="bench-hub-work-"))
@@ -571,13 +588,25 @@ def main() -> None:
             for clusters in counts:
                 if 1 in replica_counts or clusters != max(counts):
                     points.append(
-                        run_point(hub, work, apps=args.apps, clusters=clusters, replicas=1)
+                        run_point(
+                            hub,
+                            work,
+                            apps=args.apps,
+                            clusters=clusters,
+                            replicas=1,
+                            profile=args.profile,
+                        )
                     )
             for replicas in replica_counts:
                 if replicas != 1:
                     points.append(
                         run_point(
-                            hub, work, apps=args.apps, clusters=max(counts), replicas=replicas
+                            hub,
+                            work,
+                            apps=args.apps,
+                            clusters=max(counts),
+                            replicas=replicas,
+                            profile=args.profile,
                         )
                     )
     finally:
