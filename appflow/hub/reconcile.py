@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
+from appflow.engine.desired import paths_resolved_once
 from appflow.engine.engine import Engine
 from appflow.engine.recorder import Recorder
 from appflow.engine.report import AppSyncReport
@@ -260,9 +261,10 @@ class Reconciler:
         pull_fleet = None if clusters else await self._pull_fleet()
         plan = None
         if pull_fleet is not None:
-            plan = await publish.render_pull(
-                self.engine.parts, record, repo, fleet=pull_fleet, commit=commit
-            )
+            with paths_resolved_once():
+                plan = await publish.render_pull(
+                    self.engine.parts, record, repo, fleet=pull_fleet, commit=commit
+                )
         if plan is not None and plan.blocked:
             report = AppSyncReport(app=record.name, blocked=list(plan.blocked))
             await self.recorder.blocked(
