@@ -231,6 +231,8 @@ class Point:
     load: str = ""
     floor_rate: float = 0.0
     """AppFlowDeployments per second a client making only them gets from this hub now."""
+    requests: dict[str, int] = field(default_factory=dict)
+    """Requests the API server served while the clock ran (its /metrics), by verb and kind."""
 
     @property
     def floor_seconds(self) -> float:
@@ -376,6 +378,41 @@ def logical_bytes(kubeconfig: Path, workspace: str) -> tuple[int, int, int]:
     )
 
 
+_REQUEST = re.compile(r"^apiserver_request_total\{([^}]*)\} ([0-9.e+]+)$")
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def request_counts(kubeconfig: Path) -> dict[str, float]:
+    """The hub API server's own count of requests (``/metrics``, apiserver_request_total), per
+    "VERB resource[/subresource]" of appflow's kinds and of Leases."""
+    from appflow.kube.client import Connection, KubeCluster
+
+    kube = KubeCluster(Connection(name="hub", kubeconfig=kubeconfig, timeout=60))
+    try:
+        api = kube.api_client
+        request = api.param_serialize(
+            method="GET", resource_path="/metrics", auth_settings=["BearerToken"]
+        )
+        response = api.call_api(*request, _request_timeout=60)
+        text = response.read().decode()  # type: ignore[no-untyped-call]
+    finally:
+        kube.close()
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        match = _REQUEST.match(line)
+        if not match:
+            continue
+        labels = dict(_LABEL.findall(match.group(1)))
+        if labels.get("group") != "appflow.dev" and labels.get("resource") != "leases":
+            continue
+        what = labels.get("resource", "?") + (
+            f"/{labels['subresource']}" if labels.get("subresource") else ""
+        )
+        key = f"{labels.get('verb', '?')} {what}"
+        counts[key] = counts.get(key, 0.0) + float(match.group(2))
+    return counts
+
+
 def floor_rate(hub: Hub, count: int) -> float:
     """AppFlowDeployments per second the hub takes from one client making nothing but them
     (16 at once, each as small as the controller's): the floor under any controller."""
@@ -452,6 +489,7 @@ def run_point(
     sampler.start()
     cpu_before = (cpu_seconds(hub.apiserver), cpu_seconds(hub.etcd))
     db_before = hub.etcd_db.stat().st_size
+    requests_before = request_counts(hub.kubeconfig)
     point.load = _load()
     started = time.monotonic()
     asyncio.run(register_repo(store, name="bench", url=url, ref="main", paths=("apps",)))
@@ -460,6 +498,12 @@ def run_point(
         stop.set()
         raise SystemExit(f"not every desired state was written within 30 minutes ({workspace})")
     point.seconds = time.monotonic() - started
+    requests_after = request_counts(hub.kubeconfig)
+    point.requests = {
+        k: int(v - requests_before.get(k, 0.0))
+        for k, v in sorted(requests_after.items())
+        if v - requests_before.get(k, 0.0) >= 1
+    }
     point.apiserver_cpu = cpu_seconds(hub.apiserver) - cpu_before[0]
     point.etcd_cpu = cpu_seconds(hub.etcd) - cpu_before[1]
     peak.stop.set()
@@ -525,6 +569,12 @@ def report(points: list[Point], apps: int) -> None:
             f"{p.apiserver_cpu:16.1f} {p.apiserver_peak_rss / mb:8.0f} {p.etcd_cpu:11.1f} "
             f"{p.etcd_peak_rss / mb:8.0f} {p.etcd_db_growth / mb:12.1f} "
             f"{p.bytes_per_deployment:17.0f} {p.content_objects:13d} {p.renders:8d}  {p.shares}"
+        )
+    for p in points:
+        top = sorted(p.requests.items(), key=lambda kv: -kv[1])[:8]
+        print(
+            f"requests at {p.clusters} clusters, {p.replicas} replica(s): "
+            + ", ".join(f"{k} {v:,}" for k, v in top)
         )
     single = [p for p in points if p.replicas == 1]
     if len(single) >= 2:

@@ -36,6 +36,7 @@ from appflow.model.objects import FIELD_MANAGER, Manifest, ObjectRef
 from appflow.paths import cache_dir
 
 _GONE = 410
+POOL_HEADROOM = 32
 """The API server's answer to a watch from a resourceVersion it no longer keeps."""
 
 
@@ -161,7 +162,11 @@ class KubeCluster:
                 where=Where(cluster=connection.name, file=str(connection.kubeconfig)),
                 hint="check the file and --context",
             ) from err
-        configuration.connection_pool_maxsize = max(4, connection.concurrency)
+        # More connections kept than this client's threads: blocking calls also come from
+        # other threads (asyncio.to_thread, stores), and a connection returned to a full pool
+        # is closed, so the next request pays a new TLS handshake on both sides (the hub
+        # benchmark's controller did that thousands of times).
+        configuration.connection_pool_maxsize = max(4, connection.concurrency) + POOL_HEADROOM
         configuration.retries = 0
         self._api = k8s.ApiClient(configuration)
         _bound_requests(self._api, connection.timeout)
