@@ -707,16 +707,7 @@ class Controller:
             status: dict[str, Any] = {}
             if res.cluster_mode(obj) == "push":
                 status = await self._probe(obj, check_cluster)
-            # Its namespace holds its Deployments, of every replica's apps (this replica's watch
-            # holds its own apps' only); the API server's cache answers, as counts may lag.
-            on_it = await self.read_kube.list_objects(
-                API_VERSION,
-                "AppFlowDeployment",
-                namespace=cluster_namespace(self.workspace, name),
-                label_selector=f"{LABEL_WORKSPACE}={self.workspace}",
-                cached=True,
-            )
-            status.update(cluster_apps(on_it))
+            status.update(cluster_apps(await self._deployments_on(name)))
             fresh = self.objects["Cluster"].get(name)
             if fresh is None:
                 return
@@ -725,6 +716,22 @@ class Controller:
                 await asyncio.to_thread(self.store.patch_status, fresh, status, conditional=False)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), self.options.probe_seconds)
+
+    async def _deployments_on(self, cluster: str) -> list[Manifest]:
+        """The AppFlowDeployments on CLUSTER, of every replica's apps."""
+        apps = set(self.objects["AppFlow"])
+        if apps <= self.viewed:
+            # This replica's watch holds every app's Deployments (one replica, or a shard
+            # that has all the apps): no request needed.
+            return [d for a in apps if (d := self.deployments.get(a, {}).get(cluster))]
+        # Its namespace holds them; the API server's watch cache answers (counts may lag).
+        return await self.read_kube.list_objects(
+            API_VERSION,
+            "AppFlowDeployment",
+            namespace=cluster_namespace(self.workspace, cluster),
+            label_selector=f"{LABEL_WORKSPACE}={self.workspace}",
+            cached=True,
+        )
 
     async def _probe(self, obj: Manifest, check: Any) -> dict[str, Any]:
         """The probe's conditions for push Cluster OBJ (its record is written by the probe)."""
