@@ -76,9 +76,7 @@ async def test_what_changed_in_the_gap_is_delivered_after_410(fleet: Fleet, spac
 
     stop = asyncio.Event()
     # Resource version 1 is long gone from any API server's watch window: 410.
-    events = kube.watch(
-        "v1", "ConfigMap", label_selector=selector, stop=stop, since="1", known=had
-    )
+    events = kube.watch("v1", "ConfigMap", label_selector=selector, stop=stop, since="1", known=had)
     try:
         got: dict[str, tuple[str, dict]] = {}
         async with asyncio.timeout(60):
