@@ -231,6 +231,8 @@ class Point:
     load: str = ""
     floor_rate: float = 0.0
     """AppFlowDeployments per second a client making only them gets from this hub now."""
+    requests: dict[str, int] = field(default_factory=dict)
+    """Requests the API server served while the clock ran (its /metrics), by verb and kind."""
 
     @property
     def floor_seconds(self) -> float:
@@ -262,7 +264,7 @@ def register_clusters(store: Any, count: int) -> None:
 
 
 def start_replicas(
-    hub: Hub, workspace: str, leases: str, count: int, folder: Path
+    hub: Hub, workspace: str, leases: str, count: int, folder: Path, *, profile: Path | None = None
 ) -> list[tuple[subprocess.Popen[bytes], Path]]:
     out = []
     for i in range(count):
@@ -275,8 +277,16 @@ def start_replicas(
         }
         env.pop("APPFLOW_HUB", None)
         log = home / "controller.log"
+        # --profile: each replica under cProfile (its SIGTERM ends it cleanly, so the
+        # profile is written); the files are named after the point and the replica.
+        profiler = (
+            ["-m", "cProfile", "-o", str(profile / f"{folder.name}-replica-{i}.prof")]
+            if profile is not None
+            else []
+        )
         args = [
             sys.executable,
+            *profiler,
             "-m",
             "appflow",
             "controller",
@@ -368,6 +378,41 @@ def logical_bytes(kubeconfig: Path, workspace: str) -> tuple[int, int, int]:
     )
 
 
+_REQUEST = re.compile(r"^apiserver_request_total\{([^}]*)\} ([0-9.e+]+)$")
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def request_counts(kubeconfig: Path) -> dict[str, float]:
+    """The hub API server's own count of requests (``/metrics``, apiserver_request_total), per
+    "VERB resource[/subresource]" of appflow's kinds and of Leases."""
+    from appflow.kube.client import Connection, KubeCluster
+
+    kube = KubeCluster(Connection(name="hub", kubeconfig=kubeconfig, timeout=60))
+    try:
+        api = kube.api_client
+        request = api.param_serialize(
+            method="GET", resource_path="/metrics", auth_settings=["BearerToken"]
+        )
+        response = api.call_api(*request, _request_timeout=60)
+        text = response.read().decode()  # type: ignore[no-untyped-call]
+    finally:
+        kube.close()
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        match = _REQUEST.match(line)
+        if not match:
+            continue
+        labels = dict(_LABEL.findall(match.group(1)))
+        if labels.get("group") != "appflow.dev" and labels.get("resource") != "leases":
+            continue
+        what = labels.get("resource", "?") + (
+            f"/{labels['subresource']}" if labels.get("subresource") else ""
+        )
+        key = f"{labels.get('verb', '?')} {what}"
+        counts[key] = counts.get(key, 0.0) + float(match.group(2))
+    return counts
+
+
 def floor_rate(hub: Hub, count: int) -> float:
     """AppFlowDeployments per second the hub takes from one client making nothing but them
     (16 at once, each as small as the controller's): the floor under any controller."""
@@ -406,7 +451,9 @@ def floor_rate(hub: Hub, count: int) -> float:
     return rate
 
 
-def run_point(hub: Hub, work: Path, *, apps: int, clusters: int, replicas: int) -> Point:
+def run_point(
+    hub: Hub, work: Path, *, apps: int, clusters: int, replicas: int, profile: Path | None = None
+) -> Point:
     from appflow.engine.repos import register_repo
     from appflow.hub.store import HubStore
     from appflow.kube.client import Connection, KubeCluster
@@ -428,7 +475,7 @@ def run_point(hub: Hub, work: Path, *, apps: int, clusters: int, replicas: int) 
     _log(f"[{clusters} clusters, {replicas} replica(s)] registering the clusters (load {_load()})")
     register_clusters(store, clusters)
     url = write_repository(folder / "repo", apps)
-    processes = start_replicas(hub, workspace, leases, replicas, folder)
+    processes = start_replicas(hub, workspace, leases, replicas, folder, profile=profile)
     time.sleep(5)  # the replicas join and list an empty workspace: not part of what is timed
     expected = apps * clusters
     stop, done = threading.Event(), threading.Event()
@@ -442,6 +489,7 @@ def run_point(hub: Hub, work: Path, *, apps: int, clusters: int, replicas: int) 
     sampler.start()
     cpu_before = (cpu_seconds(hub.apiserver), cpu_seconds(hub.etcd))
     db_before = hub.etcd_db.stat().st_size
+    requests_before = request_counts(hub.kubeconfig)
     point.load = _load()
     started = time.monotonic()
     asyncio.run(register_repo(store, name="bench", url=url, ref="main", paths=("apps",)))
@@ -450,6 +498,12 @@ def run_point(hub: Hub, work: Path, *, apps: int, clusters: int, replicas: int) 
         stop.set()
         raise SystemExit(f"not every desired state was written within 30 minutes ({workspace})")
     point.seconds = time.monotonic() - started
+    requests_after = request_counts(hub.kubeconfig)
+    point.requests = {
+        k: int(v - requests_before.get(k, 0.0))
+        for k, v in sorted(requests_after.items())
+        if v - requests_before.get(k, 0.0) >= 1
+    }
     point.apiserver_cpu = cpu_seconds(hub.apiserver) - cpu_before[0]
     point.etcd_cpu = cpu_seconds(hub.etcd) - cpu_before[1]
     peak.stop.set()
@@ -516,6 +570,12 @@ def report(points: list[Point], apps: int) -> None:
             f"{p.etcd_peak_rss / mb:8.0f} {p.etcd_db_growth / mb:12.1f} "
             f"{p.bytes_per_deployment:17.0f} {p.content_objects:13d} {p.renders:8d}  {p.shares}"
         )
+    for p in points:
+        top = sorted(p.requests.items(), key=lambda kv: -kv[1])[:8]
+        print(
+            f"requests at {p.clusters} clusters, {p.replicas} replica(s): "
+            + ", ".join(f"{k} {v:,}" for k, v in top)
+        )
     single = [p for p in points if p.replicas == 1]
     if len(single) >= 2:
         xs = [float(p.clusters) for p in single]
@@ -559,7 +619,14 @@ def main() -> None:
     parser.add_argument(
         "--keep", type=Path, help="Keep the hub sandbox in this folder (reused when it runs)."
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="Run each replica under cProfile and write its profile into this folder.",
+    )
     args = parser.parse_args()
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     counts = [int(c) for c in args.clusters.split(",")]
     replica_counts = [int(r) for r in args.replicas.split(",")]
     work = Path(tempfile.mkdtemp(prefix="bench-hub-work-"))
@@ -571,13 +638,25 @@ def main() -> None:
             for clusters in counts:
                 if 1 in replica_counts or clusters != max(counts):
                     points.append(
-                        run_point(hub, work, apps=args.apps, clusters=clusters, replicas=1)
+                        run_point(
+                            hub,
+                            work,
+                            apps=args.apps,
+                            clusters=clusters,
+                            replicas=1,
+                            profile=args.profile,
+                        )
                     )
             for replicas in replica_counts:
                 if replicas != 1:
                     points.append(
                         run_point(
-                            hub, work, apps=args.apps, clusters=max(counts), replicas=replicas
+                            hub,
+                            work,
+                            apps=args.apps,
+                            clusters=max(counts),
+                            replicas=replicas,
+                            profile=args.profile,
                         )
                     )
     finally:

@@ -401,9 +401,9 @@ class Daemon:
         async for event_type, obj in kube.watch(
             api_version, kind, label_selector=LABEL_APP, stop=self._stopping
         ):
-            # RELISTED: the watch fell too far behind (410 Gone) and listed the kind
-            # again; any object may have changed meanwhile.
-            if event_type in ("MODIFIED", "DELETED", "RELISTED"):
+            # After 410 Gone the watch lists the kind again and delivers what changed
+            # meanwhile as MODIFIED, DELETED (or ADDED, which needs no check).
+            if event_type in ("MODIFIED", "DELETED"):
                 await self._check_drift(cluster, event_type, obj)
 
     async def _check_drift(self, cluster: str, event_type: str, live: Manifest) -> None:

@@ -23,8 +23,10 @@ object into it; otherwise the customization's default namespace over the app's.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -59,7 +61,29 @@ if TYPE_CHECKING:
     from appflow.kube.client import KubeCluster
 
 
+_RESOLVED: ContextVar[dict[tuple[Path, str], Path] | None] = ContextVar(
+    "appflow_resolved_paths", default=None
+)
+
+
+@contextlib.contextmanager
+def paths_resolved_once() -> Iterator[None]:
+    """Within this block (one sync rendering one fetched source for many clusters), a path
+    checked by ``_inside`` is resolved once, not once per cluster: resolving follows every
+    component of the path with a system call, which for a fleet of pull clusters was the
+    largest part of a render served from the cache."""
+    token = _RESOLVED.set({})
+    try:
+        yield
+    finally:
+        _RESOLVED.reset(token)
+
+
 def _inside(root: Path, relative: str, *, app: str, field: str) -> Path:
+    memo = _RESOLVED.get()
+    path = memo.get((root, relative)) if memo is not None else None
+    if path is not None:
+        return path
     path = (root / relative).resolve()
     if root.resolve() not in (path, *path.parents):
         raise ConfigError(
@@ -67,6 +91,8 @@ def _inside(root: Path, relative: str, *, app: str, field: str) -> Path:
             where=Where(app=app, field=field),
             hint="keep values files and folders inside the repository",
         )
+    if memo is not None:
+        memo[(root, relative)] = path
     return path
 
 

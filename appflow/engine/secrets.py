@@ -183,6 +183,8 @@ class SecretsStage:
         )
 
     async def _inputs(self, definition: AppDefinition, request: RenderRequest) -> Scan:
+        # Both scans read files of the source its digest names (and of a chart fetched by
+        # version): the same inputs give the same scan, so a fleet's clusters share one.
         if request.kind != "helm":
             key = f"{request.source_digest}\n{request.source_dir}"
             found = self._scans.get(key)
@@ -190,7 +192,22 @@ class SecretsStage:
                 found = await asyncio.to_thread(scan_folder, request.source_dir)
                 _remember(self._scans, key, found, _SCANS)
             return found
-        return await asyncio.to_thread(_helm_inputs, definition, request)
+        chart = request.helm
+        key = "\n".join(
+            [
+                "helm",
+                request.source_digest,
+                str(request.source_dir),
+                str(chart.path if chart is not None else None),
+                str(chart.version if chart is not None else None),
+                *map(str, request.values_files),
+            ]
+        )
+        found = self._scans.get(key)
+        if found is None:
+            found = await asyncio.to_thread(_helm_inputs, definition, request)
+            _remember(self._scans, key, found, _SCANS)
+        return found
 
     async def decrypt_all(
         self,

@@ -56,9 +56,10 @@ from appflow.model.hub import (
     DEFAULT_WORKSPACE,
     LABEL_WORKSPACE,
     SYSTEM_NAMESPACE,
+    cluster_namespace,
 )
 from appflow.model.hubstatus import cluster_apps, condition
-from appflow.model.objects import Manifest
+from appflow.model.objects import Manifest, ObjectRef
 from appflow.model.records import SyncTrigger, utc_now
 from appflow.paths import data_dir
 
@@ -126,11 +127,19 @@ def collector_key(namespace: str) -> str:
     return f"gc/{namespace}"
 
 
+WRITES_IN_FLIGHT = 16
+"""Requests a replica sends its hub at once (what one client needs to reach the API server's
+own rate: the benchmark's floor is measured with 16)."""
+
 RESYNC_SECONDS = 300.0
 """A full list this often: a watch that had to restart from scratch does not report what was
 deleted meanwhile (client-go's informers resync for the same reason)."""
 
 Handler = Callable[[str, Manifest], None]
+
+
+Selector = str | Callable[[], str | None] | None
+"""A label selector; a callable is asked at every (re)start, and None from it watches nothing."""
 
 
 async def follow(
@@ -139,24 +148,58 @@ async def follow(
     handle: Handler,
     stop: asyncio.Event,
     *,
-    label_selector: str | None = None,
+    label_selector: Selector = None,
     listed: Callable[[list[Manifest]], None] | None = None,
+    restart: asyncio.Event | None = None,
 ) -> None:
-    """List KIND, then watch it, again every RESYNC_SECONDS and after errors: HANDLE gets
-    ("ADDED"|"MODIFIED"|"DELETED", object) for each change, LISTED each full list."""
+    """List KIND, then watch it, again every RESYNC_SECONDS, after errors and when RESTART is
+    set (a selector that changed): HANDLE gets ("ADDED"|"MODIFIED"|"DELETED", object) for each
+    change, every listed object as ADDED, and DELETED for what an earlier round had that a new
+    list lacks (a deletion while no watch ran, or an object the selector now leaves out).
+    LISTED gets each full list first."""
+    held: dict[ObjectRef, Manifest] = {}
     while not stop.is_set():
         round_over = asyncio.Event()
         timer = asyncio.get_running_loop().call_later(RESYNC_SECONDS, round_over.set)
-        relay = asyncio.create_task(_relay(stop, round_over))
+        relays = [asyncio.create_task(_relay(stop, round_over))]
+        if restart is not None:
+            restart.clear()
+            relays.append(asyncio.create_task(_relay(restart, round_over)))
         try:
-            found = await kube.list_objects(API_VERSION, kind, label_selector=label_selector)
+            selector = label_selector() if callable(label_selector) else label_selector
+            if callable(label_selector) and selector is None:
+                found: list[Manifest] = []
+                version = None
+            else:
+                found, version = await kube.list_versioned(
+                    API_VERSION, kind, label_selector=selector
+                )
             if listed is not None:
                 listed(found)
+            now = {ObjectRef.of(o): o for o in found}
+            for ref, gone in list(held.items()):
+                if ref not in now:
+                    handle("DELETED", gone)
+            held = now
             for obj in found:
                 handle("ADDED", obj)
+            if version is None:
+                await round_over.wait()
+                continue
+            # From the list's version: the watch starts where the list ended (no second
+            # copy of every object), and knows what was listed should it have to list again.
             async for event, obj in kube.watch(
-                API_VERSION, kind, label_selector=label_selector, stop=round_over
+                API_VERSION,
+                kind,
+                label_selector=selector,
+                stop=round_over,
+                since=version,
+                known=found,
             ):
+                if event == "DELETED":
+                    held.pop(ObjectRef.of(obj), None)
+                else:
+                    held[ObjectRef.of(obj)] = obj
                 handle(event, obj)
         except AppflowError as err:
             log.warning("following %s: %s", kind, err)
@@ -164,7 +207,16 @@ async def follow(
                 await asyncio.wait_for(stop.wait(), 2.0)
         finally:
             timer.cancel()
-            relay.cancel()
+            for relay in relays:
+                relay.cancel()
+        if restart is not None and restart.is_set() and not stop.is_set():
+            # Membership changes come in bursts (apps created one after another): one
+            # new list for the burst, not one per key.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), SETTLE_SECONDS)
+
+
+SETTLE_SECONDS = 0.5
 
 
 async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
@@ -243,12 +295,14 @@ class Controller:
                 duration=float(options.lease_duration),
             ),
             keys=self.keys,
-            restrict=self.shard.restrict,
+            restrict=self.restrict,
         )
-        # Stores and stages call it from many threads at once: a pool smaller than them
-        # would drop connections, and every new one costs a TLS handshake on both sides.
+        # At most WRITES_IN_FLIGHT requests of its own at once (the client keeps more
+        # connections than that for the stores' threads): more only queue in the API server,
+        # where the membership's Lease renewals then wait behind them (on a loaded hub, 3
+        # replicas with 64 each were fenced again and again by their own writes).
         self.write_kube = KubeCluster(
-            replace(hub, concurrency=64), write_guard=self.membership.remaining
+            replace(hub, concurrency=WRITES_IN_FLIGHT), write_guard=self.membership.remaining
         )
         files = HubFiles(
             root=options.state_dir or data_dir() / "controller" / self.identity,
@@ -277,7 +331,14 @@ class Controller:
         )
         self.engine = engine
         self.deployments: dict[str, dict[str, Manifest]] = {}
-        """Per app, per cluster: its AppFlowDeployment as the watch last saw it."""
+        """Per app of this replica's shard, per cluster: its AppFlowDeployment as the watch
+        last saw it (the watch selects the shard's apps only)."""
+        self.viewed: frozenset[str] = frozenset()
+        """The apps whose Deployments the watch has listed under its current selector: work
+        on an app waits until its Deployments are in view."""
+        self.selecting: frozenset[str] = frozenset()
+        self.shard_moved = asyncio.Event()
+        """Set when the shard's apps change: the Deployment watch restarts with them."""
         self.reconciler = Reconciler(
             engine=engine,
             store=self.store,
@@ -311,6 +372,33 @@ class Controller:
             + [cluster_key(ws, n) for n in self.objects["Cluster"]]
             + [collector_key(ws)]
         )
+
+    def shard_apps(self) -> frozenset[str]:
+        prefix = app_key(self.workspace, "")
+        return frozenset(k.removeprefix(prefix) for k in self.shard.acting if k.startswith(prefix))
+
+    async def restrict(self, keep: Callable[[str], bool]) -> None:
+        before = self.shard_apps()
+        await self.shard.restrict(keep)
+        if self.shard_apps() != before:
+            self.shard_moved.set()
+
+    def deployment_selector(self) -> str | None:
+        """The label selector of the shard's AppFlowDeployments (None: it has no apps).
+
+        Each replica lists and watches only the Deployments of its own apps, so that the API
+        server sends each Deployment's changes to one replica, not to all of them."""
+        self.selecting = self.shard_apps()
+        if not self.selecting:
+            self.viewed = self.selecting
+            return None
+        names = ",".join(sorted(self.selecting))
+        return f"{LABEL_WORKSPACE}={self.workspace},{res.LABEL_APP} in ({names})"
+
+    def deployments_listed(self, found: list[Manifest]) -> None:
+        # The follower delivers the list (and what it no longer holds) right after this,
+        # before any other task runs: the view is complete for these apps from now on.
+        self.viewed = self.selecting
 
     def owns_app(self, name: str) -> bool:
         return self.membership.may_act(app_key(self.workspace, name))
@@ -436,6 +524,12 @@ class Controller:
                 if app_key(self.workspace, key.app) in self.shard.acting:
                     # Still this replica's, not allowed this instant (a view being published).
                     self.queue.add(key, trigger=trigger, delay=0.5)
+                continue
+            if key.app not in self.viewed:
+                # Its Deployments are not in view yet (the watch restarts with the shard):
+                # nothing may be decided from a partial view.
+                self.queue.done(key, ok=True)
+                self.queue.add(key, trigger=trigger, delay=0.2)
                 continue
             lock = self.locks.setdefault(key.app, asyncio.Lock())
             async with lock:
@@ -613,10 +707,7 @@ class Controller:
             status: dict[str, Any] = {}
             if res.cluster_mode(obj) == "push":
                 status = await self._probe(obj, check_cluster)
-            on_it = [
-                d for per_app in self.deployments.values() if (d := per_app.get(name)) is not None
-            ]
-            status.update(cluster_apps(on_it))
+            status.update(cluster_apps(await self._deployments_on(name)))
             fresh = self.objects["Cluster"].get(name)
             if fresh is None:
                 return
@@ -625,6 +716,22 @@ class Controller:
                 await asyncio.to_thread(self.store.patch_status, fresh, status, conditional=False)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), self.options.probe_seconds)
+
+    async def _deployments_on(self, cluster: str) -> list[Manifest]:
+        """The AppFlowDeployments on CLUSTER, of every replica's apps."""
+        apps = set(self.objects["AppFlow"])
+        if apps <= self.viewed:
+            # This replica's watch holds every app's Deployments (one replica, or a shard
+            # that has all the apps): no request needed.
+            return [d for a in apps if (d := self.deployments.get(a, {}).get(cluster))]
+        # Its namespace holds them; the API server's watch cache answers (counts may lag).
+        return await self.read_kube.list_objects(
+            API_VERSION,
+            "AppFlowDeployment",
+            namespace=cluster_namespace(self.workspace, cluster),
+            label_selector=f"{LABEL_WORKSPACE}={self.workspace}",
+            cached=True,
+        )
 
     async def _probe(self, obj: Manifest, check: Any) -> dict[str, Any]:
         """The probe's conditions for push Cluster OBJ (its record is written by the probe)."""
@@ -683,6 +790,8 @@ class Controller:
             generation = await self.membership.wait_changed(generation, timeout=1.0)
             gained = self.shard.take(self.membership.acting())
             if gained:
+                if any(k.startswith("appflow/") for k in gained):
+                    self.shard_moved.set()
                 await self.take(gained)
 
     async def resync(self) -> None:
@@ -711,7 +820,6 @@ class Controller:
 
     async def run(self) -> None:
         ws = self.workspace
-        deployments = f"{LABEL_WORKSPACE}={ws}"
         tasks = [
             asyncio.create_task(
                 follow(self.read_kube, "AppFlow", self.on_appflow, self.stop), name="appflows"
@@ -728,7 +836,9 @@ class Controller:
                     "AppFlowDeployment",
                     self.on_deployment,
                     self.stop,
-                    label_selector=deployments,
+                    label_selector=self.deployment_selector,
+                    listed=self.deployments_listed,
+                    restart=self.shard_moved,
                 ),
                 name="deployments",
             ),

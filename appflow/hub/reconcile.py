@@ -22,10 +22,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
+from appflow.engine.desired import paths_resolved_once
 from appflow.engine.engine import Engine
 from appflow.engine.recorder import Recorder
 from appflow.engine.report import AppSyncReport
@@ -37,7 +38,7 @@ from appflow.hub.reports import report_data
 from appflow.hub.store import HubStore
 from appflow.kube.client import KubeCluster
 from appflow.model import resources as res
-from appflow.model.appdef import SyncPolicy
+from appflow.model.appdef import OfflinePolicy, SyncPolicy
 from appflow.model.hubstatus import app_status
 from appflow.model.objects import Manifest
 from appflow.model.records import (
@@ -68,6 +69,31 @@ class HubRecorder(Recorder):
         if extra is not None and extra[0] == source_ref:
             desired = {**extra[1], **desired}
         return await super().revision(app, desired, source_ref=source_ref)
+
+
+def may_release(seen: Sequence[Manifest], offline: Set[str], *, policy: OfflinePolicy) -> bool:
+    """Whether a fresh list of an app's Deployments could release or reject anything, judged
+    from SEEN, the replica's watch of them.
+
+    Nothing is released without a verdict (an agent's Validated or Rejected for what its
+    Deployment has staged), unless Offline clusters are released or skipped without one. A
+    verdict the watch has not shown yet arrives as an event that asks for a release again.
+    So, when SEEN holds no verdict and no Deployment on an Offline cluster (or the policy
+    waits for them), the list (a read of every Deployment of the workspace from etcd, per
+    app: quadratic over a fleet) can be skipped."""
+    for d in seen:
+        spec, status = d.get("spec") or {}, d.get("status") or {}
+        staged = spec.get("staged") or {}
+        if not staged or (spec.get("released") or {}) == staged:
+            continue
+        if policy != "wait" and str(spec.get("cluster")) in offline:
+            return True
+        verdict = status.get("staged") or {}
+        if verdict.get("result") in ("Validated", "Rejected") and verdict.get(
+            "revision"
+        ) == staged.get("revision"):
+            return True
+    return False
 
 
 @dataclass(kw_only=True)
@@ -104,9 +130,6 @@ class Reconciler:
         """Release APP's staged revision where every online target validated it (decided on a
         fresh list: a watch that lags could hide a target that has not validated yet); Offline
         pull clusters as the app's ``rollout.offlineTargets`` says."""
-        listed = await asyncio.to_thread(
-            self.store.deployment_objects, app=app, with_unreported=True
-        )
         record = await asyncio.to_thread(self.store.get_app, app)
         clusters = (
             self.seen_clusters()
@@ -118,12 +141,18 @@ class Reconciler:
             for c in clusters
             if res.cluster_mode(c) == "pull" and (c.get("status") or {}).get("state") == "Offline"
         }
+        policy = record.rollout.offline_targets
+        if self.seen is not None and not may_release(self.seen(app), offline, policy=policy):
+            return {}
+        listed = await asyncio.to_thread(
+            self.store.deployment_objects, app=app, with_unreported=True
+        )
         return await publish.release(
             self.kube,
             app=app,
             deployments=listed,
             offline=offline,
-            policy=record.rollout.offline_targets,
+            policy=policy,
         )
 
     async def deployments(self, app: str) -> list[Manifest]:
@@ -232,9 +261,10 @@ class Reconciler:
         pull_fleet = None if clusters else await self._pull_fleet()
         plan = None
         if pull_fleet is not None:
-            plan = await publish.render_pull(
-                self.engine.parts, record, repo, fleet=pull_fleet, commit=commit
-            )
+            with paths_resolved_once():
+                plan = await publish.render_pull(
+                    self.engine.parts, record, repo, fleet=pull_fleet, commit=commit
+                )
         if plan is not None and plan.blocked:
             report = AppSyncReport(app=record.name, blocked=list(plan.blocked))
             await self.recorder.blocked(

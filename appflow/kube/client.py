@@ -16,7 +16,7 @@ import contextlib
 import functools
 import hashlib
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 _GONE = 410
 """The API server's answer to a watch from a resourceVersion it no longer keeps."""
+POOL_HEADROOM = 32
+"""HTTP connections kept beyond a client's own concurrency (see ``_kubernetes_api``)."""
 
 
 def _remember(known: dict[ObjectRef, Manifest], event_type: str, obj: Manifest) -> None:
@@ -51,8 +53,32 @@ def _remember(known: dict[ObjectRef, Manifest], event_type: str, obj: Manifest) 
             "name": meta.get("name"),
             "namespace": meta.get("namespace"),
             "labels": meta.get("labels") or {},
+            "resourceVersion": meta.get("resourceVersion"),
         },
     }
+
+
+def relist_difference(
+    known: Mapping[ObjectRef, Manifest], listed: Sequence[Manifest]
+) -> list[tuple[str, Manifest]]:
+    """The events that take a watcher from KNOWN (what it had seen) to LISTED (a fresh list):
+    ADDED for new objects, MODIFIED for those whose resourceVersion moved, DELETED (with the
+    last known object) for those gone. Unchanged objects yield nothing."""
+    now = {ObjectRef.of(o): o for o in listed}
+    events: list[tuple[str, Manifest]] = [
+        ("DELETED", gone) for ref, gone in known.items() if ref not in now
+    ]
+    for ref, obj in now.items():
+        before = known.get(ref)
+        if before is None:
+            events.append(("ADDED", obj))
+        elif _version(before) != _version(obj):
+            events.append(("MODIFIED", obj))
+    return events
+
+
+def _version(obj: Manifest) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
 
 def _plain(_client: Any, data: Any) -> Any:
@@ -483,23 +509,50 @@ class KubeCluster:
         namespace: str = "",
         label_selector: str | None = None,
         timeout: float | None = None,
+        cached: bool = False,
     ) -> list[Manifest]:
         """Objects of a kind (a consistent read). TIMEOUT: seconds, default at least 30 (a list
-        of many large objects takes time; a caller with a deadline passes its own)."""
+        of many large objects takes time; a caller with a deadline passes its own). CACHED:
+        whatever the API server's watch cache holds (resourceVersion 0), for figures that may
+        lag a moment, without a read of etcd."""
+        return self.list_versioned_sync(
+            api_version,
+            kind,
+            namespace=namespace,
+            label_selector=label_selector,
+            timeout=timeout,
+            cached=cached,
+        )[0]
+
+    def list_versioned_sync(
+        self,
+        api_version: str,
+        kind: str,
+        *,
+        namespace: str = "",
+        label_selector: str | None = None,
+        timeout: float | None = None,
+        cached: bool = False,
+    ) -> tuple[list[Manifest], str | None]:
+        """``list_sync``, and the list's resourceVersion (a watch from it misses nothing)."""
         seconds = timeout if timeout is not None else max(self.timeout, 30.0)
         if self._rest is not None:
             path = self._rest_path(self._rest, api_version, kind, namespace=namespace)
             try:
-                items = self._rest.list(path, label_selector=label_selector, timeout=seconds)
+                items, version = self._rest.list(
+                    path, label_selector=label_selector, cached=cached, timeout=seconds
+                )
             except Exception as err:
                 raise translate(err, cluster=self.name, obj=f"{kind} list", action="list") from err
         else:
-            items = self._list_typed(api_version, kind, namespace, label_selector, seconds)
+            items, version = self._list_typed(
+                api_version, kind, namespace, label_selector, seconds, cached=cached
+            )
         for item in items:
             # Items of a list carry no apiVersion/kind of their own.
             item.setdefault("apiVersion", api_version)
             item.setdefault("kind", kind)
-        return list(items)
+        return items, version
 
     def _list_typed(
         self,
@@ -508,7 +561,9 @@ class KubeCluster:
         namespace: str,
         label_selector: str | None,
         seconds: float,
-    ) -> list[Manifest]:
+        *,
+        cached: bool,
+    ) -> tuple[list[Manifest], str | None]:
         from kubernetes.dynamic.exceptions import NotFoundError as DynNotFound
 
         resource = self.resource_sync(api_version, kind)
@@ -517,14 +572,16 @@ class KubeCluster:
                 resource,
                 namespace=namespace or None if resource.namespaced else None,
                 label_selector=label_selector,
+                resource_version="0" if cached else None,
                 _request_timeout=seconds,
                 serializer=_plain,
             )
         except DynNotFound:
-            return []
+            return [], None
         except Exception as err:
             raise translate(err, cluster=self.name, obj=f"{kind} list", action="list") from err
-        return list(result.get("items") or [])
+        version = (result.get("metadata") or {}).get("resourceVersion")
+        return list(result.get("items") or []), str(version) if version else None
 
     async def list_objects(
         self,
@@ -534,9 +591,29 @@ class KubeCluster:
         namespace: str = "",
         label_selector: str | None = None,
         timeout: float | None = None,
+        cached: bool = False,
     ) -> list[Manifest]:
         return await self._run(  # type: ignore[no-any-return]
             self.list_sync,
+            api_version,
+            kind,
+            namespace=namespace,
+            label_selector=label_selector,
+            timeout=timeout,
+            cached=cached,
+        )
+
+    async def list_versioned(
+        self,
+        api_version: str,
+        kind: str,
+        *,
+        namespace: str = "",
+        label_selector: str | None = None,
+        timeout: float | None = None,
+    ) -> tuple[list[Manifest], str | None]:
+        return await self._run(  # type: ignore[no-any-return]
+            self.list_versioned_sync,
             api_version,
             kind,
             namespace=namespace,
@@ -667,34 +744,56 @@ class KubeCluster:
         stop: asyncio.Event,
         window: int = 55,
         since: str | None = None,
+        known: Sequence[Manifest] = (),
     ) -> AsyncIterator[tuple[str, Manifest]]:
         """Yield (event type, object) for changes to objects of one kind, until STOP is set.
 
         One watch per kind and cluster, across namespaces. The blocking stream
         runs in a thread of its own and is re-opened every WINDOW seconds (and
         after errors) from the last resourceVersion seen (at first SINCE, or the
-        objects as they are now), so that a dropped connection loses no event
-        the server still remembers.
+        objects as they are now, each as ADDED), so that a dropped connection
+        loses no event the server still remembers. Bookmarks keep that version
+        fresh while the kind is quiet. KNOWN: the objects the caller already has
+        (the list SINCE came from).
 
         When the server no longer remembers that far back (HTTP 410 Gone), the
-        kind is listed again, as informers do: every object is yielded as
-        ``RELISTED``, objects seen before and now gone as ``DELETED``, and the
-        watch goes on from the list's resourceVersion. Other errors are raised.
+        kind is listed again, as informers do, and the difference to what the
+        watcher had is yielded: ADDED, MODIFIED (a newer resourceVersion) and
+        DELETED (the last known object); then the watch goes on from the list's
+        resourceVersion. A list that fails is tried again (never a watch from
+        "now", which would skip what changed in the gap). Other errors are
+        raised to the consumer, and the watch goes on where it was.
         """
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[tuple[str, Manifest] | BaseException] = asyncio.Queue()
         halt = threading.Event()
+        seen: dict[ObjectRef, Manifest] = {}
+        for obj in known:
+            _remember(seen, "ADDED", obj)
 
         def emit(kind_of_event: str, obj: Manifest) -> None:
             loop.call_soon_threadsafe(events.put_nowait, (kind_of_event, obj))
+
+        def fail(err: BaseException, action: str) -> None:
+            loop.call_soon_threadsafe(
+                events.put_nowait, translate(err, cluster=self.name, action=action)
+            )
+            halt.wait(2.0)
 
         def pump() -> None:
             from kubernetes import watch as k8s_watch
             from kubernetes.client.exceptions import ApiException
 
             resource_version = since
-            known: dict[ObjectRef, Manifest] = {}
+            gone = False
             while not halt.is_set():
+                if gone:
+                    try:
+                        resource_version = relist()
+                        gone = False
+                    except Exception as err:  # reported to the consumer, then retried
+                        fail(err, "list")
+                    continue
                 try:
                     resource = self.resource_sync(api_version, kind)
                     watcher = k8s_watch.Watch()
@@ -704,6 +803,7 @@ class KubeCluster:
                         resource_version=resource_version,
                         timeout=window,
                         watcher=watcher,
+                        allow_watch_bookmarks=True,
                     ):
                         if halt.is_set():
                             watcher.stop()
@@ -715,52 +815,27 @@ class KubeCluster:
                         resource_version = (raw.get("metadata") or {}).get(
                             "resourceVersion", resource_version
                         )
-                        _remember(known, event_type, raw)
+                        if event_type == "BOOKMARK":
+                            continue
+                        _remember(seen, event_type, raw)
                         emit(event_type, raw)
-                except ApiException as err:
-                    if err.status != _GONE:
-                        loop.call_soon_threadsafe(
-                            events.put_nowait, translate(err, cluster=self.name, action="watch")
-                        )
-                        halt.wait(2.0)
-                        continue
-                    try:
-                        resource_version = relist(known)
-                    except Exception as inner:  # reported to the consumer, then retried
-                        loop.call_soon_threadsafe(
-                            events.put_nowait, translate(inner, cluster=self.name, action="list")
-                        )
-                        resource_version = None
-                        halt.wait(2.0)
                 except Exception as err:  # reported to the consumer, then retried
-                    loop.call_soon_threadsafe(
-                        events.put_nowait, translate(err, cluster=self.name, action="watch")
-                    )
-                    halt.wait(2.0)
+                    # 410 arrives as an ERROR event (ApiException) or as the answer to
+                    # the request itself (the dynamic client's GoneError).
+                    if getattr(err, "status", None) == _GONE:
+                        gone = True
+                        continue
+                    fail(err, "watch")
 
-        def relist(known: dict[ObjectRef, Manifest]) -> str | None:
+        def relist() -> str | None:
             """List the kind afresh after 410 Gone; yield what changed meanwhile; the new RV."""
-            resource = self.resource_sync(api_version, kind)
-            listed = self._client().get(
-                resource,
-                label_selector=label_selector,
-                _request_timeout=max(self.timeout, 30.0),
-                serializer=_plain,
+            listed, version = self.list_versioned_sync(
+                api_version, kind, label_selector=label_selector
             )
-            now: dict[ObjectRef, Manifest] = {}
-            for item in listed.get("items") or []:
-                item.setdefault("apiVersion", api_version)
-                item.setdefault("kind", kind)
-                now[ObjectRef.of(item)] = item
-            for ref, gone in list(known.items()):
-                if ref not in now:
-                    emit("DELETED", gone)
-            known.clear()
-            for item in now.values():
-                _remember(known, "RELISTED", item)
-                emit("RELISTED", item)
-            version = (listed.get("metadata") or {}).get("resourceVersion")
-            return str(version) if version else None
+            for event_type, obj in relist_difference(seen, listed):
+                _remember(seen, event_type, obj)
+                emit(event_type, obj)
+            return version
 
         # A daemon thread: a stream blocked in a read must not hold the
         # process open at exit (executor threads are joined then).
@@ -847,7 +922,11 @@ def _kubernetes_api(connection: Connection) -> k8s.ApiClient:
             where=Where(cluster=connection.name, file=str(connection.kubeconfig)),
             hint="check the file and --context",
         ) from err
-    configuration.connection_pool_maxsize = max(4, connection.concurrency)
+    # More connections kept than this client's threads: blocking calls also come from other
+    # threads (asyncio.to_thread, stores), and a connection returned to a full pool is closed,
+    # so the next request pays a new TLS handshake on both sides (the hub benchmark's
+    # controller did that thousands of times).
+    configuration.connection_pool_maxsize = max(4, connection.concurrency) + POOL_HEADROOM
     configuration.retries = 0
     api = k8s.ApiClient(configuration)
     _bound_requests(api, connection.timeout)
