@@ -96,9 +96,10 @@ def test_an_encrypted_password_file_is_rendered_on_the_edge(examples: Path) -> N
     inputs = shipped(examples, "secure-mqtt/broker", "yaml")
     revealed = render(inputs, key(), "secure-broker")
     secret = next(o for o in revealed.objects if o["kind"] == "Secret")
-    text = secret.get("stringData", {}).get("passwords") or base64.b64decode(
-        secret["data"]["passwords"]
-    ).decode()
+    text = (
+        secret.get("stringData", {}).get("passwords")
+        or base64.b64decode(secret["data"]["passwords"]).decode()
+    )
     assert text.startswith("sensor-01:$7$101$TESTONLYsalt0001$")
 
 
@@ -111,7 +112,8 @@ def test_a_cluster_without_the_key_gets_the_file_and_its_recipients_named(
     message = str(caught.value)
     assert "values-cloud.sops.yaml" in message
     assert key().recipient in message
-    assert "site-1" in message and "secure-bridge" in message
+    assert "site-1" in message
+    assert "secure-bridge" in message
     assert PASSWORD not in message
 
 
