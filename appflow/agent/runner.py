@@ -598,10 +598,15 @@ class Agent:
     ) -> edge.DeploymentState:
         status = dict(state.status)
         if result is not None:
+            message = result.message
+            if state.released is not None and state.released.render_on == "agent":
+                # Where it was rendered, for `app show` and `status`: its inputs are encrypted,
+                # so the hub shipped them and this cluster decrypted and rendered them.
+                message = f"rendered on the cluster (encrypted inputs): {message}"
             status.update(
                 {
                     "state": result.state,
-                    "message": result.message,
+                    "message": message,
                     "resourceCounts": dict(result.resource_counts),
                     "failing": list(result.failing),
                     "inventory": {"count": result.inventory},

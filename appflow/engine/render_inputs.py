@@ -75,9 +75,9 @@ def _walk(folder: Path) -> Iterator[Path]:
             yield entry
 
 
-def source_files(request: RenderRequest) -> list[tuple[str, bytes]]:
+def source_files(request: RenderRequest, *, limit: int = MAX_BYTES) -> list[tuple[str, bytes]]:
     """The files REQUEST renders from (its app folder, a local chart and values files outside
-    it), each named relative to the source's root; a ConfigError past ``MAX_BYTES``."""
+    it), each named relative to the source's root; a ConfigError past LIMIT bytes."""
     root = request.root.resolve()
     chart = request.helm.path if request.helm is not None else None
     wanted: dict[str, Path] = {}
@@ -93,9 +93,9 @@ def source_files(request: RenderRequest) -> list[tuple[str, bytes]]:
     for name in sorted(wanted):
         data = wanted[name].read_bytes()
         total += len(data)
-        if total > MAX_BYTES:
+        if total > limit:
             raise ConfigError(
-                f"the app's files exceed {MAX_BYTES // (1024 * 1024)} MiB, too much to ship to "
+                f"the app's files exceed {limit} bytes, too much to ship to "
                 "a pull cluster's agent for rendering there",
                 where=Where(app=request.app, cluster=request.cluster, file=name),
                 hint="move large files out of the app folder, or publish the chart to a chart "
