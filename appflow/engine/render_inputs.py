@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -34,6 +34,7 @@ from appflow.model.capabilities import Capabilities
 from appflow.model.hub import API_VERSION
 from appflow.model.objects import Manifest
 from appflow.render.types import HelmChartRef, RenderRequest
+from appflow.secrets.decrypt import folder_files
 
 KIND_INPUTS = "RenderInputs"
 KIND_FILE = "SourceFile"
@@ -60,21 +61,6 @@ def _relative(path: Path, root: Path, *, app: str) -> str:
         ) from err
 
 
-def _walk(folder: Path) -> Iterator[Path]:
-    # As the secrets stage scans a folder: dot-files and dot-folders are not the app's.
-    try:
-        entries = sorted(folder.iterdir(), key=lambda p: p.name)
-    except OSError:
-        return
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            yield from _walk(entry)
-        elif entry.is_file():
-            yield entry
-
-
 def source_files(request: RenderRequest, *, limit: int = MAX_BYTES) -> list[tuple[str, bytes]]:
     """The files REQUEST renders from (its app folder, a local chart and values files outside
     it), each named relative to the source's root; a ConfigError past LIMIT bytes."""
@@ -85,7 +71,7 @@ def source_files(request: RenderRequest, *, limit: int = MAX_BYTES) -> list[tupl
         if start is None:
             continue
         path = start if start.is_absolute() else request.source_dir / start
-        found = [path] if path.is_file() else list(_walk(path))
+        found = [path] if path.is_file() else list(folder_files(path))
         for file in found:
             wanted.setdefault(_relative(file, root, app=request.app), file)
     files: list[tuple[str, bytes]] = []

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import secrets
 import shutil
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -22,7 +24,7 @@ from appflow.model.agent import release_decision
 from appflow.model.hub import API_VERSION
 from appflow.secrets import age, sops
 from tests.helpers import built_tool
-from tests.integration.agent.conftest import Hub, register_fleet, wait_for
+from tests.integration.agent.conftest import Hub, free_port, register_fleet, wait_for
 from tests.integration.agent.publish import deployment, write_deployment
 from tests.integration.agent.test_sync import status_of
 
@@ -232,7 +234,7 @@ def encrypt_for(folder: Path, recipients: list[str]) -> None:
     async def again(name: str, regex: str | None) -> None:
         path = folder / name
         plain = await sops.decrypt(
-            path.read_bytes(),
+            (EXAMPLES / "secure-mqtt" / name).read_bytes(),
             file=name,
             fmt="yaml",
             identities=test_key,
@@ -245,7 +247,10 @@ def encrypt_for(folder: Path, recipients: list[str]) -> None:
             )
         )
 
-    asyncio.run(asyncio.wait_for(asyncio.gather(*(again(n, r) for n, r in ENCRYPTED.items())), 120))
+    async def every() -> None:
+        await asyncio.gather(*(again(n, r) for n, r in ENCRYPTED.items()))
+
+    asyncio.run(every())
 
 
 def edge_secret(hub: Hub, edge: int, name: str, namespace: str, key: str) -> str | None:
@@ -285,6 +290,42 @@ def hub_objects_text(hub: Hub) -> str:
         kube.close()
 
 
+def api_answers(hub: Hub, apps: tuple[str, ...]) -> list[str]:
+    """What `appflow serve --hub` answers about APPS (and the fleet), as texts."""
+    token = hub.hub_cli("token", "create", "secrets-test").stdout.split()[0]
+    port = free_port()
+    server = hub.process(
+        "serve", "serve", "--hub", str(hub.kubeconfig), "--listen", f"127.0.0.1:{port}"
+    )
+    paths = [
+        "/api/v1/status",
+        "/api/v1/deployments",
+        "/api/v1/clusters",
+        *(f"/api/v1/apps/{a}" for a in apps),
+        *(f"/api/v1/apps/{a}/history" for a in apps),
+    ]
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{port}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    ) as client:
+
+        def answers() -> bool:
+            assert server.alive(), server.text()
+            with contextlib.suppress(httpx.HTTPError):
+                return client.get("/api/v1/status").status_code == 200
+            return False
+
+        wait_for(answers, timeout=90, what="serve --hub to answer")
+        texts = []
+        for path in paths:
+            answer = client.get(path)
+            assert answer.status_code == 200, (path, answer.text)
+            texts.append(answer.text)
+    assert any("secure-bridge" in t for t in texts)
+    return texts
+
+
 def test_secure_mqtt_is_rendered_by_the_agents_that_hold_the_keys(hub: Hub, tmp_path: Path) -> None:
     built_tool("sops")
     built_tool("helm")
@@ -301,7 +342,14 @@ def test_secure_mqtt_is_rendered_by_the_agents_that_hold_the_keys(hub: Hub, tmp_
     encrypt_for(folder, [recipients[names[0]], recipients[names[1]]])
     hub.hub_cli("repo", "add", "examples", str(repo), "--path", "secure-mqtt")
     for app in APPS:
-        hub.hub_cli("sync", app)
+        # The sync waits for the agents' verdicts and says why it was refused.
+        refusal = hub.hub_cli("sync", app, check=False)
+        assert refusal.returncode != 0, refusal.stdout
+        said = refusal.stdout + refusal.stderr
+        assert "refused before any change" in said
+        assert names[2] in said
+        assert ".sops.yaml" in said
+        assert "TESTONLY" not in said
     for app in APPS:
         for name in names:
             wait_for(
@@ -352,9 +400,11 @@ def test_secure_mqtt_is_rendered_by_the_agents_that_hold_the_keys(hub: Hub, tmp_
                 what=f"{app} r2 reported by {name}",
             )
 
-    # What the hub, its CLI and every process's --debug log hold: ciphertext and digests.
+    # What the hub, its CLI, its HTTP API and every process's --debug log hold: ciphertext
+    # and digests.
     shown = [
         hub_objects_text(hub),
+        *api_answers(hub, APPS),
         *(hub.hub_cli("app", "show", app, "-o", "json").stdout for app in APPS),
         *(hub.hub_cli("app", "diff", app, check=False).stdout for app in APPS),
         *(hub.hub_cli("app", "history", app, "-o", "json").stdout for app in APPS),
@@ -373,7 +423,7 @@ def test_secure_mqtt_is_rendered_by_the_agents_that_hold_the_keys(hub: Hub, tmp_
     doc = yaml.safe_load(values.read_text())
     doc["cloud"]["password"] = doc["cloud"]["username"]
     values.write_text(yaml.safe_dump(doc, sort_keys=False))
-    hub.hub_cli("sync", "secure-bridge")
+    assert hub.hub_cli("sync", "secure-bridge", check=False).returncode != 0
     for name in names:
         refused = wait_for(
             lambda n=name: staged_result(hub, n, "secure-bridge", 3),
