@@ -164,8 +164,9 @@ class Agent:
         self._settling: dict[str, int] = {}
         self._failures: dict[str, int] = {}
         self._secrets: EdgeSecrets | None = None
-        self._renders: OrderedDict[tuple[str, str], Revealed] = OrderedDict()
-        """What each (app, content index) rendered and revealed to, most recent last."""
+        self._renders: OrderedDict[tuple[str, str, str], Revealed] = OrderedDict()
+        """What each (app, content index, SOPS files) rendered and revealed to, most recent
+        last."""
 
     # -- the hub connection -------------------------------------------------------------------
 
@@ -423,7 +424,7 @@ class Agent:
         """The objects of DESIRED, from the content on this cluster (fetching what it lacks),
         with their encrypted values decrypted by this cluster's own key (and, for
         ``renderOn: agent``, rendered here from the app's inputs)."""
-        key = (app, desired.index)
+        key = (app, desired.index, desired.secrets or "")
         known = self._renders.get(key)
         if known is not None:
             # Drift checks every few seconds must not run helm and sops each time.
