@@ -290,6 +290,24 @@ def hub_objects_text(hub: Hub) -> str:
         kube.close()
 
 
+def without_the_example(hub: Hub) -> None:
+    """The edges without secure-mqtt's namespaces (an earlier run on kept clusters left them),
+    so that "applied nowhere" is seen, not remembered."""
+    namespaces = ("secure-mqtt", "secure-mqtt-bridge")
+    for edge in range(len(hub.fleet.edges)):
+        kube = hub.fleet.edge_kube(edge)
+        try:
+            for namespace in namespaces:
+                kube.delete_sync("v1", "Namespace", namespace)
+
+            def gone(kube: Any = kube) -> bool:
+                return all(kube.get_sync("v1", "Namespace", n) is None for n in namespaces)
+
+            wait_for(gone, timeout=120, what=f"secure-mqtt's namespaces gone from edge {edge}")
+        finally:
+            kube.close()
+
+
 def api_answers(hub: Hub, apps: tuple[str, ...]) -> list[str]:
     """What `appflow serve --hub` answers about APPS (and the fleet), as texts."""
     token = hub.hub_cli("token", "create", "secrets-test").stdout.split()[0]
@@ -333,6 +351,7 @@ def test_secure_mqtt_is_rendered_by_the_agents_that_hold_the_keys(hub: Hub, tmp_
     shutil.copytree(EXAMPLES / "secure-mqtt", repo / "secure-mqtt")
     (repo / "secure-mqtt" / "TEST-ONLY-age-key.txt").unlink()  # the hub holds no key at all
     folder = repo / "secure-mqtt"
+    without_the_example(hub)
     names = register_fleet(hub, debug=True)
     recipients = {n: recipients_of(hub, n)[0] for n in names}
     hub.start_controller(debug=True)
