@@ -30,6 +30,7 @@ import random
 import secrets
 import socket
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -38,6 +39,7 @@ from typing import Any
 from appflow.agent import edge
 from appflow.agent.hubclient import AgentApi, Credential, HubSession, WatchExpired
 from appflow.agent.local import Local, LocalSync
+from appflow.agent.render import EdgeSecrets, render_on_edge
 from appflow.agent.secrets import Revealed, reveal_on_edge
 from appflow.errors import (
     AppflowError,
@@ -45,6 +47,8 @@ from appflow.errors import (
     ConfigError,
     DecryptionError,
     NotFoundError,
+    PolicyError,
+    RenderError,
     Where,
 )
 from appflow.model import agent as rules
@@ -59,6 +63,9 @@ from appflow.secrets import age
 log = logging.getLogger("appflow.agent")
 
 CREDENTIAL_SECONDS = int(timedelta(days=90).total_seconds())
+REFUSALS = (DecryptionError, RenderError, ConfigError, PolicyError)
+"""Errors of a desired state itself, not of getting it: the cluster refuses the revision
+(another attempt would fail the same way)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -156,6 +163,10 @@ class Agent:
         self._retry_at: dict[str, float] = {}
         self._settling: dict[str, int] = {}
         self._failures: dict[str, int] = {}
+        self._secrets: EdgeSecrets | None = None
+        self._renders: OrderedDict[tuple[str, str, str], Revealed] = OrderedDict()
+        """What each (app, content index, SOPS files) rendered and revealed to, most recent
+        last."""
 
     # -- the hub connection -------------------------------------------------------------------
 
@@ -411,7 +422,14 @@ class Agent:
 
     async def _objects(self, app: str, desired: rules.Desired) -> Revealed:
         """The objects of DESIRED, from the content on this cluster (fetching what it lacks),
-        with their encrypted values decrypted by this cluster's own key."""
+        with their encrypted values decrypted by this cluster's own key (and, for
+        ``renderOn: agent``, rendered here from the app's inputs)."""
+        key = (app, desired.index, desired.secrets or "")
+        known = self._renders.get(key)
+        if known is not None:
+            # Drift checks every few seconds must not run helm and sops each time.
+            self._renders.move_to_end(key)
+            return known
         before = self.api.downloaded if self.api else 0
         objects = await self.local.content.get_render(desired.index)
         bundle = await self.local.content.get(desired.secrets) if desired.secrets else None
@@ -424,22 +442,34 @@ class Agent:
                 desired.index[:19],
             )
         identity = self.config.age_identity if self.config else ""
-        return await reveal_on_edge(
-            objects,
-            bundle=bundle,
-            identity=age.parse_identity(identity) if identity else None,
-            cluster=self.cluster,
-            app=app,
-        )
+        if desired.render_on == "agent":
+            if self._secrets is None:
+                self._secrets = EdgeSecrets(age.parse_identity(identity) if identity else None)
+            revealed = await render_on_edge(
+                objects, secrets=self._secrets, cluster=self.cluster, app=app
+            )
+        else:
+            revealed = await reveal_on_edge(
+                objects,
+                bundle=bundle,
+                identity=age.parse_identity(identity) if identity else None,
+                cluster=self.cluster,
+                app=app,
+            )
+        self._renders[key] = revealed
+        while len(self._renders) > 2 * max(1, len(self.states)):
+            self._renders.popitem(last=False)
+        return revealed
 
     async def _validate(
         self, state: edge.DeploymentState, staged: rules.Desired
     ) -> edge.DeploymentState:
         try:
             objects = await self._objects(state.app, staged)
-        except DecryptionError as err:
-            # No key here for a file, or a file tampered with: this cluster refuses the
-            # revision, which keeps it from every cluster.
+        except REFUSALS as err:
+            # No key here for a file, a file tampered with, or (rendered here) a chart that
+            # does not render: this cluster refuses the revision, which keeps it from every
+            # cluster.
             problem: str | None = str(err)
         else:
             problem = await self.local.validate(state.app, staged, objects)
@@ -465,7 +495,7 @@ class Agent:
         started = _stamp()
         try:
             objects: Revealed | None = await self._objects(state.app, released)
-        except DecryptionError as err:
+        except REFUSALS as err:
             objects, refusal = None, LocalSync(state="ErrApplied", message=str(err), ok=False)
         if state.released != released:
             # Kept before it is applied: a restarted agent has it without the hub.
@@ -569,10 +599,15 @@ class Agent:
     ) -> edge.DeploymentState:
         status = dict(state.status)
         if result is not None:
+            message = result.message
+            if state.released is not None and state.released.render_on == "agent":
+                # Where it was rendered, for `app show` and `status`: its inputs are encrypted,
+                # so the hub shipped them and this cluster decrypted and rendered them.
+                message = f"rendered on the cluster (encrypted inputs): {message}"
             status.update(
                 {
                     "state": result.state,
-                    "message": result.message,
+                    "message": message,
                     "resourceCounts": dict(result.resource_counts),
                     "failing": list(result.failing),
                     "inventory": {"count": result.inventory},

@@ -25,7 +25,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
@@ -424,12 +424,40 @@ async def render_desired(
     request = await request_for(
         definition, source, cluster, groups=groups, connections=connections, policies=policies
     )
-    opened = await secrets.open(definition, request, cluster=cluster, groups=groups)
     # The cluster's client only when the chart looks up: a pull-mode cluster of the hub has no
     # connection here, and its renders need none.
-    async with lookup_render(
-        lambda: connections.kube(cluster), definition, opened.request, policies
-    ) as rendering:
+    return await render_request_for(
+        definition,
+        request,
+        cluster,
+        groups=groups,
+        kube=lambda: connections.kube(cluster),
+        cache=cache,
+        secrets=secrets,
+        policies=policies,
+        release=release,
+    )
+
+
+async def render_request_for(
+    definition: AppDefinition,
+    request: RenderRequest,
+    cluster: ClusterRecord,
+    *,
+    groups: Mapping[str, ClusterGroup],
+    kube: Callable[[], KubeCluster],
+    cache: RenderCache | None,
+    secrets: SecretsStage,
+    policies: Sequence[Policy] = (),
+    release: bool = False,
+) -> tuple[RenderRequest, DesiredState]:
+    """REQUEST (DEFINITION's for CLUSTER) rendered: its secret inputs decrypted with what
+    SECRETS holds for CLUSTER, rendered, revealed, the app's namespace added. The push engine
+    (through ``render_desired``) and a pull agent rendering on its cluster
+    (``appflow.agent.render``) both render with this; KUBE gives the cluster's client, asked
+    for only when the chart uses helm lookup."""
+    opened = await secrets.open(definition, request, cluster=cluster, groups=groups)
+    async with lookup_render(kube, definition, opened.request, policies) as rendering:
         rendered = await render(rendering, cache=cache if opened.cacheable else None)
     if release:
         objects = rendered.objects

@@ -145,14 +145,7 @@ class SecretsStage:
             return Opened(
                 request=request, cacheable=True, redactor=base, unsearched=request.source_dir
             )
-        files = await self._inputs(definition, request)
-        marks = definition.decryption.paths if definition.decryption else ()
-        problems = _mark_problems(definition, files, marks)
-        if problems:
-            raise _combined(problems, app=definition.name, cluster=cluster.name)
-        encrypted = [f for f in files.encrypted if _marked(f.path, marks)]
-        held = definition.decryption.values if definition.decryption else ()
-        inline = [parse_sops_content(v.content.encode(), name=v.name) for v in held]
+        encrypted, inline = await self._encrypted(definition, request, cluster=cluster.name)
         decrypted = await self.decrypt_all(
             [*encrypted, *inline], cluster=cluster, groups=groups, app=definition.name
         )
@@ -181,6 +174,31 @@ class SecretsStage:
             tokens=tokens,
             envelopes=envelopes,
         )
+
+    async def encrypted_inputs(
+        self, definition: AppDefinition, request: RenderRequest
+    ) -> list[SopsFile]:
+        """REQUEST's SOPS-encrypted inputs (files of the app folder or values files, and a
+        catalog install's encrypted values), without decrypting them; the same errors as
+        ``open`` for a file marked wrongly. A hub asks this to know which pull clusters must
+        render an app themselves (``appflow.hub.publish``)."""
+        if request.kind != "helm" and definition.decryption is None:
+            return []
+        encrypted, inline = await self._encrypted(definition, request, cluster=request.cluster)
+        return [*encrypted, *inline]
+
+    async def _encrypted(
+        self, definition: AppDefinition, request: RenderRequest, *, cluster: str
+    ) -> tuple[list[SopsFile], list[SopsFile]]:
+        """The marked SOPS files among REQUEST's inputs, and the definition's encrypted values."""
+        files = await self._inputs(definition, request)
+        marks = definition.decryption.paths if definition.decryption else ()
+        problems = _mark_problems(definition, files, marks)
+        if problems:
+            raise _combined(problems, app=definition.name, cluster=cluster)
+        encrypted = [f for f in files.encrypted if _marked(f.path, marks)]
+        held = definition.decryption.values if definition.decryption else ()
+        return encrypted, [parse_sops_content(v.content.encode(), name=v.name) for v in held]
 
     async def _inputs(self, definition: AppDefinition, request: RenderRequest) -> Scan:
         # Both scans read files of the source its digest names (and of a chart fetched by

@@ -1,7 +1,7 @@
 """Desired state for pull-mode clusters: rendered on the hub, staged, released (docs/hub.md §7).
 
 A pull cluster's agent applies what its ``AppFlowDeployment`` names; the AppFlow's owner writes
-that. For each pull target it renders the app (the engine's ``render_desired``, with the render
+that. For each pull target it renders the app (the engine's ``render_request_for``, with the render
 cache shared by content digest: 200 clusters in 3 environments are 3 renders), the revision
 stores each render once as content, and the owner *stages* it in every target's Deployment
 (``spec.staged``: revision, render digest, content index, apply options). Each agent dry-runs
@@ -9,6 +9,12 @@ a staged revision and reports ``Validated`` or ``Rejected``; once every online t
 validated, the owner *releases* it (``spec.released``; Offline clusters as the app's
 ``rollout.offlineTargets`` says), and only a released revision is applied. A rejection anywhere
 releases it nowhere.
+
+An app with SOPS-encrypted inputs (values files, files of its folder, a catalog install's
+values) is not rendered here: the hub holds no pull cluster's key. For such a cluster the
+revision holds the app's *render inputs* instead (``engine.render_inputs``: the request and
+the files, ciphertext as committed) and the desired state says ``renderOn: agent``; the agent
+decrypts, renders, validates and applies (``appflow.agent.render``).
 
 A pull cluster's capabilities (what Helm renders against) are what its agent reported in the
 Cluster's status; before it reported, the render assumes the hub's own Kubernetes version.
@@ -20,27 +26,32 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from appflow.engine.connections import Connections
-from appflow.engine.desired import render_desired
+from appflow.engine.desired import render_request_for, request_for
 from appflow.engine.parts import EngineParts
+from appflow.engine.render_inputs import inputs_objects
 from appflow.engine.sources import Source
 from appflow.engine.stages.types import DesiredState
 from appflow.engine.state import FleetState
-from appflow.errors import AppflowError, ConflictError
+from appflow.errors import AppflowError, ConfigError, ConflictError, Where
 from appflow.hub.store import HubStore
 from appflow.kube.client import KubeCluster
 from appflow.model import agent as rules
+from appflow.model import content as fmt
 from appflow.model import resources as res
 from appflow.model.appdef import AppDefinition, OfflinePolicy
 from appflow.model.capabilities import Capabilities
 from appflow.model.hub import API_VERSION, cluster_namespace
 from appflow.model.records import AppRecord, ClusterRecord, RepoRecord, RevisionRecord
+from appflow.render.types import RenderRequest
 
 log = logging.getLogger("appflow.hub.publish")
 
 WRITES_AT_ONCE = 16
+
+RenderOn = Literal["hub", "agent"]
 
 
 class HubConnections(Connections):
@@ -82,6 +93,9 @@ class PullPlan:
     definition: AppDefinition
     clusters: dict[str, ClusterRecord]
     desired: dict[str, DesiredState] = field(default_factory=dict)
+    """Per cluster, the render (or, rendered on the agent, the render inputs)."""
+    render_on: dict[str, RenderOn] = field(default_factory=dict)
+    """The clusters that render the app themselves ("agent"): its inputs are encrypted."""
     blocked: list[AppflowError] = field(default_factory=list)
 
 
@@ -104,12 +118,19 @@ async def render_pull(
 
     async def one(cluster: ClusterRecord) -> None:
         try:
-            _, plan.desired[cluster.name] = await render_desired(
+            request = await request_for(
+                definition, source, cluster, groups=fleet.groups, connections=parts.connections
+            )
+            if await parts.secrets.encrypted_inputs(definition, request):
+                plan.desired[cluster.name] = await _agent_render(definition, request)
+                plan.render_on[cluster.name] = "agent"
+                return
+            _, plan.desired[cluster.name] = await render_request_for(
                 definition,
-                source,
+                request,
                 cluster,
                 groups=fleet.groups,
-                connections=parts.connections,
+                kube=lambda: parts.connections.kube(cluster),
                 cache=parts.render_cache,
                 secrets=parts.secrets,
             )
@@ -120,8 +141,35 @@ async def render_pull(
     return plan
 
 
+async def _agent_render(definition: AppDefinition, request: RenderRequest) -> DesiredState:
+    """What a pull cluster renders itself: the app's render inputs, in a render's place.
+
+    The hub holds no pull cluster's age key (each agent made its own), so an app with
+    encrypted inputs cannot be rendered here without plaintext reaching the hub; its agent
+    decrypts and renders them (``appflow.agent.render``), validates and applies.
+    """
+    if definition.helm is not None and definition.helm.lookup:
+        raise ConfigError(
+            "the chart asks for helm lookup and its values are encrypted: a pull cluster renders "
+            "such an app itself, where lookup is not available",
+            where=Where(app=definition.name, cluster=request.cluster, field="helm.lookup"),
+            hint="remove helm.lookup, or keep the encrypted values out of this chart",
+        )
+    objects = tuple(await asyncio.to_thread(inputs_objects, request, definition))
+    return DesiredState(
+        app=definition.name,
+        cluster=request.cluster,
+        objects=objects,
+        revision=fmt.render_digest(objects),
+    )
+
+
 def _desired_state(
-    revision: RevisionRecord, line: Mapping[str, Any], definition: AppDefinition
+    revision: RevisionRecord,
+    line: Mapping[str, Any],
+    definition: AppDefinition,
+    *,
+    render_on: RenderOn,
 ) -> dict[str, Any]:
     policy = definition.sync_policy
     return {
@@ -129,7 +177,7 @@ def _desired_state(
         "renderDigest": str(line["renderDigest"]),
         "index": str(line["index"]),
         "sourceRef": res.source_ref_text(revision.source_ref),
-        "renderOn": "hub",
+        "renderOn": render_on,
         "options": {
             "namespace": definition.namespace,
             "prune": policy.prune,
@@ -164,7 +212,9 @@ async def stage(
         line = listing.get(cluster)
         if line is None:
             return
-        staged = _desired_state(revision, line, plan.definition)
+        staged = _desired_state(
+            revision, line, plan.definition, render_on=plan.render_on.get(cluster, "hub")
+        )
         current = existing.get(cluster)
         if current is not None and ((current.get("spec") or {}).get("staged") or {}) == staged:
             return

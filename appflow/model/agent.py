@@ -94,6 +94,9 @@ class Desired:
     options: Mapping[str, Any] = field(default_factory=dict)
     secrets: str | None = None
     """The content holding the SOPS files whose values the render carries encrypted."""
+    render_on: Literal["hub", "agent"] = "hub"
+    """agent: INDEX holds the app's render inputs (its encrypted inputs are decrypted, and
+    the app rendered, on the cluster); hub: the rendered objects."""
 
     @classmethod
     def of(cls, data: Any) -> Desired | None:
@@ -106,6 +109,7 @@ class Desired:
             source_ref=str(data.get("sourceRef") or ""),
             options=dict(data.get("options") or {}),
             secrets=str(data["secrets"]) if data.get("secrets") else None,
+            render_on="agent" if data.get("renderOn") == "agent" else "hub",
         )
 
     def to_data(self) -> dict[str, Any]:
@@ -119,6 +123,8 @@ class Desired:
             out["sourceRef"] = self.source_ref
         if self.secrets:
             out["secrets"] = self.secrets
+        if self.render_on == "agent":
+            out["renderOn"] = self.render_on
         return out
 
     @property

@@ -88,7 +88,7 @@ def scan_folder(root: Path) -> Scan:
     """Every file under ROOT (dot-files and dot-folders left out), sorted by path."""
     encrypted: list[SopsFile] = []
     plain: list[str] = []
-    for path in _files(root):
+    for path in folder_files(root):
         rel = path.relative_to(root).as_posix()
         found = read_sops_file(path, rel)
         if found is None:
@@ -98,7 +98,9 @@ def scan_folder(root: Path) -> Scan:
     return Scan(encrypted=tuple(encrypted), plain=tuple(plain))
 
 
-def _files(folder: Path) -> Iterator[Path]:
+def folder_files(folder: Path) -> Iterator[Path]:
+    """The files under FOLDER, sorted by path, dot-files and dot-folders left out (they are not
+    the app's), symlinked folders not followed: what an app folder holds."""
     try:
         entries = sorted(folder.iterdir(), key=lambda p: p.name)
     except OSError:
@@ -107,7 +109,7 @@ def _files(folder: Path) -> Iterator[Path]:
         if entry.name.startswith("."):
             continue
         if entry.is_dir() and not entry.is_symlink():
-            yield from _files(entry)
+            yield from folder_files(entry)
         elif entry.is_file():
             yield entry
 

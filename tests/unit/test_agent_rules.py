@@ -170,3 +170,17 @@ def test_a_silent_clusters_deployments_show_their_last_state_never_ready() -> No
     assert patch["display"] == {"state": "Offline (last known: Ready r7)"}
     again = offline_status({**patch, "appliedRevision": 7}, cluster="berlin-1", since="T")
     assert again["display"] == {"state": "Offline (last known: Ready r7)"}
+
+
+def test_where_a_desired_state_is_rendered_survives_the_round_trip() -> None:
+    data = {"revision": 3, "index": R1.index, "renderDigest": "x", "renderOn": "agent"}
+    agent = Desired.of(data)
+    assert agent is not None
+    assert agent.render_on == "agent"
+    assert Desired.of(agent.to_data()) == agent
+    # Written by a hub of before renderOn, or rendered by the hub: the render is the content.
+    hub = Desired.of({"revision": 3, "index": R1.index, "renderOn": "hub"})
+    assert hub is not None
+    assert hub.render_on == "hub"
+    assert "renderOn" not in hub.to_data()
+    assert Desired.of({"revision": 3, "index": R1.index}) == hub

@@ -196,9 +196,10 @@ class Hub:
         finally:
             kube.close()
 
-    def start_controller(self, *, lease_duration: int = 6) -> Process:
+    def start_controller(self, *, lease_duration: int = 6, debug: bool = False) -> Process:
         return self.process(
             f"controller-{len(self.processes)}",
+            *(["--debug"] if debug else []),
             "controller",
             "--kubeconfig",
             str(self.kubeconfig),
