@@ -44,6 +44,7 @@ from appflow.engine.options import EngineOptions
 from appflow.engine.queue import ALL, WorkKey, WorkQueue
 from appflow.errors import AppflowError, ConfigError, FencedError, NotFoundError, Where
 from appflow.hub import publish
+from appflow.hub.drift import share_drift
 from appflow.hub.heartbeats import HeartbeatMonitor
 from appflow.hub.reconcile import HubRecorder, Reconciler
 from appflow.hub.store import HubFiles, HubStore
@@ -361,6 +362,16 @@ class Controller:
         """Apps whose key this replica gained and has not worked on since."""
         self.moved: dict[str, str] = {}
         """Per app, the commit its repository moved to (the app's owner checks its folder)."""
+        self.drift = share_drift(
+            engine,
+            self.store,
+            seen=self.share_push_deployments,
+            looks_after=self.in_share,
+            busy=self.queue.busy,
+            heal=lambda app, cluster: self.queue_app(app, "selfHeal", what=cluster),
+            stop=stop,
+        )
+        """Drift watches of the share's push Deployments (appflow.hub.drift)."""
 
     # -- what is shared ------------------------------------------------------------------------
 
@@ -402,6 +413,28 @@ class Controller:
 
     def owns_app(self, name: str) -> bool:
         return self.membership.may_act(app_key(self.workspace, name))
+
+    def in_share(self, name: str) -> bool:
+        return app_key(self.workspace, name) in self.shard.acting
+
+    def share_push_deployments(self) -> list[Manifest]:
+        """The AppFlowDeployments of this replica's share on push-mode clusters, as seen."""
+        push = {n for n, c in self.objects["Cluster"].items() if res.cluster_mode(c) == "push"}
+        return [
+            d
+            for app in self.owned_apps()
+            for cluster, d in self.deployments.get(app, {}).items()
+            if cluster in push
+        ]
+
+    async def restrict(self, keep: Callable[[str], bool]) -> None:
+        """Stop the work of the keys the membership takes away, and their drift watches."""
+        await self.shard.restrict(keep)
+        try:
+            await self.drift.refresh()
+        except AppflowError as err:
+            # Its checks ask in_share before every verdict: nothing is written for a lost app.
+            log.warning("drift watches after a share change: %s", err)
 
     def owned_apps(self) -> list[str]:
         """The apps of this replica's shard (work queued for them waits out a view change)."""
@@ -507,6 +540,8 @@ class Controller:
             return
         # At most about once a second per app: the queue merges what is waiting.
         self.queue_app(app, "watch", what=STATUS, delay=1.0)
+        if res.inventory_digest(obj) != res.inventory_digest(before or {}):
+            self.drift.changed.set()  # what the drift watches cover may have changed
         validation = (obj.get("status") or {}).get("staged")
         if validation and validation != ((before or {}).get("status") or {}).get("staged"):
             self.queue_app(app, "watch", what=RELEASE, delay=0.5)
@@ -572,7 +607,8 @@ class Controller:
         moved = trigger in ("poll", "webhook") and commit is not None
         if moved and commit is not None and not await self._due(key.app, commit):
             return True
-        return await self.reconciler.reconcile(key.app, trigger)
+        clusters = () if key.cluster == ALL else (key.cluster,)  # a self-heal's cluster
+        return await self.reconciler.reconcile(key.app, trigger, clusters=clusters)
 
     async def _due(self, app: str, commit: str) -> bool:
         """Whether APP's folder changed between its latest revision's commit and COMMIT."""
@@ -793,6 +829,7 @@ class Controller:
                 if any(k.startswith("appflow/") for k in gained):
                     self.shard_moved.set()
                 await self.take(gained)
+                self.drift.changed.set()
 
     async def resync(self) -> None:
         while not self.stop.is_set():
@@ -846,6 +883,7 @@ class Controller:
             asyncio.create_task(self.assign(), name="assign"),
             asyncio.create_task(self.resync(), name="resync"),
             asyncio.create_task(self.health(), name="health"),
+            asyncio.create_task(self.drift.run(), name="drift"),
             *(
                 asyncio.create_task(self.worker(), name=f"worker-{i}")
                 for i in range(self.options.workers)
