@@ -90,7 +90,7 @@ class ControllerOptions:
     """Apps reconciled at once."""
     resync_seconds: float = 600.0
     poll_seconds: float | None = None
-    """Overrides every GitRepo's poll interval (tests)."""
+    """Overrides every GitRepo's and CatalogRepo's poll interval (tests)."""
     probe_seconds: float = 30.0
     """How often a push-mode cluster's owner probes it."""
     health_seconds: float = 5.0
@@ -122,6 +122,10 @@ def repo_key(namespace: str, name: str) -> str:
 
 def cluster_key(namespace: str, name: str) -> str:
     return f"cluster/{namespace}/{name}"
+
+
+def catalog_repo_key(namespace: str, name: str) -> str:
+    return f"catalogrepo/{namespace}/{name}"
 
 
 def collector_key(namespace: str) -> str:
@@ -287,7 +291,12 @@ class Controller:
         )
         self.read_kube = KubeCluster(hub)
         self.shard = Shard()
-        self.objects: dict[str, dict[str, Manifest]] = {"AppFlow": {}, "GitRepo": {}, "Cluster": {}}
+        self.objects: dict[str, dict[str, Manifest]] = {
+            "AppFlow": {},
+            "GitRepo": {},
+            "Cluster": {},
+            "CatalogRepo": {},
+        }
         self.membership = Membership(
             self.lease_kube,
             MembershipOptions(
@@ -319,6 +328,7 @@ class Controller:
         }
         self.store = HubStore(self.write_kube, **common)
         engine_store = HubStore(self.write_kube, push_only=True, **common)
+        self.push_store = engine_store
         # The catalog's source resolver registers itself when its package is imported.
         import appflow.engine.catalog  # noqa: F401
 
@@ -381,6 +391,7 @@ class Controller:
             [app_key(ws, n) for n in self.objects["AppFlow"]]
             + [repo_key(ws, n) for n in self.objects["GitRepo"]]
             + [cluster_key(ws, n) for n in self.objects["Cluster"]]
+            + [catalog_repo_key(ws, n) for n in self.objects["CatalogRepo"]]
             + [collector_key(ws)]
         )
 
@@ -502,6 +513,9 @@ class Controller:
         )
         if hook and hook != before_hook and name in self.pokes:
             self.pokes[name].set()
+
+    def on_catalog_repo(self, event: str, obj: Manifest) -> None:
+        self._remember("CatalogRepo", event, obj)  # its key, for the membership
 
     def on_cluster(self, event: str, obj: Manifest) -> None:
         before = self._remember("Cluster", event, obj)
@@ -647,6 +661,10 @@ class Controller:
             elif kind == "gitrepo":
                 self.pokes[name] = asyncio.Event()
                 self.shard.run(key, self._supervised(key, partial(self.poll_repo, name)), name=key)
+            elif kind == "catalogrepo":
+                self.shard.run(
+                    key, self._supervised(key, partial(self.poll_catalog, name)), name=key
+                )
             elif kind == "gc":
                 self.shard.run(key, self._supervised(key, self.collect), name=key)
             elif kind == "cluster":
@@ -717,6 +735,24 @@ class Controller:
                     )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(poke.wait(), interval * random.uniform(0.8, 1.2))
+
+    async def poll_catalog(self, name: str) -> None:
+        """Poll catalog repository NAME and upgrade its ``auto`` installs (appflow.hub.catalog)."""
+        from appflow.hub.actions import HubEngine
+        from appflow.hub.catalog import poll_catalog_repo
+        from appflow.sources.catalog import default_catalog_dir
+
+        # Its upgrades are requests, as `appflow catalog upgrade` makes against a hub.
+        engine = HubEngine(
+            self.store, push_view=self.push_store, requested_by=f"controller/{self.identity}"
+        )
+        await poll_catalog_repo(
+            engine,
+            name,
+            catalog_dir=default_catalog_dir(),
+            stop=self.stop,
+            interval=self.options.poll_seconds,
+        )
 
     async def collect(self) -> None:
         """Delete content nothing references, now and then (this replica owns the workspace's
@@ -866,6 +902,10 @@ class Controller:
             ),
             asyncio.create_task(
                 follow(self.read_kube, "Cluster", self.on_cluster, self.stop), name="clusters"
+            ),
+            asyncio.create_task(
+                follow(self.read_kube, "CatalogRepo", self.on_catalog_repo, self.stop),
+                name="catalogrepos",
             ),
             asyncio.create_task(
                 follow(

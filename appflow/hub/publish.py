@@ -120,22 +120,27 @@ async def render_pull(
     return plan
 
 
-def _desired_state(
-    revision: RevisionRecord, line: Mapping[str, Any], definition: AppDefinition
-) -> dict[str, Any]:
+def apply_options(definition: AppDefinition) -> dict[str, Any]:
+    """How an agent applies DEFINITION's renders (``spec.staged.options``)."""
     policy = definition.sync_policy
+    return {
+        "namespace": definition.namespace,
+        "prune": policy.prune,
+        "selfHeal": policy.self_heal,
+        "forceConflicts": policy.force_conflicts,
+    }
+
+
+def _desired_state(
+    revision: RevisionRecord, line: Mapping[str, Any], options: Mapping[str, Any]
+) -> dict[str, Any]:
     return {
         "revision": revision.number,
         "renderDigest": str(line["renderDigest"]),
         "index": str(line["index"]),
         "sourceRef": res.source_ref_text(revision.source_ref),
         "renderOn": "hub",
-        "options": {
-            "namespace": definition.namespace,
-            "prune": policy.prune,
-            "selfHeal": policy.self_heal,
-            "forceConflicts": policy.force_conflicts,
-        },
+        "options": dict(options),
     }
 
 
@@ -148,7 +153,29 @@ async def stage(
     plan: PullPlan,
     deployments: Sequence[Mapping[str, Any]],
 ) -> int:
-    """Stage REVISION in every pull target's AppFlowDeployment; how many were written.
+    """Stage REVISION in every pull target's AppFlowDeployment; how many were written."""
+    options = apply_options(plan.definition)
+    return await stage_revision(
+        store,
+        kube,
+        app=app,
+        revision=revision,
+        options={c: options for c in plan.desired},
+        deployments=deployments,
+    )
+
+
+async def stage_revision(
+    store: HubStore,
+    kube: KubeCluster,
+    *,
+    app: str,
+    revision: RevisionRecord,
+    options: Mapping[str, Mapping[str, Any]],
+    deployments: Sequence[Mapping[str, Any]],
+) -> int:
+    """Stage REVISION's render for each cluster of OPTIONS (with its apply options) in that
+    cluster's AppFlowDeployment; how many were written.
 
     DEPLOYMENTS are the app's AppFlowDeployments as last seen. One write per Deployment: a
     create with the whole spec, or a patch of ``spec.staged`` when the Deployment exists (a
@@ -164,7 +191,7 @@ async def stage(
         line = listing.get(cluster)
         if line is None:
             return
-        staged = _desired_state(revision, line, plan.definition)
+        staged = _desired_state(revision, line, options[cluster])
         current = existing.get(cluster)
         if current is not None and ((current.get("spec") or {}).get("staged") or {}) == staged:
             return
@@ -193,7 +220,7 @@ async def stage(
             )
             written += 1
 
-    await asyncio.gather(*(one(c) for c in plan.desired))
+    await asyncio.gather(*(one(c) for c in options))
     return written
 
 

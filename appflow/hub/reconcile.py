@@ -31,8 +31,8 @@ from appflow.engine.engine import Engine
 from appflow.engine.recorder import Recorder
 from appflow.engine.report import AppSyncReport
 from appflow.engine.stages.types import DesiredState, SyncOptions
-from appflow.engine.sync import pinned
 from appflow.engine.state import FleetState
+from appflow.engine.sync import pinned
 from appflow.errors import AppflowError, FencedError, NotFoundError
 from appflow.hub import publish
 from appflow.hub import rollback as hub_rollback
