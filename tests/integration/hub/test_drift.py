@@ -14,53 +14,31 @@ import pytest
 import yaml
 
 from tests.helpers import Sandbox, built_tool, eventually
+from tests.integration.daemon.test_drift import _app as daemon_app
 from tests.integration.hub.controllers import HubFleet, Replica
 
 pytestmark = pytest.mark.cluster
 
 
 def _app(folder: Path, name: str, namespace: str, *, self_heal: bool) -> Path:
-    """A Deployment and a ConfigMap on test-1, as appflow.yaml's reference writes them."""
-    folder.mkdir(parents=True)
-    (folder / "appflow.yaml").write_text(
+    """The daemon drift tests' app (a Deployment on the env=dev cluster), with a ConfigMap."""
+    daemon_app(folder, name, namespace, self_heal=self_heal)
+    (folder / "settings.yaml").write_text(
         yaml.safe_dump(
             {
-                "name": name,
-                "namespace": namespace,
-                "targets": [{"name": "one", "clusterName": "test-1"}],
-                "syncPolicy": {"selfHeal": self_heal},
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "settings", "namespace": namespace},
+                "data": {"mode": "edge"},
             }
         )
-    )
-    (folder / "web.yaml").write_text(
-        f"""apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  namespace: {namespace}
-spec:
-  replicas: 2
-  selector: {{matchLabels: {{app: web}}}}
-  template:
-    metadata: {{labels: {{app: web}}}}
-    spec:
-      containers: [{{name: web, image: nginx}}]
----
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: settings
-  namespace: {namespace}
-data:
-  mode: edge
-"""
     )
     return folder
 
 
 def _kubectl(sandbox: Sandbox, *args: str, check: bool = True) -> str:
     return subprocess.run(
-        [str(built_tool("kubectl")), "--kubeconfig", str(sandbox.clusters[0].kubeconfig), *args],
+        [str(built_tool("kubectl")), "--kubeconfig", str(sandbox.by_env("dev").kubeconfig), *args],
         check=check,
         capture_output=True,
         text=True,
@@ -74,14 +52,14 @@ def _replicas(sandbox: Sandbox, namespace: str) -> str:
     )
 
 
-def _status(fleet: HubFleet, app: str) -> dict[str, Any]:
-    (d,) = [d for d in fleet.deployments(app) if d["spec"]["cluster"] == "test-1"]
+def _status(fleet: HubFleet, app: str, cluster: str) -> dict[str, Any]:
+    (d,) = [d for d in fleet.deployments(app) if d["spec"]["cluster"] == cluster]
     return dict(d.get("status") or {})
 
 
-def _watching(replica: Replica, kind: str) -> bool:
-    """Whether REPLICA's drift watch of KIND on test-1 is open (its log says so)."""
-    return f"watching {kind} on test-1" in replica.log.read_text(errors="replace")
+def _watching(replica: Replica, kind: str, cluster: str) -> bool:
+    """Whether REPLICA's drift watch of KIND on CLUSTER is open (its log says so)."""
+    return f"watching {kind} on {cluster}" in replica.log.read_text(errors="replace")
 
 
 def _synced(fleet: HubFleet, name: str, folder: Path) -> None:
@@ -96,15 +74,19 @@ def test_a_hand_edit_is_reverted_with_self_heal_and_shown_modified_without(
 ) -> None:
     suffix = secrets.token_hex(3)
     heal, drift = f"heal-{suffix}", f"drift-{suffix}"  # apps and namespaces: the sandbox is shared
+    dev = sandbox.by_env("dev").name
     replica = fleet.start()
     assert fleet.cli("cluster", "add", "--from-sandbox").exit_code == 0
     try:
         _synced(fleet, heal, _app(tmp_path / heal, heal, heal, self_heal=True))
         _synced(fleet, drift, _app(tmp_path / drift, drift, drift, self_heal=False))
         eventually(
-            lambda: _watching(replica, "apps/v1/Deployment") and _watching(replica, "v1/ConfigMap"),
+            lambda: (
+                _watching(replica, "apps/v1/Deployment", dev)
+                and _watching(replica, "v1/ConfigMap", dev)
+            ),
             timeout=60,
-            what="the replica's drift watches of Deployments and ConfigMaps on test-1",
+            what=f"the replica's drift watches of Deployments and ConfigMaps on {dev}",
         )
 
         _kubectl(sandbox, "-n", heal, "scale", "deployment/web", "--replicas=5")
@@ -125,18 +107,18 @@ def test_a_hand_edit_is_reverted_with_self_heal_and_shown_modified_without(
         assert healed.exit_code == 0, healed.output
         assert "selfHeal" in healed.output
         eventually(
-            lambda: _status(fleet, heal).get("state") == "Ready",
+            lambda: _status(fleet, heal, dev).get("state") == "Ready",
             timeout=60,
-            what=f"{heal} Ready again on test-1",
+            what=f"{heal} Ready again on {dev}",
         )
 
         _kubectl(sandbox, "-n", drift, "scale", "deployment/web", "--replicas=4")
         eventually(
-            lambda: _status(fleet, drift).get("state") == "Modified",
+            lambda: _status(fleet, drift, dev).get("state") == "Modified",
             timeout=60,
-            what=f"{drift} on test-1 shown Modified",
+            what=f"{drift} on {dev} shown Modified",
         )
-        status = _status(fleet, drift)
+        status = _status(fleet, drift, dev)
         assert "spec.replicas" in status["message"]
         assert status["resourceCounts"]["modified"] >= 1
         eventually(
@@ -160,22 +142,23 @@ def test_the_watches_follow_the_share_to_another_replica(
     fleet: HubFleet, sandbox: Sandbox, tmp_path: Path
 ) -> None:
     name = f"heal-{secrets.token_hex(3)}"
+    dev = sandbox.by_env("dev").name
     first = fleet.start()
     assert fleet.cli("cluster", "add", "--from-sandbox").exit_code == 0
     try:
         _synced(fleet, name, _app(tmp_path / name, name, name, self_heal=True))
         eventually(
-            lambda: _watching(first, "apps/v1/Deployment"),
+            lambda: _watching(first, "apps/v1/Deployment", dev),
             timeout=60,
             what="the first replica's drift watch",
         )
         second = fleet.start()
         first.process.terminate()  # its share (the app) moves to the second replica
         first.process.wait(timeout=60)
-        assert "stopped watching apps/v1/Deployment on test-1" in first.log.read_text()
+        assert f"stopped watching apps/v1/Deployment on {dev}" in first.log.read_text()
         fleet.wait_owned([name])
         eventually(
-            lambda: _watching(second, "apps/v1/Deployment"),
+            lambda: _watching(second, "apps/v1/Deployment", dev),
             timeout=60,
             what="the second replica's drift watch",
         )
