@@ -133,7 +133,7 @@ class DriftWatcher:
                 return
             except FencedError:
                 return
-            except AppflowError as err:
+            except Exception as err:  # a watch that fails is restarted, never lost
                 failures += 1
                 delay = min(60.0, 2.0**failures) * random.uniform(0.5, 1.0)
                 log.warning(
@@ -143,6 +143,8 @@ class DriftWatcher:
                     cluster,
                     err,
                     delay,
+                    # Expected failures say what happened in one line; only a bug earns a traceback.
+                    exc_info=not isinstance(err, AppflowError),
                 )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stop.wait(), timeout=delay)
