@@ -16,7 +16,9 @@ from appflow.model.hub import API_VERSION
 from tests.integration.agent.conftest import Hub, register_fleet, wait_for
 from tests.integration.agent.test_journeys import EXAMPLES, agent_of, cells
 
-pytestmark = pytest.mark.cluster
+# Three agents registered, a push cluster added, three revisions through the agents: on a
+# shared 2-core machine that outlasts the suite's 600 s default (it waits for conditions only).
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(1200)]
 
 
 def _page(hub: Hub, edge: int) -> str:

@@ -127,9 +127,15 @@ def test_auto_installs_follow_a_new_chart_version_polled_by_one_replica(
             for e in events
             if "automatic catalog upgrade of charts/web: 1.1.0 -> 1.2.0" in str(e.get("note"))
         ]
-        # Recorded once, by the replica that owns the repository's key: no other one polled it.
-        (owner,) = [r for r in replicas if "charts" in r.held("catalogrepo")]
-        assert [e.get("reportingInstance") for e in upgraded] == [owner.identity]
+        # Upgraded once, by a replica that held the repository's key (on a loaded machine a
+        # replica may be fenced and the key move, but it is never held by two at once).
+        pollers = {
+            r.identity
+            for r in replicas
+            if f"took catalogrepo/{fleet.workspace}/charts" in r.log.read_text(errors="replace")
+        }
+        assert len(upgraded) == 1
+        assert upgraded[0].get("reportingInstance") in pollers
         (ours,) = [a for a in flows if a["metadata"]["name"] == auto]
         assert "1.2.0" in json.dumps(ours["spec"])
     finally:
