@@ -440,7 +440,10 @@ class Controller:
 
     async def restrict(self, keep: Callable[[str], bool]) -> None:
         """Stop the work of the keys the membership takes away, and their drift watches."""
+        apps_lost = any(k.startswith("appflow/") and not keep(k) for k in self.shard.acting)
         await self.shard.restrict(keep)
+        if not apps_lost:
+            return  # the drift watches cover the same apps
         try:
             await self.drift.refresh()
         except AppflowError as err:
