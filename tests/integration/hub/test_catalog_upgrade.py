@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from appflow.model.hub import API_VERSION
 from tests.helpers import Sandbox, eventually
 from tests.integration.catalog.conftest import ChartRepo, _package_web, helm, serve_chart_repo
 from tests.integration.git.gitservers import TlsFiles
@@ -116,17 +115,19 @@ def test_auto_installs_follow_a_new_chart_version_polled_by_one_replica(
         assert history.exit_code == 0, history.output
         assert {h["revision"] for h in json.loads(history.output)} >= {1, 2}
 
-        kube = fleet.kube()
-        try:
-            events = kube.list_sync("events.k8s.io/v1", "Event", namespace=fleet.workspace)
-            flows = kube.list_sync(API_VERSION, "AppFlow", namespace=fleet.workspace)
-        finally:
-            kube.close()
-        upgraded = [
-            e
-            for e in events
-            if "automatic catalog upgrade of charts/web: 1.1.0 -> 1.2.0" in str(e.get("note"))
-        ]
+        def upgrade_events() -> list[dict[str, Any]]:
+            kube = fleet.kube()
+            try:
+                events = kube.list_sync("events.k8s.io/v1", "Event", namespace=fleet.workspace)
+            finally:
+                kube.close()
+            note = "automatic catalog upgrade of charts/web: 1.1.0 -> 1.2.0"
+            return [e for e in events if note in str(e.get("note"))]
+
+        # The poller records it once the sync it asked for has finished, which may come after
+        # the sync the AppFlow's new version started by itself.
+        eventually(lambda: bool(upgrade_events()), timeout=120, what="the upgrade's Event")
+        upgraded = upgrade_events()
         # Upgraded once, by a replica that held the repository's key (on a loaded machine a
         # replica may be fenced and the key move, but it is never held by two at once).
         pollers = {
@@ -136,8 +137,7 @@ def test_auto_installs_follow_a_new_chart_version_polled_by_one_replica(
         }
         assert len(upgraded) == 1
         assert upgraded[0].get("reportingInstance") in pollers
-        (ours,) = [a for a in flows if a["metadata"]["name"] == auto]
-        assert "1.2.0" in json.dumps(ours["spec"])
+        assert "1.2.0" in json.dumps(fleet.app(auto)["spec"])
     finally:
         for name in (auto, manual):
             fleet.cli("catalog", "uninstall", name)
