@@ -400,10 +400,19 @@ class Controller:
         return frozenset(k.removeprefix(prefix) for k in self.shard.acting if k.startswith(prefix))
 
     async def restrict(self, keep: Callable[[str], bool]) -> None:
+        """Stop the work of the keys the membership takes away, and the drift watches no app
+        left in the share needs."""
         before = self.shard_apps()
         await self.shard.restrict(keep)
-        if self.shard_apps() != before:
-            self.shard_moved.set()
+        if self.shard_apps() == before:
+            return
+        self.shard_moved.set()
+        if before - self.shard_apps():
+            try:
+                await self.drift.refresh()
+            except AppflowError as err:
+                # Its checks ask in_share before every verdict: nothing is written for a lost app.
+                log.warning("drift watches after a share change: %s", err)
 
     def deployment_selector(self) -> str | None:
         """The label selector of the shard's AppFlowDeployments (None: it has no apps).
@@ -437,18 +446,6 @@ class Controller:
             for cluster, d in self.deployments.get(app, {}).items()
             if cluster in push
         ]
-
-    async def restrict(self, keep: Callable[[str], bool]) -> None:
-        """Stop the work of the keys the membership takes away, and their drift watches."""
-        apps_lost = any(k.startswith("appflow/") and not keep(k) for k in self.shard.acting)
-        await self.shard.restrict(keep)
-        if not apps_lost:
-            return  # the drift watches cover the same apps
-        try:
-            await self.drift.refresh()
-        except AppflowError as err:
-            # Its checks ask in_share before every verdict: nothing is written for a lost app.
-            log.warning("drift watches after a share change: %s", err)
 
     def owned_apps(self) -> list[str]:
         """The apps of this replica's shard (work queued for them waits out a view change)."""
