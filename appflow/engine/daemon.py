@@ -3,8 +3,8 @@
     workers        take (app, cluster) keys from the work queue and sync them
     poll:<repo>    look at each repository's remote ref at its interval (jittered)
     resync         every app, every `resync_seconds` (the fallback for missed events)
-    drift:<cluster> one watch per kind in the inventories of that cluster; a change
-                   to appflow's fields marks the Deployment Modified, or, with
+    drift          one watch per (cluster, kind) in the inventories (appflow.engine.drift);
+                   a change to appflow's fields marks the Deployment Modified, or, with
                    selfHeal, queues a re-apply within seconds
     http           webhooks, API, metrics (appflow.server), when mounted
 
@@ -20,22 +20,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import cast
+from dataclasses import dataclass
 
+from appflow.engine.drift import DriftHost, DriftWatcher
 from appflow.engine.engine import AppSyncReport, Engine
 from appflow.engine.queue import ALL, WorkKey, WorkQueue
-from appflow.engine.stages.live import secret_content
 from appflow.errors import AppflowError, NotFoundError, StoreError
-from appflow.model.drift import Drift, drifted_paths
-from appflow.model.objects import LABEL_APP, Manifest, ObjectRef
-from appflow.model.ownership import untouched_since
-from appflow.model.records import AppRecord, DeploymentRecord, DeploymentState, SyncTrigger
+from appflow.model.records import AppRecord, DeploymentRecord, SyncTrigger
 
 log = logging.getLogger("appflow.daemon")
 
@@ -80,10 +75,7 @@ class Daemon:
         self._ready = False
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._on_sync = on_sync
-        self._watched: dict[str, set[tuple[str, str]]] = {}
-        self._inventory_changed = asyncio.Event()
-        self._confirmations: set[asyncio.Task[None]] = set()
-        self._confirming: set[tuple[str, str, ObjectRef]] = set()
+        self._drift = self._drift_watcher()
 
     # -- Triggers ----------------------------------------------------------------
 
@@ -129,7 +121,7 @@ class Daemon:
         self._spawn("resync", self._resync)
         self._spawn("health", self._health)
         if self.options.drift:
-            self._spawn("drift", self._drift_supervisor)
+            self._spawn("drift", self._drift.run)
         for name, factory in (extra or {}).items():
             self._spawn(name, factory)
         self._ready = True
@@ -167,7 +159,7 @@ class Daemon:
 
     def stop(self) -> None:
         self._stopping.set()
-        self._inventory_changed.set()
+        self._drift.changed.set()
 
     async def _shutdown(self) -> None:
         workers = [t for n, t in self._tasks.items() if n.startswith("worker-")]
@@ -272,7 +264,7 @@ class Daemon:
             return not (err.retryable or isinstance(err, StoreError))
         if self._on_sync is not None:
             self._on_sync(report, time.monotonic() - started)
-        self._inventory_changed.set()
+        self._drift.changed.set()
         # Clusters that did not answer are retried with backoff; a refused revision
         # or an error no retry fixes is recorded once and not retried until
         # something changes (a new commit, a user's sync).
@@ -365,148 +357,17 @@ class Daemon:
 
     # -- drift -----------------------------------------------------------------------------
 
-    @staticmethod
-    def _inventory_kinds(
-        deployments: Sequence[DeploymentRecord],
-    ) -> dict[str, set[tuple[str, str]]]:
-        kinds: dict[str, set[tuple[str, str]]] = {}
-        for d in deployments:
-            kinds.setdefault(d.cluster, set()).update(
-                (e.api_version, e.ref.kind) for e in d.inventory
-            )
-        return kinds
+    def _drift_watcher(self) -> DriftWatcher:
+        async def wanted() -> list[DeploymentRecord]:
+            return await asyncio.to_thread(self.store.list_deployments)
 
-    async def _drift_supervisor(self) -> None:
-        """Keep one watch per (cluster, kind) in the inventories; re-check every 30 s."""
-        while not self._stopping.is_set():
-            deployments = await asyncio.to_thread(self.store.list_deployments)
-            for cluster, kinds in self._inventory_kinds(deployments).items():
-                have = self._watched.setdefault(cluster, set())
-                for api_version, kind in sorted(kinds - have):
-                    have.add((api_version, kind))
-                    self._spawn(
-                        f"drift:{cluster}:{api_version}/{kind}",
-                        functools.partial(self._watch, cluster, api_version, kind),
-                    )
-            self._inventory_changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._inventory_changed.wait(), timeout=30.0)
-
-    async def _watch(self, cluster: str, api_version: str, kind: str) -> None:
-        try:
-            record = await asyncio.to_thread(self.store.get_cluster, cluster)
-        except NotFoundError:
-            return
-        kube = self.engine.kube(record)
-        async for event_type, obj in kube.watch(
-            api_version, kind, label_selector=LABEL_APP, stop=self._stopping
-        ):
-            # After 410 Gone the watch lists the kind again and delivers what changed
-            # meanwhile as MODIFIED, DELETED (or ADDED, which needs no check).
-            if event_type in ("MODIFIED", "DELETED"):
-                await self._check_drift(cluster, event_type, obj)
-
-    async def _check_drift(self, cluster: str, event_type: str, live: Manifest) -> None:
-        meta = live.get("metadata") or {}
-        app = (meta.get("labels") or {}).get(LABEL_APP)
-        if not app:
-            return
-        ref = ObjectRef.of(live)
-        if not await self._suspect(app, cluster, ref, None if event_type == "DELETED" else live):
-            return
-        task = asyncio.create_task(
-            self._confirm_drift(app, cluster, ref, str(live.get("apiVersion")))
+        return DriftWatcher(
+            self.engine,
+            DriftHost(
+                wanted=wanted,
+                busy=self.queue.busy,
+                heal=lambda app, cluster: self.queue.add(WorkKey(app, cluster), trigger="selfHeal"),
+            ),
+            stop=self._stopping,
+            self_heal_delay=self.options.self_heal_delay,
         )
-        self._confirmations.add(task)
-        task.add_done_callback(self._confirmations.discard)
-
-    async def _suspect(self, app: str, cluster: str, ref: ObjectRef, live: Manifest | None) -> bool:
-        """Whether LIVE (None: deleted) no longer matches what appflow last applied."""
-        try:
-            deployment = await asyncio.to_thread(self.store.get_deployment, app, cluster)
-        except NotFoundError:
-            return False
-        if deployment.state == "WaitApplied":
-            # A sync (of this process or another) is writing: it records the outcome.
-            return False
-        recorded = deployment.applied.get(ref.encode())
-        if recorded is None:
-            return False  # not (or no longer) applied by appflow
-        # Status writes and fields of other managers leave the fingerprint alone.
-        return live is None or not untouched_since(recorded, live, content=secret_content(live))
-
-    async def _confirm_drift(
-        self, app: str, cluster: str, ref: ObjectRef, api_version: str
-    ) -> None:
-        """Look again after a moment: appflow's own apply also sends events, and its
-        fingerprint reaches the store only when the sync records it."""
-        await asyncio.sleep(self.options.self_heal_delay)
-        if self.queue.busy(app, cluster):
-            return  # a sync of this app is due or running: it settles the object
-        kube = self.engine.kube(await asyncio.to_thread(self.store.get_cluster, cluster))
-        try:
-            before = await asyncio.to_thread(self.store.get_deployment, app, cluster)
-        except NotFoundError:
-            return
-        live = await kube.get(api_version, ref.kind, ref.name, ref.namespace)
-        if not await self._suspect(app, cluster, ref, live):
-            return
-        if live is None:
-            what, state = f"{ref} was deleted", "Missing"
-        else:
-            paths = await asyncio.to_thread(self._drifted_paths, app, cluster, ref, live)
-            what, state = Drift(ref, paths).describe(), "Modified"
-        if await asyncio.to_thread(self._self_heals, app):
-            await self.recorder.event(
-                kind="drift",
-                app=app,
-                cluster=cluster,
-                trigger="selfHeal",
-                outcome=state,
-                message=f"{what}; self-healing",
-            )
-            self.queue.add(WorkKey(app, cluster), trigger="selfHeal")
-            return
-        deployment = await asyncio.to_thread(self.store.get_deployment, app, cluster)
-        if self.queue.busy(app, cluster) or deployment.applied != before.applied:
-            # A sync started or completed since LIVE was read (on a busy machine the
-            # reads above can outlast a whole sync): its record is newer than this verdict.
-            return
-        if deployment.state != state or deployment.message != what:
-            counts = deployment.resource_counts
-            if state == "Modified":
-                counts = replace(counts, modified=counts.modified + 1)
-            else:
-                counts = replace(counts, missing=counts.missing + 1)
-            await self.recorder.deployment(
-                replace(
-                    deployment,
-                    state=cast(DeploymentState, state),
-                    message=what,
-                    resource_counts=counts,
-                )
-            )
-            await self.recorder.event(
-                kind="drift", app=app, cluster=cluster, outcome=state, message=what
-            )
-
-    def _self_heals(self, app: str) -> bool:
-        try:
-            return self.store.get_app(app).policy.self_heal
-        except NotFoundError:
-            return False
-
-    def _drifted_paths(
-        self, app: str, cluster: str, ref: ObjectRef, live: Manifest
-    ) -> tuple[str, ...]:
-        """Field paths where LIVE differs from what appflow applied (only fields appflow sets)."""
-        deployment = self.store.get_deployment(app, cluster)
-        if deployment.applied_revision is None:
-            return ()
-        rendered = self.store.get_revision(app, deployment.applied_revision).rendered.get(
-            cluster, []
-        )
-        for desired in rendered:
-            if ObjectRef.of(desired) == ref:
-                return drifted_paths(desired, live, app=app)
-        return ()

@@ -29,6 +29,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from appflow.errors import ConfigError, ContentError, Where
+from appflow.model.agent import RENDER_INPUTS_KIND
 from appflow.model.appdef import AppDefinition, DecryptionSpec, EncryptedValues
 from appflow.model.capabilities import Capabilities
 from appflow.model.hub import API_VERSION
@@ -36,7 +37,7 @@ from appflow.model.objects import Manifest
 from appflow.render.types import HelmChartRef, RenderRequest
 from appflow.secrets.decrypt import folder_files
 
-KIND_INPUTS = "RenderInputs"
+KIND_INPUTS = RENDER_INPUTS_KIND
 KIND_FILE = "SourceFile"
 MAX_BYTES = 8 * 1024 * 1024
 """The files shipped for one app at most: a folder this large belongs in a chart repository."""

@@ -44,6 +44,7 @@ from appflow.engine.options import EngineOptions
 from appflow.engine.queue import ALL, WorkKey, WorkQueue
 from appflow.errors import AppflowError, ConfigError, FencedError, NotFoundError, Where
 from appflow.hub import publish
+from appflow.hub.drift import share_drift
 from appflow.hub.heartbeats import HeartbeatMonitor
 from appflow.hub.reconcile import HubRecorder, Reconciler
 from appflow.hub.store import HubFiles, HubStore
@@ -89,7 +90,7 @@ class ControllerOptions:
     """Apps reconciled at once."""
     resync_seconds: float = 600.0
     poll_seconds: float | None = None
-    """Overrides every GitRepo's poll interval (tests)."""
+    """Overrides every GitRepo's and CatalogRepo's poll interval (tests)."""
     probe_seconds: float = 30.0
     """How often a push-mode cluster's owner probes it."""
     health_seconds: float = 5.0
@@ -121,6 +122,10 @@ def repo_key(namespace: str, name: str) -> str:
 
 def cluster_key(namespace: str, name: str) -> str:
     return f"cluster/{namespace}/{name}"
+
+
+def catalog_repo_key(namespace: str, name: str) -> str:
+    return f"catalogrepo/{namespace}/{name}"
 
 
 def collector_key(namespace: str) -> str:
@@ -286,7 +291,12 @@ class Controller:
         )
         self.read_kube = KubeCluster(hub)
         self.shard = Shard()
-        self.objects: dict[str, dict[str, Manifest]] = {"AppFlow": {}, "GitRepo": {}, "Cluster": {}}
+        self.objects: dict[str, dict[str, Manifest]] = {
+            "AppFlow": {},
+            "GitRepo": {},
+            "Cluster": {},
+            "CatalogRepo": {},
+        }
         self.membership = Membership(
             self.lease_kube,
             MembershipOptions(
@@ -318,6 +328,7 @@ class Controller:
         }
         self.store = HubStore(self.write_kube, **common)
         engine_store = HubStore(self.write_kube, push_only=True, **common)
+        self.push_store = engine_store
         # The catalog's source resolver registers itself when its package is imported.
         import appflow.engine.catalog  # noqa: F401
 
@@ -361,6 +372,16 @@ class Controller:
         """Apps whose key this replica gained and has not worked on since."""
         self.moved: dict[str, str] = {}
         """Per app, the commit its repository moved to (the app's owner checks its folder)."""
+        self.drift = share_drift(
+            engine,
+            self.store,
+            seen=self.share_push_deployments,
+            looks_after=self.in_share,
+            busy=self.queue.busy,
+            heal=lambda app, cluster: self.queue_app(app, "selfHeal", what=cluster),
+            stop=stop,
+        )
+        """Drift watches of the share's push Deployments (appflow.hub.drift)."""
 
     # -- what is shared ------------------------------------------------------------------------
 
@@ -370,6 +391,7 @@ class Controller:
             [app_key(ws, n) for n in self.objects["AppFlow"]]
             + [repo_key(ws, n) for n in self.objects["GitRepo"]]
             + [cluster_key(ws, n) for n in self.objects["Cluster"]]
+            + [catalog_repo_key(ws, n) for n in self.objects["CatalogRepo"]]
             + [collector_key(ws)]
         )
 
@@ -378,10 +400,19 @@ class Controller:
         return frozenset(k.removeprefix(prefix) for k in self.shard.acting if k.startswith(prefix))
 
     async def restrict(self, keep: Callable[[str], bool]) -> None:
+        """Stop the work of the keys the membership takes away, and the drift watches no app
+        left in the share needs."""
         before = self.shard_apps()
         await self.shard.restrict(keep)
-        if self.shard_apps() != before:
-            self.shard_moved.set()
+        if self.shard_apps() == before:
+            return
+        self.shard_moved.set()
+        if before - self.shard_apps():
+            try:
+                await self.drift.refresh()
+            except AppflowError as err:
+                # Its checks ask in_share before every verdict: nothing is written for a lost app.
+                log.warning("drift watches after a share change: %s", err)
 
     def deployment_selector(self) -> str | None:
         """The label selector of the shard's AppFlowDeployments (None: it has no apps).
@@ -402,6 +433,19 @@ class Controller:
 
     def owns_app(self, name: str) -> bool:
         return self.membership.may_act(app_key(self.workspace, name))
+
+    def in_share(self, name: str) -> bool:
+        return app_key(self.workspace, name) in self.shard.acting
+
+    def share_push_deployments(self) -> list[Manifest]:
+        """The AppFlowDeployments of this replica's share on push-mode clusters, as seen."""
+        push = {n for n, c in self.objects["Cluster"].items() if res.cluster_mode(c) == "push"}
+        return [
+            d
+            for app in self.owned_apps()
+            for cluster, d in self.deployments.get(app, {}).items()
+            if cluster in push
+        ]
 
     def owned_apps(self) -> list[str]:
         """The apps of this replica's shard (work queued for them waits out a view change)."""
@@ -470,6 +514,9 @@ class Controller:
         if hook and hook != before_hook and name in self.pokes:
             self.pokes[name].set()
 
+    def on_catalog_repo(self, event: str, obj: Manifest) -> None:
+        self._remember("CatalogRepo", event, obj)  # its key, for the membership
+
     def on_cluster(self, event: str, obj: Manifest) -> None:
         before = self._remember("Cluster", event, obj)
         self.heartbeats.on_cluster(event, obj)
@@ -507,6 +554,8 @@ class Controller:
             return
         # At most about once a second per app: the queue merges what is waiting.
         self.queue_app(app, "watch", what=STATUS, delay=1.0)
+        if res.inventory_digest(obj) != res.inventory_digest(before or {}):
+            self.drift.changed.set()  # what the drift watches cover may have changed
         validation = (obj.get("status") or {}).get("staged")
         if validation and validation != ((before or {}).get("status") or {}).get("staged"):
             self.queue_app(app, "watch", what=RELEASE, delay=0.5)
@@ -572,7 +621,8 @@ class Controller:
         moved = trigger in ("poll", "webhook") and commit is not None
         if moved and commit is not None and not await self._due(key.app, commit):
             return True
-        return await self.reconciler.reconcile(key.app, trigger)
+        clusters = () if key.cluster == ALL else (key.cluster,)  # a self-heal's cluster
+        return await self.reconciler.reconcile(key.app, trigger, clusters=clusters)
 
     async def _due(self, app: str, commit: str) -> bool:
         """Whether APP's folder changed between its latest revision's commit and COMMIT."""
@@ -611,6 +661,10 @@ class Controller:
             elif kind == "gitrepo":
                 self.pokes[name] = asyncio.Event()
                 self.shard.run(key, self._supervised(key, partial(self.poll_repo, name)), name=key)
+            elif kind == "catalogrepo":
+                self.shard.run(
+                    key, self._supervised(key, partial(self.poll_catalog, name)), name=key
+                )
             elif kind == "gc":
                 self.shard.run(key, self._supervised(key, self.collect), name=key)
             elif kind == "cluster":
@@ -681,6 +735,24 @@ class Controller:
                     )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(poke.wait(), interval * random.uniform(0.8, 1.2))
+
+    async def poll_catalog(self, name: str) -> None:
+        """Poll catalog repository NAME and upgrade its ``auto`` installs (appflow.hub.catalog)."""
+        from appflow.hub.actions import HubEngine
+        from appflow.hub.catalog import poll_catalog_repo
+        from appflow.sources.catalog import default_catalog_dir
+
+        # Its upgrades are requests, as `appflow catalog upgrade` makes against a hub.
+        engine = HubEngine(
+            self.store, push_view=self.push_store, requested_by=f"controller/{self.identity}"
+        )
+        await poll_catalog_repo(
+            engine,
+            name,
+            catalog_dir=default_catalog_dir(),
+            stop=self.stop,
+            interval=self.options.poll_seconds,
+        )
 
     async def collect(self) -> None:
         """Delete content nothing references, now and then (this replica owns the workspace's
@@ -793,6 +865,7 @@ class Controller:
                 if any(k.startswith("appflow/") for k in gained):
                     self.shard_moved.set()
                 await self.take(gained)
+                self.drift.changed.set()
 
     async def resync(self) -> None:
         while not self.stop.is_set():
@@ -831,6 +904,10 @@ class Controller:
                 follow(self.read_kube, "Cluster", self.on_cluster, self.stop), name="clusters"
             ),
             asyncio.create_task(
+                follow(self.read_kube, "CatalogRepo", self.on_catalog_repo, self.stop),
+                name="catalogrepos",
+            ),
+            asyncio.create_task(
                 follow(
                     self.read_kube,
                     "AppFlowDeployment",
@@ -846,6 +923,7 @@ class Controller:
             asyncio.create_task(self.assign(), name="assign"),
             asyncio.create_task(self.resync(), name="resync"),
             asyncio.create_task(self.health(), name="health"),
+            asyncio.create_task(self.drift.run(), name="drift"),
             *(
                 asyncio.create_task(self.worker(), name=f"worker-{i}")
                 for i in range(self.options.workers)

@@ -26,7 +26,7 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from appflow.engine.connections import Connections
 from appflow.engine.desired import render_request_for, request_for
@@ -50,8 +50,6 @@ from appflow.render.types import RenderRequest
 log = logging.getLogger("appflow.hub.publish")
 
 WRITES_AT_ONCE = 16
-
-RenderOn = Literal["hub", "agent"]
 
 
 class HubConnections(Connections):
@@ -94,8 +92,6 @@ class PullPlan:
     clusters: dict[str, ClusterRecord]
     desired: dict[str, DesiredState] = field(default_factory=dict)
     """Per cluster, the render (or, rendered on the agent, the render inputs)."""
-    render_on: dict[str, RenderOn] = field(default_factory=dict)
-    """The clusters that render the app themselves ("agent"): its inputs are encrypted."""
     blocked: list[AppflowError] = field(default_factory=list)
 
 
@@ -123,7 +119,6 @@ async def render_pull(
             )
             if await parts.secrets.encrypted_inputs(definition, request):
                 plan.desired[cluster.name] = await _agent_render(definition, request)
-                plan.render_on[cluster.name] = "agent"
                 return
             _, plan.desired[cluster.name] = await render_request_for(
                 definition,
@@ -164,26 +159,27 @@ async def _agent_render(definition: AppDefinition, request: RenderRequest) -> De
     )
 
 
-def _desired_state(
-    revision: RevisionRecord,
-    line: Mapping[str, Any],
-    definition: AppDefinition,
-    *,
-    render_on: RenderOn,
-) -> dict[str, Any]:
+def apply_options(definition: AppDefinition) -> dict[str, Any]:
+    """How an agent applies DEFINITION's renders (``spec.staged.options``)."""
     policy = definition.sync_policy
+    return {
+        "namespace": definition.namespace,
+        "prune": policy.prune,
+        "selfHeal": policy.self_heal,
+        "forceConflicts": policy.force_conflicts,
+    }
+
+
+def _desired_state(
+    revision: RevisionRecord, line: Mapping[str, Any], options: Mapping[str, Any]
+) -> dict[str, Any]:
     return {
         "revision": revision.number,
         "renderDigest": str(line["renderDigest"]),
         "index": str(line["index"]),
         "sourceRef": res.source_ref_text(revision.source_ref),
-        "renderOn": render_on,
-        "options": {
-            "namespace": definition.namespace,
-            "prune": policy.prune,
-            "selfHeal": policy.self_heal,
-            "forceConflicts": policy.force_conflicts,
-        },
+        "renderOn": str(line.get("renderOn") or "hub"),
+        "options": dict(options),
     }
 
 
@@ -196,7 +192,29 @@ async def stage(
     plan: PullPlan,
     deployments: Sequence[Mapping[str, Any]],
 ) -> int:
-    """Stage REVISION in every pull target's AppFlowDeployment; how many were written.
+    """Stage REVISION in every pull target's AppFlowDeployment; how many were written."""
+    options = apply_options(plan.definition)
+    return await stage_revision(
+        store,
+        kube,
+        app=app,
+        revision=revision,
+        options={c: options for c in plan.desired},
+        deployments=deployments,
+    )
+
+
+async def stage_revision(
+    store: HubStore,
+    kube: KubeCluster,
+    *,
+    app: str,
+    revision: RevisionRecord,
+    options: Mapping[str, Mapping[str, Any]],
+    deployments: Sequence[Mapping[str, Any]],
+) -> int:
+    """Stage REVISION's render for each cluster of OPTIONS (with its apply options) in that
+    cluster's AppFlowDeployment; how many were written.
 
     DEPLOYMENTS are the app's AppFlowDeployments as last seen. One write per Deployment: a
     create with the whole spec, or a patch of ``spec.staged`` when the Deployment exists (a
@@ -212,9 +230,7 @@ async def stage(
         line = listing.get(cluster)
         if line is None:
             return
-        staged = _desired_state(
-            revision, line, plan.definition, render_on=plan.render_on.get(cluster, "hub")
-        )
+        staged = _desired_state(revision, line, options[cluster])
         current = existing.get(cluster)
         if current is not None and ((current.get("spec") or {}).get("staged") or {}) == staged:
             return
@@ -243,7 +259,7 @@ async def stage(
             )
             written += 1
 
-    await asyncio.gather(*(one(c) for c in plan.desired))
+    await asyncio.gather(*(one(c) for c in options))
     return written
 
 

@@ -32,8 +32,10 @@ from appflow.engine.recorder import Recorder
 from appflow.engine.report import AppSyncReport
 from appflow.engine.stages.types import DesiredState, SyncOptions
 from appflow.engine.state import FleetState
+from appflow.engine.sync import pinned
 from appflow.errors import AppflowError, FencedError, NotFoundError
 from appflow.hub import publish
+from appflow.hub import rollback as hub_rollback
 from appflow.hub.reports import report_data
 from appflow.hub.store import HubStore
 from appflow.kube.client import KubeCluster
@@ -167,8 +169,11 @@ class Reconciler:
         assert isinstance(recorder, HubRecorder)
         return recorder
 
-    async def reconcile(self, app: str, trigger: SyncTrigger) -> bool:
-        """Reconcile APP; False when it should be tried again after a backoff."""
+    async def reconcile(
+        self, app: str, trigger: SyncTrigger, *, clusters: Sequence[str] = ()
+    ) -> bool:
+        """Reconcile APP (a sync on CLUSTERS only: a self-heal); False when it should be tried
+        again after a backoff."""
         try:
             obj = await asyncio.to_thread(self.store.app_object, app)
         except NotFoundError:
@@ -183,7 +188,7 @@ class Reconciler:
             else:
                 record = await asyncio.to_thread(self.store.app_of, obj)
                 if self._syncs(record, trigger):
-                    report = await self._sync(record, trigger=trigger)
+                    report = await self._sync(record, trigger=trigger, clusters=clusters)
                     outcome = self._outcome(report)
                     ok = not report.retry
                 else:
@@ -201,7 +206,8 @@ class Reconciler:
     def _syncs(self, record: AppRecord, trigger: SyncTrigger) -> bool:
         if record.paused:
             return False
-        return record.policy.auto or trigger == "user"
+        # A self-heal re-applies what drifted whatever syncPolicy.auto says, as standalone's.
+        return record.policy.auto or trigger in ("user", "selfHeal")
 
     def _outcome(self, report: AppSyncReport) -> Outcome:
         stalled = "; ".join(str(e) for e in report.blocked)
@@ -251,6 +257,10 @@ class Reconciler:
         commit: str | None = None,
     ) -> AppSyncReport:
         """Sync RECORD on its push targets (the engine) and publish it to its pull targets."""
+        if record.pinned_revision is not None:
+            # The engine refuses it for push clusters; a fleet of pull clusters only is not
+            # the engine's, and must not get the source's revision staged over a rollback.
+            raise pinned(record.name, record.pinned_revision)
         repo = (
             await asyncio.to_thread(self.store.get_repo, record.repo)
             if record.source == "git" and record.repo
@@ -334,6 +344,35 @@ class Reconciler:
             self.recorder.pull.pop(record.name, None)
         return report
 
+    async def _rollback(self, app: str, *, to: int, options: SyncOptions) -> AppSyncReport:
+        """Roll APP back to revision TO: the engine on the push clusters (which pins the app),
+        then TO's renders staged again for the pull clusters' agents and released by the one
+        release rule."""
+        pull = {
+            res.name_of(o) for o in await self._cluster_objects() if res.cluster_mode(o) == "pull"
+        }
+        report = await self.engine.rollback(app, to=to, options=options)
+        hub_rollback.only_unregistered(report, pull)
+        if report.blocked or not pull:
+            return report
+        staged = await hub_rollback.republish(
+            self.store,
+            self.kube,
+            app=app,
+            to=to,
+            pull=pull,
+            deployments=await self.deployments(app),
+            force_conflicts=options.force_conflicts,
+        )
+        if staged:
+            log.info("%s: revision %d staged again on %s", app, to, ", ".join(staged))
+            rejected = await self.release(app)
+            report.blocked.extend(
+                AppflowError(f"{c}: the agent's dry run refused revision {to}: {m}")
+                for c, m in sorted(rejected.items())
+            )
+        return report
+
     # -- requests ---------------------------------------------------------------------------
 
     async def _request_status(self, app: str, status: Mapping[str, Any]) -> None:
@@ -359,9 +398,7 @@ class Reconciler:
             if request.get("uninstall"):
                 report = await self.engine.uninstall(app)
             elif request.get("rollbackTo"):
-                report = await self.engine.rollback(
-                    app, to=int(request["rollbackTo"]), options=options
-                )
+                report = await self._rollback(app, to=int(request["rollbackTo"]), options=options)
             else:
                 record = await asyncio.to_thread(self.store.app_of, dict(obj))
                 report = await self._sync(

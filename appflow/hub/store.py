@@ -58,6 +58,7 @@ from appflow.kube.client import KubeCluster
 from appflow.kube.content import ContentStore
 from appflow.model import content as fmt
 from appflow.model import resources as res
+from appflow.model.agent import rendered_on
 from appflow.model.codec import JsonObject, from_json, to_json
 from appflow.model.hub import (
     API_VERSION,
@@ -686,9 +687,14 @@ class HubStore:
             index = by_render.get(key)
             if index is None:
                 index = by_render[key] = self.put_objects(objects, base=base.get(cluster))
-            lines.append(
-                {"cluster": cluster, "index": index, "renderDigest": fmt.render_digest(objects)}
-            )
+            line: JsonObject = {
+                "cluster": cluster,
+                "index": index,
+                "renderDigest": fmt.render_digest(objects),
+            }
+            if rendered_on(objects) == "agent":
+                line["renderOn"] = "agent"  # what the agent is sent: inputs, not objects
+            lines.append(line)
         listing = self.put_objects(lines)
         number = max((int(e["number"]) for e in entries), default=0) + 1
         record = RevisionRecord(

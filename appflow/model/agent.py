@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from appflow.model.appdef import OfflinePolicy
+from appflow.model.hub import API_VERSION
+from appflow.model.objects import Manifest
 
 HISTORY_LIMIT = 10
 MISSED_FOR_OFFLINE = 3
@@ -82,6 +84,18 @@ class BackoffPolicy:
 
 Action = Literal["validate", "apply", "keep"]
 
+RenderOn = Literal["hub", "agent"]
+RENDER_INPUTS_KIND = "RenderInputs"
+"""The object that stands, in a render's place, for an app its pull cluster renders itself."""
+
+
+def rendered_on(objects: Sequence[Manifest]) -> RenderOn:
+    """Where a stored render is rendered: "agent" when it holds the app's render inputs."""
+    inputs = any(
+        o.get("apiVersion") == API_VERSION and o.get("kind") == RENDER_INPUTS_KIND for o in objects
+    )
+    return "agent" if inputs else "hub"
+
 
 @dataclass(frozen=True, kw_only=True)
 class Desired:
@@ -94,7 +108,7 @@ class Desired:
     options: Mapping[str, Any] = field(default_factory=dict)
     secrets: str | None = None
     """The content holding the SOPS files whose values the render carries encrypted."""
-    render_on: Literal["hub", "agent"] = "hub"
+    render_on: RenderOn = "hub"
     """agent: INDEX holds the app's render inputs (its encrypted inputs are decrypted, and
     the app rendered, on the cluster); hub: the rendered objects."""
 

@@ -9,6 +9,7 @@ import pytest
 
 from appflow.errors import ConfigError
 from appflow.model.agent import (
+    RENDER_INPUTS_KIND,
     BackoffPolicy,
     Desired,
     StatusQueue,
@@ -19,6 +20,7 @@ from appflow.model.agent import (
     offline_display,
     offline_status,
     release_decision,
+    rendered_on,
 )
 from appflow.sources.appdef import load_app_definitions
 
@@ -184,3 +186,16 @@ def test_where_a_desired_state_is_rendered_survives_the_round_trip() -> None:
     assert hub.render_on == "hub"
     assert "renderOn" not in hub.to_data()
     assert Desired.of({"revision": 3, "index": R1.index}) == hub
+
+
+def test_a_stored_render_of_inputs_is_sent_to_be_rendered_on_the_agent() -> None:
+    # The hub notes it beside each revision, so that a rollback restages it as it was.
+    inputs = [
+        {"apiVersion": "appflow.dev/v1alpha1", "kind": RENDER_INPUTS_KIND, "metadata": {}},
+        {"apiVersion": "appflow.dev/v1alpha1", "kind": "SourceFile", "metadata": {}},
+    ]
+    assert rendered_on(inputs) == "agent"
+    assert rendered_on([{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}}]) == "hub"
+    # An app's own object of that kind in another group is the app's, not appflow's.
+    assert rendered_on([{"apiVersion": "example.com/v1", "kind": RENDER_INPUTS_KIND}]) == "hub"
+    assert rendered_on([]) == "hub"

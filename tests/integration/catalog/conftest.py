@@ -6,9 +6,11 @@ from __future__ import annotations
 import http.server
 import os
 import socket
+import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -18,6 +20,7 @@ import yaml
 
 from tests.helpers import built_tool
 from tests.integration.engine.conftest import fleet, space  # noqa: F401
+from tests.integration.git.gitservers import TlsFiles
 
 ROOT = Path(__file__).resolve().parents[3]
 CATALOG = ROOT / "catalog"
@@ -94,14 +97,18 @@ def _package_web(env: dict[str, str], work: Path, out: Path, version: str) -> No
     helm(env, "package", str(chart), "--destination", str(out))
 
 
-@pytest.fixture
-def chart_repo(tmp_path: Path, helm_env: dict[str, str]) -> Iterator[ChartRepo]:
-    out = tmp_path / "repo"
+@contextmanager
+def serve_chart_repo(
+    folder: Path, helm_env: dict[str, str], *, tls: TlsFiles | None = None
+) -> Iterator[ChartRepo]:
+    """A Helm HTTP repository of `helm create web` at 1.0.0 and 1.1.0, made in FOLDER and
+    served on 127.0.0.1 (over HTTPS with a certificate TLS's CA signed, when given)."""
+    out = folder / "repo"
     out.mkdir()
     for version in ("1.0.0", "1.1.0"):
-        _package_web(helm_env, tmp_path / "charts", out, version)
+        _package_web(helm_env, folder / "charts", out, version)
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     helm(helm_env, "repo", "index", str(out), "--url", url)
     repo = ChartRepo(url=url, folder=out)
 
@@ -112,6 +119,10 @@ def chart_repo(tmp_path: Path, helm_env: dict[str, str]) -> Iterator[ChartRepo]:
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", port), partial(Handler, directory=str(out))
     )
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tls.cert, tls.key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -119,3 +130,9 @@ def chart_repo(tmp_path: Path, helm_env: dict[str, str]) -> Iterator[ChartRepo]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def chart_repo(tmp_path: Path, helm_env: dict[str, str]) -> Iterator[ChartRepo]:
+    with serve_chart_repo(tmp_path, helm_env) as repo:
+        yield repo

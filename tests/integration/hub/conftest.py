@@ -21,6 +21,7 @@ import pytest
 from appflow import sandbox as sb
 from appflow.kube.client import Connection, KubeCluster
 from tests.helpers import Sandbox, apply_hub_crds, built_tool, fresh_namespace
+from tests.integration.catalog.conftest import helm_env  # noqa: F401 (a fixture)
 
 if TYPE_CHECKING:
     from tests.integration.hub.controllers import HubFleet
