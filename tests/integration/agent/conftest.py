@@ -188,7 +188,7 @@ class Hub:
                 return True
             return False
 
-        eventually(up, timeout=60, what="the agent API to listen")
+        eventually(up, timeout=180, what="the agent API to listen")
         kube = self.fleet.hub_kube()
         try:
             cm = kube.get_sync("v1", "ConfigMap", "appflow-agent-api", "appflow-system") or {}
@@ -360,7 +360,7 @@ def register_fleet(hub: Hub, *, heartbeat: float = 2.0, debug: bool = False) -> 
     for edge in range(3):
         names.append(
             wait_for(
-                lambda e=edge: registered_name(hub, e), timeout=90, what=f"edge {edge} to register"
+                lambda e=edge: registered_name(hub, e), timeout=240, what=f"edge {edge} to register"
             )
         )
     return names

@@ -24,7 +24,7 @@ def register_two(hub: Hub) -> tuple[str, str]:
         hub.install(edge, token)
         hub.start_agent(edge)
     for edge in (0, 1):
-        wait_for(lambda e=edge: registration(hub, e), timeout=60, what=f"edge {edge} to register")
+        wait_for(lambda e=edge: registration(hub, e), timeout=240, what=f"edge {edge} to register")
     return cluster_namespace(hub.workspace, "rbac-a"), cluster_namespace(hub.workspace, "rbac-b")
 
 
