@@ -126,33 +126,42 @@ class Reconciler:
     seen_clusters: Callable[[], list[Manifest]] | None = None
     """The Clusters as the replica's watch last saw them (None: listed)."""
 
-    async def release(self, app: str) -> dict[str, str]:
-        """Release APP's staged revision where every online target validated it (decided on a
-        fresh list: a watch that lags could hide a target that has not validated yet); Offline
-        pull clusters as the app's ``rollout.offlineTargets`` says."""
+    async def release(self, app: str) -> publish.Released:
+        """The release rule for APP (``publish.release``), decided on a fresh list: a watch
+        that lags could hide a target that has not validated yet. The list is skipped when the
+        watch shows nothing it could release or reject (``may_release``) and no rollout of the
+        app is in progress (its gate moves with applies and health, not verdicts). A rollback
+        on a hub stages the earlier revision and calls this."""
         record = await asyncio.to_thread(self.store.get_app, app)
-        clusters = (
-            self.seen_clusters()
-            if self.seen_clusters is not None
-            else await asyncio.to_thread(self.store.cluster_objects)
-        )
-        offline = {
-            res.name_of(c)
-            for c in clusters
-            if res.cluster_mode(c) == "pull" and (c.get("status") or {}).get("state") == "Offline"
-        }
+        try:
+            recorded = await asyncio.to_thread(self.store.get_rollout, app)
+        except NotFoundError:
+            recorded = None
+        clusters = await self._cluster_objects()
+        offline = publish.offline_clusters(clusters)
         policy = record.rollout.offline_targets
-        if self.seen is not None and not may_release(self.seen(app), offline, policy=policy):
-            return {}
+        if (
+            self.seen is not None
+            and not may_release(self.seen(app), offline, policy=policy)
+            and (recorded is None or recorded.state != "Progressing")
+        ):
+            return publish.Released()
         listed = await asyncio.to_thread(
             self.store.deployment_objects, app=app, with_unreported=True
         )
+        groups = await asyncio.to_thread(self.store.list_groups)
         return await publish.release(
+            self.store,
             self.kube,
             app=app,
             deployments=listed,
-            offline=offline,
-            policy=policy,
+            clusters=clusters,
+            groups={
+                g.name: ClusterGroup(name=g.name, selector=parse_selector(g.selector))
+                for g in groups
+            },
+            rollout=record.rollout,
+            recorded=recorded,
         )
 
     async def deployments(self, app: str) -> list[Manifest]:
@@ -323,12 +332,12 @@ class Reconciler:
                     revision.number,
                     written,
                 )
-                rejected = await self.release(record.name)
+                released = await self.release(record.name)
                 report.blocked.extend(
                     AppflowError(
                         f"{c}: the agent's dry run refused revision {revision.number}: {m}"
                     )
-                    for c, m in sorted(rejected.items())
+                    for c, m in sorted(released.rejected.items())
                 )
         finally:
             self.recorder.pull.pop(record.name, None)
