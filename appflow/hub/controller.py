@@ -518,6 +518,10 @@ class Controller:
         )
         if any(status.get(k) != was.get(k) for k in watched):
             self.queue_app(app, "watch", what=RELEASE, delay=0.5)
+        if status.get("state") != was.get("state"):
+            # Apps whose release waits for this one there (dependsOn).
+            for other in sorted(self.reconciler.awaiting.get(app, ())):
+                self.queue_app(other, "watch", what=RELEASE, delay=0.5)
 
     def seen_deployments(self, app: str) -> list[Manifest]:
         return list(self.deployments.get(app, {}).values())

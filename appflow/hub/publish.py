@@ -36,6 +36,7 @@ from appflow.model import agent as rules
 from appflow.model import resources as res
 from appflow.model.appdef import AppDefinition, OfflinePolicy, RolloutSpec
 from appflow.model.capabilities import Capabilities
+from appflow.model.deps import unmet, waiting_message
 from appflow.model.hub import API_VERSION, cluster_namespace
 from appflow.model.records import (
     AppRecord,
@@ -247,6 +248,8 @@ class Released:
     rejected: Mapping[str, str] = field(default_factory=dict)
     """Targets whose agent's dry run refused the staged revision, with its words."""
     rolled_back: Mapping[str, int] = field(default_factory=dict)
+    waiting: Mapping[str, str] = field(default_factory=dict)
+    """Validated targets held back by dependsOn: what each waits for."""
     recheck: float | None = None
     """Seconds after which the rule should run again though nothing changed (a health
     timeout of a rollout partition in progress)."""
@@ -299,6 +302,8 @@ async def release(
     groups: Mapping[str, ClusterGroup],
     rollout: RolloutSpec,
     recorded: RolloutRecord | None,
+    dependencies: Mapping[str, frozenset[str]] | None = None,
+    dependency_states: Mapping[str, Mapping[str, str | None]] | None = None,
 ) -> Released:
     """The release rule: release what is staged for APP (whose AppFlowDeployments are
     DEPLOYMENTS and the hub's Clusters CLUSTERS, as last seen) as far as it may go now.
@@ -307,8 +312,10 @@ async def release(
     nowhere; every online target validated; Offline clusters as ``rollout.offlineTargets``
     says), then the app's rollout (``model.rollout.pull_step``: partition by partition, gated
     on Ready, held by a pause, rolled back on failure), recorded in ``status.rollout`` as
-    push mode records it. A rollback to an earlier revision is a release too: stage that
-    revision, then call this.
+    push mode records it. A target whose DEPENDENCIES (dependsOn: app -> accepted states)
+    are not met on it, by DEPENDENCY_STATES (per cluster, each dependency's Deployment state
+    there), waits, as push mode holds it. A rollback to an earlier revision is a release too:
+    stage that revision, then call this.
     """
     offline = offline_clusters(clusters)
     names, rejected = release_decision(deployments, offline=offline, policy=rollout.offline_targets)
@@ -324,6 +331,12 @@ async def release(
     if not revision:
         return Released()
     targets = pull_targets(deployments, revision=revision, offline=offline)
+    waiting: dict[str, str] = {}
+    for cluster in sorted(set(names) & set(targets)) if dependencies else ():
+        assert dependencies is not None
+        pending = unmet(dependencies, (dependency_states or {}).get(cluster, {}), cluster=cluster)
+        if pending:
+            waiting[cluster] = waiting_message(dependencies, pending, cluster=cluster)
     labels = {res.name_of(c): dict((c.get("metadata") or {}).get("labels") or {}) for c in clusters}
     partitions = plan_rollout(
         rollout, [ClusterInfo(name=c, labels=labels.get(c, {})) for c in targets], groups
@@ -334,7 +347,7 @@ async def release(
         app=app,
         revision=revision,
         targets=targets,
-        releasable=set(names) & set(targets),
+        releasable=(set(names) & set(targets)) - set(waiting),
         recorded=recorded,
         now=utc_now(),
     )
@@ -359,7 +372,7 @@ async def release(
                 back[cluster] = number
     if step.record is not None and _moved(recorded, step.record, released=bool(done)):
         await Recorder(store).rollout(step.record)
-    return Released(released=tuple(done), rolled_back=back, recheck=step.recheck)
+    return Released(released=tuple(done), rolled_back=back, waiting=waiting, recheck=step.recheck)
 
 
 def _moved(before: RolloutRecord | None, after: RolloutRecord, *, released: bool) -> bool:

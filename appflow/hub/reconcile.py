@@ -39,6 +39,7 @@ from appflow.hub.store import HubStore
 from appflow.kube.client import KubeCluster
 from appflow.model import resources as res
 from appflow.model.appdef import OfflinePolicy, SyncPolicy
+from appflow.model.deps import resolve_dependency_states
 from appflow.model.hubstatus import app_status
 from appflow.model.objects import Manifest
 from appflow.model.records import (
@@ -125,6 +126,9 @@ class Reconciler:
     """An app's AppFlowDeployments as the replica's watch last saw them (None: listed)."""
     seen_clusters: Callable[[], list[Manifest]] | None = None
     """The Clusters as the replica's watch last saw them (None: listed)."""
+    awaiting: dict[str, set[str]] = field(default_factory=dict)
+    """Per app, the apps whose release on some pull cluster waits for it (dependsOn): a change
+    of its Deployments is theirs to look at."""
 
     async def release(self, app: str) -> publish.Released:
         """The release rule for APP (``publish.release``), decided on a fresh list: a watch
@@ -150,7 +154,8 @@ class Reconciler:
             self.store.deployment_objects, app=app, with_unreported=True
         )
         groups = await asyncio.to_thread(self.store.list_groups)
-        return await publish.release(
+        dependencies, states = await self._dependency_states(app)
+        released = await publish.release(
             self.store,
             self.kube,
             app=app,
@@ -162,7 +167,30 @@ class Reconciler:
             },
             rollout=record.rollout,
             recorded=recorded,
+            dependencies=dependencies,
+            dependency_states=states,
         )
+        for dep in dependencies:
+            if released.waiting:
+                self.awaiting.setdefault(dep, set()).add(app)
+            else:
+                self.awaiting.get(dep, set()).discard(app)
+        return released
+
+    async def _dependency_states(
+        self, app: str
+    ) -> tuple[dict[str, frozenset[str]], dict[str, dict[str, str | None]]]:
+        """APP's dependencies (dependsOn, resolved over the apps' records) and, per cluster,
+        each one's Deployment state there as reported (pull) or recorded (push)."""
+        records = await asyncio.to_thread(self.store.list_apps)
+        dependencies = resolve_dependency_states(records).get(app, {})
+        states: dict[str, dict[str, str | None]] = {}
+        for dep in dependencies:
+            for obj in await self.deployments(dep):
+                cluster = str((obj.get("spec") or {}).get("cluster"))
+                state = (obj.get("status") or {}).get("state")
+                states.setdefault(cluster, {})[dep] = str(state) if state else None
+        return dict(dependencies), states
 
     async def deployments(self, app: str) -> list[Manifest]:
         """APP's AppFlowDeployments, from the watch when there is one (no LIST per call)."""
@@ -339,6 +367,7 @@ class Reconciler:
                     )
                     for c, m in sorted(released.rejected.items())
                 )
+                report.waiting.update(released.waiting)
         finally:
             self.recorder.pull.pop(record.name, None)
         return report
