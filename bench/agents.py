@@ -259,7 +259,7 @@ def start(setup: Setup) -> None:
         data = cm.get("data") or {}
         return str(data.get("caPin", "")) if data.get("url") == setup.url else ""
 
-    setup.pin = wait(published, timeout=60, what="the agent API")
+    setup.pin = wait(published, timeout=300, what="the agent API")
     import socket
 
     def listening() -> bool:
@@ -269,7 +269,7 @@ def start(setup: Setup) -> None:
         except OSError:
             return False
 
-    wait(listening, timeout=60, what="the agent API to listen")
+    wait(listening, timeout=300, what="the agent API to listen")
 
 
 async def make_token(setup: Setup, uses: int) -> str:

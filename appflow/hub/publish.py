@@ -331,6 +331,12 @@ async def release(
     if not revision:
         return Released()
     targets = pull_targets(deployments, revision=revision, offline=offline)
+    modes = {res.name_of(c): res.cluster_mode(c) for c in clusters}
+    if any(modes.get(str((d.get("spec") or {}).get("cluster"))) == "push" for d in deployments):
+        # Push targets too: the engine's rollout partitions them and keeps status.rollout;
+        # its pull targets are released together once all validated (one partition order
+        # across both modes is not built yet: docs/hub.md §10).
+        rollout, recorded = replace(rollout, partitions=(), max_unavailable="100%"), None
     waiting: dict[str, str] = {}
     for cluster in sorted(set(names) & set(targets)) if dependencies else ():
         assert dependencies is not None
