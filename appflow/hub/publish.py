@@ -332,7 +332,11 @@ async def release(
         return Released()
     targets = pull_targets(deployments, revision=revision, offline=offline)
     modes = {res.name_of(c): res.cluster_mode(c) for c in clusters}
-    if any(modes.get(str((d.get("spec") or {}).get("cluster"))) == "push" for d in deployments):
+    if any(
+        modes.get(str((d.get("spec") or {}).get("cluster"))) == "push"
+        and ((d.get("status") or {}).get("display") or {}).get("state") != "Removed"
+        for d in deployments
+    ):
         # Push targets too: the engine's rollout partitions them and keeps status.rollout;
         # its pull targets are released together once all validated (one partition order
         # across both modes is not built yet: docs/hub.md §10).

@@ -306,7 +306,7 @@ def pull_step(
         done = delivered(recorded, revision=revision)
         return PullStep(
             release=tuple(sorted(c for c in releasable if c in done)),
-            record=replace(recorded, revision=revision) if same else recorded,
+            record=recorded,
         )
     allowed_to_fail = partitions_allowed_to_fail(spec, len(partitions))
     timeout = float(spec.health_timeout_seconds or DEFAULT_HEALTH_TIMEOUT)
