@@ -472,14 +472,22 @@ def app_objects(revision: int) -> list[Manifest]:
     ]
 
 
-async def write_deployments(kube: KubeCluster, clusters: list[str], spec: dict[str, Any]) -> None:
+async def write_deployments(
+    kube: KubeCluster, clusters: list[str], spec: dict[str, Any], *, exists: bool
+) -> None:
     """Write SPEC into the bench app's AppFlowDeployment of every cluster, as the hub
-    controller does: one write each."""
+    controller does: one write each, a patch where it knows the Deployment EXISTS (the
+    controller's watch tells it; ``publish.stage``) rather than a create refused first."""
     gate = asyncio.Semaphore(32)
 
     async def one(cluster: str) -> None:
         namespace = cluster_namespace("appflow", cluster)
         async with gate:
+            if exists:
+                await kube.patch(
+                    API_VERSION, "AppFlowDeployment", "bench-app", namespace, {"spec": spec}
+                )
+                return
             created = await kube.create(
                 {
                     "apiVersion": API_VERSION,
@@ -501,12 +509,15 @@ async def write_deployments(kube: KubeCluster, clusters: list[str], spec: dict[s
     await asyncio.gather(*(one(c) for c in clusters))
 
 
-async def publish(kubeconfig: Path, clusters: list[str], revision: int) -> dict[str, float]:
+async def publish(
+    kubeconfig: Path, clusters: list[str], revision: int, *, known: bool = False
+) -> dict[str, float]:
     """Publish REVISION of the app to CLUSTERS as the hub controller does (two-phase): stage it
     everywhere, release it once every cluster validated it, wait until every one is Ready.
     Seconds from the start to each step. Progress is followed with one watch, as the
     controller follows it (a LIST of every Deployment each second would cost the API server
-    more than what is measured)."""
+    more than what is measured). KNOWN: the writer knows which Deployments exist (as the
+    controller does from its watch) and patches them; otherwise it tries a create first."""
     kube = KubeCluster(Connection(name="hub", kubeconfig=kubeconfig, concurrency=32))
     stop = asyncio.Event()
     validated: set[str] = set()
@@ -539,11 +550,11 @@ async def publish(kubeconfig: Path, clusters: list[str], revision: int) -> dict[
             "index": stored.digest,
             "options": {"prune": True},
         }
-        await write_deployments(kube, clusters, {"staged": state})
+        await write_deployments(kube, clusters, {"staged": state}, exists=known and revision > 1)
         staged_written = time.monotonic() - started
         await asyncio.wait_for(all_validated.wait(), 600)
         validated_at = time.monotonic() - started
-        await write_deployments(kube, clusters, {"released": state})
+        await write_deployments(kube, clusters, {"released": state}, exists=known)
         released_written = time.monotonic() - started
         await asyncio.wait_for(all_ready.wait(), 600)
         ready_at = time.monotonic() - started
@@ -566,7 +577,12 @@ async def commit(setup: Setup, clusters: list[str], revision: int) -> dict[str, 
     out = setup.work / f"published-{revision}.json"
     job.write_text(
         json.dumps(
-            {"kubeconfig": str(setup.kubeconfig), "clusters": clusters, "revision": revision}
+            {
+                "kubeconfig": str(setup.kubeconfig),
+                "clusters": clusters,
+                "revision": revision,
+                "known": True,
+            }
         )
     )
     info = next(i for i in sb.list_sandbox(root=setup.root) if i.name == setup.hub.name)
@@ -774,7 +790,14 @@ def main() -> None:
     args = parser.parse_args()
     if args.publish:
         job = json.loads(args.publish[0].read_text())
-        done = asyncio.run(publish(Path(job["kubeconfig"]), job["clusters"], job["revision"]))
+        done = asyncio.run(
+            publish(
+                Path(job["kubeconfig"]),
+                job["clusters"],
+                job["revision"],
+                known=bool(job.get("known")),
+            )
+        )
         args.publish[1].write_text(json.dumps(done))
         return
     work = Path(tempfile.mkdtemp(prefix="bench-agents-"))
