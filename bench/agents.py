@@ -677,7 +677,9 @@ async def run(args: argparse.Namespace, setup: Setup) -> dict[str, Any]:
         drift_seconds=600.0,
         backoff=BackoffPolicy(base=1.0, cap=args.backoff_max),
     )
-    token = await make_token(setup, args.agents + 3)
+    # Headroom: a registration whose answer is lost to a timeout on a loaded machine was
+    # counted by the hub, and its retry counts again.
+    token = await make_token(setup, 2 * (args.agents + 3))
     real = start_real_agents(setup, token, args.heartbeat)
     _log(f"3 real agents registered: {', '.join(real)}")
     fleet = Fleet()
