@@ -503,6 +503,10 @@ class Controller:
             seen.pop(cluster, None)
         else:
             seen[cluster] = obj
+        if app not in self.objects["AppFlow"]:
+            return
+        # At most about once a second per app: the queue merges what is waiting.
+        self.queue_app(app, "watch", what=STATUS, delay=1.0)
         status, was = obj.get("status") or {}, (before or {}).get("status") or {}
         if (
             before is not None
@@ -512,10 +516,6 @@ class Controller:
             # An agent's report (the hub stamps updatedAt only when it removes a Deployment):
             # its cluster is alive (heartbeats.saw_report).
             self.heartbeats.saw_report(cluster)
-        if app not in self.objects["AppFlow"]:
-            return
-        # At most about once a second per app: the queue merges what is waiting.
-        self.queue_app(app, "watch", what=STATUS, delay=1.0)
         rollout = (self.objects["AppFlow"][app].get("status") or {}).get("rollout") or {}
         # A validation moves the fleet-wide release; an apply or a health change moves the
         # gate of a progressive rollout in progress.
