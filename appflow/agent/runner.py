@@ -153,9 +153,6 @@ class Agent:
         self._deleted: set[str] = set()
         self._slots = asyncio.Semaphore(options.concurrency)
         self._facts_sent: dict[str, Any] | None = None
-        self._last_report: float | None = None
-        """When a status report last reached the hub (monotonic): the hub counts it as a
-        heartbeat."""
         self._retry_at: dict[str, float] = {}
         self._settling: dict[str, int] = {}
         self._failures: dict[str, int] = {}
@@ -626,7 +623,6 @@ class Agent:
                 try:
                     await self.session.patch_status(name, status)
                     self.queue.sent(name, version)
-                    self._last_report = time.monotonic()
                 except NotFoundError:
                     self.queue.sent(name, version)
                 except AuthError as err:
@@ -665,19 +661,8 @@ class Agent:
             except AppflowError as err:
                 log.info("heartbeat: %s", err)
             beats += 1
-            last_beat, jitter = time.monotonic(), 0.95 + 0.1 * random.random()
-            # A status report meanwhile moves the next beat on (rules.next_beat).
-            while (
-                wait := rules.next_beat(
-                    last_beat=last_beat,
-                    last_report=self._last_report,
-                    interval=interval,
-                    jitter=jitter,
-                )
-                - time.monotonic()
-            ) > 0:
-                if await self._sleep(wait):
-                    return
+            if await self._sleep(interval * (0.95 + 0.1 * random.random())):
+                return
 
     def _recipients(self) -> tuple[str, ...]:
         if self.config and self.config.age_identity:

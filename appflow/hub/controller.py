@@ -508,14 +508,6 @@ class Controller:
         # At most about once a second per app: the queue merges what is waiting.
         self.queue_app(app, "watch", what=STATUS, delay=1.0)
         status, was = obj.get("status") or {}, (before or {}).get("status") or {}
-        if (
-            before is not None
-            and status.get("updatedAt") != was.get("updatedAt")
-            and (status.get("display") or {}).get("state") != "Removed"
-        ):
-            # An agent's report (the hub stamps updatedAt only when it removes a Deployment):
-            # its cluster is alive (heartbeats.saw_report).
-            self.heartbeats.saw_report(cluster)
         rollout = (self.objects["AppFlow"][app].get("status") or {}).get("rollout") or {}
         # A validation moves the fleet-wide release; an apply or a health change moves the
         # gate of a progressive rollout in progress.

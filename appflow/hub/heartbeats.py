@@ -167,16 +167,6 @@ class HeartbeatMonitor:
         known.lease = lease
         known.interval = interval
 
-    def saw_report(self, name: str) -> None:
-        """Cluster NAME's agent just wrote a Deployment's status: as good as a heartbeat (the
-        agent postpones its next Lease renewal after a report, ``model.agent.next_beat``).
-        Only for a cluster whose renewals this replica saw happen: a report alone never makes
-        a cluster of unknown age Online."""
-        known = self._seen.get(name)
-        if known is not None and known.observed:
-            known.at = self.clock()
-            known.wall = datetime.now(UTC)
-
     # -- deciding and writing ---------------------------------------------------------------
 
     async def tick(self) -> None:

@@ -78,24 +78,6 @@ class BackoffPolicy:
         return float(ceiling / 2 + draw() * ceiling / 2)
 
 
-# -- heartbeats -----------------------------------------------------------------------------
-
-BEAT_AT_LEAST = 2
-"""Intervals after which the Lease is renewed even while status reports keep the agent seen
-(the credential rotation and the cluster's facts ride on the renewal); below
-MISSED_FOR_OFFLINE."""
-
-
-def next_beat(
-    *, last_beat: float, last_report: float | None, interval: float, jitter: float = 1.0
-) -> float:
-    """When the next heartbeat is due: one INTERVAL (times JITTER) after the agent last wrote
-    to the hub, since the hub counts a status report as a sign of life (during a rollout a
-    thousand agents save a thousand writes), and at least every BEAT_AT_LEAST intervals."""
-    contact = max(last_beat, last_report if last_report is not None else last_beat)
-    return min(contact + interval * jitter, last_beat + BEAT_AT_LEAST * interval)
-
-
 # -- two-phase publish ----------------------------------------------------------------------
 
 Action = Literal["validate", "apply", "keep"]

@@ -9,8 +9,6 @@ import pytest
 
 from appflow.errors import ConfigError
 from appflow.model.agent import (
-    BEAT_AT_LEAST,
-    MISSED_FOR_OFFLINE,
     BackoffPolicy,
     Desired,
     StatusQueue,
@@ -18,7 +16,6 @@ from appflow.model.agent import (
     append_history,
     liveness,
     next_actions,
-    next_beat,
     offline_display,
     offline_status,
     release_decision,
@@ -173,18 +170,3 @@ def test_a_silent_clusters_deployments_show_their_last_state_never_ready() -> No
     assert patch["display"] == {"state": "Offline (last known: Ready r7)"}
     again = offline_status({**patch, "appliedRevision": 7}, cluster="berlin-1", since="T")
     assert again["display"] == {"state": "Offline (last known: Ready r7)"}
-
-
-def test_a_status_report_counts_as_a_heartbeat_but_the_lease_is_still_renewed() -> None:
-    # Nothing reported: a beat every interval.
-    assert next_beat(last_beat=100.0, last_report=None, interval=60.0) == 160.0
-    assert next_beat(last_beat=100.0, last_report=90.0, interval=60.0) == 160.0
-    # A report after the beat: the next beat is an interval after the report...
-    assert next_beat(last_beat=100.0, last_report=130.0, interval=60.0) == 190.0
-    # ...but reports never postpone the Lease beyond BEAT_AT_LEAST intervals, below the
-    # hub's Offline threshold.
-    assert next_beat(last_beat=100.0, last_report=170.0, interval=60.0) == 100.0 + 120.0
-    assert BEAT_AT_LEAST < MISSED_FOR_OFFLINE
-    # Without a report the hub's Suspect threshold is never reached by the schedule itself.
-    due = next_beat(last_beat=0.0, last_report=None, interval=60.0, jitter=1.05)
-    assert liveness(seen_ago=due, interval=60.0) == "Online"
