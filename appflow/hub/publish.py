@@ -52,6 +52,8 @@ from appflow.model.targeting import ClusterGroup, ClusterInfo
 log = logging.getLogger("appflow.hub.publish")
 
 WRITES_AT_ONCE = 16
+DEPENDENCY_RECHECK = 10.0
+"""Seconds after which a release held by dependsOn is decided again."""
 
 
 class HubConnections(Connections):
@@ -382,7 +384,11 @@ async def release(
                 back[cluster] = number
     if step.record is not None and _moved(recorded, step.record, released=bool(done)):
         await Recorder(store).rollout(step.record)
-    return Released(released=tuple(done), rolled_back=back, waiting=waiting, recheck=step.recheck)
+    # A dependency owned by another replica changes outside this one's watch: look again.
+    recheck = (
+        min(step.recheck or DEPENDENCY_RECHECK, DEPENDENCY_RECHECK) if waiting else step.recheck
+    )
+    return Released(released=tuple(done), rolled_back=back, waiting=waiting, recheck=recheck)
 
 
 def _moved(before: RolloutRecord | None, after: RolloutRecord, *, released: bool) -> bool:

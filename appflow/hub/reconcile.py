@@ -186,7 +186,11 @@ class Reconciler:
         dependencies = resolve_dependency_states(records).get(app, {})
         states: dict[str, dict[str, str | None]] = {}
         for dep in dependencies:
-            for obj in await self.deployments(dep):
+            # Listed: the dependency may be another replica's app, outside this one's watch.
+            listed = await asyncio.to_thread(
+                self.store.deployment_objects, app=dep, with_unreported=True
+            )
+            for obj in listed:
                 cluster = str((obj.get("spec") or {}).get("cluster"))
                 state = (obj.get("status") or {}).get("state")
                 states.setdefault(cluster, {})[dep] = str(state) if state else None
