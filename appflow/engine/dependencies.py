@@ -14,7 +14,7 @@ from appflow.engine.parts import EngineParts
 from appflow.engine.refresh import refresh_health
 from appflow.errors import AppflowError, ConfigError, Where
 from appflow.model.appdef import AppDefinition
-from appflow.model.deps import Declares, resolve_dependency_states
+from appflow.model.deps import Declares, resolve_dependency_states, unmet, waiting_message
 
 _FIRST_LOOK = 0.5
 _LONGEST_WAIT = 5.0
@@ -50,24 +50,19 @@ async def waiting_for(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     pause = _FIRST_LOOK
-    only_ready = all(accepted == {"Ready"} for accepted in dependencies.values())
     while True:
-        pending = []
-        for dep, accepted in dependencies.items():
-            wanted = "" if only_ready else f"; accepted: {', '.join(sorted(accepted))}"
+        states: dict[str, str | None] = {}
+        for dep in dependencies:
             try:
                 record = await refresh_health(parts, app=dep, cluster=cluster)
             except AppflowError as err:
-                pending.append(f"{dep} ({err.message}{wanted})")
+                states[dep] = err.message
                 continue
-            if record is None:
-                pending.append(f"{dep} (not deployed on {cluster}{wanted})")
-            elif record.state not in accepted:
-                pending.append(f"{dep} ({record.state}{wanted})")
+            states[dep] = None if record is None else record.state
+        pending = unmet(dependencies, states, cluster=cluster)
         if not pending:
             return ""
         if loop.time() >= deadline:
-            goal = "Ready" if only_ready else "in an accepted state"
-            return f"waiting for {', '.join(pending)} to be {goal} on {cluster}"
+            return waiting_message(dependencies, pending, cluster=cluster)
         await asyncio.sleep(min(pause, max(0.0, deadline - loop.time())))
         pause = min(pause * 2, _LONGEST_WAIT)

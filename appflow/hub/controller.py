@@ -556,9 +556,21 @@ class Controller:
         self.queue_app(app, "watch", what=STATUS, delay=1.0)
         if res.inventory_digest(obj) != res.inventory_digest(before or {}):
             self.drift.changed.set()  # what the drift watches cover may have changed
-        validation = (obj.get("status") or {}).get("staged")
-        if validation and validation != ((before or {}).get("status") or {}).get("staged"):
+        status, was = obj.get("status") or {}, (before or {}).get("status") or {}
+        rollout = (self.objects["AppFlow"][app].get("status") or {}).get("rollout") or {}
+        # A validation moves the fleet-wide release; an apply or a health change moves the
+        # gate of a progressive rollout in progress.
+        watched = (
+            ("staged", "appliedRevision", "state")
+            if rollout.get("state") == "Progressing"
+            else ("staged",)
+        )
+        if any(status.get(k) != was.get(k) for k in watched):
             self.queue_app(app, "watch", what=RELEASE, delay=0.5)
+        if status.get("state") != was.get("state"):
+            # Apps whose release waits for this one there (dependsOn).
+            for other in sorted(self.reconciler.awaiting.get(app, ())):
+                self.queue_app(other, "watch", what=RELEASE, delay=0.5)
 
     def seen_deployments(self, app: str) -> list[Manifest]:
         return list(self.deployments.get(app, {}).values())
@@ -601,7 +613,11 @@ class Controller:
             return True
         if key.cluster == RELEASE:
             with contextlib.suppress(NotFoundError):
-                await self.reconciler.release(key.app)
+                released = await self.reconciler.release(key.app)
+                if released.recheck is not None:
+                    # A rollout partition in progress: its health timeout passes even if no
+                    # Deployment changes.
+                    self.queue_app(key.app, "watch", what=RELEASE, delay=released.recheck)
             return True
         if key.cluster == HEALTH:
             await self.reconciler.refresh_health(key.app)

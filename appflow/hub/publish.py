@@ -25,12 +25,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence, Set
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from appflow.engine.connections import Connections
 from appflow.engine.desired import render_request_for, request_for
 from appflow.engine.parts import EngineParts
+from appflow.engine.recorder import Recorder
 from appflow.engine.render_inputs import inputs_objects
 from appflow.engine.sources import Source
 from appflow.engine.stages.types import DesiredState
@@ -41,15 +42,27 @@ from appflow.kube.client import KubeCluster
 from appflow.model import agent as rules
 from appflow.model import content as fmt
 from appflow.model import resources as res
-from appflow.model.appdef import AppDefinition, OfflinePolicy
+from appflow.model.appdef import AppDefinition, OfflinePolicy, RolloutSpec
 from appflow.model.capabilities import Capabilities
+from appflow.model.deps import unmet, waiting_message
 from appflow.model.hub import API_VERSION, cluster_namespace
-from appflow.model.records import AppRecord, ClusterRecord, RepoRecord, RevisionRecord
+from appflow.model.records import (
+    AppRecord,
+    ClusterRecord,
+    RepoRecord,
+    RevisionRecord,
+    RolloutRecord,
+    utc_now,
+)
+from appflow.model.rollout import PullTarget, plan_rollout, previous_revision, pull_step
+from appflow.model.targeting import ClusterGroup, ClusterInfo
 from appflow.render.types import RenderRequest
 
 log = logging.getLogger("appflow.hub.publish")
 
 WRITES_AT_ONCE = 16
+DEPENDENCY_RECHECK = 10.0
+"""Seconds after which a release held by dependsOn is decided again."""
 
 
 class HubConnections(Connections):
@@ -295,32 +308,182 @@ def release_decision(
     return sorted(decision.release), {}
 
 
+@dataclass(frozen=True, kw_only=True)
+class Released:
+    """What one pass of the release rule did."""
+
+    released: tuple[str, ...] = ()
+    rejected: Mapping[str, str] = field(default_factory=dict)
+    """Targets whose agent's dry run refused the staged revision, with its words."""
+    rolled_back: Mapping[str, int] = field(default_factory=dict)
+    waiting: Mapping[str, str] = field(default_factory=dict)
+    """Validated targets held back by dependsOn: what each waits for."""
+    recheck: float | None = None
+    """Seconds after which the rule should run again though nothing changed (a health
+    timeout of a rollout partition in progress)."""
+
+
+def _history(d: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [e for e in (d.get("status") or {}).get("history") or () if isinstance(e, dict)]
+
+
+def pull_targets(
+    deployments: Sequence[Mapping[str, Any]], *, revision: int, offline: Set[str]
+) -> dict[str, PullTarget]:
+    """Per cluster staged at REVISION, what its Deployment shows (``model.rollout.pull_step``)."""
+    out: dict[str, PullTarget] = {}
+    for d in deployments:
+        spec, status = d.get("spec") or {}, d.get("status") or {}
+        if int((spec.get("staged") or {}).get("revision") or 0) != revision:
+            continue
+        history = _history(d)
+        applied = status.get("appliedRevision")
+        tried = history[-1].get("revision") if history else None
+        out[str(spec.get("cluster"))] = PullTarget(
+            released=(spec.get("released") or {}).get("revision"),
+            applied=applied if isinstance(applied, int) else None,
+            tried=tried if isinstance(tried, int) else None,
+            state=str(status.get("state") or ""),
+            message=str(status.get("message") or ""),
+            online=str(spec.get("cluster")) not in offline,
+            previous=previous_revision(history, revision=revision),
+        )
+    return out
+
+
+def offline_clusters(clusters: Sequence[Mapping[str, Any]]) -> set[str]:
+    """The pull clusters of CLUSTERS that are Offline."""
+    return {
+        res.name_of(c)
+        for c in clusters
+        if res.cluster_mode(c) == "pull" and (c.get("status") or {}).get("state") == "Offline"
+    }
+
+
 async def release(
+    store: HubStore,
     kube: KubeCluster,
     *,
     app: str,
     deployments: Sequence[Mapping[str, Any]],
-    offline: Set[str] = frozenset(),
-    policy: OfflinePolicy = "wait",
-) -> dict[str, str]:
-    """Release what is staged for APP (whose AppFlowDeployments are DEPLOYMENTS, as last
-    seen) where ``release_decision`` allows it; the rejections."""
-    names, rejected = release_decision(deployments, offline=offline, policy=policy)
+    clusters: Sequence[Mapping[str, Any]],
+    groups: Mapping[str, ClusterGroup],
+    rollout: RolloutSpec,
+    recorded: RolloutRecord | None,
+    dependencies: Mapping[str, frozenset[str]] | None = None,
+    dependency_states: Mapping[str, Mapping[str, str | None]] | None = None,
+) -> Released:
+    """The release rule: release what is staged for APP (whose AppFlowDeployments are
+    DEPLOYMENTS and the hub's Clusters CLUSTERS, as last seen) as far as it may go now.
+
+    First the fleet-wide validation (``release_decision``: a rejection anywhere releases it
+    nowhere; every online target validated; Offline clusters as ``rollout.offlineTargets``
+    says), then the app's rollout (``model.rollout.pull_step``: partition by partition, gated
+    on Ready, held by a pause, rolled back on failure), recorded in ``status.rollout`` as
+    push mode records it. A target whose DEPENDENCIES (dependsOn: app -> accepted states)
+    are not met on it, by DEPENDENCY_STATES (per cluster, each dependency's Deployment state
+    there), waits, as push mode holds it. A rollback to an earlier revision is a release too:
+    stage that revision, then call this.
+    """
+    offline = offline_clusters(clusters)
+    names, rejected = release_decision(deployments, offline=offline, policy=rollout.offline_targets)
+    if rejected:
+        return Released(rejected=rejected)
+    revision = max(
+        (
+            int(((d.get("spec") or {}).get("staged") or {}).get("revision") or 0)
+            for d in deployments
+        ),
+        default=0,
+    )
+    if not revision:
+        return Released()
+    targets = pull_targets(deployments, revision=revision, offline=offline)
+    modes = {res.name_of(c): res.cluster_mode(c) for c in clusters}
+    if any(
+        modes.get(str((d.get("spec") or {}).get("cluster"))) == "push"
+        and ((d.get("status") or {}).get("display") or {}).get("state") != "Removed"
+        for d in deployments
+    ):
+        # Push targets too: the engine's rollout partitions them and keeps status.rollout;
+        # its pull targets are released together once all validated (one partition order
+        # across both modes is not built yet: docs/hub.md §10).
+        rollout, recorded = replace(rollout, partitions=(), max_unavailable="100%"), None
+    waiting: dict[str, str] = {}
+    for cluster in sorted(set(names) & set(targets)) if dependencies else ():
+        assert dependencies is not None
+        pending = unmet(dependencies, (dependency_states or {}).get(cluster, {}), cluster=cluster)
+        if pending:
+            waiting[cluster] = waiting_message(dependencies, pending, cluster=cluster)
+    labels = {res.name_of(c): dict((c.get("metadata") or {}).get("labels") or {}) for c in clusters}
+    partitions = plan_rollout(
+        rollout, [ClusterInfo(name=c, labels=labels.get(c, {})) for c in targets], groups
+    )
+    step = pull_step(
+        rollout,
+        partitions,
+        app=app,
+        revision=revision,
+        targets=targets,
+        releasable=(set(names) & set(targets)) - set(waiting),
+        recorded=recorded,
+        now=utc_now(),
+    )
     by_cluster = {str((d.get("spec") or {}).get("cluster")): d for d in deployments}
-    for cluster in names:
-        obj = by_cluster[cluster]
-        meta = obj.get("metadata") or {}
-        try:
-            await kube.patch(
-                API_VERSION,
-                "AppFlowDeployment",
-                str(meta.get("name")),
-                str(meta.get("namespace")),
-                {
-                    "metadata": {"resourceVersion": meta.get("resourceVersion")},
-                    "spec": {"released": obj["spec"]["staged"]},
-                },
-            )
-        except ConflictError:
-            log.info("%s on %s changed while releasing; the next pass releases it", app, cluster)
-    return rejected
+    done = [c for c in step.release if await _release_one(kube, app, by_cluster[c], None)]
+    back: dict[str, int] = {}
+    if step.roll_back:
+        listings = {
+            n: await asyncio.to_thread(store.revision_listing, app, n)
+            for n in set(step.roll_back.values())
+        }
+        for cluster, number in sorted(step.roll_back.items()):
+            line = listings[number].get(cluster)
+            if line is None:
+                log.warning("%s on %s: revision %d is no longer kept", app, cluster, number)
+                continue
+            obj = by_cluster[cluster]
+            # The staged options with the earlier render (its source is in the history).
+            old = {k: v for k, v in obj["spec"]["staged"].items() if k != "sourceRef"}
+            old.update(revision=number, renderDigest=line["renderDigest"], index=line["index"])
+            if await _release_one(kube, app, obj, old):
+                back[cluster] = number
+    if step.record is not None and _moved(recorded, step.record, released=bool(done)):
+        await Recorder(store).rollout(step.record)
+    # A dependency owned by another replica changes outside this one's watch: look again.
+    recheck = (
+        min(step.recheck or DEPENDENCY_RECHECK, DEPENDENCY_RECHECK) if waiting else step.recheck
+    )
+    return Released(released=tuple(done), rolled_back=back, waiting=waiting, recheck=recheck)
+
+
+def _moved(before: RolloutRecord | None, after: RolloutRecord, *, released: bool) -> bool:
+    """Whether AFTER is worth a write: it says something new, or a batch went out (the
+    write restarts the partition's health clock)."""
+    if before is None or released:
+        return True
+    return replace(before, updated_at=after.updated_at) != after
+
+
+async def _release_one(
+    kube: KubeCluster, app: str, obj: Mapping[str, Any], desired: Mapping[str, Any] | None
+) -> bool:
+    """Release DESIRED (the staged revision when None) to one Deployment; False when it
+    changed meanwhile (the next pass decides again)."""
+    meta = obj.get("metadata") or {}
+    try:
+        await kube.patch(
+            API_VERSION,
+            "AppFlowDeployment",
+            str(meta.get("name")),
+            str(meta.get("namespace")),
+            {
+                "metadata": {"resourceVersion": meta.get("resourceVersion")},
+                "spec": {"released": dict(desired or obj["spec"]["staged"])},
+            },
+        )
+    except ConflictError:
+        cluster = (obj.get("spec") or {}).get("cluster")
+        log.info("%s on %s changed while releasing; the next pass releases it", app, cluster)
+        return False
+    return True

@@ -41,6 +41,7 @@ from appflow.hub.store import HubStore
 from appflow.kube.client import KubeCluster
 from appflow.model import resources as res
 from appflow.model.appdef import OfflinePolicy, SyncPolicy
+from appflow.model.deps import resolve_dependency_states
 from appflow.model.hubstatus import app_status
 from appflow.model.objects import Manifest
 from appflow.model.records import (
@@ -127,35 +128,75 @@ class Reconciler:
     """An app's AppFlowDeployments as the replica's watch last saw them (None: listed)."""
     seen_clusters: Callable[[], list[Manifest]] | None = None
     """The Clusters as the replica's watch last saw them (None: listed)."""
+    awaiting: dict[str, set[str]] = field(default_factory=dict)
+    """Per app, the apps whose release on some pull cluster waits for it (dependsOn): a change
+    of its Deployments is theirs to look at."""
 
-    async def release(self, app: str) -> dict[str, str]:
-        """Release APP's staged revision where every online target validated it (decided on a
-        fresh list: a watch that lags could hide a target that has not validated yet); Offline
-        pull clusters as the app's ``rollout.offlineTargets`` says."""
+    async def release(self, app: str) -> publish.Released:
+        """The release rule for APP (``publish.release``), decided on a fresh list: a watch
+        that lags could hide a target that has not validated yet. The list is skipped when the
+        watch shows nothing it could release or reject (``may_release``) and no rollout of the
+        app is in progress (its gate moves with applies and health, not verdicts). A rollback
+        on a hub stages the earlier revision and calls this."""
         record = await asyncio.to_thread(self.store.get_app, app)
-        clusters = (
-            self.seen_clusters()
-            if self.seen_clusters is not None
-            else await asyncio.to_thread(self.store.cluster_objects)
-        )
-        offline = {
-            res.name_of(c)
-            for c in clusters
-            if res.cluster_mode(c) == "pull" and (c.get("status") or {}).get("state") == "Offline"
-        }
+        try:
+            recorded = await asyncio.to_thread(self.store.get_rollout, app)
+        except NotFoundError:
+            recorded = None
+        clusters = await self._cluster_objects()
+        offline = publish.offline_clusters(clusters)
         policy = record.rollout.offline_targets
-        if self.seen is not None and not may_release(self.seen(app), offline, policy=policy):
-            return {}
+        if (
+            self.seen is not None
+            and not may_release(self.seen(app), offline, policy=policy)
+            and (recorded is None or recorded.state != "Progressing")
+        ):
+            return publish.Released()
         listed = await asyncio.to_thread(
             self.store.deployment_objects, app=app, with_unreported=True
         )
-        return await publish.release(
+        groups = await asyncio.to_thread(self.store.list_groups)
+        dependencies, states = await self._dependency_states(app)
+        released = await publish.release(
+            self.store,
             self.kube,
             app=app,
             deployments=listed,
-            offline=offline,
-            policy=policy,
+            clusters=clusters,
+            groups={
+                g.name: ClusterGroup(name=g.name, selector=parse_selector(g.selector))
+                for g in groups
+            },
+            rollout=record.rollout,
+            recorded=recorded,
+            dependencies=dependencies,
+            dependency_states=states,
         )
+        for dep in dependencies:
+            if released.waiting:
+                self.awaiting.setdefault(dep, set()).add(app)
+            else:
+                self.awaiting.get(dep, set()).discard(app)
+        return released
+
+    async def _dependency_states(
+        self, app: str
+    ) -> tuple[dict[str, frozenset[str]], dict[str, dict[str, str | None]]]:
+        """APP's dependencies (dependsOn, resolved over the apps' records) and, per cluster,
+        each one's Deployment state there as reported (pull) or recorded (push)."""
+        records = await asyncio.to_thread(self.store.list_apps)
+        dependencies = resolve_dependency_states(records).get(app, {})
+        states: dict[str, dict[str, str | None]] = {}
+        for dep in dependencies:
+            # Listed: the dependency may be another replica's app, outside this one's watch.
+            listed = await asyncio.to_thread(
+                self.store.deployment_objects, app=dep, with_unreported=True
+            )
+            for obj in listed:
+                cluster = str((obj.get("spec") or {}).get("cluster"))
+                state = (obj.get("status") or {}).get("state")
+                states.setdefault(cluster, {})[dep] = str(state) if state else None
+        return dict(dependencies), states
 
     async def deployments(self, app: str) -> list[Manifest]:
         """APP's AppFlowDeployments, from the watch when there is one (no LIST per call)."""
@@ -333,13 +374,14 @@ class Reconciler:
                     revision.number,
                     written,
                 )
-                rejected = await self.release(record.name)
+                released = await self.release(record.name)
                 report.blocked.extend(
                     AppflowError(
                         f"{c}: the agent's dry run refused revision {revision.number}: {m}"
                     )
-                    for c, m in sorted(rejected.items())
+                    for c, m in sorted(released.rejected.items())
                 )
+                report.waiting.update(released.waiting)
         finally:
             self.recorder.pull.pop(record.name, None)
         return report
@@ -366,7 +408,7 @@ class Reconciler:
         )
         if staged:
             log.info("%s: revision %d staged again on %s", app, to, ", ".join(staged))
-            rejected = await self.release(app)
+            rejected = (await self.release(app)).rejected
             report.blocked.extend(
                 AppflowError(f"{c}: the agent's dry run refused revision {to}: {m}")
                 for c, m in sorted(rejected.items())

@@ -87,6 +87,34 @@ def resolve_dependency_states(
     return out
 
 
+def unmet(
+    dependencies: Mapping[str, frozenset[str]],
+    states: Mapping[str, str | None],
+    *,
+    cluster: str,
+) -> list[str]:
+    """The DEPENDENCIES not in one of their accepted states on a cluster, each described
+    (``mqtt (NotReady)``); STATES holds each one's Deployment state there (None: not deployed,
+    or a reason it could not be read)."""
+    only_ready = all(accepted == {"Ready"} for accepted in dependencies.values())
+    pending = []
+    for dep, accepted in dependencies.items():
+        wanted = "" if only_ready else f"; accepted: {', '.join(sorted(accepted))}"
+        state = states.get(dep)
+        if state not in accepted:
+            pending.append(f"{dep} ({state or f'not deployed on {cluster}'}{wanted})")
+    return pending
+
+
+def waiting_message(
+    dependencies: Mapping[str, frozenset[str]], pending: Sequence[str], *, cluster: str
+) -> str:
+    """What an app on CLUSTER waits for, from ``unmet``'s PENDING."""
+    only_ready = all(accepted == {"Ready"} for accepted in dependencies.values())
+    goal = "Ready" if only_ready else "in an accepted state"
+    return f"waiting for {', '.join(pending)} to be {goal} on {cluster}"
+
+
 def check_cycles(graph: Mapping[str, Sequence[str]]) -> None:
     """Raise ConfigError naming a cycle, e.g. 'a -> b -> c -> a', if GRAPH has one."""
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done

@@ -15,12 +15,13 @@ be able to move).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence, Set
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from appflow.errors import ConfigError, Where
 from appflow.model.appdef import CountOrPercent, RolloutSpec
-from appflow.model.records import RolloutRecord, RolloutState
+from appflow.model.records import RolloutPartitionRecord, RolloutRecord, RolloutState
 from appflow.model.targeting import ClusterGroup, ClusterInfo, target_matches
 
 
@@ -202,3 +203,183 @@ def rollback_plan(
 def after_failure(spec: RolloutSpec) -> RolloutState:
     """The rollout's state once a partition failed."""
     return "RolledBack" if spec.auto_rollback else "Failed"
+
+
+# -- pull clusters: the hub releases a staged revision partition by partition ---------------
+
+DEFAULT_HEALTH_TIMEOUT = 300.0
+"""Seconds a released batch of pull clusters has to become Ready when the rollout names none
+(push mode's default wait)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PullTarget:
+    """One pull cluster of a rollout, as its AppFlowDeployment shows it."""
+
+    released: int | None = None
+    """The revision the hub released to it (None: none yet)."""
+    applied: int | None = None
+    """The revision its agent last applied successfully."""
+    tried: int | None = None
+    """The revision of its agent's latest apply attempt (its history's last entry)."""
+    state: str = ""
+    message: str = ""
+    online: bool = True
+    previous: int | None = None
+    """The revision it ran before this rollout: where auto-rollback returns it."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PullStep:
+    """What the hub does now for a pull rollout."""
+
+    release: tuple[str, ...] = ()
+    """Clusters the staged revision is released to now."""
+    roll_back: Mapping[str, int] = field(default_factory=dict)
+    """Per failed cluster, the revision it goes back to (autoRollback)."""
+    record: RolloutRecord | None = None
+    """Where the rollout stands after this step (None: not a progressive rollout)."""
+    recheck: float | None = None
+    """Seconds after which to look again even if no Deployment changed (a health timeout)."""
+
+
+def previous_revision(history: Sequence[Mapping[str, object]], *, revision: int) -> int | None:
+    """The last revision other than REVISION an agent applied successfully (its history)."""
+    for entry in reversed(history):
+        number = entry.get("revision")
+        if entry.get("outcome") == "succeeded" and isinstance(number, int) and number != revision:
+            return number
+    return None
+
+
+def _pending_record(partitions: Sequence[Partition]) -> list[RolloutPartitionRecord]:
+    return [
+        RolloutPartitionRecord(name=p.name, clusters=p.clusters, max_unavailable=p.max_unavailable)
+        for p in partitions
+    ]
+
+
+def pull_step(
+    spec: RolloutSpec,
+    partitions: Sequence[Partition],
+    *,
+    app: str,
+    revision: int,
+    targets: Mapping[str, PullTarget],
+    releasable: Set[str],
+    recorded: RolloutRecord | None,
+    now: datetime,
+) -> PullStep:
+    """The next step of rolling REVISION out to pull clusters over PARTITIONS.
+
+    RELEASABLE are the targets the fleet-wide validation lets have it (every online target
+    validated, nothing rejected: ``model.agent.release_decision``); TARGETS is every target
+    as its Deployment shows. As in push mode: partitions in order; inside one, at most its
+    ``maxUnavailable`` clusters released and not yet Ready at a time; the next partition only
+    once every online cluster of this one is Ready with REVISION. A paused rollout releases
+    nothing new (``rollout resume`` continues from where it stopped). A cluster whose apply of
+    REVISION failed, or that is not Ready within the health timeout, fails its partition:
+    the rollout stops (unless maxUnavailablePartitions tolerates it) and, with autoRollback,
+    the failed clusters return to their previous revision. An Offline cluster does not hold
+    its partition's gate: it converges when it is back. Not progressive: everything
+    releasable at once.
+    """
+    if not is_progressive(spec):
+        return PullStep(release=tuple(sorted(releasable)))
+    same = (
+        recorded is not None and recorded.revision == revision and same_layout(recorded, partitions)
+    )
+    if same and recorded is not None and recorded.state in ("Failed", "RolledBack"):
+        return PullStep(record=recorded)  # stopped: a new revision or a resume starts again
+    if same and recorded is not None and recorded.state == "Complete":
+        # Latecomers (an Offline cluster back and validated) get it at once.
+        return PullStep(release=tuple(sorted(releasable)), record=recorded)
+    records = _pending_record(partitions)
+    start = resume_point(recorded, revision=revision, partitions=partitions)
+    release: list[str] = []
+    for index in range(start):
+        records[index] = replace(records[index], state="Ready")
+        release.extend(c for c in partitions[index].clusters if c in releasable)
+    if holds(recorded):
+        assert recorded is not None
+        # Paused: what it delivered keeps it, nothing more goes out.
+        done = delivered(recorded, revision=revision)
+        return PullStep(
+            release=tuple(sorted(c for c in releasable if c in done)),
+            record=recorded,
+        )
+    allowed_to_fail = partitions_allowed_to_fail(spec, len(partitions))
+    timeout = float(spec.health_timeout_seconds or DEFAULT_HEALTH_TIMEOUT)
+    elapsed = (now - recorded.updated_at).total_seconds() if same and recorded is not None else 0.0
+    tolerated: list[str] = []
+
+    def record(state: RolloutState, current: int, message: str = "") -> RolloutRecord:
+        return RolloutRecord(
+            app=app,
+            revision=revision,
+            state=state,
+            partitions=tuple(records),
+            current=current,
+            message=message,
+            updated_at=now,
+        )
+
+    for index in range(start, len(partitions)):
+        partition = partitions[index]
+        members = [c for c in partition.clusters if c in targets and targets[c].online]
+        ready = {
+            c for c in members if targets[c].applied == revision and targets[c].state == "Ready"
+        }
+        at_partition = same and recorded is not None and recorded.current == index
+        failed: dict[str, str] = {}
+        for c in members:
+            t = targets[c]
+            if t.released != revision or c in ready:
+                continue
+            if t.tried == revision and t.applied != revision:
+                failed[c] = t.message or f"the apply of revision {revision} failed"
+            elif at_partition and t.applied == revision and elapsed > timeout:
+                failed[c] = (
+                    f"not Ready within {timeout:.0f}s ({t.state or 'no state'}"
+                    f"{f': {t.message}' if t.message else ''})"
+                )
+        if failed:
+            detail = "; ".join(f"{c}: {why}" for c, why in sorted(failed.items()))
+            records[index] = replace(records[index], state="Failed", message=detail)
+            message = f"partition {partition.name!r} did not become Ready: {detail}"
+            if len(tolerated) < allowed_to_fail:
+                tolerated.append(message)
+                continue
+            back, _ = (
+                rollback_plan(sorted(failed), {c: targets[c].previous for c in failed})
+                if spec.auto_rollback
+                else ({}, [])
+            )
+            return PullStep(
+                release=tuple(sorted(release)),
+                roll_back=back,
+                record=record(after_failure(spec), index, message),
+            )
+        if len(ready) == len(members):
+            records[index] = replace(records[index], state="Ready")
+            release.extend(c for c in partition.clusters if c in releasable)
+            continue
+        in_flight = [c for c in members if targets[c].released == revision and c not in ready]
+        room = max(1, partition.max_unavailable) - len(in_flight)
+        batch = [c for c in partition.clusters if c in releasable][: max(0, room)]
+        release.extend(batch)
+        records[index] = replace(records[index], state="Progressing")
+        waiting = [c for c in members if c not in ready]
+        return PullStep(
+            release=tuple(sorted(release)),
+            record=record(
+                "Progressing",
+                index,
+                f"partition {partition.name!r}: waiting for {', '.join(waiting)} to be Ready",
+            ),
+            recheck=max(1.0, timeout - (0.0 if batch else elapsed)),
+        )
+    return PullStep(
+        release=tuple(sorted(release)),
+        record=record("Complete", len(partitions), "; ".join(tolerated)),
+    )
