@@ -296,8 +296,10 @@ class Reconciler:
         options: SyncOptions | None = None,
         force_conflicts: bool = False,
         commit: str | None = None,
+        actor: str = "",
     ) -> AppSyncReport:
-        """Sync RECORD on its push targets (the engine) and publish it to its pull targets."""
+        """Sync RECORD on its push targets (the engine) and publish it to its pull targets.
+        ACTOR: who asked (the request's ``requestedBy``), kept in the sync's history."""
         if record.pinned_revision is not None:
             # The engine refuses it for push clusters; a fleet of pull clusters only is not
             # the engine's, and must not get the source's revision staged over a rollback.
@@ -354,6 +356,7 @@ class Reconciler:
                     trigger=trigger,
                     options_from_policy=from_policy,
                     commit=commit,
+                    actor=actor,
                 )
             if plan is not None and plan.desired and not report.blocked:
                 revision = report.revision or await self.recorder.revision(
@@ -450,6 +453,7 @@ class Reconciler:
                     options=options,
                     force_conflicts=options.force_conflicts,
                     commit=request.get("commit"),
+                    actor=str(request.get("requestedBy") or ""),
                 )
         except FencedError:
             raise

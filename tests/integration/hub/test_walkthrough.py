@@ -146,6 +146,10 @@ def test_the_readme_fleet_walkthrough(backend: Backend, sandbox: Sandbox, tmp_pa
         history = appflow("app", "history", "hello-edge", "-o", "json").output
         assert '"revision": 2' in history
         assert '"revision": 1' in history
+        # Who asked: the CLI, on either backend (a token's name when the API asks).
+        asked = [e for e in json.loads(history) if e["trigger"] == "user"]
+        assert asked, history
+        assert all(e["actor"] == "cli" for e in asked), asked
         assert all(
             _live_page(sandbox, i, namespace).strip() == "<h1>Hello from the walkthrough</h1>"
             for i in range(3)
