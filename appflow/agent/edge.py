@@ -125,17 +125,23 @@ async def write_config(kube: KubeCluster, config: AgentConfig) -> None:
         data["age.key"] = config.age_identity
     await _ensure_namespace(kube)
     manifest = _secret(CONFIG_SECRET, data, part="config")
-    # A full replacement (not a merge): the registration token must disappear.
     existing = await kube.get("v1", "Secret", CONFIG_SECRET, AGENT_NAMESPACE)
     if existing is None:
         await kube.create(manifest)
-    else:
-        await kube.apply(manifest, force=True)
-        stale = set(existing.get("data") or {}) - set(manifest["data"])
-        if stale:
-            await kube.patch(
-                "v1", "Secret", CONFIG_SECRET, AGENT_NAMESPACE, {"data": dict.fromkeys(stale)}
-            )
+        return
+    # A replacement in one write: the credential never sits beside the registration token
+    # it was exchanged for (the keys CONFIG no longer has are removed by the same patch).
+    stale = set(existing.get("data") or {}) - set(manifest["data"])
+    await kube.patch(
+        "v1",
+        "Secret",
+        CONFIG_SECRET,
+        AGENT_NAMESPACE,
+        {
+            "metadata": {"labels": manifest["metadata"]["labels"]},
+            "data": {**manifest["data"], **dict.fromkeys(stale)},
+        },
+    )
 
 
 # -- per-Deployment state -------------------------------------------------------------------
