@@ -214,10 +214,17 @@ class HubFleet:
 
         def shared() -> bool:
             live = [r for r in self.replicas if r.alive()]
+            members = {r.identity for r in live}
+            # The views first, the logs after: a replica logs what it releases before it
+            # publishes the view that takes it away, so logs read after an agreed view show
+            # every release of it (read the other way round, a log from before a release
+            # and a view from after it looked settled while apps were changing hands).
+            if not agreed(members):
+                return False
             held = [r.held() for r in live]
             union = set().union(*held) if held else set()
             once = union >= set(names) and sum(len(h) for h in held) == len(union)
-            return once and agreed({r.identity for r in live})
+            return once and agreed(members)
 
         eventually(shared, timeout=timeout, what=f"{len(names)} AppFlows held once each")
 
