@@ -4,17 +4,24 @@ The operating system's notifications (inotify) are the fast way, but they can be
 unavailable: a user's other tools (editors, IDE indexers, local Kubernetes) may have used
 every inotify instance the kernel allows, and network or container-mounted folders send
 none. Rather than stopping with the kernel's error, the watch then looks at the files'
-times every ``poll_ms`` milliseconds and says so once.
+times and sizes every ``poll_ms`` milliseconds and says so once. That look is appflow's own:
+watchfiles' polling compares modification times in whole seconds, so a second save within
+the same second as the first went unseen.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 log = logging.getLogger("appflow.watch")
+
+SKIPPED = frozenset({".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv"})
+"""Folders whose files no app source is made of (version control, caches)."""
 
 
 async def file_changes(
@@ -30,34 +37,75 @@ async def file_changes(
     POLL looks at file times instead of asking the operating system; it is also the
     fallback when the operating system refuses to watch (the reason is logged once).
     """
+    if poll:
+        async for polled in _polled(root, debounce_ms=debounce_ms, stop=stop, poll_ms=poll_ms):
+            yield polled
+        return
     import watchfiles
 
-    while True:
-        watched = False
-        try:
-            async for changes in watchfiles.awatch(
-                root,
-                debounce=debounce_ms,
-                step=50,
-                stop_event=stop,
-                force_polling=poll,
-                poll_delay_ms=poll_ms,
-            ):
-                watched = True
-                yield {Path(path) for _, path in changes}
-            return
-        except RuntimeError as err:
-            # watchfiles reports a refused inotify_init/inotify_add_watch (EMFILE, ENOSPC)
-            # as a RuntimeError before its first batch; later failures are not ours to hide.
-            if poll or watched:
-                raise
-            log.warning(
-                "cannot watch %s through the operating system (%s); looking at file times "
-                "every %d ms instead. To watch natively, raise the kernel's limits "
-                "(sysctl fs.inotify.max_user_instances / max_user_watches) or close other "
-                "watchers; `--poll` chooses polling from the start.",
-                root,
-                err,
-                poll_ms,
-            )
-            poll = True
+    watched = False
+    try:
+        async for native in watchfiles.awatch(root, debounce=debounce_ms, step=50, stop_event=stop):
+            watched = True
+            yield {Path(path) for _, path in native}
+        return
+    except RuntimeError as err:
+        # watchfiles reports a refused inotify_init/inotify_add_watch (EMFILE, ENOSPC) as a
+        # RuntimeError before its first batch; later failures are not ours to hide.
+        if watched:
+            raise
+        log.warning(
+            "cannot watch %s through the operating system (%s); looking at file times "
+            "every %d ms instead. To watch natively, raise the kernel's limits "
+            "(sysctl fs.inotify.max_user_instances / max_user_watches) or close other "
+            "watchers; `--poll` chooses polling from the start.",
+            root,
+            err,
+            poll_ms,
+        )
+    async for changes in _polled(root, debounce_ms=debounce_ms, stop=stop, poll_ms=poll_ms):
+        yield changes
+
+
+def _snapshot(root: Path) -> dict[Path, tuple[int, int]]:
+    """Every file under ROOT with its modification time (ns) and size."""
+    found: dict[Path, tuple[int, int]] = {}
+    for folder, folders, files in os.walk(root):
+        folders[:] = [f for f in folders if f not in SKIPPED]
+        for name in files:
+            path = Path(folder, name)
+            with contextlib.suppress(OSError):  # removed between the listing and the look
+                status = path.stat()
+                found[path] = (status.st_mtime_ns, status.st_size)
+    return found
+
+
+async def _quiet(stop: asyncio.Event | None, seconds: float) -> bool:
+    """Wait SECONDS; True when STOP was set meanwhile."""
+    if stop is None:
+        await asyncio.sleep(seconds)
+        return False
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    return stop.is_set()
+
+
+async def _polled(
+    root: Path, *, debounce_ms: int, stop: asyncio.Event | None, poll_ms: int
+) -> AsyncIterator[set[Path]]:
+    before = await asyncio.to_thread(_snapshot, root)
+    while not await _quiet(stop, poll_ms / 1000):
+        now = await asyncio.to_thread(_snapshot, root)
+        changed = {p for p in before.keys() | now.keys() if before.get(p) != now.get(p)}
+        before = now
+        if not changed:
+            continue
+        # Saves that follow within the debounce belong to the same batch.
+        while not await _quiet(stop, debounce_ms / 1000):
+            now = await asyncio.to_thread(_snapshot, root)
+            more = {p for p in before.keys() | now.keys() if before.get(p) != now.get(p)}
+            before = now
+            if not more:
+                break
+            changed |= more
+        yield changed

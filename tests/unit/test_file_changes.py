@@ -5,6 +5,7 @@ the same EMFILE a machine whose inotify instances are all used gives)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import textwrap
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from appflow.sources.changes import file_changes
+from appflow.sources.changes import _snapshot, file_changes
 
 
 async def first_batch(root: Path, *, poll: bool) -> set[Path]:
@@ -80,3 +81,17 @@ def test_a_refused_native_watch_falls_back_to_polling_and_says_so(tmp_path: Path
     assert "cannot watch" in done.stderr, done.stderr
     assert "looking at file times" in done.stderr
     assert "max_user_instances" in done.stderr
+
+
+def test_polling_tells_two_saves_of_the_same_size_apart_within_a_second(tmp_path: Path) -> None:
+    # File times in whole seconds (watchfiles' polling) could not: an editor's "save, fix a
+    # typo, save" went unseen. The look compares nanosecond times and sizes.
+    saved = tmp_path / "config.yaml"
+    saved.write_text("mode: pink\n")
+    first = _snapshot(tmp_path)
+    saved.write_text("mode: gray\n")
+    os.utime(saved, ns=(first[saved][0] + 1000, first[saved][0] + 1000))  # same second
+    assert _snapshot(tmp_path)[saved] != first[saved]
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "index").write_text("x")
+    assert set(_snapshot(tmp_path)) == {saved}  # version control is no app's source
