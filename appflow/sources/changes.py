@@ -18,10 +18,13 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from watchfiles import Change, DefaultFilter
+
 log = logging.getLogger("appflow.watch")
 
-SKIPPED = frozenset({".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv"})
-"""Folders whose files no app source is made of (version control, caches)."""
+_IGNORED = DefaultFilter()
+"""What the native watch ignores (version control, caches, editors' swap files): polling
+ignores the same, so both modes sync after the same saves."""
 
 
 async def file_changes(
@@ -71,9 +74,11 @@ def _snapshot(root: Path) -> dict[Path, tuple[int, int]]:
     """Every file under ROOT with its modification time (ns) and size."""
     found: dict[Path, tuple[int, int]] = {}
     for folder, folders, files in os.walk(root):
-        folders[:] = [f for f in folders if f not in SKIPPED]
+        folders[:] = [f for f in folders if f not in _IGNORED.ignore_dirs]
         for name in files:
             path = Path(folder, name)
+            if not _IGNORED(Change.modified, str(path)):
+                continue
             with contextlib.suppress(OSError):  # removed between the listing and the look
                 status = path.stat()
                 found[path] = (status.st_mtime_ns, status.st_size)
