@@ -17,6 +17,10 @@ from tests.integration.engine.support import Space, configmap, write_files
 pytestmark = pytest.mark.cluster
 
 
+def _interruptible() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("poll", [False, True], ids=["notified", "polled"])
 def test_a_saved_file_reaches_the_cluster_and_is_summarised(
     fleet: Fleet, space: Space, tmp_path: Path, poll: bool
@@ -38,6 +42,9 @@ def test_a_saved_file_reaches_the_cluster_and_is_summarised(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # As from a terminal: a shell without job control starts background jobs with SIGINT
+        # ignored, and that disposition is inherited (CI scripts run so); Ctrl-C must arrive.
+        preexec_fn=_interruptible,
     )
     try:
         out = LineReader(process)
