@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from appflow.cli.common import engine_session, run, store_session
-from appflow.cli.output import console, emit, err_console, new_table, output_option
+from appflow.cli.output import (
+    console,
+    emit,
+    err_console,
+    new_table,
+    output_option,
+    progress_status,
+)
 from appflow.errors import ConfigError, NotFoundError
 from appflow.model.giturl import redact_url
 from appflow.model.summary import ClusterSummary, HookNote, SyncAsk, SyncSummary, hook_note
@@ -370,14 +377,14 @@ def _do_sync(ask: SyncAsk, output: str) -> None:
     summaries: tuple[SyncSummary, ...]
     errors: tuple[str, ...]
     skipped: tuple[str, ...]
-    with err_console.status("syncing...") as status:
+    with progress_status("syncing...") as update:
         # A running `appflow serve` of this home does it with its warm engine; --debug
         # keeps the sync here, so its log is this terminal's.
-        handed = None if _debugging() else hand_over(ask, progress=status.update)
+        handed = None if _debugging() else hand_over(ask, progress=update)
         if handed is not None:
             summaries, errors, skipped = handed.summaries, handed.errors, handed.skipped
         else:
-            result = _sync_here(ask, status.update)
+            result = _sync_here(ask, update)
             summaries = tuple(r.summary() for r in result.reports)
             errors = tuple(str(e) for e in result.errors)
             skipped = result.skipped
@@ -742,22 +749,32 @@ def app_test(name: str, clusters: tuple[str, ...], timeout: float, output: str) 
 @output_option
 def status(cached: bool, timeout: float, output: str) -> None:
     """The apps x clusters grid: each Deployment's state."""
-    from appflow.model.status import status_grid
+    from appflow.cli.common import chosen_hub
+    from appflow.cli.handover import status_of_serve
 
-    deployments, refreshed = _observed(None, cached=cached, timeout=timeout)
-    with store_session() as store:
-        clusters = store.list_clusters()
-        data = status_grid(store.list_apps(), clusters, deployments, refreshed=refreshed)
+    # A running `appflow serve` of this home reads the clusters with its warm engine
+    # (--debug keeps it here, so its log is this terminal's); a hub is not its to read.
+    data = (
+        None
+        if _debugging() or chosen_hub() is not None
+        else status_of_serve(cached=cached, timeout=timeout)
+    )
+    if data is None:
+        data = _status_here(cached=cached, timeout=timeout)
     if output != "table":
         emit(data, output=output)
         return
+    clusters = data["clusters"]
     table = new_table(
-        ["APP", *(c.name + ("" if c.state == "Online" else f" ({c.state})") for c in clusters)]
+        [
+            "APP",
+            *(c["name"] + ("" if c["state"] == "Online" else f" ({c['state']})") for c in clusters),
+        ]
     )
     for a in data["apps"]:
         row = [a["name"]]
         for c in clusters:
-            d = a["deployments"].get(c.name)
+            d = a["deployments"].get(c["name"])
             if d is None:
                 row.append("-")
             else:
@@ -775,6 +792,17 @@ def status(cached: bool, timeout: float, output: str) -> None:
             lines = [d["message"]] if d["state"] in ("Modified", "Unknown") else []
             for line in [*lines, *d["failing"][:5]]:
                 console.print(f"  {a['name']} on {cluster_name}: {line}", highlight=False)
+
+
+def _status_here(*, cached: bool, timeout: float) -> dict[str, Any]:
+    """The grid of `appflow status`, read in this process (no daemon answered)."""
+    from appflow.model.status import status_grid
+
+    deployments, refreshed = _observed(None, cached=cached, timeout=timeout)
+    with store_session() as store:
+        return status_grid(
+            store.list_apps(), store.list_clusters(), deployments, refreshed=refreshed
+        )
 
 
 @click.group()

@@ -1,9 +1,9 @@
-"""Handing `appflow sync` to a running `appflow serve` of the same appflow home.
+"""Handing `appflow sync` and `appflow status` to a running `appflow serve` of the same home.
 
 The daemon has the engine loaded and its cluster connections open; the CLI then pays
 only for its own start-up and for printing (see ``appflow.server.local`` for the
-protocol). Nothing here imports the engine: when no daemon answers, the caller syncs in
-its own process, exactly as the daemon would have.
+protocol). Nothing here imports the engine: when no daemon answers, the caller syncs
+(or reads the clusters) in its own process, exactly as the daemon would have.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import json
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from appflow.errors import AppflowError
 from appflow.model.codec import from_json, to_json
@@ -31,6 +32,33 @@ class HandedOver:
 
 def hand_over(ask: SyncAsk, *, progress: Callable[[str], None]) -> HandedOver | None:
     """ASK run by the daemon (PROGRESS gets its progress lines); None when none answers."""
+    answer = _exchange({"sync": to_json(ask)}, progress=progress, what="sync")
+    if answer is None:
+        return None
+    return HandedOver(
+        summaries=tuple(from_json(SyncSummary, r) for r in answer["reports"]),
+        errors=tuple(str(e) for e in answer["errors"]),
+        skipped=tuple(str(s) for s in answer.get("skipped", ())),
+    )
+
+
+def status_of_serve(*, cached: bool, timeout: float) -> dict[str, Any] | None:
+    """The status grid (``appflow.model.status.status_grid``) as the daemon sees it: read
+    again from the clusters, each within TIMEOUT, or as recorded with CACHED; None when
+    no daemon answers."""
+    answer = _exchange(
+        {"status": {"cached": cached, "timeout": timeout}},
+        progress=lambda _text: None,
+        what="status",
+    )
+    return None if answer is None else dict(answer["status"])
+
+
+def _exchange(
+    request: dict[str, Any], *, progress: Callable[[str], None], what: str
+) -> dict[str, Any] | None:
+    """Send REQUEST (the command WHAT) to the daemon's socket; its answer (progress lines
+    go to PROGRESS), or None when no daemon answers there."""
     path = serve_socket()
     if not path.exists():
         return None
@@ -42,7 +70,7 @@ def hand_over(ask: SyncAsk, *, progress: Callable[[str], None]) -> HandedOver | 
         connection.close()
         return None
     with connection, connection.makefile("rb") as replies:
-        connection.sendall(json.dumps({"sync": to_json(ask)}).encode() + b"\n")
+        connection.sendall(json.dumps(request).encode() + b"\n")
         for line in replies:
             message = json.loads(line)
             if "progress" in message:
@@ -51,12 +79,8 @@ def hand_over(ask: SyncAsk, *, progress: Callable[[str], None]) -> HandedOver | 
                 # Already worded (place, what to do) by the daemon, as the CLI would have.
                 raise AppflowError(str(message["error"]))
             else:
-                return HandedOver(
-                    summaries=tuple(from_json(SyncSummary, r) for r in message["reports"]),
-                    errors=tuple(str(e) for e in message["errors"]),
-                    skipped=tuple(str(s) for s in message.get("skipped", ())),
-                )
+                return dict(message)
     raise AppflowError(
-        f"appflow serve (at {path}) stopped before the sync finished",
-        hint="see `appflow events`; run the sync again",
+        f"appflow serve (at {path}) stopped before the {what} finished",
+        hint=f"see `appflow events`; run the {what} again",
     )

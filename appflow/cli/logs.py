@@ -12,8 +12,6 @@ from __future__ import annotations
 import logging
 import sys
 
-from appflow import redaction
-
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -21,6 +19,10 @@ class ScrubFilter(logging.Filter):
     """Replaces each record's message (and its traceback) by the scrubbed text."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        # Imported at the first record, not at start-up: only this module puts values
+        # in what scrub() removes, so before it is imported there is nothing to remove.
+        from appflow import redaction
+
         message = record.getMessage()
         record.msg, record.args = redaction.scrub(message), None
         if record.exc_info:

@@ -1,14 +1,22 @@
-"""Printing results: rich tables for people, JSON and YAML for machines."""
+"""Printing results: rich tables for people, JSON and YAML for machines.
+
+What only some commands print is imported when they print it (rich's tables, its
+spinner): a sync handed to `appflow serve` prints a line or two, and a fresh process
+pays for every module it imports (see ``bench.sync_single``'s fresh-process figures).
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
-from rich.table import Table
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 OUTPUT_FORMATS = ("table", "json", "yaml")
 
@@ -55,10 +63,26 @@ def new_table(columns: Sequence[str], *, title: str | None = None) -> Table:
     and two apps that differ only there ("shop-eu-west", "shop-eu-east") would print
     the same. Folding keeps every character.
     """
+    from rich.table import Table
+
     table = Table(title=title, header_style="bold", box=None, pad_edge=False)
     for column in columns:
         table.add_column(column, overflow="fold")
     return table
+
+
+@contextmanager
+def progress_status(text: str) -> Iterator[Callable[[str], None]]:
+    """A spinner with TEXT on stderr while the block runs; yields what updates its text.
+
+    Only a terminal shows one: rich's status is transient, so to a file or a pipe it
+    prints nothing, and its import (rich's live display) is skipped there.
+    """
+    if not err_console.is_terminal:
+        yield lambda _text: None
+        return
+    with err_console.status(text) as status:
+        yield status.update
 
 
 def _plain(data: Any) -> Any:

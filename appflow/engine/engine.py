@@ -19,7 +19,7 @@ The sync stages themselves (prepare, apply, prune, inventory, health) are in
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from appflow.engine.connections import Connections
 from appflow.engine.locks import SyncLocks
@@ -295,3 +295,9 @@ class Engine:
         from appflow.engine.refresh import observe
 
         return await observe(self.parts, apps=apps, timeout=timeout)
+
+    async def status(self, *, cached: bool = False, timeout: float = 5.0) -> dict[str, Any]:
+        """The apps x clusters grid of `appflow status` (``refresh.status_view``)."""
+        from appflow.engine.refresh import status_view
+
+        return await status_view(self.parts, cached=cached, timeout=timeout)

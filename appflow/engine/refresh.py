@@ -5,7 +5,7 @@ Nothing is applied: the objects of the applied revision are read back and judged
 - ``refresh_health``: one Deployment (the daemon does this for Deployments that are not
   Ready yet, dependency checks for the apps they wait for).
 - ``observe``: what ``appflow status`` and ``appflow app show`` show, for many apps at
-  once. Each cluster is read concurrently, one LIST per kind for every app there, and
+  once (``status_view``: the grid a running `appflow serve` answers `appflow status` with). Each cluster is read concurrently, one LIST per kind for every app there, and
   within a time bound: a cluster that does not answer in time shows its recorded state
   as not refreshed, and holds back no other.
 
@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from appflow.engine.parts import EngineParts
 from appflow.engine.stages.health import Assessment, assess_health, assess_objects
@@ -30,7 +31,7 @@ from appflow.model.drift import drift_message, find_drift
 from appflow.model.hooks import main_objects
 from appflow.model.objects import LABEL_APP, Manifest, ObjectRef, is_shared
 from appflow.model.records import ClusterRecord, DeploymentRecord, DeploymentState
-from appflow.model.status import deployment_state
+from appflow.model.status import deployment_state, status_grid
 from appflow.store import Store
 
 _KEPT_STATES: frozenset[DeploymentState] = frozenset(
@@ -220,6 +221,23 @@ async def observe(
     return sorted(
         (o for group in found for o in group), key=lambda o: (o.record.app, o.record.cluster)
     )
+
+
+async def status_view(parts: EngineParts, *, cached: bool, timeout: float) -> dict[str, Any]:
+    """The apps x clusters grid of `appflow status`: every Deployment read again from its
+    cluster (each within TIMEOUT), or as recorded with CACHED."""
+    refreshed: dict[tuple[str, str], bool] | None = None
+    if cached:
+        deployments = await asyncio.to_thread(parts.store.list_deployments)
+    else:
+        found = await observe(parts, timeout=timeout)
+        deployments = [o.record for o in found]
+        # None when nothing is deployed, as a status that reads no cluster says.
+        refreshed = {(o.record.app, o.record.cluster): o.refreshed for o in found} or None
+    apps, clusters = await asyncio.to_thread(
+        lambda: (parts.store.list_apps(), parts.store.list_clusters())
+    )
+    return status_grid(apps, clusters, deployments, refreshed=refreshed)
 
 
 def _read_all(

@@ -1,4 +1,4 @@
-"""The local socket of `appflow serve`: a running daemon takes over `appflow sync`.
+"""The local socket of `appflow serve`: a running daemon takes over `appflow sync` and `appflow status`.
 
 A fresh `appflow sync` spends most of its time starting: Python, the Kubernetes client,
 reading the kubeconfigs and the cluster's capabilities. `appflow serve` has all of that
@@ -13,6 +13,9 @@ each way, with progress lines in between:
     -> {"sync": <SyncAsk>}
     <- {"progress": "web: rendering for 3 cluster(s)"}            (any number)
     <- {"reports": [<SyncSummary>, ...], "errors": ["...", ...], "skipped": ["...", ...]}  or  {"error": "..."}
+
+    -> {"status": {"cached": false, "timeout": 5.0}}
+    <- {"status": <the grid of appflow.model.status.status_grid>}  or  {"error": "..."}
 """
 
 from __future__ import annotations
@@ -91,8 +94,16 @@ async def _serve_one(
         writer.write(json.dumps(message).encode() + b"\n")
 
     try:
-        line = await reader.readline()
-        ask = from_json(SyncAsk, json.loads(line)["sync"], what="sync")
+        request = json.loads(await reader.readline())
+        if "status" in request:
+            asked = request["status"]
+            grid = await engine.status(
+                cached=bool(asked["cached"]), timeout=float(asked["timeout"])
+            )
+            # As `appflow status -o json` prints it (datetimes as text).
+            send({"status": json.loads(json.dumps(grid, default=str))})
+            return
+        ask = from_json(SyncAsk, request["sync"], what="sync")
         result = await engine.sync_asked(ask, progress=lambda text: send({"progress": text}))
         send(
             {

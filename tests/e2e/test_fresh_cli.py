@@ -1,7 +1,8 @@
 """A fresh `appflow sync` of an unchanged app and a fresh `appflow status` do not import
 the heavy packages (the kubernetes client, git, helm, the HTTP server's stack): their
 start-up is most of what such a command costs, so this keeps the win from silently
-regressing. With `appflow serve` running, the handed-over sync imports not even the engine.
+regressing. With `appflow serve` running, the handed-over sync and status import not even
+the engine.
 No timing is asserted: what is imported is."""
 
 from __future__ import annotations
@@ -65,4 +66,8 @@ def test_the_hot_path_imports_no_heavy_package(fleet: Fleet, space: Space, tmp_p
     with serving(fleet, tmp_path / "serve.log"):
         out, loaded = imported(fleet, "sync", app)
         assert " ".join(out.split()).count("0 created, 0 configured, 3 unchanged") == clusters
+        assert loaded == {"heavy": [], "engine": False}
+        out, loaded = imported(fleet, "status")
+        assert app in out, out
+        assert out.count("Ready") == clusters, out
         assert loaded == {"heavy": [], "engine": False}

@@ -4,6 +4,7 @@ started, or one killed and its socket left behind) it syncs in its own process."
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import sqlite3
@@ -15,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.support import appflow_env, serving, synced_small_app
+from tests.e2e.support import appflow_env, serving, synced_small_app, until
 from tests.integration.engine.conftest import Fleet
-from tests.integration.engine.support import Space
+from tests.integration.engine.support import Space, kubectl
 
 pytestmark = pytest.mark.cluster
 
@@ -94,3 +95,51 @@ def test_a_running_daemon_takes_over_a_fresh_sync_and_the_output_is_the_same(
     assert after.returncode == 0, after.stderr
     assert timeless(after.stdout) == timeless(alone[("sync", app)].stdout)
     assert last_sync_pids(fleet, app, clusters) == {after.pid}
+
+
+def test_a_running_daemon_answers_status_as_the_cli_would(
+    fleet: Fleet, space: Space, tmp_path: Path
+) -> None:
+    """`appflow status` (live, --cached, every output) from a running daemon prints what
+    the CLI prints reading the clusters itself (--debug keeps it in the CLI), a hand edit
+    included."""
+    app = synced_small_app(space, tmp_path / "app", "seen")
+    first = fleet.cluster_names[0]
+    log = tmp_path / "serve.log"
+
+    def mine(ran: Ran) -> object:
+        """The part of a status that is this test's (other tests share the home)."""
+        assert ran.returncode == 0, ran.stderr
+        if ran.stdout.lstrip().startswith("{"):
+            grid = json.loads(ran.stdout)
+            return grid["clusters"], [a for a in grid["apps"] if a["name"] == app]
+        return [line for line in ran.stdout.splitlines() if app in line]
+
+    with serving(fleet, log) as (daemon, _):
+        # The daemon syncs every app when it starts: the edit comes after that sync.
+        until(
+            lambda: (
+                last_sync_pids(fleet, app, 1) == {daemon.pid}
+                and fleet.store.get_deployment(app, first).state == "Ready"
+            ),
+            timeout=120,
+            what="the daemon's start-up sync",
+            log=log,
+        )
+        cached = ("status", "--cached", "-o", "json")
+        assert mine(fresh(fleet, *cached)) == mine(fresh(fleet, "--debug", *cached))
+        kubectl(
+            fleet.sandbox,
+            0,
+            *("-n", space.namespace, "patch", "configmap", "settings"),
+            *("-p", '{"data": {"a": "edited by hand"}}'),
+        )
+        # Read live, each time: the edit shows the same whoever reads it.
+        for args in (("status", "-o", "json"), ("status",)):
+            alone = fresh(fleet, "--debug", *args)
+            handed = fresh(fleet, *args)
+            assert mine(handed) == mine(alone), args
+        grid = mine(fresh(fleet, "status", "-o", "json"))
+        cell = grid[1][0]["deployments"][first]  # type: ignore[index]
+        assert cell["state"] == "Modified", cell
+        assert cell["refreshed"] is True, cell
