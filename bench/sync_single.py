@@ -416,8 +416,8 @@ class Fresh:
 
     wall: dict[str, list[float]] = field(default_factory=dict)
     cpu: dict[str, list[float]] = field(default_factory=dict)
-    daemon_cpu: list[float] = field(default_factory=list)
-    """CPU seconds `appflow serve` spent per handed-over sync."""
+    daemon_cpu: dict[str, list[float]] = field(default_factory=dict)
+    """CPU seconds `appflow serve` spent per handed-over command (by row key)."""
 
 
 FRESH_ROWS = {
@@ -425,6 +425,7 @@ FRESH_ROWS = {
     "sync": "appflow sync NAME",
     "status": "appflow status",
     "sync-serve": "appflow sync NAME, appflow serve running",
+    "status-serve": "appflow status, appflow serve running",
 }
 
 
@@ -463,14 +464,18 @@ def measure_fresh(env: Env, name: str, total: int, runs: int, *, kubectl: list[s
                 _check_noop(out, total)
             record(key, sample)
     with serving(env) as daemon:
-        env.run([*env.appflow, "sync", name], what="appflow sync (warm-up, handed over)")
-        for _ in range(runs):
-            baseline()
-            before = _process_cpu(daemon.pid)
-            sample, out = env.run_output([*env.appflow, "sync", name], what="appflow sync")
-            fresh.daemon_cpu.append(_process_cpu(daemon.pid) - before)
-            _check_noop(out, total)
-            record("sync-serve", sample)
+        for key, args in (("sync-serve", ["sync", name]), ("status-serve", ["status"])):
+            env.run([*env.appflow, *args], what=f"appflow {args[0]} (warm-up, handed over)")
+            for _ in range(runs):
+                baseline()
+                before = _process_cpu(daemon.pid)
+                sample, out = env.run_output([*env.appflow, *args], what=f"appflow {args[0]}")
+                fresh.daemon_cpu.setdefault(key, []).append(_process_cpu(daemon.pid) - before)
+                if key == "sync-serve":
+                    _check_noop(out, total)
+                elif name not in out:
+                    raise RuntimeError(f"appflow status does not show {name}: {out[-2000:]}")
+                record(key, sample)
     return fresh
 
 
@@ -544,8 +549,10 @@ def fresh_table(fresh: Fresh) -> str:
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    if fresh.daemon_cpu:
-        lines.append(f"appflow serve's own CPU per handed-over sync: {_cell(fresh.daemon_cpu)} s")
+    for key, values in fresh.daemon_cpu.items():
+        lines.append(
+            f"appflow serve's own CPU per handed-over {key.split('-')[0]}: {_cell(values)} s"
+        )
     return "\n".join(lines)
 
 
@@ -788,7 +795,7 @@ def main(argv: list[str] | None = None) -> int:
                     "fresh_cli_unchanged_app": {
                         "wall": fresh.wall,
                         "client_cpu": fresh.cpu,
-                        "serve_cpu_per_sync": fresh.daemon_cpu,
+                        "serve_cpu_per_command": fresh.daemon_cpu,
                         "target_wall": FRESH_TARGET,
                     },
                 },

@@ -5,7 +5,8 @@ connections and discovery cache are what make a re-sync cheap), replaced, and th
 one closed, when the cluster's kubeconfig (its path or the file itself: a cluster removed
 and added again under its name gets new credentials at the same path) or context changes. Capabilities (version and
 API versions, what Helm renders against) are read once per cluster and forgotten when
-a sync applied a CustomResourceDefinition there: the cluster then serves more.
+a sync applied a CustomResourceDefinition there: the cluster then serves more. Steady-state
+plans (``PlanMemo``) are kept per client, and forgotten with its capabilities.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 from pathlib import Path
 
 from appflow.engine.options import EngineOptions
+from appflow.engine.stages.prepare import PlanMemo
 from appflow.errors import ConfigError, Where
 from appflow.kube.client import Connection, KubeCluster, WriteGuard
 from appflow.model.capabilities import Capabilities
@@ -31,6 +33,8 @@ class Connections:
         self._kubes: dict[str, KubeCluster] = {}
         self._identities: dict[str, _Identity] = {}
         self._capabilities: dict[str, Capabilities] = {}
+        self.plans = PlanMemo()
+        """This process's steady-state plans (see ``appflow.engine.stages.prepare``)."""
 
     def kube(self, cluster: ClusterRecord) -> KubeCluster:
         """The client for CLUSTER (a new one, the old one closed, when its credentials
@@ -47,6 +51,7 @@ class Connections:
             current.close()
             del self._kubes[cluster.name]
             self._capabilities.pop(cluster.name, None)
+            self.plans.forget(cluster.name)
         fresh = KubeCluster(
             Connection(
                 name=cluster.name,
@@ -71,6 +76,7 @@ class Connections:
     def served_kinds_changed(self, cluster: str) -> None:
         """CLUSTER serves other kinds now (a CRD was applied): read its capabilities again."""
         self._capabilities.pop(cluster, None)
+        self.plans.forget(cluster)
 
     def close(self) -> None:
         for kube in self._kubes.values():
@@ -78,6 +84,7 @@ class Connections:
         self._kubes.clear()
         self._identities.clear()
         self._capabilities.clear()
+        self.plans = PlanMemo()
 
 
 _Identity = tuple[str | None, str | None, int, int]

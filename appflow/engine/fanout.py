@@ -103,6 +103,7 @@ async def prepare_all(
                     fingerprints=dict(previous.applied) if previous else {},
                     hook_record=previous.hooks if previous else None,
                     options=options,
+                    memo=parts.connections.plans,
                 )
             except SyncInProgressError as err:
                 report.busy[name] = err

@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import fnmatch
+import json
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -274,7 +275,7 @@ class SecretsStage:
     ) -> tuple[Manifest, ...]:
         """OBJECTS (rendered from ciphertext) with the plaintext of OPENED put back."""
         if not opened.tokens and not opened.envelopes:
-            if opened.unsearched is not None and any(_encrypted(o) for o in objects):
+            if opened.unsearched is not None and _any_encrypted(objects):
                 # Ciphertext in an app that marks nothing for decryption: name its files.
                 found = await asyncio.to_thread(scan_folder, opened.unsearched)
                 unmarked = _mark_problems(definition, found, ())
@@ -335,6 +336,23 @@ def tokens_of(decrypted: Sequence[Decrypted]) -> tuple[dict[str, Any], dict[str,
         if d.format in ("dotenv", "binary")
     }
     return tokens, envelopes
+
+
+def _any_encrypted(objects: Sequence[Manifest]) -> bool:
+    """Whether any of OBJECTS holds anything sops wrote (``_encrypted``).
+
+    Looked at as one JSON text first: a token (and sops metadata, whose MAC is one) is
+    plain ASCII there, and a Secret's data is the only place it hides (base64). Without
+    either, no object needs the walk; with one, the walk says which holds what.
+    """
+    if not any(o.get("kind") == "Secret" and o.get("data") for o in objects):
+        try:
+            text = json.dumps(objects, default=str)
+        except (TypeError, ValueError):
+            text = TOKEN_PREFIX  # keys JSON cannot hold (a YAML date as a key): walk
+        if TOKEN_PREFIX not in text:
+            return False
+    return any(_encrypted(o) for o in objects)
 
 
 def _encrypted(value: Any) -> bool:

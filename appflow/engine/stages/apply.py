@@ -106,7 +106,7 @@ def inventory_ahead(prepared: Prepared, *, options: SyncOptions) -> Inventory | 
     to the cluster: both copies then know every object the sync may create.
     """
     app = prepared.desired.app
-    new_inventory = Inventory.from_manifests(app, prepared.objects)
+    new_inventory = prepared.new_inventory
     to_prune = prepared.plan.of(Action.PRUNE) if options.prune else []
     changes = _to_apply(prepared) or to_prune
     if (

@@ -32,7 +32,7 @@ from appflow.model.status import deployment_state
 def final_inventory(prepared: Prepared, pruned: Pruned, *, failed: bool) -> Inventory:
     """What the app owns on the cluster after this sync (pure)."""
     app = prepared.desired.app
-    new = Inventory.from_manifests(app, prepared.objects)
+    new = prepared.new_inventory
     if failed:
         # Keep tracking everything the write-ahead inventory named.
         return Inventory(app, prepared.old_inventory.entries + new.entries)

@@ -6,11 +6,18 @@ apply, and dry-runs every other object with server-side apply. Any rejection
 there stops the sync before the first write. On an app's first sync to a
 cluster every object is dry-run anyway, and the dry runs say what exists: no
 LIST is needed unless the cluster holds an inventory of the app.
+
+A steady state is planned once per process (``PlanMemo``): when the same desired state
+meets a cluster whose every listed object still has the resourceVersion it had when a
+plan found nothing to change (and no dry run, ownership look-up or hook was needed to
+find that), that plan is what planning again would compute, and it is used as it is.
+The LISTs are still made, every time: they are the proof.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from appflow.engine.stages.apply import replace_opted_in
@@ -65,13 +72,46 @@ async def prepare(
     fingerprints: dict[str, str],
     hook_record: HookRecord | None = None,
     options: SyncOptions,
+    memo: PlanMemo | None = None,
 ) -> Prepared:
     """Plan the sync of DESIRED onto KUBE without changing anything on it.
 
     PREVIOUS_INVENTORY, FINGERPRINTS and HOOK_RECORD are what the caller remembers of
     the last sync (the store's mirror; None, {} and None when it remembers nothing): the
-    cluster's own inventory wins over the mirror when both exist.
+    cluster's own inventory wins over the mirror when both exist. MEMO: this process's
+    steady-state plans (see the module's docstring).
     """
+    inputs = _Inputs(
+        kube=kube,
+        revision=desired.revision,
+        previous_inventory=previous_inventory,
+        fingerprints=fingerprints,
+        hook_record=hook_record,
+        options=options,
+    )
+    steady = memo.get(desired.app, kube.name, inputs) if memo is not None else None
+    if memo is not None and steady is not None:
+        # The same LISTs as the plan read: every object (the inventory's ConfigMap too)
+        # at the version it had then is the proof that planning would find the same.
+        labelled, namespaced = await read_live(kube, desired.app, steady.kinds)
+        configmap = labelled.pop(inventory_ref(desired.app), None)
+        if _versions(labelled, configmap) == steady.versions and namespaced == steady.namespaced:
+            memo.answered += 1
+            # As it is (its DesiredState has the same digest): what it computed once
+            # (the inventory of its objects) is not computed again.
+            return steady.prepared
+    prepared, found = await _prepare(kube, desired, inputs)
+    if memo is not None:
+        memo.remember(found, inputs, prepared)
+    return prepared
+
+
+async def _prepare(
+    kube: KubeCluster, desired: DesiredState, inputs: _Inputs
+) -> tuple[Prepared, _Found]:
+    """prepare() without its memo: read the cluster and plan."""
+    previous_inventory, fingerprints = inputs.previous_inventory, inputs.fingerprints
+    options = inputs.options
     app = desired.app
     # Hooks run at their moments (stages/hooks.py); they are never applied as desired state.
     split = split_hooks(desired.objects)
@@ -81,7 +121,7 @@ async def prepare(
         objects=objects,
         fingerprints=fingerprints,
         hooks=split.hooks,
-        hook_record=hook_record,
+        hook_record=inputs.hook_record,
     )
     # A fingerprint is recorded: of secret values it holds only their keyed digests.
     hide = desired.redactor.redact if desired.sensitive and desired.redactor else None
@@ -94,9 +134,124 @@ async def prepare(
         found.read(kube, await inventory_configmap(kube, app))
         if found.on_cluster is None:
             found.namespaced = await served_kinds(kube, kinds_of(objects, Inventory(app, ())))
-            return await _plan(kube, found, options)
+            return await _plan(kube, found, options), found
     await _read_state(kube, found, previous_inventory)
-    return await _plan(kube, found, options)
+    return await _plan(kube, found, options), found
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Inputs:
+    """Everything a plan depends on besides the live objects."""
+
+    kube: KubeCluster
+    """The client itself: a changed kubeconfig (a new client) or another cluster is new."""
+    revision: str
+    """Digest of the rendered objects."""
+    previous_inventory: Inventory | None
+    fingerprints: dict[str, str]
+    hook_record: HookRecord | None
+    options: SyncOptions
+
+    def same(self, other: _Inputs) -> bool:
+        return (
+            self.kube is other.kube
+            and self.revision == other.revision
+            and self.options == other.options
+            and self.hook_record == other.hook_record
+            and self.previous_inventory == other.previous_inventory
+            and self.fingerprints == other.fingerprints
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Steady:
+    inputs: _Inputs
+    prepared: Prepared
+    kinds: frozenset[Kind]
+    """What the LISTs read."""
+    versions: dict[ObjectRef, tuple[str, str]]
+    """(uid, resourceVersion) of every object the LISTs found, the inventory's included."""
+    namespaced: dict[Kind, bool]
+
+
+class PlanMemo:
+    """This process's last steady-state plan per (app, cluster): one that changes nothing
+    and asked the cluster nothing but its LISTs (no dry run, no ownership or prune
+    look-up, no hook). Planning the same inputs against objects of the same
+    resourceVersions computes the same plan, so it is used instead (``prepare``).
+
+    A plan holds its live objects: the least recently used are dropped past
+    MAX_OBJECTS objects in all, so a large fleet's daemon keeps a bounded memo.
+    """
+
+    MAX_OBJECTS = 20_000
+
+    def __init__(self) -> None:
+        self._steady: OrderedDict[tuple[str, str], _Steady] = OrderedDict()
+        self._objects = 0
+        self.answered = 0
+        """Plans this memo answered (the LISTs proved nothing had changed)."""
+
+    def get(self, app: str, cluster: str, inputs: _Inputs) -> _Steady | None:
+        steady = self._steady.get((app, cluster))
+        if steady is None or not steady.inputs.same(inputs):
+            return None
+        self._steady.move_to_end((app, cluster))
+        return steady
+
+    def remember(self, found: _Found, inputs: _Inputs, prepared: Prepared) -> None:
+        key = (found.desired.app, inputs.kube.name)
+        self._drop(key)
+        if not _steady(found, prepared):
+            return
+        self._steady[key] = _Steady(
+            inputs=inputs,
+            prepared=prepared,
+            kinds=frozenset(found.kinds),
+            versions=_versions(found.labelled, found.configmap),
+            namespaced=dict(found.namespaced),
+        )
+        self._objects += len(prepared.live)
+        while self._objects > self.MAX_OBJECTS and len(self._steady) > 1:
+            self._drop(next(iter(self._steady)))
+
+    def forget(self, cluster: str) -> None:
+        """Plans of CLUSTER are not used again (what it serves changed)."""
+        for key in [k for k in self._steady if k[1] == cluster]:
+            self._drop(key)
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        steady = self._steady.pop(key, None)
+        if steady is not None:
+            self._objects -= len(steady.prepared.live)
+
+
+def _steady(found: _Found, prepared: Prepared) -> bool:
+    """PREPARED changes nothing, and planning it read nothing but the LISTs."""
+    desired = {ObjectRef.of(m) for m in prepared.objects}
+    return (
+        found.listed
+        and not found.checked
+        and not prepared.hooks
+        and not prepared.deferred
+        and not prepared.takeover
+        and prepared.inventory_on_cluster
+        and not prepared.ownership.taken_from()
+        and {e.ref for e in prepared.old_inventory.entries} == desired
+        and all(c.action is Action.UNCHANGED for c in prepared.plan.changes)
+        and prepared.fingerprints == found.fingerprints
+    )
+
+
+def _versions(
+    labelled: dict[ObjectRef, Manifest], configmap: Manifest | None
+) -> dict[ObjectRef, tuple[str, str]]:
+    """(uid, resourceVersion) of every object listed and of the inventory's CONFIGMAP."""
+    versions = {}
+    for obj in [*labelled.values(), *([configmap] if configmap is not None else [])]:
+        meta = obj.get("metadata") or {}
+        versions[ObjectRef.of(obj)] = (str(meta.get("uid")), str(meta.get("resourceVersion")))
+    return versions
 
 
 @dataclass(kw_only=True)
@@ -115,6 +270,14 @@ class _Found:
     old_inventory: Inventory | None = None
     hooks: tuple[Hook, ...] = ()
     hook_record: HookRecord | None = None
+    configmap: Manifest | None = None
+    """The cluster's inventory ConfigMap as the LIST of ConfigMaps found it."""
+    kinds: set[Kind] = field(default_factory=set)
+    """The kinds listed."""
+    listed: bool = False
+    """Live state came from the LISTs (not from dry runs alone: a first sync)."""
+    checked: int = 0
+    """Objects planning asked the API server about (dry runs, look-ups)."""
 
     def read(self, kube: KubeCluster, configmap: Manifest | None) -> None:
         """Take the cluster's inventory from CONFIGMAP (None: it has none)."""
@@ -149,11 +312,14 @@ async def _read_state(kube: KubeCluster, found: _Found, previous: Inventory | No
     known = union(previous, found.on_cluster, app=app)
     listed = kinds_of(found.objects, known) | {("v1", "ConfigMap")}
     found.labelled, found.namespaced = await read_live(kube, app, listed)
+    found.listed, found.kinds = True, listed
     configmap = found.labelled.pop(inventory_ref(app), None)
+    found.configmap = configmap
     if configmap is not None:
         found.read(kube, configmap)
     elif found.on_cluster is None and previous is not None and len(previous):
         # Expected but not listed (its label edited away?): look it up by name.
+        found.checked += 1
         found.read(kube, await inventory_configmap(kube, app))
     # Both copies are written ahead of every change, and either can be lost or behind
     # (a deleted ConfigMap; a store write refused, or a process killed, after the
@@ -168,6 +334,7 @@ async def _read_state(kube: KubeCluster, found: _Found, previous: Inventory | No
         found.old_inventory = Inventory(app, kept)
     unlisted = kinds_of((), found.old_inventory) - listed
     if unlisted:
+        found.checked += 1
         more, more_namespaced = await read_live(kube, app, unlisted)
         found.labelled.update(more)
         found.namespaced.update(more_namespaced)
@@ -199,6 +366,7 @@ async def _plan(kube: KubeCluster, found: _Found, options: SyncOptions) -> Prepa
             deferred.append(ref)
         else:
             to_check.append(m)
+    found.checked += len(to_check) + len(deferred)
     await checks.run(to_check)
     operation = hook_operation(
         found.hooks,
@@ -262,6 +430,7 @@ async def _ownership(
     ]
     if not strangers:
         return OwnershipCheck()
+    found.checked += 1
     return check_ownership(
         app=app,
         desired=strangers,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from appflow.errors import AppflowError, Where
 from appflow.model.health import Health
@@ -107,6 +108,12 @@ class Prepared:
     """What the Deployment remembered of its hooks before this sync."""
     ownership: OwnershipCheck = field(default_factory=OwnershipCheck)
     """Desired objects this sync takes from other apps (it has no conflicts: those block)."""
+
+    @cached_property
+    def new_inventory(self) -> Inventory:
+        """What the app owns once every desired object is applied (computed once: apply,
+        its write-ahead and the final inventory all ask, and a steady plan is reused)."""
+        return Inventory.from_manifests(self.desired.app, self.objects)
 
 
 @dataclass(frozen=True, kw_only=True)
