@@ -3,8 +3,9 @@
 The only module that imports pyhelm3. The helm CLI is driven through pyhelm3's
 ``Command``; where pyhelm3 has no option appflow needs (``--kube-version``,
 ``--api-versions``, ``-f`` values files, ``--dry-run=server``), the argument list
-is built here and run through ``Command.run``, so process handling,
-cancellation and error classification stay pyhelm3's.
+is built here and run through ``Command.run``. That one is appflow's: helm runs in a
+process group of its own that a cancelled render ends whole (``HelmCommand.run``), and
+its errors are classified as pyhelm3 classifies them.
 
 Charts come from a folder (or ``.tgz``) of the checkout, a Helm HTTP
 repository (``--repo`` with a version constraint), an OCI reference, or the
@@ -42,13 +43,15 @@ import json
 import logging
 import os
 import re
+import shlex
 import shutil
+import signal
 import tarfile
 import tempfile
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -164,8 +167,101 @@ class HelmCommand(pyhelm3.Command):  # type: ignore[misc]
         self._logger = _log
 
     async def run(self, command: list[Any], input: bytes | None = None) -> bytes:
-        result: bytes = await super().run([*command, *self._global_flags], input)
-        return result
+        """Run helm with COMMAND (INPUT on its stdin) in a process group of its own.
+
+        pyhelm3 runs helm through a shell and, when cancelled, terminates the shell only: a
+        render cancelled while its values were being written (a replica fenced, an app moved
+        to another replica) could leave helm waiting on its stdin for ever, a child of init.
+        Here helm is started directly, in its own session, and a cancellation (or any error
+        while it runs) ends the whole group: SIGTERM, then SIGKILL after HELM_GRACE_SECONDS.
+        """
+        args = [str(part) for part in [self._executable, *command, *self._global_flags]]
+        args += _kube_flags(self)
+        shown = shlex.join(self._log_format(part) for part in args)
+        self._logger.info("running command: %s", shown)
+        process = await asyncio.create_subprocess_exec(
+            *args,
+            stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        try:
+            stdout, stderr = await process.communicate(input)
+        except BaseException:
+            await _end_group(process)
+            raise
+        if process.returncode == 0:
+            return stdout
+        self._logger.warning("command failed: %s", shown)
+        raise _helm_error_class(stderr.decode(errors="replace").lower())(
+            process.returncode, stdout, stderr
+        )
+
+
+HELM_GRACE_SECONDS = 2.0
+"""How long a cancelled helm process group has to exit on SIGTERM before SIGKILL."""
+
+
+def _kube_flags(command: pyhelm3.Command) -> list[str]:
+    """The cluster flags pyhelm3's Command adds to every command line."""
+    flags: list[str] = []
+    for flag, value in (
+        ("--kubeconfig", command._kubeconfig),
+        ("--kube-context", command._kubecontext),
+        ("--kube-apiserver", command._kubeapiserver),
+        ("--kube-token", command._kubetoken),
+    ):
+        if value:
+            flags += [flag, str(value)]
+    if command._insecure_skip_tls_verify:
+        flags.append("--kube-insecure-skip-tls-verify")
+    return flags
+
+
+def _signal_group(pid: int, signum: signal.Signals) -> bool:
+    """Send SIGNUM to process group PID; False when the group is gone."""
+    try:
+        os.killpg(pid, signum)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def _end_group(process: asyncio.subprocess.Process) -> None:
+    """End PROCESS's group (helm and anything it started): SIGTERM, then SIGKILL. Runs while
+    the caller is being cancelled, so the wait is shielded and bounded."""
+    if not _signal_group(process.pid, signal.SIGTERM):
+        return
+    waited = asyncio.ensure_future(process.wait())
+    with suppress(TimeoutError, asyncio.CancelledError):
+        await asyncio.wait_for(asyncio.shield(waited), HELM_GRACE_SECONDS)
+    # The leader may have exited while a child of it lingers: the group is ended either way.
+    _signal_group(process.pid, signal.SIGKILL)
+
+
+def _helm_error_class(stderr: str) -> type[pyhelm3.Error]:
+    """pyhelm3's classification of a failed helm command by its (lower-cased) stderr, in
+    pyhelm3's order (the rest of this module catches its classes)."""
+    from pyhelm3 import command as pyhelm3_command
+    from pyhelm3 import errors
+
+    rules: tuple[tuple[bool, type[pyhelm3.Error]], ...] = (
+        ("context canceled" in stderr, errors.CommandCancelledError),
+        # Any error naming etcd is a connection error, even beside a "not found".
+        ("etcdserver" in stderr, errors.ConnectionError),
+        ("release: not found" in stderr, errors.ReleaseNotFoundError),
+        ("failed to render chart" in stderr, errors.FailedToRenderChartError),
+        ("execution error" in stderr, errors.FailedToRenderChartError),
+        (
+            "rendered manifests contain a resource that already exists" in stderr,
+            errors.ResourceAlreadyExistsError,
+        ),
+        ("is invalid" in stderr, errors.InvalidResourceError),
+        (bool(pyhelm3_command.CHART_NOT_FOUND.search(stderr)), errors.ChartNotFoundError),
+        (bool(pyhelm3_command.CONNECTION_ERROR.search(stderr)), errors.ConnectionError),
+    )
+    return next((cls for matched, cls in rules if matched), errors.Error)
 
 
 def helm_message(err: pyhelm3.Error) -> str:
