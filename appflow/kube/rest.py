@@ -1,4 +1,4 @@
-"""A thin HTTP client for the API server: discovery, GET, LIST and server-side apply.
+"""A thin HTTP client for the API server: discovery, GET, LIST, create and server-side apply.
 
 Why it exists: importing the kubernetes package costs a fresh process about 0.4 s of
 CPU, more than everything else a no-op `appflow sync` or a live `appflow status`
@@ -307,6 +307,26 @@ class RestClient:
             raise ApiStatusError(status, reason, answer)
         return json.loads(answer)
 
+    def create(self, path: str, body: Manifest, *, query: dict[str, str], timeout: float) -> Any:
+        """POST BODY to PATH (its kind's collection) with QUERY (fieldManager, dryRun); the
+        object as the server stored it, or None when one of that name exists (409).
+
+        Not sent twice on a dropped kept connection (a create is not idempotent: the first
+        may have been stored); the caller sees ConnectionError and decides."""
+        url = self.endpoint.prefix + path + "?" + urllib.parse.urlencode(query)
+        status, reason, answer = self._request(
+            url,
+            timeout=timeout,
+            method="POST",
+            body=json.dumps(body, separators=(",", ":")).encode(),
+            content_type="application/json",
+        )
+        if status == 409:
+            return None
+        if status not in (200, 201):
+            raise ApiStatusError(status, reason, answer)
+        return json.loads(answer)
+
     def list(
         self, path: str, *, label_selector: str | None, cached: bool = False, timeout: float
     ) -> tuple[list[Manifest], str | None]:
@@ -339,10 +359,10 @@ class RestClient:
             return self._send(connection, method, url, body, headers, timeout=timeout)
         except (ConnectionError, http.client.HTTPException) as err:
             connection.close()
-            if not reused:
+            if not reused or method == "POST":
                 raise ConnectionError(f"{self.endpoint.server}: {err}") from err
-        # A kept connection the server had closed meanwhile. Only GET and server-side
-        # apply go through here, and both may be sent again: an apply is idempotent.
+        # A kept connection the server had closed meanwhile: GET and server-side apply may
+        # be sent again (an apply is idempotent); a create is not (see ``create``).
         connection = self._connect(timeout)
         try:
             return self._send(connection, method, url, body, headers, timeout=timeout)
