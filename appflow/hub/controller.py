@@ -327,7 +327,7 @@ class Controller:
             "history_limit": options.history_limit,
         }
         self.store = HubStore(self.write_kube, **common)
-        engine_store = HubStore(self.write_kube, push_only=True, **common)
+        engine_store = HubStore(self.write_kube, push_only=True, content_of=self.store, **common)
         self.push_store = engine_store
         # The catalog's source resolver registers itself when its package is imported.
         import appflow.engine.catalog  # noqa: F401

@@ -56,6 +56,7 @@ from appflow.model.records import (
 )
 from appflow.model.rollout import PullTarget, plan_rollout, previous_revision, pull_step
 from appflow.model.targeting import ClusterGroup, ClusterInfo
+from appflow.render.cache import render_key
 from appflow.render.types import RenderRequest
 
 log = logging.getLogger("appflow.hub.publish")
@@ -124,8 +125,9 @@ async def render_pull(
     if not targets:
         return None
     plan = PullPlan(source=source, definition=definition, clusters=targets)
+    requests: dict[str, RenderRequest] = {}
 
-    async def one(cluster: ClusterRecord) -> None:
+    async def prepare(cluster: ClusterRecord) -> None:
         try:
             request = await request_for(
                 definition, source, cluster, groups=fleet.groups, connections=parts.connections
@@ -133,9 +135,15 @@ async def render_pull(
             if await parts.secrets.encrypted_inputs(definition, request):
                 plan.desired[cluster.name] = await _agent_render(definition, request)
                 return
-            _, plan.desired[cluster.name] = await render_request_for(
+            requests[cluster.name] = request
+        except AppflowError as err:
+            plan.blocked.append(err.located(app=app.name, cluster=cluster.name))
+
+    async def render_for(cluster: ClusterRecord) -> DesiredState | None:
+        try:
+            _, state = await render_request_for(
                 definition,
-                request,
+                requests[cluster.name],
                 cluster,
                 groups=fleet.groups,
                 kube=lambda: parts.connections.kube(cluster),
@@ -144,9 +152,51 @@ async def render_pull(
             )
         except AppflowError as err:
             plan.blocked.append(err.located(app=app.name, cluster=cluster.name))
+            return None
+        plan.desired[cluster.name] = state
+        return state
 
-    await asyncio.gather(*(one(c) for c in targets.values()))
+    async def render_group(members: list[ClusterRecord]) -> None:
+        # The group's clusters have one render key: the first renders, the others get its
+        # objects (one render and no per-cluster copy, where the render cache would decode
+        # a copy for each of them). A render that saw secret values is not shared.
+        first = await render_for(members[0])
+        for cluster in members[1:]:
+            if first is None or first.sensitive:
+                await render_for(cluster)
+            else:
+                plan.desired[cluster.name] = replace(first, cluster=cluster.name)
+
+    await asyncio.gather(*(prepare(c) for c in targets.values()))
+    await asyncio.gather(
+        *(render_group(m) for m in await share_renders(definition, requests, targets))
+    )
     return plan
+
+
+async def share_renders(
+    definition: AppDefinition,
+    requests: Mapping[str, RenderRequest],
+    clusters: Mapping[str, ClusterRecord],
+) -> list[list[ClusterRecord]]:
+    """The clusters of REQUESTS grouped by what their render depends on (the render cache's
+    key: 200 clusters in 3 environments are 3 groups). A chart that uses helm lookup reads
+    each cluster: every cluster is a group of its own."""
+    if definition.helm is not None and definition.helm.lookup:
+        return [[clusters[name]] for name in sorted(requests)]
+
+    def keys() -> dict[str, list[str]]:
+        grouped: dict[str, list[str]] = {}
+        for name in sorted(requests):
+            grouped.setdefault(render_key(requests[name]), []).append(name)
+        return grouped
+
+    try:
+        grouped = await asyncio.to_thread(keys)
+    except AppflowError:
+        # A values file that cannot be read: each cluster's render says so, in its words.
+        return [[clusters[name]] for name in sorted(requests)]
+    return [[clusters[n] for n in names] for names in grouped.values()]
 
 
 async def _agent_render(definition: AppDefinition, request: RenderRequest) -> DesiredState:

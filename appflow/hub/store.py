@@ -166,7 +166,11 @@ class HubStore:
         live_writers: Callable[[], Collection[str]] | None = None,
         revision_limit: int = REVISION_LIMIT,
         history_limit: int = HISTORY_LIMIT,
+        content_of: HubStore | None = None,
     ) -> None:
+        """CONTENT_OF: another view of the same workspace whose content store and memory of
+        renders this one shares (a replica's push-only view records the revisions its whole
+        view stages: what one wrote, the other need not read back from the hub)."""
         self.kube = kube
         self.workspace = workspace
         self.writer = writer
@@ -177,12 +181,14 @@ class HubStore:
         self.live_writers = live_writers
         self.revision_limit = revision_limit
         self.history_limit = history_limit
-        self.content = ContentStore(kube, workspace)
+        self.content: ContentStore = (
+            content_of.content if content_of else ContentStore(kube, workspace)
+        )
         self._local = threading.local()
         self._ids = itertools.count(1)
         self._syncs: dict[int, tuple[str, str, int]] = {}
-        self._lock = threading.Lock()
-        self._renders: dict[str, list[JsonObject]] = {}
+        self._lock: threading.Lock = content_of._lock if content_of else threading.Lock()
+        self._renders: dict[str, list[JsonObject]] = content_of._renders if content_of else {}
         self._token_used: dict[str, float] = {}
         self._sync_locks: dict[tuple[str, str], SyncLock] = {}
         self._locks_guard = threading.Lock()
@@ -680,18 +686,24 @@ class HubStore:
         previous = entries[-1].get("rendered") if entries else None
         base = self._cluster_indexes(str(previous)) if previous else {}
         by_render: dict[str, str] = {}
+        digested: dict[tuple[int, ...], tuple[str, str]] = {}
         lines: list[JsonObject] = []
         for cluster in sorted(rendered):
             objects = rendered[cluster]
-            key = hashlib.sha256(json.dumps(objects, sort_keys=True).encode()).hexdigest()
+            # Clusters that share a render hold the same objects (hub.publish): digested
+            # once, not once per cluster (the objects live until this returns, so their ids
+            # name them).
+            same = tuple(map(id, objects))
+            if same not in digested:
+                digested[same] = (
+                    hashlib.sha256(json.dumps(objects, sort_keys=True).encode()).hexdigest(),
+                    fmt.render_digest(objects),
+                )
+            key, render_digest = digested[same]
             index = by_render.get(key)
             if index is None:
                 index = by_render[key] = self.put_objects(objects, base=base.get(cluster))
-            line: JsonObject = {
-                "cluster": cluster,
-                "index": index,
-                "renderDigest": fmt.render_digest(objects),
-            }
+            line: JsonObject = {"cluster": cluster, "index": index, "renderDigest": render_digest}
             if rendered_on(objects) == "agent":
                 line["renderOn"] = "agent"  # what the agent is sent: inputs, not objects
             lines.append(line)
