@@ -233,6 +233,9 @@ class Point:
     """AppFlowDeployments per second a client making only them gets from this hub now."""
     requests: dict[str, int] = field(default_factory=dict)
     """Requests the API server served while the clock ran (its /metrics), by verb and kind."""
+    controller_cpu: float = 0.0
+    """CPU seconds the replicas used while the clock ran (all of them together)."""
+    load_end: str = ""
 
     @property
     def floor_seconds(self) -> float:
@@ -491,6 +494,7 @@ def run_point(
     db_before = hub.etcd_db.stat().st_size
     requests_before = request_counts(hub.kubeconfig)
     point.load = _load()
+    replicas_before = sum(cpu_seconds(p.pid) for p, _ in processes)
     started = time.monotonic()
     asyncio.run(register_repo(store, name="bench", url=url, ref="main", paths=("apps",)))
     _log(f"  {apps} AppFlows created; waiting for {expected} desired states")
@@ -498,6 +502,8 @@ def run_point(
         stop.set()
         raise SystemExit(f"not every desired state was written within 30 minutes ({workspace})")
     point.seconds = time.monotonic() - started
+    point.controller_cpu = sum(cpu_seconds(p.pid) for p, _ in processes) - replicas_before
+    point.load_end = _load()
     requests_after = request_counts(hub.kubeconfig)
     point.requests = {
         k: int(v - requests_before.get(k, 0.0))
@@ -536,8 +542,8 @@ def run_point(
             "v1", "Namespace", label_selector=f"{LABEL_WORKSPACE}={workspace}"
         ):
             cleanup.delete_sync("v1", "Namespace", ns["metadata"]["name"])
-        for ns in (workspace, leases):
-            cleanup.delete_sync("v1", "Namespace", ns)
+        for name in (workspace, leases):
+            cleanup.delete_sync("v1", "Namespace", name)
     finally:
         cleanup.close()
     _log(f"  {json.dumps(asdict(point))}")
@@ -558,17 +564,19 @@ def report(points: list[Point], apps: int) -> None:
     print(f"\nhub bench: {apps} AppFlows (Helm chart, 3 environments, cluster-label templating)")
     print(f"machine: {os.cpu_count()} cores, load at the end {_load()}\n")
     header = (
-        "clusters replicas  deployments  seconds  floor s  x floor  apiserver CPU s  peak MB"
-        "  etcd CPU s  peak MB  etcd db +MB  bytes/deployment  content objs  renders  shares"
+        "clusters replicas  deployments  seconds  floor s  x floor  replicas CPU s"
+        "  apiserver CPU s  peak MB  etcd CPU s  peak MB  etcd db +MB  bytes/deployment"
+        "  content objs  renders  shares  load (start -> end)"
     )
     print(header)
     for p in points:
         print(
             f"{p.clusters:8d} {p.replicas:8d} {p.deployments:12d} {p.seconds:8.1f} "
             f"{p.floor_seconds:8.1f} {p.seconds / p.floor_seconds if p.floor_seconds else 0:8.2f} "
-            f"{p.apiserver_cpu:16.1f} {p.apiserver_peak_rss / mb:8.0f} {p.etcd_cpu:11.1f} "
+            f"{p.controller_cpu:15.1f} {p.apiserver_cpu:16.1f} {p.apiserver_peak_rss / mb:8.0f} {p.etcd_cpu:11.1f} "
             f"{p.etcd_peak_rss / mb:8.0f} {p.etcd_db_growth / mb:12.1f} "
             f"{p.bytes_per_deployment:17.0f} {p.content_objects:13d} {p.renders:8d}  {p.shares}"
+            f"  {p.load} -> {p.load_end}"
         )
     for p in points:
         top = sorted(p.requests.items(), key=lambda kv: -kv[1])[:8]
