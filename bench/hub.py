@@ -538,10 +538,10 @@ def run_point(
     try:
         from appflow.model.hub import LABEL_WORKSPACE
 
-        for ns in cleanup.list_sync(
+        for found in cleanup.list_sync(
             "v1", "Namespace", label_selector=f"{LABEL_WORKSPACE}={workspace}"
         ):
-            cleanup.delete_sync("v1", "Namespace", ns["metadata"]["name"])
+            cleanup.delete_sync("v1", "Namespace", found["metadata"]["name"])
         for name in (workspace, leases):
             cleanup.delete_sync("v1", "Namespace", name)
     finally:
