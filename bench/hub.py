@@ -455,7 +455,14 @@ def floor_rate(hub: Hub, count: int) -> float:
 
 
 def run_point(
-    hub: Hub, work: Path, *, apps: int, clusters: int, replicas: int, profile: Path | None = None
+    hub: Hub,
+    work: Path,
+    *,
+    apps: int,
+    clusters: int,
+    replicas: int,
+    profile: Path | None = None,
+    floor_sample: int = 2000,
 ) -> Point:
     from appflow.engine.repos import register_repo
     from appflow.hub.store import HubStore
@@ -464,7 +471,7 @@ def run_point(
     point = Point(apps=apps, clusters=clusters, replicas=replicas)
     # The floor, measured moments before, under the same load: a shared machine's absolute
     # seconds mean little, the ratio to what the API server takes at best means more.
-    point.floor_rate = floor_rate(hub, min(apps * clusters, 2000))
+    point.floor_rate = floor_rate(hub, min(apps * clusters, floor_sample))
     workspace = f"bench-{secrets.token_hex(3)}"
     leases = f"{workspace}-leases"
     kube = KubeCluster(
@@ -623,6 +630,12 @@ def main() -> None:
     parser.add_argument(
         "--replicas", default="1,3", help="Replica counts run at the largest cluster count."
     )
+    parser.add_argument(
+        "--floor",
+        type=int,
+        default=2000,
+        help="AppFlowDeployments the floor's client creates before each point (its rate).",
+    )
     parser.add_argument("--json", type=Path, help="Also write every point here.")
     parser.add_argument(
         "--keep", type=Path, help="Keep the hub sandbox in this folder (reused when it runs)."
@@ -653,6 +666,7 @@ def main() -> None:
                             clusters=clusters,
                             replicas=1,
                             profile=args.profile,
+                            floor_sample=args.floor,
                         )
                     )
             for replicas in replica_counts:
@@ -665,6 +679,7 @@ def main() -> None:
                             clusters=max(counts),
                             replicas=replicas,
                             profile=args.profile,
+                            floor_sample=args.floor,
                         )
                     )
     finally:
