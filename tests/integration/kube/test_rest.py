@@ -232,6 +232,37 @@ def test_server_side_apply_dry_run_apply_and_conflict(sandbox: Sandbox) -> None:
                 kube.apply_sync({**wanted, "metadata": {"name": "nowhere"}})
 
 
+def test_create_dry_run_create_named_by_the_server_and_exists(sandbox: Sandbox) -> None:
+    kubeconfig = sandbox.clusters[0].kubeconfig
+    with connected("creator", kubeconfig) as kube:
+        assert kube.reads_directly
+        with fresh_namespace(sandbox.kube(0), prefix="rest") as ns:
+            wanted = configmap("created", ns, {"t": "x"})
+            dry = kube.create_sync(wanted, dry_run=True)
+            assert dry is not None
+            assert dry["data"] == {"key": "created"}
+            assert kube.get_sync("v1", "ConfigMap", "created", ns) is None
+
+            created = kube.create_sync(wanted)
+            assert created is not None
+            theirs = kubectl_json(
+                kubeconfig, "get", "configmap", "created", "-n", ns, "--show-managed-fields"
+            )
+            same_object(created, theirs)
+            assert [m["manager"] for m in theirs["metadata"]["managedFields"]] == ["appflow"]
+            # One of that name exists: None, and the stored object is untouched.
+            assert kube.create_sync({**wanted, "data": {"key": "other"}}) is None
+            assert kube.get_sync("v1", "ConfigMap", "created", ns)["data"] == {"key": "created"}
+
+            # A hook's run: the API server picks the name.
+            hook = configmap("", ns, {"t": "hook"})
+            hook["metadata"] = {"generateName": "hook-", "namespace": ns}
+            named = kube.create_sync(hook)
+            assert named is not None
+            assert named["metadata"]["name"].startswith("hook-")
+            assert kube.get_sync("v1", "ConfigMap", named["metadata"]["name"], ns) is not None
+
+
 def test_discovery_is_kept_for_the_next_process_and_read_again_when_old_or_lacking(
     sandbox: Sandbox,
 ) -> None:
