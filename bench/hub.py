@@ -450,8 +450,22 @@ def floor_rate(hub: Hub, count: int) -> float:
         list(pool.map(one, range(count)))
     rate = count / (time.monotonic() - started)
     kube.delete_sync("v1", "Namespace", namespace)
+    wait_deleted(kube, [namespace])
     kube.close()
     return rate
+
+
+def wait_deleted(kube: Any, namespaces: Sequence[str], *, seconds: float = 900) -> None:
+    """Wait until NAMESPACES are gone: the namespace controller deletes their objects through
+    the same API server, and must not do so while the next point's clock runs."""
+    deadline = time.monotonic() + seconds
+    left = set(namespaces)
+    while left and time.monotonic() < deadline:
+        left = {n for n in left if kube.get_sync("v1", "Namespace", n) is not None}
+        if left:
+            time.sleep(1.0)
+    if left:
+        _log(f"  {len(left)} namespace(s) still being deleted after {seconds:.0f}s")
 
 
 def run_point(
@@ -545,12 +559,15 @@ def run_point(
     try:
         from appflow.model.hub import LABEL_WORKSPACE
 
-        for found in cleanup.list_sync(
-            "v1", "Namespace", label_selector=f"{LABEL_WORKSPACE}={workspace}"
-        ):
-            cleanup.delete_sync("v1", "Namespace", found["metadata"]["name"])
-        for name in (workspace, leases):
+        deleted = [
+            str(found["metadata"]["name"])
+            for found in cleanup.list_sync(
+                "v1", "Namespace", label_selector=f"{LABEL_WORKSPACE}={workspace}"
+            )
+        ] + [workspace, leases]
+        for name in deleted:
             cleanup.delete_sync("v1", "Namespace", name)
+        wait_deleted(cleanup, deleted)
     finally:
         cleanup.close()
     _log(f"  {json.dumps(asdict(point))}")
