@@ -20,7 +20,8 @@ import base64
 import json
 import logging
 import random
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -173,9 +174,15 @@ async def collect_tokens(
 
 
 def cluster_manifest(
-    *, name: str, workspace: str, kind: str, labels: dict[str, str], identity: str | None
+    *,
+    name: str,
+    workspace: str,
+    kind: str,
+    labels: dict[str, str],
+    identity: str | None,
+    token: str | None = None,
 ) -> Manifest:
-    annotations = {reg.ANNOTATION_IDENTITY: identity} if identity else {}
+    annotations = _registered(identity, token) if identity else {}
     return {
         "apiVersion": API_VERSION,
         "kind": "Cluster",
@@ -186,6 +193,15 @@ def cluster_manifest(
             "annotations": annotations,
         },
         "spec": {"kind": kind, "mode": "pull"},
+    }
+
+
+def _registered(identity: str, token: str | None) -> dict[str, str]:
+    """A registered Cluster's annotations: who registered it, and with which token (so that
+    a retry after a lost answer is known: ``model.registration.answer_lost``)."""
+    return {
+        reg.ANNOTATION_IDENTITY: identity,
+        **({reg.ANNOTATION_REGISTERED_WITH: token} if token else {}),
     }
 
 
@@ -284,6 +300,8 @@ class _Plan:
     name: str
     existing: Manifest | None
     labels: dict[str, str]
+    again: bool = False
+    """It repeats a registration whose answer was lost: no other use of the token is counted."""
 
 
 async def _load_token(
@@ -305,9 +323,19 @@ async def _plan(
     kube: KubeCluster, options: RegistrationOptions, text: str, facts: reg.ClusterFacts
 ) -> _Plan:
     token, secret, rv = await _load_token(kube, options.workspace, text)
-    token.check(secret, now=_now())
+    if not token.matches(secret):
+        token.check(secret, now=_now())  # says why, before anything else is read
     name = token.cluster or reg.cluster_name_for(facts.identity, prefix=token.name_prefix)
     existing = await kube.get(API_VERSION, "Cluster", name, options.workspace)
+    lease = (
+        await kube.get(
+            LEASE_API, "Lease", reg.AGENT_NAME, cluster_namespace(options.workspace, name)
+        )
+        if existing is not None
+        else None
+    )
+    again = reg.answer_lost(existing, lease, token=token.id, identity=facts.identity)
+    token.check(secret, now=_now(), again=again)
     if token.cluster and existing is None:
         raise AuthError(
             f"the cluster this token was made for, {name}, was removed from the hub",
@@ -333,7 +361,9 @@ async def _plan(
                 " this cluster under another name",
             )
         labels = {**labels, **(meta.get("labels") or {})}
-    return _Plan(token=token, resource_version=rv, name=name, existing=existing, labels=labels)
+    return _Plan(
+        token=token, resource_version=rv, name=name, existing=existing, labels=labels, again=again
+    )
 
 
 async def check_registration(
@@ -344,22 +374,79 @@ async def check_registration(
     return (await _plan(kube, options, token, facts)).name
 
 
-async def _claim(
-    kube: KubeCluster, options: RegistrationOptions, plan: _Plan, text: str
-) -> reg.RegistrationToken:
-    """Count one use of the token; a concurrent use makes this re-read and re-check."""
-    token, rv = plan.token, plan.resource_version
+@dataclass
+class _Claims:
+    """Uses of one token asked for at once in this process, claimed in one write.
+
+    A batch of devices registering together all count uses of the same token Secret: each
+    claiming on its own, all but one of N concurrent writes conflict and read and write
+    again (O(N) requests per registration). Here the waiting claims are granted together:
+    one read and one conditional write for the lot (other processes' writes still conflict
+    and are retried: the count stays exact across agent API replicas)."""
+
+    waiting: list[tuple[str, asyncio.Future[reg.RegistrationToken]]] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+
+
+_CLAIMS: dict[tuple[str, str], _Claims] = {}
+
+
+async def _claim(kube: KubeCluster, options: RegistrationOptions, plan: _Plan, text: str) -> None:
+    """Count one use of the token (with the other uses asked for meanwhile: ``_Claims``)."""
+    key = (options.workspace, plan.token.id)
+    claims = _CLAIMS.setdefault(key, _Claims())
+    done: asyncio.Future[reg.RegistrationToken] = asyncio.get_running_loop().create_future()
+    claims.waiting.append((text, done))
+    if claims.task is None or claims.task.done():
+        claims.task = asyncio.create_task(_grant(kube, options.workspace, key, claims))
+    await done
+
+
+async def _grant(kube: KubeCluster, workspace: str, key: tuple[str, str], claims: _Claims) -> None:
+    try:
+        while claims.waiting:
+            batch, claims.waiting = claims.waiting, []
+            try:
+                await _grant_batch(kube, workspace, batch)
+            except AppflowError as err:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(err)
+    finally:
+        if not claims.waiting:
+            _CLAIMS.pop(key, None)
+
+
+async def _grant_batch(
+    kube: KubeCluster,
+    workspace: str,
+    batch: list[tuple[str, asyncio.Future[reg.RegistrationToken]]],
+) -> None:
+    """Grant as many of BATCH as the token has uses left, in one conditional write; the rest
+    hear that it is used up."""
+    text = batch[0][0]
     for attempt in range(100):
-        used = replace(token, uses=token.uses + 1)
+        token, secret, rv = await _load_token(kube, workspace, text)
+        token.check(secret, now=_now())
+        room = len(batch) if token.max_uses is None else token.max_uses - token.uses
+        granted, refused = batch[:room], batch[room:]
+        used = replace(token, uses=token.uses + len(granted))
         try:
-            await _write_token(kube, options.workspace, used, resource_version=rv)
-            return used
+            await _write_token(kube, workspace, used, resource_version=rv)
         except ConflictError:
-            # A batch of devices registering at once: spread the retries out.
+            # Another agent API replica claimed meanwhile: spread the retries out.
             await asyncio.sleep(random.uniform(0, min(0.5, 0.02 * (attempt + 1))))
-            token, secret, rv = await _load_token(kube, options.workspace, text)
-            token.check(secret, now=_now())
-    raise AuthError(f"registration token {token.id} is busy; try again", hint="retry in a moment")
+            continue
+        for _, done in granted:
+            done.set_result(used)
+        for _, done in refused:
+            try:
+                used.check(secret, now=_now())
+            except AuthError as err:
+                done.set_exception(err)
+        return
+    token_id = reg.parse_token(text)[0]
+    raise AuthError(f"registration token {token_id} is busy; try again", hint="retry in a moment")
 
 
 async def register(
@@ -371,7 +458,14 @@ async def register(
 ) -> Registration:
     """Exchange TOKEN for the credential of the cluster FACTS describe (see the module doc)."""
     plan = await _plan(kube, options, token, facts)
-    await _claim(kube, options, plan, token)
+    if plan.again:
+        log.info(
+            "cluster %s registers again with token %s (its answer was lost)",
+            plan.name,
+            plan.token.id,
+        )
+    else:
+        await _claim(kube, options, plan, token)
     name, workspace = plan.name, options.workspace
     namespace = cluster_namespace(workspace, name)
     try:
@@ -383,6 +477,7 @@ async def register(
                     kind=plan.token.kind,
                     labels=plan.labels,
                     identity=facts.identity,
+                    token=plan.token.id,
                 )
             )
         else:
@@ -391,10 +486,13 @@ async def register(
                 "Cluster",
                 name,
                 workspace,
-                {"metadata": {"annotations": {reg.ANNOTATION_IDENTITY: facts.identity}}},
+                {"metadata": {"annotations": _registered(facts.identity, plan.token.id)}},
             )
-        await _ensure_agent_objects(kube, workspace=workspace, cluster=name, namespace=namespace)
-        generation, anchor_uid = await _new_anchor(kube, namespace)
+        await _ensure_agent_objects(
+            kube, workspace=workspace, cluster=name, namespace=namespace, facts=facts
+        )
+        anchors = await _anchors(kube, namespace)
+        generation, anchor_uid = await _new_anchor(kube, namespace, known=anchors)
         issued = await request_token(
             kube,
             namespace=namespace,
@@ -402,14 +500,8 @@ async def register(
             seconds=int(options.credential_ttl.total_seconds()),
             bound_secret=(f"{reg.ANCHOR_PREFIX}{generation}", anchor_uid),
         )
-        await _retire_anchors(kube, namespace, keep=generation)
-        await kube.patch(
-            LEASE_API,
-            "Lease",
-            reg.AGENT_NAME,
-            namespace,
-            {"metadata": {"annotations": {reg.ANNOTATION_FACTS: json.dumps(facts.to_data())}}},
-        )
+        if anchors:  # a new namespace has none: nothing to list and retire
+            await _retire_anchors(kube, namespace, keep=generation)
         await _patch_cluster_status(
             kube,
             workspace,
@@ -443,8 +535,10 @@ async def register(
 
 
 async def _ensure_agent_objects(
-    kube: KubeCluster, *, workspace: str, cluster: str, namespace: str
+    kube: KubeCluster, *, workspace: str, cluster: str, namespace: str, facts: reg.ClusterFacts
 ) -> None:
+    """The cluster's namespace, its agent's ServiceAccount, Role, RoleBinding and heartbeat
+    Lease (holding the reported FACTS): created, or brought back to what they must be."""
     labels = _labels(**{LABEL_CLUSTER: cluster, LABEL_WORKSPACE: workspace})
     await kube.apply(
         {
@@ -455,11 +549,19 @@ async def _ensure_agent_objects(
         force=True,
     )
     meta = {"name": reg.AGENT_NAME, "namespace": namespace, "labels": labels}
-    await kube.apply({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}, force=True)
-    await kube.apply(
-        {"apiVersion": RBAC_API, "kind": "Role", "metadata": meta, "rules": reg.agent_rules()},
-        force=True,
+    # Independent of one another once the namespace exists: sent together.
+    await asyncio.gather(
+        kube.apply({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}, force=True),
+        kube.apply(
+            {"apiVersion": RBAC_API, "kind": "Role", "metadata": meta, "rules": reg.agent_rules()},
+            force=True,
+        ),
+        _bind(kube, meta, namespace),
+        _heartbeat_lease(kube, meta, labels, facts),
     )
+
+
+async def _bind(kube: KubeCluster, meta: Manifest, namespace: str) -> None:
     await kube.apply(
         {
             "apiVersion": RBAC_API,
@@ -476,16 +578,35 @@ async def _ensure_agent_objects(
         },
         force=True,
     )
-    # Created here, so that the agent needs no right to create Leases (create cannot be
-    # limited to one name); it only renews this one.
-    await kube.create(
+
+
+async def _heartbeat_lease(
+    kube: KubeCluster, meta: Manifest, labels: dict[str, str], facts: reg.ClusterFacts
+) -> None:
+    """Created here, so that the agent needs no right to create Leases (create cannot be
+    limited to one name); it only renews this one. The facts go in with the create (one
+    write), or onto the Lease a registration before made."""
+    annotations = {reg.ANNOTATION_FACTS: json.dumps(facts.to_data())}
+    created = await kube.create(
         {
             "apiVersion": LEASE_API,
             "kind": "Lease",
-            "metadata": {**meta, "labels": {**labels, reg.LABEL_AGENT: "heartbeat"}},
+            "metadata": {
+                **meta,
+                "labels": {**labels, reg.LABEL_AGENT: "heartbeat"},
+                "annotations": annotations,
+            },
             "spec": {"leaseDurationSeconds": DEFAULT_HEARTBEAT_SECONDS},
         }
     )
+    if created is None:
+        await kube.patch(
+            LEASE_API,
+            "Lease",
+            str(meta["name"]),
+            str(meta["namespace"]),
+            {"metadata": {"annotations": annotations}},
+        )
 
 
 async def _anchors(kube: KubeCluster, namespace: str) -> dict[int, Manifest]:
@@ -500,9 +621,14 @@ async def _anchors(kube: KubeCluster, namespace: str) -> dict[int, Manifest]:
     return out
 
 
-async def _new_anchor(kube: KubeCluster, namespace: str) -> tuple[int, str]:
-    """A new credential generation: its anchor Secret's number and uid."""
-    generation = max((await _anchors(kube, namespace)) or {0: {}}) + 1
+async def _new_anchor(
+    kube: KubeCluster, namespace: str, *, known: Mapping[int, Manifest] | None = None
+) -> tuple[int, str]:
+    """A new credential generation: its anchor Secret's number and uid (after the KNOWN
+    anchors, listed when not given)."""
+    generation = (
+        max((known if known is not None else await _anchors(kube, namespace)) or {0: {}}) + 1
+    )
     created = await kube.create(
         {
             "apiVersion": "v1",

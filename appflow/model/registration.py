@@ -18,6 +18,7 @@ import hmac
 import json
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -50,6 +51,8 @@ ANCHOR_PREFIX = "appflow-agent-credential-"
 LABEL_TOKEN = "appflow.dev/registration-token"
 LABEL_AGENT = "appflow.dev/agent"
 ANNOTATION_IDENTITY = "appflow.dev/cluster-identity"
+ANNOTATION_REGISTERED_WITH = "appflow.dev/registered-with"
+"""On a Cluster: the id of the token its agent registered with (a lost answer's retry)."""
 ANNOTATION_FACTS = "appflow.dev/agent-facts"
 ANNOTATION_CREDENTIAL = "appflow.dev/credential"
 """On the heartbeat Lease: the credential generation the agent uses now."""
@@ -143,8 +146,10 @@ class RegistrationToken:
     def matches(self, secret: str) -> bool:
         return hmac.compare_digest(self.secret_hash, hash_secret(secret))
 
-    def check(self, secret: str, *, now: datetime) -> None:
-        """Raise AuthError saying exactly why this token cannot register a cluster now."""
+    def check(self, secret: str, *, now: datetime, again: bool = False) -> None:
+        """Raise AuthError saying exactly why this token cannot register a cluster now.
+        AGAIN: the registration repeats one whose answer was lost (``answer_lost``): the use
+        it counted is its own, so a used-up token still serves it."""
         if not self.matches(secret):
             raise AuthError(
                 f"registration token {self.id} is not valid",
@@ -161,7 +166,7 @@ class RegistrationToken:
                 f"registration token {self.id} expired at {self.expires.isoformat()}",
                 hint="ask the hub's operator for a new token (appflow cluster token create)",
             )
-        if state == "used":
+        if state == "used" and not again:
             used = "was already used" if self.max_uses == 1 else f"was used {self.uses} times"
             raise AuthError(
                 f"registration token {self.id} {used}, its limit",
@@ -388,3 +393,26 @@ def check_pin(pin: str) -> str:
             hint="copy it from the install command `appflow cluster add` printed",
         )
     return value
+
+
+def answer_lost(
+    cluster: Mapping[str, Any] | None,
+    lease: Mapping[str, Any] | None,
+    *,
+    token: str,
+    identity: str,
+) -> bool:
+    """Whether registering the cluster IDENTITY with TOKEN (its id) repeats a registration
+    whose answer the agent never got (the connection dropped after the hub created the Cluster
+    and minted the credential): the Cluster CLUSTER was registered by the same cluster identity
+    with the same token, and its agent never renewed its heartbeat LEASE (an agent that got its
+    credential renews it at once). Such a retry gets a credential again without counting
+    another use of the token; anything else is a new registration."""
+    if cluster is None or not identity:
+        return False
+    annotations = (cluster.get("metadata") or {}).get("annotations") or {}
+    return (
+        annotations.get(ANNOTATION_IDENTITY) == identity
+        and annotations.get(ANNOTATION_REGISTERED_WITH) == token
+        and not ((lease or {}).get("spec") or {}).get("renewTime")
+    )

@@ -152,3 +152,43 @@ def test_the_agent_may_write_only_status_and_its_own_lease_and_token() -> None:
     assert not any(
         "secrets" in r["resources"] or "appflowcontents" in r["resources"] for r in rules
     )
+
+
+def registered(*, identity: str, token_id: str) -> dict[str, object]:
+    return {
+        "metadata": {
+            "annotations": {
+                reg.ANNOTATION_IDENTITY: identity,
+                reg.ANNOTATION_REGISTERED_WITH: token_id,
+            }
+        },
+    }
+
+
+UNRENEWED: dict[str, object] = {"spec": {"leaseDurationSeconds": 60}}
+
+
+def test_a_retry_after_a_lost_answer_is_the_same_cluster_with_the_same_token_unheard_of() -> None:
+    text, used = token(uses=1, max_uses=1)
+    _, secret = reg.parse_token(text)
+    cluster = registered(identity="uid-1", token_id=used.id)
+    assert reg.answer_lost(cluster, UNRENEWED, token=used.id, identity="uid-1")
+    # Its own use counted already: the used-up token still serves it, and only it.
+    used.check(secret, now=NOW, again=True)
+    with pytest.raises(AuthError, match="was already used"):
+        used.check(secret, now=NOW)
+    # Another cluster, another token, a cluster never registered, or one whose agent renewed
+    # its Lease (it got its credential: a replay must not mint another): a new registration.
+    assert not reg.answer_lost(cluster, UNRENEWED, token=used.id, identity="uid-2")
+    assert not reg.answer_lost(cluster, UNRENEWED, token="other", identity="uid-1")
+    assert not reg.answer_lost(None, None, token=used.id, identity="uid-1")
+    renewed = {"spec": {"renewTime": "2026-12-01T12:00:00.000000Z"}}
+    assert not reg.answer_lost(cluster, renewed, token=used.id, identity="uid-1")
+    assert not reg.answer_lost({"metadata": {}}, UNRENEWED, token=used.id, identity="uid-1")
+
+
+def test_a_retry_is_still_refused_when_the_token_expired_or_was_revoked() -> None:
+    for changes in ({"expires": NOW}, {"revoked": True}):
+        text, kept = token(uses=1, max_uses=1, **changes)
+        with pytest.raises(AuthError):
+            kept.check(reg.parse_token(text)[1], now=NOW, again=True)
