@@ -62,7 +62,7 @@ from appflow.agent import edge
 from appflow.agent.local import LocalSync
 from appflow.agent.runner import Agent, AgentOptions, register
 from appflow.agent.secrets import Revealed
-from appflow.errors import AppflowError
+from appflow.errors import AppflowError, NotFoundError
 from appflow.hub.crds import crd_manifests
 from appflow.hub.registration import create_token
 from appflow.kube.client import Connection, KubeCluster
@@ -549,10 +549,13 @@ async def write_deployments(
         namespace = cluster_namespace("appflow", cluster)
         async with gate:
             if exists:
-                await kube.patch(
-                    API_VERSION, "AppFlowDeployment", "bench-app", namespace, {"spec": spec}
-                )
-                return
+                try:
+                    await kube.patch(
+                        API_VERSION, "AppFlowDeployment", "bench-app", namespace, {"spec": spec}
+                    )
+                    return
+                except NotFoundError:
+                    pass  # a cluster that joined since the last commit
             created = await kube.create(
                 {
                     "apiVersion": API_VERSION,
