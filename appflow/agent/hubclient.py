@@ -36,7 +36,7 @@ from appflow.errors import (
 )
 from appflow.model import content as fmt
 from appflow.model.hub import API_VERSION
-from appflow.model.registration import AGENT_NAME, ca_pin
+from appflow.model.registration import AGENT_KEEPALIVE_SECONDS, AGENT_NAME, ca_pin
 
 LEASE_PATH = "/apis/coordination.k8s.io/v1"
 USER_AGENT = "appflow-agent"
@@ -152,6 +152,9 @@ class AgentApi:
             verify=ssl_context(ca),
             timeout=timeout,
             headers={"User-Agent": USER_AGENT},
+            # Shorter than the agent API's keep-alive (``server.agent_api``): a connection is
+            # never reused just as the server closes it.
+            limits=httpx.Limits(keepalive_expiry=AGENT_KEEPALIVE_SECONDS),
         )
         self.downloaded = 0
         """Bytes of content received, as sent (compressed)."""

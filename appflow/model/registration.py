@@ -50,6 +50,9 @@ ANCHOR_PREFIX = "appflow-agent-credential-"
 
 LABEL_TOKEN = "appflow.dev/registration-token"
 LABEL_AGENT = "appflow.dev/agent"
+AGENT_KEEPALIVE_SECONDS = 30.0
+"""How long an agent keeps an idle connection to the hub's agent API (the server keeps it
+longer: an agent never reuses a connection the server is closing)."""
 ANNOTATION_IDENTITY = "appflow.dev/cluster-identity"
 ANNOTATION_REGISTERED_WITH = "appflow.dev/registered-with"
 """On a Cluster: the id of the token its agent registered with (a lost answer's retry)."""

@@ -42,7 +42,7 @@ from appflow.hub.registration import (
 )
 from appflow.kube.client import Connection, KubeCluster
 from appflow.model.hub import DEFAULT_WORKSPACE, SYSTEM_NAMESPACE
-from appflow.model.registration import ClusterFacts
+from appflow.model.registration import AGENT_KEEPALIVE_SECONDS, ClusterFacts
 from appflow.paths import data_dir
 
 log = logging.getLogger("appflow.agent_api")
@@ -213,6 +213,12 @@ async def serve_agent_api(options: AgentApiOptions, *, stop: asyncio.Event | Non
                     ssl_keyfile=str(key),
                     timeout_graceful_shutdown=5,
                     backlog=4096,
+                    # uvicorn's 5 s default also times the first request of a new connection:
+                    # a thousand agents fetching a commit's content at once, over TLS on a
+                    # busy machine, lost theirs to it ("disconnected without a response").
+                    # Longer than the agents' own keep-alive, so they never reuse a connection
+                    # the server is closing.
+                    timeout_keep_alive=int(AGENT_KEEPALIVE_SECONDS * 2),
                 )
             )
             log.info(
