@@ -20,6 +20,7 @@ import base64
 import json
 import logging
 import random
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -149,9 +150,16 @@ async def revoke_token(
 
 
 async def _write_token(
-    kube: KubeCluster, workspace: str, token: reg.RegistrationToken, *, resource_version: str | None
+    kube: KubeCluster,
+    workspace: str,
+    token: reg.RegistrationToken,
+    *,
+    resource_version: str | None,
+    claim: str = "",
 ) -> None:
-    patch: dict[str, Any] = {"stringData": reg.token_to_data(token)}
+    patch: dict[str, Any] = {
+        "stringData": {**reg.token_to_data(token), **({"lastClaim": claim} if claim else {})}
+    }
     if resource_version:
         patch["metadata"] = {"resourceVersion": resource_version}
     await kube.patch("v1", "Secret", reg.token_secret_name(token.id), workspace, patch)
@@ -431,12 +439,19 @@ async def _grant_batch(
         room = len(batch) if token.max_uses is None else token.max_uses - token.uses
         granted, refused = batch[:room], batch[room:]
         used = replace(token, uses=token.uses + len(granted))
+        claim = secrets.token_hex(8)
         try:
-            await _write_token(kube, workspace, used, resource_version=rv)
+            await _write_token(kube, workspace, used, resource_version=rv, claim=claim)
         except ConflictError:
             # Another agent API replica claimed meanwhile: spread the retries out.
             await asyncio.sleep(random.uniform(0, min(0.5, 0.02 * (attempt + 1))))
             continue
+        except AppflowError:
+            # The write's answer was lost (a timeout, a dropped connection): it counts if it
+            # landed, which the claim's mark on the token says; else it is retried.
+            if not await _claim_landed(kube, workspace, token.id, claim):
+                await asyncio.sleep(random.uniform(0, min(0.5, 0.02 * (attempt + 1))))
+                continue
         for _, done in granted:
             done.set_result(used)
         for _, done in refused:
@@ -447,6 +462,32 @@ async def _grant_batch(
         return
     token_id = reg.parse_token(text)[0]
     raise AuthError(f"registration token {token_id} is busy; try again", hint="retry in a moment")
+
+
+async def _claim_landed(kube: KubeCluster, workspace: str, token_id: str, claim: str) -> bool:
+    try:
+        found = await kube.get("v1", "Secret", reg.token_secret_name(token_id), workspace)
+    except AppflowError:
+        return False
+    mark = ((found or {}).get("data") or {}).get("lastClaim")
+    return bool(mark) and base64.b64decode(str(mark)).decode() == claim
+
+
+async def _unclaim(kube: KubeCluster, workspace: str, text: str) -> None:
+    """Give back a use whose registration failed before its Cluster existed (its retry would
+    not be known as one and would count again). Best effort: a failure is logged."""
+    for _ in range(20):
+        try:
+            token, _, rv = await _load_token(kube, workspace, text)
+            await _write_token(
+                kube, workspace, replace(token, uses=max(0, token.uses - 1)), resource_version=rv
+            )
+            return
+        except ConflictError:
+            await asyncio.sleep(random.uniform(0, 0.2))
+        except AppflowError as err:
+            log.warning("giving back a use of a registration token failed: %s", err)
+            return
 
 
 async def register(
@@ -469,25 +510,7 @@ async def register(
     name, workspace = plan.name, options.workspace
     namespace = cluster_namespace(workspace, name)
     try:
-        if plan.existing is None:
-            await kube.create(
-                cluster_manifest(
-                    name=name,
-                    workspace=workspace,
-                    kind=plan.token.kind,
-                    labels=plan.labels,
-                    identity=facts.identity,
-                    token=plan.token.id,
-                )
-            )
-        else:
-            await kube.patch(
-                API_VERSION,
-                "Cluster",
-                name,
-                workspace,
-                {"metadata": {"annotations": _registered(facts.identity, plan.token.id)}},
-            )
+        await _cluster_for(kube, plan, facts, workspace=workspace, text=token)
         await _ensure_agent_objects(
             kube, workspace=workspace, cluster=name, namespace=namespace, facts=facts
         )
@@ -532,6 +555,38 @@ async def register(
         generation=generation,
         heartbeat_seconds=options.heartbeat_seconds,
     )
+
+
+async def _cluster_for(
+    kube: KubeCluster, plan: _Plan, facts: reg.ClusterFacts, *, workspace: str, text: str
+) -> None:
+    """The registering cluster's Cluster, created (batch tokens) or marked as registered by
+    FACTS' identity with this token. A failure before it exists gives the claimed use back:
+    without a Cluster, the agent's retry would not be known as one."""
+    if plan.existing is not None:
+        await kube.patch(
+            API_VERSION,
+            "Cluster",
+            plan.name,
+            workspace,
+            {"metadata": {"annotations": _registered(facts.identity, plan.token.id)}},
+        )
+        return
+    try:
+        await kube.create(
+            cluster_manifest(
+                name=plan.name,
+                workspace=workspace,
+                kind=plan.token.kind,
+                labels=plan.labels,
+                identity=facts.identity,
+                token=plan.token.id,
+            )
+        )
+    except AppflowError:
+        if not plan.again:
+            await _unclaim(kube, workspace, text)
+        raise
 
 
 async def _ensure_agent_objects(
