@@ -18,10 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-DEBUG_ENV = "APPFLOW_DEBUG"
-INTERNAL_ERROR_EXIT = 70
-"""EX_SOFTWARE: appflow failed by a fault of its own, not of its input."""
-
 OUTPUT_FORMATS = ("table", "json", "yaml")
 
 
@@ -163,7 +159,7 @@ def _typed(name: str, value: str) -> object | None:
 
 
 def _failed(err: Exception) -> int:
-    from appflow.cli.printing import say_bug, say_error
+    from appflow.cli.printing import DEBUG_ENV, INTERNAL_ERROR_EXIT, say_bug, say_error
     from appflow.errors import AppflowError
 
     if isinstance(err, AppflowError):

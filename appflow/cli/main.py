@@ -17,7 +17,7 @@ import sys
 import click
 
 from appflow import __version__
-from appflow.cli.entry import DEBUG_ENV, INTERNAL_ERROR_EXIT
+from appflow.cli.printing import DEBUG_ENV, INTERNAL_ERROR_EXIT
 from appflow.errors import AppflowError
 
 LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {

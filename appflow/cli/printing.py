@@ -24,6 +24,11 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
+DEBUG_ENV = "APPFLOW_DEBUG"
+"""Set, an error that is appflow's own fault shows its traceback (as --debug does)."""
+INTERNAL_ERROR_EXIT = 70
+"""EX_SOFTWARE: appflow failed by a fault of its own, not of its input."""
+
 # The styles appflow's own markup uses; anything else in brackets is text (an error may
 # quote `[--all]` or a list).
 _STYLE = r"(?:bold|dim|red|green|yellow|cyan|magenta)"

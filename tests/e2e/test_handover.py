@@ -51,7 +51,8 @@ def fresh(fleet: Fleet, *args: str, entry: tuple[str, ...] = ("-m", "appflow"), 
 def timeless(text: str) -> str:
     """TEXT without the seconds a sync took (the only part that differs between runs)."""
     text = re.sub(r" in \d+\.\d+s", " in Xs", text)
-    return re.sub(r'"seconds": [0-9.]+', '"seconds": X', text)
+    text = re.sub(r'"seconds": [0-9.]+', '"seconds": X', text)
+    return re.sub(r"(?m)^( *)seconds: [0-9.]+$", r"\1seconds: X", text)
 
 
 def last_sync_pids(fleet: Fleet, app: str, count: int) -> set[int]:
