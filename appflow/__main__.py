@@ -1,5 +1,5 @@
 """`python -m appflow`: the same as the `appflow` command."""
 
-from appflow.cli.main import main
+from appflow.cli.entry import main
 
 main()

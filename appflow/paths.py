@@ -10,7 +10,6 @@ private repositories and rendered Secrets.
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 from functools import cache
 from pathlib import Path
@@ -94,6 +93,8 @@ def key_file(path: Path, *, size: int = 32) -> bytes:
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    import secrets  # here: a fresh `appflow status` reads no key, and pays for no hmac
+
     fresh = secrets.token_bytes(size)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

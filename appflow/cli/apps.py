@@ -11,17 +11,19 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from appflow.cli.common import engine_session, run, store_session
-from appflow.cli.output import (
-    console,
-    emit,
-    err_console,
-    new_table,
-    output_option,
-    progress_status,
+from appflow.cli.output import console, emit, err_console, output_option
+from appflow.cli.printing import progress
+from appflow.cli.reports import (
+    hook_data,
+    print_notes,
+    print_problems,
+    print_report,
+    print_status,
+    print_sync,
 )
 from appflow.errors import ConfigError, NotFoundError
 from appflow.model.giturl import redact_url
-from appflow.model.summary import ClusterSummary, HookNote, SyncAsk, SyncSummary, hook_note
+from appflow.model.summary import ClusterSummary, SyncAsk, hook_note
 
 if TYPE_CHECKING:
     from appflow.engine.batch import BatchResult
@@ -30,18 +32,6 @@ if TYPE_CHECKING:
 # What a command needs is imported inside it: `appflow status --cached` reads the store
 # and prints, and must not pay for the engine, the Kubernetes client or git; a sync a
 # running `appflow serve` takes over needs none of them either.
-
-STATE_STYLE = {
-    "Ready": "green",
-    "NotReady": "yellow",
-    "WaitApplied": "cyan",
-    "ErrApplied": "red",
-    "OutOfSync": "yellow",
-    "Modified": "magenta",
-    "Missing": "red",
-    "Orphaned": "yellow",
-    "Unknown": "dim",
-}
 
 
 @click.group()
@@ -313,96 +303,26 @@ def app_show(name: str, output: str, cached: bool, timeout: float) -> None:
     emit(data, output=output)
 
 
-def _print_report(report: SyncSummary) -> None:
-    _print_problems(report)
-    revision = f" revision {report.revision}" if report.revision else ""
-    for c in report.clusters:
-        style = STATE_STYLE.get(c.state, "")
-        summary = ", ".join(
-            f"{c.counts.get(action, 0)} {action}"
-            for action in ("created", "configured", "unchanged", "pruned")
-        )
-        if c.counts.get("kept"):
-            summary += f", {c.counts['kept']} kept"
-        if c.helm_revision is not None:
-            summary = f"helm release revision {c.helm_revision}"
-        console.print(
-            f"{report.app}{revision} -> {c.cluster}: [{style}]{c.state}[/] ({summary}) in {c.seconds:.2f}s",
-            highlight=False,
-        )
-        _print_notes(c)
-        # Kept on purpose (pruning off, keepResources): one line per reason, not per object.
-        for reason, count in c.kept_on_purpose.items():
-            console.print(f"    kept {count} objects: {reason}", highlight=False)
-        for owner, taken in sorted(c.taken_from.items()):
-            console.print(f"    took {', '.join(taken)} from app {owner}", highlight=False)
-
-
-def _print_notes(c: ClusterSummary) -> None:
-    """The hooks that ran, the failing objects, and the objects prune left in place."""
-    for hook in c.hooks:
-        console.print(f"    {hook.text}", highlight=False)
-    for f in c.failing[:10]:
-        console.print(f"    {f.object}: {f.message}", highlight=False)
-    if c.partial:
-        console.print(f"    [yellow]{c.partial}[/]", highlight=False)
-    for kept in c.kept:
-        console.print(f"    kept {kept.object}: {kept.message}", highlight=False)
-
-
-def _print_problems(report: SyncSummary) -> None:
-    for warning in report.warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}")
-    if report.blocked:
-        err_console.print(f"[bold red]sync of {report.app} refused before any change:[/]")
-        for err in report.blocked:
-            err_console.print(f"  - {err}", highlight=False)
-    for cluster, text in sorted({**report.unreachable, **report.failed, **report.busy}.items()):
-        err_console.print(f"[red]{cluster}:[/] {text}", highlight=False)
-    for cluster, why in sorted(report.held.items()):
-        err_console.print(f"[yellow]{cluster}:[/] held: {why}", highlight=False)
-    for cluster, why in sorted(report.waiting.items()):
-        err_console.print(f"[cyan]{cluster}:[/] WaitApplied: {why}", highlight=False)
-    if report.rollout_failed:
-        err_console.print(
-            f"[bold red]rollout of {report.app} failed:[/] {report.rollout_failed}", highlight=False
-        )
-    for r in report.rolled_back:
-        err_console.print(f"{r.cluster}: rolled back, {r.state}", highlight=False)
-
-
 def _do_sync(ask: SyncAsk, output: str) -> None:
-    from appflow.cli.handover import hand_over
+    from appflow.cli.common import chosen_hub
+    from appflow.cli.handover import HandedOver, hand_over
 
-    summaries: tuple[SyncSummary, ...]
-    errors: tuple[str, ...]
-    skipped: tuple[str, ...]
-    with progress_status("syncing...") as update:
+    with progress("syncing...") as update:
         # A running `appflow serve` of this home does it with its warm engine; --debug
-        # keeps the sync here, so its log is this terminal's.
-        handed = None if _debugging() else hand_over(ask, progress=update)
-        if handed is not None:
-            summaries, errors, skipped = handed.summaries, handed.errors, handed.skipped
-        else:
+        # keeps the sync here, so its log is this terminal's; a hub's syncs are its own.
+        handed = (
+            None if _debugging() or chosen_hub() is not None else hand_over(ask, progress=update)
+        )
+        if handed is None:
             result = _sync_here(ask, update)
-            summaries = tuple(r.summary() for r in result.reports)
-            errors = tuple(str(e) for e in result.errors)
-            skipped = result.skipped
-    if output == "table":
-        for report in summaries:
-            _print_report(report)
-    else:
-        emit([_report_data(r) for r in summaries], output=output)
-    for line in skipped:
-        err_console.print(f"[yellow]{line}[/]", highlight=False, soft_wrap=True)
-    for error in errors:
-        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-    if (
-        errors
-        or not all(r.ok for r in summaries)
-        or (ask.wait and not all(r.ready for r in summaries))
-    ):
-        sys.exit(1)
+            handed = HandedOver(
+                summaries=tuple(r.summary() for r in result.reports),
+                errors=tuple(str(e) for e in result.errors),
+                skipped=result.skipped,
+            )
+    code = print_sync(handed, ask=ask, output=output)
+    if code:
+        sys.exit(code)
 
 
 def _sync_here(ask: SyncAsk, progress: Any) -> BatchResult:
@@ -413,44 +333,6 @@ def _sync_here(ask: SyncAsk, progress: Any) -> BatchResult:
 def _debugging() -> bool:
     context = click.get_current_context(silent=True)
     return bool(context is not None and context.find_root().params.get("debug"))
-
-
-def _report_data(report: SyncSummary) -> dict[str, Any]:
-    return {
-        "app": report.app,
-        "revision": report.revision,
-        "blocked": list(report.blocked),
-        "unreachable": dict(report.unreachable),
-        "busy": dict(report.busy),
-        "failed": dict(report.failed),
-        "held": dict(report.held),
-        "warnings": list(report.warnings),
-        "waiting": dict(report.waiting),
-        "rolloutFailed": report.rollout_failed,
-        "clusters": [
-            {
-                "cluster": c.cluster,
-                "state": c.state,
-                "counts": dict(c.counts),
-                "health": c.health,
-                "errors": list(c.errors),
-                "hooks": [_hook_data(h) for h in c.hooks],
-                "takenFrom": {owner: list(refs) for owner, refs in c.taken_from.items()},
-                "seconds": round(c.seconds, 3),
-            }
-            for c in report.clusters
-        ],
-    }
-
-
-def _hook_data(hook: HookNote) -> dict[str, Any]:
-    return {
-        "hook": hook.hook,
-        "name": hook.name,
-        "outcome": hook.outcome,
-        "message": hook.message,
-        "deleted": hook.deleted,
-    }
 
 
 _sync_options = [
@@ -622,7 +504,7 @@ def app_rollback(name: str, to: int, wait: bool, timeout: float) -> None:
                 progress=status.update,
             )
         )
-    _print_report(report.summary())
+    print_report(report.summary())
     console.print(
         f"app {name} is pinned to revision {to}: no sync moves it from there; "
         f"`appflow app resume {name}` returns it to the source's revision",
@@ -655,7 +537,7 @@ def app_resume(name: str, wait: bool, timeout: float) -> None:
 
     with engine_session() as engine, err_console.status("resuming...") as status:
         report = run(engine.resume(name, options_from_policy=options, progress=status.update))
-    _print_report(report.summary())
+    print_report(report.summary())
     if not report.ok or (wait and not report.ready):
         sys.exit(1)
 
@@ -673,10 +555,10 @@ def app_delete(name: str, keep_objects: bool) -> None:
         if not keep_objects:
             reports = run(engine.uninstall(name))
             summary = reports.summary()
-            _print_problems(summary)
+            print_problems(summary)
             for c in summary.clusters:
                 console.print(f"{c.cluster}: {_removal(c)}", highlight=False)
-                _print_notes(c)
+                print_notes(c)
             if not reports.ok:
                 raise ConfigError(
                     f"app {name} was not deleted: it could not be removed from every cluster "
@@ -719,7 +601,7 @@ def app_test(name: str, clusters: tuple[str, ...], timeout: float, output: str) 
                         "cluster": r.cluster,
                         "passed": r.passed,
                         "tests": r.tests,
-                        "hooks": [_hook_data(hook_note(h)) for h in r.runs],
+                        "hooks": [hook_data(hook_note(h)) for h in r.runs],
                         "errors": [str(e) for e in r.errors],
                     }
                     for r in report.results
@@ -761,37 +643,7 @@ def status(cached: bool, timeout: float, output: str) -> None:
     )
     if data is None:
         data = _status_here(cached=cached, timeout=timeout)
-    if output != "table":
-        emit(data, output=output)
-        return
-    clusters = data["clusters"]
-    table = new_table(
-        [
-            "APP",
-            *(c["name"] + ("" if c["state"] == "Online" else f" ({c['state']})") for c in clusters),
-        ]
-    )
-    for a in data["apps"]:
-        row = [a["name"]]
-        for c in clusters:
-            d = a["deployments"].get(c["name"])
-            if d is None:
-                row.append("-")
-            else:
-                style = STATE_STYLE.get(d["state"], "")
-                # WaitApplied names the revision being applied (or interrupted).
-                shown = d["desiredRevision"] if d["state"] == "WaitApplied" else d["revision"]
-                rev = f" r{shown}" if shown else ""
-                row.append(f"[{style}]{d['state']}[/]{rev}")
-        table.add_row(*row)
-    console.print(table)
-    for a in data["apps"]:
-        for cluster_name, d in a["deployments"].items():
-            # Drift and a silent cluster say what they are in the message; failing
-            # objects, one line each.
-            lines = [d["message"]] if d["state"] in ("Modified", "Unknown") else []
-            for line in [*lines, *d["failing"][:5]]:
-                console.print(f"  {a['name']} on {cluster_name}: {line}", highlight=False)
+    print_status(data, output=output)
 
 
 def _status_here(*, cached: bool, timeout: float) -> dict[str, Any]:

@@ -10,9 +10,9 @@ from typing import Any, cast
 
 import click
 
-from appflow.cli.apps import _print_report
 from appflow.cli.common import engine_session, run, store_session
 from appflow.cli.output import console, emit, err_console, output_option
+from appflow.cli.reports import print_report, report_data
 from appflow.engine.catalog import entries as catalog_entries
 from appflow.engine.catalog import installs, values
 from appflow.engine.catalog.installs import InstallRequest, UpgradeRequest
@@ -223,11 +223,9 @@ def _nested(dotted: str, value: Any) -> dict[str, Any]:
 
 def _finish(report: AppSyncReport, wait: bool, output: str, extra: dict[str, Any]) -> None:
     if output == "table":
-        _print_report(report.summary())
+        print_report(report.summary())
     else:
-        from appflow.cli.apps import _report_data
-
-        emit({**extra, **_report_data(report.summary())}, output=output)
+        emit({**extra, **report_data(report.summary())}, output=output)
     if not report.ok or (wait and not report.ready):
         sys.exit(1)
 
@@ -364,7 +362,7 @@ def catalog_uninstall(name: str) -> None:
     """Remove install NAME from every cluster and forget it."""
     with engine_session() as engine, err_console.status("uninstalling...") as status:
         report = run(installs.uninstall(engine, name, progress=status.update))
-    _print_report(report.summary())
+    print_report(report.summary())
     if not report.ok:
         raise ConfigError(f"{name} was not uninstalled everywhere (see above); it is kept")
     console.print(f"uninstalled {name}")
@@ -542,4 +540,4 @@ def catalog_repo_update(names: tuple[str, ...], catalog_dir: Path | None) -> Non
 
         reports = run(apply_auto_upgrades(engine, _catalog_dir(catalog_dir)))
     for report in reports:
-        _print_report(report.summary())
+        print_report(report.summary())

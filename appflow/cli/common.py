@@ -25,21 +25,27 @@ hub_flag: str | None = None
 
 def chosen_hub() -> HubTarget | None:
     """The hub this command talks to (None: standalone SQLite)."""
+    # Standalone commands must not pay for the hub's imports (the Kubernetes client).
+    if not hub_asked(hub_flag):
+        return None
+    from appflow.hub.backend import chosen_hub as choose
+
+    return choose(hub_flag)
+
+
+def hub_asked(flag: str | None) -> bool:
+    """Whether a hub may be chosen (FLAG is --hub): by the flag, APPFLOW_HUB or a saved
+    hub context (`appflow hub use`). Cheap: it reads no kubeconfig."""
     import os
 
     from appflow.model.hub import ENV_HUB, HUB_CONTEXT_FILE
     from appflow.paths import data_dir
 
-    # Standalone commands must not pay for the hub's imports (the Kubernetes client).
-    if (
-        hub_flag is None
-        and not os.environ.get(ENV_HUB)
-        and not (data_dir() / HUB_CONTEXT_FILE).is_file()
-    ):
-        return None
-    from appflow.hub.backend import chosen_hub as choose
-
-    return choose(hub_flag)
+    return (
+        flag is not None
+        or bool(os.environ.get(ENV_HUB))
+        or (data_dir() / HUB_CONTEXT_FILE).is_file()
+    )
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

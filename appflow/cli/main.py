@@ -17,11 +17,8 @@ import sys
 import click
 
 from appflow import __version__
+from appflow.cli.printing import DEBUG_ENV, INTERNAL_ERROR_EXIT
 from appflow.errors import AppflowError
-
-DEBUG_ENV = "APPFLOW_DEBUG"
-INTERNAL_ERROR_EXIT = 70
-"""EX_SOFTWARE: appflow failed by a fault of its own, not of its input."""
 
 LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     # name: (module, attribute, the command's short help)
@@ -169,9 +166,9 @@ class AppflowGroup(click.Group):
         try:
             return super().invoke(ctx)
         except AppflowError as err:
-            from appflow.cli.output import err_console
+            from appflow.cli.printing import say_error
 
-            err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            say_error(str(err))
             sys.exit(1)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
@@ -179,16 +176,9 @@ class AppflowGroup(click.Group):
             # A bug: still one line, not a traceback. --debug (or APPFLOW_DEBUG=1) shows it.
             if ctx.params.get("debug") or os.environ.get(DEBUG_ENV):
                 raise
-            from appflow.cli.output import err_console
-            from appflow.redaction import scrub
+            from appflow.cli.printing import say_bug
 
-            err_console.print(
-                f"[bold red]error:[/] internal error in appflow: {type(err).__name__}: "
-                f"{scrub(str(err))}"
-                " (this is a bug: please report it; appflow --debug shows the traceback)",
-                highlight=False,
-                soft_wrap=True,
-            )
+            say_bug(err)
             sys.exit(INTERNAL_ERROR_EXIT)
 
 

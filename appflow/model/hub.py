@@ -8,7 +8,6 @@ and ``appflow/schemas/appflow.schema.json``.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -233,6 +232,8 @@ def cluster_namespace(workspace: str, cluster: str) -> str:
     The hash of both names keeps two workspaces' clusters apart however their names are cut
     to fit the 63 characters of a namespace name.
     """
+    import hashlib  # here: every fresh CLI reads this module's names, few hash one
+
     suffix = hashlib.sha256(f"{workspace}/{cluster}".encode()).hexdigest()[:6]
     stem = f"{workspace}-c-{cluster}"[: 63 - len(suffix) - 1].rstrip("-")
     return f"{stem}-{suffix}"

@@ -2,7 +2,7 @@
 the heavy packages (the kubernetes client, git, helm, the HTTP server's stack): their
 start-up is most of what such a command costs, so this keeps the win from silently
 regressing. With `appflow serve` running, the handed-over sync and status import not even
-the engine.
+the engine, nor click and rich (``appflow.cli.entry`` answers them).
 No timing is asserted: what is imported is."""
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ import atexit, json, sys
 def report():
     loaded = sorted({m.split(".")[0] for m in sys.modules} & set(HEAVY))
     engine = "appflow.engine.engine" in sys.modules
-    print("\\n" + json.dumps({"heavy": loaded, "engine": engine}), file=sys.stderr)
+    click = "click" in sys.modules or "rich" in sys.modules  # the CLI's own libraries
+    print("\\n" + json.dumps({"heavy": loaded, "engine": engine, "click": click}), file=sys.stderr)
 atexit.register(report)
-from appflow.cli.main import main
+from appflow.cli.entry import main
 main()
 """
 
@@ -66,8 +67,12 @@ def test_the_hot_path_imports_no_heavy_package(fleet: Fleet, space: Space, tmp_p
     with serving(fleet, tmp_path / "serve.log"):
         out, loaded = imported(fleet, "sync", app)
         assert " ".join(out.split()).count("0 created, 0 configured, 3 unchanged") == clusters
-        assert loaded == {"heavy": [], "engine": False}
+        # Answered by the entry point itself: not even click nor rich.
+        assert loaded == {"heavy": [], "engine": False, "click": False}
         out, loaded = imported(fleet, "status")
         assert app in out, out
         assert out.count("Ready") == clusters, out
-        assert loaded == {"heavy": [], "engine": False}
+        assert loaded == {"heavy": [], "engine": False, "click": False}
+        # What the entry point does not answer itself goes to click.
+        out, loaded = imported(fleet, "status", "--help")
+        assert loaded["click"] is True

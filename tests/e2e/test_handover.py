@@ -31,11 +31,15 @@ class Ran:
     stderr: str
 
 
-def fresh(fleet: Fleet, *args: str) -> Ran:
-    """`appflow ARGS` in a new process, as a user types it."""
+# The click command, without the entry point's fast path.
+THROUGH_CLICK = ("-c", "from appflow.cli.main import main; main()")
+
+
+def fresh(fleet: Fleet, *args: str, entry: tuple[str, ...] = ("-m", "appflow"), **env: str) -> Ran:
+    """`appflow ARGS` in a new process, as a user types it (ENTRY: how Python starts it)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "appflow", *args],
-        env=appflow_env(fleet),
+        [sys.executable, *entry, *args],
+        env={**appflow_env(fleet), **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -47,7 +51,8 @@ def fresh(fleet: Fleet, *args: str) -> Ran:
 def timeless(text: str) -> str:
     """TEXT without the seconds a sync took (the only part that differs between runs)."""
     text = re.sub(r" in \d+\.\d+s", " in Xs", text)
-    return re.sub(r'"seconds": [0-9.]+', '"seconds": X', text)
+    text = re.sub(r'"seconds": [0-9.]+', '"seconds": X', text)
+    return re.sub(r"(?m)^( *)seconds: [0-9.]+$", r"\1seconds: X", text)
 
 
 def last_sync_pids(fleet: Fleet, app: str, count: int) -> set[int]:
@@ -143,3 +148,49 @@ def test_a_running_daemon_answers_status_as_the_cli_would(
         cell = grid[1][0]["deployments"][first]  # type: ignore[index]
         assert cell["state"] == "Modified", cell
         assert cell["refreshed"] is True, cell
+
+
+def test_the_entry_point_answers_a_handed_over_form_exactly_as_click_does(
+    fleet: Fleet, space: Space, tmp_path: Path
+) -> None:
+    """Each form the entry point hands over itself prints what the click command prints
+    (handing it over too); a form it does not know, and a hub, are click's."""
+    app = synced_small_app(space, tmp_path / "app", "entry")
+    missing = f"no-such-{space.suffix}"
+    forms = [
+        ("sync", app),
+        ("sync", app, "-o", "yaml"),
+        ("sync", "--output=json", app, "--lock-timeout", "30"),
+        ("sync", missing),
+        ("sync", app, missing),
+        ("status", "--cached"),
+        ("status", "--cached", "-ojson"),
+        ("status", "--timeout", "20", "-o", "yaml"),
+    ]
+    with serving(fleet, tmp_path / "serve.log") as (daemon, _):
+        for args in forms:
+            by_click = fresh(fleet, *args, entry=THROUGH_CLICK)
+            by_entry = fresh(fleet, *args)
+            assert by_entry.returncode == by_click.returncode, (args, by_entry.stderr)
+            assert timeless(by_entry.stderr) == timeless(by_click.stderr), args
+            if args[0] == "sync":
+                assert timeless(by_entry.stdout) == timeless(by_click.stdout), args
+            else:  # other tests' apps come and go between the two
+                assert app in by_entry.stdout, args
+        assert last_sync_pids(fleet, app, 1) == {daemon.pid}
+        assert fresh(fleet, "sync", missing).returncode == 1
+        # A usage error is click's, worded by click.
+        bad = fresh(fleet, "sync", app, "--timeout", "soon")
+        assert bad.returncode == 2
+        assert "'soon' is not a valid float" in bad.stderr
+        # A hub named in the environment is not the daemon's: click reads it (and here
+        # says it cannot), the daemon syncs nothing.
+        hub = fresh(fleet, "sync", app, APPFLOW_HUB=str(tmp_path / "no-kubeconfig"))
+        assert hub.returncode == 1
+        assert hub.stderr.startswith("error:"), hub.stderr
+        assert (
+            hub.stderr
+            == fresh(
+                fleet, "sync", app, entry=THROUGH_CLICK, APPFLOW_HUB=str(tmp_path / "no-kubeconfig")
+            ).stderr
+        )
