@@ -31,6 +31,7 @@ from appflow.agent.edge import AGENT_NAMESPACE, LABEL_PART
 from appflow.kube.client import Connection, KubeCluster
 from appflow.model.hub import API_VERSION, ENV_WORKSPACE
 from tests.helpers import apply_hub_crds, eventually
+from tests.integration.agent.publish import deployment
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -384,3 +385,21 @@ def registration(hub: Hub, edge: int) -> dict[str, Any]:
 
 def registered_name(hub: Hub, edge: int) -> str:
     return str(registration(hub, edge).get("cluster", ""))
+
+
+def _part_of(hub: Hub, cluster: str, app: str, part: str) -> dict[str, Any]:
+    """PART ("spec" or "status") of APP's AppFlowDeployment for CLUSTER, as the hub holds it."""
+    kube = hub.fleet.hub_kube()
+    try:
+        found = deployment(kube, workspace=hub.workspace, cluster=cluster, app=app)
+        return dict(found.get(part) or {})
+    finally:
+        kube.close()
+
+
+def spec_of(hub: Hub, cluster: str, app: str) -> dict[str, Any]:
+    return _part_of(hub, cluster, app, "spec")
+
+
+def status_of(hub: Hub, cluster: str, app: str) -> dict[str, Any]:
+    return _part_of(hub, cluster, app, "status")

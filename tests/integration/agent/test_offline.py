@@ -19,9 +19,9 @@ from appflow import sandbox as sb
 from appflow.agent.edge import AGENT_NAMESPACE
 from appflow.model.hub import API_VERSION
 from tests.helpers import built_tool
-from tests.integration.agent.conftest import Hub, register_fleet, wait_for
+from tests.integration.agent.conftest import Hub, register_fleet, status_of, wait_for
 from tests.integration.agent.publish import deployment
-from tests.integration.agent.test_sync import live_value, publish_everywhere, ready, status_of
+from tests.integration.agent.test_sync import live_value, publish_everywhere, ready
 
 pytestmark = pytest.mark.cluster
 

@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.agent.conftest import Hub, register_fleet, wait_for
-from tests.integration.agent.publish import deployment
+from tests.integration.agent.conftest import Hub, register_fleet, spec_of, status_of, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -67,26 +66,6 @@ def label_nodes(hub: Hub, edge: int, label: str) -> None:
                 "",
                 {"metadata": {"labels": {label: "yes"}}},
             )
-    finally:
-        kube.close()
-
-
-def spec_of(hub: Hub, cluster: str, app: str) -> dict[str, Any]:
-    kube = hub.fleet.hub_kube()
-    try:
-        return dict(
-            deployment(kube, workspace=hub.workspace, cluster=cluster, app=app).get("spec") or {}
-        )
-    finally:
-        kube.close()
-
-
-def status_of(hub: Hub, cluster: str, app: str) -> dict[str, Any]:
-    kube = hub.fleet.hub_kube()
-    try:
-        return dict(
-            deployment(kube, workspace=hub.workspace, cluster=cluster, app=app).get("status") or {}
-        )
     finally:
         kube.close()
 

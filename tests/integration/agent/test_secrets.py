@@ -24,9 +24,15 @@ from appflow.model.agent import release_decision
 from appflow.model.hub import API_VERSION
 from appflow.secrets import age, sops
 from tests.helpers import built_tool
-from tests.integration.agent.conftest import Hub, free_port, register_fleet, wait_for
+from tests.integration.agent.conftest import (
+    Hub,
+    free_port,
+    register_fleet,
+    spec_of,
+    status_of,
+    wait_for,
+)
 from tests.integration.agent.publish import deployment, write_deployment
-from tests.integration.agent.test_sync import status_of
 
 pytestmark = pytest.mark.cluster
 
@@ -262,14 +268,6 @@ def edge_secret(hub: Hub, edge: int, name: str, namespace: str, key: str) -> str
     if found is None:
         return None
     return base64.b64decode(found["data"][key]).decode()
-
-
-def spec_of(hub: Hub, cluster: str, app: str) -> dict[str, Any]:
-    kube = hub.fleet.hub_kube()
-    try:
-        return deployment(kube, workspace=hub.workspace, cluster=cluster, app=app).get("spec") or {}
-    finally:
-        kube.close()
 
 
 def hub_objects_text(hub: Hub) -> str:

@@ -14,7 +14,7 @@ from appflow.kube.client import KubeCluster
 from appflow.model import content as fmt
 from appflow.model.agent import release_decision
 from appflow.model.hub import API_VERSION
-from tests.integration.agent.conftest import Hub, register_fleet, wait_for
+from tests.integration.agent.conftest import Hub, register_fleet, status_of, wait_for
 from tests.integration.agent.publish import deployment, desired, write_deployment
 
 pytestmark = pytest.mark.cluster
@@ -43,16 +43,6 @@ def app_objects(namespace: str, *, value: str, replicas: int = 1) -> list[dict[s
             },
         },
     ]
-
-
-def status_of(hub: Hub, cluster: str, app: str) -> dict[str, Any]:
-    kube = hub.fleet.hub_kube()
-    try:
-        return (
-            deployment(kube, workspace=hub.workspace, cluster=cluster, app=app).get("status") or {}
-        )
-    finally:
-        kube.close()
 
 
 def live_value(hub: Hub, edge: int, namespace: str) -> str | None:
