@@ -155,6 +155,10 @@ class Agent:
         self.fatal: AppflowError | None = None
         self._stop = asyncio.Event()
         self._wake_reporter = asyncio.Event()
+        self._beat_now = asyncio.Event()
+        self._marked_offline: set[str] = set()
+        """Deployments the hub marked Offline while this agent was alive: their status goes
+        again right after the next heartbeat (the one that makes the cluster Online)."""
         self._running: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
         self._deleted: set[str] = set()
@@ -331,6 +335,12 @@ class Agent:
     def _update(self, name: str, obj: dict[str, Any]) -> None:
         before = self.remote.get(name)
         self.remote[name] = obj
+        shown = str(((obj.get("status") or {}).get("display") or {}).get("state") or "")
+        if shown.startswith("Offline") and name in self.states:
+            # The hub judged this cluster silent (its heartbeats did not reach it, or it
+            # looked while cut off itself): beat at once, then say how things really are.
+            self._marked_offline.add(name)
+            self._beat_now.set()
         if before is None or before.get("spec") != obj.get("spec"):
             self.schedule(name)
 
@@ -690,14 +700,27 @@ class Agent:
                 if facts is None or beats % 10 == 0:
                     facts = await self.local.facts(recipients=self._recipients())
                 await self._beat(facts)
+                self._resend_marked()
             except AuthError as err:
                 self._die(err)
                 return
             except AppflowError as err:
                 log.info("heartbeat: %s", err)
             beats += 1
-            if await self._sleep(interval * (0.95 + 0.1 * random.random())):
+            self._beat_now.clear()
+            await _either(self._stop, self._beat_now, interval * (0.95 + 0.1 * random.random()))
+            if self._stop.is_set():
                 return
+
+    def _resend_marked(self) -> None:
+        """After a heartbeat: the latest status of each Deployment the hub marked Offline."""
+        for name in sorted(self._marked_offline):
+            state = self.states.get(name)
+            if state is not None and state.status:
+                self.queue.put(name, self._status_of(state))
+        if self._marked_offline:
+            self._marked_offline.clear()
+            self._wake_reporter.set()
 
     def _recipients(self) -> tuple[str, ...]:
         if self.config and self.config.age_identity:
@@ -781,6 +804,16 @@ class _HubContent:
 
     async def content(self, digest: str) -> bytes:
         return await self.api.content(digest, credential=self.credential)
+
+
+async def _either(first: asyncio.Event, second: asyncio.Event, timeout: float) -> None:
+    """Wait until either event is set, or TIMEOUT seconds."""
+    waits = [asyncio.ensure_future(first.wait()), asyncio.ensure_future(second.wait())]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
 
 
 def _summary(result: LocalSync) -> str:

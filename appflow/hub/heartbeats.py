@@ -87,6 +87,10 @@ class HeartbeatMonitor:
         """Pull-mode Clusters of the workspace, by name."""
         self._seen: dict[str, _Seen] = {}
         self._written_seen: dict[str, float] = {}
+        self.current = False
+        """The Leases as this replica knows them are the hub's: listed, and followed since. A
+        replica cut off from the hub knows nothing of the heartbeats meanwhile; it judges again
+        only after listing them."""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Follow the heartbeat Leases and judge the clusters until STOP (the Clusters come
@@ -115,12 +119,14 @@ class HeartbeatMonitor:
                     LEASE_API, "Lease", namespace="", label_selector=selector
                 ):
                     self._saw(lease, listed=True)
+                self.current = True
                 async for event, obj in self.read.watch(
                     LEASE_API, "Lease", label_selector=selector, stop=round_over
                 ):
                     if event != "DELETED":
                         self._saw(obj, listed=False)
             except AppflowError as err:
+                self.current = False
                 log.warning("following heartbeat Leases: %s", err)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 2.0)
@@ -170,6 +176,8 @@ class HeartbeatMonitor:
     # -- deciding and writing ---------------------------------------------------------------
 
     async def tick(self) -> None:
+        if not self.current:
+            return  # a silence this replica did not see is not the cluster's
         now = self.clock()
         for name, cluster in list(self.clusters.items()):
             if not self.owns(name):

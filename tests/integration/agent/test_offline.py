@@ -17,6 +17,7 @@ import pytest
 
 from appflow import sandbox as sb
 from appflow.agent.edge import AGENT_NAMESPACE
+from appflow.model.agent import offline_status
 from appflow.model.hub import API_VERSION
 from tests.helpers import built_tool
 from tests.integration.agent.conftest import Hub, register_fleet, status_of, wait_for
@@ -198,3 +199,37 @@ def test_a_silent_agent_shows_offline_never_ready_also_after_the_hub_returns_fir
         assert cluster["status"]["state"] == "Online"
     finally:
         kube.close()
+
+
+def test_an_offline_mark_on_a_live_agent_is_answered_after_its_next_heartbeat(hub: Hub) -> None:
+    """A replica may judge a cluster Offline from a view of its own that was cut off (its Lease
+    watch broke with the hub's restart): the agent, alive all along, sees the mark on its
+    Deployment and answers with a heartbeat and then its real status."""
+    names = register_fleet(hub)
+    app, ns = f"web-{secrets.token_hex(3)}", f"web-{secrets.token_hex(3)}"
+    publish_everywhere(hub, names, app, ns)
+    marked = names[2]
+    kube = hub.fleet.hub_kube()
+    try:
+        found = deployment(kube, workspace=hub.workspace, cluster=marked, app=app)
+        meta = found["metadata"]
+        kube.patch_sync(
+            API_VERSION,
+            "AppFlowDeployment",
+            meta["name"],
+            meta["namespace"],
+            {"status": offline_status(found["status"], cluster=marked, since="earlier")},
+            subresource="status",
+        )
+    finally:
+        kube.close()
+    shown = wait_for(
+        lambda: (
+            (status_of(hub, marked, app).get("display") or {}).get("state") == "Ready"
+            and status_of(hub, marked, app)
+        ),
+        timeout=60,
+        what=f"{marked}'s agent to answer the Offline mark",
+    )
+    assert shown["state"] == "Ready"
+    assert shown["appliedRevision"] == 1
