@@ -128,6 +128,8 @@ class Reconciler:
     """An app's AppFlowDeployments as the replica's watch last saw them (None: listed)."""
     seen_clusters: Callable[[], list[Manifest]] | None = None
     """The Clusters as the replica's watch last saw them (None: listed)."""
+    seen_groups: Callable[[], list[Manifest] | None] | None = None
+    """The ClusterGroups as the replica's watch last saw them (None, or None from it: listed)."""
     awaiting: dict[str, set[str]] = field(default_factory=dict)
     """Per app, the apps whose release on some pull cluster waits for it (dependsOn): a change
     of its Deployments is theirs to look at."""
@@ -155,7 +157,6 @@ class Reconciler:
         listed = await asyncio.to_thread(
             self.store.deployment_objects, app=app, with_unreported=True
         )
-        groups = await asyncio.to_thread(self.store.list_groups)
         dependencies, states = await self._dependency_states(app)
         released = await publish.release(
             self.store,
@@ -163,10 +164,7 @@ class Reconciler:
             app=app,
             deployments=listed,
             clusters=clusters,
-            groups={
-                g.name: ClusterGroup(name=g.name, selector=parse_selector(g.selector))
-                for g in groups
-            },
+            groups=await self._groups(),
             rollout=record.rollout,
             recorded=recorded,
             dependencies=dependencies,
@@ -277,15 +275,19 @@ class Reconciler:
                 found = publish.capabilities_of(obj)
                 if found is not None:
                     connections.reported[res.name_of(obj)] = found
-        groups = await asyncio.to_thread(self.store.list_groups)
         records = [res.cluster_record(o) for o in pull]
-        return FleetState(
-            clusters={c.name: c for c in records},
-            groups={
-                g.name: ClusterGroup(name=g.name, selector=parse_selector(g.selector))
-                for g in groups
-            },
-        )
+        return FleetState(clusters={c.name: c for c in records}, groups=await self._groups())
+
+    async def _groups(self) -> dict[str, ClusterGroup]:
+        """The workspace's ClusterGroups, as the watch saw them (listed without one)."""
+        watched = self.seen_groups() if self.seen_groups is not None else None
+        if watched is not None:
+            records = [res.group_record(o) for o in watched]
+        else:
+            records = await asyncio.to_thread(self.store.list_groups)
+        return {
+            g.name: ClusterGroup(name=g.name, selector=parse_selector(g.selector)) for g in records
+        }
 
     async def _sync(
         self,
