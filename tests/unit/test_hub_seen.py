@@ -28,7 +28,8 @@ def test_nothing_is_read_from_the_watch_before_a_get_confirms_the_object() -> No
     assert seen.get("AppFlow", "ws", "web") is None
     seen.read("AppFlow", "ws", "web", app("web", "12", revision=3), epoch=0)
     got = seen.get("AppFlow", "ws", "web")
-    assert got is not None and got["status"]["revision"] == 3
+    assert got is not None
+    assert got["status"]["revision"] == 3
 
 
 def test_an_older_watch_event_does_not_replace_a_newer_read_or_write() -> None:
@@ -37,10 +38,12 @@ def test_an_older_watch_event_does_not_replace_a_newer_read_or_write() -> None:
     seen.wrote(app("web", "15", revision=4))  # the replica's own write's answer
     seen.observe("MODIFIED", app("web", "13", revision=99))  # the watch catching up
     got = seen.get("AppFlow", "ws", "web")
-    assert got is not None and got["status"]["revision"] == 4
+    assert got is not None
+    assert got["status"]["revision"] == 4
     seen.observe("MODIFIED", app("web", "20", revision=5))  # someone else's, later
     got = seen.get("AppFlow", "ws", "web")
-    assert got is not None and got["status"]["revision"] == 5
+    assert got is not None
+    assert got["status"]["revision"] == 5
 
 
 def test_a_key_that_moved_or_a_conflict_makes_the_next_read_a_get_again() -> None:
@@ -100,7 +103,8 @@ def test_a_copy_is_the_callers_to_change() -> None:
     assert got is not None
     got["status"]["revision"] = 7
     again = seen.get("AppFlow", "ws", "web")
-    assert again is not None and again["status"]["revision"] == 1
+    assert again is not None
+    assert again["status"]["revision"] == 1
 
 
 def test_kinds_it_does_not_keep_are_always_a_get() -> None:
