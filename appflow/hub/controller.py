@@ -166,67 +166,71 @@ async def follow(
     set (a selector that changed): HANDLE gets ("ADDED"|"MODIFIED"|"DELETED", object) for each
     change, every listed object as ADDED, and DELETED for what an earlier round had that a new
     list lacks (a deletion while no watch ran, or an object the selector now leaves out).
-    LISTED gets each full list first; FAILED is called when the watch fails (until the next
-    list, what it delivered may lag without bound)."""
+    LISTED gets each full list first; FAILED is called when the watch fails or ends (until
+    the next list, what it delivered may lag without bound)."""
     held: dict[ObjectRef, Manifest] = {}
-    while not stop.is_set():
-        round_over = asyncio.Event()
-        timer = asyncio.get_running_loop().call_later(RESYNC_SECONDS, round_over.set)
-        relays = [asyncio.create_task(_relay(stop, round_over))]
-        if restart is not None:
-            restart.clear()
-            relays.append(asyncio.create_task(_relay(restart, round_over)))
-        try:
-            selector = label_selector() if callable(label_selector) else label_selector
-            if callable(label_selector) and selector is None:
-                found: list[Manifest] = []
-                version = None
-            else:
-                found, version = await kube.list_versioned(
-                    API_VERSION, kind, label_selector=selector
-                )
-            if listed is not None:
-                listed(found)
-            now = {ObjectRef.of(o): o for o in found}
-            for ref, gone in list(held.items()):
-                if ref not in now:
-                    handle("DELETED", gone)
-            held = now
-            for obj in found:
-                handle("ADDED", obj)
-            if version is None:
-                await round_over.wait()
-                continue
-            # From the list's version: the watch starts where the list ended (no second
-            # copy of every object), and knows what was listed should it have to list again.
-            async for event, obj in kube.watch(
-                API_VERSION,
-                kind,
-                label_selector=selector,
-                stop=round_over,
-                since=version,
-                known=found,
-            ):
-                if event == "DELETED":
-                    held.pop(ObjectRef.of(obj), None)
+    try:
+        while not stop.is_set():
+            round_over = asyncio.Event()
+            timer = asyncio.get_running_loop().call_later(RESYNC_SECONDS, round_over.set)
+            relays = [asyncio.create_task(_relay(stop, round_over))]
+            if restart is not None:
+                restart.clear()
+                relays.append(asyncio.create_task(_relay(restart, round_over)))
+            try:
+                selector = label_selector() if callable(label_selector) else label_selector
+                if callable(label_selector) and selector is None:
+                    found: list[Manifest] = []
+                    version = None
                 else:
-                    held[ObjectRef.of(obj)] = obj
-                handle(event, obj)
-        except AppflowError as err:
-            if failed is not None:
-                failed()
-            log.warning("following %s: %s", kind, err)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 2.0)
-        finally:
-            timer.cancel()
-            for relay in relays:
-                relay.cancel()
-        if restart is not None and restart.is_set() and not stop.is_set():
-            # Membership changes come in bursts (apps created one after another): one
-            # new list for the burst, not one per key.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), SETTLE_SECONDS)
+                    found, version = await kube.list_versioned(
+                        API_VERSION, kind, label_selector=selector
+                    )
+                if listed is not None:
+                    listed(found)
+                now = {ObjectRef.of(o): o for o in found}
+                for ref, gone in list(held.items()):
+                    if ref not in now:
+                        handle("DELETED", gone)
+                held = now
+                for obj in found:
+                    handle("ADDED", obj)
+                if version is None:
+                    await round_over.wait()
+                    continue
+                # From the list's version: the watch starts where the list ended (no second
+                # copy of every object), and knows what was listed should it have to list again.
+                async for event, obj in kube.watch(
+                    API_VERSION,
+                    kind,
+                    label_selector=selector,
+                    stop=round_over,
+                    since=version,
+                    known=found,
+                ):
+                    if event == "DELETED":
+                        held.pop(ObjectRef.of(obj), None)
+                    else:
+                        held[ObjectRef.of(obj)] = obj
+                    handle(event, obj)
+            except AppflowError as err:
+                if failed is not None:
+                    failed()
+                log.warning("following %s: %s", kind, err)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 2.0)
+            finally:
+                timer.cancel()
+                for relay in relays:
+                    relay.cancel()
+            if restart is not None and restart.is_set() and not stop.is_set():
+                # Membership changes come in bursts (apps created one after another): one
+                # new list for the burst, not one per key.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), SETTLE_SECONDS)
+    finally:
+        if failed is not None:
+            failed()  # it no longer watches, whatever ended it
 
 
 SETTLE_SECONDS = 0.5
