@@ -342,9 +342,17 @@ class HubStore:
             self._remember(digest, cached)
         return cached
 
-    def put_objects(self, objects: Sequence[Mapping[str, Any]], *, base: str | None = None) -> str:
+    def put_objects(
+        self,
+        objects: Sequence[Mapping[str, Any]],
+        *,
+        base: str | None = None,
+        chunk_min: int = fmt.CHUNK_MIN,
+    ) -> str:
         """Store OBJECTS as content (chunked, indexed, a delta of BASE); the index's digest."""
-        stored = run_blocking(self.content.put_render([dict(o) for o in objects], base=base))
+        stored = run_blocking(
+            self.content.put_render([dict(o) for o in objects], base=base, chunk_min=chunk_min)
+        )
         self._remember(stored.digest, [dict(o) for o in objects])
         return stored.digest
 
@@ -740,7 +748,7 @@ class HubStore:
             if rendered_on(objects) == "agent":
                 line["renderOn"] = "agent"  # what the agent is sent: inputs, not objects
             lines.append(line)
-        listing = self.put_objects(lines)
+        listing = self.put_objects(lines, chunk_min=fmt.LISTING_CHUNK_MIN)
         number = max((int(e["number"]) for e in entries), default=0) + 1
         record = RevisionRecord(
             app=app,
