@@ -130,6 +130,9 @@ class Reconciler:
     """The Clusters as the replica's watch last saw them (None: listed)."""
     seen_groups: Callable[[], list[Manifest] | None] | None = None
     """The ClusterGroups as the replica's watch last saw them (None, or None from it: listed)."""
+    staged: dict[str, int] = field(default_factory=dict)
+    """Per app being reconciled, the Deployments its sync wrote (their watch events each queue
+    a status aggregate: the reconcile need not write one from a view that lacks them yet)."""
     awaiting: dict[str, set[str]] = field(default_factory=dict)
     """Per app, the apps whose release on some pull cluster waits for it (dependsOn): a change
     of its Deployments is theirs to look at."""
@@ -213,6 +216,7 @@ class Reconciler:
     ) -> bool:
         """Reconcile APP (a sync on CLUSTERS only: a self-heal); False when it should be tried
         again after a backoff."""
+        self.staged.pop(app, None)
         try:
             obj = await asyncio.to_thread(self.store.app_object, app)
         except NotFoundError:
@@ -239,6 +243,11 @@ class Reconciler:
             outcome.stalled = str(err)
             ok = not err.retryable
         self.stalled[app] = outcome.stalled
+        if self.staged.pop(app, 0) and self.seen is not None:
+            # The Deployments just written reach the watch a moment later, and each event
+            # queues an aggregate (with this outcome): one written now, from a view without
+            # them, would be written again a second later.
+            return ok
         await self.aggregate(app, stalled=outcome.stalled)
         return ok
 
@@ -373,6 +382,7 @@ class Reconciler:
                     plan=plan,
                     deployments=await self.deployments(record.name),
                 )
+                self.staged[record.name] = written
                 log.info(
                     "%s: revision %d staged on %d pull cluster(s)",
                     record.name,
