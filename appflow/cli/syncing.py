@@ -36,7 +36,8 @@ def run_sync(ask: SyncAsk, *, output: str, hand_over_allowed: bool) -> int:
 
 
 def _sync_here(ask: SyncAsk, update: Callable[[str], None]) -> BatchResult:
-    from appflow.cli.common import engine_session, run
+    from appflow.cli.common import collect_less, engine_session, run
 
     with engine_session() as engine:
+        collect_less()  # the engine is imported: what the sync allocates is what is left
         return run(engine.sync_asked(ask, progress=update))

@@ -126,15 +126,18 @@ async def assess_health(
     wait: bool = False,
     timeout: float = 300.0,
     seen: dict[ObjectRef, Manifest] | None = None,
+    refs: Sequence[ObjectRef] | None = None,
 ) -> Assessment:
     """Health of APP's objects on KUBE (read by its label); with WAIT, poll until settled.
 
     SEEN, when given, is APP's live objects as just read: the first check uses
-    it instead of reading them again. Shared objects (the app's namespace) are no
+    it instead of reading them again. REFS, when given, is the ObjectRef of each of
+    OBJECTS (a prepared sync has them). Shared objects (the app's namespace) are no
     app's, carry no app label, and are left out.
     """
-    objects = [m for m in objects if not is_shared(m)]
-    kinds = {(str(m.get("apiVersion")), str(m.get("kind"))) for m in objects}
+    known = refs if refs is not None else [ObjectRef.of(m) for m in objects]
+    owned = [(ref, m) for ref, m in zip(known, objects, strict=True) if not is_shared(m)]
+    kinds = {(str(m.get("apiVersion")), str(m.get("kind"))) for _, m in owned}
     first = seen
 
     async def fetch() -> dict[ObjectRef, Manifest]:
@@ -145,7 +148,7 @@ async def assess_health(
         live, _ = await read_live(kube, app, kinds)
         return live
 
-    return await _poll_health(kube, fetch, objects, wait=wait, timeout=timeout)
+    return await _poll_health(kube, fetch, [ref for ref, _ in owned], wait=wait, timeout=timeout)
 
 
 async def assess_objects(
@@ -165,19 +168,19 @@ async def assess_objects(
             if live is not None
         }
 
-    return await _poll_health(kube, fetch, objects, wait=wait, timeout=timeout)
+    refs = [ObjectRef.of(m) for m in objects]
+    return await _poll_health(kube, fetch, refs, wait=wait, timeout=timeout)
 
 
 async def _poll_health(
     kube: KubeCluster,
     fetch: Callable[[], Awaitable[dict[ObjectRef, Manifest]]],
-    objects: Sequence[Manifest],
+    refs: Sequence[ObjectRef],
     *,
     wait: bool,
     timeout: float,
 ) -> Assessment:
     deadline = time.monotonic() + timeout
-    refs = [ObjectRef.of(m) for m in objects]
     memo = health_memo(kube)
     while True:
         live = await fetch()
