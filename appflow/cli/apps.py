@@ -12,21 +12,18 @@ import click
 
 from appflow.cli.common import engine_session, run, store_session
 from appflow.cli.output import console, emit, err_console, output_option
-from appflow.cli.printing import progress
 from appflow.cli.reports import (
     hook_data,
     print_notes,
     print_problems,
     print_report,
     print_status,
-    print_sync,
 )
 from appflow.errors import ConfigError, NotFoundError
 from appflow.model.giturl import redact_url
 from appflow.model.summary import ClusterSummary, SyncAsk, hook_note
 
 if TYPE_CHECKING:
-    from appflow.engine.batch import BatchResult
     from appflow.model.records import DeploymentRecord
 
 # What a command needs is imported inside it: `appflow status --cached` reads the store
@@ -305,29 +302,13 @@ def app_show(name: str, output: str, cached: bool, timeout: float) -> None:
 
 def _do_sync(ask: SyncAsk, output: str) -> None:
     from appflow.cli.common import chosen_hub
-    from appflow.cli.handover import HandedOver, hand_over
+    from appflow.cli.syncing import run_sync
 
-    with progress("syncing...") as update:
-        # A running `appflow serve` of this home does it with its warm engine; --debug
-        # keeps the sync here, so its log is this terminal's; a hub's syncs are its own.
-        handed = (
-            None if _debugging() or chosen_hub() is not None else hand_over(ask, progress=update)
-        )
-        if handed is None:
-            result = _sync_here(ask, update)
-            handed = HandedOver(
-                summaries=tuple(r.summary() for r in result.reports),
-                errors=tuple(str(e) for e in result.errors),
-                skipped=result.skipped,
-            )
-    code = print_sync(handed, ask=ask, output=output)
+    # A running `appflow serve` of this home does it with its warm engine; --debug keeps
+    # the sync here, so its log is this terminal's; a hub's syncs are its own.
+    code = run_sync(ask, output=output, hand_over_allowed=not _debugging() and chosen_hub() is None)
     if code:
         sys.exit(code)
-
-
-def _sync_here(ask: SyncAsk, progress: Any) -> BatchResult:
-    with engine_session() as engine:
-        return run(engine.sync_asked(ask, progress=progress))
 
 
 def _debugging() -> bool:

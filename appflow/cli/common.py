@@ -48,6 +48,27 @@ def hub_asked(flag: str | None) -> bool:
     )
 
 
+GC_THRESHOLDS = (20_000, 20, 20)
+"""The collector's thresholds in a process that syncs (CPython's default: 700, 10, 10)."""
+
+
+def collect_less() -> None:
+    """Garbage collection for a process about to sync, once its modules are imported.
+
+    A sync allocates tens of thousands of short-lived containers (each LIST's parsed JSON),
+    so at the default thresholds the collector runs many times per sync, and its older
+    generations rescan every module, class and schema the process imported, none of which
+    is ever garbage. Frozen, those are left out of every collection; the higher thresholds
+    collect the young generation once per 20,000 allocations instead of 700. Measured on an
+    unchanged handed-over sync of 500 objects: about 110 ms of the daemon's CPU, 84 ms with
+    this. Cycles are still collected, later; nothing else changes.
+    """
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def run(coro: Coroutine[Any, Any, T]) -> T:
     import asyncio
 

@@ -1,13 +1,16 @@
-"""The `appflow` command's entry point: a sync or status handed to `appflow serve` without click.
+"""The `appflow` command's entry point: `appflow sync` and `appflow status` without click.
 
 When `appflow serve` runs for this appflow home, `appflow sync NAME...` and `appflow
 status` are its to do (``appflow.cli.handover``), and what is left to the fresh process
 is start-up and printing. click, rich and the command modules cost it more than the
 handover itself, so the exact forms handed over are recognised here first, answered
 through the daemon's socket, and printed by the code the click commands print with
-(``appflow.cli.reports``). Anything else, or no daemon answering, goes to the click
-command (``appflow.cli.main``) exactly as typed: --help, --debug, --hub (or a hub from
-APPFLOW_HUB or `appflow hub use`), an option this parser does not know, a bad value.
+(``appflow.cli.reports``). A sync form no daemon answers (`appflow sync --all` on a
+machine without `appflow serve`) is synced here, through the code the click command syncs
+with (``appflow.cli.syncing``): it pays for the engine, not for click and rich on top.
+Anything else goes to the click command (``appflow.cli.main``) exactly as typed: --help,
+--debug, --hub (or a hub from APPFLOW_HUB or `appflow hub use`), an option this parser
+does not know, a bad value.
 """
 
 from __future__ import annotations
@@ -59,6 +62,8 @@ _STATUS = _Form(
 def main() -> None:
     code = handed_over(sys.argv[1:])
     if code is None:
+        code = synced_here(sys.argv[1:])
+    if code is None:
         from appflow.cli.main import main as click_main
 
         click_main()
@@ -82,6 +87,35 @@ def handed_over(args: Sequence[str]) -> int | None:
         return None
     try:
         return _sync(parsed) if args[0] == "sync" else _status(parsed)
+    except KeyboardInterrupt:
+        return _aborted()
+    except Exception as err:
+        return _failed(err)
+
+
+def synced_here(args: Sequence[str]) -> int | None:
+    """Run ARGS in this process when they are a sync form (no daemon answered it); the exit
+    code, or None for the click command to run them."""
+    if not args or args[0] != "sync":
+        return None
+    parsed = _parse(args[1:], _SYNC)
+    if parsed is None or parsed["output"] not in OUTPUT_FORMATS:
+        return None
+    from appflow.cli.common import hub_asked
+    from appflow.model.summary import SyncAsk
+
+    output = parsed.pop("output")
+    ask = SyncAsk(**parsed)
+    if hub_asked(None) or ask.lock_timeout < 0:
+        return None
+    from appflow.cli.logs import configure_logging
+    from appflow.cli.syncing import run_sync
+
+    configure_logging(debug=False)  # what the click command's root does without --debug
+    try:
+        return run_sync(ask, output=output, hand_over_allowed=False)
+    except KeyboardInterrupt:
+        return _aborted()
     except Exception as err:
         return _failed(err)
 
@@ -156,6 +190,12 @@ def _typed(name: str, value: str) -> object | None:
         return float(value)
     except ValueError:
         return None
+
+
+def _aborted() -> int:
+    # Ctrl-C: what click's command says and returns for it.
+    print("Aborted!", file=sys.stderr)
+    return 1
 
 
 def _failed(err: Exception) -> int:

@@ -17,7 +17,7 @@ import click
 import jsonschema
 import yaml
 
-from appflow.cli.common import engine_session, store_session
+from appflow.cli.common import collect_less, engine_session, store_session
 from appflow.cli.output import console, emit, err_console, output_option
 from appflow.engine.daemon import Daemon, DaemonOptions
 from appflow.engine.engine import AppSyncReport, Engine
@@ -147,6 +147,7 @@ async def _serve(engine: Engine, config: ServeConfig) -> None:
     )
     # The dashboard's event streams end when the daemon stops.
     app.state.stopping = daemon.stopping
+    collect_less()  # everything the daemon imports is loaded by now
 
     class Server(uvicorn.Server):
         # The daemon owns SIGTERM/SIGINT: it stops the HTTP server itself.

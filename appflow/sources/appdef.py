@@ -472,6 +472,8 @@ def _path_problem(root: Path, path: Path, named: NamedPath) -> tuple[str, str | 
         not named.value or "/" in named.value or "\\" in named.value or named.value in (".", "..")
     ):
         return f"overlay {named.value!r} is not a folder name under overlays/", None
+    if "\0" in named.value:  # no file system takes it, and resolve() raises ValueError
+        return f"{named.value!r} is not a path: it holds a NUL character", None
     resolved = path.resolve()
     if resolved != root and root not in resolved.parents:
         return (

@@ -194,3 +194,35 @@ def test_the_entry_point_answers_a_handed_over_form_exactly_as_click_does(
                 fleet, "sync", app, entry=THROUGH_CLICK, APPFLOW_HUB=str(tmp_path / "no-kubeconfig")
             ).stderr
         )
+
+
+def test_without_a_daemon_the_entry_point_syncs_exactly_as_click_does(
+    fleet: Fleet, space: Space, tmp_path: Path
+) -> None:
+    """No `appflow serve`: the entry point syncs the sync forms in its own process (without
+    click), printing what the click command prints; both really sync here."""
+    app = synced_small_app(space, tmp_path / "app", "direct")
+    missing = f"no-such-{space.suffix}"
+    forms = [
+        ("sync", app),
+        ("sync", app, "-o", "json"),
+        ("sync", "--output=yaml", app, "--lock-timeout", "30"),
+        ("sync", missing),
+        ("sync", app, missing),
+        ("sync",),
+    ]
+    for args in forms:
+        by_click = fresh(fleet, *args, entry=THROUGH_CLICK)
+        by_entry = fresh(fleet, *args)
+        assert by_entry.returncode == by_click.returncode, (args, by_entry.stderr)
+        assert timeless(by_entry.stderr) == timeless(by_click.stderr), args
+        assert timeless(by_entry.stdout) == timeless(by_click.stdout), args
+    # Both processes synced themselves: the app's last records (one per cluster each) are theirs.
+    by_click = fresh(fleet, "sync", app, entry=THROUGH_CLICK)
+    by_entry = fresh(fleet, "sync", app)
+    records = 2 * len(fleet.cluster_names)
+    assert last_sync_pids(fleet, app, records) == {by_click.pid, by_entry.pid}
+    # A usage error is still click's, worded by click.
+    bad = fresh(fleet, "sync", app, "--lock-timeout", "-1")
+    assert bad.returncode == 2
+    assert "--lock-timeout" in bad.stderr

@@ -275,3 +275,14 @@ def test_long_default_names_are_cut_with_a_hash() -> None:
     assert len(a) <= 63
     assert len(b) <= 63
     assert a != b
+
+
+def test_a_path_holding_a_nul_character_is_a_config_error(tmp_path: Path) -> None:
+    # Found by test_fuzz: Path.resolve() raised ValueError ("embedded null byte").
+    app_dir = tmp_path / "web"
+    app_dir.mkdir()
+    (app_dir / "appflow.yaml").write_text('helm:\n  chart: "./ch\\0art"\n')
+    with pytest.raises(ConfigError) as info:
+        load_app_definitions(tmp_path)
+    assert "NUL character" in str(info.value)
+    assert "helm.chart" in str(info.value)

@@ -1,5 +1,6 @@
 """The `appflow` entry point reads the handed-over forms of `sync` and `status` as their
-click commands do, and leaves every other form (and every form without a daemon) to click."""
+click commands do, syncs a sync form no daemon answers itself, and leaves every other form
+to click."""
 
 from __future__ import annotations
 
@@ -88,3 +89,40 @@ def test_a_hub_in_the_environment_leaves_the_command_to_click(
     (tmp_path / "serve.sock").touch()  # no daemon behind it: never reached
     monkeypatch.setenv("APPFLOW_HUB", "/nowhere/kubeconfig")
     assert entry.handed_over(["status"]) is None
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["status"],
+        ["--debug", "sync", "web"],
+        ["app", "sync", "web"],
+        ["sync", "web", "-o", "xml"],
+        ["sync", "web", "--lock-timeout", "-1"],
+        ["sync", "web", "--timeout", "soon"],
+        ["sync", "--help"],
+    ],
+)
+def test_what_the_entry_point_does_not_sync_itself_is_left_to_click(
+    args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("APPFLOW_HOME", str(tmp_path))
+    monkeypatch.delenv("APPFLOW_HUB", raising=False)
+    assert entry.synced_here(args) is None
+
+
+def test_a_hub_leaves_a_sync_to_click(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APPFLOW_HOME", str(tmp_path))
+    monkeypatch.setenv("APPFLOW_HUB", "/nowhere/kubeconfig")
+    assert entry.synced_here(["sync", "--all"]) is None
+
+
+def test_a_sync_without_a_daemon_is_run_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("APPFLOW_HOME", str(tmp_path))
+    monkeypatch.delenv("APPFLOW_HUB", raising=False)
+    # An empty home: the engine refuses the unknown app, said as click's command says it.
+    assert entry.synced_here(["sync", "web"]) == 1
+    assert capsys.readouterr().err.startswith("error:")

@@ -72,11 +72,7 @@ async def apply(
     """
     to_apply = _to_apply(prepared)
     done = Applied(
-        fingerprints={
-            ref.encode(): prepared.fingerprints[ref.encode()]
-            for ref in prepared.digests
-            if ref.encode() in prepared.fingerprints
-        },
+        fingerprints=dict(prepared.recorded_fingerprints),
         attempted=len(to_apply),
         stored_inventory=prepared.old_inventory if prepared.inventory_on_cluster else None,
     )
@@ -85,7 +81,9 @@ async def apply(
         # Write-ahead: every object about to be created is tracked before it exists.
         await write_inventory(kube, ahead)
         done.stored_inventory = ahead
-    manifests = [m for m in prepared.objects if ObjectRef.of(m) in to_apply]
+    manifests = [
+        m for m, ref in zip(prepared.objects, prepared.refs, strict=True) if ref in to_apply
+    ]
     stages = plan_stages(manifests, is_namespaced=_scope_of(prepared))
     for step in hooks.schedule(stages) if hooks else stages:
         if isinstance(step, HookStep):

@@ -62,6 +62,7 @@ async def execute(
         wait=(options.wait or hooks.awaits_health) and not errors,
         timeout=options.wait_timeout,
         seen=None if errors else await live_after_apply(kube, prepared, applied.objects),
+        refs=prepared.refs,
     )
     errors += await hooks.finish(health, failing, failed=bool(errors))
     plan = prepared.plan.revised(pruned.skipped)

@@ -3,12 +3,19 @@
 The per-kind checks are pure (``appflow.model.health``); this stage reads the live
 objects (by the app's label, or one by one for objects Helm owns) and folds them into
 the aggregate, the failing objects and Fleet's resource counts.
+
+An object's assessment depends on nothing but the object, and the API server gives every
+stored state of an object its own resourceVersion: an assessment is kept per client by
+(uid, resourceVersion) and reused while the object read back has both unchanged
+(``HealthMemo``). An object without them (not read from the server) is assessed each time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 
@@ -22,6 +29,51 @@ from appflow.model.status import resource_counts
 
 Assessment = tuple[Health, tuple[FailingObject, ...], ResourceCounts]
 """The aggregate health, the objects that are not healthy (with why), the counts."""
+
+
+class HealthMemo:
+    """Assessments of one cluster's objects by (uid, resourceVersion), least recently used
+    first out."""
+
+    MAX_OBJECTS = 50_000
+    """About 10 MB of keys and Health: a fleet's objects on one cluster, several times."""
+
+    def __init__(self) -> None:
+        self._assessed: OrderedDict[tuple[str, str], Health] = OrderedDict()
+        self.answered = 0
+        """Assessments this memo answered without assessing."""
+
+    def assess(self, live: Manifest | None) -> Health:
+        """``assess(LIVE)``, from the memo when LIVE was assessed at this version."""
+        meta = live.get("metadata") if isinstance(live, dict) else None
+        uid = meta.get("uid") if isinstance(meta, dict) else None
+        version = meta.get("resourceVersion") if isinstance(meta, dict) else None
+        if not (isinstance(uid, str) and uid and isinstance(version, str) and version):
+            return assess(live)
+        key = (uid, version)
+        known = self._assessed.get(key)
+        if known is not None:
+            self._assessed.move_to_end(key)
+            self.answered += 1
+            return known
+        health = self._assessed[key] = assess(live)
+        if len(self._assessed) > self.MAX_OBJECTS:
+            self._assessed.popitem(last=False)
+        return health
+
+
+_MEMOS: weakref.WeakKeyDictionary[KubeCluster, HealthMemo] = weakref.WeakKeyDictionary()
+"""Per client: a client is one cluster's (a changed kubeconfig makes a new one), and the
+memo goes with it."""
+
+
+def health_memo(kube: KubeCluster) -> HealthMemo:
+    """The assessments kept for KUBE's objects."""
+    memo = _MEMOS.get(kube)
+    if memo is None:
+        memo = _MEMOS[kube] = HealthMemo()
+    return memo
+
 
 # How long the first health check waits for controllers to observe what was
 # just applied (metadata.generation ahead of status.observedGeneration).
@@ -48,11 +100,13 @@ async def live_after_apply(
     generation. Those are read again for a moment, so that a sync does not
     report NotReady only because it looked a few milliseconds too soon.
     """
-    by_ref = {ObjectRef.of(m): m for m in prepared.objects}
     live = {
         ref: obj for ref, obj in prepared.live.items() if obj is not None and ref not in applied
     }
+    if not applied:
+        return live
     live.update(applied)
+    by_ref = dict(zip(prepared.refs, prepared.objects, strict=True))
     deadline = time.monotonic() + _OBSERVE_GRACE
     lagging = [by_ref[r] for r in sorted(applied) if r in by_ref and _unobserved(live.get(r))]
     while lagging and time.monotonic() < deadline:
@@ -72,15 +126,18 @@ async def assess_health(
     wait: bool = False,
     timeout: float = 300.0,
     seen: dict[ObjectRef, Manifest] | None = None,
+    refs: Sequence[ObjectRef] | None = None,
 ) -> Assessment:
     """Health of APP's objects on KUBE (read by its label); with WAIT, poll until settled.
 
     SEEN, when given, is APP's live objects as just read: the first check uses
-    it instead of reading them again. Shared objects (the app's namespace) are no
+    it instead of reading them again. REFS, when given, is the ObjectRef of each of
+    OBJECTS (a prepared sync has them). Shared objects (the app's namespace) are no
     app's, carry no app label, and are left out.
     """
-    objects = [m for m in objects if not is_shared(m)]
-    kinds = {(str(m.get("apiVersion")), str(m.get("kind"))) for m in objects}
+    known = refs if refs is not None else [ObjectRef.of(m) for m in objects]
+    owned = [(ref, m) for ref, m in zip(known, objects, strict=True) if not is_shared(m)]
+    kinds = {(str(m.get("apiVersion")), str(m.get("kind"))) for _, m in owned}
     first = seen
 
     async def fetch() -> dict[ObjectRef, Manifest]:
@@ -91,7 +148,7 @@ async def assess_health(
         live, _ = await read_live(kube, app, kinds)
         return live
 
-    return await _poll_health(fetch, objects, wait=wait, timeout=timeout)
+    return await _poll_health(kube, fetch, [ref for ref, _ in owned], wait=wait, timeout=timeout)
 
 
 async def assess_objects(
@@ -111,21 +168,23 @@ async def assess_objects(
             if live is not None
         }
 
-    return await _poll_health(fetch, objects, wait=wait, timeout=timeout)
+    refs = [ObjectRef.of(m) for m in objects]
+    return await _poll_health(kube, fetch, refs, wait=wait, timeout=timeout)
 
 
 async def _poll_health(
+    kube: KubeCluster,
     fetch: Callable[[], Awaitable[dict[ObjectRef, Manifest]]],
-    objects: Sequence[Manifest],
+    refs: Sequence[ObjectRef],
     *,
     wait: bool,
     timeout: float,
 ) -> Assessment:
     deadline = time.monotonic() + timeout
-    refs = [ObjectRef.of(m) for m in objects]
+    memo = health_memo(kube)
     while True:
         live = await fetch()
-        healths = {ref: assess(live.get(ref)) for ref in refs}
+        healths = {ref: memo.assess(live.get(ref)) for ref in refs}
         overall = aggregate(healths.values())
         settled = overall.status in (
             HealthStatus.HEALTHY,

@@ -228,7 +228,7 @@ class PlanMemo:
 
 def _steady(found: _Found, prepared: Prepared) -> bool:
     """PREPARED changes nothing, and planning it read nothing but the LISTs."""
-    desired = {ObjectRef.of(m) for m in prepared.objects}
+    desired = set(prepared.refs)
     return (
         found.listed
         and not found.checked
@@ -248,9 +248,10 @@ def _versions(
 ) -> dict[ObjectRef, tuple[str, str]]:
     """(uid, resourceVersion) of every object listed and of the inventory's CONFIGMAP."""
     versions = {}
-    for obj in [*labelled.values(), *([configmap] if configmap is not None else [])]:
+    listed = [*labelled.items(), *([(ObjectRef.of(configmap), configmap)] if configmap else [])]
+    for ref, obj in listed:  # read_live keys each object by its ObjectRef already
         meta = obj.get("metadata") or {}
-        versions[ObjectRef.of(obj)] = (str(meta.get("uid")), str(meta.get("resourceVersion")))
+        versions[ref] = (str(meta.get("uid")), str(meta.get("resourceVersion")))
     return versions
 
 

@@ -110,6 +110,22 @@ class Prepared:
     """Desired objects this sync takes from other apps (it has no conflicts: those block)."""
 
     @cached_property
+    def refs(self) -> tuple[ObjectRef, ...]:
+        """The identity of each of ``objects``, in their order (computed once, as
+        new_inventory: a steady plan is reused)."""
+        return tuple(ObjectRef.of(m) for m in self.objects)
+
+    @cached_property
+    def recorded_fingerprints(self) -> dict[str, str]:
+        """The fingerprints this sync records before it applies anything: those of
+        ``fingerprints`` that are of desired objects, by encoded ref (a copy, each time)."""
+        return {
+            key: self.fingerprints[key]
+            for key in (ref.encode() for ref in self.digests)
+            if key in self.fingerprints
+        }
+
+    @cached_property
     def new_inventory(self) -> Inventory:
         """What the app owns once every desired object is applied (computed once: apply,
         its write-ahead and the final inventory all ask, and a steady plan is reused)."""
