@@ -149,21 +149,29 @@ class RolloutRunner:
         return self.remote is not None and cluster in self.remote.labels
 
     async def _deliver(self, clusters: Sequence[str], *, wait: bool) -> dict[str, tuple[str, str]]:
-        """Deliver CLUSTERS: the engine's own with its stages (gated on health with WAIT),
-        the remote ones released (with WAIT, until each settled); the remote ones' states."""
-        await deliver(
-            self.parts,
-            self.delivery,
-            self.report,
-            [c for c in clusters if not self._remote(c)],
-            options=self.gate if wait else None,
-        )
+        """Deliver CLUSTERS, both kinds at once: the engine's own with its stages (gated on
+        health with WAIT), the remote ones released (with WAIT, until each settled); the
+        remote ones' states."""
         remote = [c for c in clusters if self._remote(c)]
-        if not remote or self.remote is None or self.revision is None:
-            return {}
-        return await self.remote.deliver(
-            remote, revision=self.revision, wait=self.gate.wait_timeout if wait else None
+
+        async def released() -> dict[str, tuple[str, str]]:
+            if not remote or self.remote is None or self.revision is None:
+                return {}
+            return await self.remote.deliver(
+                remote, revision=self.revision, wait=self.gate.wait_timeout if wait else None
+            )
+
+        _, states = await asyncio.gather(
+            deliver(
+                self.parts,
+                self.delivery,
+                self.report,
+                [c for c in clusters if not self._remote(c)],
+                options=self.gate if wait else None,
+            ),
+            released(),
         )
+        return states
 
     def _tolerate(self, index: int, failed: dict[str, str]) -> None:
         """maxUnavailablePartitions: this partition stops, the rollout goes on."""

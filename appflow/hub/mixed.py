@@ -155,6 +155,14 @@ class PullTargets:
                 staged: Mapping[str, Any] = spec.get("staged") or {}
                 if cluster not in left or staged.get("revision") != revision:
                     continue
+                verdict = (obj.get("status") or {}).get("staged") or {}
+                if self.rollout.offline_targets != "release" and not (
+                    verdict.get("result") == "Validated" and verdict.get("revision") == revision
+                ):
+                    # Offline and skipped: it gets the revision once its agent validated it
+                    # (the release rule releases what this rollout delivered).
+                    left.discard(cluster)
+                    continue
                 if spec.get("released") == staged or await publish.release_one(
                     self.kube, self.app, obj, None
                 ):
