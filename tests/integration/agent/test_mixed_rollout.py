@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from appflow.model.hub import API_VERSION
+from tests.helpers import widget_crd
 from tests.integration.agent.conftest import Hub, register_fleet, wait_for
 from tests.integration.agent.test_journeys import agent_of
 from tests.integration.agent.test_rollout import (
@@ -177,3 +178,61 @@ def test_push_and_pull_clusters_go_through_one_partition_order(hub: Hub, tmp_pat
     )
     wait_for(lambda: rollout(hub, b).get("state") == "Complete", timeout=120, what=f"{b} done")
     wait_for(lambda: request_phase(hub, b) == "Succeeded", timeout=120, what=f"{b}'s sync done")
+
+
+def test_a_revision_a_pull_cluster_refuses_is_written_on_no_push_cluster(
+    hub: Hub, tmp_path: Path
+) -> None:
+    # A kind only the push cluster serves: its dry run passes there, the pull clusters' agents
+    # refuse it. One fleet-wide validation: nothing is written on the push cluster either.
+    names = register_fleet(hub)
+    hub.hub_cli("cluster", "remove", names[2])
+    agent_of(hub, 2).stop()
+    push = hub.fleet.edges[2]
+    hub.hub_cli("cluster", "add", "push-1", "--kubeconfig", str(push.kubeconfig), "-l", "env=dev")
+    suffix = secrets.token_hex(3)
+    group = f"mix{suffix}.test"
+    edge = hub.fleet.edge_kube(2)
+    try:
+        edge.apply_sync(widget_crd(group))
+        wait_for(
+            lambda: edge.list_sync(f"{group}/v1", "Widget", namespace="default") is not None,
+            timeout=120,
+            what="the Widget kind served on the push cluster",
+        )
+    finally:
+        edge.close()
+    app = f"mixw-{suffix}"
+    repo = tmp_path / "repo"
+    shutil.copytree(EXAMPLES, repo)
+    write_app(
+        repo / "mixed" / "w",
+        app=app,
+        ns=app,
+        node_label=None,
+        rollout={"maxUnavailable": 1, "partitions": DEV_FIRST},
+    )
+    (repo / "mixed" / "w" / "widget.yaml").write_text(
+        f"apiVersion: {group}/v1\nkind: Widget\nmetadata:\n  name: w\n  namespace: {app}\n"
+    )
+    hub.start_controller()
+    hub.hub_cli("repo", "add", "examples", str(repo), "--path", "mixed")
+    hub.process(f"sync-{app}", "--hub", str(hub.kubeconfig), "sync", app)
+    for cluster in names[:2]:
+        wait_for(
+            lambda c=cluster: (
+                (status_of(hub, c, app).get("staged") or {}).get("result") == "Rejected"
+            ),
+            timeout=240,
+            what=f"{app} refused by the agent of {cluster}",
+        )
+    wait_for(lambda: request_phase(hub, app) == "Failed", timeout=240, what=f"{app}'s sync refused")
+    # Refused everywhere: nothing on the push cluster, nothing released to a pull cluster.
+    kube = hub.fleet.edge_kube(2)
+    try:
+        assert kube.get_sync("v1", "Namespace", app) is None
+    finally:
+        kube.close()
+    assert live_deployment(hub, 2, app) is None
+    for cluster in names[:2]:
+        assert "released" not in spec_of(hub, cluster, app), cluster
