@@ -14,6 +14,7 @@ runner's; its record is the app's one ``status.rollout``. The release rule
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from appflow.model.appdef import RolloutSpec
 from appflow.model.objects import Manifest
 from appflow.model.records import RevisionRecord
 from appflow.model.rollout import DEFAULT_HEALTH_TIMEOUT, pull_batch
+
+log = logging.getLogger("appflow.hub.mixed")
 
 POLL = 1.0
 """Seconds between two looks at the agents' reports (the replica's watch: no API request)."""
@@ -104,6 +107,12 @@ class PullTargets:
                 return dict(decision.rejected)
             if not decision.waiting:
                 return {}
+            log.debug(
+                "%s: r%d waits for the verdicts of %s",
+                self.app,
+                revision.number,
+                ", ".join(sorted(decision.waiting)),
+            )
             if time.monotonic() > deadline:
                 return {
                     c: (
@@ -139,6 +148,7 @@ class PullTargets:
             )
             if not verdict.waiting:
                 return dict(verdict.states)
+            log.debug("%s: r%d waits for %s", self.app, revision, ", ".join(verdict.waiting))
             await asyncio.sleep(POLL)
 
     async def _release(self, clusters: Sequence[str], *, revision: int) -> None:
