@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from appflow.errors import AppflowError
 from appflow.model.hub import API_VERSION
 from tests.helpers import widget_crd
 from tests.integration.agent.conftest import Hub, register_fleet, wait_for
@@ -195,11 +196,15 @@ def test_a_revision_a_pull_cluster_refuses_is_written_on_no_push_cluster(
     edge = hub.fleet.edge_kube(2)
     try:
         edge.apply_sync(widget_crd(group))
-        wait_for(
-            lambda: edge.list_sync(f"{group}/v1", "Widget", namespace="default") is not None,
-            timeout=120,
-            what="the Widget kind served on the push cluster",
-        )
+
+        def served() -> bool:
+            edge.invalidate_discovery()  # a kind added a moment ago
+            try:
+                return edge.list_sync(f"{group}/v1", "Widget", namespace="default") is not None
+            except AppflowError:
+                return False
+
+        wait_for(served, timeout=120, what="the Widget kind served on the push cluster")
     finally:
         edge.close()
     app = f"mixw-{suffix}"
