@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,7 +102,14 @@ class PullTargets:
         policy = self.rollout.offline_targets
         while True:
             offline = publish.offline_clusters(await self.clusters())
-            decision = publish.verdicts(await self._mine(), offline=offline, policy=policy)
+            # Every target counts, seen or not: the view may not show the stage's writes yet.
+            decision = publish.verdicts(
+                await self._mine(),
+                offline=offline,
+                policy=policy,
+                revision=revision.number,
+                targets=self.labels,
+            )
             if decision.rejected:
                 return dict(decision.rejected)
             if not decision.waiting:
@@ -132,8 +139,18 @@ class PullTargets:
     async def deliver(
         self, clusters: Sequence[str], *, revision: int, wait: float | None
     ) -> dict[str, tuple[str, str]]:
-        await self._release(clusters, revision=revision)
+        left = await self._release(clusters, revision=revision)
         if wait is None:
+            for _ in range(RELEASE_TRIES - 1):
+                if not left:
+                    break
+                await asyncio.sleep(POLL)
+                left = await self._release(left, revision=revision)
+            if left:
+                # Ungated: the release rule releases again what this rollout delivered.
+                log.warning(
+                    "%s: r%d not released yet to %s", self.app, revision, ", ".join(sorted(left))
+                )
             return {}
         started = time.monotonic()
         while True:
@@ -148,38 +165,47 @@ class PullTargets:
             )
             if not verdict.waiting:
                 return dict(verdict.states)
-            log.debug("%s: r%d waits for %s", self.app, revision, ", ".join(verdict.waiting))
-            await asyncio.sleep(POLL)
-
-    async def _release(self, clusters: Sequence[str], *, revision: int) -> None:
-        """Release REVISION (staged) to CLUSTERS, from a fresh list: a release is conditional
-        on the Deployment's resourceVersion, which the watch may show late."""
-        left = set(clusters)
-        for _ in range(RELEASE_TRIES):
-            listed = await asyncio.to_thread(
-                self.store.deployment_objects, app=self.app, with_unreported=True
+            log.debug(
+                "%s: r%d waits for %s%s",
+                self.app,
+                revision,
+                ", ".join(verdict.waiting),
+                f" (not released yet: {', '.join(sorted(left))})" if left else "",
             )
-            for obj in listed:
-                spec = obj.get("spec") or {}
-                cluster = str(spec.get("cluster"))
-                staged: Mapping[str, Any] = spec.get("staged") or {}
-                if cluster not in left or staged.get("revision") != revision:
-                    continue
-                verdict = (obj.get("status") or {}).get("staged") or {}
-                if self.rollout.offline_targets != "release" and not (
-                    verdict.get("result") == "Validated" and verdict.get("revision") == revision
-                ):
+            await asyncio.sleep(POLL)
+            if left:
+                # Until the gate settles: a release lost to a conflict is not given up.
+                left = await self._release(left, revision=revision)
+
+    async def _release(self, clusters: Collection[str], *, revision: int) -> set[str]:
+        """Release REVISION (staged) to CLUSTERS, from a fresh list (a release is conditional
+        on the Deployment's resourceVersion, which the watch may show late); the clusters
+        still to release (changed meanwhile, or not listed staged at REVISION yet)."""
+        left = set(clusters)
+        offline = publish.offline_clusters(await self.clusters())
+        listed = await asyncio.to_thread(
+            self.store.deployment_objects, app=self.app, with_unreported=True
+        )
+        for obj in listed:
+            spec = obj.get("spec") or {}
+            cluster = str(spec.get("cluster"))
+            staged: Mapping[str, Any] = spec.get("staged") or {}
+            if cluster not in left or staged.get("revision") != revision:
+                continue
+            verdict = (obj.get("status") or {}).get("staged") or {}
+            validated = verdict.get("result") == "Validated" and verdict.get("revision") == revision
+            if not validated and self.rollout.offline_targets != "release":
+                if cluster in offline:
                     # Offline and skipped: it gets the revision once its agent validated it
                     # (the release rule releases what this rollout delivered).
                     left.discard(cluster)
-                    continue
-                if spec.get("released") == staged or await publish.release_one(
-                    self.kube, self.app, obj, None
-                ):
-                    left.discard(cluster)
-            if not left:
-                return
-            await asyncio.sleep(POLL)
+                # Online: kept for the next pass, never released unvalidated.
+                continue
+            if spec.get("released") == staged or await publish.release_one(
+                self.kube, self.app, obj, None
+            ):
+                left.discard(cluster)
+        return left
 
     async def roll_back(self, clusters: Mapping[str, int]) -> dict[str, int]:
         listed = await asyncio.to_thread(

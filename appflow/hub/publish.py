@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Collection, Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -353,14 +353,30 @@ def release_decision(
 
 
 def verdicts(
-    deployments: Sequence[Mapping[str, Any]], *, offline: Set[str], policy: OfflinePolicy
+    deployments: Sequence[Mapping[str, Any]],
+    *,
+    offline: Set[str],
+    policy: OfflinePolicy,
+    revision: int | None = None,
+    targets: Collection[str] = (),
 ) -> rules.Release:
     """``model.agent.release_decision`` over the staged, not yet released DEPLOYMENTS: each
-    agent's verdict counts only for the revision its Deployment has staged."""
+    agent's verdict counts only for the revision its Deployment has staged.
+
+    With REVISION, only Deployments staged at it count, and each of TARGETS whose Deployment
+    does not show it staged is pending: DEPLOYMENTS from a watch can lag behind the stage's
+    own writes, and a target the view does not show yet (or shows with an older revision's
+    verdict) must hold the release, not pass as validated or refuse the new revision.
+    """
     results: dict[str, tuple[str | None, str]] = {}
+    shown: set[str] = set()
     for d in deployments:
         spec, status = d.get("spec") or {}, d.get("status") or {}
         wanted = spec.get("staged")
+        if revision is not None and (wanted or {}).get("revision") != revision:
+            continue
+        if wanted:
+            shown.add(str(spec.get("cluster")))
         if not wanted or (spec.get("released") or {}) == wanted:
             continue
         result = status.get("staged") or {}
@@ -369,6 +385,8 @@ def verdicts(
             verdict if verdict in ("Validated", "Rejected") else None,
             str(result.get("message") or "rejected"),
         )
+    for cluster in set(targets) - shown:
+        results[cluster] = (None, "")
     online = set(results) - set(offline)
     return rules.release_decision(results, online=online, policy=policy)
 

@@ -16,16 +16,9 @@ import pytest
 from appflow.errors import AppflowError
 from appflow.model.hub import API_VERSION
 from tests.helpers import widget_crd
-from tests.integration.agent.conftest import Hub, register_fleet, wait_for
+from tests.integration.agent.conftest import Hub, register_fleet, spec_of, status_of, wait_for
 from tests.integration.agent.test_journeys import agent_of
-from tests.integration.agent.test_rollout import (
-    EXAMPLES,
-    label_nodes,
-    rollout,
-    spec_of,
-    status_of,
-    write_app,
-)
+from tests.integration.agent.test_rollout import EXAMPLES, label_nodes, rollout, write_app
 
 pytestmark = pytest.mark.cluster
 
