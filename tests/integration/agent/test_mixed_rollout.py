@@ -36,6 +36,12 @@ def live_deployment(hub: Hub, edge: int, namespace: str) -> dict[str, Any] | Non
         kube.close()
 
 
+def at_r1(hub: Hub, cluster: str, app: str, state: str) -> bool:
+    """Whether APP's Deployment on CLUSTER shows STATE with revision 1 applied."""
+    status = status_of(hub, cluster, app)
+    return status.get("state") == state and status.get("appliedRevision") == 1
+
+
 def request_phase(hub: Hub, app: str) -> str:
     kube = hub.fleet.hub_kube()
     try:
@@ -103,10 +109,7 @@ def test_push_and_pull_clusters_go_through_one_partition_order(hub: Hub, tmp_pat
     # B: its first partition is the prod pull cluster, applied and NotReady; nothing of B on
     # the push cluster nor released to the dev pull cluster, though both validated it.
     wait_for(
-        lambda: (
-            status_of(hub, prod_pull, b).get("state") == "NotReady"
-            and status_of(hub, prod_pull, b).get("appliedRevision") == 1
-        ),
+        lambda: at_r1(hub, prod_pull, b, "NotReady"),
         timeout=180,
         what=f"{b} applied, NotReady, on {prod_pull}",
     )
@@ -132,18 +135,12 @@ def test_push_and_pull_clusters_go_through_one_partition_order(hub: Hub, tmp_pat
     # The push cluster becomes Ready: A's dev pull cluster, then its prod one, get it.
     label_nodes(hub, 2, label_a)
     wait_for(
-        lambda: (
-            status_of(hub, dev_pull, a).get("state") == "Ready"
-            and status_of(hub, dev_pull, a).get("appliedRevision") == 1
-        ),
+        lambda: at_r1(hub, dev_pull, a, "Ready"),
         timeout=300,
         what=f"{a} Ready r1 on {dev_pull} once push-1 is Ready",
     )
     wait_for(
-        lambda: (
-            status_of(hub, prod_pull, a).get("state") == "Ready"
-            and status_of(hub, prod_pull, a).get("appliedRevision") == 1
-        ),
+        lambda: at_r1(hub, prod_pull, a, "Ready"),
         timeout=300,
         what=f"{a} Ready r1 on {prod_pull} once partition 'dev' is Ready",
     )
@@ -163,10 +160,7 @@ def test_push_and_pull_clusters_go_through_one_partition_order(hub: Hub, tmp_pat
         what=f"{b} Ready on push-1 once {prod_pull} is Ready",
     )
     wait_for(
-        lambda: (
-            status_of(hub, dev_pull, b).get("state") == "Ready"
-            and status_of(hub, dev_pull, b).get("appliedRevision") == 1
-        ),
+        lambda: at_r1(hub, dev_pull, b, "Ready"),
         timeout=180,
         what=f"{b} Ready r1 on {dev_pull}",
     )
