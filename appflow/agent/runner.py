@@ -696,6 +696,8 @@ class Agent:
         facts: ClusterFacts | None = None
         beats = 0
         while not self._stop.is_set():
+            # Cleared before the beat: a mark seen while it is sent asks for the next one now.
+            self._beat_now.clear()
             try:
                 if facts is None or beats % 10 == 0:
                     facts = await self.local.facts(recipients=self._recipients())
@@ -707,7 +709,6 @@ class Agent:
             except AppflowError as err:
                 log.info("heartbeat: %s", err)
             beats += 1
-            self._beat_now.clear()
             await _either(self._stop, self._beat_now, interval * (0.95 + 0.1 * random.random()))
             if self._stop.is_set():
                 return
