@@ -11,8 +11,8 @@ import pytest
 from appflow.engine.engine import Engine
 from appflow.model.objects import INVENTORY_NAMESPACE
 from appflow.store import SqliteStore, open_store
-from tests.helpers import Sandbox, register_clusters
-from tests.integration.engine.support import Space, new_suffix
+from tests.helpers import Sandbox, eventually, register_clusters
+from tests.integration.engine.support import KUBERNETES_CREATED, Space, new_suffix
 
 
 @dataclass
@@ -44,7 +44,12 @@ def fleet(sandbox: Sandbox, appflow_home: Path) -> Iterator[Fleet]:
 @pytest.fixture
 def space(sandbox: Sandbox) -> Iterator[Space]:
     """A namespace with a random suffix on every sandbox cluster; it and the apps' inventories
-    (app names carry the same suffix) are deleted afterwards."""
+    (app names carry the same suffix) are deleted afterwards.
+
+    It is handed over once the controller manager has made its own objects in it (the
+    root CA ConfigMap, the default ServiceAccount): a test that counts or snapshots the
+    namespace must not race them on a loaded machine.
+    """
     suffix = new_suffix()
     created = Space(namespace=f"e-{suffix}", suffix=suffix)
     for index in range(len(sandbox.clusters)):
@@ -52,6 +57,13 @@ def space(sandbox: Sandbox) -> Iterator[Space]:
         try:
             kube.apply_sync(
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": created.namespace}}
+            )
+            eventually(
+                lambda: all(
+                    kube.get_sync("v1", kind, name, created.namespace) is not None
+                    for kind, name in KUBERNETES_CREATED
+                ),
+                what=f"the controller manager's objects in namespace {created.namespace}",
             )
         finally:
             kube.close()
