@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from appflow.engine.engine import Engine
+from appflow.kube.client import KubeCluster
 from appflow.model.objects import INVENTORY_NAMESPACE
 from appflow.store import SqliteStore, open_store
 from tests.helpers import Sandbox, eventually, register_clusters
@@ -41,6 +43,12 @@ def fleet(sandbox: Sandbox, appflow_home: Path) -> Iterator[Fleet]:
         store.close()
 
 
+def _kubernetes_made(kube: KubeCluster, namespace: str) -> bool:
+    return all(
+        kube.get_sync("v1", kind, name, namespace) is not None for kind, name in KUBERNETES_CREATED
+    )
+
+
 @pytest.fixture
 def space(sandbox: Sandbox) -> Iterator[Space]:
     """A namespace with a random suffix on every sandbox cluster; it and the apps' inventories
@@ -59,10 +67,7 @@ def space(sandbox: Sandbox) -> Iterator[Space]:
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": created.namespace}}
             )
             eventually(
-                lambda: all(
-                    kube.get_sync("v1", kind, name, created.namespace) is not None
-                    for kind, name in KUBERNETES_CREATED
-                ),
+                partial(_kubernetes_made, kube, created.namespace),
                 what=f"the controller manager's objects in namespace {created.namespace}",
             )
         finally:
