@@ -128,6 +128,11 @@ class Reconciler:
     """An app's AppFlowDeployments as the replica's watch last saw them (None: listed)."""
     seen_clusters: Callable[[], list[Manifest]] | None = None
     """The Clusters as the replica's watch last saw them (None: listed)."""
+    seen_groups: Callable[[], list[Manifest] | None] | None = None
+    """The ClusterGroups as the replica's watch last saw them (None, or None from it: listed)."""
+    staged: dict[str, int] = field(default_factory=dict)
+    """Per app being reconciled, the Deployments its sync wrote (their watch events each queue
+    a status aggregate: the reconcile need not write one from a view that lacks them yet)."""
     awaiting: dict[str, set[str]] = field(default_factory=dict)
     """Per app, the apps whose release on some pull cluster waits for it (dependsOn): a change
     of its Deployments is theirs to look at."""
@@ -155,7 +160,6 @@ class Reconciler:
         listed = await asyncio.to_thread(
             self.store.deployment_objects, app=app, with_unreported=True
         )
-        groups = await asyncio.to_thread(self.store.list_groups)
         dependencies, states = await self._dependency_states(app)
         released = await publish.release(
             self.store,
@@ -163,10 +167,7 @@ class Reconciler:
             app=app,
             deployments=listed,
             clusters=clusters,
-            groups={
-                g.name: ClusterGroup(name=g.name, selector=parse_selector(g.selector))
-                for g in groups
-            },
+            groups=await self._groups(),
             rollout=record.rollout,
             recorded=recorded,
             dependencies=dependencies,
@@ -215,6 +216,7 @@ class Reconciler:
     ) -> bool:
         """Reconcile APP (a sync on CLUSTERS only: a self-heal); False when it should be tried
         again after a backoff."""
+        self.staged.pop(app, None)
         try:
             obj = await asyncio.to_thread(self.store.app_object, app)
         except NotFoundError:
@@ -241,6 +243,11 @@ class Reconciler:
             outcome.stalled = str(err)
             ok = not err.retryable
         self.stalled[app] = outcome.stalled
+        if self.staged.pop(app, 0) and self.seen is not None:
+            # The Deployments just written reach the watch a moment later, and each event
+            # queues an aggregate (with this outcome): one written now, from a view without
+            # them, would be written again a second later.
+            return ok
         await self.aggregate(app, stalled=outcome.stalled)
         return ok
 
@@ -277,15 +284,19 @@ class Reconciler:
                 found = publish.capabilities_of(obj)
                 if found is not None:
                     connections.reported[res.name_of(obj)] = found
-        groups = await asyncio.to_thread(self.store.list_groups)
         records = [res.cluster_record(o) for o in pull]
-        return FleetState(
-            clusters={c.name: c for c in records},
-            groups={
-                g.name: ClusterGroup(name=g.name, selector=parse_selector(g.selector))
-                for g in groups
-            },
-        )
+        return FleetState(clusters={c.name: c for c in records}, groups=await self._groups())
+
+    async def _groups(self) -> dict[str, ClusterGroup]:
+        """The workspace's ClusterGroups, as the watch saw them (listed without one)."""
+        watched = self.seen_groups() if self.seen_groups is not None else None
+        if watched is not None:
+            records = [res.group_record(o) for o in watched]
+        else:
+            records = await asyncio.to_thread(self.store.list_groups)
+        return {
+            g.name: ClusterGroup(name=g.name, selector=parse_selector(g.selector)) for g in records
+        }
 
     async def _sync(
         self,
@@ -371,6 +382,7 @@ class Reconciler:
                     plan=plan,
                     deployments=await self.deployments(record.name),
                 )
+                self.staged[record.name] = written
                 log.info(
                     "%s: revision %d staged on %d pull cluster(s)",
                     record.name,
