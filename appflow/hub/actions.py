@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from appflow.engine.engine import Engine
+from appflow.engine.fanout import RemoteTargets
 from appflow.engine.refresh import Observation
 from appflow.engine.report import AppSyncReport
 from appflow.engine.stages.types import Progress, SyncOptions, quiet
@@ -80,9 +81,11 @@ class HubEngine(Engine):
         lock_timeout: float | None = None,
         actor: str = "",
         progress: Progress = quiet,
+        remote: RemoteTargets | None = None,
     ) -> AppSyncReport:
         # LOCK_TIMEOUT is standalone's wait for another process's sync: on a hub the app's
-        # owning replica is its only writer and queues the request itself.
+        # owning replica is its only writer and queues the request itself. REMOTE is the
+        # owner's too: it knows the pull clusters and is given none here.
         chosen = options or (
             options_from_policy(SyncPolicy()) if options_from_policy else SyncOptions()
         )

@@ -36,6 +36,7 @@ from appflow.engine.sync import pinned
 from appflow.errors import AppflowError, FencedError, NotFoundError
 from appflow.hub import publish
 from appflow.hub import rollback as hub_rollback
+from appflow.hub.mixed import PullTargets
 from appflow.hub.reports import report_data
 from appflow.hub.store import HubStore
 from appflow.kube.client import KubeCluster
@@ -368,6 +369,16 @@ class Reconciler:
                     options_from_policy=from_policy,
                     commit=commit,
                     actor=actor,
+                    # Push and pull targets: one validation, one partition order.
+                    remote=None
+                    if plan is None or not plan.desired or clusters
+                    else await PullTargets.of(
+                        store=self.store,
+                        kube=self.kube,
+                        plan=plan,
+                        deployments=lambda: self.deployments(record.name),
+                        clusters=self._cluster_objects,
+                    ),
                 )
             if plan is not None and plan.desired and not report.blocked:
                 revision = report.revision or await self.recorder.revision(
