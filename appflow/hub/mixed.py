@@ -126,8 +126,8 @@ class PullTargets:
                         f"its agent gave no verdict on revision {revision.number} within "
                         f"{self.timeout:.0f}s"
                         + (
-                            " (it is Offline and rollout.offlineTargets is 'wait': 'skip' "
-                            "rolls out without it)"
+                            " (it is Offline or its agent never connected, and "
+                            "rollout.offlineTargets is 'wait': 'skip' rolls out without it)"
                             if c in offline
                             else ""
                         )

@@ -435,11 +435,12 @@ def pull_targets(
 
 
 def offline_clusters(clusters: Sequence[Mapping[str, Any]]) -> set[str]:
-    """The pull clusters of CLUSTERS that are Offline."""
+    """The pull clusters of CLUSTERS no heartbeat vouches for: Offline, or Init (never
+    connected yet); ``rollout.offlineTargets`` decides for them (``model.agent.unheard``)."""
     return {
         res.name_of(c)
         for c in clusters
-        if res.cluster_mode(c) == "pull" and (c.get("status") or {}).get("state") == "Offline"
+        if res.cluster_mode(c) == "pull" and rules.unheard((c.get("status") or {}).get("state"))
     }
 
 

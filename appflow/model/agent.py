@@ -39,6 +39,14 @@ def liveness(*, seen_ago: float, interval: float) -> Liveness:
     return "Online"
 
 
+def unheard(state: str | None) -> bool:
+    """Whether a pull cluster in STATE has no heartbeat vouching for it: Offline, or still
+    Init (its agent never registered, or registered and has not sent a first heartbeat).
+    Such a cluster is not waited on as online: it follows ``rollout.offlineTargets``, so a
+    cluster that never connected cannot hold a fleet up with the default ``wait`` alone."""
+    return state in (None, "", "Init", "Offline")
+
+
 def offline_display(state: str | None, revision: int | None) -> str:
     """How a Deployment of an Offline cluster shows: never as Ready, always as last known."""
     if not state or state == "Unknown":

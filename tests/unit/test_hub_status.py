@@ -10,7 +10,7 @@ from typing import Any
 from appflow.engine.report import AppSyncReport
 from appflow.engine.stages.types import SyncResult
 from appflow.errors import ApplyError, ClusterUnreachableError, Where
-from appflow.hub.publish import release_decision, verdicts
+from appflow.hub.publish import offline_clusters, release_decision, verdicts
 from appflow.hub.reports import report_data, report_of
 from appflow.hub.snapshots import folder_files, write_files
 from appflow.model.health import Health, HealthStatus
@@ -242,3 +242,31 @@ def test_a_snapshot_holds_what_folder_digest_covers(tmp_path: Path) -> None:
     copy = write_files(files, tmp_path / "copy" / "app")
     assert folder_digest(copy) == folder_digest(app)
     assert (copy / "run.sh").stat().st_mode & 0o111
+
+
+def _cluster(name: str, mode: str, state: str | None, *, seen: bool = False) -> dict[str, Any]:
+    status: dict[str, Any] = {} if state is None else {"state": state}
+    if seen:
+        status["lastSeen"] = "2025-03-01T12:00:00Z"
+    return {"metadata": {"name": name}, "spec": {"mode": mode}, "status": status}
+
+
+def test_a_pull_cluster_no_heartbeat_vouches_for_follows_the_offline_targets_policy() -> None:
+    clusters = [
+        _cluster("online", "pull", "Online", seen=True),
+        _cluster("suspect", "pull", "Suspect", seen=True),
+        _cluster("offline", "pull", "Offline", seen=True),
+        # Added with `cluster add --mode pull`, its agent never registered.
+        _cluster("never", "pull", "Init"),
+        _cluster("new", "pull", None),
+        # Registered, then silent before its first heartbeat.
+        _cluster("registered", "pull", "Init", seen=True),
+        # A push cluster's state is its probe's, never a reason to skip it.
+        _cluster("push", "push", "Offline"),
+    ]
+    unheard = offline_clusters(clusters)
+    assert unheard == {"offline", "never", "new", "registered"}
+    # With the default policy the fleet waits for them; skip goes on without them.
+    fleet = [staged("online", 2, "Validated"), staged("never", 2, None)]
+    assert release_decision(fleet, offline=unheard) == ([], {})
+    assert release_decision(fleet, offline=unheard, policy="skip") == (["online"], {})

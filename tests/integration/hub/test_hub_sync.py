@@ -33,10 +33,11 @@ def _store(fleet: HubFleet) -> HubStore:
 
 
 def _add_pull_cluster(fleet: HubFleet, name: str, labels: dict[str, str]) -> None:
-    """A pull-mode Cluster as registration leaves it (no kubeconfig: its agent pulls)."""
+    """A pull-mode Cluster as `cluster add --mode pull` leaves it: Init, no kubeconfig (its
+    agent pulls), no agent connected yet."""
     store = _store(fleet)
     try:
-        store.put_cluster(ClusterRecord(name=name, kind="eve-k", labels=labels, state="Online"))
+        store.put_cluster(ClusterRecord(name=name, kind="eve-k", labels=labels, state="Init"))
     finally:
         store.close()
 
@@ -62,6 +63,8 @@ def test_a_render_over_5_mb_goes_through_the_hub_to_push_and_pull_clusters(
             {
                 "name": "big",
                 "namespace": namespace,
+                # edge-9's agent never connects: the push cluster goes on without its verdict.
+                "rollout": {"offlineTargets": "skip"},
                 "targets": [
                     {"name": "one", "clusterName": "test-1"},
                     {"name": "edge", "clusterName": "edge-9"},
@@ -108,6 +111,9 @@ def test_a_render_over_5_mb_goes_through_the_hub_to_push_and_pull_clusters(
                     assert len(json.dumps(obj)) < 32 * 1024, obj["metadata"]["name"]
             (pull,) = [d for d in fleet.deployments("big") if d["spec"]["cluster"] == "edge-9"]
             staged = pull["spec"]["staged"]
+            # Staged, never released to a cluster whose agent gave no verdict, never Ready.
+            assert not pull["spec"].get("released"), pull["spec"]
+            assert (pull.get("status") or {}).get("state") != "Ready", pull.get("status")
 
             async def read(index: str) -> list[dict[str, Any]]:
                 return await ContentStore(kube, fleet.workspace).get_render(index)
