@@ -191,15 +191,20 @@ class HubEngine(Engine):
         self, name: str, request_id: str, *, deadline: float, progress: Progress
     ) -> AppSyncReport:
         started = time.monotonic()
-        picked = False
+        told = ""  # the phase the requester was last told of
         while True:
             obj = await asyncio.to_thread(self.hub.app_object, name)
             status = res.sync_request_status(obj)
             if status.get("id") == request_id:
                 phase = status.get("phase")
-                if not picked:
-                    picked = True
-                    progress(f"{name}: {status.get('writer') or 'a controller'} runs the request")
+                writer = status.get("writer") or "a controller"
+                if phase in ("Pending", "Running") and phase != told:
+                    told = str(phase)
+                    progress(
+                        f"{name}: {writer} has the request: {status.get('message')}"
+                        if phase == "Pending"
+                        else f"{name}: {writer} runs the request"
+                    )
                 if phase in ("Succeeded", "Failed"):
                     return await self._report(name, status)
             elif res.sync_request(obj).get("id") != request_id:
@@ -209,7 +214,7 @@ class HubEngine(Engine):
                     hint="someone else asked for a sync meanwhile; see `appflow app history`",
                 )
             waited = time.monotonic() - started
-            if not picked and waited > PICKUP_SECONDS:
+            if not told and waited > PICKUP_SECONDS:
                 raise ConfigError(
                     f"no hub controller started the request for {name} within "
                     f"{PICKUP_SECONDS:.0f}s",

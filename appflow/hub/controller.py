@@ -536,9 +536,29 @@ class Controller:
                 or event == "ADDED"
             ):
                 self.queue_app(name, "user")
+                if self.owns_app(name) and self._syncing(name):
+                    self._acknowledge(name, str(requested))
             return
         if before is None or (before.get("metadata") or {}).get("generation") != generation:
             self.queue_app(name, "watch")
+
+    def _syncing(self, app: str) -> bool:
+        """Whether work on APP runs now (a new request then waits for it to end)."""
+        lock = self.locks.get(app)
+        return lock is not None and lock.locked()
+
+    def _acknowledge(self, app: str, request_id: str) -> None:
+        """Tell the requester at once that its request waits behind the work in progress (a
+        rollout waiting for verdicts or Ready can hold it for minutes): the CLI otherwise
+        takes an unanswered request for a missing controller."""
+
+        async def write() -> None:
+            try:
+                await self.reconciler.acknowledge(app, request_id)
+            except AppflowError as err:
+                log.warning("%s: cannot acknowledge request %s: %s", app, request_id, err)
+
+        self.shard.run(app_key(self.workspace, app), write(), name=f"ack:{app}")
 
     def on_gitrepo(self, event: str, obj: Manifest) -> None:
         self.seen.observe(event, obj)  # before the work it queues reads it

@@ -449,6 +449,24 @@ class Reconciler:
             self.store.patch_status, obj, {"syncRequest": dict(status)}, conditional=False
         )
 
+    async def acknowledge(self, app: str, request_id: str) -> None:
+        """Mark APP's request REQUEST_ID Pending: it arrived while a sync of APP runs, and
+        runs once that one ends. Nothing is written once the request was picked up."""
+        obj = await asyncio.to_thread(self.store.app_object, app)
+        if res.sync_request(obj).get("id") != request_id:
+            return  # replaced meanwhile
+        if res.sync_request_status(obj).get("id") == request_id:
+            return  # already running or done
+        await self._request_status(
+            app,
+            {
+                "id": request_id,
+                "phase": "Pending",
+                "writer": self.identity,
+                "message": "queued behind the sync in progress; it runs when that one ends",
+            },
+        )
+
     async def _run_request(self, obj: Mapping[str, Any], request: Mapping[str, Any]) -> Outcome:
         """Run the AppFlow's syncRequest once; its outcome goes to status.syncRequest."""
         app = res.name_of(obj)
