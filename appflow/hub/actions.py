@@ -177,13 +177,8 @@ class HubEngine(Engine):
             **asked,
             "requestedAt": res.stamp(utc_now()),
         }
-        kube = self.hub.kube
-        await kube.patch(
-            API_VERSION,
-            "AppFlow",
-            name,
-            self.hub.workspace,
-            {"spec": {**(spec or {}), "syncRequest": body}},
+        await asyncio.to_thread(
+            self.hub.patch_app, name, {"spec": {**(spec or {}), "syncRequest": body}}
         )
         return request_id
 

@@ -646,6 +646,13 @@ class HubStore:
     def get_app(self, name: str) -> AppRecord:
         return self.app_of(self.app_object(name))
 
+    def patch_app(self, name: str, patch: Manifest) -> Manifest:
+        """JSON merge PATCH of app NAME's AppFlow (a sync request); the object as written. A
+        replica reads it back as written: its watch may deliver the write after the read."""
+        written = self.kube.patch_sync(API_VERSION, "AppFlow", name, self.workspace, patch)
+        self._wrote(written)
+        return written
+
     def app_object(self, name: str) -> Manifest:
         """The AppFlow of app NAME as stored (NotFoundError when there is none)."""
         obj = self._get("AppFlow", name)
