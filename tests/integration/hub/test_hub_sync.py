@@ -398,3 +398,93 @@ def test_catalog_install_works_unchanged_against_a_hub(fleet: HubFleet, sandbox:
         assert fleet.cli("app", "show", "redis").exit_code != 0
     finally:
         fleet.cli("app", "delete", "redis")
+
+
+def _request(fleet: HubFleet, app: str, request_id: str) -> None:
+    kube = fleet.kube()
+    try:
+        kube.patch_sync(
+            API_VERSION,
+            "AppFlow",
+            app,
+            fleet.workspace,
+            {"spec": {"syncRequest": {"id": request_id, "trigger": "user"}}},
+        )
+    finally:
+        kube.close()
+
+
+def _request_status(fleet: HubFleet, app: str) -> dict[str, Any]:
+    return dict((fleet.app(app).get("status") or {}).get("syncRequest") or {})
+
+
+def test_a_request_behind_a_sync_waiting_for_a_verdict_is_acknowledged_at_once(
+    fleet: HubFleet, tmp_path: Path
+) -> None:
+    """A sync of a push and a pull cluster waits for the pull cluster's verdict (its agent
+    never connected; rollout.offlineTargets 'wait'); a second request arriving meanwhile is
+    answered at once, Pending, and runs once the first ends."""
+    app = tmp_path / "held"
+    app.mkdir()
+    namespace = f"held-{secrets.token_hex(3)}"  # the sandbox is shared
+    (app / "appflow.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "held",
+                "namespace": namespace,
+                "syncPolicy": {"auto": False},
+                "rollout": {"offlineTargets": "wait", "healthTimeoutSeconds": 60},
+                "targets": [
+                    {"name": "one", "clusterName": "test-1"},
+                    {"name": "edge", "clusterName": "edge-7"},
+                ],
+            }
+        )
+    )
+    (app / "cm.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "c", "namespace": namespace},
+                "data": {"k": "v"},
+            }
+        )
+    )
+    fleet.start()
+    assert fleet.cli("cluster", "add", "--from-sandbox").exit_code == 0
+    _add_pull_cluster(fleet, "edge-7", {"site": "edge"})
+    added = fleet.cli("app", "add", "held", "--local", str(app))
+    assert added.exit_code == 0, added.output
+    try:
+        _request(fleet, "held", "first")
+        eventually(
+            lambda: (
+                _request_status(fleet, "held").get("phase") == "Running"
+                and _state(fleet, "held").get("edge-7", (None, None))[1] == 1
+            ),
+            timeout=90,
+            what="the first request running, r1 staged on edge-7",
+        )
+        _request(fleet, "held", "second")
+        eventually(
+            lambda: _request_status(fleet, "held").get("id") == "second",
+            timeout=30,
+            what="the second request acknowledged",
+        )
+        answered = _request_status(fleet, "held")
+        assert answered["phase"] == "Pending", answered
+        assert "queued behind the sync in progress" in answered["message"], answered
+        # The first one gives up on edge-7's verdict after the health timeout; then the
+        # second runs, and ends the same way.
+        eventually(
+            lambda: (
+                _request_status(fleet, "held").get("phase") == "Failed"
+                and _request_status(fleet, "held").get("id") == "second"
+            ),
+            timeout=300,
+            what="the second request run to its end",
+        )
+        assert "edge-7" in _request_status(fleet, "held")["message"]
+    finally:
+        fleet.cli("app", "delete", "held")
