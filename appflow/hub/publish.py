@@ -435,12 +435,12 @@ def pull_targets(
 
 
 def offline_clusters(clusters: Sequence[Mapping[str, Any]]) -> set[str]:
-    """The pull clusters of CLUSTERS no heartbeat vouches for: Offline, or Init (never
-    connected yet); ``rollout.offlineTargets`` decides for them (``model.agent.unheard``)."""
+    """The pull clusters of CLUSTERS with no agent to wait for: Offline, or never connected;
+    ``rollout.offlineTargets`` decides for them (``model.agent.unheard``)."""
     return {
         res.name_of(c)
         for c in clusters
-        if res.cluster_mode(c) == "pull" and rules.unheard((c.get("status") or {}).get("state"))
+        if res.cluster_mode(c) == "pull" and rules.unheard(c.get("status") or {})
     }
 
 

@@ -39,12 +39,17 @@ def liveness(*, seen_ago: float, interval: float) -> Liveness:
     return "Online"
 
 
-def unheard(state: str | None) -> bool:
-    """Whether a pull cluster in STATE has no heartbeat vouching for it: Offline, or still
-    Init (its agent never registered, or registered and has not sent a first heartbeat).
-    Such a cluster is not waited on as online: it follows ``rollout.offlineTargets``, so a
-    cluster that never connected cannot hold a fleet up with the default ``wait`` alone."""
-    return state in (None, "", "Init", "Offline")
+def unheard(status: Mapping[str, Any]) -> bool:
+    """Whether a pull cluster with STATUS has no agent to wait for: Offline, or Init and never
+    seen (``cluster add --mode pull`` made it; no agent registered). Such a cluster is not
+    waited on as online: it follows ``rollout.offlineTargets``, so a cluster that never
+    connected holds a fleet up only under ``wait``. An agent that registered a moment ago
+    (Init, ``lastSeen`` set, first heartbeat on its way) is online: it gives its verdicts,
+    and a rollout's gate waits for it."""
+    state = status.get("state")
+    if state == "Offline":
+        return True
+    return state in (None, "", "Init") and not status.get("lastSeen")
 
 
 def offline_display(state: str | None, revision: int | None) -> str:
