@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence, Set
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +42,7 @@ from appflow.hub.store import HubStore
 from appflow.kube.client import KubeCluster
 from appflow.model import resources as res
 from appflow.model.appdef import OfflinePolicy, SyncPolicy
-from appflow.model.deps import resolve_dependency_states
+from appflow.model.deps import held_by_dependencies, resolve_dependency_states
 from appflow.model.hubstatus import app_status
 from appflow.model.objects import Manifest
 from appflow.model.records import (
@@ -199,6 +199,15 @@ class Reconciler:
                 state = (obj.get("status") or {}).get("state")
                 states.setdefault(cluster, {})[dep] = str(state) if state else None
         return dict(dependencies), states
+
+    def _held(self, app: str) -> Callable[[Collection[str]], Awaitable[Mapping[str, str]]]:
+        """Which of some clusters dependsOn holds for APP now (``model.deps``)."""
+
+        async def held(clusters: Collection[str]) -> Mapping[str, str]:
+            dependencies, states = await self._dependency_states(app)
+            return held_by_dependencies(clusters, dependencies, states)
+
+        return held
 
     async def deployments(self, app: str) -> list[Manifest]:
         """APP's AppFlowDeployments, from the watch when there is one (no LIST per call)."""
@@ -378,6 +387,7 @@ class Reconciler:
                         plan=plan,
                         deployments=lambda: self.deployments(record.name),
                         clusters=self._cluster_objects,
+                        held=self._held(record.name) if plan.definition.depends_on else None,
                     ),
                 )
             if plan is not None and plan.desired and not report.blocked:
