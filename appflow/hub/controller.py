@@ -649,6 +649,9 @@ class Controller:
             # Apps whose release waits for this one there (dependsOn).
             for other in sorted(self.reconciler.awaiting.get(app, ())):
                 self.queue_app(other, "watch", what=RELEASE, delay=0.5)
+            for other in sorted(self.reconciler.held_push.get((app, cluster), ())):
+                # Its sync on this push cluster waits for this one there: synced there again.
+                self.queue_app(other, "watch", what=cluster, delay=0.5)
 
     def seen_deployments(self, app: str) -> list[Manifest]:
         return list(self.deployments.get(app, {}).values())

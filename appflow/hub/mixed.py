@@ -50,6 +50,9 @@ class PullTargets:
     """The hub's Clusters as the replica's watch shows them."""
     labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     previous: Mapping[str, int | None] = field(default_factory=dict)
+    held: Callable[[Collection[str]], Awaitable[Mapping[str, str]]] | None = None
+    """Which of the given pull clusters dependsOn holds now, with what each waits for (None:
+    the app depends on nothing)."""
 
     @classmethod
     async def of(
@@ -60,6 +63,7 @@ class PullTargets:
         plan: publish.PullPlan,
         deployments: Callable[[], Awaitable[list[Manifest]]],
         clusters: Callable[[], Awaitable[list[Manifest]]],
+        held: Callable[[Collection[str]], Awaitable[Mapping[str, str]]] | None = None,
     ) -> PullTargets:
         """The pull targets of PLAN, with their labels and the revision each runs now."""
         seen = {str((d.get("spec") or {}).get("cluster")): d for d in await deployments()}
@@ -76,6 +80,7 @@ class PullTargets:
             clusters=clusters,
             labels={c: dict(plan.clusters[c].labels) for c in plan.desired},
             previous={c: n if isinstance(n, int) else None for c, n in applied.items()},
+            held=held,
         )
 
     @property
@@ -139,6 +144,13 @@ class PullTargets:
     async def deliver(
         self, clusters: Sequence[str], *, revision: int, wait: float | None
     ) -> dict[str, tuple[str, str]]:
+        held = await self.held(clusters) if self.held is not None else {}
+        if held:
+            # As the engine holds a push cluster: neither released nor gated on here; the
+            # release rule that follows the sync releases it once its dependencies are met.
+            for cluster, why in sorted(held.items()):
+                log.info("%s on %s: r%d not released, %s", self.app, cluster, revision, why)
+            clusters = [c for c in clusters if c not in held]
         left = await self._release(clusters, revision=revision)
         if wait is None:
             for _ in range(RELEASE_TRIES - 1):

@@ -44,7 +44,7 @@ from appflow.model import content as fmt
 from appflow.model import resources as res
 from appflow.model.appdef import AppDefinition, OfflinePolicy, RolloutSpec
 from appflow.model.capabilities import Capabilities
-from appflow.model.deps import unmet, waiting_message
+from appflow.model.deps import held_by_dependencies
 from appflow.model.hub import API_VERSION, cluster_namespace
 from appflow.model.records import (
     AppRecord,
@@ -495,12 +495,9 @@ async def release(
         allowed = delivered(recorded, revision=revision) if recorded is not None else frozenset()
         names = [c for c in names if c in allowed]
         rollout, recorded = replace(rollout, partitions=(), max_unavailable="100%"), None
-    waiting: dict[str, str] = {}
-    for cluster in sorted(set(names) & set(targets)) if dependencies else ():
-        assert dependencies is not None
-        pending = unmet(dependencies, (dependency_states or {}).get(cluster, {}), cluster=cluster)
-        if pending:
-            waiting[cluster] = waiting_message(dependencies, pending, cluster=cluster)
+    waiting = held_by_dependencies(
+        set(names) & set(targets), dependencies or {}, dependency_states or {}
+    )
     labels = {res.name_of(c): dict((c.get("metadata") or {}).get("labels") or {}) for c in clusters}
     partitions = plan_rollout(
         rollout, [ClusterInfo(name=c, labels=labels.get(c, {})) for c in targets], groups

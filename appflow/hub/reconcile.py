@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence, Set
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,7 @@ from appflow.engine.report import AppSyncReport
 from appflow.engine.stages.types import DesiredState, SyncOptions
 from appflow.engine.state import FleetState
 from appflow.engine.sync import pinned
-from appflow.errors import AppflowError, FencedError, NotFoundError
+from appflow.errors import AppflowError, ConfigError, FencedError, NotFoundError
 from appflow.hub import publish
 from appflow.hub import rollback as hub_rollback
 from appflow.hub.mixed import PullTargets
@@ -42,7 +42,7 @@ from appflow.hub.store import HubStore
 from appflow.kube.client import KubeCluster
 from appflow.model import resources as res
 from appflow.model.appdef import OfflinePolicy, SyncPolicy
-from appflow.model.deps import resolve_dependency_states
+from appflow.model.deps import held_by_dependencies, resolve_dependency_states
 from appflow.model.hubstatus import app_status
 from appflow.model.objects import Manifest
 from appflow.model.records import (
@@ -138,6 +138,10 @@ class Reconciler:
     """Per app, the apps whose release on some pull cluster waits for it (dependsOn): a change
     of its Deployments is theirs to look at."""
 
+    held_push: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    """Per (dependency, push cluster), the apps whose sync there waits for it (dependsOn): a
+    change of the dependency's Deployment there syncs them there again."""
+
     async def release(self, app: str) -> publish.Released:
         """The release rule for APP (``publish.release``), decided on a fresh list: a watch
         that lags could hide a target that has not validated yet. The list is skipped when the
@@ -199,6 +203,34 @@ class Reconciler:
                 state = (obj.get("status") or {}).get("state")
                 states.setdefault(cluster, {})[dep] = str(state) if state else None
         return dict(dependencies), states
+
+    def _held(self, app: str) -> Callable[[Collection[str]], Awaitable[Mapping[str, str]]]:
+        """Which of some clusters dependsOn holds for APP now (``model.deps``)."""
+
+        async def held(clusters: Collection[str]) -> Mapping[str, str]:
+            dependencies, states = await self._dependency_states(app)
+            return held_by_dependencies(clusters, dependencies, states)
+
+        return held
+
+    async def _note_held_push(
+        self, app: str, waiting: Mapping[str, str], *, clusters: Sequence[str]
+    ) -> None:
+        """Remember the push clusters where APP's sync (on CLUSTERS; all when empty) waits
+        for its dependencies (WAITING, the engine's): nothing else would sync it there
+        again before the next resync once they are met."""
+        for key, apps in list(self.held_push.items()):
+            if not clusters or key[1] in clusters:
+                apps.discard(app)
+                if not apps:
+                    del self.held_push[key]
+        if not waiting:
+            return
+        records = await asyncio.to_thread(self.store.list_apps)
+        with contextlib.suppress(ConfigError):  # the engine's sync said so already
+            for dep in resolve_dependency_states(records).get(app, {}):
+                for cluster in waiting:
+                    self.held_push.setdefault((dep, cluster), set()).add(app)
 
     async def deployments(self, app: str) -> list[Manifest]:
         """APP's AppFlowDeployments, from the watch when there is one (no LIST per call)."""
@@ -378,8 +410,11 @@ class Reconciler:
                         plan=plan,
                         deployments=lambda: self.deployments(record.name),
                         clusters=self._cluster_objects,
+                        held=self._held(record.name) if plan.definition.depends_on else None,
                     ),
                 )
+                # Before the pull clusters' waits join it: the engine's are push clusters'.
+                await self._note_held_push(record.name, report.waiting, clusters=clusters)
             if plan is not None and plan.desired and not report.blocked:
                 revision = report.revision or await self.recorder.revision(
                     record.name, plan.desired, source_ref=plan.source.ref

@@ -2,7 +2,8 @@
 clusters of both kinds goes through one partition order. A NotReady push cluster in the first
 partition holds the pull cluster of the second, and a NotReady pull cluster in the first holds
 the push and pull clusters of the second; every target validated before anything was written,
-and `rollout status` shows one rollout over both kinds."""
+and `rollout status` shows one rollout over both kinds. dependsOn holds an app on each cluster,
+push or pull, until what it depends on is Ready there."""
 
 from __future__ import annotations
 
@@ -228,3 +229,106 @@ def test_a_revision_a_pull_cluster_refuses_is_written_on_no_push_cluster(
     assert live_deployment(hub, 2, app) is None
     for cluster in names[:2]:
         assert "released" not in spec_of(hub, cluster, app), cluster
+
+
+def objects_of(hub: Hub, edge: int, namespace: str) -> list[str]:
+    """What an app put in NAMESPACE on an edge: the namespace and its Deployments (what
+    Kubernetes adds to a namespace by itself is not the app's)."""
+    kube = hub.fleet.edge_kube(edge)
+    try:
+        found = [f"Namespace/{namespace}"] if kube.get_sync("v1", "Namespace", namespace) else []
+        found += [
+            f"Deployment/{d['metadata']['name']}"
+            for d in kube.list_sync("apps/v1", "Deployment", namespace=namespace)
+        ]
+        return found
+    finally:
+        kube.close()
+
+
+def released_nowhere(hub: Hub, clusters: list[str], app: str) -> None:
+    for cluster in clusters:
+        assert "released" not in spec_of(hub, cluster, app), cluster
+        assert status_of(hub, cluster, app).get("appliedRevision") is None, cluster
+
+
+def test_depends_on_holds_push_and_pull_clusters_alike(hub: Hub, tmp_path: Path) -> None:
+    names = register_fleet(hub)
+    pulls = names[:2]
+    # The third edge leaves pull mode and joins by kubeconfig.
+    hub.hub_cli("cluster", "remove", names[2])
+    agent_of(hub, 2).stop()
+    push = hub.fleet.edges[2]
+    hub.hub_cli("cluster", "add", "push-1", "--kubeconfig", str(push.kubeconfig), "-l", "env=dev")
+    suffix = secrets.token_hex(3)
+    base, top = f"base-{suffix}", f"top-{suffix}"
+    label = f"deps-{suffix}.test/ready"
+    repo = tmp_path / "repo"
+    shutil.copytree(EXAMPLES, repo)
+    write_app(repo / "deps" / "base", app=base, ns=base, node_label=label)
+    # 'top' itself runs anywhere: only its dependency is held by the node label.
+    write_app(repo / "deps" / "top", app=top, ns=top, node_label=None, dependsOn=[{"name": base}])
+    hub.start_controller()
+    # Both apps sync by themselves (syncPolicy.auto), in whatever order the controller takes.
+    hub.hub_cli("repo", "add", "examples", str(repo), "--path", "deps")
+    for cluster in [*pulls, "push-1"]:
+        wait_for(
+            lambda c=cluster: status_of(hub, c, base).get("state") == "NotReady",
+            timeout=240,
+            what=f"{base} applied, NotReady, on {cluster} (its pod has no node)",
+        )
+
+    # base is NotReady everywhere: top is validated on the pull clusters but released on
+    # none, and the push cluster waits for base too, with nothing of top written there.
+    for cluster in pulls:
+        wait_for(
+            lambda c=cluster: (
+                (status_of(hub, c, top).get("staged") or {}).get("result") == "Validated"
+            ),
+            timeout=180,
+            what=f"{top} validated on {cluster}",
+        )
+    wait_for(
+        lambda: status_of(hub, "push-1", top).get("state") == "WaitApplied",
+        timeout=120,
+        what=f"{top} WaitApplied on push-1",
+    )
+    assert base in str(status_of(hub, "push-1", top).get("message")), status_of(hub, "push-1", top)
+    assert objects_of(hub, 2, top) == []
+    released_nowhere(hub, pulls, top)
+
+    # Ready on the push cluster: top is applied there, and only there.
+    label_nodes(hub, 2, label)
+    wait_for(
+        lambda: status_of(hub, "push-1", top).get("state") == "Ready",
+        timeout=300,
+        what=f"{top} Ready on push-1 once {base} is Ready there",
+    )
+    assert objects_of(hub, 2, top) == [f"Namespace/{top}", "Deployment/web"]
+    for cluster in pulls:
+        assert status_of(hub, cluster, base).get("state") == "NotReady", cluster
+    released_nowhere(hub, pulls, top)
+    # A whole sync asked now, whose push cluster is no longer held, delivers to it and
+    # releases to no pull cluster either.
+    hub.process(f"sync-{top}", "--hub", str(hub.kubeconfig), "sync", top)
+    wait_for(
+        lambda: request_phase(hub, top) in ("Succeeded", "Failed"),
+        timeout=240,
+        what=f"the sync of {top} asked done",
+    )
+    released_nowhere(hub, pulls, top)
+
+    # Ready on one pull cluster: top is released there; the other one is still held.
+    label_nodes(hub, 0, label)
+    wait_for(
+        lambda: (
+            status_of(hub, pulls[0], top).get("state") == "Ready"
+            and status_of(hub, pulls[0], top).get("appliedRevision")
+            == (spec_of(hub, pulls[0], top).get("released") or {}).get("revision")
+        ),
+        timeout=300,
+        what=f"{top} released and Ready on {pulls[0]} once {base} is Ready there",
+    )
+    assert status_of(hub, pulls[1], base).get("state") == "NotReady"
+    released_nowhere(hub, pulls[1:], top)
+    assert status_of(hub, "push-1", top).get("state") == "Ready"
