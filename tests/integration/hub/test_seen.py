@@ -23,6 +23,7 @@ from appflow.hub.controller import follow
 from appflow.hub.seen import Seen
 from appflow.hub.store import HubStore
 from appflow.kube.client import Connection, KubeCluster
+from appflow.model import resources as res
 from appflow.model.hub import API_VERSION
 from appflow.model.records import AppRecord
 from tests.integration.hub.conftest import Hub
@@ -160,3 +161,36 @@ async def test_reads_come_from_the_watch_and_stay_as_correct_as_a_get(
         await task
         kube.close()
         other.close()
+
+
+async def test_a_request_the_replica_writes_is_read_back_before_its_watch_shows_it(
+    hub_crds: Hub, hub_namespace: str, tmp_path: Path
+) -> None:
+    """A replica that asks for a sync itself (a catalog auto-upgrade) waits for the request's
+    outcome reading its AppFlow: it must read the request it wrote, though no watch event
+    brought it (here no watch runs after the list: the worst lag there is)."""
+    workspace = hub_namespace
+    kube = CountingKube(Connection(name=hub_crds.name, kubeconfig=hub_crds.kubeconfig, timeout=30))
+    seen = Seen({"AppFlow"})
+    store = HubStore(kube, workspace=workspace, writer="replica", seen=seen)
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web" / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\n")
+    try:
+        await asyncio.to_thread(
+            store.put_app, AppRecord(name="web", source="local", local_path=str(tmp_path / "web"))
+        )
+        listed = await asyncio.to_thread(
+            kube.list_sync, API_VERSION, "AppFlow", namespace=workspace
+        )
+        seen.listed("AppFlow", listed)
+        await asyncio.to_thread(store.app_object, "web")  # a GET: confirmed from now on
+        gets = kube.gets
+
+        await asyncio.to_thread(
+            store.patch_app, "web", {"spec": {"syncRequest": {"id": "r-1", "trigger": "poll"}}}
+        )
+        obj = await asyncio.to_thread(store.app_object, "web")
+        assert res.sync_request(obj).get("id") == "r-1"
+        assert kube.gets == gets, "read from the replica's view, not with a GET"
+    finally:
+        kube.close()
