@@ -60,17 +60,19 @@ def space(sandbox: Sandbox) -> Iterator[Space]:
     """
     suffix = new_suffix()
     created = Space(namespace=f"e-{suffix}", suffix=suffix)
-    for index in range(len(sandbox.clusters)):
-        kube = sandbox.kube(index)
-        try:
+    kubes = [sandbox.kube(index) for index in range(len(sandbox.clusters))]
+    try:
+        for kube in kubes:
             kube.apply_sync(
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": created.namespace}}
             )
+        for kube in kubes:  # made on every cluster meanwhile
             eventually(
                 partial(_kubernetes_made, kube, created.namespace),
                 what=f"the controller manager's objects in namespace {created.namespace}",
             )
-        finally:
+    finally:
+        for kube in kubes:
             kube.close()
     try:
         yield created
