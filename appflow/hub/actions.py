@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from appflow.engine.engine import Engine
-from appflow.engine.fanout import RemoteTargets
 from appflow.engine.refresh import Observation
 from appflow.engine.report import AppSyncReport
 from appflow.engine.stages.types import Progress, SyncOptions, quiet
@@ -81,11 +80,9 @@ class HubEngine(Engine):
         lock_timeout: float | None = None,
         actor: str = "",
         progress: Progress = quiet,
-        remote: RemoteTargets | None = None,
     ) -> AppSyncReport:
         # LOCK_TIMEOUT is standalone's wait for another process's sync: on a hub the app's
-        # owning replica is its only writer and queues the request itself. REMOTE is the
-        # owner's too: it knows the pull clusters and is given none here.
+        # owning replica is its only writer and queues the request itself.
         chosen = options or (
             options_from_policy(SyncPolicy()) if options_from_policy else SyncOptions()
         )
@@ -177,8 +174,13 @@ class HubEngine(Engine):
             **asked,
             "requestedAt": res.stamp(utc_now()),
         }
-        await asyncio.to_thread(
-            self.hub.patch_app, name, {"spec": {**(spec or {}), "syncRequest": body}}
+        kube = self.hub.kube
+        await kube.patch(
+            API_VERSION,
+            "AppFlow",
+            name,
+            self.hub.workspace,
+            {"spec": {**(spec or {}), "syncRequest": body}},
         )
         return request_id
 
@@ -186,20 +188,15 @@ class HubEngine(Engine):
         self, name: str, request_id: str, *, deadline: float, progress: Progress
     ) -> AppSyncReport:
         started = time.monotonic()
-        told = ""  # the phase the requester was last told of
+        picked = False
         while True:
             obj = await asyncio.to_thread(self.hub.app_object, name)
             status = res.sync_request_status(obj)
             if status.get("id") == request_id:
                 phase = status.get("phase")
-                writer = status.get("writer") or "a controller"
-                if phase in ("Pending", "Running") and phase != told:
-                    told = str(phase)
-                    progress(
-                        f"{name}: {writer} has the request: {status.get('message')}"
-                        if phase == "Pending"
-                        else f"{name}: {writer} runs the request"
-                    )
+                if not picked:
+                    picked = True
+                    progress(f"{name}: {status.get('writer') or 'a controller'} runs the request")
                 if phase in ("Succeeded", "Failed"):
                     return await self._report(name, status)
             elif res.sync_request(obj).get("id") != request_id:
@@ -209,7 +206,7 @@ class HubEngine(Engine):
                     hint="someone else asked for a sync meanwhile; see `appflow app history`",
                 )
             waited = time.monotonic() - started
-            if not told and waited > PICKUP_SECONDS:
+            if not picked and waited > PICKUP_SECONDS:
                 raise ConfigError(
                     f"no hub controller started the request for {name} within "
                     f"{PICKUP_SECONDS:.0f}s",

@@ -70,17 +70,13 @@ class ContentStore:
         return digest
 
     async def put_render(
-        self,
-        objects: Sequence[Manifest],
-        *,
-        base: str | None = None,
-        chunk_min: int = fmt.CHUNK_MIN,
+        self, objects: Sequence[Manifest], *, base: str | None = None
     ) -> fmt.StoredIndex:
         """Store a render: its chunks (in parallel), then its index, a delta of the index
         BASE (the render it replaces, by index digest) where that is smaller. The returned
-        index's digest names the render's content. CHUNK_MIN: see ``fmt.split_render``."""
+        index's digest names the render's content."""
         stored_base = await self.get_index(base) if base else None
-        split = fmt.split_render(objects, base=stored_base, chunk_min=chunk_min)
+        split = fmt.split_render(objects, base=stored_base)
         await asyncio.gather(*(self.put(chunk) for chunk in split.chunks))
         await self.put(split.index_blob)
         stored = split.stored()
