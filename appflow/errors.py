@@ -227,6 +227,13 @@ class StoreError(AppflowError):
     """The local state store could not be read or written."""
 
 
+class WriteConflict(StoreError):
+    """A conditional write found the record changed since it was read: another attempt reads
+    it again."""
+
+    retryable = True
+
+
 class ContentError(StoreError):
     """Content on the hub is missing, corrupt (its digest does not match), or too large."""
 

@@ -236,6 +236,12 @@ class Point:
     controller_cpu: float = 0.0
     """CPU seconds the replicas used while the clock ran (all of them together)."""
     load_end: str = ""
+    idle_seconds: float = 0.0
+    """--idle: how long the replicas ran on after the clock stopped, nothing changing."""
+    idle_requests: dict[str, int] = field(default_factory=dict)
+    """Requests the API server served meanwhile, by verb and kind."""
+    idle_cpu: float = 0.0
+    """CPU seconds the replicas used meanwhile."""
 
     @property
     def floor_seconds(self) -> float:
@@ -477,6 +483,7 @@ def run_point(
     replicas: int,
     profile: Path | None = None,
     floor_sample: int = 2000,
+    idle: float = 0.0,
 ) -> Point:
     from appflow.engine.repos import register_repo
     from appflow.hub.store import HubStore
@@ -538,6 +545,19 @@ def run_point(
     point.etcd_peak_rss = peak.peak.get("etcd", 0)
     point.etcd_db_growth = hub.etcd_db.stat().st_size - db_before
     point.deployments = expected
+    if idle:
+        # Everything staged, nothing changes: what the replicas ask of the API server now
+        # is their upkeep (counting Clusters' apps, Leases), paid for as long as they run.
+        before, cpu = requests_after, sum(cpu_seconds(p.pid) for p, _ in processes)
+        time.sleep(idle)
+        after = request_counts(hub.kubeconfig)
+        point.idle_seconds = idle
+        point.idle_cpu = sum(cpu_seconds(p.pid) for p, _ in processes) - cpu
+        point.idle_requests = {
+            k: int(v - before.get(k, 0.0))
+            for k, v in sorted(after.items())
+            if v - before.get(k, 0.0) >= 1
+        }
     for process, _ in processes:
         process.terminate()
     for process, _ in processes:
@@ -608,6 +628,15 @@ def report(points: list[Point], apps: int) -> None:
             f"requests at {p.clusters} clusters, {p.replicas} replica(s): "
             + ", ".join(f"{k} {v:,}" for k, v in top)
         )
+        if p.idle_seconds:
+            idle = sorted(
+                ((k, v) for k, v in p.idle_requests.items() if "leases" not in k),
+                key=lambda kv: -kv[1],
+            )
+            print(
+                f"  then {p.idle_seconds:.0f} s idle: replicas CPU {p.idle_cpu:.2f} s; requests "
+                "other than Leases: " + (", ".join(f"{k} {v:,}" for k, v in idle) or "none")
+            )
     single = [p for p in points if p.replicas == 1]
     if len(single) >= 2:
         xs = [float(p.clusters) for p in single]
@@ -662,6 +691,13 @@ def main() -> None:
         type=Path,
         help="Run each replica under cProfile and write its profile into this folder.",
     )
+    parser.add_argument(
+        "--idle",
+        type=float,
+        default=0.0,
+        help="Seconds the replicas run on after each point's clock stopped, nothing changing; "
+        "the requests they make meanwhile are reported (their upkeep).",
+    )
     args = parser.parse_args()
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
@@ -684,6 +720,7 @@ def main() -> None:
                             replicas=1,
                             profile=args.profile,
                             floor_sample=args.floor,
+                            idle=args.idle,
                         )
                     )
             for replicas in replica_counts:
@@ -697,6 +734,7 @@ def main() -> None:
                             replicas=replicas,
                             profile=args.profile,
                             floor_sample=args.floor,
+                            idle=args.idle,
                         )
                     )
     finally:

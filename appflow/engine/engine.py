@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from appflow.engine.connections import Connections
+from appflow.engine.fanout import RemoteTargets
 from appflow.engine.locks import SyncLocks
 from appflow.engine.options import EngineOptions
 from appflow.engine.parts import EngineParts
@@ -121,6 +122,7 @@ class Engine:
         lock_timeout: float | None = None,
         actor: str = "",
         progress: Progress = quiet,
+        remote: RemoteTargets | None = None,
     ) -> AppSyncReport:
         """Render, validate and apply app NAME on its targets (or the named CLUSTERS among them).
 
@@ -131,7 +133,8 @@ class Engine:
         already (the poller, a webhook): the remote is not asked again. LOCK_TIMEOUT:
         how long to wait for another writer of the app on a cluster (default: the
         options' lock_timeout); 0 fails at once, naming it. ACTOR: who asked (an API
-        token's name, "cli"), kept in the sync's history.
+        token's name, "cli"), kept in the sync's history. REMOTE: targets someone else
+        writes (a hub's pull clusters), in the same validation and partition order.
         """
         request = SyncRequest(
             app=name,
@@ -142,6 +145,7 @@ class Engine:
             options_from_policy=options_from_policy,
             commit=commit,
             lock_timeout=lock_timeout,
+            remote=remote,
         )
         async with self.parts.locks.session():
             return await sync_app(self.parts, request, progress=progress)

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from appflow.engine.parts import EngineParts
 from appflow.engine.policies import enforce_guard_rails, load_policies
@@ -48,6 +49,39 @@ from appflow.model.records import (
 
 Action = Callable[[str], Awaitable[SyncResult]]
 """What to do on one cluster (by name), e.g. execute its prepared sync."""
+
+
+class RemoteTargets(Protocol):
+    """An app's targets that the engine does not write itself (a hub's pull clusters, whose
+    agents apply what the hub releases), delivered in the same partition order as its own.
+
+    The engine validates its targets, then asks ``validate`` (nothing is written anywhere
+    until every remote target validated too: one fleet-wide dry run), then delivers partition
+    by partition: its own clusters with its stages, the remote ones with ``deliver``, one gate
+    on both (``engine.rollout``).
+    """
+
+    labels: Mapping[str, Mapping[str, str]]
+    """Per remote target, its labels (rollout partitions select by them)."""
+    previous: Mapping[str, int | None]
+    """Per remote target, the revision it ran before (where autoRollback returns it)."""
+
+    async def validate(self, revision: RevisionRecord) -> dict[str, str]:
+        """Offer REVISION to every remote target and wait for their verdicts: the rejections,
+        by cluster (empty: every online target validated it)."""
+        ...
+
+    async def deliver(
+        self, clusters: Sequence[str], *, revision: int, wait: float | None
+    ) -> dict[str, tuple[str, str]]:
+        """Release REVISION to CLUSTERS; with WAIT (the health timeout), wait until each is
+        Ready at it or failed, and return (state, why) per cluster that settled (an Offline
+        cluster has none: it converges when it is back)."""
+        ...
+
+    async def roll_back(self, clusters: Mapping[str, int]) -> dict[str, int]:
+        """Release to each of CLUSTERS the earlier revision given; what was released."""
+        ...
 
 
 @dataclass(frozen=True, kw_only=True)

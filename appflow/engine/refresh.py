@@ -67,15 +67,29 @@ class _Deployed:
         return self.objects or ()
 
 
+def only_render(rendered: Mapping[str, Sequence[Manifest]]) -> Sequence[Manifest] | None:
+    """The content every cluster of RENDERED got, when they all got the same (None: none,
+    or several). A cluster that joined a revision with content the others already had (the
+    revision's digest covers contents, not clusters) got one of them: with only one, that."""
+    renders = iter(rendered.values())
+    first = next(renders, None)
+    if first is None or any(other != first for other in renders):
+        return None
+    return first
+
+
 def _deployed(store: Store, record: DeploymentRecord) -> _Deployed:
     if record.applied_revision is None or record.state in _KEPT_STATES:
         return _Deployed(record=record, objects=None)
     rendered = store.get_revision(record.app, record.applied_revision).rendered
-    found = rendered.get(record.cluster)
+    found: Sequence[Manifest] | None = rendered.get(record.cluster)
     if found is None and record.inventory:
-        # The revision holds no render for this cluster (it joined with content other
-        # clusters already had): what it should hold is unknown, so it is not judged.
-        return _Deployed(record=record, objects=None)
+        # The revision holds no render for this cluster: it joined with content other
+        # clusters already had (a cluster dependsOn held when the revision was recorded,
+        # one registered later). Judged by that content when the revision holds only one.
+        found = only_render(rendered)
+        if found is None:
+            return _Deployed(record=record, objects=None)
     # Hooks are not part of an app's health or drift (they ran, or will, at their moments).
     return _Deployed(record=record, objects=main_objects(found or ()))
 

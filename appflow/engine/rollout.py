@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Literal
 
-from appflow.engine.fanout import Delivery, deliver, validated
+from appflow.engine.fanout import Delivery, RemoteTargets, deliver, validated
 from appflow.engine.parts import EngineParts
 from appflow.engine.report import AppSyncReport
 from appflow.engine.restore import restore_revision
@@ -57,6 +57,7 @@ class RolloutRunner:
         partitions: Sequence[Partition],
         recorded: RolloutRecord | None,
         previous_revisions: Mapping[str, int | None],
+        remote: RemoteTargets | None = None,
     ) -> None:
         self.parts = parts
         self.delivery = delivery
@@ -65,6 +66,9 @@ class RolloutRunner:
         self.partitions = list(partitions)
         self.recorded = recorded
         self.previous_revisions = previous_revisions
+        self.remote = remote
+        """Targets in the partitions that someone else writes (pull clusters): released
+        through it, gated with the engine's own."""
         self.revision = delivery.revision.number if delivery.revision else None
         self.gate = replace(
             delivery.options,
@@ -93,7 +97,7 @@ class RolloutRunner:
             self.records[index] = replace(self.records[index], state="Ready")
         # Partitions delivered before a pause or a failure: delivered again, ungated
         # (no-ops where nothing changed), so they are not left behind.
-        await deliver(self.parts, self.delivery, self.report, before)
+        await self._deliver(before, wait=False)
         for index in range(start, len(self.partitions)):
             state = await self._save("Progressing", current=index, partition="Progressing")
             if holds(state):
@@ -118,16 +122,19 @@ class RolloutRunner:
             if holds(await self._current()):
                 await self._paused_before(index)
                 return "stopped"
-            batch = tuple(c for c in batch if c in self.delivery.prepared)
+            batch = tuple(c for c in batch if c in self.delivery.prepared or self._remote(c))
             self.delivery.progress(
                 f"{self.report.app}: rolling out to {', '.join(batch)} (partition {partition.name})"
             )
-            await deliver(self.parts, self.delivery, self.report, batch, options=self.gate)
+            remote = await self._deliver(batch, wait=True)
             failed = gate(
                 batch,
                 {
-                    r.cluster: (r.state, r.failing[0].message if r.failing else "")
-                    for r in self.report.results
+                    **{
+                        r.cluster: (r.state, r.failing[0].message if r.failing else "")
+                        for r in self.report.results
+                    },
+                    **remote,
                 },
             )
             if failed and len(self.tolerated) < self.allowed_to_fail:
@@ -137,6 +144,34 @@ class RolloutRunner:
                 await self._fail(index, failed)
                 return "stopped"
         return "ready"
+
+    def _remote(self, cluster: str) -> bool:
+        return self.remote is not None and cluster in self.remote.labels
+
+    async def _deliver(self, clusters: Sequence[str], *, wait: bool) -> dict[str, tuple[str, str]]:
+        """Deliver CLUSTERS, both kinds at once: the engine's own with its stages (gated on
+        health with WAIT), the remote ones released (with WAIT, until each settled); the
+        remote ones' states."""
+        remote = [c for c in clusters if self._remote(c)]
+
+        async def released() -> dict[str, tuple[str, str]]:
+            if not remote or self.remote is None or self.revision is None:
+                return {}
+            return await self.remote.deliver(
+                remote, revision=self.revision, wait=self.gate.wait_timeout if wait else None
+            )
+
+        _, states = await asyncio.gather(
+            deliver(
+                self.parts,
+                self.delivery,
+                self.report,
+                [c for c in clusters if not self._remote(c)],
+                options=self.gate if wait else None,
+            ),
+            released(),
+        )
+        return states
 
     def _tolerate(self, index: int, failed: dict[str, str]) -> None:
         """maxUnavailablePartitions: this partition stops, the rollout goes on."""
@@ -167,7 +202,13 @@ class RolloutRunner:
         back, none = rollback_plan(clusters, self.previous_revisions)
         for cluster in none:
             self.report.warnings.append(f"{cluster}: no earlier revision to roll back to")
+        remote = {c: n for c, n in back.items() if self._remote(c)}
+        if remote and self.remote is not None:
+            for cluster, number in sorted((await self.remote.roll_back(remote)).items()):
+                self.report.warnings.append(f"{cluster}: revision {number} released again")
         for cluster, number in sorted(back.items()):
+            if cluster in remote:
+                continue
             self.delivery.progress(
                 f"{self.report.app}: rolling {cluster} back to revision {number}"
             )
@@ -207,7 +248,7 @@ class RolloutRunner:
         self.report.warnings.append(
             f"rollout of {self.report.app} is paused (appflow rollout resume {self.report.app})"
         )
-        await deliver(self.parts, self.delivery, self.report, again)
+        await self._deliver(again, wait=False)
         held = [c for p in self.partitions for c in p.clusters if c not in set(again)]
         await self._mark_held(held, record)
 
@@ -236,6 +277,8 @@ class RolloutRunner:
         why = f"rollout paused before partition {at!r}"
         for cluster in clusters:
             self.report.held[cluster] = why
+            if self._remote(cluster):
+                continue  # its agent reports its state: the revision was not released to it
             applied = self.previous_revisions.get(cluster)
             if self.revision is not None and applied != self.revision:
                 await self.parts.recorder.deployment_state(

@@ -45,8 +45,9 @@ import base64
 import fnmatch
 import json
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -118,6 +119,7 @@ class SecretsStage:
     def __init__(self, *, keys: KeyRing | None = None) -> None:
         self.keys = keys or KeyRing()
         self._scans: OrderedDict[str, Scan] = OrderedDict()
+        self._scanning: dict[str, asyncio.Future[Scan]] = {}
         self._decrypted: OrderedDict[tuple[str, str], Decrypted] = OrderedDict()
         self._decrypting: dict[tuple[str, str], asyncio.Lock] = {}
 
@@ -206,11 +208,7 @@ class SecretsStage:
         # version): the same inputs give the same scan, so a fleet's clusters share one.
         if request.kind != "helm":
             key = f"{request.source_digest}\n{request.source_dir}"
-            found = self._scans.get(key)
-            if found is None:
-                found = await asyncio.to_thread(scan_folder, request.source_dir)
-                _remember(self._scans, key, found, _SCANS)
-            return found
+            return await self._scan(key, partial(scan_folder, request.source_dir))
         chart = request.helm
         key = "\n".join(
             [
@@ -222,10 +220,21 @@ class SecretsStage:
                 *map(str, request.values_files),
             ]
         )
+        return await self._scan(key, partial(_helm_inputs, definition, request))
+
+    async def _scan(self, key: str, scan: Callable[[], Scan]) -> Scan:
+        """SCAN's answer for KEY's inputs: run once for the clusters that ask at the same time
+        (a fleet's renders start together, and each used to scan before any remembered)."""
         found = self._scans.get(key)
-        if found is None:
-            found = await asyncio.to_thread(_helm_inputs, definition, request)
-            _remember(self._scans, key, found, _SCANS)
+        if found is not None:
+            return found
+        running = self._scanning.get(key)
+        if running is None:
+            running = self._scanning[key] = asyncio.ensure_future(asyncio.to_thread(scan))
+            running.add_done_callback(partial(_forget_scan, self._scanning, key))
+        # Shielded: one cluster's cancelled render does not cancel the others' scan.
+        found = await asyncio.shield(running)
+        _remember(self._scans, key, found, _SCANS)
         return found
 
     async def decrypt_all(
@@ -377,6 +386,10 @@ def _decoded_token(encoded: Any) -> bool:
         return TOKEN_PREFIX in base64.b64decode("".join(encoded.split()), validate=True).decode()
     except (ValueError, UnicodeDecodeError):
         return False
+
+
+def _forget_scan(running: dict[str, asyncio.Future[Scan]], key: str, _done: Any) -> None:
+    running.pop(key, None)
 
 
 def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any, limit: int) -> None:

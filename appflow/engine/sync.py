@@ -17,7 +17,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from appflow.engine.desired import options_for, render_desired
-from appflow.engine.fanout import deliver, run_on_clusters, unreachable, validated
+from appflow.engine.fanout import (
+    RemoteTargets,
+    deliver,
+    run_on_clusters,
+    unreachable,
+    validated,
+)
 from appflow.engine.parts import EngineParts
 from appflow.engine.policies import check_release_allowed, enforce_guard_rails, load_policies
 from appflow.engine.report import AppSyncReport
@@ -52,6 +58,9 @@ class SyncRequest:
     """The commit a git app syncs from, already resolved (the poller's, a webhook's)."""
     lock_timeout: float | None = None
     """Overrides the options' lock_timeout (the daemon: 0, it retries with backoff)."""
+    remote: RemoteTargets | None = None
+    """The app's targets someone else writes (a hub's pull clusters): validated with the
+    engine's before any write, delivered in the same partition order."""
 
 
 @dataclass(kw_only=True)
@@ -224,19 +233,38 @@ async def _deliver(
     )
     if delivery is None:
         return
+    remote = None if request.clusters else request.remote
+    if remote is not None and delivery.revision is not None:
+        rejected = await remote.validate(delivery.revision)
+        if rejected:
+            # One fleet-wide dry run: a refusal on any target, pushed or pulled, writes nowhere.
+            run.report.blocked.extend(
+                AppflowError(
+                    f"the dry run of revision {delivery.revision.number} was refused: {why}",
+                    where=Where(app=run.report.app, cluster=cluster),
+                )
+                for cluster, why in sorted(rejected.items())
+            )
+            await parts.recorder.blocked(
+                run.report.app, run.report.blocked, clusters=list(desired), trigger=request.trigger
+            )
+            return
     rollout = run.definition.rollout
     if not is_progressive(rollout) or request.clusters:
         await deliver(parts, delivery, run.report, list(delivery.prepared))
+        if remote is not None and delivery.revision is not None:
+            await remote.deliver(list(remote.labels), revision=delivery.revision.number, wait=None)
         return
     from appflow.engine.rollout import RolloutRunner
 
     leaving = [c for c in delivery.prepared if not desired[c].objects]
     await deliver(parts, delivery, run.report, leaving)
-    partitions = plan_rollout(
-        rollout,
-        [ClusterInfo(name=c, labels=run.targets[c].labels) for c in desired if desired[c].objects],
-        run.state.fleet.groups,
-    )
+    members = [
+        ClusterInfo(name=c, labels=run.targets[c].labels) for c in desired if desired[c].objects
+    ]
+    if remote is not None:
+        members.extend(ClusterInfo(name=c, labels=dict(v)) for c, v in remote.labels.items())
+    partitions = plan_rollout(rollout, members, run.state.fleet.groups)
     runner = RolloutRunner(
         parts,
         delivery,
@@ -244,7 +272,11 @@ async def _deliver(
         spec=rollout,
         partitions=partitions,
         recorded=run.state.rollout,
-        previous_revisions={c: d.applied_revision for c, d in run.state.deployments.items()},
+        previous_revisions={
+            **(remote.previous if remote is not None else {}),
+            **{c: d.applied_revision for c, d in run.state.deployments.items()},
+        },
+        remote=remote,
     )
     await runner.run()
 

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from appflow.engine.engine import Engine
+from appflow.engine.fanout import RemoteTargets
 from appflow.engine.refresh import Observation
 from appflow.engine.report import AppSyncReport
 from appflow.engine.stages.types import Progress, SyncOptions, quiet
@@ -80,9 +81,11 @@ class HubEngine(Engine):
         lock_timeout: float | None = None,
         actor: str = "",
         progress: Progress = quiet,
+        remote: RemoteTargets | None = None,
     ) -> AppSyncReport:
         # LOCK_TIMEOUT is standalone's wait for another process's sync: on a hub the app's
-        # owning replica is its only writer and queues the request itself.
+        # owning replica is its only writer and queues the request itself. REMOTE is the
+        # owner's too: it knows the pull clusters and is given none here.
         chosen = options or (
             options_from_policy(SyncPolicy()) if options_from_policy else SyncOptions()
         )
@@ -174,13 +177,8 @@ class HubEngine(Engine):
             **asked,
             "requestedAt": res.stamp(utc_now()),
         }
-        kube = self.hub.kube
-        await kube.patch(
-            API_VERSION,
-            "AppFlow",
-            name,
-            self.hub.workspace,
-            {"spec": {**(spec or {}), "syncRequest": body}},
+        await asyncio.to_thread(
+            self.hub.patch_app, name, {"spec": {**(spec or {}), "syncRequest": body}}
         )
         return request_id
 
@@ -188,15 +186,20 @@ class HubEngine(Engine):
         self, name: str, request_id: str, *, deadline: float, progress: Progress
     ) -> AppSyncReport:
         started = time.monotonic()
-        picked = False
+        told = ""  # the phase the requester was last told of
         while True:
             obj = await asyncio.to_thread(self.hub.app_object, name)
             status = res.sync_request_status(obj)
             if status.get("id") == request_id:
                 phase = status.get("phase")
-                if not picked:
-                    picked = True
-                    progress(f"{name}: {status.get('writer') or 'a controller'} runs the request")
+                writer = status.get("writer") or "a controller"
+                if phase in ("Pending", "Running") and phase != told:
+                    told = str(phase)
+                    progress(
+                        f"{name}: {writer} has the request: {status.get('message')}"
+                        if phase == "Pending"
+                        else f"{name}: {writer} runs the request"
+                    )
                 if phase in ("Succeeded", "Failed"):
                     return await self._report(name, status)
             elif res.sync_request(obj).get("id") != request_id:
@@ -206,7 +209,7 @@ class HubEngine(Engine):
                     hint="someone else asked for a sync meanwhile; see `appflow app history`",
                 )
             waited = time.monotonic() - started
-            if not picked and waited > PICKUP_SECONDS:
+            if not told and waited > PICKUP_SECONDS:
                 raise ConfigError(
                     f"no hub controller started the request for {name} within "
                     f"{PICKUP_SECONDS:.0f}s",

@@ -33,7 +33,7 @@ import os
 import random
 import secrets
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -47,6 +47,7 @@ from appflow.hub import publish
 from appflow.hub.drift import share_drift
 from appflow.hub.heartbeats import HeartbeatMonitor
 from appflow.hub.reconcile import HubRecorder, Reconciler
+from appflow.hub.seen import Seen
 from appflow.hub.store import HubFiles, HubStore
 from appflow.kube.client import Connection, KubeCluster
 from appflow.kube.lease import Membership, MembershipOptions, default_identity
@@ -142,6 +143,9 @@ deleted meanwhile (client-go's informers resync for the same reason)."""
 
 Handler = Callable[[str, Manifest], None]
 
+SEEN_KINDS = {"AppFlow": "appflow", "GitRepo": "gitrepo"}
+"""The kinds a replica reads from its watches (appflow.hub.seen), and their work keys' prefix."""
+
 
 Selector = str | Callable[[], str | None] | None
 """A label selector; a callable is asked at every (re)start, and None from it watches nothing."""
@@ -156,72 +160,84 @@ async def follow(
     label_selector: Selector = None,
     listed: Callable[[list[Manifest]], None] | None = None,
     restart: asyncio.Event | None = None,
+    failed: Callable[[], None] | None = None,
 ) -> None:
     """List KIND, then watch it, again every RESYNC_SECONDS, after errors and when RESTART is
     set (a selector that changed): HANDLE gets ("ADDED"|"MODIFIED"|"DELETED", object) for each
     change, every listed object as ADDED, and DELETED for what an earlier round had that a new
     list lacks (a deletion while no watch ran, or an object the selector now leaves out).
-    LISTED gets each full list first."""
+    LISTED gets each full list first; FAILED is called when the watch fails or ends (until
+    the next list, what it delivered may lag without bound)."""
     held: dict[ObjectRef, Manifest] = {}
-    while not stop.is_set():
-        round_over = asyncio.Event()
-        timer = asyncio.get_running_loop().call_later(RESYNC_SECONDS, round_over.set)
-        relays = [asyncio.create_task(_relay(stop, round_over))]
-        if restart is not None:
-            restart.clear()
-            relays.append(asyncio.create_task(_relay(restart, round_over)))
-        try:
-            selector = label_selector() if callable(label_selector) else label_selector
-            if callable(label_selector) and selector is None:
-                found: list[Manifest] = []
-                version = None
-            else:
-                found, version = await kube.list_versioned(
-                    API_VERSION, kind, label_selector=selector
-                )
-            if listed is not None:
-                listed(found)
-            now = {ObjectRef.of(o): o for o in found}
-            for ref, gone in list(held.items()):
-                if ref not in now:
-                    handle("DELETED", gone)
-            held = now
-            for obj in found:
-                handle("ADDED", obj)
-            if version is None:
-                await round_over.wait()
-                continue
-            # From the list's version: the watch starts where the list ended (no second
-            # copy of every object), and knows what was listed should it have to list again.
-            async for event, obj in kube.watch(
-                API_VERSION,
-                kind,
-                label_selector=selector,
-                stop=round_over,
-                since=version,
-                known=found,
-            ):
-                if event == "DELETED":
-                    held.pop(ObjectRef.of(obj), None)
+    try:
+        while not stop.is_set():
+            round_over = asyncio.Event()
+            timer = asyncio.get_running_loop().call_later(RESYNC_SECONDS, round_over.set)
+            relays = [asyncio.create_task(_relay(stop, round_over))]
+            if restart is not None:
+                restart.clear()
+                relays.append(asyncio.create_task(_relay(restart, round_over)))
+            try:
+                selector = label_selector() if callable(label_selector) else label_selector
+                if callable(label_selector) and selector is None:
+                    found: list[Manifest] = []
+                    version = None
                 else:
-                    held[ObjectRef.of(obj)] = obj
-                handle(event, obj)
-        except AppflowError as err:
-            log.warning("following %s: %s", kind, err)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 2.0)
-        finally:
-            timer.cancel()
-            for relay in relays:
-                relay.cancel()
-        if restart is not None and restart.is_set() and not stop.is_set():
-            # Membership changes come in bursts (apps created one after another): one
-            # new list for the burst, not one per key.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), SETTLE_SECONDS)
+                    found, version = await kube.list_versioned(
+                        API_VERSION, kind, label_selector=selector
+                    )
+                if listed is not None:
+                    listed(found)
+                now = {ObjectRef.of(o): o for o in found}
+                for ref, gone in list(held.items()):
+                    if ref not in now:
+                        handle("DELETED", gone)
+                held = now
+                for obj in found:
+                    handle("ADDED", obj)
+                if version is None:
+                    await round_over.wait()
+                    continue
+                # From the list's version: the watch starts where the list ended (no second
+                # copy of every object), and knows what was listed should it have to list again.
+                async for event, obj in kube.watch(
+                    API_VERSION,
+                    kind,
+                    label_selector=selector,
+                    stop=round_over,
+                    since=version,
+                    known=found,
+                ):
+                    if event == "DELETED":
+                        held.pop(ObjectRef.of(obj), None)
+                    else:
+                        held[ObjectRef.of(obj)] = obj
+                    handle(event, obj)
+            except AppflowError as err:
+                if failed is not None:
+                    failed()
+                log.warning("following %s: %s", kind, err)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 2.0)
+            finally:
+                timer.cancel()
+                for relay in relays:
+                    relay.cancel()
+            if restart is not None and restart.is_set() and not stop.is_set():
+                # Membership changes come in bursts (apps created one after another): one
+                # new list for the burst, not one per key.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), SETTLE_SECONDS)
+    finally:
+        if failed is not None:
+            failed()  # it no longer watches, whatever ended it
 
 
 SETTLE_SECONDS = 0.5
+
+FULL_COUNT_EVERY = 10
+"""A Cluster's owner lists its Deployments at least every this many counting rounds, even
+when no app's status changed."""
 
 
 async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
@@ -296,6 +312,7 @@ class Controller:
             "GitRepo": {},
             "Cluster": {},
             "CatalogRepo": {},
+            "ClusterGroup": {},
         }
         self.membership = Membership(
             self.lease_kube,
@@ -326,7 +343,10 @@ class Controller:
             "revision_limit": options.revision_limit,
             "history_limit": options.history_limit,
         }
-        self.store = HubStore(self.write_kube, **common)
+        self.seen = Seen(SEEN_KINDS)
+        """The AppFlows and GitRepos as the watches and this replica's writes show them: the
+        stores read them from here instead of GETting them (appflow.hub.seen)."""
+        self.store = HubStore(self.write_kube, seen=self.seen, **common)
         engine_store = HubStore(self.write_kube, push_only=True, content_of=self.store, **common)
         self.push_store = engine_store
         # The catalog's source resolver registers itself when its package is imported.
@@ -357,6 +377,7 @@ class Controller:
             identity=self.identity,
             seen=self.seen_deployments,
             seen_clusters=lambda: list(self.objects["Cluster"].values()),
+            seen_groups=self.watched_groups,
         )
         self.heartbeats = HeartbeatMonitor(
             read=self.read_kube,
@@ -365,6 +386,15 @@ class Controller:
             owns=lambda name: self.membership.may_act(cluster_key(self.workspace, name)),
         )
         """Pull clusters: Online, Suspect or Offline from their agents' heartbeat Leases."""
+        self.statuses_changed = 0
+        """Counts the AppFlow status changes the watch showed (a Cluster's count is stale
+        once it moved)."""
+        self.counted: dict[str, int] = {}
+        """Per cluster, ``statuses_changed`` when its Deployments were last listed."""
+        self.counted_rounds: dict[str, int] = {}
+        """Per cluster, the counting rounds skipped since it was last listed."""
+        self.groups_watched = False
+        """Whether the ClusterGroup watch has listed and not failed since."""
         self.queue = WorkQueue()
         self.locks: dict[str, asyncio.Lock] = {}
         self.pokes: dict[str, asyncio.Event] = {}
@@ -403,7 +433,9 @@ class Controller:
         """Stop the work of the keys the membership takes away, and the drift watches no app
         left in the share needs."""
         before = self.shard_apps()
+        held = set(self.shard.acting)
         await self.shard.restrict(keep)
+        self.forget(held - self.shard.acting)
         if self.shard_apps() == before:
             return
         self.shard_moved.set()
@@ -413,6 +445,16 @@ class Controller:
             except AppflowError as err:
                 # Its checks ask in_share before every verdict: nothing is written for a lost app.
                 log.warning("drift watches after a share change: %s", err)
+
+    def forget(self, keys: Collection[str]) -> None:
+        """KEYS moved: their objects' next reads are GETs (the previous owner's last writes
+        may still be on their way through the watch)."""
+        prefixes = {p: kind for kind, p in SEEN_KINDS.items()}
+        for key in keys:
+            prefix, _, rest = key.partition("/")
+            namespace, _, name = rest.partition("/")
+            if prefix in prefixes:
+                self.seen.forget(prefixes[prefix], namespace, name)
 
     def deployment_selector(self) -> str | None:
         """The label selector of the shard's AppFlowDeployments (None: it has no apps).
@@ -477,7 +519,10 @@ class Controller:
         return before
 
     def on_appflow(self, event: str, obj: Manifest) -> None:
+        self.seen.observe(event, obj)  # before the work it queues reads it
         before = self._remember("AppFlow", event, obj)
+        if event == "DELETED" or (before or {}).get("status") != obj.get("status"):
+            self.statuses_changed += 1
         if event == "DELETED":
             return
         name = res.name_of(obj)
@@ -491,11 +536,32 @@ class Controller:
                 or event == "ADDED"
             ):
                 self.queue_app(name, "user")
+                if self.owns_app(name) and self._syncing(name):
+                    self._acknowledge(name, str(requested))
             return
         if before is None or (before.get("metadata") or {}).get("generation") != generation:
             self.queue_app(name, "watch")
 
+    def _syncing(self, app: str) -> bool:
+        """Whether work on APP runs now (a new request then waits for it to end)."""
+        lock = self.locks.get(app)
+        return lock is not None and lock.locked()
+
+    def _acknowledge(self, app: str, request_id: str) -> None:
+        """Tell the requester at once that its request waits behind the work in progress (a
+        rollout waiting for verdicts or Ready can hold it for minutes): the CLI otherwise
+        takes an unanswered request for a missing controller."""
+
+        async def write() -> None:
+            try:
+                await self.reconciler.acknowledge(app, request_id)
+            except AppflowError as err:
+                log.warning("%s: cannot acknowledge request %s: %s", app, request_id, err)
+
+        self.shard.run(app_key(self.workspace, app), write(), name=f"ack:{app}")
+
     def on_gitrepo(self, event: str, obj: Manifest) -> None:
+        self.seen.observe(event, obj)  # before the work it queues reads it
         before = self._remember("GitRepo", event, obj)
         name = res.name_of(obj)
         commit = (obj.get("status") or {}).get("commit")
@@ -513,6 +579,18 @@ class Controller:
         )
         if hook and hook != before_hook and name in self.pokes:
             self.pokes[name].set()
+
+    def watched_groups(self) -> list[Manifest] | None:
+        """The ClusterGroups as the watch shows them; None while it cannot say (a LIST then)."""
+        return list(self.objects["ClusterGroup"].values()) if self.groups_watched else None
+
+    def on_group(self, event: str, obj: Manifest) -> None:
+        before = self._remember("ClusterGroup", event, obj)
+        if event == "DELETED" or before is None or before.get("spec") != obj.get("spec"):
+            # What the apps' targets match may have changed; and an app queued before the
+            # group was seen read the groups without it (watches of two kinds keep no order).
+            for app in self.owned_apps():
+                self.queue_app(app, "watch", delay=1.0)
 
     def on_catalog_repo(self, event: str, obj: Manifest) -> None:
         self._remember("CatalogRepo", event, obj)  # its key, for the membership
@@ -571,6 +649,9 @@ class Controller:
             # Apps whose release waits for this one there (dependsOn).
             for other in sorted(self.reconciler.awaiting.get(app, ())):
                 self.queue_app(other, "watch", what=RELEASE, delay=0.5)
+            for other in sorted(self.reconciler.held_push.get((app, cluster), ())):
+                # Its sync on this push cluster waits for this one there: synced there again.
+                self.queue_app(other, "watch", what=cluster, delay=0.5)
 
     def seen_deployments(self, app: str) -> list[Manifest]:
         return list(self.deployments.get(app, {}).values())
@@ -795,7 +876,9 @@ class Controller:
             status: dict[str, Any] = {}
             if res.cluster_mode(obj) == "push":
                 status = await self._probe(obj, check_cluster)
-            status.update(cluster_apps(await self._deployments_on(name)))
+            on = await self._deployments_on(name)
+            if on is not None:
+                status.update(cluster_apps(on))
             fresh = self.objects["Cluster"].get(name)
             if fresh is None:
                 return
@@ -805,13 +888,25 @@ class Controller:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), self.options.probe_seconds)
 
-    async def _deployments_on(self, cluster: str) -> list[Manifest]:
-        """The AppFlowDeployments on CLUSTER, of every replica's apps."""
+    async def _deployments_on(self, cluster: str) -> list[Manifest] | None:
+        """The AppFlowDeployments on CLUSTER, of every replica's apps; None when they were
+        counted since the last change any app's status shows (nothing to count again)."""
         apps = set(self.objects["AppFlow"])
         if apps <= self.viewed:
             # This replica's watch holds every app's Deployments (one replica, or a shard
             # that has all the apps): no request needed.
             return [d for a in apps if (d := self.deployments.get(a, {}).get(cluster))]
+        if apps <= self.shard_apps():
+            return None  # every app is this replica's, its watch has yet to list some: later
+        # Other replicas' apps: their Deployments change outside this replica's watch, but
+        # their owners aggregate every change into the AppFlow's status, which every replica
+        # watches. Unchanged statuses since this cluster's last count: no list (a change that
+        # left every app's status as it was is counted at the next full round).
+        rounds = self.counted_rounds.get(cluster, 0)
+        if self.counted.get(cluster) == self.statuses_changed and rounds < FULL_COUNT_EVERY:
+            self.counted_rounds[cluster] = rounds + 1
+            return None
+        self.counted[cluster], self.counted_rounds[cluster] = self.statuses_changed, 0
         # Its namespace holds them; the API server's watch cache answers (counts may lag).
         return await self.read_kube.list_objects(
             API_VERSION,
@@ -877,6 +972,7 @@ class Controller:
         while not self.stop.is_set():
             generation = await self.membership.wait_changed(generation, timeout=1.0)
             gained = self.shard.take(self.membership.acting())
+            self.forget(gained)
             if gained:
                 if any(k.startswith("appflow/") for k in gained):
                     self.shard_moved.set()
@@ -910,11 +1006,19 @@ class Controller:
     async def run(self) -> None:
         ws = self.workspace
         tasks = [
-            asyncio.create_task(
-                follow(self.read_kube, "AppFlow", self.on_appflow, self.stop), name="appflows"
-            ),
-            asyncio.create_task(
-                follow(self.read_kube, "GitRepo", self.on_gitrepo, self.stop), name="gitrepos"
+            *(
+                asyncio.create_task(
+                    follow(
+                        self.read_kube,
+                        kind,
+                        handle,
+                        self.stop,
+                        listed=partial(self.seen.listed, kind),
+                        failed=partial(self.seen.stopped, kind),
+                    ),
+                    name=f"{kind.lower()}s",
+                )
+                for kind, handle in (("AppFlow", self.on_appflow), ("GitRepo", self.on_gitrepo))
             ),
             asyncio.create_task(
                 follow(self.read_kube, "Cluster", self.on_cluster, self.stop), name="clusters"
@@ -922,6 +1026,17 @@ class Controller:
             asyncio.create_task(
                 follow(self.read_kube, "CatalogRepo", self.on_catalog_repo, self.stop),
                 name="catalogrepos",
+            ),
+            asyncio.create_task(
+                follow(
+                    self.read_kube,
+                    "ClusterGroup",
+                    self.on_group,
+                    self.stop,
+                    listed=lambda _found: setattr(self, "groups_watched", True),
+                    failed=lambda: setattr(self, "groups_watched", False),
+                ),
+                name="clustergroups",
             ),
             asyncio.create_task(
                 follow(

@@ -10,7 +10,9 @@ matter). From that, for the clusters this replica owns (key ``cluster/<workspace
 - three missed: ``Offline`` with ``lastSeen``, and every Deployment on it shows
   ``Offline (last known: Ready r7)`` with state ``Unknown`` (counted as unknown, never Ready);
 - a heartbeat again: ``Online``, with the facts the agent reports (version, nodes, GPUs...);
-  the agent then sends its own latest status for each Deployment.
+  the agent then sends its own latest status for each Deployment;
+- registered (its Lease exists) and no first heartbeat within three intervals: ``Offline``
+  too, not ``Init`` for ever (an agent that died right after registering).
 
 It writes only statuses (of Clusters and AppFlowDeployments): credentials and tokens are the
 agent API's business (``appflow.hub.registration``).
@@ -191,8 +193,11 @@ class HeartbeatMonitor:
         status = cluster.get("status") or {}
         current = str(status.get("state") or "Init")
         seen = self._seen.get(name)
-        if seen is None or not (seen.lease.get("spec") or {}).get("renewTime"):
-            return  # registered, no heartbeat yet: Init says so
+        if seen is None:
+            return  # not registered: Init says so
+        if not (seen.lease.get("spec") or {}).get("renewTime"):
+            await self._never_beat(name, current, seen, now)
+            return
         # A Lease found by a list but never seen changing counts from when it was found, and
         # never makes a cluster Online that is not already.
         since = seen.at
@@ -224,6 +229,30 @@ class HeartbeatMonitor:
             await self._mark_offline(name, since=_stamp(seen.wall))
         await self._write_cluster(name, patch)
         log.info("cluster %s: %s -> %s", name, current, state)
+
+    async def _never_beat(self, name: str, current: str, seen: _Seen, now: float) -> None:
+        """Registered (its Lease exists) but no heartbeat yet: Init while the first may still
+        come, Offline once three intervals passed without it (counted from when this replica
+        found the Lease). An agent that died right after registering must not count as online
+        for ever: an online target's verdict holds every rollout of its apps."""
+        silent = now - seen.at
+        if (
+            current != "Init"
+            or rules.liveness(seen_ago=silent, interval=seen.interval) != "Offline"
+        ):
+            return
+        await self._mark_offline(name, since=_stamp(seen.wall))
+        await self._write_cluster(
+            name,
+            {
+                "state": "Offline",
+                "reason": (
+                    f"its agent registered but sent no heartbeat in {silent:.0f}s "
+                    f"({rules.MISSED_FOR_OFFLINE} intervals of {seen.interval:.0f}s)"
+                ),
+            },
+        )
+        log.info("cluster %s: Init -> Offline (no first heartbeat)", name)
 
     def _facts(self, seen: _Seen) -> dict[str, Any]:
         annotations = (seen.lease.get("metadata") or {}).get("annotations") or {}

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Collection, Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -44,7 +44,7 @@ from appflow.model import content as fmt
 from appflow.model import resources as res
 from appflow.model.appdef import AppDefinition, OfflinePolicy, RolloutSpec
 from appflow.model.capabilities import Capabilities
-from appflow.model.deps import unmet, waiting_message
+from appflow.model.deps import held_by_dependencies
 from appflow.model.hub import API_VERSION, cluster_namespace
 from appflow.model.records import (
     AppRecord,
@@ -54,7 +54,14 @@ from appflow.model.records import (
     RolloutRecord,
     utc_now,
 )
-from appflow.model.rollout import PullTarget, plan_rollout, previous_revision, pull_step
+from appflow.model.rollout import (
+    PullTarget,
+    delivered,
+    is_progressive,
+    plan_rollout,
+    previous_revision,
+    pull_step,
+)
 from appflow.model.targeting import ClusterGroup, ClusterInfo
 from appflow.render.cache import render_key
 from appflow.render.types import RenderRequest
@@ -339,10 +346,37 @@ def release_decision(
     except those on OFFLINE clusters, which follow the app's ``rollout.offlineTargets``
     (POLICY). A validation counts only for the revision it names.
     """
+    decision = verdicts(deployments, offline=offline, policy=policy)
+    if decision.blocked:
+        return [], dict(decision.rejected)
+    return sorted(decision.release), {}
+
+
+def verdicts(
+    deployments: Sequence[Mapping[str, Any]],
+    *,
+    offline: Set[str],
+    policy: OfflinePolicy,
+    revision: int | None = None,
+    targets: Collection[str] = (),
+) -> rules.Release:
+    """``model.agent.release_decision`` over the staged, not yet released DEPLOYMENTS: each
+    agent's verdict counts only for the revision its Deployment has staged.
+
+    With REVISION, only Deployments staged at it count, and each of TARGETS whose Deployment
+    does not show it staged is pending: DEPLOYMENTS from a watch can lag behind the stage's
+    own writes, and a target the view does not show yet (or shows with an older revision's
+    verdict) must hold the release, not pass as validated or refuse the new revision.
+    """
     results: dict[str, tuple[str | None, str]] = {}
+    shown: set[str] = set()
     for d in deployments:
         spec, status = d.get("spec") or {}, d.get("status") or {}
         wanted = spec.get("staged")
+        if revision is not None and (wanted or {}).get("revision") != revision:
+            continue
+        if wanted:
+            shown.add(str(spec.get("cluster")))
         if not wanted or (spec.get("released") or {}) == wanted:
             continue
         result = status.get("staged") or {}
@@ -351,11 +385,10 @@ def release_decision(
             verdict if verdict in ("Validated", "Rejected") else None,
             str(result.get("message") or "rejected"),
         )
+    for cluster in set(targets) - shown:
+        results[cluster] = (None, "")
     online = set(results) - set(offline)
-    decision = rules.release_decision(results, online=online, policy=policy)
-    if decision.blocked:
-        return [], dict(decision.rejected)
-    return sorted(decision.release), {}
+    return rules.release_decision(results, online=online, policy=policy)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -402,11 +435,12 @@ def pull_targets(
 
 
 def offline_clusters(clusters: Sequence[Mapping[str, Any]]) -> set[str]:
-    """The pull clusters of CLUSTERS that are Offline."""
+    """The pull clusters of CLUSTERS with no agent to wait for: Offline, or never connected;
+    ``rollout.offlineTargets`` decides for them (``model.agent.unheard``)."""
     return {
         res.name_of(c)
         for c in clusters
-        if res.cluster_mode(c) == "pull" and (c.get("status") or {}).get("state") == "Offline"
+        if res.cluster_mode(c) == "pull" and rules.unheard(c.get("status") or {})
     }
 
 
@@ -450,21 +484,20 @@ async def release(
         return Released()
     targets = pull_targets(deployments, revision=revision, offline=offline)
     modes = {res.name_of(c): res.cluster_mode(c) for c in clusters}
-    if any(
+    if is_progressive(rollout) and any(
         modes.get(str((d.get("spec") or {}).get("cluster"))) == "push"
         and ((d.get("status") or {}).get("display") or {}).get("state") != "Removed"
         for d in deployments
     ):
-        # Push targets too: the engine's rollout partitions them and keeps status.rollout;
-        # its pull targets are released together once all validated (one partition order
-        # across both modes is not built yet: docs/hub.md §10).
+        # Push targets too: the engine's rollout runs both kinds in one partition order and
+        # keeps status.rollout (``hub.mixed``); here only what it delivered (a latecomer back
+        # online, a paused rollout's earlier partitions) is released again.
+        allowed = delivered(recorded, revision=revision) if recorded is not None else frozenset()
+        names = [c for c in names if c in allowed]
         rollout, recorded = replace(rollout, partitions=(), max_unavailable="100%"), None
-    waiting: dict[str, str] = {}
-    for cluster in sorted(set(names) & set(targets)) if dependencies else ():
-        assert dependencies is not None
-        pending = unmet(dependencies, (dependency_states or {}).get(cluster, {}), cluster=cluster)
-        if pending:
-            waiting[cluster] = waiting_message(dependencies, pending, cluster=cluster)
+    waiting = held_by_dependencies(
+        set(names) & set(targets), dependencies or {}, dependency_states or {}
+    )
     labels = {res.name_of(c): dict((c.get("metadata") or {}).get("labels") or {}) for c in clusters}
     partitions = plan_rollout(
         rollout, [ClusterInfo(name=c, labels=labels.get(c, {})) for c in targets], groups
@@ -480,24 +513,8 @@ async def release(
         now=utc_now(),
     )
     by_cluster = {str((d.get("spec") or {}).get("cluster")): d for d in deployments}
-    done = [c for c in step.release if await _release_one(kube, app, by_cluster[c], None)]
-    back: dict[str, int] = {}
-    if step.roll_back:
-        listings = {
-            n: await asyncio.to_thread(store.revision_listing, app, n)
-            for n in set(step.roll_back.values())
-        }
-        for cluster, number in sorted(step.roll_back.items()):
-            line = listings[number].get(cluster)
-            if line is None:
-                log.warning("%s on %s: revision %d is no longer kept", app, cluster, number)
-                continue
-            obj = by_cluster[cluster]
-            # The staged options with the earlier render (its source is in the history).
-            old = {k: v for k, v in obj["spec"]["staged"].items() if k != "sourceRef"}
-            old.update(revision=number, renderDigest=line["renderDigest"], index=line["index"])
-            if await _release_one(kube, app, obj, old):
-                back[cluster] = number
+    done = [c for c in step.release if await release_one(kube, app, by_cluster[c], None)]
+    back = await release_earlier(store, kube, app=app, by_cluster=by_cluster, to=step.roll_back)
     if step.record is not None and _moved(recorded, step.record, released=bool(done)):
         await Recorder(store).rollout(step.record)
     # A dependency owned by another replica changes outside this one's watch: look again.
@@ -505,6 +522,34 @@ async def release(
         min(step.recheck or DEPENDENCY_RECHECK, DEPENDENCY_RECHECK) if waiting else step.recheck
     )
     return Released(released=tuple(done), rolled_back=back, waiting=waiting, recheck=recheck)
+
+
+async def release_earlier(
+    store: HubStore,
+    kube: KubeCluster,
+    *,
+    app: str,
+    by_cluster: Mapping[str, Mapping[str, Any]],
+    to: Mapping[str, int],
+) -> dict[str, int]:
+    """autoRollback of pull clusters: release to each cluster of TO (whose Deployments are
+    BY_CLUSTER) the earlier revision given, with its staged options; what was released."""
+    back: dict[str, int] = {}
+    listings = {
+        n: await asyncio.to_thread(store.revision_listing, app, n) for n in set(to.values())
+    }
+    for cluster, number in sorted(to.items()):
+        line = listings[number].get(cluster)
+        if line is None:
+            log.warning("%s on %s: revision %d is no longer kept", app, cluster, number)
+            continue
+        obj = by_cluster[cluster]
+        # The staged options with the earlier render (its source is in the history).
+        old = {k: v for k, v in obj["spec"]["staged"].items() if k != "sourceRef"}
+        old.update(revision=number, renderDigest=line["renderDigest"], index=line["index"])
+        if await release_one(kube, app, obj, old):
+            back[cluster] = number
+    return back
 
 
 def _moved(before: RolloutRecord | None, after: RolloutRecord, *, released: bool) -> bool:
@@ -515,7 +560,7 @@ def _moved(before: RolloutRecord | None, after: RolloutRecord, *, released: bool
     return replace(before, updated_at=after.updated_at) != after
 
 
-async def _release_one(
+async def release_one(
     kube: KubeCluster, app: str, obj: Mapping[str, Any], desired: Mapping[str, Any] | None
 ) -> bool:
     """Release DESIRED (the staged revision when None) to one Deployment; False when it

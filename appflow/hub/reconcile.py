@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence, Set
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,15 +33,16 @@ from appflow.engine.report import AppSyncReport
 from appflow.engine.stages.types import DesiredState, SyncOptions
 from appflow.engine.state import FleetState
 from appflow.engine.sync import pinned
-from appflow.errors import AppflowError, FencedError, NotFoundError
+from appflow.errors import AppflowError, ConfigError, FencedError, NotFoundError
 from appflow.hub import publish
 from appflow.hub import rollback as hub_rollback
+from appflow.hub.mixed import PullTargets
 from appflow.hub.reports import report_data
 from appflow.hub.store import HubStore
 from appflow.kube.client import KubeCluster
 from appflow.model import resources as res
 from appflow.model.appdef import OfflinePolicy, SyncPolicy
-from appflow.model.deps import resolve_dependency_states
+from appflow.model.deps import held_by_dependencies, resolve_dependency_states
 from appflow.model.hubstatus import app_status
 from appflow.model.objects import Manifest
 from appflow.model.records import (
@@ -128,9 +129,18 @@ class Reconciler:
     """An app's AppFlowDeployments as the replica's watch last saw them (None: listed)."""
     seen_clusters: Callable[[], list[Manifest]] | None = None
     """The Clusters as the replica's watch last saw them (None: listed)."""
+    seen_groups: Callable[[], list[Manifest] | None] | None = None
+    """The ClusterGroups as the replica's watch last saw them (None, or None from it: listed)."""
+    staged: dict[str, int] = field(default_factory=dict)
+    """Per app being reconciled, the Deployments its sync wrote (their watch events each queue
+    a status aggregate: the reconcile need not write one from a view that lacks them yet)."""
     awaiting: dict[str, set[str]] = field(default_factory=dict)
     """Per app, the apps whose release on some pull cluster waits for it (dependsOn): a change
     of its Deployments is theirs to look at."""
+
+    held_push: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    """Per (dependency, push cluster), the apps whose sync there waits for it (dependsOn): a
+    change of the dependency's Deployment there syncs them there again."""
 
     async def release(self, app: str) -> publish.Released:
         """The release rule for APP (``publish.release``), decided on a fresh list: a watch
@@ -155,7 +165,6 @@ class Reconciler:
         listed = await asyncio.to_thread(
             self.store.deployment_objects, app=app, with_unreported=True
         )
-        groups = await asyncio.to_thread(self.store.list_groups)
         dependencies, states = await self._dependency_states(app)
         released = await publish.release(
             self.store,
@@ -163,10 +172,7 @@ class Reconciler:
             app=app,
             deployments=listed,
             clusters=clusters,
-            groups={
-                g.name: ClusterGroup(name=g.name, selector=parse_selector(g.selector))
-                for g in groups
-            },
+            groups=await self._groups(),
             rollout=record.rollout,
             recorded=recorded,
             dependencies=dependencies,
@@ -198,6 +204,34 @@ class Reconciler:
                 states.setdefault(cluster, {})[dep] = str(state) if state else None
         return dict(dependencies), states
 
+    def _held(self, app: str) -> Callable[[Collection[str]], Awaitable[Mapping[str, str]]]:
+        """Which of some clusters dependsOn holds for APP now (``model.deps``)."""
+
+        async def held(clusters: Collection[str]) -> Mapping[str, str]:
+            dependencies, states = await self._dependency_states(app)
+            return held_by_dependencies(clusters, dependencies, states)
+
+        return held
+
+    async def _note_held_push(
+        self, app: str, waiting: Mapping[str, str], *, clusters: Sequence[str]
+    ) -> None:
+        """Remember the push clusters where APP's sync (on CLUSTERS; all when empty) waits
+        for its dependencies (WAITING, the engine's): nothing else would sync it there
+        again before the next resync once they are met."""
+        for key, apps in list(self.held_push.items()):
+            if not clusters or key[1] in clusters:
+                apps.discard(app)
+                if not apps:
+                    del self.held_push[key]
+        if not waiting:
+            return
+        records = await asyncio.to_thread(self.store.list_apps)
+        with contextlib.suppress(ConfigError):  # the engine's sync said so already
+            for dep in resolve_dependency_states(records).get(app, {}):
+                for cluster in waiting:
+                    self.held_push.setdefault((dep, cluster), set()).add(app)
+
     async def deployments(self, app: str) -> list[Manifest]:
         """APP's AppFlowDeployments, from the watch when there is one (no LIST per call)."""
         if self.seen is not None:
@@ -215,6 +249,7 @@ class Reconciler:
     ) -> bool:
         """Reconcile APP (a sync on CLUSTERS only: a self-heal); False when it should be tried
         again after a backoff."""
+        self.staged.pop(app, None)
         try:
             obj = await asyncio.to_thread(self.store.app_object, app)
         except NotFoundError:
@@ -241,6 +276,11 @@ class Reconciler:
             outcome.stalled = str(err)
             ok = not err.retryable
         self.stalled[app] = outcome.stalled
+        if self.staged.pop(app, 0) and self.seen is not None:
+            # The Deployments just written reach the watch a moment later, and each event
+            # queues an aggregate (with this outcome): one written now, from a view without
+            # them, would be written again a second later.
+            return ok
         await self.aggregate(app, stalled=outcome.stalled)
         return ok
 
@@ -277,15 +317,19 @@ class Reconciler:
                 found = publish.capabilities_of(obj)
                 if found is not None:
                     connections.reported[res.name_of(obj)] = found
-        groups = await asyncio.to_thread(self.store.list_groups)
         records = [res.cluster_record(o) for o in pull]
-        return FleetState(
-            clusters={c.name: c for c in records},
-            groups={
-                g.name: ClusterGroup(name=g.name, selector=parse_selector(g.selector))
-                for g in groups
-            },
-        )
+        return FleetState(clusters={c.name: c for c in records}, groups=await self._groups())
+
+    async def _groups(self) -> dict[str, ClusterGroup]:
+        """The workspace's ClusterGroups, as the watch saw them (listed without one)."""
+        watched = self.seen_groups() if self.seen_groups is not None else None
+        if watched is not None:
+            records = [res.group_record(o) for o in watched]
+        else:
+            records = await asyncio.to_thread(self.store.list_groups)
+        return {
+            g.name: ClusterGroup(name=g.name, selector=parse_selector(g.selector)) for g in records
+        }
 
     async def _sync(
         self,
@@ -357,7 +401,20 @@ class Reconciler:
                     options_from_policy=from_policy,
                     commit=commit,
                     actor=actor,
+                    # Push and pull targets: one validation, one partition order.
+                    remote=None
+                    if plan is None or not plan.desired or clusters
+                    else await PullTargets.of(
+                        store=self.store,
+                        kube=self.kube,
+                        plan=plan,
+                        deployments=lambda: self.deployments(record.name),
+                        clusters=self._cluster_objects,
+                        held=self._held(record.name) if plan.definition.depends_on else None,
+                    ),
                 )
+                # Before the pull clusters' waits join it: the engine's are push clusters'.
+                await self._note_held_push(record.name, report.waiting, clusters=clusters)
             if plan is not None and plan.desired and not report.blocked:
                 revision = report.revision or await self.recorder.revision(
                     record.name, plan.desired, source_ref=plan.source.ref
@@ -371,6 +428,7 @@ class Reconciler:
                     plan=plan,
                     deployments=await self.deployments(record.name),
                 )
+                self.staged[record.name] = written
                 log.info(
                     "%s: revision %d staged on %d pull cluster(s)",
                     record.name,
@@ -424,6 +482,24 @@ class Reconciler:
         obj = await asyncio.to_thread(self.store.app_object, app)
         await asyncio.to_thread(
             self.store.patch_status, obj, {"syncRequest": dict(status)}, conditional=False
+        )
+
+    async def acknowledge(self, app: str, request_id: str) -> None:
+        """Mark APP's request REQUEST_ID Pending: it arrived while a sync of APP runs, and
+        runs once that one ends. Nothing is written once the request was picked up."""
+        obj = await asyncio.to_thread(self.store.app_object, app)
+        if res.sync_request(obj).get("id") != request_id:
+            return  # replaced meanwhile
+        if res.sync_request_status(obj).get("id") == request_id:
+            return  # already running or done
+        await self._request_status(
+            app,
+            {
+                "id": request_id,
+                "phase": "Pending",
+                "writer": self.identity,
+                "message": "queued behind the sync in progress; it runs when that one ends",
+            },
         )
 
     async def _run_request(self, obj: Mapping[str, Any], request: Mapping[str, Any]) -> Outcome:

@@ -52,7 +52,9 @@ from appflow.errors import (
     NotFoundError,
     StoreError,
     Where,
+    WriteConflict,
 )
+from appflow.hub.seen import Seen
 from appflow.hub.snapshots import folder_files, write_files
 from appflow.kube.client import KubeCluster
 from appflow.kube.content import ContentStore
@@ -167,10 +169,12 @@ class HubStore:
         revision_limit: int = REVISION_LIMIT,
         history_limit: int = HISTORY_LIMIT,
         content_of: HubStore | None = None,
+        seen: Seen | None = None,
     ) -> None:
-        """CONTENT_OF: another view of the same workspace whose content store and memory of
-        renders this one shares (a replica's push-only view records the revisions its whole
-        view stages: what one wrote, the other need not read back from the hub)."""
+        """CONTENT_OF: another view of the same workspace whose content store, memory of
+        renders and SEEN this one shares (a replica's push-only view records the revisions its
+        whole view stages: what one wrote, the other need not read back from the hub).
+        SEEN: what a controller replica's watches and writes show, read in place of GETs."""
         self.kube = kube
         self.workspace = workspace
         self.writer = writer
@@ -193,6 +197,7 @@ class HubStore:
         self._sync_locks: dict[tuple[str, str], SyncLock] = {}
         self._locks_guard = threading.Lock()
         self._namespaces: set[str] = set()
+        self.seen: Seen | None = content_of.seen if content_of else seen
 
     def close(self) -> None:
         self.kube.close()
@@ -201,11 +206,31 @@ class HubStore:
 
     def _get(self, kind: str, name: str, namespace: str | None = None) -> Manifest | None:
         ns = self.workspace if namespace is None else namespace
-        obj = self.kube.get_sync(API_VERSION, kind, name, ns)
+        obj = self._read(kind, name, ns)
         pending = self._pending().get((kind, ns, name))
         if obj is not None and pending is not None and pending.status:
             obj = {**obj, "status": _merge(obj.get("status") or {}, pending.status)}
         return obj
+
+    def _read(self, kind: str, name: str, namespace: str) -> Manifest | None:
+        """The object from what the replica saw when that may stand in for a GET, else a GET."""
+        if self.seen is None or kind not in self.seen.kinds:
+            return self.kube.get_sync(API_VERSION, kind, name, namespace)
+        found = self.seen.get(kind, namespace, name)
+        if found is not None:
+            return found
+        epoch = self.seen.epoch(kind, namespace, name)
+        obj = self.kube.get_sync(API_VERSION, kind, name, namespace)
+        self.seen.read(kind, namespace, name, obj, epoch=epoch)
+        return obj
+
+    def _wrote(self, obj: Manifest | None) -> None:
+        if self.seen is not None and obj is not None:
+            self.seen.wrote(obj)
+
+    def _deleted(self, kind: str, name: str) -> None:
+        if self.seen is not None:
+            self.seen.deleted(kind, self.workspace, name)
 
     def _list(
         self, kind: str, *, namespace: str | None = None, selector: str | None = None
@@ -214,7 +239,9 @@ class HubStore:
         return self.kube.list_sync(API_VERSION, kind, namespace=ns, label_selector=selector)
 
     def _apply(self, obj: Manifest) -> Manifest:
-        return self.kube.apply_sync(obj, force=True, field_manager=FIELD_MANAGER)
+        applied = self.kube.apply_sync(obj, force=True, field_manager=FIELD_MANAGER)
+        self._wrote(applied)
+        return applied
 
     def patch_status(
         self,
@@ -256,7 +283,7 @@ class HubStore:
         if pending.version:
             patch["metadata"] = {"resourceVersion": pending.version}
         try:
-            self.kube.patch_sync(
+            written = self.kube.patch_sync(
                 pending.api_version,
                 pending.kind,
                 pending.name,
@@ -265,13 +292,17 @@ class HubStore:
                 subresource="status",
             )
         except ConflictError as err:
-            raise StoreError(
+            if self.seen is not None:
+                # Its version may have come from a copy the watch had not updated yet.
+                self.seen.forget(pending.kind, pending.namespace, pending.name)
+            raise WriteConflict(
                 f"{pending.kind} {pending.namespace}/{pending.name} changed while it was "
                 f"being written: {err.message}",
                 where=Where(object=f"{pending.kind}/{pending.namespace}/{pending.name}"),
-                hint="another replica wrote it (the membership moved it); the next reconcile "
-                "reads it again",
+                hint="another writer changed it (the CLI, or the replica the membership moved "
+                "it from); the next attempt reads it again",
             ) from err
+        self._wrote(written)
 
     def _pending(self) -> dict[tuple[str, str, str], _Pending]:
         pending = getattr(self._local, "pending", None)
@@ -311,9 +342,17 @@ class HubStore:
             self._remember(digest, cached)
         return cached
 
-    def put_objects(self, objects: Sequence[Mapping[str, Any]], *, base: str | None = None) -> str:
+    def put_objects(
+        self,
+        objects: Sequence[Mapping[str, Any]],
+        *,
+        base: str | None = None,
+        chunk_min: int = fmt.CHUNK_MIN,
+    ) -> str:
         """Store OBJECTS as content (chunked, indexed, a delta of BASE); the index's digest."""
-        stored = run_blocking(self.content.put_render([dict(o) for o in objects], base=base))
+        stored = run_blocking(
+            self.content.put_render([dict(o) for o in objects], base=base, chunk_min=chunk_min)
+        )
         self._remember(stored.digest, [dict(o) for o in objects])
         return stored.digest
 
@@ -543,6 +582,7 @@ class HubStore:
                 hint="delete them first: appflow app delete NAME",
             )
         self.kube.delete_sync(API_VERSION, "GitRepo", name, self.workspace)
+        self._deleted("GitRepo", name)
 
     def webhook_secret(self, ref: str) -> bytes:
         """The webhook secret a repository's ``secret:NAME/KEY`` reference names, read now."""
@@ -605,6 +645,13 @@ class HubStore:
 
     def get_app(self, name: str) -> AppRecord:
         return self.app_of(self.app_object(name))
+
+    def patch_app(self, name: str, patch: Manifest) -> Manifest:
+        """JSON merge PATCH of app NAME's AppFlow (a sync request); the object as written. A
+        replica reads it back as written: its watch may deliver the write after the read."""
+        written = self.kube.patch_sync(API_VERSION, "AppFlow", name, self.workspace, patch)
+        self._wrote(written)
+        return written
 
     def app_object(self, name: str) -> Manifest:
         """The AppFlow of app NAME as stored (NotFoundError when there is none)."""
@@ -669,6 +716,7 @@ class HubStore:
         for obj in self.deployment_objects(app=name, with_unreported=True):
             self._remove_deployment(name, str((obj.get("spec") or {}).get("cluster")))
         self.kube.delete_sync(API_VERSION, "AppFlow", name, self.workspace)
+        self._deleted("AppFlow", name)
 
     # -- revisions ------------------------------------------------------------------------------------
 
@@ -707,7 +755,7 @@ class HubStore:
             if rendered_on(objects) == "agent":
                 line["renderOn"] = "agent"  # what the agent is sent: inputs, not objects
             lines.append(line)
-        listing = self.put_objects(lines)
+        listing = self.put_objects(lines, chunk_min=fmt.LISTING_CHUNK_MIN)
         number = max((int(e["number"]) for e in entries), default=0) + 1
         record = RevisionRecord(
             app=app,

@@ -790,12 +790,19 @@ class KubeCluster:
             _remember(seen, "ADDED", obj)
 
         def emit(kind_of_event: str, obj: Manifest) -> None:
-            loop.call_soon_threadsafe(events.put_nowait, (kind_of_event, obj))
+            if halt.is_set():
+                return
+            # A stream blocked in a read outlives its consumer: the loop may be closed by now.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(events.put_nowait, (kind_of_event, obj))
 
         def fail(err: BaseException, action: str) -> None:
-            loop.call_soon_threadsafe(
-                events.put_nowait, translate(err, cluster=self.name, action=action)
-            )
+            if halt.is_set():
+                return
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(
+                    events.put_nowait, translate(err, cluster=self.name, action=action)
+                )
             halt.wait(2.0)
 
         def pump() -> None:

@@ -70,13 +70,17 @@ class ContentStore:
         return digest
 
     async def put_render(
-        self, objects: Sequence[Manifest], *, base: str | None = None
+        self,
+        objects: Sequence[Manifest],
+        *,
+        base: str | None = None,
+        chunk_min: int = fmt.CHUNK_MIN,
     ) -> fmt.StoredIndex:
         """Store a render: its chunks (in parallel), then its index, a delta of the index
         BASE (the render it replaces, by index digest) where that is smaller. The returned
-        index's digest names the render's content."""
+        index's digest names the render's content. CHUNK_MIN: see ``fmt.split_render``."""
         stored_base = await self.get_index(base) if base else None
-        split = fmt.split_render(objects, base=stored_base)
+        split = fmt.split_render(objects, base=stored_base, chunk_min=chunk_min)
         await asyncio.gather(*(self.put(chunk) for chunk in split.chunks))
         await self.put(split.index_blob)
         stored = split.stored()

@@ -39,6 +39,19 @@ def liveness(*, seen_ago: float, interval: float) -> Liveness:
     return "Online"
 
 
+def unheard(status: Mapping[str, Any]) -> bool:
+    """Whether a pull cluster with STATUS has no agent to wait for: Offline, or Init and never
+    seen (``cluster add --mode pull`` made it; no agent registered). Such a cluster is not
+    waited on as online: it follows ``rollout.offlineTargets``, so a cluster that never
+    connected holds a fleet up only under ``wait``. An agent that registered a moment ago
+    (Init, ``lastSeen`` set, first heartbeat on its way) is online: it gives its verdicts,
+    and a rollout's gate waits for it."""
+    state = status.get("state")
+    if state == "Offline":
+        return True
+    return state in (None, "", "Init") and not status.get("lastSeen")
+
+
 def offline_display(state: str | None, revision: int | None) -> str:
     """How a Deployment of an Offline cluster shows: never as Ready, always as last known."""
     if not state or state == "Unknown":

@@ -41,6 +41,10 @@ CHUNK_MAX = 512 * 1024
 """Uncompressed bytes per chunk at most: base64 of its gzip stays near 700 KB, so no stored
 object comes near etcd's 1.5 MiB request limit (nor 1 MiB)."""
 CHUNK_MIN = 512
+LISTING_CHUNK_MIN = 128 * 1024
+"""The smallest chunk of a revision's listing (a line per cluster: where its render is). Its
+lines change together (a commit moves every cluster's render), and at CHUNK_MIN a listing of
+N clusters took about N/3 content objects: a write per 3 Deployments of every revision."""
 CUT_EVERY = 2
 """On average, a content-defined boundary every this many objects: small chunks keep what a
 one-object change re-sends small; delta indexes keep their number from costing readers."""
@@ -217,7 +221,7 @@ def _cuts_after(line: bytes) -> bool:
     return hashlib.sha256(line).digest()[0] % CUT_EVERY == 0
 
 
-def _chunk_bytes(lines: Iterable[bytes]) -> Iterator[bytes]:
+def _chunk_bytes(lines: Iterable[bytes], *, chunk_min: int = CHUNK_MIN) -> Iterator[bytes]:
     current = bytearray()
     for line in lines:
         if current and len(current) + len(line) > CHUNK_MAX:
@@ -227,20 +231,23 @@ def _chunk_bytes(lines: Iterable[bytes]) -> Iterator[bytes]:
             yield line[:CHUNK_MAX]
             line = line[CHUNK_MAX:]
         current += line
-        if len(current) >= CHUNK_MIN and _cuts_after(line):
+        if len(current) >= chunk_min and _cuts_after(line):
             yield bytes(current)
             current = bytearray()
     if current:
         yield bytes(current)
 
 
-def split_render(objects: Sequence[Manifest], *, base: StoredIndex | None = None) -> SplitRender:
-    """OBJECTS as chunks and an index, a delta of BASE where that is smaller (see above)."""
+def split_render(
+    objects: Sequence[Manifest], *, base: StoredIndex | None = None, chunk_min: int = CHUNK_MIN
+) -> SplitRender:
+    """OBJECTS as chunks (of at least CHUNK_MIN bytes but the last) and an index, a delta of
+    BASE where that is smaller (see above)."""
     lines = [object_line(o) for o in objects]
     stream = hashlib.sha256()
     for line in lines:
         stream.update(line)
-    chunks = tuple(Blob(media="objects", data=c) for c in _chunk_bytes(lines))
+    chunks = tuple(Blob(media="objects", data=c) for c in _chunk_bytes(lines, chunk_min=chunk_min))
     index = RenderIndex(
         render_digest=PREFIX + stream.hexdigest(),
         size=sum(len(line) for line in lines),

@@ -10,7 +10,7 @@ depends on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from appflow.errors import ConfigError, Where
@@ -113,6 +113,21 @@ def waiting_message(
     only_ready = all(accepted == {"Ready"} for accepted in dependencies.values())
     goal = "Ready" if only_ready else "in an accepted state"
     return f"waiting for {', '.join(pending)} to be {goal} on {cluster}"
+
+
+def held_by_dependencies(
+    clusters: Iterable[str],
+    dependencies: Mapping[str, frozenset[str]],
+    states: Mapping[str, Mapping[str, str | None]],
+) -> dict[str, str]:
+    """The CLUSTERS where DEPENDENCIES are not all met, each with what it waits for; STATES
+    holds, per cluster, each dependency's Deployment state there (missing: not deployed)."""
+    held: dict[str, str] = {}
+    for cluster in sorted(set(clusters)) if dependencies else ():
+        pending = unmet(dependencies, states.get(cluster, {}), cluster=cluster)
+        if pending:
+            held[cluster] = waiting_message(dependencies, pending, cluster=cluster)
+    return held
 
 
 def check_cycles(graph: Mapping[str, Sequence[str]]) -> None:

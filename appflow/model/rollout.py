@@ -252,6 +252,61 @@ def previous_revision(history: Sequence[Mapping[str, object]], *, revision: int)
     return None
 
 
+def pull_failure(target: PullTarget, *, revision: int, elapsed: float, timeout: float) -> str:
+    """Why TARGET, released REVISION ELAPSED seconds ago, failed its gate ("" if it did not
+    fail, yet): its agent's apply of REVISION failed, or it applied it and is not Ready
+    within TIMEOUT seconds."""
+    if target.tried == revision and target.applied != revision:
+        return target.message or f"the apply of revision {revision} failed"
+    if target.applied == revision and target.state != "Ready" and elapsed > timeout:
+        return (
+            f"not Ready within {timeout:.0f}s ({target.state or 'no state'}"
+            f"{f': {target.message}' if target.message else ''})"
+        )
+    return ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchVerdict:
+    """Where a released batch of pull clusters stands, for the gate of a rollout that
+    delivers push and pull clusters in one partition order (``engine.rollout``)."""
+
+    states: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    """Per cluster settled: (state, why), as ``gate`` reads a push cluster's sync."""
+    waiting: tuple[str, ...] = ()
+    """Clusters still on their way (released, not yet Ready nor failed)."""
+
+
+def pull_batch(
+    batch: Sequence[str],
+    targets: Mapping[str, PullTarget],
+    *,
+    revision: int,
+    elapsed: float,
+    timeout: float,
+) -> BatchVerdict:
+    """BATCH (pull clusters released REVISION ELAPSED seconds ago) as their Deployments show
+    (TARGETS). Ready at REVISION, or failed (``pull_failure``), settles a cluster; an Offline
+    one, or one without a Deployment, has no state (it does not hold the gate: it converges
+    when it is back, as a push cluster that does not answer)."""
+    states: dict[str, tuple[str, str]] = {}
+    waiting: list[str] = []
+    for cluster in batch:
+        target = targets.get(cluster)
+        if target is None or not target.online:
+            continue
+        if target.applied == revision and target.state == "Ready":
+            states[cluster] = ("Ready", "")
+        elif why := pull_failure(target, revision=revision, elapsed=elapsed, timeout=timeout):
+            states[cluster] = (target.state if target.state != "Ready" else "Failed", why)
+        elif elapsed > timeout:
+            # Online and still not applied (its agent is stuck): the gate does not wait forever.
+            states[cluster] = ("NotReady", f"revision {revision} not applied within {timeout:.0f}s")
+        else:
+            waiting.append(cluster)
+    return BatchVerdict(states=states, waiting=tuple(waiting))
+
+
 def _pending_record(partitions: Sequence[Partition]) -> list[RolloutPartitionRecord]:
     return [
         RolloutPartitionRecord(name=p.name, clusters=p.clusters, max_unavailable=p.max_unavailable)
@@ -331,18 +386,20 @@ def pull_step(
             c for c in members if targets[c].applied == revision and targets[c].state == "Ready"
         }
         at_partition = same and recorded is not None and recorded.current == index
-        failed: dict[str, str] = {}
-        for c in members:
-            t = targets[c]
-            if t.released != revision or c in ready:
-                continue
-            if t.tried == revision and t.applied != revision:
-                failed[c] = t.message or f"the apply of revision {revision} failed"
-            elif at_partition and t.applied == revision and elapsed > timeout:
-                failed[c] = (
-                    f"not Ready within {timeout:.0f}s ({t.state or 'no state'}"
-                    f"{f': {t.message}' if t.message else ''})"
+        failed = {
+            c: why
+            for c in members
+            if targets[c].released == revision
+            and c not in ready
+            and (
+                why := pull_failure(
+                    targets[c],
+                    revision=revision,
+                    elapsed=elapsed if at_partition else 0.0,
+                    timeout=timeout,
                 )
+            )
+        }
         if failed:
             detail = "; ".join(f"{c}: {why}" for c, why in sorted(failed.items()))
             records[index] = replace(records[index], state="Failed", message=detail)

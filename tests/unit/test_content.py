@@ -159,3 +159,20 @@ def test_stored_bytes_are_checked_against_their_name() -> None:
 def test_digests_look_like_content_names() -> None:
     assert c.is_digest(c.digest_of(b"x"))
     assert not c.is_digest("sha256-XYZ")
+
+
+def test_a_revision_listing_of_a_fleet_takes_a_few_chunks_not_one_per_three_clusters() -> None:
+    # A line per cluster (where its render is); three renders for 1,000 clusters, as three
+    # environments give. At CHUNK_MIN this was about 330 content objects per revision.
+    renders = [(c.PREFIX + f"{i:064x}", c.PREFIX + f"{i + 7:064x}") for i in range(3)]
+    lines = [
+        {"cluster": f"edge-{n:05d}", "index": renders[n % 3][0], "renderDigest": renders[n % 3][1]}
+        for n in range(1000)
+    ]
+    small = c.split_render(lines)
+    listing = c.split_render(lines, chunk_min=c.LISTING_CHUNK_MIN)
+    assert len(small.chunks) > 100
+    assert len(listing.chunks) <= 2
+    assert listing.index.render_digest == small.index.render_digest
+    joined = c.join_render(listing.index, {b.digest: b.data for b in listing.chunks})
+    assert joined == lines

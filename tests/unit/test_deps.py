@@ -15,7 +15,12 @@ from appflow.model.appdef import (
     LabelRequirement,
     LabelSelector,
 )
-from appflow.model.deps import check_cycles, dependency_order, resolve_dependencies
+from appflow.model.deps import (
+    check_cycles,
+    dependency_order,
+    held_by_dependencies,
+    resolve_dependencies,
+)
 
 
 def app(
@@ -148,3 +153,26 @@ def test_order_respects_every_edge_or_a_cycle_is_named(graph: dict[str, list[str
     for node, deps in graph.items():
         for dep in deps:
             assert order.index(dep) < order.index(node)
+
+
+def test_held_by_dependencies_names_each_cluster_where_one_is_unmet_and_why() -> None:
+    # A push or a pull cluster alike: what counts is each dependency's state there.
+    dependencies = {"base": frozenset({"Ready"}), "db": frozenset({"Ready", "NotReady"})}
+    states: dict[str, dict[str, str | None]] = {
+        "push-1": {"base": "Ready", "db": "NotReady"},
+        "site-1": {"base": "NotReady", "db": "Ready"},
+        "site-2": {"base": "Ready"},
+    }
+    held = held_by_dependencies(["push-1", "site-1", "site-2", "site-3"], dependencies, states)
+    assert sorted(held) == ["site-1", "site-2", "site-3"]
+    assert held["site-1"] == (
+        "waiting for base (NotReady; accepted: Ready) to be in an accepted state on site-1"
+    )
+    assert "db (not deployed on site-2" in held["site-2"]
+    assert "base (not deployed on site-3" in held["site-3"]
+    assert "db (not deployed on site-3" in held["site-3"]
+
+
+def test_nothing_is_held_without_dependencies() -> None:
+    assert held_by_dependencies(["site-1"], {}, {}) == {}
+    assert held_by_dependencies([], {"base": frozenset({"Ready"})}, {}) == {}

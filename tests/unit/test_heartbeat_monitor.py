@@ -24,14 +24,14 @@ class Recorder:
         return []
 
 
-def lease(renewed: str) -> dict[str, Any]:
-    return {
-        "metadata": {"labels": {LABEL_WORKSPACE: "w", LABEL_CLUSTER: "edge-1"}},
-        "spec": {"renewTime": renewed, "leaseDurationSeconds": 2},
-    }
+def lease(renewed: str | None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"leaseDurationSeconds": 2}
+    if renewed is not None:
+        spec["renewTime"] = renewed
+    return {"metadata": {"labels": {LABEL_WORKSPACE: "w", LABEL_CLUSTER: "edge-1"}}, "spec": spec}
 
 
-def monitor(clock: list[float]) -> tuple[HeartbeatMonitor, Recorder]:
+def monitor(clock: list[float], *, state: str = "Online") -> tuple[HeartbeatMonitor, Recorder]:
     recorder = Recorder()
     watched = HeartbeatMonitor(
         read=recorder,  # type: ignore[arg-type]
@@ -45,7 +45,7 @@ def monitor(clock: list[float]) -> tuple[HeartbeatMonitor, Recorder]:
         {
             "metadata": {"name": "edge-1", "namespace": "w"},
             "spec": {"mode": "pull"},
-            "status": {"state": "Online"},
+            "status": {"state": state},
         },
     )
     return watched, recorder
@@ -76,3 +76,24 @@ def test_a_silence_seen_through_a_current_view_makes_the_cluster_offline() -> No
     assert [(kind, body["status"]["state"]) for kind, _, body in recorder.patches] == [
         ("Cluster", "Offline")
     ]
+
+
+def test_an_agent_that_registered_and_never_sent_a_heartbeat_goes_offline() -> None:
+    clock = [0.0]
+    watched, recorder = monitor(clock, state="Init")
+    # Registration made the Lease; the agent died before its first renewal.
+    watched._saw(lease(None), listed=False)
+    watched.current = True
+    clock[0] = 5.0  # within three intervals of 2 s: its first heartbeat may still come
+    asyncio.run(watched.tick())
+    assert recorder.patches == []
+    clock[0] = 7.0
+    asyncio.run(watched.tick())
+    [(kind, name, body)] = recorder.patches
+    assert (kind, name, body["status"]["state"]) == ("Cluster", "edge-1", "Offline")
+    assert "registered but sent no heartbeat" in body["status"]["reason"]
+    # A first heartbeat after all: Online again, as after any silence.
+    watched._saw(lease("2026-12-02T00:00:07.000000Z"), listed=False)
+    clock[0] = 7.5
+    asyncio.run(watched.tick())
+    assert recorder.patches[-1][2]["status"]["state"] == "Online"

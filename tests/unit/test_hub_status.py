@@ -10,7 +10,7 @@ from typing import Any
 from appflow.engine.report import AppSyncReport
 from appflow.engine.stages.types import SyncResult
 from appflow.errors import ApplyError, ClusterUnreachableError, Where
-from appflow.hub.publish import release_decision
+from appflow.hub.publish import offline_clusters, release_decision, verdicts
 from appflow.hub.reports import report_data, report_of
 from appflow.hub.snapshots import folder_files, write_files
 from appflow.model.health import Health, HealthStatus
@@ -204,6 +204,30 @@ def test_offline_pull_clusters_follow_the_apps_offline_targets() -> None:
     assert release_decision(skipped, policy="skip") == (["c"], {})
 
 
+def test_a_view_that_lags_behind_the_stage_holds_the_verdict_of_a_mixed_rollout() -> None:
+    # The watch shows b's Deployment staged at revision 2 only, not yet the stage of 3 that
+    # was just written for a and b: nothing of revision 3 is decided yet.
+    view = [staged("b", 2, "Rejected")]
+    decision = verdicts(view, offline=set(), policy="wait", revision=3, targets=["a", "b"])
+    assert (set(decision.waiting), dict(decision.rejected)) == ({"a", "b"}, {})
+    # Without the targets, an empty view passed for a fleet that validated.
+    assert not verdicts([], offline=set(), policy="wait", revision=3).blocked
+    shown = [staged("a", 3, "Validated"), staged("b", 3, None)]
+    assert set(verdicts(shown, offline=set(), policy="wait", revision=3, targets="ab").waiting) == {
+        "b"
+    }
+    # A target the view does not show yet that is Offline follows rollout.offlineTargets.
+    decision = verdicts(shown[:1], offline={"b"}, policy="skip", revision=3, targets="ab")
+    assert (decision.blocked, set(decision.release)) == (False, {"a"})
+    # One released at the revision already is done, not waited for.
+    done = [staged("a", 3, "Validated"), staged("b", 3, "Validated", released=True)]
+    decision = verdicts(done, offline=set(), policy="wait", revision=3, targets="ab")
+    assert (decision.blocked, set(decision.release)) == (False, {"a"})
+    refused = [staged("a", 3, "Validated"), staged("b", 3, "Rejected")]
+    decision = verdicts(refused, offline=set(), policy="wait", revision=3, targets="ab")
+    assert list(decision.rejected) == ["b"]
+
+
 def test_a_snapshot_holds_what_folder_digest_covers(tmp_path: Path) -> None:
     app = tmp_path / "app"
     (app / "templates").mkdir(parents=True)
@@ -218,3 +242,31 @@ def test_a_snapshot_holds_what_folder_digest_covers(tmp_path: Path) -> None:
     copy = write_files(files, tmp_path / "copy" / "app")
     assert folder_digest(copy) == folder_digest(app)
     assert (copy / "run.sh").stat().st_mode & 0o111
+
+
+def _cluster(name: str, mode: str, state: str | None, *, seen: bool = False) -> dict[str, Any]:
+    status: dict[str, Any] = {} if state is None else {"state": state}
+    if seen:
+        status["lastSeen"] = "2025-03-01T12:00:00Z"
+    return {"metadata": {"name": name}, "spec": {"mode": mode}, "status": status}
+
+
+def test_a_pull_cluster_that_never_connected_follows_the_offline_targets_policy() -> None:
+    clusters = [
+        _cluster("online", "pull", "Online", seen=True),
+        _cluster("suspect", "pull", "Suspect", seen=True),
+        _cluster("offline", "pull", "Offline", seen=True),
+        # Added with `cluster add --mode pull`, its agent never registered.
+        _cluster("never", "pull", "Init"),
+        _cluster("new", "pull", None),
+        # Registered a moment ago, its first heartbeat on its way: its verdict is waited for.
+        _cluster("registered", "pull", "Init", seen=True),
+        # A push cluster's state is its probe's, never a reason to skip it.
+        _cluster("push", "push", "Offline"),
+    ]
+    unheard = offline_clusters(clusters)
+    assert unheard == {"offline", "never", "new"}
+    # With the default policy the fleet waits for them; skip goes on without them.
+    fleet = [staged("online", 2, "Validated"), staged("never", 2, None)]
+    assert release_decision(fleet, offline=unheard) == ([], {})
+    assert release_decision(fleet, offline=unheard, policy="skip") == (["online"], {})

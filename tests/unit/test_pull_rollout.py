@@ -13,11 +13,14 @@ from datetime import UTC, datetime, timedelta
 from appflow.model.appdef import RolloutSpec
 from appflow.model.records import RolloutRecord
 from appflow.model.rollout import (
+    BatchVerdict,
     Partition,
     PullStep,
     PullTarget,
+    gate,
     plan_rollout,
     previous_revision,
+    pull_batch,
     pull_step,
 )
 from appflow.model.targeting import ClusterInfo
@@ -180,3 +183,42 @@ def test_the_previous_revision_is_the_last_other_one_applied() -> None:
     assert previous_revision(history, revision=2) == 1
     assert previous_revision(history, revision=4) == 2
     assert previous_revision([], revision=2) is None
+
+
+# -- one partition order over push and pull clusters: a released pull batch's gate ----------
+
+
+def batch(targets: dict[str, PullTarget], *, elapsed: float = 0.0) -> BatchVerdict:
+    return pull_batch(("a1", "a2"), targets, revision=2, elapsed=elapsed, timeout=60)
+
+
+def test_a_pull_batch_settles_when_each_cluster_is_ready_or_failed() -> None:
+    targets = {"a1": released(fresh()["a1"]), "a2": released(fresh()["a2"])}
+    # Released, nothing applied yet: both on their way (still Ready at revision 1).
+    assert batch(targets).waiting == ("a1", "a2")
+    targets["a1"] = ready(targets["a1"])
+    assert batch(targets).states == {"a1": ("Ready", "")}
+    assert batch(targets).waiting == ("a2",)
+    targets["a2"] = replace(targets["a2"], tried=2, state="ErrApplied", message="boom")
+    settled = batch(targets)
+    assert settled.waiting == ()
+    # The engine's gate reads these as it reads a push cluster's sync: a2 fails it.
+    assert gate(("a1", "a2"), settled.states) == {"a2": "boom"}
+
+
+def test_a_pull_batch_applied_but_not_ready_fails_only_after_the_health_timeout() -> None:
+    targets = {"a1": replace(ready(fresh()["a1"]), state="NotReady"), "a2": ready(fresh()["a2"])}
+    assert batch(targets, elapsed=30).waiting == ("a1",)
+    late = batch(targets, elapsed=61)
+    assert late.waiting == ()
+    assert "not Ready within 60s" in gate(("a1", "a2"), late.states)["a1"]
+
+
+def test_an_offline_pull_cluster_does_not_hold_a_batch_and_a_stuck_one_does_not_forever() -> None:
+    targets = {"a1": replace(released(fresh()["a1"]), online=False), "a2": released(fresh()["a2"])}
+    # a1 Offline: no state (it converges when back), as a push cluster that does not answer.
+    assert batch(targets).waiting == ("a2",)
+    stuck = batch(targets, elapsed=61)
+    assert stuck.waiting == ()
+    assert "not applied within 60s" in gate(("a1", "a2"), stuck.states)["a2"]
+    assert "a1" not in stuck.states

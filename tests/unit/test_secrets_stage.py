@@ -51,3 +51,39 @@ def test_sensitive_values_given_in_plain_text_are_named() -> None:
         "keys.*",
     ]
     assert plain_sensitive_paths(schema, {"auth": {"user": "x"}}) == []
+
+
+async def test_clusters_that_ask_together_share_one_scan_of_the_inputs() -> None:
+    # A fleet's renders start together: each used to scan the app's inputs (paths resolved,
+    # files read) before any had remembered the answer.
+    import asyncio
+    import threading
+
+    from appflow.engine.secrets import Scan, SecretsStage
+
+    stage = SecretsStage()
+    calls = 0
+    gate = threading.Event()
+
+    def scan() -> Scan:
+        nonlocal calls
+        calls += 1
+        gate.wait(10)
+        return Scan(encrypted=(), plain=("values-prod.yaml",))
+
+    # All 50 start before the scan's thread can answer (its answer comes through the loop).
+    waiting = [asyncio.create_task(stage._scan("key", scan)) for _ in range(50)]
+    gate.set()
+    found = await asyncio.gather(*waiting)
+    assert calls == 1
+    assert {f.plain for f in found} == {("values-prod.yaml",)}
+    await stage._scan("key", scan)  # remembered
+    assert calls == 1
+
+    def broken() -> Scan:
+        raise OSError("unreadable")
+
+    results = await asyncio.gather(
+        *(stage._scan("other", broken) for _ in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(r, OSError) for r in results)

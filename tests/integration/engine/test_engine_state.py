@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.helpers import widget_crd
 from tests.integration.engine.conftest import Fleet
 from tests.integration.engine.support import (
     Space,
@@ -23,38 +24,12 @@ from tests.integration.engine.support import (
 pytestmark = pytest.mark.cluster
 
 
-def _crd(group: str) -> dict[str, object]:
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"widgets.{group}"},
-        "spec": {
-            "group": group,
-            "scope": "Namespaced",
-            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "x-kubernetes-preserve-unknown-fields": True,
-                        }
-                    },
-                }
-            ],
-        },
-    }
-
-
 def test_a_chart_sees_an_api_that_a_crd_applied_since_its_last_render(
     fleet: Fleet, space: Space, tmp_path: Path
 ) -> None:
     ns, group = space.namespace, f"w{space.suffix}.example.com"
     crds, chart = space.app("crds"), space.app("uses")
-    write_files(tmp_path / "crds", {"crd.yaml": [_crd(group)]})
+    write_files(tmp_path / "crds", {"crd.yaml": [widget_crd(group)]})
     # Helm's documented way to render a resource only where its API is served.
     write_files(
         tmp_path / "uses",

@@ -33,10 +33,11 @@ def _store(fleet: HubFleet) -> HubStore:
 
 
 def _add_pull_cluster(fleet: HubFleet, name: str, labels: dict[str, str]) -> None:
-    """A pull-mode Cluster as registration leaves it (no kubeconfig: its agent pulls)."""
+    """A pull-mode Cluster as `cluster add --mode pull` leaves it: Init, no kubeconfig (its
+    agent pulls), no agent connected yet."""
     store = _store(fleet)
     try:
-        store.put_cluster(ClusterRecord(name=name, kind="eve-k", labels=labels, state="Online"))
+        store.put_cluster(ClusterRecord(name=name, kind="eve-k", labels=labels, state="Init"))
     finally:
         store.close()
 
@@ -62,6 +63,8 @@ def test_a_render_over_5_mb_goes_through_the_hub_to_push_and_pull_clusters(
             {
                 "name": "big",
                 "namespace": namespace,
+                # edge-9's agent never connects: the push cluster goes on without its verdict.
+                "rollout": {"offlineTargets": "skip"},
                 "targets": [
                     {"name": "one", "clusterName": "test-1"},
                     {"name": "edge", "clusterName": "edge-9"},
@@ -108,6 +111,9 @@ def test_a_render_over_5_mb_goes_through_the_hub_to_push_and_pull_clusters(
                     assert len(json.dumps(obj)) < 32 * 1024, obj["metadata"]["name"]
             (pull,) = [d for d in fleet.deployments("big") if d["spec"]["cluster"] == "edge-9"]
             staged = pull["spec"]["staged"]
+            # Staged, never released to a cluster whose agent gave no verdict, never Ready.
+            assert not pull["spec"].get("released"), pull["spec"]
+            assert (pull.get("status") or {}).get("state") != "Ready", pull.get("status")
 
             async def read(index: str) -> list[dict[str, Any]]:
                 return await ContentStore(kube, fleet.workspace).get_render(index)
@@ -392,3 +398,93 @@ def test_catalog_install_works_unchanged_against_a_hub(fleet: HubFleet, sandbox:
         assert fleet.cli("app", "show", "redis").exit_code != 0
     finally:
         fleet.cli("app", "delete", "redis")
+
+
+def _request(fleet: HubFleet, app: str, request_id: str) -> None:
+    kube = fleet.kube()
+    try:
+        kube.patch_sync(
+            API_VERSION,
+            "AppFlow",
+            app,
+            fleet.workspace,
+            {"spec": {"syncRequest": {"id": request_id, "trigger": "user"}}},
+        )
+    finally:
+        kube.close()
+
+
+def _request_status(fleet: HubFleet, app: str) -> dict[str, Any]:
+    return dict((fleet.app(app).get("status") or {}).get("syncRequest") or {})
+
+
+def test_a_request_behind_a_sync_waiting_for_a_verdict_is_acknowledged_at_once(
+    fleet: HubFleet, tmp_path: Path
+) -> None:
+    """A sync of a push and a pull cluster waits for the pull cluster's verdict (its agent
+    never connected; rollout.offlineTargets 'wait'); a second request arriving meanwhile is
+    answered at once, Pending, and runs once the first ends."""
+    app = tmp_path / "held"
+    app.mkdir()
+    namespace = f"held-{secrets.token_hex(3)}"  # the sandbox is shared
+    (app / "appflow.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "held",
+                "namespace": namespace,
+                "syncPolicy": {"auto": False},
+                "rollout": {"offlineTargets": "wait", "healthTimeoutSeconds": 60},
+                "targets": [
+                    {"name": "one", "clusterName": "test-1"},
+                    {"name": "edge", "clusterName": "edge-7"},
+                ],
+            }
+        )
+    )
+    (app / "cm.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "c", "namespace": namespace},
+                "data": {"k": "v"},
+            }
+        )
+    )
+    fleet.start()
+    assert fleet.cli("cluster", "add", "--from-sandbox").exit_code == 0
+    _add_pull_cluster(fleet, "edge-7", {"site": "edge"})
+    added = fleet.cli("app", "add", "held", "--local", str(app))
+    assert added.exit_code == 0, added.output
+    try:
+        _request(fleet, "held", "first")
+        eventually(
+            lambda: (
+                _request_status(fleet, "held").get("phase") == "Running"
+                and _state(fleet, "held").get("edge-7", (None, None))[1] == 1
+            ),
+            timeout=90,
+            what="the first request running, r1 staged on edge-7",
+        )
+        _request(fleet, "held", "second")
+        eventually(
+            lambda: _request_status(fleet, "held").get("id") == "second",
+            timeout=30,
+            what="the second request acknowledged",
+        )
+        answered = _request_status(fleet, "held")
+        assert answered["phase"] == "Pending", answered
+        assert "queued behind the sync in progress" in answered["message"], answered
+        # The first one gives up on edge-7's verdict after the health timeout; then the
+        # second runs, and ends the same way.
+        eventually(
+            lambda: (
+                _request_status(fleet, "held").get("phase") == "Failed"
+                and _request_status(fleet, "held").get("id") == "second"
+            ),
+            timeout=300,
+            what="the second request run to its end",
+        )
+        assert "edge-7" in _request_status(fleet, "held")["message"]
+    finally:
+        fleet.cli("app", "delete", "held")
