@@ -64,6 +64,7 @@ from appflow.server.ui.session import (
     SessionEnded,
     Sessions,
 )
+from appflow.store import Store
 
 log = logging.getLogger("appflow.ui")
 
@@ -141,7 +142,12 @@ class Dashboard:
     # -- sessions ------------------------------------------------------------------------
 
     async def session(self, request: Request) -> Session:
-        """The signed-in session of REQUEST; redirects to the sign-in page otherwise."""
+        """The signed-in session of REQUEST; redirects to the sign-in page otherwise.
+
+        A page's live stream starts from the newest event when the request came, before the
+        page read what it shows: nothing recorded in between is missed."""
+        if request.method == "GET":
+            request.state.events_since = await asyncio.to_thread(_newest_event, self.store)
         if not self.require_token:
             return Session(
                 token_hash="",
@@ -192,6 +198,7 @@ class Dashboard:
             csrf_field=CSRF_FIELD,
             flash=flash,
             path=request.url.path,
+            events_since=getattr(request.state, "events_since", 0),
             **context,
         )
         response = HTMLResponse(html, status_code=status, headers=_HEADERS)
@@ -802,8 +809,16 @@ def mount_dashboard(app: FastAPI, *, service: FleetService, require_token: bool)
         shown = [a for a in request.query_params.get("apps", "").split(",") if a][:MAX_PER_PAGE]
         if app_name:
             shown = [app_name]
+        since = request.query_params.get("since", "")
         return StreamingResponse(
-            _events(ui, request, session, app_name=app_name, shown=shown),
+            _events(
+                ui,
+                request,
+                session,
+                app_name=app_name,
+                shown=shown,
+                since=int(since) if since.isdecimal() else None,
+            ),
             media_type="text/event-stream",
             headers={**_HEADERS, "X-Accel-Buffering": "no"},
         )
@@ -844,15 +859,25 @@ def _link(request: Request, change: Mapping[str, Any]) -> str:
 
 
 async def _events(
-    ui: Dashboard, request: Request, session: Session, *, app_name: str | None, shown: list[str]
+    ui: Dashboard,
+    request: Request,
+    session: Session,
+    *,
+    app_name: str | None,
+    shown: list[str],
+    since: int | None,
 ) -> AsyncIterator[bytes]:
     """Server-sent events: new events as ``appflow``, changed cells as ``cells``, and
-    ``signout`` when the session's token is revoked or expires."""
+    ``signout`` when the session's token is revoked or expires.
+
+    SINCE: the newest event when the page was asked for (its events after that are sent).
+    The shown apps' cells are all sent first: the page may have been rendered before a
+    change that came before this stream, which no later comparison would see."""
     store = ui.store
     loop = asyncio.get_running_loop()
-    started = last_check = last_refresh = loop.time()
-    latest = await asyncio.to_thread(store.list_events, app=app_name, limit=1)
-    last_id = latest[-1].id if latest else 0
+    started = last_check = loop.time()
+    last_refresh = started - STREAM_REFRESH  # the first pass sends every shown cell
+    last_id = since if since is not None else await asyncio.to_thread(_newest_event, store)
     sent: dict[tuple[str, str], tuple[str, int | None, str, bool]] = {}
 
     def cells(apps: list[str]) -> list[dict[str, Any]]:
@@ -874,7 +899,6 @@ async def _events(
                 )
         return out
 
-    await asyncio.to_thread(cells, shown)  # what the page was rendered with
     yield b"retry: 3000\n\n"
     stopping = getattr(request.app.state, "stopping", None)
     while True:
@@ -895,7 +919,7 @@ async def _events(
         for e in new:
             last_id = max(last_id, e.id)
             yield _sse("appflow", e.to_data())
-        refresh = now - last_refresh > STREAM_REFRESH
+        refresh = now - last_refresh >= STREAM_REFRESH
         if refresh:
             last_refresh = now
         wanted = shown if refresh else touched
@@ -910,6 +934,11 @@ async def _events(
                 await asyncio.wait_for(stopping.wait(), timeout=STREAM_TICK)
             else:
                 await asyncio.sleep(STREAM_TICK)
+
+
+def _newest_event(store: Store) -> int:
+    newest = store.list_events(limit=1)
+    return newest[-1].id if newest else 0
 
 
 def _script_json(data: Any) -> str:

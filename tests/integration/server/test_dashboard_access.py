@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
@@ -204,17 +207,20 @@ def test_the_grid_is_paginated_and_filtered_on_the_server(served: Served) -> Non
     assert body["pages"] == 4
 
 
-def test_the_event_stream_sends_new_events_and_changed_cells(served: Served) -> None:
-    client = _signed_in(served, served.token)
-    seen: list[tuple[str, object]] = []
-    with client.stream("GET", "/ui/stream", params={"apps": "web"}, timeout=30) as stream:
+def _read_stream(
+    client: httpx.Client,
+    params: dict[str, str],
+    until: Callable[[list[tuple[str, Any]]], bool],
+    *,
+    connected: Callable[[], None] = lambda: None,
+) -> list[tuple[str, Any]]:
+    """The dashboard stream's messages (event, data) until UNTIL holds for those seen;
+    CONNECTED runs once the stream answered."""
+    seen: list[tuple[str, Any]] = []
+    with client.stream("GET", "/ui/stream", params=params, timeout=30) as stream:
         lines = stream.iter_lines()
         assert next(lines).startswith("retry:")
-        served.store.add_event(
-            kind="drift", app="web", cluster="berlin-1", message="hand edit", outcome="Modified"
-        )
-        record = served.store.get_deployment("web", "berlin-1")
-        served.store.put_deployment(DeploymentRecord(**{**record.__dict__, "state": "Modified"}))
+        connected()
         event = ""
         deadline = time.monotonic() + 20
         for line in lines:
@@ -222,14 +228,61 @@ def test_the_event_stream_sends_new_events_and_changed_cells(served: Served) -> 
                 event = line[7:]
             elif line.startswith("data: "):
                 seen.append((event, json.loads(line[6:])))
-                if event == "cells":
-                    break
+                if until(seen):
+                    return seen
             if time.monotonic() > deadline:
-                pytest.fail(f"no cells event within 20s; saw {seen}")
-    kinds = [e for e, _ in seen]
-    assert "appflow" in kinds
-    cells = next(d for e, d in seen if e == "cells")
-    assert {"app": "web", "cluster": "berlin-1", "state": "Modified"}.items() <= cells[0].items()  # type: ignore[index]
+                pytest.fail(f"the stream did not send what was awaited within 20s; saw {seen}")
+    pytest.fail(f"the stream ended; saw {seen}")
+
+
+def _cell_in(seen: list[tuple[str, Any]], app: str, cluster: str, state: str) -> bool:
+    return any(
+        e == "cells"
+        and any(c["app"] == app and c["cluster"] == cluster and c["state"] == state for c in d)
+        for e, d in seen
+    )
+
+
+def _modified(served: Served, message: str) -> None:
+    served.store.add_event(
+        kind="drift", app="web", cluster="berlin-1", message=message, outcome="Modified"
+    )
+    record = served.store.get_deployment("web", "berlin-1")
+    served.store.put_deployment(DeploymentRecord(**{**record.__dict__, "state": "Modified"}))
+
+
+def test_the_event_stream_sends_new_events_and_changed_cells(served: Served) -> None:
+    client = _signed_in(served, served.token)
+    seen = _read_stream(
+        client,
+        {"apps": "web"},
+        lambda seen: _cell_in(seen, "web", "berlin-1", "Modified"),
+        connected=lambda: _modified(served, "hand edit"),
+    )
+    assert "hand edit" in [d["message"] for e, d in seen if e == "appflow"]
+
+
+def test_a_change_between_the_page_and_its_stream_reaches_the_page(served: Served) -> None:
+    """The page is rendered, then the app changes, then the browser opens the stream (on a
+    busy machine a sync ends in that gap): the stream sends the event and the changed cell,
+    though both came before it opened."""
+    client = _signed_in(served, served.token)
+    page = client.get("/ui/apps/web")
+    assert 'data-cluster="berlin-1"' in page.text
+    stream = re.search(r'data-stream="([^"]+)"', page.text)
+    assert stream, page.text
+    query = dict(parse_qsl(urlsplit(stream.group(1).replace("&amp;", "&")).query))
+    assert query["app"] == "web"
+    assert query["since"].isdecimal()
+    _modified(served, "edited before the stream opened")
+    seen = _read_stream(
+        client,
+        query,
+        lambda seen: (
+            _cell_in(seen, "web", "berlin-1", "Modified") and any(e == "appflow" for e, _ in seen)
+        ),
+    )
+    assert "edited before the stream opened" in [d["message"] for e, d in seen if e == "appflow"]
 
 
 def test_a_rollout_is_paused_and_resumed_from_its_page(served: Served) -> None:

@@ -9,18 +9,16 @@
   const STATE_CLASS = /^s-/;
 
   function setCell(td, cell, withRevision) {
-    for (const c of Array.from(td.classList)) if (STATE_CLASS.test(c) || c === "none") td.classList.remove(c);
     const shown = cell.state + (withRevision && cell.revision ? " r" + cell.revision : "");
-    if (cell.offline) {
-      // A silent cluster is never shown as Ready: its state is only the last one known.
-      td.classList.add("s-Offline");
-      td.textContent = "Offline (last known: " + shown + ")";
-      td.title = "the cluster is offline; last known state";
-    } else {
-      td.classList.add("s-" + cell.state);
-      td.textContent = shown;
-      if (cell.message) td.title = cell.message; else td.removeAttribute("title");
-    }
+    // A silent cluster is never shown as Ready: its state is only the last one known.
+    const text = cell.offline ? "Offline (last known: " + shown + ")" : shown;
+    const state = cell.offline ? "s-Offline" : "s-" + cell.state;
+    const title = cell.offline ? "the cluster is offline; last known state" : cell.message || "";
+    if (td.textContent.trim() === text && td.classList.contains(state) && (td.title || "") === title) return;
+    for (const c of Array.from(td.classList)) if (STATE_CLASS.test(c) || c === "none") td.classList.remove(c);
+    td.classList.add(state);
+    td.textContent = text;
+    if (title) td.title = title; else td.removeAttribute("title");
     td.classList.add("changed");
     setTimeout(() => td.classList.remove("changed"), 1500);
   }
@@ -44,7 +42,7 @@
 
   function addEvent(e) {
     const table = document.getElementById("events");
-    if (!table) return;
+    if (!table || table.querySelector('tr[data-event="' + e.id + '"]')) return;
     const body = table.tBodies[0];
     const empty = body.querySelector("tr.empty");
     if (empty) empty.remove();
@@ -61,6 +59,7 @@
       if (i === 6) td.className = "msg";
       tr.appendChild(td);
     });
+    tr.dataset.event = e.id;
     tr.classList.add("changed");
     body.insertBefore(tr, body.firstChild);
     while (body.rows.length > 200) body.deleteRow(body.rows.length - 1);
@@ -336,7 +335,7 @@
     const form = document.getElementById("install-form");
     if (form) installForm(form);
     const grid = document.getElementById("grid");
-    if (grid) stream("/ui/stream?apps=" + encodeURIComponent(grid.dataset.apps || ""));
+    if (grid) stream("/ui/stream?since=" + encodeURIComponent(grid.dataset.since || "") + "&apps=" + encodeURIComponent(grid.dataset.apps || ""));
     const streamed = document.querySelector("[data-stream]");
     if (streamed) stream(streamed.dataset.stream);
     const diff = document.getElementById("diff");
