@@ -306,9 +306,20 @@ class Reconciler:
             return list(self.seen_clusters())
         return await asyncio.to_thread(self.store.cluster_objects)
 
-    async def _pull_fleet(self) -> FleetState | None:
-        """The pull-mode clusters (None: the hub has none), their capabilities noted."""
-        pull = [o for o in await self._cluster_objects() if res.cluster_mode(o) == "pull"]
+    async def _pull_fleet(self, *, listed: bool = False) -> FleetState | None:
+        """The pull-mode clusters (None: the hub has none), their capabilities noted.
+
+        LISTED: read the Clusters and ClusterGroups from the API server, not from the watches.
+        A request's targets are what its requester wrote before asking (a ClusterGroup added a
+        second before ``sync --wait``), and the watch of one kind may not have shown that when
+        the watch of another brought the request; the other syncs follow the watches, whose
+        events queue them again."""
+        clusters = (
+            await asyncio.to_thread(self.store.cluster_objects)
+            if listed
+            else await self._cluster_objects()
+        )
+        pull = [o for o in clusters if res.cluster_mode(o) == "pull"]
         if not pull:
             return None
         connections = self.engine.parts.connections
@@ -318,11 +329,13 @@ class Reconciler:
                 if found is not None:
                     connections.reported[res.name_of(obj)] = found
         records = [res.cluster_record(o) for o in pull]
-        return FleetState(clusters={c.name: c for c in records}, groups=await self._groups())
+        groups = await self._groups(listed=listed)
+        return FleetState(clusters={c.name: c for c in records}, groups=groups)
 
-    async def _groups(self) -> dict[str, ClusterGroup]:
-        """The workspace's ClusterGroups, as the watch saw them (listed without one)."""
-        watched = self.seen_groups() if self.seen_groups is not None else None
+    async def _groups(self, *, listed: bool = False) -> dict[str, ClusterGroup]:
+        """The workspace's ClusterGroups, as the watch saw them (LISTED, or without a watch:
+        from the API server)."""
+        watched = self.seen_groups() if self.seen_groups is not None and not listed else None
         if watched is not None:
             records = [res.group_record(o) for o in watched]
         else:
@@ -341,9 +354,11 @@ class Reconciler:
         force_conflicts: bool = False,
         commit: str | None = None,
         actor: str = "",
+        requested: bool = False,
     ) -> AppSyncReport:
         """Sync RECORD on its push targets (the engine) and publish it to its pull targets.
-        ACTOR: who asked (the request's ``requestedBy``), kept in the sync's history."""
+        ACTOR: who asked (the request's ``requestedBy``), kept in the sync's history.
+        REQUESTED: a sync request runs it (its pull targets are listed, see ``_pull_fleet``)."""
         if record.pinned_revision is not None:
             # The engine refuses it for push clusters; a fleet of pull clusters only is not
             # the engine's, and must not get the source's revision staged over a rollback.
@@ -355,7 +370,7 @@ class Reconciler:
         )
         if commit is None and repo is not None and trigger != "user":
             commit = repo.last_commit  # what the repository's poller found
-        pull_fleet = None if clusters else await self._pull_fleet()
+        pull_fleet = None if clusters else await self._pull_fleet(listed=requested)
         plan = None
         if pull_fleet is not None:
             with paths_resolved_once():
@@ -530,6 +545,7 @@ class Reconciler:
                     force_conflicts=options.force_conflicts,
                     commit=request.get("commit"),
                     actor=str(request.get("requestedBy") or ""),
+                    requested=True,
                 )
         except FencedError:
             raise
