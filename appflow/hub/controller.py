@@ -797,6 +797,7 @@ class Controller:
 
         poke = self.pokes[name]
         failures = 0
+        first = True
         while not self.stop.is_set():
             try:
                 repo = await asyncio.to_thread(self.store.get_repo, name)
@@ -817,6 +818,10 @@ class Controller:
                         )
                         await asyncio.to_thread(self.store.record_fetch, name, commit=commit)
                         log.info("repo %s moved to %s", name, commit[:12])
+                    elif first:
+                        # This replica took the repository: where it found it.
+                        log.info("repo %s at %s (polled every %.0fs)", name, commit[:12], interval)
+                    first = False
                     failures = 0
                 except FencedError:
                     raise

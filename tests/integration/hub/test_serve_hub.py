@@ -125,11 +125,18 @@ def test_serve_hub_answers_webhooks_and_serves_the_api_and_dashboard_over_the_hu
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
     try:
         eventually(lambda: _answers(client), timeout=60, what="serve --hub answers")
-        fleet.start(extra=("--poll-seconds", "3600"))  # only the webhook moves the repository
+        replica = fleet.start(extra=("--poll-seconds", "3600"))
         eventually(
             lambda: _ready(fleet, sandbox, "first"),
             timeout=120,
             what="hooked synced at its first commit",
+        )
+        # Only the webhook moves the repository once the replica that took it has polled it
+        # (a commit pushed before that first poll is the poll's).
+        eventually(
+            lambda: bool(re.search(r"repo gitops (at|moved to) ", replica.log.read_text())),
+            timeout=60,
+            what="the repository's first poll",
         )
 
         _write_app(repo, "second")
