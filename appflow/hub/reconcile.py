@@ -300,9 +300,10 @@ class Reconciler:
 
     # -- syncs ------------------------------------------------------------------------------
 
-    async def _cluster_objects(self) -> list[Manifest]:
-        """The hub's Clusters, as the watch saw them (listed without one)."""
-        if self.seen_clusters is not None:
+    async def _cluster_objects(self, *, listed: bool = False) -> list[Manifest]:
+        """The hub's Clusters, as the watch saw them (LISTED, or without a watch: from the
+        API server)."""
+        if self.seen_clusters is not None and not listed:
             return list(self.seen_clusters())
         return await asyncio.to_thread(self.store.cluster_objects)
 
@@ -314,11 +315,7 @@ class Reconciler:
         second before ``sync --wait``), and the watch of one kind may not have shown that when
         the watch of another brought the request; the other syncs follow the watches, whose
         events queue them again."""
-        clusters = (
-            await asyncio.to_thread(self.store.cluster_objects)
-            if listed
-            else await self._cluster_objects()
-        )
+        clusters = await self._cluster_objects(listed=listed)
         pull = [o for o in clusters if res.cluster_mode(o) == "pull"]
         if not pull:
             return None

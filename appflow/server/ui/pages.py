@@ -142,12 +142,7 @@ class Dashboard:
     # -- sessions ------------------------------------------------------------------------
 
     async def session(self, request: Request) -> Session:
-        """The signed-in session of REQUEST; redirects to the sign-in page otherwise.
-
-        A page's live stream starts from the newest event when the request came, before the
-        page read what it shows: nothing recorded in between is missed."""
-        if request.method == "GET":
-            request.state.events_since = await asyncio.to_thread(_newest_event, self.store)
+        """The signed-in session of REQUEST; redirects to the sign-in page otherwise."""
         if not self.require_token:
             return Session(
                 token_hash="",
@@ -162,6 +157,13 @@ class Dashboard:
             return await asyncio.to_thread(self.sessions.check, self.store, session)
         except SessionEnded as ended:
             raise _Redirect("/ui/login", flash=ended.message) from None
+
+    async def live_session(self, request: Request) -> tuple[Session, int]:
+        """The session of a page with a live stream, and the newest event's id, read before
+        the page reads what it shows: its stream starts there, so nothing recorded in between
+        is missed."""
+        session = await self.session(request)
+        return session, await asyncio.to_thread(_newest_event, self.store)
 
     async def writer(self, request: Request, action: str) -> tuple[Session, Actor, dict[str, str]]:
         """The session of a state-changing REQUEST, its actor, and its form fields:
@@ -198,7 +200,6 @@ class Dashboard:
             csrf_field=CSRF_FIELD,
             flash=flash,
             path=request.url.path,
-            events_since=getattr(request.state, "events_since", 0),
             **context,
         )
         response = HTMLResponse(html, status_code=status, headers=_HEADERS)
@@ -372,7 +373,7 @@ def mount_dashboard(app: FastAPI, *, service: FleetService, require_token: bool)
 
     @router.get("/")
     async def overview(request: Request) -> Response:
-        session = await ui.session(request)
+        session, since = await ui.live_session(request)
         q = request.query_params
         try:
             query = OverviewQuery(
@@ -405,6 +406,7 @@ def mount_dashboard(app: FastAPI, *, service: FleetService, require_token: bool)
             repos=repos,
             problem=problem,
             link=lambda **change: _link(request, change),
+            events_since=since,
         )
 
     @router.get("/clusters")
@@ -436,10 +438,12 @@ def mount_dashboard(app: FastAPI, *, service: FleetService, require_token: bool)
 
     @router.get("/apps/{name}")
     async def app_page(request: Request, name: str) -> Response:
-        session = await ui.session(request)
+        session, since = await ui.live_session(request)
         view = await asyncio.to_thread(service.app, name)
         clusters = {c.name: c for c in await asyncio.to_thread(service.store.list_clusters)}
-        return ui.render(request, "app.html", session=session, view=view, clusters=clusters)
+        return ui.render(
+            request, "app.html", session=session, view=view, clusters=clusters, events_since=since
+        )
 
     @router.get("/apps/{name}/diff")
     async def app_diff(request: Request, name: str, cluster: str | None = None) -> Response:
@@ -523,11 +527,16 @@ def mount_dashboard(app: FastAPI, *, service: FleetService, require_token: bool)
 
     @router.get("/events")
     async def events(request: Request) -> Response:
-        session = await ui.session(request)
+        session, since = await ui.live_session(request)
         app_name = request.query_params.get("app") or None
         found = await asyncio.to_thread(service.events, app=app_name, limit=200)
         return ui.render(
-            request, "events.html", session=session, events=list(reversed(found)), app=app_name
+            request,
+            "events.html",
+            session=session,
+            events=list(reversed(found)),
+            app=app_name,
+            events_since=since,
         )
 
     # -- marketplace -------------------------------------------------------------------------------
