@@ -52,6 +52,7 @@ from appflow.hub.store import HubFiles, HubStore
 from appflow.kube.client import Connection, KubeCluster
 from appflow.kube.lease import Membership, MembershipOptions, default_identity
 from appflow.model import resources as res
+from appflow.model.deps import Declares, resolve_dependency_states
 from appflow.model.hub import (
     ANNOTATION_WEBHOOK,
     API_VERSION,
@@ -368,8 +369,20 @@ class Controller:
         """The apps whose Deployments the watch has listed under its current selector: work
         on an app waits until its Deployments are in view."""
         self.selecting: frozenset[str] = frozenset()
+        """The shard's apps when the Deployment watch's selector was last made."""
+        self.depends: dict[str, frozenset[str]] = {}
+        """Per app, the apps it depends on (dependsOn over the watched AppFlows, as far as it
+        resolves): the Deployment watch follows those of the shard's apps too, and a change of
+        their state wakes the apps that wait for them, on whichever replica they are."""
+        self.dependents: dict[str, frozenset[str]] = {}
+        """Per app, the apps that depend on it."""
+        self.declared: dict[str, Declares] = {}
+        """Per AppFlow, its name, labels and dependsOn, read when it last changed."""
+        self.watching: frozenset[str] = frozenset()
+        """The apps whose Deployments the watch selects: the shard's and their dependencies."""
         self.shard_moved = asyncio.Event()
-        """Set when the shard's apps change: the Deployment watch restarts with them."""
+        """Set when the shard's apps, or what they depend on, change: the Deployment watch
+        restarts with them."""
         self.reconciler = Reconciler(
             engine=engine,
             store=self.store,
@@ -462,11 +475,17 @@ class Controller:
         Each replica lists and watches only the Deployments of its own apps, so that the API
         server sends each Deployment's changes to one replica, not to all of them."""
         self.selecting = self.shard_apps()
-        if not self.selecting:
+        self.watching = self.watched_apps()
+        if not self.watching:
             self.viewed = self.selecting
             return None
-        names = ",".join(sorted(self.selecting))
+        names = ",".join(sorted(self.watching))
         return f"{LABEL_WORKSPACE}={self.workspace},{res.LABEL_APP} in ({names})"
+
+    def watched_apps(self) -> frozenset[str]:
+        """The shard's apps and the apps they depend on: whose Deployments the watch selects."""
+        shard = self.shard_apps()
+        return shard.union(*(self.depends.get(app, ()) for app in shard))
 
     def deployments_listed(self, found: list[Manifest]) -> None:
         # The follower delivers the list (and what it no longer holds) right after this,
@@ -521,6 +540,8 @@ class Controller:
     def on_appflow(self, event: str, obj: Manifest) -> None:
         self.seen.observe(event, obj)  # before the work it queues reads it
         before = self._remember("AppFlow", event, obj)
+        if event == "DELETED" or before is None or _declaration(before) != _declaration(obj):
+            self._redeclare(event, obj)
         if event == "DELETED" or (before or {}).get("status") != obj.get("status"):
             self.statuses_changed += 1
         if event == "DELETED":
@@ -541,6 +562,30 @@ class Controller:
             return
         if before is None or (before.get("metadata") or {}).get("generation") != generation:
             self.queue_app(name, "watch")
+
+    def _redeclare(self, event: str, obj: Manifest) -> None:
+        """OBJ's labels or dependsOn may have changed: resolve who depends on whom again, and
+        restart the Deployment watch when the shard's apps depend on other apps now."""
+        name = res.name_of(obj)
+        self.declared.pop(name, None)
+        if event != "DELETED":
+            local = res.local_source(obj)
+            try:
+                # A local app's folder is not read here: the registering machine's path will do.
+                self.declared[name] = res.app_record(
+                    obj, local_path=local["folder"] if local else None
+                )
+            except AppflowError as err:
+                log.warning("%s: its dependsOn cannot be read: %s", name, err)
+        resolved = resolve_dependency_states(list(self.declared.values()), strict=False)
+        self.depends = {app: frozenset(deps) for app, deps in resolved.items()}
+        dependents: dict[str, set[str]] = {}
+        for app, deps in self.depends.items():
+            for dep in deps:
+                dependents.setdefault(dep, set()).add(app)
+        self.dependents = {dep: frozenset(apps) for dep, apps in dependents.items()}
+        if self.watched_apps() != self.watching:
+            self.shard_moved.set()
 
     def _syncing(self, app: str) -> bool:
         """Whether work on APP runs now (a new request then waits for it to end)."""
@@ -630,11 +675,19 @@ class Controller:
             seen[cluster] = obj
         if app not in self.objects["AppFlow"]:
             return
+        status, was = obj.get("status") or {}, (before or {}).get("status") or {}
+        if status.get("state") != was.get("state"):
+            self._wake_dependents(app, cluster)
+        if app not in self.selecting:
+            return  # watched for the shard's apps that depend on it
         # At most about once a second per app: the queue merges what is waiting.
         self.queue_app(app, "watch", what=STATUS, delay=1.0)
         if res.inventory_digest(obj) != res.inventory_digest(before or {}):
             self.drift.changed.set()  # what the drift watches cover may have changed
-        status, was = obj.get("status") or {}, (before or {}).get("status") or {}
+        if before is None and status.get("state") == "WaitApplied" and self._is_push(cluster):
+            # Held by dependsOn when this replica first saw it (it started, or the app moved
+            # here): what held it may have been met since, unseen by this replica.
+            self.queue_app(app, "watch", what=cluster, delay=1.0)
         rollout = (self.objects["AppFlow"][app].get("status") or {}).get("rollout") or {}
         # A validation moves the fleet-wide release; an apply or a health change moves the
         # gate of a progressive rollout in progress.
@@ -645,13 +698,25 @@ class Controller:
         )
         if any(status.get(k) != was.get(k) for k in watched):
             self.queue_app(app, "watch", what=RELEASE, delay=0.5)
-        if status.get("state") != was.get("state"):
-            # Apps whose release waits for this one there (dependsOn).
-            for other in sorted(self.reconciler.awaiting.get(app, ())):
+
+    def _wake_dependents(self, app: str, cluster: str) -> None:
+        """APP's state on CLUSTER changed: the shard's apps that depend on it and wait there
+        look again. What waits is read from their own Deployments (WaitApplied on a push
+        cluster; staged on a pull cluster, whose release decides), not from a list kept in
+        memory: a restarted replica, or one an app moved to, wakes them all the same."""
+        push = self._is_push(cluster)
+        for other in sorted(self.dependents.get(app, frozenset()) & self.selecting):
+            mine = self.deployments.get(other, {}).get(cluster)
+            if mine is None:
+                continue
+            if not push:
                 self.queue_app(other, "watch", what=RELEASE, delay=0.5)
-            for other in sorted(self.reconciler.held_push.get((app, cluster), ())):
-                # Its sync on this push cluster waits for this one there: synced there again.
+            elif (mine.get("status") or {}).get("state") == "WaitApplied":
                 self.queue_app(other, "watch", what=cluster, delay=0.5)
+
+    def _is_push(self, cluster: str) -> bool:
+        obj = self.objects["Cluster"].get(cluster)
+        return obj is not None and res.cluster_mode(obj) == "push"
 
     def seen_deployments(self, app: str) -> list[Manifest]:
         return list(self.deployments.get(app, {}).values())
@@ -1087,6 +1152,12 @@ class Controller:
             self.engine.close()
             for kube in (self.lease_kube, self.read_kube, self.write_kube):
                 kube.close()
+
+
+def _declaration(obj: Manifest) -> tuple[Any, Any]:
+    """Where an AppFlow's labels and dependsOn live (its record is an annotation)."""
+    meta = obj.get("metadata") or {}
+    return meta.get("labels"), meta.get("annotations")
 
 
 def _webhook_commit(obj: Manifest | None) -> str | None:

@@ -33,7 +33,7 @@ from appflow.engine.report import AppSyncReport
 from appflow.engine.stages.types import DesiredState, SyncOptions
 from appflow.engine.state import FleetState
 from appflow.engine.sync import pinned
-from appflow.errors import AppflowError, ConfigError, FencedError, NotFoundError
+from appflow.errors import AppflowError, FencedError, NotFoundError
 from appflow.hub import publish
 from appflow.hub import rollback as hub_rollback
 from appflow.hub.mixed import PullTargets
@@ -134,13 +134,6 @@ class Reconciler:
     staged: dict[str, int] = field(default_factory=dict)
     """Per app being reconciled, the Deployments its sync wrote (their watch events each queue
     a status aggregate: the reconcile need not write one from a view that lacks them yet)."""
-    awaiting: dict[str, set[str]] = field(default_factory=dict)
-    """Per app, the apps whose release on some pull cluster waits for it (dependsOn): a change
-    of its Deployments is theirs to look at."""
-
-    held_push: dict[tuple[str, str], set[str]] = field(default_factory=dict)
-    """Per (dependency, push cluster), the apps whose sync there waits for it (dependsOn): a
-    change of the dependency's Deployment there syncs them there again."""
 
     async def release(self, app: str) -> publish.Released:
         """The release rule for APP (``publish.release``), decided on a fresh list: a watch
@@ -178,11 +171,6 @@ class Reconciler:
             dependencies=dependencies,
             dependency_states=states,
         )
-        for dep in dependencies:
-            if released.waiting:
-                self.awaiting.setdefault(dep, set()).add(app)
-            else:
-                self.awaiting.get(dep, set()).discard(app)
         return released
 
     async def _dependency_states(
@@ -212,25 +200,6 @@ class Reconciler:
             return held_by_dependencies(clusters, dependencies, states)
 
         return held
-
-    async def _note_held_push(
-        self, app: str, waiting: Mapping[str, str], *, clusters: Sequence[str]
-    ) -> None:
-        """Remember the push clusters where APP's sync (on CLUSTERS; all when empty) waits
-        for its dependencies (WAITING, the engine's): nothing else would sync it there
-        again before the next resync once they are met."""
-        for key, apps in list(self.held_push.items()):
-            if not clusters or key[1] in clusters:
-                apps.discard(app)
-                if not apps:
-                    del self.held_push[key]
-        if not waiting:
-            return
-        records = await asyncio.to_thread(self.store.list_apps)
-        with contextlib.suppress(ConfigError):  # the engine's sync said so already
-            for dep in resolve_dependency_states(records).get(app, {}):
-                for cluster in waiting:
-                    self.held_push.setdefault((dep, cluster), set()).add(app)
 
     async def deployments(self, app: str) -> list[Manifest]:
         """APP's AppFlowDeployments, from the watch when there is one (no LIST per call)."""
@@ -425,8 +394,6 @@ class Reconciler:
                         held=self._held(record.name) if plan.definition.depends_on else None,
                     ),
                 )
-                # Before the pull clusters' waits join it: the engine's are push clusters'.
-                await self._note_held_push(record.name, report.waiting, clusters=clusters)
             if plan is not None and plan.desired and not report.blocked:
                 revision = report.revision or await self.recorder.revision(
                     record.name, plan.desired, source_ref=plan.source.ref

@@ -40,12 +40,14 @@ def resolve_dependencies(apps: Sequence[Declares]) -> dict[str, tuple[str, ...]]
 
 
 def resolve_dependency_states(
-    apps: Sequence[Declares],
+    apps: Sequence[Declares], *, strict: bool = True
 ) -> dict[str, dict[str, frozenset[str]]]:
     """Per app name, each app it depends on and the states in which that dependency is met.
 
     A dependency is met in its entry's acceptedStates (Ready unless told); an
     app that two entries name (by name and by a selector) must satisfy both.
+    Not STRICT: an entry that names no app is left out and cycles are not looked for (what
+    waits for what, for waking it up; the app's sync reports the error).
     """
     by_name = {a.name: a for a in apps}
     out: dict[str, dict[str, frozenset[str]]] = {}
@@ -54,6 +56,8 @@ def resolve_dependency_states(
         for index, dep in enumerate(app.depends_on):
             accepted = frozenset(dep.accepted_states)
             if dep.name is not None:
+                if dep.name not in by_name and not strict:
+                    continue
                 if dep.name not in by_name:
                     raise ConfigError(
                         f"depends on app {dep.name!r}, which does not exist",
@@ -69,7 +73,7 @@ def resolve_dependency_states(
                     for other in apps
                     if other.name != app.name and selector_matches(dep.selector, other.labels)
                 ]
-                if not matched:
+                if not matched and strict:
                     raise ConfigError(
                         f"dependsOn selector {format_selector(dep.selector)!r} matches no app",
                         where=Where(
@@ -83,7 +87,8 @@ def resolve_dependency_states(
             for name in matched:
                 states[name] = states[name] & accepted if name in states else accepted
         out[app.name] = states
-    check_cycles({name: tuple(deps) for name, deps in out.items()})
+    if strict:
+        check_cycles({name: tuple(deps) for name, deps in out.items()})
     return out
 
 

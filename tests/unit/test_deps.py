@@ -20,6 +20,7 @@ from appflow.model.deps import (
     dependency_order,
     held_by_dependencies,
     resolve_dependencies,
+    resolve_dependency_states,
 )
 
 
@@ -88,6 +89,26 @@ def test_a_selector_that_matches_no_app_is_an_error() -> None:
         resolve_dependencies([app("web", selector=selector), app("db", labels={"tier": "db"})])
     assert "dependsOn selector 'tier=infra' matches no app" in str(info.value)
     assert info.value.where.field == "dependsOn[0].selector"
+
+
+def test_a_lenient_resolution_keeps_what_resolves_and_skips_what_does_not() -> None:
+    """What waits for what (the hub's wake-ups) must not be lost to another app's typo or a
+    cycle: those are the syncs' errors to report."""
+    selector = LabelSelector(match_labels={"tier": "infra"})
+    apps = [
+        app("web", "db", "cahce"),
+        app("db", labels={"tier": "db"}),
+        app("api", selector=selector),
+        app("a", "b"),
+        app("b", "a"),
+    ]
+    with pytest.raises(ConfigError):
+        resolve_dependency_states(apps)
+    graph = resolve_dependency_states(apps, strict=False)
+    assert graph["web"] == {"db": frozenset({"Ready"})}
+    assert graph["api"] == {}
+    assert graph["a"] == {"b": frozenset({"Ready"})}
+    assert graph["b"] == {"a": frozenset({"Ready"})}
 
 
 def test_a_cycle_of_two_is_rejected_and_named() -> None:

@@ -1,0 +1,142 @@
+"""dependsOn across controller replicas: an app held on a push cluster until what it depends on
+is Ready there is synced there again once it is, when another replica owns the dependency.
+
+Each replica watches the Deployments of its own apps and of the apps they depend on; who waits
+is read from the waiting app's own Deployment (`WaitApplied`), not from a replica's memory.
+Before, only a replica that owned both apps woke the waiting one; another left it to the
+10-minute resync, far beyond this test's wait.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from appflow.hub.controller import app_key
+from appflow.model.membership import assign
+from tests.helpers import Sandbox, eventually
+from tests.integration.hub.controllers import HubFleet
+
+pytestmark = pytest.mark.cluster
+
+LEASE = 6
+
+
+def _write_app(root: Path, name: str, *, node_label: str | None, **definition: Any) -> None:
+    """An app whose Deployment runs only on nodes labelled NODE_LABEL (anywhere when None)."""
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "appflow.yaml").write_text(
+        yaml.safe_dump({"name": name, "namespace": name, **definition})
+    )
+    (folder / "app.yaml").write_text(
+        yaml.safe_dump_all(
+            [
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "metadata": {"name": "web", "namespace": name},
+                    "spec": {
+                        "replicas": 1,
+                        "selector": {"matchLabels": {"app": "web"}},
+                        "template": {
+                            "metadata": {"labels": {"app": "web"}},
+                            "spec": {
+                                "nodeSelector": {node_label: "yes"} if node_label else {},
+                                "containers": [{"name": "web", "image": "nginx:1.27"}],
+                            },
+                        },
+                    },
+                },
+            ]
+        )
+    )
+
+
+def _on(fleet: HubFleet, app: str, cluster: str) -> dict[str, Any]:
+    """APP's AppFlowDeployment status on CLUSTER ({} when there is none)."""
+    for d in fleet.deployments(app):
+        if d["spec"]["cluster"] == cluster:
+            return dict(d.get("status") or {})
+    return {}
+
+
+def _label_nodes(sandbox: Sandbox, index: int, label: str) -> None:
+    kube = sandbox.kube(index)
+    try:
+        for node in kube.list_sync("v1", "Node"):
+            name = str(node["metadata"]["name"])
+            kube.patch_sync("v1", "Node", name, "", {"metadata": {"labels": {label: "yes"}}})
+    finally:
+        kube.close()
+
+
+def test_a_dependency_another_replica_owns_wakes_the_app_held_for_it(
+    fleet: HubFleet, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    members = [fleet.start(lease_duration=LEASE).identity for _ in range(2)]
+
+    def owners(suffix: str) -> list[str]:
+        keys = [app_key(fleet.workspace, f"{n}-{suffix}") for n in ("base", "top")]
+        assigned = assign(keys, members)
+        return [assigned[k] for k in keys]
+
+    # Names the membership gives to different replicas: base to the first, top to the second.
+    suffix = next(
+        s for s in (secrets.token_hex(3) for _ in itertools.count()) if owners(s) == members
+    )
+    base, top = f"base-{suffix}", f"top-{suffix}"
+    fleet.wait_owned([])  # both are members before there is anything to share
+    label = f"deps-{suffix}.test/ready"
+    source = tmp_path / "apps"
+    _write_app(source, base, node_label=label)
+    _write_app(source, top, node_label=None, dependsOn=[{"name": base}])
+    assert fleet.cli("cluster", "add", "--from-sandbox").exit_code == 0
+    added = fleet.cli("repo", "add", "deps", str(source))
+    assert added.exit_code == 0, added.output
+    fleet.wait_owned([base, top])
+    held = {r.identity: r.held() & {base, top} for r in fleet.replicas}
+    assert held == {members[0]: {base}, members[1]: {top}}, held
+
+    eventually(
+        lambda: len(fleet.deployments(base)) == 3, timeout=180, what=f"{base} on the 3 clusters"
+    )
+    clusters = sorted(d["spec"]["cluster"] for d in fleet.deployments(base))
+    for cluster in clusters:
+        eventually(
+            lambda c=cluster: (
+                _on(fleet, base, c).get("state") == "NotReady"
+                and _on(fleet, top, c).get("state") == "WaitApplied"
+            ),
+            timeout=180,
+            what=f"{base} NotReady (its pod has no node) and {top} waiting for it on {cluster}",
+        )
+    assert base in str(_on(fleet, top, clusters[0]).get("message"))
+
+    # base's nodes on the first cluster get the label: base becomes Ready there, and top's
+    # owner, which does not own base, syncs top there.
+    _label_nodes(sandbox, 0, label)
+    eventually(
+        lambda: any(_on(fleet, base, c).get("state") == "Ready" for c in clusters),
+        timeout=180,
+        what=f"{base} Ready on the cluster whose nodes carry {label}",
+    )
+    first = next(c for c in clusters if _on(fleet, base, c).get("state") == "Ready")
+    eventually(
+        lambda: _on(fleet, top, first).get("state") == "Ready",
+        timeout=180,
+        what=f"{top} synced and Ready on {first} once {base} is Ready there",
+    )
+    # The wake-up came from base's state, seen by a replica that does not own base.
+    assert {r.identity: r.held() & {base, top} for r in fleet.replicas} == held
+    entries = _on(fleet, top, first).get("history") or []
+    assert (entries[-1]["outcome"], entries[-1]["writer"]) == ("succeeded", members[1]), entries
+    for cluster in clusters:
+        if cluster != first:
+            assert _on(fleet, top, cluster).get("state") == "WaitApplied", cluster
