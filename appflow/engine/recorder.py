@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import ParamSpec, TypeVar
 
 from appflow.engine.stages.types import DesiredState, SyncResult
-from appflow.errors import AppflowError, ApplyError, NotFoundError
+from appflow.errors import AppflowError, ApplyError, NotFoundError, WriteConflict
 from appflow.model.appdef import AppDefinition
 from appflow.model.inventory import Inventory, union
 from appflow.model.objects import Manifest
@@ -46,6 +47,11 @@ from appflow.store import Store
 P = ParamSpec("P")
 T = TypeVar("T")
 
+log = logging.getLogger("appflow.recorder")
+
+CONFLICT_ATTEMPTS = 3
+"""Tries of one recorder write whose objects other writers keep changing under it."""
+
 
 class Recorder:
     """Writes records for the engine; every method runs its writes off the event loop."""
@@ -54,7 +60,18 @@ class Recorder:
         self.store = store
 
     async def _run(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        return await asyncio.to_thread(func, *args, **kwargs)
+        """FUNC in a worker thread. Each FUNC reads what it writes: when another writer
+        changed an object between its read and its write (a hub's conditional write; a
+        health check's verdict landing during a sync), it is run again from fresh reads."""
+        attempt = 1
+        while True:
+            try:
+                return await asyncio.to_thread(func, *args, **kwargs)
+            except WriteConflict as err:
+                if attempt == CONFLICT_ATTEMPTS:
+                    raise
+                attempt += 1
+                log.info("%s; written again from a fresh read", err.message)
 
     # -- one cluster's sync -------------------------------------------------------------
 

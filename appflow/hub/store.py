@@ -14,7 +14,9 @@ writes of one block are collected per object and sent as one merge patch per obj
 block ends, each conditional on the resourceVersion the block read (so a write that slipped
 past the membership fence, or raced another writer, is a conflict, not a lost update). Reads
 inside the block see its pending writes. The recorder shapes its blocks so that each touches
-one Deployment: a finished sync's history entry and its state land in one write.
+one Deployment: a finished sync's history entry and its state land in one write. Events, and
+what this process remembers of running syncs, follow only once the block's writes landed, so
+a block that failed on a conflict can be run again from fresh reads (the recorder does).
 
 **Files.** With ``files`` given, a push-mode cluster's kubeconfig Secret is written to a 0600
 file there (the engine's connections read files), and, in ``snapshot`` mode, an app of a
@@ -304,6 +306,21 @@ class HubStore:
             ) from err
         self._wrote(written)
 
+    def _afterwards(self) -> list[Callable[[], None]]:
+        """What the transaction in progress does once its writes have all landed."""
+        after = getattr(self._local, "after", None)
+        if after is None:
+            after = self._local.after = []
+        return cast(list[Callable[[], None]], after)
+
+    def _after_commit(self, action: Callable[[], None]) -> None:
+        """ACTION once the transaction's writes have landed (now, outside one): a block that
+        failed on a conflict leaves no trace of it, so the block can be run again."""
+        if self._in_transaction():
+            self._afterwards().append(action)
+        else:
+            action()
+
     def _pending(self) -> dict[tuple[str, str, str], _Pending]:
         pending = getattr(self._local, "pending", None)
         if pending is None:
@@ -325,14 +342,19 @@ class HubStore:
         except BaseException:
             if depth == 0:
                 self._pending().clear()
+                self._afterwards().clear()
             raise
         finally:
             self._local.depth = depth
         if depth == 0:
             pending = list(self._pending().values())
             self._pending().clear()
+            after = list(self._afterwards())
+            self._afterwards().clear()
             for entry in pending:
                 self._send(entry)
+            for action in after:
+                action()
 
     def get_objects(self, digest: str) -> list[JsonObject]:
         """The objects stored as content DIGEST (by put_objects)."""
@@ -976,7 +998,12 @@ class HubStore:
         # own, so that two clusters' syncs of one app never share one.
         with self._lock:
             handle = next(self._ids)
-            self._syncs[handle] = (app, cluster, seq)
+
+        def started() -> None:
+            with self._lock:
+                self._syncs[handle] = (app, cluster, seq)
+
+        self._after_commit(started)
         return replace(record, id=handle)
 
     def finish_sync(
@@ -989,9 +1016,15 @@ class HubStore:
         objects: dict[str, str] | None = None,
     ) -> SyncRecord:
         with self._lock:
-            found = self._syncs.pop(sync_id, None)
+            found = self._syncs.get(sync_id)
         if found is None:
             raise NotFoundError(f"no sync {sync_id} was started by this process")
+
+        def finished() -> None:
+            with self._lock:
+                self._syncs.pop(sync_id, None)
+
+        self._after_commit(finished)
         app, cluster, seq = found
         obj = self.deployment_object(app, cluster)
         if obj is None:
@@ -1132,11 +1165,17 @@ class HubStore:
             time=moment,
             reporter=self.writer,
         )
-        try:
-            self.kube.create_sync(manifest)
-        except AppflowError as err:
-            # Events are best effort (docs/hub.md §3): the records they report are written.
-            log.warning("event not recorded (%s): %s", err, message)
+
+        def create() -> None:
+            try:
+                self.kube.create_sync(manifest)
+            except AppflowError as err:
+                # Events are best effort (docs/hub.md §3): the records they report are written.
+                log.warning("event not recorded (%s): %s", err, message)
+
+        # In a transaction, once its writes landed: an event never reports a write that a
+        # conflict undid, nor twice a block that was run again.
+        self._after_commit(create)
         return record
 
     def list_events(
