@@ -52,7 +52,7 @@ from appflow.hub.store import HubFiles, HubStore
 from appflow.kube.client import Connection, KubeCluster
 from appflow.kube.lease import Membership, MembershipOptions, default_identity
 from appflow.model import resources as res
-from appflow.model.deps import Declares, resolve_dependency_states
+from appflow.model.deps import Declares, held_there, resolve_dependency_states
 from appflow.model.hub import (
     ANNOTATION_WEBHOOK,
     API_VERSION,
@@ -684,7 +684,7 @@ class Controller:
         self.queue_app(app, "watch", what=STATUS, delay=1.0)
         if res.inventory_digest(obj) != res.inventory_digest(before or {}):
             self.drift.changed.set()  # what the drift watches cover may have changed
-        if before is None and status.get("state") == "WaitApplied" and self._is_push(cluster):
+        if before is None and held_there(status) and self._is_push(cluster):
             # Held by dependsOn when this replica first saw it (it started, or the app moved
             # here): what held it may have been met since, unseen by this replica.
             self.queue_app(app, "watch", what=cluster, delay=1.0)
@@ -701,7 +701,7 @@ class Controller:
 
     def _wake_dependents(self, app: str, cluster: str) -> None:
         """APP's state on CLUSTER changed: the shard's apps that depend on it and wait there
-        look again. What waits is read from their own Deployments (WaitApplied on a push
+        look again. What waits is read from their own Deployments (``held_there`` on a push
         cluster; staged on a pull cluster, whose release decides), not from a list kept in
         memory: a restarted replica, or one an app moved to, wakes them all the same."""
         push = self._is_push(cluster)
@@ -711,7 +711,7 @@ class Controller:
                 continue
             if not push:
                 self.queue_app(other, "watch", what=RELEASE, delay=0.5)
-            elif (mine.get("status") or {}).get("state") == "WaitApplied":
+            elif held_there(mine.get("status") or {}):
                 self.queue_app(other, "watch", what=cluster, delay=0.5)
 
     def _is_push(self, cluster: str) -> bool:

@@ -11,7 +11,7 @@ depends on.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from appflow.errors import ConfigError, Where
 from appflow.model.appdef import AppDefinition, Dependency
@@ -117,7 +117,18 @@ def waiting_message(
     """What an app on CLUSTER waits for, from ``unmet``'s PENDING."""
     only_ready = all(accepted == {"Ready"} for accepted in dependencies.values())
     goal = "Ready" if only_ready else "in an accepted state"
-    return f"waiting for {', '.join(pending)} to be {goal} on {cluster}"
+    return f"{_WAITING}{', '.join(pending)} to be {goal} on {cluster}"
+
+
+_WAITING = "waiting for "
+
+
+def held_there(status: Mapping[str, Any]) -> bool:
+    """Whether a Deployment's STATUS says dependsOn holds it: WaitApplied with what it waits
+    for (``waiting_message``), not WaitApplied written ahead of a sync's first write."""
+    return status.get("state") == "WaitApplied" and str(status.get("message") or "").startswith(
+        _WAITING
+    )
 
 
 def held_by_dependencies(

@@ -19,6 +19,7 @@ from appflow.model.deps import (
     check_cycles,
     dependency_order,
     held_by_dependencies,
+    held_there,
     resolve_dependencies,
     resolve_dependency_states,
 )
@@ -197,3 +198,12 @@ def test_held_by_dependencies_names_each_cluster_where_one_is_unmet_and_why() ->
 def test_nothing_is_held_without_dependencies() -> None:
     assert held_by_dependencies(["site-1"], {}, {}) == {}
     assert held_by_dependencies([], {"base": frozenset({"Ready"})}, {}) == {}
+
+
+def test_held_there_is_a_wait_for_dependencies_not_a_sync_written_ahead() -> None:
+    message = held_by_dependencies(["site-1"], {"db": frozenset({"Ready"})}, {})["site-1"]
+    assert held_there({"state": "WaitApplied", "message": message})
+    ahead = "applying revision 3 (sync 7, since 2026-12-02 10:00:00 UTC); until it completes"
+    assert not held_there({"state": "WaitApplied", "message": ahead})
+    assert not held_there({"state": "Ready", "message": message})
+    assert not held_there({})
