@@ -11,9 +11,10 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
+import yaml
 from click.testing import CliRunner, Result
 
 from appflow import sandbox as sb
@@ -174,3 +175,44 @@ def widget_crd(group: str) -> dict[str, object]:
             ],
         },
     }
+
+
+def write_held_app(
+    folder: Path, *, app: str, ns: str, node_label: str | None, **definition: Any
+) -> None:
+    """An app whose Deployment runs only on nodes labelled NODE_LABEL (anywhere when None):
+    it stays NotReady on a cluster until the test labels that cluster's nodes."""
+    folder.mkdir(parents=True)
+    (folder / "appflow.yaml").write_text(
+        yaml.safe_dump({"name": app, "namespace": ns, **definition})
+    )
+    (folder / "web.yaml").write_text(
+        yaml.safe_dump_all(
+            [
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "metadata": {"name": "web", "namespace": ns},
+                    "spec": {
+                        "replicas": 1,
+                        "selector": {"matchLabels": {"app": "web"}},
+                        "template": {
+                            "metadata": {"labels": {"app": "web"}},
+                            "spec": {
+                                "nodeSelector": {node_label: "yes"} if node_label else {},
+                                "containers": [{"name": "web", "image": "nginx:1.27"}],
+                            },
+                        },
+                    },
+                },
+            ]
+        )
+    )
+
+
+def label_nodes(kube: KubeCluster, label: str) -> None:
+    """Label every node of KUBE's cluster LABEL=yes (a held app's pods get a node there)."""
+    for node in kube.list_sync("v1", "Node"):
+        name = str(node["metadata"]["name"])
+        kube.patch_sync("v1", "Node", name, "", {"metadata": {"labels": {label: "yes"}}})

@@ -60,13 +60,18 @@ class Recorder:
         self.store = store
 
     async def _run(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """FUNC in a worker thread. Each FUNC reads what it writes: when another writer
-        changed an object between its read and its write (a hub's conditional write; a
-        health check's verdict landing during a sync), it is run again from fresh reads."""
+        return await asyncio.to_thread(func, *args, **kwargs)
+
+    async def _rerun(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``_run`` for a FUNC that reads what it writes: when another writer changed an object
+        between its read and its write (a hub's conditional write; a health check's verdict
+        landing during a sync), it is run again from fresh reads. A record computed before
+        the call (``deployment``) is not: its conflict stands, and what computed it decides
+        again from what is there now."""
         attempt = 1
         while True:
             try:
-                return await asyncio.to_thread(func, *args, **kwargs)
+                return await self._run(func, *args, **kwargs)
             except WriteConflict as err:
                 if attempt == CONFLICT_ATTEMPTS:
                     raise
@@ -89,7 +94,7 @@ class Recorder:
         inventory must name first), the Deployment written ahead: WaitApplied at the
         revision, its mirrored inventory covering everything the sync may create. One
         transaction, before the first write to the cluster. ACTOR: who asked (SyncRecord)."""
-        return await self._run(self._sync_started, app, cluster, revision, trigger, actor, ahead)
+        return await self._rerun(self._sync_started, app, cluster, revision, trigger, actor, ahead)
 
     def _sync_started(
         self,
@@ -135,7 +140,7 @@ class Recorder:
         source_ref: SourceRef | None,
     ) -> None:
         """History, Deployment, the cluster seen Online and an event: one transaction."""
-        await self._run(self._sync_finished, sync, result, revision, source_ref)
+        await self._rerun(self._sync_finished, sync, result, revision, source_ref)
 
     def _sync_finished(
         self,
@@ -179,7 +184,7 @@ class Recorder:
     ) -> None:
         """A sync that ended in an error before it had a result: one transaction.
         OFFLINE: the cluster's health probe failed too."""
-        await self._run(self._sync_failed, sync, err, source_ref, offline)
+        await self._rerun(self._sync_failed, sync, err, source_ref, offline)
 
     def _sync_failed(
         self, sync: SyncRecord, err: AppflowError, source_ref: SourceRef | None, offline: bool
@@ -214,7 +219,7 @@ class Recorder:
                     message=str(err),
                 )
 
-        await self._run(write)
+        await self._rerun(write)
 
     def _cluster_failed(
         self, app: str, cluster: str, err: AppflowError, *, offline: bool = False
@@ -340,7 +345,7 @@ class Recorder:
                     )
                 self._refused(app, errors)
 
-        await self._run(write)
+        await self._rerun(write)
 
     def _refused(self, app: str, errors: Sequence[AppflowError]) -> None:
         """Objects the API server refused make their Deployment ErrApplied, with the
@@ -375,7 +380,7 @@ class Recorder:
             if (base.state, base.message) != (state, message):
                 self.store.put_deployment(replace(base, state=state, message=message))
 
-        await self._run(write)
+        await self._rerun(write)
 
     async def deployment(self, record: DeploymentRecord) -> DeploymentRecord:
         return await self._run(self.store.put_deployment, record)
@@ -389,7 +394,7 @@ class Recorder:
         them, so syncing a subset of clusters to the same content is not a new
         revision; the renders of clusters not synced now are carried over.
         """
-        return await self._run(self._revision, app, desired, source_ref)
+        return await self._rerun(self._revision, app, desired, source_ref)
 
     def _revision(
         self, app: str, desired: Mapping[str, DesiredState], source_ref: SourceRef
@@ -435,7 +440,7 @@ class Recorder:
     async def rollout(self, record: RolloutRecord) -> RolloutRecord:
         """Record RECORD; when the stored rollout was paused meanwhile, it stays Paused
         (a user's `rollout pause` is never overwritten by a running sync)."""
-        return await self._run(self._rollout, record)
+        return await self._rerun(self._rollout, record)
 
     def _rollout(self, record: RolloutRecord) -> RolloutRecord:
         with self.store.transaction():

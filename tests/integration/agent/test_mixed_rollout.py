@@ -16,10 +16,10 @@ import pytest
 
 from appflow.errors import AppflowError
 from appflow.model.hub import API_VERSION
-from tests.helpers import widget_crd
+from tests.helpers import widget_crd, write_held_app
 from tests.integration.agent.conftest import Hub, register_fleet, spec_of, status_of, wait_for
 from tests.integration.agent.test_journeys import agent_of
-from tests.integration.agent.test_rollout import EXAMPLES, label_nodes, rollout, write_app
+from tests.integration.agent.test_rollout import EXAMPLES, label_nodes, rollout
 
 pytestmark = pytest.mark.cluster
 
@@ -69,14 +69,14 @@ def test_push_and_pull_clusters_go_through_one_partition_order(hub: Hub, tmp_pat
     repo = tmp_path / "repo"
     shutil.copytree(EXAMPLES, repo)
     rollout_of = {"maxUnavailable": 1, "healthTimeoutSeconds": 900}
-    write_app(
+    write_held_app(
         repo / "mixed" / "a",
         app=a,
         ns=a,
         node_label=label_a,
         rollout={**rollout_of, "partitions": DEV_FIRST},
     )
-    write_app(
+    write_held_app(
         repo / "mixed" / "b",
         app=b,
         ns=b,
@@ -198,7 +198,7 @@ def test_a_revision_a_pull_cluster_refuses_is_written_on_no_push_cluster(
     app = f"mixw-{suffix}"
     repo = tmp_path / "repo"
     shutil.copytree(EXAMPLES, repo)
-    write_app(
+    write_held_app(
         repo / "mixed" / "w",
         app=app,
         ns=app,
@@ -265,9 +265,11 @@ def test_depends_on_holds_push_and_pull_clusters_alike(hub: Hub, tmp_path: Path)
     label = f"deps-{suffix}.test/ready"
     repo = tmp_path / "repo"
     shutil.copytree(EXAMPLES, repo)
-    write_app(repo / "deps" / "base", app=base, ns=base, node_label=label)
+    write_held_app(repo / "deps" / "base", app=base, ns=base, node_label=label)
     # 'top' itself runs anywhere: only its dependency is held by the node label.
-    write_app(repo / "deps" / "top", app=top, ns=top, node_label=None, dependsOn=[{"name": base}])
+    write_held_app(
+        repo / "deps" / "top", app=top, ns=top, node_label=None, dependsOn=[{"name": base}]
+    )
     hub.start_controller()
     # Both apps sync by themselves (syncPolicy.auto), in whatever order the controller takes.
     hub.hub_cli("repo", "add", "examples", str(repo), "--path", "deps")

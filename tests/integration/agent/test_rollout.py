@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from tests.helpers import label_nodes as label_nodes_of
+from tests.helpers import write_held_app
 from tests.integration.agent.conftest import Hub, register_fleet, spec_of, status_of, wait_for
 
 pytestmark = pytest.mark.cluster
@@ -21,51 +22,10 @@ pytestmark = pytest.mark.cluster
 EXAMPLES = Path(__file__).resolve().parents[3] / "repos-example"
 
 
-def write_app(
-    folder: Path, *, app: str, ns: str, node_label: str | None, **definition: Any
-) -> None:
-    """An app whose Deployment runs only on nodes labelled NODE_LABEL (anywhere when None):
-    it stays NotReady on a cluster until the test labels that cluster's nodes."""
-    folder.mkdir(parents=True)
-    (folder / "appflow.yaml").write_text(
-        yaml.safe_dump({"name": app, "namespace": ns, **definition})
-    )
-    (folder / "web.yaml").write_text(
-        yaml.safe_dump_all(
-            [
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
-                {
-                    "apiVersion": "apps/v1",
-                    "kind": "Deployment",
-                    "metadata": {"name": "web", "namespace": ns},
-                    "spec": {
-                        "replicas": 1,
-                        "selector": {"matchLabels": {"app": "web"}},
-                        "template": {
-                            "metadata": {"labels": {"app": "web"}},
-                            "spec": {
-                                "nodeSelector": {node_label: "yes"} if node_label else {},
-                                "containers": [{"name": "web", "image": "nginx:1.27"}],
-                            },
-                        },
-                    },
-                },
-            ]
-        )
-    )
-
-
 def label_nodes(hub: Hub, edge: int, label: str) -> None:
     kube = hub.fleet.edge_kube(edge)
     try:
-        for node in kube.list_sync("v1", "Node"):
-            kube.patch_sync(
-                "v1",
-                "Node",
-                str(node["metadata"]["name"]),
-                "",
-                {"metadata": {"labels": {label: "yes"}}},
-            )
+        label_nodes_of(kube, label)
     finally:
         kube.close()
 
@@ -85,7 +45,7 @@ def test_pull_partitions_are_released_one_after_another_and_a_pause_holds(
     repo = tmp_path / "repo"
     shutil.copytree(EXAMPLES, repo)
     # Partition 'dev' (site-1) first, then 'prod'; one cluster at a time.
-    write_app(
+    write_held_app(
         repo / "waves",
         app=app,
         ns=ns,
@@ -172,9 +132,11 @@ def test_a_pull_cluster_gets_an_app_only_once_its_dependency_is_ready_there(
     label = f"deps-{suffix}.test/ready"
     repo = tmp_path / "repo"
     shutil.copytree(EXAMPLES, repo)
-    write_app(repo / "deps" / "base", app=base, ns=base, node_label=label)
+    write_held_app(repo / "deps" / "base", app=base, ns=base, node_label=label)
     # 'top' itself runs anywhere: only its dependency is held by the node label.
-    write_app(repo / "deps" / "top", app=top, ns=top, node_label=None, dependsOn=[{"name": base}])
+    write_held_app(
+        repo / "deps" / "top", app=top, ns=top, node_label=None, dependsOn=[{"name": base}]
+    )
     hub.start_controller()
     hub.hub_cli("repo", "add", "examples", str(repo), "--path", "deps")
     hub.hub_cli("sync", base)

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from appflow.hub.controller import app_key
 from appflow.model.membership import assign
-from tests.helpers import Sandbox, eventually
+from tests.helpers import Sandbox, eventually, label_nodes, write_held_app
 from tests.integration.hub.controllers import HubFleet
 
 pytestmark = pytest.mark.cluster
@@ -29,54 +28,12 @@ LEASE = 15
 its apps change hands (what this test needs is two owners that stay put)."""
 
 
-def _write_app(root: Path, name: str, *, node_label: str | None, **definition: Any) -> None:
-    """An app whose Deployment runs only on nodes labelled NODE_LABEL (anywhere when None)."""
-    folder = root / name
-    folder.mkdir(parents=True)
-    (folder / "appflow.yaml").write_text(
-        yaml.safe_dump({"name": name, "namespace": name, **definition})
-    )
-    (folder / "app.yaml").write_text(
-        yaml.safe_dump_all(
-            [
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
-                {
-                    "apiVersion": "apps/v1",
-                    "kind": "Deployment",
-                    "metadata": {"name": "web", "namespace": name},
-                    "spec": {
-                        "replicas": 1,
-                        "selector": {"matchLabels": {"app": "web"}},
-                        "template": {
-                            "metadata": {"labels": {"app": "web"}},
-                            "spec": {
-                                "nodeSelector": {node_label: "yes"} if node_label else {},
-                                "containers": [{"name": "web", "image": "nginx:1.27"}],
-                            },
-                        },
-                    },
-                },
-            ]
-        )
-    )
-
-
 def _on(fleet: HubFleet, app: str, cluster: str) -> dict[str, Any]:
     """APP's AppFlowDeployment status on CLUSTER ({} when there is none)."""
     for d in fleet.deployments(app):
         if d["spec"]["cluster"] == cluster:
             return dict(d.get("status") or {})
     return {}
-
-
-def _label_nodes(sandbox: Sandbox, index: int, label: str) -> None:
-    kube = sandbox.kube(index)
-    try:
-        for node in kube.list_sync("v1", "Node"):
-            name = str(node["metadata"]["name"])
-            kube.patch_sync("v1", "Node", name, "", {"metadata": {"labels": {label: "yes"}}})
-    finally:
-        kube.close()
 
 
 def test_a_dependency_another_replica_owns_wakes_the_app_held_for_it(
@@ -97,8 +54,8 @@ def test_a_dependency_another_replica_owns_wakes_the_app_held_for_it(
     fleet.wait_owned([])  # both are members before there is anything to share
     label = f"deps-{suffix}.test/ready"
     source = tmp_path / "apps"
-    _write_app(source, base, node_label=label)
-    _write_app(source, top, node_label=None, dependsOn=[{"name": base}])
+    write_held_app(source / base, app=base, ns=base, node_label=label)
+    write_held_app(source / top, app=top, ns=top, node_label=None, dependsOn=[{"name": base}])
     assert fleet.cli("cluster", "add", "--from-sandbox").exit_code == 0
     added = fleet.cli("repo", "add", "deps", str(source))
     assert added.exit_code == 0, added.output
@@ -127,7 +84,11 @@ def test_a_dependency_another_replica_owns_wakes_the_app_held_for_it(
 
     # base's nodes on the first cluster get the label: base becomes Ready there, and top's
     # owner, which does not own base, syncs top there.
-    _label_nodes(sandbox, 0, label)
+    kube = sandbox.kube(0)
+    try:
+        label_nodes(kube, label)
+    finally:
+        kube.close()
     eventually(
         lambda: any(_on(fleet, base, c).get("state") == "Ready" for c in clusters),
         timeout=180,
