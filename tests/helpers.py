@@ -211,8 +211,9 @@ def write_held_app(
     )
 
 
-def label_nodes(kube: KubeCluster, label: str) -> None:
-    """Label every node of KUBE's cluster LABEL=yes (a held app's pods get a node there)."""
+def label_nodes(kube: KubeCluster, label: str, value: str | None = "yes") -> None:
+    """Label every node of KUBE's cluster LABEL=VALUE (a held app's pods get a node there);
+    a VALUE of None takes the label off again."""
     for node in kube.list_sync("v1", "Node"):
         name = str(node["metadata"]["name"])
-        kube.patch_sync("v1", "Node", name, "", {"metadata": {"labels": {label: "yes"}}})
+        kube.patch_sync("v1", "Node", name, "", {"metadata": {"labels": {label: value}}})
