@@ -240,7 +240,7 @@ def controller(
         kubeconfig=kubeconfig,
         context=context,
         namespace=namespace,
-        workspace=workspace or None,
+        workspace=workspace or DEFAULT_WORKSPACE,
         lease_duration=lease_duration,
         listen=listen,
         identity=identity,

@@ -82,7 +82,7 @@ class ControllerOptions:
     context: str | None = None
     namespace: str = SYSTEM_NAMESPACE
     """Where the membership Leases are."""
-    workspace: str | None = DEFAULT_WORKSPACE
+    workspace: str = DEFAULT_WORKSPACE
     """The namespace whose AppFlows this controller serves."""
     lease_duration: int = 15
     listen: str | None = None
@@ -158,15 +158,16 @@ async def follow(
     handle: Handler,
     stop: asyncio.Event,
     *,
+    namespace: str = "",
     label_selector: Selector = None,
     listed: Callable[[list[Manifest]], None] | None = None,
     restart: asyncio.Event | None = None,
     failed: Callable[[], None] | None = None,
 ) -> None:
-    """List KIND, then watch it, again every RESYNC_SECONDS, after errors and when RESTART is
-    set (a selector that changed): HANDLE gets ("ADDED"|"MODIFIED"|"DELETED", object) for each
-    change, every listed object as ADDED, and DELETED for what an earlier round had that a new
-    list lacks (a deletion while no watch ran, or an object the selector now leaves out).
+    """List KIND (in NAMESPACE, else in every namespace), then watch it, again every
+    RESYNC_SECONDS, after errors and when RESTART is set (a selector that changed): HANDLE gets
+    ("ADDED"|"MODIFIED"|"DELETED", object) for each change, every listed object as ADDED, and
+    DELETED for what an earlier round had that a new list lacks (a deletion while no watch ran, or an object the selector now leaves out).
     LISTED gets each full list first; FAILED is called when the watch fails or ends (until
     the next list, what it delivered may lag without bound)."""
     held: dict[ObjectRef, Manifest] = {}
@@ -185,7 +186,7 @@ async def follow(
                     version = None
                 else:
                     found, version = await kube.list_versioned(
-                        API_VERSION, kind, label_selector=selector
+                        API_VERSION, kind, namespace=namespace, label_selector=selector
                     )
                 if listed is not None:
                     listed(found)
@@ -204,6 +205,7 @@ async def follow(
                 async for event, obj in kube.watch(
                     API_VERSION,
                     kind,
+                    namespace=namespace,
                     label_selector=selector,
                     stop=round_over,
                     since=version,
@@ -1075,6 +1077,9 @@ class Controller:
 
     async def run(self) -> None:
         ws = self.workspace
+        # The workspace's own kinds are listed and watched in its namespace alone: another
+        # workspace's objects are not this controller's, and an event of one read as news here
+        # (a Cluster of a workspace being deleted queued a sync of every app this replica owns).
         tasks = [
             *(
                 asyncio.create_task(
@@ -1083,6 +1088,7 @@ class Controller:
                         kind,
                         handle,
                         self.stop,
+                        namespace=ws,
                         listed=partial(self.seen.listed, kind),
                         failed=partial(self.seen.stopped, kind),
                     ),
@@ -1091,10 +1097,13 @@ class Controller:
                 for kind, handle in (("AppFlow", self.on_appflow), ("GitRepo", self.on_gitrepo))
             ),
             asyncio.create_task(
-                follow(self.read_kube, "Cluster", self.on_cluster, self.stop), name="clusters"
+                follow(self.read_kube, "Cluster", self.on_cluster, self.stop, namespace=ws),
+                name="clusters",
             ),
             asyncio.create_task(
-                follow(self.read_kube, "CatalogRepo", self.on_catalog_repo, self.stop),
+                follow(
+                    self.read_kube, "CatalogRepo", self.on_catalog_repo, self.stop, namespace=ws
+                ),
                 name="catalogrepos",
             ),
             asyncio.create_task(
@@ -1103,6 +1112,7 @@ class Controller:
                     "ClusterGroup",
                     self.on_group,
                     self.stop,
+                    namespace=ws,
                     listed=lambda _found: setattr(self, "groups_watched", True),
                     failed=lambda: setattr(self, "groups_watched", False),
                 ),

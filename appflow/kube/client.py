@@ -758,6 +758,7 @@ class KubeCluster:
         api_version: str,
         kind: str,
         *,
+        namespace: str = "",
         label_selector: str | None = None,
         stop: asyncio.Event,
         window: int = 55,
@@ -766,7 +767,7 @@ class KubeCluster:
     ) -> AsyncIterator[tuple[str, Manifest]]:
         """Yield (event type, object) for changes to objects of one kind, until STOP is set.
 
-        One watch per kind and cluster, across namespaces. The blocking stream
+        One watch per kind and cluster, across namespaces (or in NAMESPACE). The blocking stream
         runs in a thread of its own and is re-opened every WINDOW seconds (and
         after errors) from the last resourceVersion seen (at first SINCE, or the
         objects as they are now, each as ADDED), so that a dropped connection
@@ -824,6 +825,7 @@ class KubeCluster:
                     watcher = k8s_watch.Watch()
                     for event in self._client().watch(
                         resource,
+                        namespace=namespace or None,
                         label_selector=label_selector,
                         resource_version=resource_version,
                         timeout=window,
@@ -855,7 +857,7 @@ class KubeCluster:
         def relist() -> str | None:
             """List the kind afresh after 410 Gone; yield what changed meanwhile; the new RV."""
             listed, version = self.list_versioned_sync(
-                api_version, kind, label_selector=label_selector
+                api_version, kind, namespace=namespace, label_selector=label_selector
             )
             for event_type, obj in relist_difference(seen, listed):
                 _remember(seen, event_type, obj)

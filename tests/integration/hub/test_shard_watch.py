@@ -1,8 +1,9 @@
-"""A replica's AppFlowDeployment watch follows its shard (issue 12, item 2), on a real hub.
+"""A replica's watches hold what is its own (issue 12, item 2), on a real hub.
 
 ``follow`` with a selector that names the shard's apps sees only their Deployments; when the
 shard changes and the watch restarts, the Deployments of the apps gained are delivered as
 ADDED and those of the apps lost as DELETED, and changes after that reach the new view only.
+``follow`` in a namespace (the controller's workspace) sees nothing of another workspace.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 from appflow.hub.controller import follow
 from appflow.model import resources as res
 from appflow.model.hub import LABEL_WORKSPACE
+from tests.helpers import fresh_namespace
 from tests.integration.hub.conftest import Hub
 
 pytestmark = pytest.mark.cluster
@@ -117,3 +119,65 @@ async def test_the_watch_holds_the_shards_deployments_and_follows_it(
         stop.set()
         await asyncio.wait_for(task, 30)
         kube.close()
+
+
+async def test_a_workspace_watch_sees_nothing_of_another_workspace(
+    hub_crds: Hub, hub_namespace: str
+) -> None:
+    """A replica once followed every namespace's Clusters: when another workspace was deleted,
+    each of its Clusters' DELETED events queued a sync of every app the replica owned."""
+    kube = hub_crds.kube(timeout=30)
+
+    def cluster(name: str, namespace: str) -> dict[str, Any]:
+        return {
+            "apiVersion": res.API_VERSION,
+            "kind": "Cluster",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"kind": "imported", "mode": "pull"},
+        }
+
+    seen: list[tuple[str, str, str]] = []
+    lists: list[list[str]] = []
+    changed = asyncio.Event()
+
+    def handle(event: str, obj: dict[str, Any]) -> None:
+        seen.append((event, obj["metadata"]["namespace"], obj["metadata"]["name"]))
+        changed.set()
+
+    def listed(found: list[dict[str, Any]]) -> None:
+        lists.append(sorted(o["metadata"]["namespace"] for o in found))
+        changed.set()
+
+    async def until(check: Any, what: str) -> None:
+        async with asyncio.timeout(60):
+            while not check():
+                changed.clear()
+                await changed.wait()
+        assert check(), what
+
+    with fresh_namespace(hub_crds.kube(), prefix="h") as other:
+        await kube.create(cluster("far", other))
+        await kube.create(cluster("near", hub_namespace))
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            follow(kube, "Cluster", handle, stop, namespace=hub_namespace, listed=listed)
+        )
+        try:
+            await until(lambda: ("ADDED", hub_namespace, "near") in seen, "its own Cluster")
+            assert lists == [[hub_namespace]]
+            # Events come in the order of their writes: the other workspace's deletion is
+            # written first, so a watch that carried it would deliver it before this change.
+            await kube.delete(res.API_VERSION, "Cluster", "far", other)
+            await kube.patch(
+                res.API_VERSION,
+                "Cluster",
+                "near",
+                hub_namespace,
+                {"metadata": {"labels": {"a": "b"}}},
+            )
+            await until(lambda: ("MODIFIED", hub_namespace, "near") in seen, "its own change")
+            assert [ns for _, ns, _ in seen] == [hub_namespace] * len(seen)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 30)
+            kube.close()
