@@ -26,7 +26,7 @@ from appflow.errors import ConfigError, FencedError, MissingKindError, NotFoundE
 from appflow.kube.errors import translate
 from appflow.kube.rest import KindNotServedError, RestClient, rest_client_for
 from appflow.model.capabilities import Capabilities
-from appflow.model.objects import FIELD_MANAGER, Manifest, ObjectRef
+from appflow.model.objects import FIELD_MANAGER, PATCH_MANAGER, Manifest, ObjectRef
 from appflow.paths import cache_dir
 
 if TYPE_CHECKING:
@@ -666,7 +666,10 @@ class KubeCluster:
                 path += f"/{subresource}"
             try:
                 patched: Manifest | None = self._rest.patch(
-                    path, patch, timeout=self.write_timeout(obj)
+                    path,
+                    patch,
+                    query={"fieldManager": PATCH_MANAGER},
+                    timeout=self.write_timeout(obj),
                 )
             except Exception as err:
                 raise translate(err, cluster=self.name, obj=obj, action="patch") from err
@@ -683,6 +686,7 @@ class KubeCluster:
                 name=name,
                 namespace=namespace or None,
                 content_type="application/merge-patch+json",
+                field_manager=PATCH_MANAGER,
                 _request_timeout=self.write_timeout(obj),
                 serializer=_plain,
             )

@@ -307,13 +307,14 @@ class RestClient:
             raise ApiStatusError(status, reason, answer)
         return json.loads(answer)
 
-    def patch(self, path: str, body: Manifest, *, timeout: float) -> Any:
-        """JSON merge PATCH of the object at PATH; the object as the server stored it (None
-        when the server answers 404). Sent again on a dropped kept connection, as an apply is:
-        the same merge gives the same object, and a conditional one (a resourceVersion in
-        BODY) that did land the first time is refused with 409, so nothing is written twice."""
+    def patch(self, path: str, body: Manifest, *, query: dict[str, str], timeout: float) -> Any:
+        """JSON merge PATCH of the object at PATH with QUERY (fieldManager); the object as the
+        server stored it, None when the server answers 404. Sent again on a dropped kept
+        connection, as an apply is: the same merge gives the same object, and a conditional one
+        (a resourceVersion in BODY) that did land the first time is refused with 409, so
+        nothing is written twice."""
         status, reason, answer = self._request(
-            self.endpoint.prefix + path,
+            self.endpoint.prefix + path + "?" + urllib.parse.urlencode(query),
             timeout=timeout,
             method="PATCH",
             body=json.dumps(body, separators=(",", ":")).encode(),

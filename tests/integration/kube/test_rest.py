@@ -283,6 +283,10 @@ def test_merge_patch_conditional_patch_status_subresource_and_missing(sandbox: S
                 kubeconfig, "get", "configmap", "patched", "-n", ns, "--show-managed-fields"
             )
             same_object(patched, theirs)
+            assert [m["manager"] for m in theirs["metadata"]["managedFields"]] == [
+                "appflow",
+                "appflow-patch",
+            ]
             assert theirs["metadata"]["labels"] == {"u": "y"}
             assert theirs["data"] == {"key": "patched", "more": "1"}
 
