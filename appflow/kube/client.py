@@ -26,7 +26,7 @@ from appflow.errors import ConfigError, FencedError, MissingKindError, NotFoundE
 from appflow.kube.errors import translate
 from appflow.kube.rest import KindNotServedError, RestClient, rest_client_for
 from appflow.model.capabilities import Capabilities
-from appflow.model.objects import FIELD_MANAGER, PATCH_MANAGER, Manifest, ObjectRef
+from appflow.model.objects import FIELD_MANAGER, Manifest, ObjectRef
 from appflow.paths import cache_dir
 
 if TYPE_CHECKING:
@@ -655,30 +655,10 @@ class KubeCluster:
         object changed since it was read (optimistic concurrency)."""
         from kubernetes.dynamic.exceptions import NotFoundError as DynNotFound
 
-        obj = f"{kind}/{namespace + '/' if namespace else ''}{name}"
-        missing = NotFoundError(f"{obj} does not exist", where=Where(cluster=self.name, object=obj))
-        if self._rest is not None:
-            # The thin client, as for create: a hub controller patches a Deployment per app and
-            # cluster for each stage and release, and the kubernetes package's patch costs
-            # several times its CPU.
-            path = self._rest_path(self._rest, api_version, kind, namespace=namespace, name=name)
-            if subresource:
-                path += f"/{subresource}"
-            try:
-                patched: Manifest | None = self._rest.patch(
-                    path,
-                    patch,
-                    query={"fieldManager": PATCH_MANAGER},
-                    timeout=self.write_timeout(obj),
-                )
-            except Exception as err:
-                raise translate(err, cluster=self.name, obj=obj, action="patch") from err
-            if patched is None:
-                raise missing
-            return patched
         resource = self.resource_sync(api_version, kind)
         if subresource:
             resource = resource.subresources[subresource]
+        obj = f"{kind}/{namespace + '/' if namespace else ''}{name}"
         try:
             result = self._client().patch(
                 resource,
@@ -686,12 +666,13 @@ class KubeCluster:
                 name=name,
                 namespace=namespace or None,
                 content_type="application/merge-patch+json",
-                field_manager=PATCH_MANAGER,
                 _request_timeout=self.write_timeout(obj),
                 serializer=_plain,
             )
         except DynNotFound as err:
-            raise missing from err
+            raise NotFoundError(
+                f"{obj} does not exist", where=Where(cluster=self.name, object=obj)
+            ) from err
         except Exception as err:
             raise translate(err, cluster=self.name, obj=obj, action="patch") from err
         return result  # type: ignore[no-any-return]

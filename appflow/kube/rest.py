@@ -307,25 +307,6 @@ class RestClient:
             raise ApiStatusError(status, reason, answer)
         return json.loads(answer)
 
-    def patch(self, path: str, body: Manifest, *, query: dict[str, str], timeout: float) -> Any:
-        """JSON merge PATCH of the object at PATH with QUERY (fieldManager); the object as the
-        server stored it, None when the server answers 404. Sent again on a dropped kept
-        connection, as an apply is: the same merge gives the same object, and a conditional one
-        (a resourceVersion in BODY) that did land the first time is refused with 409, so
-        nothing is written twice."""
-        status, reason, answer = self._request(
-            self.endpoint.prefix + path + "?" + urllib.parse.urlencode(query),
-            timeout=timeout,
-            method="PATCH",
-            body=json.dumps(body, separators=(",", ":")).encode(),
-            content_type="application/merge-patch+json",
-        )
-        if status == 404:
-            return None
-        if status != 200:
-            raise ApiStatusError(status, reason, answer)
-        return json.loads(answer)
-
     def create(self, path: str, body: Manifest, *, query: dict[str, str], timeout: float) -> Any:
         """POST BODY to PATH (its kind's collection) with QUERY (fieldManager, dryRun); the
         object as the server stored it, or None when one of that name exists (409).
@@ -380,8 +361,8 @@ class RestClient:
             connection.close()
             if not reused or method == "POST":
                 raise ConnectionError(f"{self.endpoint.server}: {err}") from err
-        # A kept connection the server had closed meanwhile: GET, server-side apply and merge
-        # patch may be sent again (see ``apply``, ``patch``); a create is not (see ``create``).
+        # A kept connection the server had closed meanwhile: GET and server-side apply may
+        # be sent again (an apply is idempotent); a create is not (see ``create``).
         connection = self._connect(timeout)
         try:
             return self._send(connection, method, url, body, headers, timeout=timeout)

@@ -12,10 +12,6 @@ Manifest = dict[str, Any]
 """One Kubernetes object as parsed YAML/JSON (apiVersion, kind, metadata, ...)."""
 
 FIELD_MANAGER = "appflow"
-PATCH_MANAGER = "appflow-patch"
-"""The field manager of appflow's merge patches (of its own hub objects, never of an app's): a
-name of its own, so that a field it patched is never taken for one appflow applies (an Update
-by FIELD_MANAGER would be; drift checks read Update-only managers as hand edits)."""
 LABEL_APP = "appflow.dev/app"
 """Label on every applied object: the AppFlow that owns it."""
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"

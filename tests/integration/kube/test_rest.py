@@ -24,7 +24,6 @@ from appflow.errors import (
     ConfigError,
     ConflictError,
     MissingKindError,
-    NotFoundError,
 )
 from appflow.kube.client import Connection, KubeCluster
 from appflow.kube.rest import DISCOVERY_TTL
@@ -262,77 +261,6 @@ def test_create_dry_run_create_named_by_the_server_and_exists(sandbox: Sandbox) 
             assert named is not None
             assert named["metadata"]["name"].startswith("hook-")
             assert kube.get_sync("v1", "ConfigMap", named["metadata"]["name"], ns) is not None
-
-
-def test_merge_patch_conditional_patch_status_subresource_and_missing(sandbox: Sandbox) -> None:
-    kubeconfig = sandbox.clusters[0].kubeconfig
-    with connected("patcher", kubeconfig) as kube:
-        assert kube.reads_directly
-        with fresh_namespace(sandbox.kube(0), prefix="rest") as ns:
-            created = kube.create_sync(configmap("patched", ns, {"t": "x"}))
-            assert created is not None
-            # A merge: what the patch names changes, null removes, the rest stays.
-            patched = kube.patch_sync(
-                "v1",
-                "ConfigMap",
-                "patched",
-                ns,
-                {"metadata": {"labels": {"t": None, "u": "y"}}, "data": {"more": "1"}},
-            )
-            theirs = kubectl_json(
-                kubeconfig, "get", "configmap", "patched", "-n", ns, "--show-managed-fields"
-            )
-            same_object(patched, theirs)
-            assert [m["manager"] for m in theirs["metadata"]["managedFields"]] == [
-                "appflow",
-                "appflow-patch",
-            ]
-            assert theirs["metadata"]["labels"] == {"u": "y"}
-            assert theirs["data"] == {"key": "patched", "more": "1"}
-
-            # Conditional on the version read: refused once the object changed since.
-            stale = created["metadata"]["resourceVersion"]
-            with pytest.raises(ConflictError, match="changed since it was read") as err:
-                kube.patch_sync(
-                    "v1",
-                    "ConfigMap",
-                    "patched",
-                    ns,
-                    {"metadata": {"resourceVersion": stale}, "data": {"key": "lost"}},
-                )
-            assert err.value.where.cluster == "patcher"
-            assert kube.get_sync("v1", "ConfigMap", "patched", ns)["data"]["key"] == "patched"
-
-            # The status subresource takes status alone: the spec in the same patch is not
-            # written (through the object itself it would be).
-            kube.apply_sync(
-                {
-                    "apiVersion": "apps/v1",
-                    "kind": "Deployment",
-                    "metadata": {"name": "web", "namespace": ns},
-                    "spec": {
-                        "replicas": 1,
-                        "selector": {"matchLabels": {"app": "web"}},
-                        "template": {
-                            "metadata": {"labels": {"app": "web"}},
-                            "spec": {"containers": [{"name": "web", "image": "nginx"}]},
-                        },
-                    },
-                }
-            )
-            through_status = kube.patch_sync(
-                "apps/v1",
-                "Deployment",
-                "web",
-                ns,
-                {"spec": {"replicas": 7}, "status": {"collisionCount": 3}},
-                subresource="status",
-            )
-            assert through_status["spec"]["replicas"] == 1
-            assert through_status["status"]["collisionCount"] == 3
-
-            with pytest.raises(NotFoundError, match=f"ConfigMap/{ns}/absent does not exist"):
-                kube.patch_sync("v1", "ConfigMap", "absent", ns, {"data": {"a": "b"}})
 
 
 def test_discovery_is_kept_for_the_next_process_and_read_again_when_old_or_lacking(
