@@ -167,9 +167,10 @@ async def follow(
     """List KIND (in NAMESPACE, else in every namespace), then watch it, again every
     RESYNC_SECONDS, after errors and when RESTART is set (a selector that changed): HANDLE gets
     ("ADDED"|"MODIFIED"|"DELETED", object) for each change, every listed object as ADDED, and
-    DELETED for what an earlier round had that a new list lacks (a deletion while no watch ran, or an object the selector now leaves out).
-    LISTED gets each full list first; FAILED is called when the watch fails or ends (until
-    the next list, what it delivered may lag without bound)."""
+    DELETED for what an earlier round had that a new list lacks (a deletion while no watch ran,
+    or an object the selector now leaves out). LISTED gets each full list first; FAILED is
+    called when the watch fails or ends (until the next list, what it delivered may lag
+    without bound)."""
     held: dict[ObjectRef, Manifest] = {}
     try:
         while not stop.is_set():

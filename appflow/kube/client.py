@@ -767,8 +767,8 @@ class KubeCluster:
     ) -> AsyncIterator[tuple[str, Manifest]]:
         """Yield (event type, object) for changes to objects of one kind, until STOP is set.
 
-        One watch per kind and cluster, across namespaces (or in NAMESPACE). The blocking stream
-        runs in a thread of its own and is re-opened every WINDOW seconds (and
+        One watch per kind and cluster, across namespaces (or in NAMESPACE). The
+        blocking stream runs in a thread of its own and is re-opened every WINDOW seconds (and
         after errors) from the last resourceVersion seen (at first SINCE, or the
         objects as they are now, each as ADDED), so that a dropped connection
         loses no event the server still remembers. Bookmarks keep that version
