@@ -173,7 +173,7 @@ def crds_command(output_dir: Path | None) -> None:
     "--workspace",
     default=DEFAULT_WORKSPACE,
     show_default=True,
-    help="The namespace whose AppFlows to serve ('' for every namespace).",
+    help="The namespace whose AppFlows, repos and clusters to serve.",
 )
 @click.option(
     "--lease-duration",
@@ -233,6 +233,13 @@ def controller(
     """Run one replica of the hub controller; run several, they share the AppFlows by Leases."""
     from appflow.hub.controller import ControllerOptions, run_controller
 
+    if not workspace:
+        # A replica serves one workspace: its work keys, watches and Deployments' labels name it.
+        raise click.BadParameter(
+            f"name the hub namespace of the apps (default: {DEFAULT_WORKSPACE})",
+            param_hint="--workspace",
+        )
+
     # A replica says what it takes and releases (the root handler, set up by the `appflow`
     # group, scrubs every line); --debug still shows everything.
     log_progress()
@@ -240,7 +247,7 @@ def controller(
         kubeconfig=kubeconfig,
         context=context,
         namespace=namespace,
-        workspace=workspace or DEFAULT_WORKSPACE,
+        workspace=workspace,
         lease_duration=lease_duration,
         listen=listen,
         identity=identity,

@@ -527,10 +527,9 @@ class Controller:
     # -- watches ---------------------------------------------------------------------------------
 
     def _remember(self, kind: str, event: str, obj: Manifest) -> Manifest | None:
-        """Keep the latest KIND objects of the workspace; the one this event replaced."""
+        """Keep the latest KIND objects of the workspace (its watches hold no other); the one
+        this event replaced."""
         meta = obj.get("metadata") or {}
-        if meta.get("namespace") != self.workspace:
-            return None
         known = self.objects[kind]
         name = str(meta.get("name"))
         before = known.get(name)

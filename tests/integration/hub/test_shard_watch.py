@@ -22,6 +22,15 @@ from tests.integration.hub.conftest import Hub
 pytestmark = pytest.mark.cluster
 
 
+async def until(changed: asyncio.Event, check: Any, what: str) -> None:
+    """Wait until CHECK holds, looking again each time CHANGED is set (by a handler)."""
+    async with asyncio.timeout(60):
+        while not check():
+            changed.clear()
+            await changed.wait()
+    assert check(), what
+
+
 async def test_the_watch_holds_the_shards_deployments_and_follows_it(
     hub_crds: Hub, hub_namespace: str
 ) -> None:
@@ -57,13 +66,6 @@ async def test_the_watch_holds_the_shards_deployments_and_follows_it(
             view[name] = obj["metadata"]["resourceVersion"]
         changed.set()
 
-    async def until(check: Any, what: str) -> None:
-        async with asyncio.timeout(60):
-            while not check():
-                changed.clear()
-                await changed.wait()
-        assert check(), what
-
     for app in ("web", "db"):
         for cluster in ("a", "b"):
             await kube.create(afd(app, cluster))
@@ -80,7 +82,7 @@ async def test_the_watch_holds_the_shards_deployments_and_follows_it(
         )
     )
     try:
-        await until(lambda: lists, "the first list")
+        await until(changed, lambda: lists, "the first list")
         assert lists[0] == 2
         assert set(view) == {"web-a", "web-b"}
         # A change to another shard's Deployment does not reach this replica; one of its own does.
@@ -90,14 +92,14 @@ async def test_the_watch_holds_the_shards_deployments_and_follows_it(
         await kube.patch(
             res.API_VERSION, "AppFlowDeployment", "web-a", workspace, {"spec": {"paused": True}}
         )
-        await until(lambda: ("MODIFIED", "web-a") in seen, "its own change")
+        await until(changed, lambda: ("MODIFIED", "web-a") in seen, "its own change")
         assert not any(name.startswith("db-") for _, name in seen)
 
         # The shard moves: db gained, web lost.
         shard.clear()
         shard.add("db")
         restart.set()
-        await until(lambda: len(lists) == 2, "the list of the new shard")
+        await until(changed, lambda: len(lists) == 2, "the list of the new shard")
         assert set(view) == {"db-a", "db-b"}
         assert ("DELETED", "web-a") in seen
         assert ("DELETED", "web-b") in seen
@@ -106,14 +108,14 @@ async def test_the_watch_holds_the_shards_deployments_and_follows_it(
         await kube.patch(
             res.API_VERSION, "AppFlowDeployment", "web-b", workspace, {"spec": {"paused": True}}
         )
-        await until(lambda: ("DELETED", "db-b") in seen, "the deletion in its new shard")
+        await until(changed, lambda: ("DELETED", "db-b") in seen, "the deletion in its new shard")
         assert set(view) == {"db-a"}
         assert not any(name.startswith("web-") for _, name in seen)
 
         # No apps at all: nothing is listed or watched, and the view empties.
         shard.clear()
         restart.set()
-        await until(lambda: len(lists) == 3, "the empty shard")
+        await until(changed, lambda: len(lists) == 3, "the empty shard")
         assert view == {}
     finally:
         stop.set()
@@ -148,13 +150,6 @@ async def test_a_workspace_watch_sees_nothing_of_another_workspace(
         lists.append(sorted(o["metadata"]["namespace"] for o in found))
         changed.set()
 
-    async def until(check: Any, what: str) -> None:
-        async with asyncio.timeout(60):
-            while not check():
-                changed.clear()
-                await changed.wait()
-        assert check(), what
-
     with fresh_namespace(hub_crds.kube(), prefix="h") as other:
         await kube.create(cluster("far", other))
         await kube.create(cluster("near", hub_namespace))
@@ -163,7 +158,9 @@ async def test_a_workspace_watch_sees_nothing_of_another_workspace(
             follow(kube, "Cluster", handle, stop, namespace=hub_namespace, listed=listed)
         )
         try:
-            await until(lambda: ("ADDED", hub_namespace, "near") in seen, "its own Cluster")
+            await until(
+                changed, lambda: ("ADDED", hub_namespace, "near") in seen, "its own Cluster"
+            )
             assert lists == [[hub_namespace]]
             # Events come in the order of their writes: the other workspace's deletion is
             # written first, so a watch that carried it would deliver it before this change.
@@ -175,7 +172,9 @@ async def test_a_workspace_watch_sees_nothing_of_another_workspace(
                 hub_namespace,
                 {"metadata": {"labels": {"a": "b"}}},
             )
-            await until(lambda: ("MODIFIED", hub_namespace, "near") in seen, "its own change")
+            await until(
+                changed, lambda: ("MODIFIED", hub_namespace, "near") in seen, "its own change"
+            )
             assert [ns for _, ns, _ in seen] == [hub_namespace] * len(seen)
         finally:
             stop.set()
